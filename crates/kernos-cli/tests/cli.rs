@@ -1,0 +1,143 @@
+//! The `kernos` binary, run for real against temporary data directories.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use kernos_core::{Actor, NewEvent};
+use kernos_journal::Journal;
+
+fn kernos(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kernos"))
+        .args(args)
+        .env("KERNOS_DATA_DIR", data)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn seeded(n: u64) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(d.path()).unwrap();
+    for i in 1..=n {
+        j.append(
+            &NewEvent::new(
+                if i % 2 == 0 {
+                    "step.finished"
+                } else {
+                    "step.started"
+                },
+                Actor::user("cli"),
+            )
+            .payload(serde_json::json!({"i": i})),
+        )
+        .unwrap();
+    }
+    d
+}
+
+#[test]
+fn version_and_help() {
+    let d = tempfile::tempdir().unwrap();
+    let v = kernos(d.path(), &["--version"]);
+    assert!(v.status.success());
+    assert!(text(&v.stdout).starts_with("kernos "));
+    let h = kernos(d.path(), &["--help"]);
+    assert!(text(&h.stdout).contains("journal"));
+}
+
+#[test]
+fn verify_ok_then_tampered() {
+    let d = seeded(30);
+    let ok = kernos(d.path(), &["journal", "verify"]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("30 events"));
+
+    let c = rusqlite::Connection::open(d.path().join("journal.db")).unwrap();
+    c.execute_batch("DROP TRIGGER events_append_only_update; UPDATE events SET payload = '{\"i\":99}' WHERE seq = 17;")
+        .unwrap();
+    drop(c);
+    let bad = kernos(d.path(), &["journal", "verify"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stdout).contains("first bad event is 17"),
+        "{}",
+        text(&bad.stdout)
+    );
+    let j = kernos(d.path(), &["journal", "verify", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["first_bad"]["seq"], 17);
+}
+
+#[test]
+fn tail_and_show() {
+    let d = seeded(10);
+    let t = kernos(d.path(), &["journal", "tail", "-n", "3", "--json"]);
+    assert!(t.status.success());
+    let seqs: Vec<u64> = text(&t.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, vec![8, 9, 10]);
+    let t = kernos(
+        d.path(),
+        &["journal", "tail", "--kind", "step.fin", "-n", "2"],
+    );
+    let out = text(&t.stdout);
+    assert_eq!(out.lines().count(), 2);
+    assert!(out.lines().all(|l| l.contains("step.finished")), "{out}");
+
+    let s = kernos(d.path(), &["journal", "show", "4"]);
+    assert!(s.status.success());
+    assert!(text(&s.stdout).contains("\"i\": 4"));
+    let missing = kernos(d.path(), &["journal", "show", "99"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("events 1 to 10"),
+        "{}",
+        text(&missing.stderr)
+    );
+}
+
+#[test]
+fn tail_follow_sees_new_events() {
+    use std::io::{BufRead, BufReader};
+    let d = seeded(2);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kernos"))
+        .args(["journal", "tail", "-f", "--json"])
+        .env("KERNOS_DATA_DIR", d.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().contains("\"seq\":1"));
+    assert!(lines.next().unwrap().unwrap().contains("\"seq\":2"));
+    Journal::open(d.path())
+        .unwrap()
+        .append(&NewEvent::new("late.event", Actor::system()))
+        .unwrap();
+    let line = lines.next().unwrap().unwrap();
+    assert!(line.contains("late.event"), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn empty_journal_is_reported_not_created() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("fresh");
+    let v = kernos(&data, &["journal", "verify"]);
+    assert!(v.status.success());
+    assert!(text(&v.stdout).contains("empty"));
+    assert!(!data.exists(), "reading must not create a data directory");
+}

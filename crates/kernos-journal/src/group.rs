@@ -1,0 +1,264 @@
+//! Group commit: many producers, one writer thread, one transaction (and one sync) per batch.
+//!
+//! With durable appends the cost of an append is dominated by the sync at commit. When many
+//! threads append at once (the daemon serving many clients), the writer takes everything that is
+//! waiting, commits it in one transaction and then answers each producer: the sync cost is shared
+//! and every producer still gets its answer only once its events are durable.
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::thread::JoinHandle;
+
+use kernos_core::NewEvent;
+
+use crate::error::{JournalError, Result};
+use crate::journal::{Appended, Journal, PreparedEvent};
+
+/// Called after each commit with the events just made durable, in order. The daemon uses it to
+/// publish events to live subscribers only after they are persisted.
+pub type CommitHook = Box<dyn FnMut(&[(PreparedEvent, Appended)]) + Send>;
+
+type Reply = Box<dyn FnOnce(Result<Vec<Appended>>) + Send>;
+
+struct Request {
+    events: Vec<PreparedEvent>,
+    reply: Reply,
+}
+
+/// Tuning for the writer.
+#[derive(Debug, Clone)]
+pub struct GroupOptions {
+    /// Most events committed in one transaction.
+    pub max_batch: usize,
+    /// Most requests waiting; producers block (back-pressure) beyond it.
+    pub queue: usize,
+}
+
+impl Default for GroupOptions {
+    fn default() -> Self {
+        GroupOptions {
+            max_batch: 4096,
+            queue: 8192,
+        }
+    }
+}
+
+/// Owns the writer thread. Dropping it (after every [`Appender`] is gone) drains the queue and
+/// stops the thread.
+pub struct GroupCommitter {
+    appender: Appender,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A cheap, clonable handle producers append through.
+#[derive(Clone)]
+pub struct Appender {
+    tx: SyncSender<Request>,
+}
+
+impl GroupCommitter {
+    /// Starts the writer thread on `journal`.
+    pub fn start(journal: Journal, opts: GroupOptions) -> Result<Self> {
+        Self::start_with_hook(journal, opts, None)
+    }
+
+    /// Starts the writer thread with a hook run after every commit.
+    pub fn start_with_hook(
+        journal: Journal,
+        opts: GroupOptions,
+        hook: Option<CommitHook>,
+    ) -> Result<Self> {
+        let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
+        let thread = std::thread::Builder::new()
+            .name("kernos-journal-writer".into())
+            .spawn(move || writer_loop(journal, rx, opts.max_batch.max(1), hook))
+            .map_err(|e| JournalError::WriterGone(format!("cannot start writer thread: {e}")))?;
+        Ok(GroupCommitter {
+            appender: Appender { tx },
+            thread: Some(thread),
+        })
+    }
+
+    /// A handle to append through.
+    pub fn appender(&self) -> Appender {
+        self.appender.clone()
+    }
+
+    /// Stops accepting, commits what is queued and waits for the writer to finish.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        // Replace our sender with a dead one so the channel closes once producers are gone.
+        let (dead, _) = mpsc::sync_channel(1);
+        self.appender = Appender { tx: dead };
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for GroupCommitter {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Appender {
+    /// Appends one event and waits until it is durable.
+    pub fn append(&self, ev: &NewEvent) -> Result<Appended> {
+        let mut v = self.append_many(std::slice::from_ref(ev))?;
+        v.pop()
+            .ok_or_else(|| JournalError::WriterGone("empty reply".into()))
+    }
+
+    /// Appends events (kept together and in order) and waits until they are durable.
+    pub fn append_many(&self, evs: &[NewEvent]) -> Result<Vec<Appended>> {
+        let prepared = evs
+            .iter()
+            .map(PreparedEvent::new)
+            .collect::<Result<Vec<_>>>()?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(
+            prepared,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )?;
+        rx.recv()
+            .map_err(|_| JournalError::WriterGone("writer stopped before answering".into()))?
+    }
+
+    /// Queues already-prepared events and returns at once; `reply` runs on the writer thread
+    /// once they are durable (or failed). For async callers that must not block.
+    pub fn submit(&self, events: Vec<PreparedEvent>, reply: Reply) -> Result<()> {
+        self.tx
+            .send(Request { events, reply })
+            .map_err(|_| JournalError::WriterGone("writer thread has stopped".into()))
+    }
+}
+
+fn writer_loop(
+    mut journal: Journal,
+    rx: Receiver<Request>,
+    max_batch: usize,
+    mut hook: Option<CommitHook>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        let mut n = batch[0].events.len();
+        while n < max_batch {
+            match rx.try_recv() {
+                Ok(r) => {
+                    n += r.events.len();
+                    batch.push(r);
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        // Move the events out of the requests: no copies on the writer's hot path.
+        let mut all: Vec<PreparedEvent> = Vec::with_capacity(n);
+        let mut replies: Vec<(usize, Reply)> = Vec::with_capacity(batch.len());
+        for r in batch {
+            replies.push((r.events.len(), r.reply));
+            all.extend(r.events);
+        }
+        match journal.append_prepared(&all) {
+            Ok(appended) => {
+                if let Some(h) = hook.as_mut() {
+                    let pairs: Vec<(PreparedEvent, Appended)> =
+                        all.into_iter().zip(appended.iter().copied()).collect();
+                    h(&pairs);
+                }
+                let mut rest = appended.as_slice();
+                for (len, reply) in replies {
+                    let (mine, tail) = rest.split_at(len.min(rest.len()));
+                    rest = tail;
+                    reply(Ok(mine.to_vec()));
+                }
+            }
+            Err(e) => {
+                // The whole transaction rolled back: nobody in the batch was recorded.
+                let msg = e.to_string();
+                let disk_full = matches!(e, JournalError::DiskFull);
+                for (_, reply) in replies {
+                    let err = if disk_full {
+                        JournalError::DiskFull
+                    } else {
+                        JournalError::WriterGone(msg.clone())
+                    };
+                    reply(Err(err));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernos_core::Actor;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn many_threads_one_chain() {
+        let d = tempfile::tempdir().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let hook: CommitHook = Box::new(move |evs| {
+            seen2.lock().unwrap().extend(evs.iter().map(|(_, a)| a.seq));
+        });
+        let gc = GroupCommitter::start_with_hook(
+            Journal::open(d.path()).unwrap(),
+            GroupOptions::default(),
+            Some(hook),
+        )
+        .unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let a = gc.appender();
+                std::thread::spawn(move || {
+                    (0..200)
+                        .map(|i| {
+                            a.append(
+                                &NewEvent::new("t", Actor::system())
+                                    .payload(serde_json::json!([t, i])),
+                            )
+                            .unwrap()
+                            .seq
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        gc.shutdown();
+        all.sort_unstable();
+        assert_eq!(all, (1..=1600).collect::<Vec<_>>());
+        assert_eq!(
+            *seen.lock().unwrap(),
+            (1..=1600).collect::<Vec<_>>(),
+            "hook sees every event once, in order"
+        );
+        let j = Journal::open(d.path()).unwrap();
+        assert!(j.verify().unwrap().is_ok());
+    }
+
+    #[test]
+    fn append_many_keeps_events_together() {
+        let d = tempfile::tempdir().unwrap();
+        let gc = GroupCommitter::start(Journal::open(d.path()).unwrap(), GroupOptions::default())
+            .unwrap();
+        let evs: Vec<_> = (0..5)
+            .map(|_| NewEvent::new("x", Actor::system()))
+            .collect();
+        let out = gc.appender().append_many(&evs).unwrap();
+        assert_eq!(
+            out.iter().map(|a| a.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
+    }
+}
