@@ -1,0 +1,6 @@
+//! The `fs` tool.
+
+use crate::registry::Registry;
+
+/// Registers the `fs` actions.
+pub fn register(_r: &mut Registry) {}

@@ -1,0 +1,6 @@
+//! The `git` tool.
+
+use crate::registry::Registry;
+
+/// Registers the `git` actions.
+pub fn register(_r: &mut Registry) {}

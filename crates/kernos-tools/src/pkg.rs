@@ -1,0 +1,6 @@
+//! The `pkg` tool.
+
+use crate::registry::Registry;
+
+/// Registers the `pkg` actions.
+pub fn register(_r: &mut Registry) {}

@@ -1,0 +1,165 @@
+//! Deriving a step's sandbox policy from its declared effects.
+//!
+//! A child process may write only what its step declared it writes, may use the network only if
+//! the step declared network access (and then only to the declared hosts), and may never read
+//! Kernos's own data or the user's credential stores unless the step explicitly declared reading
+//! them.
+
+use std::path::{Path, PathBuf};
+
+use kernos_core::{Effect, EffectKind, HostPort, NetworkPolicy, SandboxPolicy, Target};
+
+use crate::ctx::Env;
+
+/// Credential stores under the home directory that no step reads unless it says so.
+const SECRET_DIRS: &[&str] = &[
+    ".ssh",
+    ".gnupg",
+    ".aws",
+    ".kube",
+    ".docker",
+    ".password-store",
+    ".config/gcloud",
+];
+
+/// The policy for a child process of a step with these effects.
+pub fn policy_for(effects: &[Effect], env: &Env) -> SandboxPolicy {
+    let mut p = SandboxPolicy::default();
+    let mut hosts: Vec<HostPort> = Vec::new();
+    let mut any_host = false;
+    let mut network = false;
+    for e in effects {
+        match (&e.kind, &e.target) {
+            (EffectKind::Write | EffectKind::Delete, Target::Path { path, .. }) => {
+                p.write.push(writable_root(path));
+            }
+            (EffectKind::Read, Target::Path { path, .. }) => p.read.push(path.clone()),
+            (EffectKind::Network, Target::Host { host, port }) => {
+                network = true;
+                if host == "*" {
+                    any_host = true;
+                } else {
+                    hosts.push(HostPort {
+                        host: host.clone(),
+                        port: *port,
+                    });
+                }
+            }
+            (EffectKind::Network, _) => {
+                network = true;
+                any_host = true;
+            }
+            _ => {}
+        }
+    }
+    if network {
+        p.network = NetworkPolicy::Allow {
+            hosts: if any_host { Vec::new() } else { hosts },
+        };
+        // Resolver configuration and CA certificates are needed to reach any host by name.
+        p.env_allow
+            .extend(["SSL_CERT_FILE", "SSL_CERT_DIR"].map(String::from));
+    }
+    // Never readable unless a path inside them was declared explicitly: declaring the whole
+    // home directory does not expose ~/.ssh.
+    let declared_read = |d: &Path| {
+        p.read
+            .iter()
+            .chain(p.write.iter())
+            .any(|r| r.starts_with(d))
+    };
+    let mut deny: Vec<PathBuf> = Vec::new();
+    if !declared_read(&env.data_dir) {
+        deny.push(env.data_dir.clone());
+    }
+    for s in SECRET_DIRS {
+        let d = env.home.join(s);
+        if !declared_read(&d) {
+            deny.push(d);
+        }
+    }
+    p.deny_read = deny;
+    p.write.sort();
+    p.write.dedup();
+    p.read.sort();
+    p.read.dedup();
+    p
+}
+
+/// What must be writable to change `path`: the path itself if it is an existing directory,
+/// otherwise its parent (creating, replacing or removing a file changes its directory).
+fn writable_root(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.to_path_buf()
+    } else {
+        path.parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| path.to_path_buf())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env {
+        Env {
+            cwd: "/w".into(),
+            home: "/home/u".into(),
+            data_dir: "/home/u/.local/share/kernos".into(),
+            uid: 1000,
+        }
+    }
+
+    #[test]
+    fn reads_only_get_no_writes_and_no_network() {
+        let p = policy_for(&[Effect::path(EffectKind::Read, "/var/log", true)], &env());
+        assert!(p.write.is_empty());
+        assert_eq!(p.network, NetworkPolicy::Deny);
+        assert!(
+            p.deny_read
+                .contains(&PathBuf::from("/home/u/.local/share/kernos"))
+        );
+        assert!(p.deny_read.contains(&PathBuf::from("/home/u/.ssh")));
+    }
+
+    #[test]
+    fn writes_and_hosts_are_exactly_the_declared_ones() {
+        let effects = vec![
+            Effect::path(EffectKind::Write, "/nonexistent-dir/file.txt", false),
+            Effect {
+                kind: EffectKind::Network,
+                target: Target::Host {
+                    host: "example.org".into(),
+                    port: Some(443),
+                },
+            },
+        ];
+        let p = policy_for(&effects, &env());
+        assert_eq!(p.write, vec![PathBuf::from("/nonexistent-dir")]);
+        assert_eq!(
+            p.network,
+            NetworkPolicy::Allow {
+                hosts: vec![HostPort {
+                    host: "example.org".into(),
+                    port: Some(443)
+                }]
+            }
+        );
+    }
+
+    #[test]
+    fn declaring_home_does_not_expose_secrets() {
+        let p = policy_for(&[Effect::path(EffectKind::Write, "/home/u", true)], &env());
+        assert!(p.deny_read.contains(&PathBuf::from("/home/u/.ssh")));
+    }
+
+    #[test]
+    fn declaring_a_secret_read_unblocks_it() {
+        let p = policy_for(
+            &[Effect::path(EffectKind::Read, "/home/u/.ssh/config", false)],
+            &env(),
+        );
+        assert!(!p.deny_read.contains(&PathBuf::from("/home/u/.ssh")));
+    }
+}
