@@ -31,4 +31,4 @@ pub use ctx::{Ctx, Env, NoProgress, Progress, RunOpts, normalize};
 pub use error::{Result, ToolError};
 pub use output::{Change, Output, human_bytes, row};
 pub use registry::{Action, DynAction, Meta, Registry, edit_distance};
-pub use undo::{Fingerprint, Record, Recorder, UndoSink};
+pub use undo::{Fingerprint, Record, Recorder, StepRecords, UndoSink};

@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::ctx::{Ctx, Env, NoProgress};
 use crate::output::{Change, Output};
 use crate::registry::Registry;
-use crate::undo::{self, Fingerprint, MemorySink, Record, Recorder};
+use crate::undo::{self, Fingerprint, MemorySink, Record, Recorder, StepRecords};
 
 /// Runs commands as plain child processes (no confinement), honouring timeout, output cap and
 /// cancellation. Test use only.
@@ -198,36 +198,30 @@ impl World {
         a.dry_run(&args, &self.ctx(&effects))
     }
 
-    /// Executes `tool.action`, returning its output and undo records.
-    pub fn execute(&self, name: &str, args: Value) -> crate::Result<(Output, Vec<Record>)> {
+    /// Executes `tool.action`, returning its output, undo records and their after-states.
+    pub fn execute(&self, name: &str, args: Value) -> crate::Result<(Output, StepRecords)> {
         let a = self.action(name);
         let effects = a.effects(&args, &self.ctx(&[]))?;
         let mut sink = MemorySink::default();
         let ctx = self.ctx(&effects);
         let mut rec = Recorder::new(&mut sink, &self.env, &self.blobs);
         let out = a.execute(&args, &ctx, &mut rec)?;
+        sink.0.finish();
         Ok((out, sink.0))
     }
 
-    /// Undoes records (as the engine would): check every one against its after-state first,
-    /// then apply in reverse. Returns the conflicts.
+    /// Undoes records as the engine does: in reverse, checking each against its after-state
+    /// right before applying it. Returns the conflicts and failures.
     pub fn undo(&self, records: &[Record], after: &[Option<Fingerprint>]) -> Vec<String> {
-        let mut conflicts = Vec::new();
-        let mut ok = vec![true; records.len()];
-        for (i, (r, a)) in records.iter().zip(after).enumerate() {
+        let mut problems = Vec::new();
+        for (r, a) in records.iter().zip(after).rev() {
             if let Some(c) = undo::check(r, a.as_ref()) {
-                conflicts.push(c);
-                ok[i] = false;
+                problems.push(c);
+            } else if let Err(e) = undo::apply(r, &self.env, &self.blobs) {
+                problems.push(e.to_string());
             }
         }
-        for (i, r) in records.iter().enumerate().rev() {
-            if ok[i] {
-                if let Err(e) = undo::apply(r, &self.env, &self.blobs) {
-                    conflicts.push(e.to_string());
-                }
-            }
-        }
-        conflicts
+        problems
     }
 
     /// The full round trip every reversible action must pass: dry run, execute (its changes
@@ -240,7 +234,7 @@ impl World {
             .unwrap_or_else(|e| panic!("{name} dry run: {e}"));
         // Changes land on a later mtime than the originals.
         std::thread::sleep(Duration::from_millis(15));
-        let (out, records) = self
+        let (out, step) = self
             .execute(name, args)
             .unwrap_or_else(|e| panic!("{name} execute: {e}"));
         assert_eq!(
@@ -252,8 +246,7 @@ impl World {
             before,
             "{name}: execute changed nothing"
         );
-        let after: Vec<_> = records.iter().map(Record::after_state).collect();
-        let conflicts = self.undo(&records, &after);
+        let conflicts = self.undo(&step.records, &step.after);
         assert!(
             conflicts.is_empty(),
             "{name}: undo conflicts: {conflicts:?}"

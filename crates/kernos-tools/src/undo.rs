@@ -137,22 +137,20 @@ impl Record {
         }
     }
 
-    /// The path whose state after the step must still hold for undo to be safe, and whether
-    /// the whole tree beneath it matters.
-    fn watched(&self) -> Option<(&Path, bool)> {
+    /// The path whose state after the step must still hold for undo to be safe.
+    fn watched(&self) -> Option<&Path> {
         match &self.inverse {
-            Inverse::RestoreFile { path, .. } | Inverse::SetMode { path, .. } => {
-                Some((path, false))
-            }
-            Inverse::Remove { path, dir } => Some((path, *dir)),
-            Inverse::MoveBack { from, .. } => Some((from, false)),
+            Inverse::RestoreFile { path, .. }
+            | Inverse::SetMode { path, .. }
+            | Inverse::Remove { path, .. } => Some(path),
+            Inverse::MoveBack { from, .. } => Some(from),
             Inverse::Step { .. } => None,
         }
     }
 
     /// The fingerprint the engine stores right after the step ran.
     pub fn after_state(&self) -> Option<Fingerprint> {
-        self.watched().map(|(p, deep)| Fingerprint::of(p, deep))
+        self.watched().map(Fingerprint::of)
     }
 }
 
@@ -162,13 +160,57 @@ pub trait UndoSink {
     fn record(&mut self, records: Vec<Record>) -> Result<()>;
 }
 
+/// The records of one step and the after-state of each.
+///
+/// A record's after-state is the state of its path once *its* change is done: normally when the
+/// step ends, but if a later record of the same step touches the same path, the state just
+/// before that later change (which is exactly when the later record arrives). Undo, walking
+/// back, then finds every path as the record left it.
+#[derive(Debug, Default, Clone)]
+pub struct StepRecords {
+    /// Records in order.
+    pub records: Vec<Record>,
+    /// After-state per record (filled as described above; all set after [`Self::finish`]).
+    pub after: Vec<Option<Fingerprint>>,
+    open: Vec<bool>,
+}
+
+impl StepRecords {
+    /// Adds records about to be acted on, closing earlier records on the same paths.
+    pub fn push(&mut self, new: &[Record]) {
+        for r in new {
+            if let Some(p) = r.watched() {
+                for j in 0..self.records.len() {
+                    if self.open[j] && self.records[j].watched() == Some(p) {
+                        self.after[j] = Some(Fingerprint::of(p));
+                        self.open[j] = false;
+                    }
+                }
+            }
+            self.records.push(r.clone());
+            self.after.push(None);
+            self.open.push(true);
+        }
+    }
+
+    /// The step is over: fingerprints every record still open.
+    pub fn finish(&mut self) {
+        for j in 0..self.records.len() {
+            if self.open[j] {
+                self.after[j] = self.records[j].after_state();
+                self.open[j] = false;
+            }
+        }
+    }
+}
+
 /// A sink that keeps records in memory (tests, dry runs).
 #[derive(Debug, Default)]
-pub struct MemorySink(pub Vec<Record>);
+pub struct MemorySink(pub StepRecords);
 
 impl UndoSink for MemorySink {
     fn record(&mut self, records: Vec<Record>) -> Result<()> {
-        self.0.extend(records);
+        self.0.push(&records);
         Ok(())
     }
 }
@@ -185,24 +227,21 @@ pub struct Fingerprint {
     #[serde(default)]
     pub mode: u32,
     /// mtime, ns (files and symlinks only: a directory's mtime moves whenever undo itself
-    /// changes its entries).
+    /// changes its entries; what is inside a directory is covered by the records of those
+    /// entries, and a created directory is only removed once it is empty again).
     #[serde(default)]
     pub mtime_ns: i64,
-    /// blake3 over every entry beneath a directory (deep fingerprints only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tree: Option<String>,
 }
 
 impl Fingerprint {
-    /// Fingerprints `path`; `deep` also covers everything beneath a directory.
-    pub fn of(path: &Path, deep: bool) -> Self {
+    /// Fingerprints `path` (not following a final symlink).
+    pub fn of(path: &Path) -> Self {
         let Ok(m) = fs::symlink_metadata(path) else {
             return Fingerprint {
                 kind: "missing".into(),
                 size: 0,
                 mode: 0,
                 mtime_ns: 0,
-                tree: None,
             };
         };
         let ft = m.file_type();
@@ -220,42 +259,13 @@ impl Fingerprint {
         } else {
             (m.len(), mtime_ns(&m))
         };
-        let tree = (deep && ft.is_dir()).then(|| tree_hash(path));
         Fingerprint {
             kind: kind.into(),
             size,
             mode: m.mode() & 0o7777,
             mtime_ns: mtime,
-            tree,
         }
     }
-}
-
-fn tree_hash(root: &Path) -> String {
-    let mut entries: Vec<(PathBuf, Fingerprint)> = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&dir) else { continue };
-        for e in rd.flatten() {
-            let p = e.path();
-            let fp = Fingerprint::of(&p, false);
-            if fp.kind == "dir" {
-                stack.push(p.clone());
-            }
-            entries.push((p.strip_prefix(root).map(Path::to_path_buf).unwrap_or(p), fp));
-        }
-    }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut h = blake3::Hasher::new();
-    for (p, fp) in &entries {
-        h.update(p.as_os_str().as_encoded_bytes());
-        h.update(&[0]);
-        h.update(fp.kind.as_bytes());
-        h.update(&fp.size.to_le_bytes());
-        h.update(&fp.mode.to_le_bytes());
-        h.update(&fp.mtime_ns.to_le_bytes());
-    }
-    h.finalize().to_hex().to_string()
 }
 
 /// Modification time in ns.
@@ -511,12 +521,17 @@ impl<'a> Recorder<'a> {
     }
 }
 
-/// Why a record cannot be applied safely, or `None` when it can. `after` is the fingerprint
-/// stored when the step finished (absent when the step was interrupted).
+/// Why a record cannot be applied safely now, or `None` when it can. `after` is the
+/// fingerprint stored when its step finished (absent when the step was interrupted).
+///
+/// Undo checks each record right before applying it, walking the records in reverse: by then
+/// the later records have put their paths back, so every path should look exactly as it did
+/// when the record's step finished. If it does not, someone changed it since, and it is left
+/// alone.
 pub fn check(record: &Record, after: Option<&Fingerprint>) -> Option<String> {
     if let (Some(after), Some(now)) = (after, record.after_state()) {
         if &now != after {
-            let (p, _) = record.watched()?;
+            let p = record.watched()?;
             return Some(format!(
                 "{} changed since (now {}), left as it is",
                 p.display(),
@@ -536,6 +551,13 @@ pub fn check(record: &Record, after: Option<&Fingerprint>) -> Option<String> {
         }
         Inverse::Remove { path, .. } if fs::symlink_metadata(path).is_err() => {
             Some(format!("{} is already gone", path.display()))
+        }
+        Inverse::Remove { path, dir: true } => {
+            let has_entries = fs::read_dir(path)
+                .map(|mut rd| rd.next().is_some())
+                .unwrap_or(false);
+            has_entries
+                .then(|| format!("{} holds files added since, left as it is", path.display()))
         }
         _ => None,
     }
@@ -638,8 +660,6 @@ mod tests {
     fn undo_all(f: &Fixture, records: &[Record], after: &[Option<Fingerprint>]) {
         for (r, a) in records.iter().zip(after).rev() {
             assert_eq!(check(r, a.as_ref()), None, "{}", r.describe());
-        }
-        for r in records.iter().rev() {
             apply(r, &f.env, &f.blobs).unwrap();
         }
     }
@@ -679,9 +699,8 @@ mod tests {
         rec.trash(&f.root.join("sub")).unwrap();
         assert!(!f.root.join("sub").exists());
 
-        let records = sink.0.clone();
-        let after: Vec<_> = records.iter().map(Record::after_state).collect();
-        undo_all(&f, &records, &after);
+        sink.0.finish();
+        undo_all(&f, &sink.0.records, &sink.0.after);
         assert_eq!(snapshot(&f.root), before, "tree differs after undo");
     }
 
@@ -695,10 +714,10 @@ mod tests {
             .before_write(&p)
             .unwrap();
         fs::write(&p, b"v2 by kernos").unwrap();
-        let after = sink.0[0].after_state();
+        let after = sink.0.records[0].after_state();
         settle();
         fs::write(&p, b"v3 by the user, later").unwrap();
-        let conflict = check(&sink.0[0], after.as_ref());
+        let conflict = check(&sink.0.records[0], after.as_ref());
         assert!(
             conflict.as_deref().unwrap_or("").contains("changed since"),
             "{conflict:?}"
@@ -717,9 +736,9 @@ mod tests {
             .unwrap();
         fs::rename(&a, &b).unwrap();
         fs::write(&a, b"someone recreated a").unwrap();
-        let after = sink.0[0].after_state();
+        let after = sink.0.records[0].after_state();
         assert!(
-            check(&sink.0[0], after.as_ref())
+            check(&sink.0.records[0], after.as_ref())
                 .unwrap()
                 .contains("exists again")
         );
@@ -734,9 +753,9 @@ mod tests {
             .before_mkdir(&d)
             .unwrap();
         fs::create_dir(&d).unwrap();
-        let after = sink.0[0].after_state();
+        let after = sink.0.records[0].after_state();
         fs::write(d.join("user-file"), b"precious").unwrap();
-        assert!(check(&sink.0[0], after.as_ref()).is_some());
+        assert!(check(&sink.0.records[0], after.as_ref()).is_some());
     }
 
     #[test]

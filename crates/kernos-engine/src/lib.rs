@@ -1,0 +1,494 @@
+//! The Kernos engine: the one path every request takes once it is a plan.
+//!
+//! ```text
+//! Plan ─► validate ─► per step: resolve references ─► effects ─► policy ─► approval
+//!      ─► journal the decision ─► record undo (journaled) ─► execute (children sandboxed)
+//!      ─► journal the result and after-state fingerprints
+//! ```
+//!
+//! A plan runs as one transaction; `undo` replays the recorded inverses in reverse order after
+//! checking that nothing changed since, and reports what it could not put back instead of
+//! clobbering it. The CLI, the daemon and any other front end call the same [`Engine`].
+
+mod error;
+pub mod payload;
+mod run;
+mod store;
+mod undo;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kernos_core::{
+    ActionId, Actor, CancelToken, Effect, Event, NewEvent, Plan, ProcessRunner, Reversibility,
+    Risk, TxId,
+};
+use kernos_journal::{BlobStore, Query};
+use kernos_policy::Assessment;
+use kernos_tools::{Change, Env, Output, Registry};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub use error::{EngineError, Result};
+pub use store::{EventStore, stored};
+pub use undo::{UndoItem, UndoPlan, UndoReport};
+
+/// How a transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxStatus {
+    /// Every step ran.
+    Committed,
+    /// A step failed; later steps did not run.
+    Failed,
+    /// Stopped by Ctrl-C or shutdown.
+    Cancelled,
+    /// Policy refused a step.
+    Denied,
+    /// A person (or the non-interactive rule) said no.
+    Declined,
+}
+
+impl TxStatus {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxStatus::Committed => "committed",
+            TxStatus::Failed => "failed",
+            TxStatus::Cancelled => "cancelled",
+            TxStatus::Denied => "denied",
+            TxStatus::Declined => "declined",
+        }
+    }
+}
+
+/// How one step ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum StepStatus {
+    /// It ran.
+    Done,
+    /// It failed.
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// It did not run because of an earlier step, or because its input was empty.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+    /// Policy refused it.
+    Denied {
+        /// Why.
+        reason: String,
+    },
+    /// Approval was refused.
+    Declined {
+        /// Why.
+        reason: String,
+    },
+    /// Cancelled while running.
+    Cancelled,
+}
+
+/// What happened to one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// Index in the plan.
+    pub index: usize,
+    /// `tool.action`.
+    pub name: String,
+    /// Arguments after reference resolution.
+    pub args: Map<String, Value>,
+    /// Policy's verdict (absent if the step never got that far).
+    pub assessment: Option<Assessment>,
+    /// How it ended.
+    #[serde(flatten)]
+    pub status: StepStatus,
+    /// Its output.
+    pub output: Option<Output>,
+}
+
+/// What happened to a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct TxReport {
+    /// The transaction id (for `kernos undo`).
+    pub tx: TxId,
+    /// How it ended.
+    pub status: TxStatus,
+    /// Per step.
+    pub steps: Vec<StepReport>,
+    /// Whether there is anything to undo.
+    pub undoable: bool,
+    /// CPU time of sandboxed children, ms.
+    pub cpu_ms: u64,
+}
+
+/// Who asks, from where, on behalf of which action, and how to report back.
+pub struct Session<'a> {
+    /// Working directory, home, data directory.
+    pub env: Env,
+    /// Who is asking.
+    pub actor: Actor,
+    /// Organisation.
+    pub org: String,
+    /// The action this belongs to.
+    pub action: ActionId,
+    /// Stop request (Ctrl-C, shutdown).
+    pub cancel: CancelToken,
+    /// Progress and event listener.
+    pub observer: &'a dyn Observer,
+}
+
+/// Listens to a run: journaled events as they are written, and progress of long steps.
+pub trait Observer: Send + Sync {
+    /// An event was journaled.
+    fn event(&self, _ev: &Event) {}
+    /// Step `step` made progress.
+    fn progress(&self, _step: usize, _done: u64, _total: Option<u64>, _what: &str) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Quiet;
+
+impl Observer for Quiet {}
+
+/// A step waiting for a yes or no.
+#[derive(Debug)]
+pub struct ApprovalRequest<'a> {
+    /// Step index.
+    pub step: usize,
+    /// `tool.action`.
+    pub name: &'a str,
+    /// Resolved arguments.
+    pub args: &'a Map<String, Value>,
+    /// Concrete effects.
+    pub effects: &'a [Effect],
+    /// Policy's verdict.
+    pub assessment: &'a Assessment,
+    /// What it would change, when a dry run could say.
+    pub changes: Option<&'a [Change]>,
+}
+
+/// A yes or no, with the reason that goes into the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    /// Run it.
+    Approve(String),
+    /// Do not.
+    Decline(String),
+}
+
+/// Answers approval requests: the CLI prompt, the daemon's queue, or a fixed rule.
+pub trait Approver {
+    /// Decides about one step.
+    fn approve(&mut self, req: &ApprovalRequest<'_>) -> Approval;
+}
+
+/// Approves every step policy asks about (`--yes`). Denials still stand.
+#[derive(Debug, Clone)]
+pub struct ApproveAll(pub String);
+
+impl Approver for ApproveAll {
+    fn approve(&mut self, _: &ApprovalRequest<'_>) -> Approval {
+        Approval::Approve(self.0.clone())
+    }
+}
+
+/// Declines every step policy asks about (no TTY and no `--yes`).
+#[derive(Debug, Clone)]
+pub struct DeclineAll(pub String);
+
+impl Approver for DeclineAll {
+    fn approve(&mut self, _: &ApprovalRequest<'_>) -> Approval {
+        Approval::Decline(self.0.clone())
+    }
+}
+
+/// The plan was approved as previewed: steps up to that risk run; a step whose risk rose once
+/// its inputs were known (e.g. a found file turned out to be in /etc) is declined.
+#[derive(Debug, Clone)]
+pub struct ApprovedUpTo {
+    /// Highest risk the person saw and accepted.
+    pub risk: Risk,
+    /// Who approved.
+    pub by: String,
+}
+
+impl Approver for ApprovedUpTo {
+    fn approve(&mut self, req: &ApprovalRequest<'_>) -> Approval {
+        if req.assessment.risk <= self.risk {
+            Approval::Approve(format!("plan approved by {}", self.by))
+        } else {
+            Approval::Decline(format!(
+                "step {} turned out {} risk ({}), more than the {} risk approved; review it again",
+                req.step + 1,
+                req.assessment.risk,
+                req.assessment
+                    .reasons
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or(""),
+                self.risk
+            ))
+        }
+    }
+}
+
+/// What the preview says about one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepPreview {
+    /// Index.
+    pub index: usize,
+    /// `tool.action`.
+    pub name: String,
+    /// One-line summary of the action.
+    pub summary: String,
+    /// Arguments (resolved when their inputs were known).
+    pub args: Map<String, Value>,
+    /// Concrete effects (for steps fed by a mutating step: their scope).
+    pub effects: Vec<Effect>,
+    /// Policy's verdict.
+    pub assessment: Assessment,
+    /// Whether it can be undone.
+    pub reversibility: Reversibility,
+    /// What it would change, when a dry run could say.
+    pub changes: Option<Vec<Change>>,
+    /// Anything worth saying (depends on another step's output; the dry run failed …).
+    pub note: Option<String>,
+    /// The output of a read step, run during the preview (reused by the run).
+    #[serde(skip)]
+    pub output: Option<Output>,
+}
+
+/// What a plan would do, before it does anything.
+#[derive(Debug, Clone, Serialize)]
+pub struct Preview {
+    /// Per step.
+    pub steps: Vec<StepPreview>,
+    /// Highest risk of any step.
+    pub risk: Risk,
+    /// Why the plan cannot run, if policy refuses a step.
+    pub denied: Option<String>,
+    /// True when every step only reads.
+    pub read_only: bool,
+}
+
+/// The engine.
+pub struct Engine {
+    registry: Arc<Registry>,
+    store: Arc<dyn EventStore>,
+    blobs: BlobStore,
+    runner: Arc<dyn ProcessRunner>,
+    policy: kernos_policy::Config,
+    data_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A transaction as the history shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TxSummary {
+    /// Transaction id.
+    pub tx: TxId,
+    /// The action it belongs to.
+    pub action: Option<ActionId>,
+    /// When it started, ms.
+    pub started_ms: i64,
+    /// Who ran it.
+    pub actor: String,
+    /// The request text, when there was one.
+    pub request: Option<String>,
+    /// Step names.
+    pub steps: Vec<String>,
+    /// How it ended (absent while running or after a crash).
+    pub status: Option<TxStatus>,
+    /// Whether it was undone.
+    pub undone: bool,
+    /// Whether `kernos undo` can act on it.
+    pub undoable: bool,
+}
+
+impl Engine {
+    /// An engine over a registry, an event store, the blob store, a process runner (the
+    /// sandbox) and policy settings.
+    pub fn new(
+        registry: Arc<Registry>,
+        store: Arc<dyn EventStore>,
+        blobs: BlobStore,
+        runner: Arc<dyn ProcessRunner>,
+        policy: kernos_policy::Config,
+        data_dir: PathBuf,
+    ) -> Self {
+        Engine {
+            registry,
+            store,
+            blobs,
+            runner,
+            policy,
+            data_dir,
+        }
+    }
+
+    /// The tool registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The event store.
+    pub fn store(&self) -> &dyn EventStore {
+        self.store.as_ref()
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// Checks a plan against the catalog.
+    pub fn validate(&self, plan: &Plan) -> Result<()> {
+        let issues = self.registry.validate(plan);
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Invalid(issues))
+        }
+    }
+
+    fn policy_ctx(&self, env: &Env) -> kernos_policy::Context {
+        kernos_policy::Context {
+            home: env.home.clone(),
+            cwd: env.cwd.clone(),
+            data_dir: self.data_dir.clone(),
+            uid: env.uid,
+            pid: std::process::id(),
+        }
+    }
+
+    pub(crate) fn append(
+        &self,
+        s: &Session<'_>,
+        kind: &str,
+        tx: TxId,
+        payload: impl Serialize,
+    ) -> Result<Event> {
+        let ev = NewEvent::new(kind, s.actor.clone())
+            .org(&s.org)
+            .action(s.action)
+            .tx(tx)
+            .payload(serde_json::to_value(payload).unwrap_or(Value::Null));
+        let stored = self.store.append(ev)?;
+        s.observer.event(&stored);
+        Ok(stored)
+    }
+
+    /// The newest transactions first.
+    pub fn history(&self, limit: usize, org: Option<&str>) -> Result<Vec<TxSummary>> {
+        let q = Query {
+            kind: Some(kernos_core::event::kind::TX_STARTED.into()),
+            org: org.map(str::to_owned),
+            limit: Some(limit),
+            newest_first: true,
+            ..Query::default()
+        };
+        let started = self.store.query(&q)?;
+        started.iter().map(|e| self.summarise(e)).collect()
+    }
+
+    fn summarise(&self, started: &Event) -> Result<TxSummary> {
+        use kernos_core::event::kind;
+        let tx = started.tx.ok_or(EngineError::BadEvent {
+            seq: started.seq,
+            reason: "tx.started without tx".into(),
+        })?;
+        let p: payload::TxStarted =
+            serde_json::from_value(started.payload.clone()).map_err(|e| EngineError::BadEvent {
+                seq: started.seq,
+                reason: e.to_string(),
+            })?;
+        let events = self.store.query(&Query::tx(tx))?;
+        let finished = events.iter().rev().find(|e| e.kind == kind::TX_FINISHED);
+        let fin: Option<payload::TxFinished> =
+            finished.and_then(|e| serde_json::from_value(e.payload.clone()).ok());
+        let undone = events.iter().any(|e| e.kind == kind::TX_UNDONE);
+        let records = events.iter().any(|e| e.kind == kind::STEP_UNDO_RECORDED);
+        Ok(TxSummary {
+            tx,
+            action: started.action,
+            started_ms: started.ts_ms,
+            actor: started.actor.0.clone(),
+            request: p.plan.request.clone(),
+            steps: p.plan.steps.iter().map(|s| s.name()).collect(),
+            status: fin.as_ref().map(|f| f.status),
+            undone,
+            undoable: records && !undone,
+        })
+    }
+
+    /// Every event of a transaction, in order.
+    pub fn events_of(&self, tx: TxId) -> Result<Vec<Event>> {
+        Ok(self.store.query(&Query::tx(tx))?)
+    }
+
+    /// Finds a transaction by full id, unique prefix, or unique suffix (at least 4 characters).
+    pub fn resolve_tx(&self, id: &str) -> Result<TxId> {
+        let id = id.trim().to_ascii_lowercase();
+        if let Ok(tx) = id.parse::<TxId>() {
+            return Ok(tx);
+        }
+        if id.len() < 4 {
+            return Err(EngineError::NoSuchTx(format!(
+                "{id} (give at least 4 characters)"
+            )));
+        }
+        let q = Query {
+            kind: Some(kernos_core::event::kind::TX_STARTED.into()),
+            ..Query::default()
+        };
+        let mut found: Vec<TxId> = Vec::new();
+        for e in self.store.query(&q)? {
+            if let Some(t) = e.tx {
+                let s = t.to_string();
+                if (s.starts_with(&id) || s.ends_with(&id)) && !found.contains(&t) {
+                    found.push(t);
+                }
+            }
+        }
+        match found.len() {
+            0 => Err(EngineError::NoSuchTx(id)),
+            1 => Ok(found[0]),
+            _ => Err(EngineError::Ambiguous(
+                id,
+                found
+                    .iter()
+                    .take(4)
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
+    }
+
+    /// The newest transaction that changed something and was not undone yet.
+    pub fn last_undoable(&self, org: Option<&str>) -> Result<Option<TxId>> {
+        Ok(self
+            .history(200, org)?
+            .into_iter()
+            .find(|t| t.undoable)
+            .map(|t| t.tx))
+    }
+}
+
+/// The short form of an id shown to people: its last 8 characters (the random part).
+pub fn short_id(id: &impl std::fmt::Display) -> String {
+    let s = id.to_string();
+    s[s.len().saturating_sub(8)..].to_owned()
+}

@@ -1,0 +1,618 @@
+//! Preview and run: the request path from a validated plan to journaled results.
+
+use std::time::Instant;
+
+use kernos_core::event::kind;
+use kernos_core::{
+    ColumnKind, Decision, Effect, EffectKind, Plan, Risk, Step, StepRef, Target, TxId,
+};
+use kernos_policy::Assessment;
+use kernos_tools::{
+    Ctx, DynAction, Output, Progress, Record, Recorder, StepRecords, ToolError, UndoSink,
+};
+use serde_json::{Map, Value};
+
+use crate::payload::{
+    ApprovalDecided, StepDecided, StepFailed, StepFinished, StoredOutput, TxFinished, TxStarted,
+    UndoRecorded,
+};
+use crate::{
+    Approval, ApprovalRequest, Approver, Engine, Preview, Result, Session, StepPreview, StepReport,
+    StepStatus, TxReport, TxStatus,
+};
+
+/// Outputs bigger than this (as JSON) go to the blob store; the journal keeps a cut copy.
+const INLINE_OUTPUT_BYTES: usize = 256 * 1024;
+/// Rows kept inline when an output is moved to the blob store.
+const INLINE_ROWS: usize = 200;
+
+/// Where a step's arguments stand once earlier outputs are known.
+enum Resolved {
+    /// Ready to run.
+    Ready(Map<String, Value>),
+    /// A referenced step produced nothing: there is nothing to do.
+    Empty(String),
+    /// A referenced step has not produced output (it did not run, or only a dry run happened).
+    Pending(usize),
+}
+
+/// Replaces every step reference in `step`'s arguments by the values of the referenced column.
+fn resolve(engine: &Engine, plan: &Plan, step: &Step, outputs: &[Option<Output>]) -> Resolved {
+    let refs = step.refs();
+    if refs.is_empty() {
+        return Resolved::Ready(step.args.clone());
+    }
+    let mut args = Value::Object(step.args.clone());
+    for (ptr, r) in &refs {
+        let Some(Some(out)) = outputs.get(r.step) else {
+            return Resolved::Pending(r.step);
+        };
+        let column = column_of(engine, plan, r);
+        let values: Vec<Value> = out.column_values(&column);
+        if values.is_empty() {
+            let src = plan.steps.get(r.step).map(|s| s.name()).unwrap_or_default();
+            return Resolved::Empty(format!(
+                "nothing to do: step {} ({src}) found nothing",
+                r.step + 1
+            ));
+        }
+        if let Some(slot) = args.pointer_mut(ptr) {
+            *slot = Value::Array(values);
+        }
+    }
+    match args {
+        Value::Object(m) => Resolved::Ready(m),
+        _ => Resolved::Ready(step.args.clone()),
+    }
+}
+
+/// The column a reference reads: its `$field`, or the source action's first path column.
+fn column_of(engine: &Engine, plan: &Plan, r: &StepRef) -> String {
+    if let Some(f) = &r.field {
+        return f.clone();
+    }
+    plan.steps
+        .get(r.step)
+        .and_then(|s| engine.registry.get(&s.tool, &s.action))
+        .and_then(|a| {
+            a.spec()
+                .output
+                .iter()
+                .find(|c| c.kind == ColumnKind::Path)
+                .map(|c| c.name.clone())
+        })
+        .unwrap_or_else(|| "path".into())
+}
+
+/// Forwards tool progress to the session's observer.
+struct StepProgress<'a> {
+    observer: &'a dyn crate::Observer,
+    step: usize,
+}
+
+impl Progress for StepProgress<'_> {
+    fn update(&self, done: u64, total: Option<u64>, what: &str) {
+        self.observer.progress(self.step, done, total, what);
+    }
+}
+
+/// Journals undo records durably before the tool acts, and tracks their after-states.
+struct JournalSink<'a> {
+    engine: &'a Engine,
+    session: &'a Session<'a>,
+    tx: TxId,
+    step: usize,
+    records: StepRecords,
+}
+
+impl UndoSink for JournalSink<'_> {
+    fn record(&mut self, records: Vec<Record>) -> kernos_tools::Result<()> {
+        let first = self.records.records.len();
+        // Close earlier records on the same paths *before* journaling: their after-state is
+        // now, before the new change happens.
+        self.records.push(&records);
+        self.engine
+            .append(
+                self.session,
+                kind::STEP_UNDO_RECORDED,
+                self.tx,
+                UndoRecorded {
+                    step: self.step,
+                    first,
+                    records,
+                },
+            )
+            .map_err(|e| {
+                ToolError::Failed(format!(
+                    "cannot journal what undo needs, so nothing was changed: {e}"
+                ))
+            })?;
+        Ok(())
+    }
+}
+
+impl Engine {
+    fn ctx<'a>(
+        &'a self,
+        s: &'a Session<'a>,
+        progress: &'a dyn Progress,
+        effects: &'a [Effect],
+    ) -> Ctx<'a> {
+        Ctx {
+            env: &s.env,
+            runner: self.runner.as_ref(),
+            cancel: &s.cancel,
+            blobs: &self.blobs,
+            progress,
+            effects,
+        }
+    }
+
+    fn action_of(&self, step: &Step) -> Result<&dyn DynAction> {
+        self.registry.get(&step.tool, &step.action).ok_or_else(|| {
+            crate::EngineError::Invalid(vec![kernos_core::PlanIssue {
+                pointer: "/steps".into(),
+                message: format!("unknown action {}", step.name()),
+            }])
+        })
+    }
+
+    fn assess(&self, action: &dyn DynAction, effects: &[Effect], s: &Session<'_>) -> Assessment {
+        kernos_policy::assess(
+            action.spec(),
+            effects,
+            &self.policy_ctx(&s.env),
+            &self.policy,
+        )
+    }
+
+    /// What a plan would do, without changing anything: read steps run for real (their output
+    /// feeds later steps and is reused by [`Engine::run`]), change steps are dry-run.
+    pub fn preview(&self, plan: &Plan, s: &Session<'_>) -> Result<Preview> {
+        self.validate(plan)?;
+        let mut outputs: Vec<Option<Output>> = vec![None; plan.steps.len()];
+        let mut steps = Vec::with_capacity(plan.steps.len());
+        let mut denied = None;
+        let no_progress = kernos_tools::NoProgress;
+        for (i, step) in plan.steps.iter().enumerate() {
+            let action = self.action_of(step)?;
+            let spec = action.spec();
+            let mut note = None;
+            let mut changes = None;
+            let (args, effects) = match resolve(self, plan, step, &outputs) {
+                Resolved::Ready(args) => {
+                    let v = Value::Object(args.clone());
+                    let effects = match action.effects(&v, &self.ctx(s, &no_progress, &[])) {
+                        Ok(e) => e,
+                        Err(e) => {
+                            note = Some(format!("cannot work out its effects: {e}"));
+                            Vec::new()
+                        }
+                    };
+                    if note.is_none() {
+                        let ctx = self.ctx(s, &no_progress, &effects);
+                        if spec.is_read_only() {
+                            let mut sink = kernos_tools::undo::MemorySink::default();
+                            let mut rec = Recorder::new(&mut sink, &s.env, &self.blobs);
+                            match action.execute(&v, &ctx, &mut rec) {
+                                Ok(out) => outputs[i] = Some(out),
+                                Err(e) => note = Some(format!("fails: {e}")),
+                            }
+                            changes = Some(Vec::new());
+                        } else {
+                            match action.dry_run(&v, &ctx) {
+                                Ok(c) => changes = Some(c),
+                                Err(e) => note = Some(format!("would fail: {e}")),
+                            }
+                        }
+                    }
+                    (args, effects)
+                }
+                Resolved::Empty(reason) => {
+                    outputs[i] = Some(Output::default());
+                    note = Some(reason);
+                    changes = Some(Vec::new());
+                    (step.args.clone(), Vec::new())
+                }
+                Resolved::Pending(src) => {
+                    note = Some(format!("acts on what step {} produces", src + 1));
+                    (step.args.clone(), self.scope_effects(plan, step, action, s))
+                }
+            };
+            let assessment = self.assess(action, &effects, s);
+            if let Decision::Deny { reason } = &assessment.decision {
+                denied.get_or_insert_with(|| format!("step {} ({}): {reason}", i + 1, step.name()));
+            }
+            steps.push(StepPreview {
+                index: i,
+                name: step.name(),
+                summary: spec.summary.clone(),
+                args,
+                effects,
+                assessment,
+                reversibility: spec.reversibility,
+                changes,
+                note,
+                output: outputs[i].clone(),
+            });
+        }
+        let risk = steps
+            .iter()
+            .map(|p| p.assessment.risk)
+            .max()
+            .unwrap_or(Risk::Low);
+        let read_only = plan.steps.iter().all(|st| {
+            self.registry
+                .get(&st.tool, &st.action)
+                .is_some_and(|a| a.spec().is_read_only())
+        });
+        Ok(Preview {
+            steps,
+            risk,
+            denied,
+            read_only,
+        })
+    }
+
+    /// Effects of a step whose input is another step's output not yet known: each referenced
+    /// input counts as everything under the source step's search root (an upper bound), plus
+    /// the effects of the step's own literal arguments.
+    fn scope_effects(
+        &self,
+        plan: &Plan,
+        step: &Step,
+        action: &dyn DynAction,
+        s: &Session<'_>,
+    ) -> Vec<Effect> {
+        let kinds: Vec<EffectKind> = action
+            .spec()
+            .effects
+            .iter()
+            .copied()
+            .filter(|k| matches!(k, EffectKind::Write | EffectKind::Delete))
+            .collect();
+        let mut out = Vec::new();
+        let mut literal = Value::Object(step.args.clone());
+        for (ptr, r) in step.refs() {
+            let root = plan
+                .steps
+                .get(r.step)
+                .and_then(|src| src.args.get("path").and_then(Value::as_str))
+                .map(|p| s.env.real(&s.env.resolve(p)))
+                .unwrap_or_else(|| s.env.cwd.clone());
+            for k in &kinds {
+                out.push(Effect {
+                    kind: *k,
+                    target: Target::Path {
+                        path: root.clone(),
+                        recursive: true,
+                    },
+                });
+            }
+            if let Some(slot) = literal.pointer_mut(&ptr) {
+                *slot = Value::Array(Vec::new());
+            }
+        }
+        let no_progress = kernos_tools::NoProgress;
+        if let Ok(more) = action.effects(&literal, &self.ctx(s, &no_progress, &[])) {
+            out.extend(more);
+        }
+        out
+    }
+
+    /// Runs a plan as one transaction. `preview`, when given, is the one the person approved:
+    /// outputs of read steps are reused so changes act on exactly what was shown.
+    pub fn run(
+        &self,
+        plan: &Plan,
+        preview: Option<&Preview>,
+        s: &Session<'_>,
+        approver: &mut dyn Approver,
+    ) -> Result<TxReport> {
+        self.validate(plan)?;
+        let tx = TxId::generate();
+        self.append(
+            s,
+            kind::TX_STARTED,
+            tx,
+            TxStarted {
+                plan: plan.clone(),
+                cwd: s.env.cwd.display().to_string(),
+                dry_run: false,
+            },
+        )?;
+
+        let n = plan.steps.len();
+        let mut outputs: Vec<Option<Output>> = vec![None; n];
+        let mut reports: Vec<StepReport> = Vec::with_capacity(n);
+        let mut status = TxStatus::Committed;
+        let mut undo_records = 0usize;
+        let mut cpu_ms = 0u64;
+        let mut done = 0usize;
+
+        for (i, step) in plan.steps.iter().enumerate() {
+            let name = step.name();
+            let mut report = StepReport {
+                index: i,
+                name: name.clone(),
+                args: step.args.clone(),
+                assessment: None,
+                status: StepStatus::Done,
+                output: None,
+            };
+            if status != TxStatus::Committed {
+                report.status = StepStatus::Skipped {
+                    reason: "an earlier step did not complete".into(),
+                };
+                reports.push(report);
+                continue;
+            }
+            if s.cancel.is_cancelled() {
+                status = TxStatus::Cancelled;
+                report.status = StepStatus::Cancelled;
+                reports.push(report);
+                continue;
+            }
+            let action = self.action_of(step)?;
+            let args = match resolve(self, plan, step, &outputs) {
+                Resolved::Ready(a) => a,
+                Resolved::Empty(reason) => {
+                    outputs[i] = Some(Output::default());
+                    report.status = StepStatus::Skipped { reason };
+                    done += 1;
+                    reports.push(report);
+                    continue;
+                }
+                Resolved::Pending(src) => {
+                    status = TxStatus::Failed;
+                    report.status = StepStatus::Skipped {
+                        reason: format!("step {} produced no output", src + 1),
+                    };
+                    reports.push(report);
+                    continue;
+                }
+            };
+            report.args = args.clone();
+            let v = Value::Object(args.clone());
+            let no_progress = kernos_tools::NoProgress;
+
+            // Effects of the concrete arguments, then policy: computed here, at run time, from
+            // what the step will really touch.
+            let effects = match action.effects(&v, &self.ctx(s, &no_progress, &[])) {
+                Ok(e) => e,
+                Err(e) => {
+                    self.append(
+                        s,
+                        kind::STEP_FAILED,
+                        tx,
+                        StepFailed {
+                            step: i,
+                            error: e.to_string(),
+                            cancelled: false,
+                            after: vec![],
+                            changes: vec![],
+                        },
+                    )?;
+                    status = TxStatus::Failed;
+                    report.status = StepStatus::Failed {
+                        error: e.to_string(),
+                    };
+                    reports.push(report);
+                    continue;
+                }
+            };
+            let assessment = self.assess(action, &effects, s);
+            report.assessment = Some(assessment.clone());
+            let decision_name = match &assessment.decision {
+                Decision::Allow => "allow",
+                Decision::Ask { .. } => "ask",
+                Decision::Deny { .. } => "deny",
+            };
+            self.append(
+                s,
+                kind::STEP_DECIDED,
+                tx,
+                StepDecided {
+                    step: i,
+                    name: name.clone(),
+                    args: args.clone(),
+                    effects: effects.clone(),
+                    risk: assessment.risk,
+                    decision: decision_name.into(),
+                    reasons: assessment.reasons.clone(),
+                },
+            )?;
+            match &assessment.decision {
+                Decision::Deny { reason } => {
+                    status = TxStatus::Denied;
+                    report.status = StepStatus::Denied {
+                        reason: reason.clone(),
+                    };
+                    reports.push(report);
+                    continue;
+                }
+                Decision::Ask { .. } => {
+                    let previewed = preview
+                        .and_then(|p| p.steps.get(i))
+                        .filter(|p| p.args == args);
+                    let req = ApprovalRequest {
+                        step: i,
+                        name: &name,
+                        args: &args,
+                        effects: &effects,
+                        assessment: &assessment,
+                        changes: previewed.and_then(|p| p.changes.as_deref()),
+                    };
+                    let answer = approver.approve(&req);
+                    let (approved, reason) = match &answer {
+                        Approval::Approve(r) => (true, r.clone()),
+                        Approval::Decline(r) => (false, r.clone()),
+                    };
+                    self.append(
+                        s,
+                        kind::APPROVAL_DECIDED,
+                        tx,
+                        ApprovalDecided {
+                            step: i,
+                            approved,
+                            reason: reason.clone(),
+                        },
+                    )?;
+                    if !approved {
+                        status = TxStatus::Declined;
+                        report.status = StepStatus::Declined { reason };
+                        reports.push(report);
+                        continue;
+                    }
+                }
+                Decision::Allow => {}
+            }
+
+            // A read step the person already saw in the preview is not run twice: later steps
+            // act on exactly what was shown.
+            let reused = preview
+                .and_then(|p| p.steps.get(i))
+                .filter(|p| p.args == args && action.spec().is_read_only())
+                .and_then(|p| p.output.clone());
+
+            self.append(
+                s,
+                kind::STEP_STARTED,
+                tx,
+                serde_json::json!({"step": i, "name": name, "reused_preview": reused.is_some()}),
+            )?;
+            let started = Instant::now();
+            let progress = StepProgress {
+                observer: s.observer,
+                step: i,
+            };
+            let mut sink = JournalSink {
+                engine: self,
+                session: s,
+                tx,
+                step: i,
+                records: StepRecords::default(),
+            };
+            let result = match reused {
+                Some(out) => Ok(out),
+                None => {
+                    let ctx = self.ctx(s, &progress, &effects);
+                    let mut rec = Recorder::new(&mut sink, &s.env, &self.blobs);
+                    action.execute(&v, &ctx, &mut rec)
+                }
+            };
+            sink.records.finish();
+            let after = sink.records.after.clone();
+            undo_records += after.len();
+            let wall_ms = started.elapsed().as_millis() as u64;
+            match result {
+                Ok(out) => {
+                    cpu_ms += out.cpu_ms;
+                    let stored = self.store_output(&out);
+                    self.append(
+                        s,
+                        kind::STEP_FINISHED,
+                        tx,
+                        StepFinished {
+                            step: i,
+                            result: stored,
+                            after,
+                            wall_ms,
+                        },
+                    )?;
+                    report.output = Some(out.clone());
+                    outputs[i] = Some(out);
+                    done += 1;
+                }
+                Err(e) => {
+                    let cancelled = matches!(e, ToolError::Cancelled);
+                    self.append(
+                        s,
+                        kind::STEP_FAILED,
+                        tx,
+                        StepFailed {
+                            step: i,
+                            error: e.to_string(),
+                            cancelled,
+                            after,
+                            changes: vec![],
+                        },
+                    )?;
+                    if cancelled {
+                        status = TxStatus::Cancelled;
+                        report.status = StepStatus::Cancelled;
+                    } else {
+                        status = TxStatus::Failed;
+                        report.status = StepStatus::Failed {
+                            error: e.to_string(),
+                        };
+                    }
+                }
+            }
+            reports.push(report);
+        }
+
+        self.append(
+            s,
+            kind::TX_FINISHED,
+            tx,
+            TxFinished {
+                status,
+                done,
+                total: n,
+                undo_records,
+                cpu_ms,
+            },
+        )?;
+        Ok(TxReport {
+            tx,
+            status,
+            steps: reports,
+            undoable: undo_records > 0,
+            cpu_ms,
+        })
+    }
+
+    /// The journaled form of an output: inline when small, otherwise the full output in the
+    /// blob store and a cut copy inline.
+    fn store_output(&self, out: &Output) -> StoredOutput {
+        let json = serde_json::to_vec(out).unwrap_or_default();
+        if json.len() <= INLINE_OUTPUT_BYTES {
+            return StoredOutput {
+                output: out.clone(),
+                blob: None,
+            };
+        }
+        let blob = self.blobs.put(&json).ok().map(|b| b.to_hex());
+        let mut cut = out.clone();
+        cut.rows.truncate(INLINE_ROWS);
+        if let Some(t) = &mut cut.text {
+            let mut end = t.len().min(64 * 1024);
+            while !t.is_char_boundary(end) {
+                end -= 1;
+            }
+            t.truncate(end);
+        }
+        cut.changes.truncate(INLINE_ROWS);
+        cut.truncated = true;
+        StoredOutput { output: cut, blob }
+    }
+
+    /// The full output of a finished step, from the journal (and the blob store when it was
+    /// too large to inline).
+    pub fn stored_output(&self, finished: &StepFinished) -> Output {
+        if let Some(id) = finished
+            .result
+            .blob
+            .as_deref()
+            .and_then(|b| b.parse::<kernos_journal::BlobId>().ok())
+        {
+            if let Ok(bytes) = self.blobs.get(&id) {
+                if let Ok(out) = serde_json::from_slice::<Output>(&bytes) {
+                    return out;
+                }
+            }
+        }
+        finished.result.output.clone()
+    }
+}
