@@ -9,8 +9,14 @@ use clap::{Args, Parser, Subcommand};
 /// Say what you want in plain language; Kernos turns it into a plan of tool calls, shows what
 /// each step changes and how risky it is, asks where policy says to ask, runs every step in a
 /// sandbox, records everything in a tamper-evident journal, and can undo it.
+///
+/// Examples:
+///   kernos "show the 5 largest files in /var/log"
+///   kernos "find .tmp files in ./cache and delete them"
+///   kernos undo
+///   kernos            (opens the interactive prompt)
 #[derive(Debug, Parser)]
-#[command(name = "kernos", version, about, long_about)]
+#[command(name = "kernos", version, about, long_about, verbatim_doc_comment)]
 pub struct Cli {
     /// Options that apply to every command.
     #[command(flatten)]
@@ -32,6 +38,14 @@ pub struct Global {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Run steps that need confirmation without asking (policy denials still stand).
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+
+    /// Show what would happen; change nothing.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+
     /// Where Kernos keeps its journal and snapshots [default: $XDG_DATA_HOME/kernos].
     #[arg(long, global = true, env = "KERNOS_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -40,9 +54,66 @@ pub struct Global {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print the plan for a request without running it.
+    Plan {
+        /// The request.
+        #[arg(required = true, value_name = "REQUEST")]
+        request: Vec<String>,
+    },
+    /// List what Kernos can do: every tool action with its summary, effects and risk class.
+    Tools {
+        /// One tool (`fs`) or action (`fs.find`).
+        name: Option<String>,
+        /// Print the action's argument JSON schema.
+        #[arg(long)]
+        schema: bool,
+    },
+    /// The transactions Kernos ran, newest first.
+    History {
+        /// How many.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One transaction in full: plan, decisions, approvals, results.
+    Show {
+        /// Transaction id (or its last characters, as `kernos history` shows them).
+        id: String,
+    },
+    /// Undo a transaction (default: the last one that changed something).
+    Undo {
+        /// Transaction id (or its last characters).
+        id: Option<String>,
+    },
+    /// Check what works on this machine: sandbox features, service and package managers,
+    /// data directory.
+    Doctor,
+    /// Show, check or edit the configuration file.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        action: Option<ConfigCmd>,
+    },
+    /// Print shell completions.
+    Completions {
+        /// Shell.
+        shell: clap_complete::Shell,
+    },
     /// Read and check the journal of everything Kernos did.
     #[command(subcommand)]
     Journal(JournalCmd),
+}
+
+/// `kernos config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print the effective configuration (file plus environment overrides).
+    Show,
+    /// Print where the configuration file is.
+    Path,
+    /// Validate the file; exits 1 with the line of the first problem.
+    Check,
+    /// Open the file in $EDITOR (created from a commented template if missing), then validate.
+    Edit,
 }
 
 /// `kernos journal …`
@@ -107,5 +178,23 @@ mod tests {
                 ..
             })))
         ));
+        // Global options before or after the subcommand keep it a subcommand.
+        let c = Cli::try_parse_from(["kernos", "--data-dir", "/x", "journal", "verify"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Some(Command::Journal(JournalCmd::Verify))
+        ));
+        assert!(c.request.is_empty());
+        let c = Cli::try_parse_from(["kernos", "journal", "verify", "--data-dir", "/x"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Some(Command::Journal(JournalCmd::Verify))
+        ));
+        let c = Cli::try_parse_from(["kernos", "--json", "list", "files", "in", "/etc"]).unwrap();
+        assert_eq!(c.request, vec!["list", "files", "in", "/etc"]);
+        let c = Cli::try_parse_from(["kernos", "--yes", "delete old.log"]).unwrap();
+        assert!(c.global.yes);
+        let c = Cli::try_parse_from(["kernos", "plan", "--json", "list files"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Plan { .. })) && c.global.json);
     }
 }

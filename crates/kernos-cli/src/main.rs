@@ -1,18 +1,26 @@
 //! `kernos`: say what you want; Kernos plans it, shows what will change, runs it confined,
 //! journals it and can undo it.
 
+mod app;
 mod cli;
+mod config;
+mod config_cmd;
+mod doctor;
 mod journal_cmd;
 mod render;
+mod term;
+mod tools_cmd;
+mod txn_cmd;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
+use crate::app::App;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -26,20 +34,82 @@ fn main() -> ExitCode {
     }
 }
 
+/// Parses the command line. A request typed without quotes whose first word is also a
+/// subcommand (`kernos show the 5 largest files in /var/log`) fails to parse as that
+/// subcommand; it is then read as a request.
+fn parse() -> Cli {
+    let argv: Vec<String> = std::env::args().collect();
+    match Cli::try_parse_from(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                e.exit();
+            }
+            let first_word = argv
+                .iter()
+                .skip(1)
+                .position(|a| !a.starts_with('-'))
+                .map(|i| i + 1);
+            let words = first_word.map(|i| argv.len() - i).unwrap_or(0);
+            if let Some(i) = first_word.filter(|_| words >= 2) {
+                let mut again = argv[..i].to_vec();
+                again.push("--".into());
+                again.extend_from_slice(&argv[i..]);
+                if let Ok(c) = Cli::try_parse_from(&again) {
+                    return c;
+                }
+            }
+            e.exit()
+        }
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global.clone();
-    match cli.command {
-        Some(Command::Journal(cmd)) => journal_cmd::run(&global, cmd),
+    let command = match cli.command {
+        Some(c) => c,
         None => {
             if cli.request.is_empty() {
-                use clap::CommandFactory;
                 Cli::command().print_help()?;
                 return Ok(ExitCode::SUCCESS);
             }
             anyhow::bail!(
-                "cannot run {:?} yet: this build has the journal but not the planner",
+                "cannot run {:?} yet: this build has no planner",
                 cli.request.join(" ")
             )
+        }
+    };
+    match command {
+        Command::Journal(cmd) => journal_cmd::run(&global, cmd),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "kernos", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config { action } => {
+            let app = App::new(&global).ok();
+            config_cmd::run(app.as_ref(), action)
+        }
+        other => {
+            let app = App::new(&global)?;
+            match other {
+                Command::Tools { name, schema } => tools_cmd::run(&app, name.as_deref(), schema),
+                Command::History { limit } => txn_cmd::history(&app, limit),
+                Command::Show { id } => txn_cmd::show(&app, &id),
+                Command::Undo { id } => {
+                    txn_cmd::undo(&app, id.as_deref(), global.yes, global.dry_run)
+                }
+                Command::Doctor => doctor::run(&app),
+                Command::Plan { request } => {
+                    anyhow::bail!(
+                        "cannot plan {:?} yet: this build has no planner",
+                        request.join(" ")
+                    )
+                }
+                Command::Journal(_) | Command::Completions { .. } | Command::Config { .. } => {
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
         }
     }
 }

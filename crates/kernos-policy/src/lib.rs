@@ -235,6 +235,23 @@ pub fn assess(spec: &ActionSpec, effects: &[Effect], ctx: &Context, cfg: &Config
     }
 }
 
+/// The least risk any step of this action can have, from its declaration alone: what
+/// `kernos tools` shows. Concrete arguments can only raise it.
+pub fn risk_class(spec: &ActionSpec) -> Risk {
+    if spec.is_read_only() {
+        Risk::Low
+    } else if spec.reversibility == Reversibility::Irreversible
+        || spec
+            .effects
+            .iter()
+            .any(|e| matches!(e, EffectKind::Privileged | EffectKind::Exec))
+    {
+        Risk::High
+    } else {
+        Risk::Medium
+    }
+}
+
 fn short(s: &str) -> String {
     if s.chars().count() > 60 {
         format!("{}…", s.chars().take(59).collect::<String>())
@@ -572,6 +589,23 @@ mod tests {
             }],
         );
         assert_eq!(a.risk, Risk::High);
+    }
+
+    #[test]
+    fn risk_classes() {
+        assert_eq!(risk_class(&read()), Risk::Low);
+        assert_eq!(risk_class(&write()), Risk::Medium);
+        assert_eq!(
+            risk_class(&spec(
+                &[EffectKind::Write, EffectKind::Privileged],
+                Reversibility::Reversible
+            )),
+            Risk::High
+        );
+        assert_eq!(
+            risk_class(&spec(&[EffectKind::Write], Reversibility::Irreversible)),
+            Risk::High
+        );
     }
 
     #[test]

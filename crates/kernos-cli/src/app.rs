@@ -1,0 +1,91 @@
+//! What every command needs, built only when a command needs it: config, data directory,
+//! journal, engine.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use kernos_core::{CancelToken, ExecError, ExecOutcome, ExecRequest, ProcessRunner};
+use kernos_engine::Engine;
+use kernos_journal::{BlobStore, Journal};
+use kernos_tools::{Env, Registry};
+
+use crate::cli::Global;
+use crate::config::{self, Config};
+use crate::term::Style;
+
+/// A command's view of Kernos.
+pub struct App {
+    /// Global flags.
+    pub global: Global,
+    /// Loaded configuration.
+    pub config: Config,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Output styling.
+    pub style: Style,
+}
+
+impl App {
+    /// Loads the configuration and resolves the data directory.
+    pub fn new(global: &Global) -> anyhow::Result<App> {
+        let config = config::load()?;
+        let data_dir = match &global.data_dir {
+            Some(d) => d.clone(),
+            None => kernos_journal::default_data_dir()?,
+        };
+        let style = Style {
+            on: crate::term::color_enabled(&config.cli.color),
+        };
+        Ok(App {
+            global: global.clone(),
+            config,
+            data_dir,
+            style,
+        })
+    }
+
+    /// The user's environment for a request made from here.
+    pub fn env(&self) -> Env {
+        Env::current(self.data_dir.clone())
+    }
+
+    /// The home directory as a string, for shortening paths to `~`.
+    pub fn home(&self) -> String {
+        self.env().home.display().to_string()
+    }
+
+    /// Opens the journal and builds the engine.
+    pub fn engine(&self) -> anyhow::Result<Engine> {
+        let journal = Journal::open(&self.data_dir)
+            .with_context(|| format!("cannot open the journal in {}", self.data_dir.display()))?;
+        let blobs = BlobStore::open(self.data_dir.join("blobs"), false)?;
+        Ok(Engine::new(
+            Arc::new(Registry::builtin()),
+            Arc::new(Mutex::new(journal)),
+            blobs,
+            runner(&self.config),
+            self.config.policy.clone(),
+            self.data_dir.clone(),
+        ))
+    }
+}
+
+/// The process runner every child process goes through: the sandbox. When the sandbox cannot
+/// be set up, every step that needs a child process fails with the reason — Kernos never falls
+/// back to running children unconfined.
+pub fn runner(_config: &Config) -> Arc<dyn ProcessRunner> {
+    Arc::new(FailClosed(
+        "the sandbox helper is not available in this build".into(),
+    ))
+}
+
+/// Refuses to run anything, saying why.
+#[derive(Debug)]
+pub struct FailClosed(pub String);
+
+impl ProcessRunner for FailClosed {
+    fn run(&self, _: &ExecRequest, _: &CancelToken) -> Result<ExecOutcome, ExecError> {
+        Err(ExecError::Unavailable(self.0.clone()))
+    }
+}
