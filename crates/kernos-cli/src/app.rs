@@ -64,7 +64,7 @@ impl App {
             Arc::new(Registry::builtin()),
             Arc::new(Mutex::new(journal)),
             blobs,
-            runner(&self.config),
+            runner(&self.config, &self.data_dir),
             self.config.policy.clone(),
             self.data_dir.clone(),
         ))
@@ -74,10 +74,14 @@ impl App {
 /// The process runner every child process goes through: the sandbox. When the sandbox cannot
 /// be set up, every step that needs a child process fails with the reason — Kernos never falls
 /// back to running children unconfined.
-pub fn runner(_config: &Config) -> Arc<dyn ProcessRunner> {
-    Arc::new(FailClosed(
-        "the sandbox helper is not available in this build".into(),
-    ))
+pub fn runner(config: &Config, data_dir: &std::path::Path) -> Arc<dyn ProcessRunner> {
+    match kernos_sandbox::SandboxRunner::new() {
+        Ok(r) => Arc::new(
+            kernos_sandbox::Configured::new(r, config.sandbox.allow_weaker)
+                .deny_read(data_dir.to_path_buf()),
+        ),
+        Err(e) => Arc::new(FailClosed(e.to_string())),
+    }
 }
 
 /// Refuses to run anything, saying why.

@@ -101,6 +101,19 @@ pub enum Command {
     /// Read and check the journal of everything Kernos did.
     #[command(subcommand)]
     Journal(JournalCmd),
+    /// Run a command under an explicit sandbox policy (for debugging confinement).
+    #[command(subcommand)]
+    Sandbox(SandboxCmd),
+}
+
+/// `kernos sandbox …`
+#[derive(Debug, Subcommand)]
+pub enum SandboxCmd {
+    /// Run CMD confined: read-only root, writes only where --write says, no network unless
+    /// --net; prints why it was stopped, if it was.
+    Exec(Box<kernos_sandbox::ExecArgs>),
+    /// What confinement this kernel supports.
+    Probe,
 }
 
 /// `kernos config …`

@@ -48,25 +48,36 @@ fn systemd_is_init() -> bool {
 /// Runs every check.
 pub fn checks(app: &App) -> Vec<Check> {
     let mut out = Vec::new();
-    // Data directory and journal.
+    // Data directory and journal. Checked without creating anything: the nearest existing
+    // directory on the way must be writable by us.
     let dir = &app.data_dir;
-    let probe = dir.join(".doctor-probe");
-    let writable = std::fs::create_dir_all(dir)
-        .and_then(|_| std::fs::write(&probe, b"x"))
-        .and_then(|_| std::fs::remove_file(&probe));
-    out.push(match writable {
-        Ok(()) => check(
+    let existing = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(std::path::Path::new("/"));
+    // SAFETY: access(2) with a valid NUL-terminated path.
+    let writable = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes())
+        .map(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0)
+        .unwrap_or(false);
+    out.push(if writable {
+        let how = if existing == dir.as_path() {
+            "is writable"
+        } else {
+            "will be created"
+        };
+        check(
             "data directory",
             "ok",
-            format!("{} is writable", dir.display()),
+            format!("{} {how}", dir.display()),
             None,
-        ),
-        Err(e) => check(
+        )
+    } else {
+        check(
             "data directory",
             "fail",
-            format!("{}: {e}", dir.display()),
+            format!("{} is not writable by this user", existing.display()),
             Some("set KERNOS_DATA_DIR to a writable directory"),
-        ),
+        )
     });
     if dir.join(kernos_journal::DB_FILE).exists() {
         out.push(
@@ -170,13 +181,45 @@ pub fn checks(app: &App) -> Vec<Check> {
 }
 
 fn sandbox_checks(app: &App) -> Vec<Check> {
-    let _ = app;
-    vec![check(
-        "sandbox",
-        "fail",
-        "the sandbox helper is not part of this build",
-        Some("build kernos with the sandbox"),
-    )]
+    let f = kernos_sandbox::probe();
+    let missing = f.missing();
+    let detail = f
+        .to_string()
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut out = vec![if missing.is_empty() {
+        check("sandbox", "ok", format!("full confinement: {detail}"), None)
+    } else if app.config.sandbox.allow_weaker {
+        check(
+            "sandbox",
+            "warn",
+            format!(
+                "weaker confinement allowed by config; missing: {}",
+                missing.join(", ")
+            ),
+            None,
+        )
+    } else {
+        check(
+            "sandbox",
+            "fail",
+            format!(
+                "missing {}: steps that run programs are refused",
+                missing.join(", ")
+            ),
+            Some(
+                "use a kernel with these features, or set sandbox.allow_weaker = true (weaker confinement)",
+            ),
+        )
+    }];
+    out.push(match kernos_sandbox::find_helper() {
+        Ok(p) => check("sandbox helper", "ok", p.display().to_string(), None),
+        Err(e) => check("sandbox helper", "fail", e.to_string(), None),
+    });
+    out
 }
 
 /// `kernos doctor`

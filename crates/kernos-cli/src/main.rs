@@ -20,6 +20,14 @@ use crate::app::App;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    // The sandbox helper is this same binary started with a hidden first argument; it must take
+    // over before anything else runs (no threads, no allocation-heavy setup).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == kernos_sandbox::HELPER_ARG)
+    {
+        kernos_sandbox::helper_main();
+    }
     let cli = parse();
     match run(cli) {
         Ok(code) => code,
@@ -86,6 +94,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut Cli::command(), "kernos", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sandbox(cli::SandboxCmd::Exec(mut args)) => {
+            args.json = global.json;
+            let code = kernos_sandbox::run_exec_command(&args);
+            Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        }
+        Command::Sandbox(cli::SandboxCmd::Probe) => {
+            let f = kernos_sandbox::probe();
+            if global.json {
+                println!("{}", f.to_json());
+            } else {
+                print!("{f}");
+            }
+            Ok(if f.missing().is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Config { action } => {
             let app = App::new(&global).ok();
             config_cmd::run(app.as_ref(), action)
@@ -106,9 +132,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         request.join(" ")
                     )
                 }
-                Command::Journal(_) | Command::Completions { .. } | Command::Config { .. } => {
-                    Ok(ExitCode::SUCCESS)
-                }
+                Command::Journal(_)
+                | Command::Completions { .. }
+                | Command::Config { .. }
+                | Command::Sandbox(_) => Ok(ExitCode::SUCCESS),
             }
         }
     }

@@ -31,18 +31,20 @@ pub fn policy_for(effects: &[Effect], env: &Env) -> SandboxPolicy {
     for e in effects {
         match (&e.kind, &e.target) {
             (EffectKind::Write | EffectKind::Delete, Target::Path { path, .. }) => {
-                p.write.push(writable_root(path));
+                p.write.extend(writable_root(path));
             }
             (EffectKind::Read, Target::Path { path, .. }) => p.read.push(path.clone()),
-            (EffectKind::Network, Target::Host { host, port }) => {
+            (EffectKind::Network, Target::Host { port, .. }) => {
+                // The kernel can confine a step to ports (Landlock), not to host names, so a
+                // declared host becomes "any host on that port": enforceable, and honest
+                // about what is enforced. Without a port, any port.
                 network = true;
-                if host == "*" {
-                    any_host = true;
-                } else {
-                    hosts.push(HostPort {
-                        host: host.clone(),
-                        port: *port,
-                    });
+                match port {
+                    Some(p) => hosts.push(HostPort {
+                        host: "*".into(),
+                        port: Some(*p),
+                    }),
+                    None => any_host = true,
                 }
             }
             (EffectKind::Network, _) => {
@@ -87,15 +89,14 @@ pub fn policy_for(effects: &[Effect], env: &Env) -> SandboxPolicy {
 }
 
 /// What must be writable to change `path`: the path itself if it is an existing directory,
-/// otherwise its parent (creating, replacing or removing a file changes its directory).
-fn writable_root(path: &Path) -> PathBuf {
+/// otherwise its parent (creating, replacing or removing a file changes its directory). When
+/// not even the parent exists, nothing is granted: the sandbox can only grant existing paths,
+/// and granting a further ancestor would hand the child far more than was declared.
+fn writable_root(path: &Path) -> Option<PathBuf> {
     if path.is_dir() {
-        path.to_path_buf()
-    } else {
-        path.parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| path.to_path_buf())
+        return Some(path.to_path_buf());
     }
+    path.parent().filter(|d| d.is_dir()).map(Path::to_path_buf)
 }
 
 #[cfg(test)]
@@ -136,12 +137,17 @@ mod tests {
             },
         ];
         let p = policy_for(&effects, &env());
-        assert_eq!(p.write, vec![PathBuf::from("/nonexistent-dir")]);
+        // Nothing under a directory that does not exist can be granted.
+        assert!(p.write.is_empty());
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("new.txt");
+        let p2 = policy_for(&[Effect::path(EffectKind::Write, &f, false)], &env());
+        assert_eq!(p2.write, vec![d.path().to_path_buf()]);
         assert_eq!(
             p.network,
             NetworkPolicy::Allow {
                 hosts: vec![HostPort {
-                    host: "example.org".into(),
+                    host: "*".into(),
                     port: Some(443)
                 }]
             }
