@@ -59,6 +59,17 @@ pub(crate) enum Op {
         /// Its size after.
         new: u64,
     },
+    /// Remove a file that a move is about to replace, keeping its content and metadata for
+    /// undo. (Trashing it instead would leave undo with two moves whose order matters: the
+    /// trashed file cannot go back while the moved one still occupies its place.)
+    Replace {
+        /// The file being replaced.
+        path: PathBuf,
+        /// Its size.
+        old: u64,
+        /// Size of what replaces it.
+        new: u64,
+    },
     /// Move to the trash.
     Trash {
         /// What.
@@ -137,6 +148,11 @@ impl Op {
                 old_bytes: *old,
                 new_bytes: *new,
             },
+            Op::Replace { path, old, new } => Change::Overwrite {
+                path: path.clone(),
+                old_bytes: *old,
+                new_bytes: *new,
+            },
             Op::Trash {
                 path,
                 bytes,
@@ -199,6 +215,10 @@ impl Op {
             Op::CopyOver { from, to, .. } => {
                 rec.before_write(to)?;
                 copy_over(from, to)
+            }
+            Op::Replace { path, .. } => {
+                rec.before_write(path)?;
+                fs::remove_file(path).map_err(|e| ToolError::io("cannot replace", path, e))
             }
             Op::Trash { path, .. } => rec.trash(path).map(|_| ()),
             Op::Move { from, to, .. } => {

@@ -432,11 +432,11 @@ fn plan_move(ctx: &Ctx<'_>, a: &FsMove) -> Result<MovePlan> {
         let (bytes, _) = tree_size(ctx, &from)?;
         match lstat(&target) {
             None => {}
-            // Replacing a file: the old one goes to the trash first, so undo brings it back.
-            Some(tm) if !tm.is_dir() && !fm.is_dir() => plan.ops.push(Op::Trash {
+            // Replacing a file: its content is kept first, so undo brings it back.
+            Some(tm) if tm.is_file() && !fm.is_dir() => plan.ops.push(Op::Replace {
                 path: target.clone(),
-                bytes: if tm.is_file() { tm.len() } else { 0 },
-                entries: 1,
+                old: tm.len(),
+                new: bytes,
             }),
             Some(tm) => return Err(clash(&from, &fm, &target, &tm)),
         }
@@ -488,8 +488,8 @@ impl Action for Move {
             };
             guard_write(ctx, &target)?;
             out.extend(write_effects(&target, deep));
-            // A file already there is replaced: it goes to the trash.
-            if lstat(&target).is_some_and(|m| !m.is_dir()) && target != from {
+            // A file already there is replaced: its old content is deleted (kept for undo).
+            if lstat(&target).is_some_and(|m| m.is_file()) && target != from {
                 out.push(Effect::path(EffectKind::Delete, &target, false));
             }
         }
