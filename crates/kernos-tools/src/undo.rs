@@ -346,6 +346,12 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
             let e = e.map_err(|e| ToolError::io("cannot list", from, e))?;
             copy_tree(&e.path(), &to.join(e.file_name()))?;
         }
+    } else if !ft.is_file() {
+        // Opening a FIFO would block forever and a device may never end: refuse instead.
+        return Err(ToolError::Refused(format!(
+            "{} is a FIFO, socket or device, which cannot be copied",
+            from.display()
+        )));
     } else {
         let mut src = fs::File::open(from).map_err(|e| ToolError::io("cannot open", from, e))?;
         let mut dst = fs::OpenOptions::new()

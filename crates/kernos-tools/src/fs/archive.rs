@@ -35,7 +35,7 @@ use crate::undo::{Recorder, set_mtime};
 use super::ops::{self, Op};
 use super::read::{read_effect, stat_root};
 use super::{
-    arg_path, arg_paths, contained, guard_write, in_data_dir, kind_name, lstat, lstat_or_err,
+    DataDir, arg_path, arg_paths, contained, guard_write, kind_name, lstat, lstat_or_err,
     missing_dirs, tree_size, write_effects,
 };
 
@@ -315,11 +315,12 @@ fn plan_archive(ctx: &Ctx<'_>, a: &FsArchive) -> Result<ArchivePlan> {
                 src.display()
             )));
         }
+        let data = DataDir::of(ctx);
         let walk = walkdir::WalkDir::new(&top)
             .follow_links(false)
             .sort_by_file_name()
             .into_iter()
-            .filter_entry(|e| !in_data_dir(ctx, e.path()));
+            .filter_entry(move |e| !data.contains(e.path()));
         for e in walk {
             ctx.check_cancel()?;
             let e = e.map_err(|e| {

@@ -23,7 +23,7 @@ use crate::registry::{Action, Meta};
 use crate::undo::Recorder;
 
 use super::ops::{self, Op};
-use super::{TICK, arg_paths, guard_write, in_data_dir, lstat_or_err, mode_str};
+use super::{DataDir, TICK, arg_paths, guard_write, lstat_or_err, mode_str};
 
 /// A parsed mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,13 +218,14 @@ fn plan(ctx: &Ctx<'_>, a: &FsChmod) -> Result<(Vec<Op>, usize)> {
         })?;
         visit(path.clone(), &m, &mut ops);
         if a.recursive && m.is_dir() {
+            let data = DataDir::of(ctx);
             let walk = walkdir::WalkDir::new(&path)
                 .min_depth(1)
                 .follow_links(false)
                 .sort_by_file_name()
                 .into_iter()
                 // Kernos's own data is never touched, even by a recursive chmod of home.
-                .filter_entry(|e| !in_data_dir(ctx, e.path()));
+                .filter_entry(move |e| !data.contains(e.path()));
             for (i, e) in walk.enumerate() {
                 if i as u64 % TICK == 0 {
                     ctx.check_cancel()?;

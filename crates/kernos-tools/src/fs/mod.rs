@@ -156,9 +156,40 @@ pub(crate) fn guard_whole(ctx: &Ctx<'_>, p: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether `p` is inside Kernos's data directory (for pruning walks).
-pub(crate) fn in_data_dir(ctx: &Ctx<'_>, p: &Path) -> bool {
-    guard_write(ctx, p).is_err()
+/// Kernos's data directory as written and with symlinks followed, computed once for walks
+/// that prune it entry by entry.
+pub(crate) struct DataDir(PathBuf, PathBuf);
+
+impl DataDir {
+    pub(crate) fn of(ctx: &Ctx<'_>) -> Self {
+        DataDir(ctx.env.data_dir.clone(), ctx.env.real(&ctx.env.data_dir))
+    }
+
+    /// Whether `p` is inside it.
+    pub(crate) fn contains(&self, p: &Path) -> bool {
+        p.starts_with(&self.0) || p.starts_with(&self.1)
+    }
+}
+
+/// Fails unless `p` is a regular file: reading a FIFO would block and a device may never end.
+pub(crate) fn regular_file(p: &Path, m: &Metadata) -> Result<()> {
+    if m.is_file() {
+        return Ok(());
+    }
+    Err(ToolError::Refused(format!(
+        "{} is a {}, not a regular file; {}",
+        p.display(),
+        if m.is_dir() {
+            "directory"
+        } else {
+            "special file (device, FIFO or socket)"
+        },
+        if m.is_dir() {
+            "use fs.list or fs.find to see what is in it"
+        } else {
+            "Kernos only reads regular files"
+        }
+    )))
 }
 
 /// A short name for a file type.
@@ -198,6 +229,27 @@ pub(crate) fn tree_size(ctx: &Ctx<'_>, p: &Path) -> Result<(u64, u64)> {
         }
     }
     Ok((bytes, entries))
+}
+
+/// The first special file (FIFO, socket, device) in a file or tree, if any: copying one would
+/// block or read forever.
+pub(crate) fn first_special(ctx: &Ctx<'_>, p: &Path) -> Result<Option<PathBuf>> {
+    for (i, e) in walkdir::WalkDir::new(p)
+        .follow_links(false)
+        .follow_root_links(false)
+        .into_iter()
+        .enumerate()
+    {
+        if i as u64 % TICK == 0 {
+            ctx.check_cancel()?;
+        }
+        let Ok(e) = e else { continue };
+        let ft = e.file_type();
+        if !(ft.is_file() || ft.is_dir() || ft.is_symlink()) {
+            return Ok(Some(e.into_path()));
+        }
+    }
+    Ok(None)
 }
 
 /// Directories that must be created for `dir` to exist, outermost first; `planned` holds

@@ -24,7 +24,7 @@ use crate::undo::Recorder;
 
 use super::{
     TICK, arg_path, is_hidden, kind_name, looks_binary, mode_str, mtime_secs, name_glob,
-    nonempty_dir,
+    nonempty_dir, regular_file,
 };
 
 /// A read effect on the real path of `p`; recursive when it reaches into a directory.
@@ -687,12 +687,7 @@ impl Action for Read {
             return Err(ToolError::InvalidArgs("give head or tail, not both".into()));
         }
         let m = stat_root(&path)?;
-        if m.is_dir() {
-            return Err(ToolError::Refused(format!(
-                "{} is a directory; use fs.list to see what is in it",
-                path.display()
-            )));
-        }
+        regular_file(&path, &m)?;
         let mut f = fs::File::open(&path).map_err(|e| ToolError::io("cannot read", &path, e))?;
         let len = m.len();
         let io = |e| ToolError::io("cannot read", &path, e);

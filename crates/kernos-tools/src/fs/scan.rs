@@ -17,7 +17,7 @@ use crate::registry::{Action, Meta};
 use crate::undo::Recorder;
 
 use super::read::{Skipped, read_effect, stat_root, walk};
-use super::{arg_path, arg_paths, looks_binary, name_glob};
+use super::{arg_path, arg_paths, looks_binary, name_glob, regular_file};
 
 // --------------------------------------------------------------------------------- search
 
@@ -109,6 +109,7 @@ impl Action for Search {
                 Ok(true)
             })?;
         } else {
+            regular_file(&root, &root_meta)?;
             files.push(root.clone());
         }
         let mut rows = Vec::new();
@@ -307,7 +308,8 @@ impl Action for Checksum {
         let mut files = Vec::new();
         let mut skipped = Skipped::default();
         for p in arg_paths(ctx, &a.path, "path")? {
-            if stat_root(&p)?.is_dir() {
+            let m = stat_root(&p)?;
+            if m.is_dir() {
                 // A directory: every file in it, hidden ones too (a checksum list is a manifest).
                 let s = walk(ctx, &p, true, None, |e| {
                     if e.file_type().is_file() {
@@ -317,6 +319,7 @@ impl Action for Checksum {
                 })?;
                 skipped.0 += s.0;
             } else {
+                regular_file(&p, &m)?;
                 files.push(p);
             }
         }
@@ -440,7 +443,11 @@ impl Action for Count {
 
     fn execute(&self, a: &FsCount, ctx: &Ctx<'_>, _: &mut Recorder<'_>) -> Result<Output> {
         let path = arg_path(ctx, &a.path, "path")?;
-        let is_dir = stat_root(&path)?.is_dir();
+        let root_meta = stat_root(&path)?;
+        let is_dir = root_meta.is_dir();
+        if !is_dir {
+            regular_file(&path, &root_meta)?;
+        }
         let what = a.what.unwrap_or(if is_dir {
             CountWhat::Files
         } else {

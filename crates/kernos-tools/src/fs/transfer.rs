@@ -22,8 +22,8 @@ use crate::undo::Recorder;
 
 use super::ops::{self, Op};
 use super::{
-    arg_path, arg_paths, entry_real, guard_whole, guard_write, kind_name, lstat, lstat_or_err,
-    missing_dirs, nonempty_dir, outermost, tree_size, write_effects,
+    arg_path, arg_paths, entry_real, first_special, guard_whole, guard_write, kind_name, lstat,
+    lstat_or_err, missing_dirs, nonempty_dir, outermost, tree_size, write_effects,
 };
 
 /// Where sources go.
@@ -208,6 +208,12 @@ fn plan_copy(ctx: &Ctx<'_>, a: &FsCopy) -> Result<CopyPlan> {
             return Err(ToolError::Refused(format!(
                 "two sources would both be copied to {}; copy them separately under different names",
                 target.display()
+            )));
+        }
+        if let Some(special) = first_special(ctx, &from)? {
+            return Err(ToolError::Refused(format!(
+                "{} is a FIFO, socket or device, which cannot be copied; copy the regular files                  around it instead",
+                special.display()
             )));
         }
         let (bytes, _) = tree_size(ctx, &from)?;

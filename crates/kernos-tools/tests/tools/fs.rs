@@ -1608,3 +1608,41 @@ fn every_catalog_action_is_registered_with_a_path_column_where_it_returns_rows()
         }
     }
 }
+
+fn mkfifo(p: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+}
+
+#[test]
+fn special_files_are_refused_by_reads_and_left_out_of_archives() {
+    let w = world();
+    project(&w);
+    mkfifo(&w.root.join("proj/pipe"));
+    // Each of these would block forever on a FIFO if it tried to open it.
+    for (name, args) in [
+        ("fs.read", json!({"path": "proj/pipe"})),
+        ("fs.checksum", json!({"path": "proj/pipe"})),
+        ("fs.count", json!({"path": "proj/pipe"})),
+        ("fs.search", json!({"path": "proj/pipe", "pattern": "x"})),
+    ] {
+        let e = err(&w, name, args).to_string();
+        assert!(e.contains("not a regular file"), "{name}: {e}");
+    }
+    // Walks skip it.
+    assert_eq!(
+        run(&w, "fs.search", json!({"path": "proj", "pattern": "hello"}))
+            .rows
+            .len(),
+        1
+    );
+    let out = run(
+        &w,
+        "fs.archive",
+        json!({"source": "proj", "dest": "p.tar.gz"}),
+    );
+    assert_eq!(col(&out, "entries"), vec![json!(8)]);
+    assert!(out.summary.unwrap().contains("left out 1"));
+}
