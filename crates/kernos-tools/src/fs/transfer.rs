@@ -5,6 +5,12 @@
 //! when missing); otherwise `dest` is the new name. Copy follows a symlink named as a source
 //! (copying what it points to) and copies symlinks inside trees as symlinks; move and delete
 //! act on the symlink itself.
+//!
+//! Replacing: copying a file onto a file overwrites it in place (snapshotted first); copying a
+//! directory onto a directory merges into it; moving a file onto a file snapshots the old one
+//! and reports it as overwritten. A file never replaces a directory nor the other way round,
+//! and every clash is found while planning, before anything changes. Delete moves to the trash
+//! and refuses a non-empty directory unless `recursive` is set.
 
 use std::collections::HashSet;
 use std::fs;
