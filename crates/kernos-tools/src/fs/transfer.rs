@@ -218,7 +218,7 @@ fn plan_copy(ctx: &Ctx<'_>, a: &FsCopy) -> Result<CopyPlan> {
         }
         if let Some(special) = first_special(ctx, &from)? {
             return Err(ToolError::Refused(format!(
-                "{} is a FIFO, socket or device, which cannot be copied; copy the regular files                  around it instead",
+                "{} is a FIFO, socket or device, which cannot be copied; copy the regular files around it instead",
                 special.display()
             )));
         }
