@@ -76,6 +76,12 @@ pub enum Inverse {
         /// Whether it is a directory.
         dir: bool,
     },
+    /// Remove (to the trash) a whole directory tree the step created in one go (a copied
+    /// tree), provided the tree is still exactly as the step left it.
+    RemoveTree {
+        /// The created directory.
+        path: PathBuf,
+    },
     /// Move `from` back to `to` (undoes a move, or a delete into the trash).
     MoveBack {
         /// Where it is now.
@@ -127,6 +133,7 @@ impl Record {
         match &self.inverse {
             Inverse::RestoreFile { path, .. } => format!("restore {}", path.display()),
             Inverse::Remove { path, .. } => format!("remove {}", path.display()),
+            Inverse::RemoveTree { path } => format!("remove the tree {}", path.display()),
             Inverse::MoveBack { from, to } => {
                 format!("move {} back to {}", from.display(), to.display())
             }
@@ -142,7 +149,8 @@ impl Record {
         match &self.inverse {
             Inverse::RestoreFile { path, .. }
             | Inverse::SetMode { path, .. }
-            | Inverse::Remove { path, .. } => Some(path),
+            | Inverse::Remove { path, .. }
+            | Inverse::RemoveTree { path } => Some(path),
             Inverse::MoveBack { from, .. } => Some(from),
             Inverse::Step { .. } => None,
         }
@@ -150,7 +158,14 @@ impl Record {
 
     /// The fingerprint the engine stores right after the step ran.
     pub fn after_state(&self) -> Option<Fingerprint> {
-        self.watched().map(Fingerprint::of)
+        let deep = matches!(self.inverse, Inverse::RemoveTree { .. });
+        self.watched().map(|p| {
+            if deep {
+                Fingerprint::of_tree(p)
+            } else {
+                Fingerprint::of(p)
+            }
+        })
     }
 }
 
@@ -231,6 +246,9 @@ pub struct Fingerprint {
     /// entries, and a created directory is only removed once it is empty again).
     #[serde(default)]
     pub mtime_ns: i64,
+    /// blake3 over every entry beneath a directory, for trees removed as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
 }
 
 impl Fingerprint {
@@ -242,6 +260,7 @@ impl Fingerprint {
                 size: 0,
                 mode: 0,
                 mtime_ns: 0,
+                tree: None,
             };
         };
         let ft = m.file_type();
@@ -264,7 +283,42 @@ impl Fingerprint {
             size,
             mode: m.mode() & 0o7777,
             mtime_ns: mtime,
+            tree: None,
         }
+    }
+
+    /// Like [`Fingerprint::of`], and for a directory also a hash of every entry beneath it
+    /// (relative path, kind, size, mode, and mtime for non-directories).
+    pub fn of_tree(path: &Path) -> Self {
+        let mut fp = Fingerprint::of(path);
+        if fp.kind != "dir" {
+            return fp;
+        }
+        let mut entries: Vec<(PathBuf, Fingerprint)> = Vec::new();
+        let mut stack = vec![path.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            let Ok(rd) = fs::read_dir(&dir) else { continue };
+            for e in rd.flatten() {
+                let p = e.path();
+                let f = Fingerprint::of(&p);
+                if f.kind == "dir" {
+                    stack.push(p.clone());
+                }
+                entries.push((p.strip_prefix(path).map(Path::to_path_buf).unwrap_or(p), f));
+            }
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut h = blake3::Hasher::new();
+        for (p, f) in &entries {
+            h.update(p.as_os_str().as_encoded_bytes());
+            h.update(&[0]);
+            h.update(f.kind.as_bytes());
+            h.update(&f.size.to_le_bytes());
+            h.update(&f.mode.to_le_bytes());
+            h.update(&f.mtime_ns.to_le_bytes());
+        }
+        fp.tree = Some(h.finalize().to_hex().to_string());
+        fp
     }
 }
 
@@ -356,6 +410,12 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
             let e = e.map_err(|e| ToolError::io("cannot list", from, e))?;
             copy_tree(&e.path(), &to.join(e.file_name()))?;
         }
+    } else if !ft.is_file() {
+        // Opening a FIFO would block forever and a device may never end: refuse instead.
+        return Err(ToolError::Refused(format!(
+            "{} is a FIFO, socket or device, which cannot be copied",
+            from.display()
+        )));
     } else {
         let mut src = fs::File::open(from).map_err(|e| ToolError::io("cannot open", from, e))?;
         let mut dst = fs::OpenOptions::new()
@@ -466,6 +526,20 @@ impl<'a> Recorder<'a> {
         }
     }
 
+    /// Before creating a whole directory tree at `path` in one go (copying a tree): undo
+    /// removes the tree, provided it is still exactly as the step left it.
+    pub fn before_create_tree(&mut self, path: &Path) -> Result<()> {
+        if fs::symlink_metadata(path).is_ok() {
+            return Err(ToolError::AlreadyExists(path.to_owned()));
+        }
+        self.sink.record(vec![Record {
+            inverse: Inverse::RemoveTree {
+                path: path.to_owned(),
+            },
+            dirs: stamps(&[path]),
+        }])
+    }
+
     /// Deletes `path` by moving it into the trash, journaling where it went first. Returns the
     /// path inside the trash.
     pub fn trash(&mut self, path: &Path) -> Result<PathBuf> {
@@ -549,7 +623,9 @@ pub fn check(record: &Record, after: Option<&Fingerprint>) -> Option<String> {
             }
             None
         }
-        Inverse::Remove { path, .. } if fs::symlink_metadata(path).is_err() => {
+        Inverse::Remove { path, .. } | Inverse::RemoveTree { path }
+            if fs::symlink_metadata(path).is_err() =>
+        {
             Some(format!("{} is already gone", path.display()))
         }
         Inverse::Remove { path, dir: true } => {
@@ -576,7 +652,7 @@ pub fn apply(record: &Record, env: &Env, blobs: &BlobStore) -> Result<()> {
             set_mtime(path, m.mtime_ns)
                 .map_err(|e| ToolError::io("cannot set time of", path, e))?;
         }
-        Inverse::Remove { path, .. } => {
+        Inverse::Remove { path, .. } | Inverse::RemoveTree { path } => {
             // Into the trash, not gone: undo never destroys data either.
             let dest = trash_slot(env)?.join(path.file_name().unwrap_or_default());
             move_path(path, &dest)?;
@@ -756,6 +832,36 @@ mod tests {
         let after = sink.0.records[0].after_state();
         fs::write(d.join("user-file"), b"precious").unwrap();
         assert!(check(&sink.0.records[0], after.as_ref()).is_some());
+    }
+
+    #[test]
+    fn created_tree_is_removed_whole_unless_changed() {
+        let f = fixture();
+        let src = f.root.join("src");
+        fs::create_dir_all(src.join("a/b")).unwrap();
+        fs::write(src.join("a/b/f"), b"x").unwrap();
+        let before = snapshot(&f.root);
+        settle();
+        for touch_after in [false, true] {
+            let dst = f.root.join("dst");
+            let mut sink = MemorySink::default();
+            Recorder::new(&mut sink, &f.env, &f.blobs)
+                .before_create_tree(&dst)
+                .unwrap();
+            copy_tree(&src, &dst).unwrap();
+            sink.0.finish();
+            let r = &sink.0.records[0];
+            let a = sink.0.after[0].as_ref();
+            if touch_after {
+                fs::write(dst.join("a/b/f"), b"edited").unwrap();
+                assert!(check(r, a).unwrap().contains("changed since"));
+                fs::remove_dir_all(&dst).unwrap();
+            } else {
+                assert_eq!(check(r, a), None);
+                apply(r, &f.env, &f.blobs).unwrap();
+                assert_eq!(snapshot(&f.root), before);
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,0 @@
-//! The `fs` tool.
-
-use crate::registry::Registry;
-
-/// Registers the `fs` actions.
-pub fn register(_r: &mut Registry) {}
