@@ -193,18 +193,19 @@ pub(crate) fn parse_line(line: &str, now: i64) -> LogLine {
 /// Whether a text log message reads as an error, and how bad: text logs carry no priority, so
 /// this goes by the words that error messages use.
 pub(crate) fn severity(message: &str) -> Option<&'static str> {
-    let mut m = message.to_lowercase();
+    // A leading space lets the phrases below match whole words at the start too.
+    let mut m = format!(" {}", message.to_lowercase());
     // Phrases that contain error words but report health.
     for benign in [
         "errors=remount-ro",
         "errors=continue",
-        "0 errors",
-        "no errors",
-        "no error",
-        "without error",
+        " 0 errors",
+        " no errors",
+        " no error",
+        " without error",
         "error_log",
         "failsafe",
-        "0 failed",
+        " 0 failed",
     ] {
         m = m.replace(benign, "");
     }
@@ -617,6 +618,11 @@ mod tests {
             None
         );
         assert_eq!(severity("fsck: 0 errors"), None);
+        assert_eq!(severity("0 errors, 0 failed"), None);
+        assert_eq!(
+            severity("bind() to 0.0.0.0:80 failed (98: Address already in use)"),
+            Some("err")
+        );
     }
 
     #[test]

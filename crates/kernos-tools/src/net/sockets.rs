@@ -182,8 +182,14 @@ impl Owners {
     /// A note for the summary when some owners could not be seen.
     fn hidden_note(&self, unknown: usize) -> String {
         if unknown > 0 && self.hidden > 0 {
+            // SAFETY: geteuid has no preconditions.
+            let why = if unsafe { libc::geteuid() } == 0 {
+                "the kernel does not let even root read some processes' descriptors"
+            } else {
+                "it belongs to another user: run as root to see it"
+            };
             format!(
-                "; the process behind {unknown} socket{} is hidden (other users' processes: run as root to see them)",
+                "; the process behind {unknown} socket{} is hidden ({why})",
                 if unknown == 1 { "" } else { "s" }
             )
         } else {

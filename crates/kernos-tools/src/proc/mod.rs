@@ -214,9 +214,13 @@ impl Action for Find {
                     .map(|(p, _)| format!("{} ({})", p.name, p.pid))
                     .collect();
                 format!(
-                    "{} process{} match {:?}: {}{}",
+                    "{} {} {:?}: {}{}",
                     l.len(),
-                    if l.len() == 1 { "" } else { "es" },
+                    if l.len() == 1 {
+                        "process matches"
+                    } else {
+                        "processes match"
+                    },
                     args.name,
                     names.join(", "),
                     if l.len() > 5 { ", …" } else { "" }
@@ -247,4 +251,49 @@ pub(crate) fn process_effects(p: &Proc, env_uid: u32, uid_min: u32) -> Vec<Effec
         });
     }
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(pid: u32, uid: u32) -> Proc {
+        Proc {
+            pid,
+            ppid: 1,
+            comm: "x".into(),
+            name: "x".into(),
+            state: 'S',
+            uid,
+            cmdline: vec!["x".into()],
+            rss: 0,
+            threads: 1,
+            starttime: 0,
+            ticks: 0,
+            kernel_thread: false,
+        }
+    }
+
+    fn privileged(p: &Proc, env_uid: u32) -> bool {
+        let e = process_effects(p, env_uid, 1000);
+        assert_eq!(e[0].kind, EffectKind::Write);
+        assert!(
+            matches!(e[0].target, Target::Process { pid, uid: Some(u), .. } if pid == p.pid && u == p.uid)
+        );
+        e.iter().any(|e| e.kind == EffectKind::Privileged)
+    }
+
+    #[test]
+    fn who_is_privileged_to_signal() {
+        // One's own ordinary process: a plain write.
+        assert!(!privileged(&proc(500, 1000), 1000));
+        // Another user's, root's, a system account's, PID 1, a kernel thread: privileged.
+        assert!(privileged(&proc(500, 1001), 1000));
+        assert!(privileged(&proc(500, 0), 0));
+        assert!(privileged(&proc(500, 33), 33));
+        assert!(privileged(&proc(1, 1000), 1000));
+        let mut k = proc(2, 1000);
+        k.kernel_thread = true;
+        assert!(privileged(&k, 1000));
+    }
 }

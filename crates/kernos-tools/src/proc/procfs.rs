@@ -264,13 +264,20 @@ pub(crate) fn socket_owners() -> (HashMap<u64, u32>, usize) {
             hidden += 1;
             continue;
         };
+        let mut denied = false;
         for e in rd.flatten() {
-            if let Ok(t) = std::fs::read_link(e.path()) {
-                if let Some(ino) = t.to_str().and_then(socket_inode) {
-                    map.entry(ino).or_insert(pid);
+            match std::fs::read_link(e.path()) {
+                Ok(t) => {
+                    if let Some(ino) = t.to_str().and_then(socket_inode) {
+                        map.entry(ino).or_insert(pid);
+                    }
                 }
+                // Listing may be allowed while reading the links is not (ptrace rules).
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => denied = true,
+                Err(_) => {}
             }
         }
+        hidden += usize::from(denied);
     }
     (map, hidden)
 }
