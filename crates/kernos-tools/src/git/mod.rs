@@ -107,69 +107,112 @@ fn repo_effects(repo: &Repo) -> Vec<Effect> {
         .collect()
 }
 
-/// Runs `git <args>` confined in the repository and returns its standard output.
-fn git(ctx: &Ctx<'_>, repo: &Repo, args: &[&str]) -> Result<Vec<u8>> {
-    if which("git").is_none() {
-        return Err(not_installed());
-    }
-    let top = repo.top.to_string_lossy();
-    let mut argv: Vec<&str> = vec![
-        "git",
-        "--no-pager",
-        // Reads must not take the index lock or refresh the index (the sandbox makes the
-        // repository read-only anyway).
-        "--no-optional-locks",
-        "-C",
-        &top,
-        "-c",
-        "core.quotepath=off",
-        "-c",
-        "core.fsmonitor=false",
-        "-c",
-        "color.ui=false",
-        "-c",
-        "log.showSignature=false",
-    ];
-    argv.extend_from_slice(args);
-    let out = ctx
-        .run(
-            &argv,
-            RunOpts {
-                cwd: Some(repo.top.clone()),
-                env: vec![
-                    ("GIT_TERMINAL_PROMPT".into(), "0".into()),
-                    ("LC_ALL".into(), "C".into()),
-                ],
-                ..RunOpts::default()
-            },
-        )
-        .map_err(|e| match e {
-            ToolError::Exec(ExecError::NotFound { .. }) => not_installed(),
-            other => other,
-        })?;
-    if let Some(stop) = &out.stopped {
-        return Err(ToolError::Failed(format!("git {}: {stop}", args[0])));
-    }
-    if !out.success() {
-        let err = out.stderr_text();
-        let err = err.trim();
-        if err.contains("dubious ownership") {
-            return Err(ToolError::Failed(format!(
-                "git refuses to read {}: it belongs to another user. If you trust it: git config \
-                 --global --add safe.directory {}",
-                repo.top.display(),
-                repo.top.display()
-            )));
+/// The git CLI, run confined in one repository.
+struct Git<'a> {
+    ctx: &'a Ctx<'a>,
+    repo: &'a Repo,
+    /// `-c` settings that blank the repository's own filter drivers.
+    overrides: Vec<String>,
+}
+
+impl<'a> Git<'a> {
+    /// Prepares to run git in `repo`. Filter drivers (`filter.<name>.clean|smudge|process`)
+    /// defined in the repository's own config are programs git would run while comparing
+    /// files; each is blanked for every later command, which turns it off.
+    fn open(ctx: &'a Ctx<'a>, repo: &'a Repo) -> Result<Self> {
+        if which("git").is_none() {
+            return Err(not_installed());
         }
-        if err.contains("not a git repository") {
-            return Err(ToolError::Failed(format!(
-                "{} is not a git repository; give the repository's directory",
-                repo.top.display()
-            )));
+        let mut g = Git {
+            ctx,
+            repo,
+            overrides: Vec::new(),
+        };
+        // Exit status 1 means "no such keys": nothing to blank.
+        let out = g.raw(&[
+            "config",
+            "--local",
+            "--name-only",
+            "--get-regexp",
+            r"^filter\..*\.(clean|smudge|process)$",
+        ])?;
+        if out.success() {
+            g.overrides = out
+                .stdout_text()
+                .lines()
+                .filter(|k| !k.is_empty())
+                .map(|k| format!("{k}="))
+                .collect();
         }
-        return Err(ToolError::Failed(format!("git {} failed: {err}", args[0])));
+        Ok(g)
     }
-    Ok(out.stdout)
+
+    fn raw(&self, args: &[&str]) -> Result<kernos_core::ExecOutcome> {
+        let top = self.repo.top.to_string_lossy();
+        let mut argv: Vec<&str> = vec![
+            "git",
+            "--no-pager",
+            // Reads must not take the index lock or refresh the index (the sandbox makes the
+            // repository read-only anyway).
+            "--no-optional-locks",
+            "-C",
+            &top,
+            "-c",
+            "core.quotepath=off",
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "color.ui=false",
+            "-c",
+            "log.showSignature=false",
+        ];
+        for o in &self.overrides {
+            argv.extend(["-c", o.as_str()]);
+        }
+        argv.extend_from_slice(args);
+        self.ctx
+            .run(
+                &argv,
+                RunOpts {
+                    cwd: Some(self.repo.top.clone()),
+                    env: vec![
+                        ("GIT_TERMINAL_PROMPT".into(), "0".into()),
+                        ("LC_ALL".into(), "C".into()),
+                    ],
+                    ..RunOpts::default()
+                },
+            )
+            .map_err(|e| match e {
+                ToolError::Exec(ExecError::NotFound { .. }) => not_installed(),
+                other => other,
+            })
+    }
+
+    /// Runs `git <args>` and returns its standard output, or an error that says what to do.
+    fn run(&self, args: &[&str]) -> Result<Vec<u8>> {
+        let out = self.raw(args)?;
+        let top = self.repo.top.display();
+        if let Some(stop) = &out.stopped {
+            return Err(ToolError::Failed(format!("git {}: {stop}", args[0])));
+        }
+        if !out.success() {
+            let err = out.stderr_text();
+            let err = err.trim();
+            if err.contains("dubious ownership") {
+                return Err(ToolError::Failed(format!(
+                    "git refuses to read {top}: it belongs to another user. If you trust it: git \
+                     config --global --add safe.directory {top}"
+                )));
+            }
+            if err.contains("not a git repository") {
+                return Err(ToolError::Failed(format!(
+                    "{top} is not a git repository; give the repository's directory"
+                )));
+            }
+            return Err(ToolError::Failed(format!("git {} failed: {err}", args[0])));
+        }
+        Ok(out.stdout)
+    }
 }
 
 fn not_installed() -> ToolError {
@@ -226,7 +269,7 @@ impl Action for Status {
 
     fn execute(&self, args: &GitRepo, ctx: &Ctx<'_>, _: &mut Recorder<'_>) -> Result<Output> {
         let repo = repo_of(&args.repo, ctx)?;
-        let out = git(ctx, &repo, &["status", "--porcelain=v2", "--branch", "-z"])?;
+        let out = Git::open(ctx, &repo)?.run(&["status", "--porcelain=v2", "--branch", "-z"])?;
         let (branch, files) = parse::parse_status(&out);
         let abs = |p: &str| json!(repo.top.join(p));
         let rows = files
@@ -334,7 +377,7 @@ impl Action for Log {
         if let Some(p) = &spec {
             argv.extend(["--", p.as_str()]);
         }
-        let out = match git(ctx, &repo, &argv) {
+        let out = match Git::open(ctx, &repo)?.run(&argv) {
             Ok(o) => o,
             Err(e) if no_commits(&e) => {
                 return Ok(Output::default().with_summary("no commits yet"));
@@ -426,9 +469,10 @@ impl Action for Diff {
             }
             v
         };
-        let numstat = git(ctx, &repo, &build(&["--numstat", "-z"]))?;
+        let git = Git::open(ctx, &repo)?;
+        let numstat = git.run(&build(&["--numstat", "-z"]))?;
         let stats = parse::parse_numstat(&numstat);
-        let mut patch = git(ctx, &repo, &build(&[]))?;
+        let mut patch = git.run(&build(&[]))?;
         let truncated = patch.len() > MAX_DIFF;
         patch.truncate(MAX_DIFF);
         let mut text = String::from_utf8_lossy(&patch).into_owned();
@@ -509,16 +553,12 @@ impl Action for Branches {
 
     fn execute(&self, args: &GitRepo, ctx: &Ctx<'_>, _: &mut Recorder<'_>) -> Result<Output> {
         let repo = repo_of(&args.repo, ctx)?;
-        let out = git(
-            ctx,
-            &repo,
-            &[
-                "for-each-ref",
-                "--sort=-committerdate",
-                parse::BRANCH_FORMAT,
-                "refs/heads",
-            ],
-        )?;
+        let out = Git::open(ctx, &repo)?.run(&[
+            "for-each-ref",
+            "--sort=-committerdate",
+            parse::BRANCH_FORMAT,
+            "refs/heads",
+        ])?;
         let list = parse::parse_branches(&String::from_utf8_lossy(&out));
         let rows = list
             .iter()

@@ -260,9 +260,15 @@ fn programs_named_in_the_repository_config_are_not_run() {
     let s = script.to_str().unwrap();
     git(&r, &["config", "core.fsmonitor", s]);
     git(&r, &["config", "diff.external", s]);
-    write(r.join(".gitattributes"), "*.txt diff=conv\n");
+    write(r.join(".gitattributes"), "*.txt diff=conv filter=clean\n");
     git(&r, &["config", "diff.conv.textconv", s]);
+    git(&r, &["config", "filter.clean.clean", s]);
+    git(&r, &["config", "filter.clean.process", s]);
     write(r.join("a.txt"), "changed\n");
+    // Make the index stale so git has to look at the content (through the clean filter,
+    // were it not blanked).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    write(r.join("docs/guide.md"), "# Guide\n\nRead me.\n");
     w.execute("git.status", json!({"repo": "repo"})).unwrap();
     w.execute("git.diff", json!({"repo": "repo"})).unwrap();
     w.execute("git.log", json!({"repo": "repo"})).unwrap();
