@@ -2,8 +2,9 @@
 //! confined with read access to the repository.
 //!
 //! A repository's own config can name programs git runs (`core.fsmonitor`, external diff and
-//! textconv drivers); these read-only actions switch them off, so looking at an untrusted
-//! repository never runs code from it.
+//! textconv drivers, clean/smudge filters); these read-only actions switch them off, so looking
+//! at an untrusted repository does not run code from it. (Submodules' own configs are not
+//! inspected; the sandbox still confines whatever git runs.)
 
 use std::path::{Path, PathBuf};
 
