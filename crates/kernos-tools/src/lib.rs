@@ -2,7 +2,7 @@
 //! says exactly what would change, structured output, and undo recorded before each change.
 //!
 //! Tools are plain Rust where a well-kept crate or `/proc` does the job; they spawn a child
-//! process only to talk to the system's own managers (apt, systemctl, journalctl, git, ping) or
+//! process only to talk to the system's own managers (apt, systemctl, journalctl, git) or
 //! to run `shell.run`, and then always through [`Ctx::run`], which confines the child to the
 //! step's approved effects.
 

@@ -1,5 +1,11 @@
-//! Behaviour tests of the built-in tools: real files in temporary trees, real undo.
+//! Behaviour tests of the built-in tools, run against real files, processes and sockets that
+//! each test creates for itself, with real undo.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod fs;
+mod git;
+mod logs;
+mod net;
+mod proc;
+mod sys;
