@@ -1,0 +1,1 @@
+//! `shell.*` (placeholder until written).
