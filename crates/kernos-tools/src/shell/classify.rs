@@ -281,7 +281,14 @@ fn dangerous_var(name: &str) -> bool {
         "SHELL",
     ];
     const PREFIX: &[&str] = &[
-        "LD_", "GIT_", "DYLD_", "BASH_FUNC_", "SYSTEMD_", "PYTHON", "PERL", "LUA_",
+        "LD_",
+        "GIT_",
+        "DYLD_",
+        "BASH_FUNC_",
+        "SYSTEMD_",
+        "PYTHON",
+        "PERL",
+        "LUA_",
     ];
     EXACT.contains(&name) || PREFIX.iter().any(|p| name.starts_with(p))
 }
@@ -652,9 +659,15 @@ impl Cx {
                 if a.iter().any(|x| {
                     shorts(x).is_some_and(|s| s.contains(['c', 'C', 'D', 'E', 'n']))
                         || long(x).is_some_and(|(n, _)| {
-                            ["clear", "read-clear", "console-off", "console-on", "console-level"]
-                                .iter()
-                                .any(|f| selects(n, f))
+                            [
+                                "clear",
+                                "read-clear",
+                                "console-off",
+                                "console-on",
+                                "console-level",
+                            ]
+                            .iter()
+                            .any(|f| selects(n, f))
                         })
                 }) {
                     self.reason("`dmesg` with -c/-C/-D/-E/-n changes the kernel log".into());
@@ -709,9 +722,28 @@ impl Cx {
                 self.c.privileged = true;
                 self.reason(format!("runs as another user (root) through `{name}`"));
                 let values: &[&str] = &[
-                    "-u", "-g", "-p", "-C", "-h", "-r", "-t", "-U", "-D", "-T", "-R", "--user",
-                    "--group", "--prompt", "--close-from", "--host", "--role", "--type",
-                    "--other-user", "--chdir", "--command-timeout", "--chroot",
+                    "-u",
+                    "-g",
+                    "-p",
+                    "-C",
+                    "-h",
+                    "-r",
+                    "-t",
+                    "-U",
+                    "-D",
+                    "-T",
+                    "-R",
+                    "--user",
+                    "--group",
+                    "--prompt",
+                    "--close-from",
+                    "--host",
+                    "--role",
+                    "--type",
+                    "--other-user",
+                    "--chdir",
+                    "--command-timeout",
+                    "--chroot",
                 ];
                 for t in lit.iter().flatten() {
                     if !t.starts_with('-') {
@@ -738,12 +770,19 @@ impl Cx {
                 Some(None)
             }
             "nice" | "nohup" | "stdbuf" | "setsid" | "command" | "exec" | "builtin" => {
-                if name == "command"
-                    && lit.iter().flatten().any(|t| t == "-v" || t == "-V")
-                {
+                if name == "command" && lit.iter().flatten().any(|t| t == "-v" || t == "-V") {
                     return Some(None);
                 }
-                let values: &[&str] = &["-n", "--adjustment", "-i", "-o", "-e", "--input", "--output", "--error"];
+                let values: &[&str] = &[
+                    "-n",
+                    "--adjustment",
+                    "-i",
+                    "-o",
+                    "-e",
+                    "--input",
+                    "--output",
+                    "--error",
+                ];
                 match skip(values) {
                     Ok(i) if i < args.len() => Some(Some((i, false))),
                     Ok(_) => Some(None),
@@ -751,9 +790,12 @@ impl Cx {
                 }
             }
             "time" => {
-                if lit.iter().flatten().take_while(|t| t.starts_with('-')).any(|t| {
-                    t == "-o" || t.starts_with("--output") || t == "-a" || t == "--append"
-                }) {
+                if lit
+                    .iter()
+                    .flatten()
+                    .take_while(|t| t.starts_with('-'))
+                    .any(|t| t == "-o" || t.starts_with("--output") || t == "-a" || t == "--append")
+                {
                     self.write("?", "`time -o` writes a file".into());
                     return Some(None);
                 }
@@ -765,7 +807,10 @@ impl Cx {
             }
             "ionice" => {
                 if lit.iter().flatten().any(|t| {
-                    matches!(t.as_str(), "-p" | "-P" | "-u" | "--pid" | "--pgid" | "--uid")
+                    matches!(
+                        t.as_str(),
+                        "-p" | "-P" | "-u" | "--pid" | "--pgid" | "--uid"
+                    )
                 }) {
                     self.reason("`ionice -p` changes another process".into());
                     return Some(None);
@@ -824,8 +869,20 @@ impl Cx {
             }
             "xargs" => {
                 let values: &[&str] = &[
-                    "-a", "-d", "-E", "-I", "-L", "-n", "-P", "-s", "--arg-file",
-                    "--delimiter", "--max-lines", "--max-args", "--max-procs", "--max-chars",
+                    "-a",
+                    "-d",
+                    "-E",
+                    "-I",
+                    "-L",
+                    "-n",
+                    "-P",
+                    "-s",
+                    "--arg-file",
+                    "--delimiter",
+                    "--max-lines",
+                    "--max-args",
+                    "--max-procs",
+                    "--max-chars",
                     "--process-slot-var",
                 ];
                 match skip(values) {
@@ -850,8 +907,8 @@ impl Cx {
             }
             "ssh" | "mosh" => {
                 let values = [
-                    "-b", "-c", "-D", "-E", "-e", "-F", "-I", "-i", "-J", "-L", "-l", "-m",
-                    "-O", "-o", "-p", "-Q", "-R", "-S", "-W", "-w", "-B",
+                    "-b", "-c", "-D", "-E", "-e", "-F", "-I", "-i", "-J", "-L", "-l", "-m", "-O",
+                    "-o", "-p", "-Q", "-R", "-S", "-W", "-w", "-B",
                 ];
                 let mut host = None;
                 let mut i = 0;
@@ -884,8 +941,8 @@ impl Cx {
             "ping" | "ping6" | "traceroute" | "traceroute6" | "tracepath" | "mtr" | "nc"
             | "ncat" | "netcat" | "telnet" | "whois" | "nmap" | "ftp" | "socat" | "arping" => {
                 let values = [
-                    "-c", "-i", "-W", "-w", "-s", "-t", "-I", "-p", "-q", "-m", "-l", "-M",
-                    "-S", "-T", "-Q", "-f", "-g", "-N", "-z",
+                    "-c", "-i", "-W", "-w", "-s", "-t", "-I", "-p", "-q", "-m", "-l", "-M", "-S",
+                    "-T", "-Q", "-f", "-g", "-N", "-z",
                 ];
                 let mut hosts = Vec::new();
                 let mut i = 0;
@@ -916,15 +973,34 @@ impl Cx {
             | "zypper" | "apk" | "snap" | "flatpak" | "brew" | "docker" | "podman" | "aptitude"
             | "pacman" => {
                 const NET: &[&str] = &[
-                    "install", "i", "add", "ci", "update", "upgrade", "download", "wheel",
-                    "publish", "fetch", "build", "run", "get", "pull", "push", "login",
-                    "search", "refresh", "dist-upgrade", "full-upgrade", "check-update",
-                    "makecache", "test",
+                    "install",
+                    "i",
+                    "add",
+                    "ci",
+                    "update",
+                    "upgrade",
+                    "download",
+                    "wheel",
+                    "publish",
+                    "fetch",
+                    "build",
+                    "run",
+                    "get",
+                    "pull",
+                    "push",
+                    "login",
+                    "search",
+                    "refresh",
+                    "dist-upgrade",
+                    "full-upgrade",
+                    "check-update",
+                    "makecache",
+                    "test",
                 ];
                 let pacman_sync = name == "pacman"
-                    && lit
-                        .iter()
-                        .any(|t| t.starts_with("-S") || t.starts_with("-U") || t.starts_with("--sync"));
+                    && lit.iter().any(|t| {
+                        t.starts_with("-S") || t.starts_with("-U") || t.starts_with("--sync")
+                    });
                 if pacman_sync || first_sub.is_some_and(|s| NET.contains(&s)) {
                     self.network(name, urls());
                 } else {
@@ -951,11 +1027,42 @@ impl Cx {
         // Primaries that take one argument: their value is not an action (`-name -delete`
         // looks for files called "-delete").
         const WITH_VALUE: &[&str] = &[
-            "-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename", "-regex",
-            "-iregex", "-lname", "-ilname", "-user", "-group", "-uid", "-gid", "-perm",
-            "-size", "-type", "-xtype", "-mtime", "-atime", "-ctime", "-mmin", "-amin",
-            "-cmin", "-links", "-inum", "-samefile", "-maxdepth", "-mindepth", "-fstype",
-            "-context", "-printf", "-used", "-regextype", "-anewer", "-cnewer",
+            "-name",
+            "-iname",
+            "-path",
+            "-ipath",
+            "-wholename",
+            "-iwholename",
+            "-regex",
+            "-iregex",
+            "-lname",
+            "-ilname",
+            "-user",
+            "-group",
+            "-uid",
+            "-gid",
+            "-perm",
+            "-size",
+            "-type",
+            "-xtype",
+            "-mtime",
+            "-atime",
+            "-ctime",
+            "-mmin",
+            "-amin",
+            "-cmin",
+            "-links",
+            "-inum",
+            "-samefile",
+            "-maxdepth",
+            "-mindepth",
+            "-fstype",
+            "-context",
+            "-printf",
+            "-used",
+            "-regextype",
+            "-anewer",
+            "-cnewer",
         ];
         let mut skip_next = false;
         for (i, w) in args.iter().enumerate() {
@@ -1101,9 +1208,23 @@ impl Cx {
                     continue;
                 };
                 const KNOWN: &[&str] = &[
-                    "in-place", "expression", "file", "line-length", "quiet", "silent",
-                    "regexp-extended", "separate", "unbuffered", "null-data", "zero-terminated",
-                    "posix", "debug", "sandbox", "follow-symlinks", "binary", "help",
+                    "in-place",
+                    "expression",
+                    "file",
+                    "line-length",
+                    "quiet",
+                    "silent",
+                    "regexp-extended",
+                    "separate",
+                    "unbuffered",
+                    "null-data",
+                    "zero-terminated",
+                    "posix",
+                    "debug",
+                    "sandbox",
+                    "follow-symlinks",
+                    "binary",
+                    "help",
                     "version",
                 ];
                 let m: Vec<&&str> = KNOWN.iter().filter(|k| selects(n, k)).collect();
@@ -1176,7 +1297,10 @@ impl Cx {
             }
             i += 1;
         }
-        if script_args.iter().any(|k| !lit.get(*k).copied().unwrap_or(true)) {
+        if script_args
+            .iter()
+            .any(|k| !lit.get(*k).copied().unwrap_or(true))
+        {
             self.unknown("the sed script is computed at run time".into());
             return;
         }
@@ -1305,7 +1429,10 @@ impl Cx {
             return;
         };
         let rest = &a[i + 1..];
-        let has = |fs: &[&str]| rest.iter().any(|r| fs.iter().any(|f| r == f || r.starts_with(&format!("{f}="))));
+        let has = |fs: &[&str]| {
+            rest.iter()
+                .any(|r| fs.iter().any(|f| r == f || r.starts_with(&format!("{f}="))))
+        };
         let positional: Vec<&String> = rest.iter().filter(|r| !r.starts_with('-')).collect();
         let hosts = || {
             rest.iter()
@@ -1313,31 +1440,60 @@ impl Cx {
                 .collect::<Vec<_>>()
         };
         match sub {
-            "status" | "log" | "show" | "diff" | "shortlog" | "blame" | "annotate"
-            | "describe" | "rev-parse" | "rev-list" | "ls-files" | "ls-tree" | "cat-file"
-            | "grep" | "whatchanged" | "show-ref" | "for-each-ref" | "merge-base"
-            | "name-rev" | "count-objects" | "var" | "check-ignore" | "version" | "help"
-            | "cherry" | "range-diff" | "diff-tree" | "diff-files" | "diff-index" => {
+            "status" | "log" | "show" | "diff" | "shortlog" | "blame" | "annotate" | "describe"
+            | "rev-parse" | "rev-list" | "ls-files" | "ls-tree" | "cat-file" | "grep"
+            | "whatchanged" | "show-ref" | "for-each-ref" | "merge-base" | "name-rev"
+            | "count-objects" | "var" | "check-ignore" | "version" | "help" | "cherry"
+            | "range-diff" | "diff-tree" | "diff-files" | "diff-index" => {
                 if has(&["--output"]) {
                     self.write("?", format!("`git {sub} --output` writes a file"));
                 }
-                if sub == "grep" && (has(&["-O", "--open-files-in-pager"]) || rest.iter().any(|r| r.starts_with("-O"))) {
+                if sub == "grep"
+                    && (has(&["-O", "--open-files-in-pager"])
+                        || rest.iter().any(|r| r.starts_with("-O")))
+                {
                     self.reason("`git grep -O` runs a pager program".into());
                 }
             }
             "branch" => {
                 const BAD: &[&str] = &[
-                    "-d", "-D", "--delete", "-m", "-M", "--move", "-c", "-C", "--copy", "-f",
-                    "--force", "-u", "--set-upstream-to", "--unset-upstream",
-                    "--edit-description", "-t", "--track", "--no-track", "--create-reflog",
+                    "-d",
+                    "-D",
+                    "--delete",
+                    "-m",
+                    "-M",
+                    "--move",
+                    "-c",
+                    "-C",
+                    "--copy",
+                    "-f",
+                    "--force",
+                    "-u",
+                    "--set-upstream-to",
+                    "--unset-upstream",
+                    "--edit-description",
+                    "-t",
+                    "--track",
+                    "--no-track",
+                    "--create-reflog",
                 ];
                 let listing = has(&["-l", "--list"]);
-                let value_opts = ["--contains", "--no-contains", "--merged", "--no-merged", "--points-at"];
+                let value_opts = [
+                    "--contains",
+                    "--no-contains",
+                    "--merged",
+                    "--no-merged",
+                    "--points-at",
+                ];
                 let mut creates = false;
                 let mut j = 0;
                 while j < rest.len() {
                     let r = rest[j].as_str();
-                    if BAD.contains(&r) || BAD.iter().any(|b| b.starts_with("--") && r.starts_with(&format!("{b}="))) {
+                    if BAD.contains(&r)
+                        || BAD
+                            .iter()
+                            .any(|b| b.starts_with("--") && r.starts_with(&format!("{b}=")))
+                    {
                         self.reason(format!("`git branch {r}` changes branches"));
                         return;
                     }
@@ -1364,8 +1520,22 @@ impl Cx {
             "tag" => {
                 let listing = rest.is_empty() || has(&["-l", "--list"]);
                 let bad = has(&[
-                    "-d", "--delete", "-a", "--annotate", "-s", "--sign", "-u", "--local-user",
-                    "-f", "--force", "-m", "--message", "-F", "--file", "-e", "--edit",
+                    "-d",
+                    "--delete",
+                    "-a",
+                    "--annotate",
+                    "-s",
+                    "--sign",
+                    "-u",
+                    "--local-user",
+                    "-f",
+                    "--force",
+                    "-m",
+                    "--message",
+                    "-F",
+                    "--file",
+                    "-e",
+                    "--edit",
                 ]);
                 if !listing || bad {
                     self.reason("`git tag` with a name creates or deletes a tag".into());
@@ -1379,17 +1549,32 @@ impl Cx {
             },
             "config" => {
                 let reading = has(&[
-                    "--get", "--get-all", "--get-regexp", "--get-urlmatch", "-l", "--list",
-                    "--get-color", "--get-colorbool",
+                    "--get",
+                    "--get-all",
+                    "--get-regexp",
+                    "--get-urlmatch",
+                    "-l",
+                    "--list",
+                    "--get-color",
+                    "--get-colorbool",
                 ]);
                 let writing = has(&[
-                    "--unset", "--unset-all", "--add", "--replace-all", "--rename-section",
-                    "--remove-section", "-e", "--edit",
+                    "--unset",
+                    "--unset-all",
+                    "--add",
+                    "--replace-all",
+                    "--rename-section",
+                    "--remove-section",
+                    "-e",
+                    "--edit",
                 ]);
                 let new_style = positional.first().map(|s| s.as_str());
                 let ok = match new_style {
                     Some("get") | Some("list") => !writing,
-                    Some("set") | Some("unset") | Some("edit") | Some("rename-section")
+                    Some("set")
+                    | Some("unset")
+                    | Some("edit")
+                    | Some("rename-section")
                     | Some("remove-section") => false,
                     _ => !writing && (reading || positional.len() <= 1),
                 };
@@ -1398,12 +1583,18 @@ impl Cx {
                 }
             }
             "stash" => {
-                if !matches!(positional.first().map(|s| s.as_str()), Some("list") | Some("show")) {
+                if !matches!(
+                    positional.first().map(|s| s.as_str()),
+                    Some("list") | Some("show")
+                ) {
                     self.reason("`git stash` changes the working tree".into());
                 }
             }
             "reflog" => {
-                if !matches!(positional.first().map(|s| s.as_str()), None | Some("show") | Some("exists")) {
+                if !matches!(
+                    positional.first().map(|s| s.as_str()),
+                    None | Some("show") | Some("exists")
+                ) {
                     self.reason("`git reflog expire/delete` changes the reflog".into());
                 }
             }
@@ -1411,18 +1602,23 @@ impl Cx {
                 let p = positional.first().map(|s| s.as_str());
                 let ok = matches!(
                     (sub, p),
-                    ("worktree", Some("list")) | ("notes", None | Some("list") | Some("show"))
+                    ("worktree", Some("list"))
+                        | ("notes", None | Some("list") | Some("show"))
                         | ("submodule", None | Some("status") | Some("summary"))
                 );
                 if !ok {
                     if sub == "submodule" && matches!(p, Some("update") | Some("sync")) {
                         self.network("git", hosts());
                     } else {
-                        self.reason(format!("`git {sub}` with these arguments changes the repository"));
+                        self.reason(format!(
+                            "`git {sub}` with these arguments changes the repository"
+                        ));
                     }
                 }
             }
-            "clone" | "fetch" | "pull" | "push" | "ls-remote" | "archive" if sub != "archive" || has(&["--remote"]) => {
+            "clone" | "fetch" | "pull" | "push" | "ls-remote" | "archive"
+                if sub != "archive" || has(&["--remote"]) =>
+            {
                 self.network("git", hosts());
             }
             _ => self.reason(format!("`git {sub}` changes the repository")),
@@ -1431,15 +1627,49 @@ impl Cx {
 
     fn systemctl(&mut self, a: &[String]) {
         const VALUES: &[&str] = &[
-            "-t", "--type", "--state", "-p", "--property", "-n", "--lines", "-o", "--output",
-            "-M", "--machine", "--root", "-s", "--signal", "--kill-whom", "--job-mode",
-            "--what", "--timestamp", "--message", "--image", "--when", "--drop-in",
+            "-t",
+            "--type",
+            "--state",
+            "-p",
+            "--property",
+            "-n",
+            "--lines",
+            "-o",
+            "--output",
+            "-M",
+            "--machine",
+            "--root",
+            "-s",
+            "--signal",
+            "--kill-whom",
+            "--job-mode",
+            "--what",
+            "--timestamp",
+            "--message",
+            "--image",
+            "--when",
+            "--drop-in",
         ];
         const READ: &[&str] = &[
-            "status", "show", "cat", "is-active", "is-enabled", "is-failed",
-            "is-system-running", "list-units", "list-unit-files", "list-timers",
-            "list-sockets", "list-dependencies", "list-jobs", "list-machines", "list-paths",
-            "list-automounts", "get-default", "show-environment", "help",
+            "status",
+            "show",
+            "cat",
+            "is-active",
+            "is-enabled",
+            "is-failed",
+            "is-system-running",
+            "list-units",
+            "list-unit-files",
+            "list-timers",
+            "list-sockets",
+            "list-dependencies",
+            "list-jobs",
+            "list-machines",
+            "list-paths",
+            "list-automounts",
+            "get-default",
+            "show-environment",
+            "help",
         ];
         let mut i = 0;
         let mut sub = None;
@@ -1468,8 +1698,16 @@ impl Cx {
 
     fn journalctl(&mut self, a: &[String]) {
         const BAD: &[&str] = &[
-            "vacuum-size", "vacuum-time", "vacuum-files", "rotate", "flush", "sync",
-            "relinquish-var", "smart-relinquish-var", "setup-keys", "update-catalog",
+            "vacuum-size",
+            "vacuum-time",
+            "vacuum-files",
+            "rotate",
+            "flush",
+            "sync",
+            "relinquish-var",
+            "smart-relinquish-var",
+            "setup-keys",
+            "update-catalog",
             "cursor-file",
         ];
         for x in a {
@@ -1483,11 +1721,34 @@ impl Cx {
 
     fn dpkg(&mut self, a: &[String]) {
         const READ: &[&str] = &[
-            "-l", "--list", "-L", "--listfiles", "-s", "--status", "-S", "--search", "-p",
-            "--print-avail", "--get-selections", "--print-architecture",
-            "--print-foreign-architectures", "-c", "--contents", "-I", "--info", "-f",
-            "--field", "--compare-versions", "-V", "--verify", "-C", "--audit", "--help",
-            "-?", "--version", "--no-pager",
+            "-l",
+            "--list",
+            "-L",
+            "--listfiles",
+            "-s",
+            "--status",
+            "-S",
+            "--search",
+            "-p",
+            "--print-avail",
+            "--get-selections",
+            "--print-architecture",
+            "--print-foreign-architectures",
+            "-c",
+            "--contents",
+            "-I",
+            "--info",
+            "-f",
+            "--field",
+            "--compare-versions",
+            "-V",
+            "--verify",
+            "-C",
+            "--audit",
+            "--help",
+            "-?",
+            "--version",
+            "--no-pager",
         ];
         for x in a {
             if x.starts_with('-')
@@ -1514,10 +1775,7 @@ impl Cx {
             ));
             return;
         }
-        let sub = a
-            .iter()
-            .find(|x| !x.starts_with('-'))
-            .map(String::as_str);
+        let sub = a.iter().find(|x| !x.starts_with('-')).map(String::as_str);
         let simulate = a.iter().any(|x| {
             matches!(
                 x.as_str(),
@@ -1525,17 +1783,49 @@ impl Cx {
             ) || shorts(x).is_some_and(|s| s.contains('s'))
         });
         const READ: &[&str] = &[
-            "list", "show", "search", "policy", "depends", "rdepends", "showsrc", "showpkg",
-            "madison", "pkgnames", "stats", "unmet", "dump", "dumpavail", "xvcg", "dotty",
+            "list",
+            "show",
+            "search",
+            "policy",
+            "depends",
+            "rdepends",
+            "showsrc",
+            "showpkg",
+            "madison",
+            "pkgnames",
+            "stats",
+            "unmet",
+            "dump",
+            "dumpavail",
+            "xvcg",
+            "dotty",
             "check",
         ];
         const NET: &[&str] = &[
-            "update", "install", "reinstall", "upgrade", "full-upgrade", "dist-upgrade",
-            "download", "source", "changelog", "build-dep", "satisfy",
+            "update",
+            "install",
+            "reinstall",
+            "upgrade",
+            "full-upgrade",
+            "dist-upgrade",
+            "download",
+            "source",
+            "changelog",
+            "build-dep",
+            "satisfy",
         ];
         const SIMULABLE: &[&str] = &[
-            "install", "reinstall", "remove", "purge", "upgrade", "full-upgrade",
-            "dist-upgrade", "autoremove", "autopurge", "build-dep", "satisfy",
+            "install",
+            "reinstall",
+            "remove",
+            "purge",
+            "upgrade",
+            "full-upgrade",
+            "dist-upgrade",
+            "autoremove",
+            "autopurge",
+            "build-dep",
+            "satisfy",
         ];
         match sub {
             None => {}
@@ -1590,8 +1880,19 @@ impl Cx {
 
     fn hostname(&mut self, a: &[String]) {
         const OK_LONG: &[&str] = &[
-            "alias", "all-fqdns", "domain", "fqdn", "long", "ip-address",
-            "all-ip-addresses", "short", "yp", "nis", "verbose", "help", "version",
+            "alias",
+            "all-fqdns",
+            "domain",
+            "fqdn",
+            "long",
+            "ip-address",
+            "all-ip-addresses",
+            "short",
+            "yp",
+            "nis",
+            "verbose",
+            "help",
+            "version",
         ];
         for x in a {
             let ok = if let Some((n, _)) = long(x) {
@@ -1619,7 +1920,10 @@ impl Cx {
                 self.unknown("`ip -batch` reads commands from a file".into());
                 return;
             }
-            if matches!(x, "-n" | "-netns" | "-rc" | "-rcvbuf" | "-l" | "-loops" | "-f" | "-family") {
+            if matches!(
+                x,
+                "-n" | "-netns" | "-rc" | "-rcvbuf" | "-l" | "-loops" | "-f" | "-family"
+            ) {
                 i += 1;
             }
             i += 1;
@@ -1628,8 +1932,15 @@ impl Cx {
             return;
         };
         const OBJECTS: &[&str] = &[
-            "address", "route", "link", "neighbour", "neighbor", "rule", "maddress",
-            "netconf", "monitor",
+            "address",
+            "route",
+            "link",
+            "neighbour",
+            "neighbor",
+            "rule",
+            "maddress",
+            "netconf",
+            "monitor",
         ];
         if !OBJECTS.iter().any(|o| o.starts_with(obj.as_str())) && obj != "netns" {
             self.reason(format!("`ip {obj}` is not a known read-only command"));
@@ -1655,8 +1966,18 @@ impl Cx {
 
     fn xxd(&mut self, a: &[String]) {
         const VALUES: &[&str] = &[
-            "-c", "-cols", "-g", "-groupsize", "-l", "-len", "-o", "-offset", "-s", "-seek",
-            "-n", "-name",
+            "-c",
+            "-cols",
+            "-g",
+            "-groupsize",
+            "-l",
+            "-len",
+            "-o",
+            "-offset",
+            "-s",
+            "-seek",
+            "-n",
+            "-name",
         ];
         let mut pos = Vec::new();
         let mut i = 0;
@@ -1747,7 +2068,9 @@ fn sed_script(s: &str) -> Result<(), SedIssue> {
                 }
             }
             Some('\\') => {
-                let d = *c.get(*i + 1).ok_or(SedIssue::Unknown("bad address".into()))?;
+                let d = *c
+                    .get(*i + 1)
+                    .ok_or(SedIssue::Unknown("bad address".into()))?;
                 *i += 2;
                 delimited(i, d)?;
                 while matches!(c.get(*i), Some('I' | 'M')) {
@@ -1787,8 +2110,8 @@ fn sed_script(s: &str) -> Result<(), SedIssue> {
         };
         i += 1;
         match cmd {
-            '{' | '}' | '=' | 'd' | 'D' | 'g' | 'G' | 'h' | 'H' | 'n' | 'N' | 'p' | 'P'
-            | 'x' | 'z' | 'F' => {}
+            '{' | '}' | '=' | 'd' | 'D' | 'g' | 'G' | 'h' | 'H' | 'n' | 'N' | 'p' | 'P' | 'x'
+            | 'z' | 'F' => {}
             '#' | 'a' | 'i' | 'c' | 'r' | 'R' | ':' => {
                 // Text, a file to read, a comment or a label: the rest of the line. (`a`,
                 // `i`, `c` may continue over lines ending in a backslash.)
@@ -2197,7 +2520,10 @@ mod tests {
         ("ls >& out", false),
         ("git log --output=x", false),
         ("echo ${#PATH}", true),
-        ("awk 'BEGIN{while((\"ls\" | getline l) > 0) print l}'", false),
+        (
+            "awk 'BEGIN{while((\"ls\" | getline l) > 0) print l}'",
+            false,
+        ),
         ("awk '$1 ~ /a|b/'", true),
         ("awk '{ a = b / c / d; print a }'", true),
         ("sed -n '/start/,/end/p' f", true),
@@ -2287,7 +2613,10 @@ mod tests {
         assert_eq!(classify("cat a | tee b c").writes, vec!["b", "c"]);
         assert_eq!(classify("sort -o sorted.txt x").writes, vec!["sorted.txt"]);
         assert_eq!(classify("sed -i s/a/b/ f1 f2").writes, vec!["f1", "f2"]);
-        assert_eq!(classify("echo x >> /var/log/x.log").writes, vec!["/var/log/x.log"]);
+        assert_eq!(
+            classify("echo x >> /var/log/x.log").writes,
+            vec!["/var/log/x.log"]
+        );
         assert!(classify("ls 2>/dev/null").writes.is_empty());
     }
 
@@ -2339,7 +2668,10 @@ mod tests {
         assert_eq!(sed_script("s|/usr|/opt|"), Ok(()));
         assert_eq!(sed_script("$a\\\nend"), Ok(()));
         assert_eq!(sed_script("w out"), Err(SedIssue::Write("out".into())));
-        assert_eq!(sed_script("s/a/b/gw out"), Err(SedIssue::Write("out".into())));
+        assert_eq!(
+            sed_script("s/a/b/gw out"),
+            Err(SedIssue::Write("out".into()))
+        );
         assert_eq!(sed_script("s/a/b/e"), Err(SedIssue::Exec));
         assert_eq!(sed_script("/x/e rm"), Err(SedIssue::Exec));
         assert!(matches!(sed_script("s/a/b"), Err(SedIssue::Unknown(_))));
@@ -2362,15 +2694,27 @@ mod tests {
             awk_program("{ printf(\"%s\", $1) >> f }"),
             Err(AwkIssue::Write("(computed file name)".into()))
         );
-        assert!(matches!(awk_program("{ system(\"ls\") }"), Err(AwkIssue::Exec(_))));
-        assert!(matches!(awk_program("{ print | \"sort\" }"), Err(AwkIssue::Exec(_))));
+        assert!(matches!(
+            awk_program("{ system(\"ls\") }"),
+            Err(AwkIssue::Exec(_))
+        ));
+        assert!(matches!(
+            awk_program("{ print | \"sort\" }"),
+            Err(AwkIssue::Exec(_))
+        ));
     }
 
     #[test]
     fn hosts() {
-        assert_eq!(url_host("https://user@x.org:8443/p?q").as_deref(), Some("x.org"));
+        assert_eq!(
+            url_host("https://user@x.org:8443/p?q").as_deref(),
+            Some("x.org")
+        );
         assert_eq!(url_host("http://[::1]:80/").as_deref(), Some("::1"));
-        assert_eq!(scp_host("me@h.example:/srv", true).as_deref(), Some("h.example"));
+        assert_eq!(
+            scp_host("me@h.example:/srv", true).as_deref(),
+            Some("h.example")
+        );
         assert_eq!(scp_host("backup:/srv", false).as_deref(), Some("backup"));
         assert_eq!(scp_host("main:main", true), None);
         assert_eq!(scp_host("./a:b", false), None);

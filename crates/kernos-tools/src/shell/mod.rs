@@ -305,11 +305,7 @@ mod tests {
         assert!(e.iter().all(|e| e.kind == EffectKind::Read), "{e:?}");
         assert!(e.contains(&Effect::path(EffectKind::Read, "/w", true)));
         assert!(e.contains(&Effect::path(EffectKind::Read, "/etc/hostname", false)));
-        assert!(e.contains(&Effect::path(
-            EffectKind::Read,
-            "/home/u/notes.txt",
-            false
-        )));
+        assert!(e.contains(&Effect::path(EffectKind::Read, "/home/u/notes.txt", false)));
     }
 
     #[test]
@@ -317,10 +313,7 @@ mod tests {
         let line = "sudo curl -o /opt/x https://example.com/x > log.txt";
         let e = effects_of(&classify(line), line, Path::new("/w"), &env());
         let has = |k: EffectKind, t: Target| e.contains(&Effect { kind: k, target: t });
-        assert!(has(
-            EffectKind::Exec,
-            Target::Command { line: line.into() }
-        ));
+        assert!(has(EffectKind::Exec, Target::Command { line: line.into() }));
         assert!(e.contains(&Effect::path(EffectKind::Write, "/w", true)));
         assert!(e.contains(&Effect::path(EffectKind::Write, "/w/log.txt", false)));
         assert!(e.contains(&Effect::path(EffectKind::Write, "/opt/x", false)));

@@ -717,11 +717,7 @@ impl Parser {
         let Some(c) = self.at(0) else {
             return Ok(Tok::Eof);
         };
-        let two = |p: &Self, s: &str| {
-            s.chars()
-                .enumerate()
-                .all(|(i, ch)| p.at(i) == Some(ch))
-        };
+        let two = |p: &Self, s: &str| s.chars().enumerate().all(|(i, ch)| p.at(i) == Some(ch));
         match c {
             '\n' => {
                 self.pos += 1;
@@ -1198,7 +1194,10 @@ impl Parser {
                 self.pos += 2;
                 let mut name = String::new();
                 while let Some(c) = self.at(0) {
-                    if c.is_ascii_alphanumeric() || c == '_' || (name.is_empty() && "#?$!@*-".contains(c)) {
+                    if c.is_ascii_alphanumeric()
+                        || c == '_'
+                        || (name.is_empty() && "#?$!@*-".contains(c))
+                    {
                         name.push(c);
                         self.pos += 1;
                     } else {
@@ -1362,15 +1361,14 @@ fn merge_lits(parts: Vec<Part>) -> Vec<Part> {
 /// A shell variable name.
 pub fn is_name(s: &str) -> bool {
     let mut c = s.chars();
-    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
         && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
 }
 
 /// `NAME=…` written unquoted at the start of a word.
 fn is_assignment(w: &Word) -> bool {
-    w.raw
-        .split_once('=')
-        .is_some_and(|(name, _)| is_name(name))
+    w.raw.split_once('=').is_some_and(|(name, _)| is_name(name))
 }
 
 #[cfg(test)]
@@ -1479,7 +1477,10 @@ mod tests {
             names("for f in *.log $(ls); do wc -l \"$f\"; done"),
             vec!["wc"]
         );
-        assert_eq!(names("while read l; do echo $l; done < f"), vec!["read", "echo"]);
+        assert_eq!(
+            names("while read l; do echo $l; done < f"),
+            vec!["read", "echo"]
+        );
         assert_eq!(names("(cd /tmp && ls) > out"), vec!["cd", "ls"]);
         assert_eq!(names("{ ls; pwd; } 2>/dev/null"), vec!["ls", "pwd"]);
         assert_eq!(names("! grep -q x f"), vec!["grep"]);
