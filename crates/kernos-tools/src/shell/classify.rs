@@ -1090,14 +1090,13 @@ impl Cx {
                     }
                 }
                 None => match w.glob_pattern() {
-                    Some(pat) => {
-                        if BAD.iter().any(|(p, _)| glob_could_match(&pat, p)) {
-                            self.unknown(format!(
-                                "`find` argument `{}` could expand to an action like -delete",
-                                w.raw
-                            ));
-                        }
+                    Some(pat) if BAD.iter().any(|(p, _)| glob_could_match(&pat, p)) => {
+                        self.unknown(format!(
+                            "`find` argument `{}` could expand to an action like -delete",
+                            w.raw
+                        ));
                     }
+                    Some(_) => {}
                     None if w.could_be_option() => self.unknown(format!(
                         "argument `{}` of `find` is computed and could be an action like -delete",
                         w.raw

@@ -628,13 +628,8 @@ impl Parser {
                         }
                     }
                 }
-                loop {
-                    match self.peek()? {
-                        Tok::Newline | Tok::Op(Op::Semi) => {
-                            self.next()?;
-                        }
-                        _ => break,
-                    }
+                while let Tok::Newline | Tok::Op(Op::Semi) = self.peek()? {
+                    self.next()?;
                 }
                 self.expect_keyword("do")?;
                 let body = self.list(Term::Keywords(&["done"]))?;

@@ -217,8 +217,11 @@ impl Backend {
 /// `svc.list`.
 struct List(Arc<Config>);
 
+/// A row filter.
+type Keep = Box<dyn Fn(&Status) -> bool>;
+
 /// Which rows a `state` filter keeps.
-fn state_filter(f: &str) -> Result<Box<dyn Fn(&Status) -> bool>> {
+fn state_filter(f: &str) -> Result<Keep> {
     let f = f.trim().to_ascii_lowercase();
     Ok(match f.as_str() {
         "running" | "active" | "started" | "up" => Box::new(|s: &Status| s.running()),
@@ -353,8 +356,11 @@ impl Op {
     }
 }
 
+/// A state change: (from, to).
+type Transition = (String, String);
+
 /// What `op` changes for a service in state `st`: `None` when there is nothing to do.
-fn transition(op: Op, st: &Status) -> Result<Option<(String, String)>> {
+fn transition(op: Op, st: &Status) -> Result<Option<Transition>> {
     let from = || st.state.clone();
     match op {
         Op::Start => Ok((!st.running()).then(|| (from(), "active".into()))),
@@ -394,11 +400,7 @@ struct Change1 {
 }
 
 impl Change1 {
-    fn plan(
-        &self,
-        name: &str,
-        ctx: &Ctx<'_>,
-    ) -> Result<(Backend, Status, Option<(String, String)>)> {
+    fn plan(&self, name: &str, ctx: &Ctx<'_>) -> Result<(Backend, Status, Option<Transition>)> {
         let b = self.cfg.backend_for(name)?;
         let st = b.status(ctx, name)?;
         let t = transition(self.op, &st)?;
