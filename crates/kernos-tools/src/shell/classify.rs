@@ -131,7 +131,6 @@ const ALWAYS_READ_ONLY: &[&str] = &[
     "fold",
     "free",
     "getconf",
-    "hash",
     "getent",
     "grep",
     "groups",
@@ -167,7 +166,6 @@ const ALWAYS_READ_ONLY: &[&str] = &[
     "pgrep",
     "pidof",
     "printenv",
-    "printf",
     "ps",
     "pwd",
     "readlink",
@@ -211,7 +209,6 @@ const ALWAYS_READ_ONLY: &[&str] = &[
     "xzcat",
     "yes",
     "zcat",
-    "zgrep",
 ];
 
 /// Read-only unless certain arguments are given; see [`Cx::rule`].
@@ -234,6 +231,7 @@ const RULED: &[&str] = &[
     "mawk",
     "mount",
     "nawk",
+    "printf",
     "read",
     "readonly",
     "rg",
@@ -671,6 +669,15 @@ impl Cx {
                         })
                 }) {
                     self.reason("`dmesg` with -c/-C/-D/-E/-n changes the kernel log".into());
+                }
+            }
+            "printf" => {
+                // bash's `printf -v NAME` assigns a variable.
+                if let Some(i) = a.iter().position(|x| x == "-v") {
+                    let n = a.get(i + 1).map(String::as_str).unwrap_or("");
+                    if dangerous_var(n) {
+                        self.unknown(format!("sets {n}, which changes what commands run"));
+                    }
                 }
             }
             "export" | "readonly" | "unset" | "read" => {
@@ -2576,6 +2583,12 @@ mod tests {
         ("find . -name $X", false),
         ("find . -name *", false),
         ("find . -name \"$X\"", true),
+        ("printf -v PATH /tmp/evil; ls", false),
+        ("printf -v x %s y", true),
+        ("hash -p /tmp/evil ls; ls", false),
+        ("zgrep x f.gz", false),
+        ("echo $'\\'' ; rm x ; echo '\\'''", false),
+        ("echo \"$'x'\"", true),
         ("uniq a*", false),
         ("sed -n 1p a*.txt", true),
         ("sed -n 1p *.txt", false),

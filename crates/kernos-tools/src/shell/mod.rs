@@ -116,7 +116,8 @@ pub fn effects_of(c: &Classification, line: &str, cwd: &Path, env: &Env) -> Vec<
         ));
     }
     for cmd in &c.commands {
-        let kind = if cmd.read_only {
+        // After `cd DIR` the line's relative writes land in DIR.
+        let kind = if cmd.read_only && !matches!(cmd.name.as_str(), "cd" | "pushd") {
             EffectKind::Read
         } else {
             EffectKind::Write
@@ -328,6 +329,19 @@ mod tests {
             EffectKind::Privileged,
             Target::Command { line: line.into() }
         ));
+    }
+
+    #[test]
+    fn cd_targets_of_a_mutating_line_are_writable() {
+        let line = "cd /srv/app && rm -f cache.db";
+        let e = effects_of(&classify(line), line, Path::new("/w"), &env());
+        assert!(
+            e.contains(&Effect::path(EffectKind::Write, "/srv/app", false)),
+            "{e:?}"
+        );
+        let line = "cd /srv/app && ls";
+        let e = effects_of(&classify(line), line, Path::new("/w"), &env());
+        assert!(e.iter().all(|e| e.kind == EffectKind::Read));
     }
 
     #[test]

@@ -1275,6 +1275,12 @@ impl Parser {
                 });
                 Ok(())
             }
+            Some('\'') if !quoted => {
+                // `$'…'`: ANSI-C quoting in bash (which is `sh` on some systems), a literal `$`
+                // and a plain quote in dash. The quote ends at different places in the two,
+                // so a command could hide in the difference.
+                err("`$'…'` quoting differs between shells and is not analysed")
+            }
             _ => {
                 // A lone `$` is literal.
                 self.pos += 1;
@@ -1508,6 +1514,7 @@ mod tests {
             "case x in a) ls;; esac",
             "f() { rm x; }",
             "diff <(ls a) <(ls b)",
+            "echo $'\\'' ; rm x ; echo '\\'''",
             "ls >",
             "echo ${X",
         ] {
