@@ -10,6 +10,7 @@ pub mod args;
 mod ctx;
 mod error;
 pub mod output;
+mod probe;
 mod registry;
 pub mod sandbox;
 pub mod undo;

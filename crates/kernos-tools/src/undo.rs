@@ -219,6 +219,13 @@ impl StepRecords {
     }
 }
 
+impl std::ops::Deref for StepRecords {
+    type Target = [Record];
+    fn deref(&self) -> &[Record] {
+        &self.records
+    }
+}
+
 /// A sink that keeps records in memory (tests, dry runs).
 #[derive(Debug, Default)]
 pub struct MemorySink(pub StepRecords);

@@ -7,5 +7,8 @@ mod fs;
 mod git;
 mod logs;
 mod net;
+mod pkg;
 mod proc;
+mod shell;
+mod svc;
 mod sys;
