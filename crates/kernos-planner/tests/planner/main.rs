@@ -1,0 +1,5 @@
+//! Behaviour of the offline planner: the shared catalog, paraphrases, follow-ups, refusals.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod catalog;
+mod common;
