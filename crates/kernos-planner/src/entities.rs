@@ -375,9 +375,15 @@ fn quoted_and_urls(s: &mut Scan<'_>) {
         let t = &s.w[i].tok;
         match t.kind {
             Kind::Quoted => {
-                let ent = Ent::Quoted {
-                    text: t.raw.clone(),
-                    prep: s.prep_before(i),
+                // "called 'Tax Returns'" names something; other quoted text is text.
+                let named = i > 0 && matches!(s.low(i - 1), "called" | "named" | "titled");
+                let ent = if named {
+                    Ent::Named(t.raw.clone())
+                } else {
+                    Ent::Quoted {
+                        text: t.raw.clone(),
+                        prep: s.prep_before(i),
+                    }
                 };
                 s.push(ent, i, i + 1);
             }
@@ -884,8 +890,6 @@ fn special_paths(s: &mut Scan<'_>) {
             hit = Some(("/".into(), 2));
         } else if l0 == "parent" && dir1 {
             hit = Some(("..".into(), 2));
-        } else if matches!(l0.as_str(), "temp" | "tmp" | "temporary") && dir1 {
-            hit = Some(("/tmp".into(), 2));
         } else if let Some((_, d)) = HOME_DIRS.iter().find(|(w, _)| *w == l0) {
             // "my downloads (folder)" is ~/Downloads; "the downloads folder" stays relative,
             // as written.
@@ -945,6 +949,11 @@ fn pronouns(s: &mut Scan<'_>) {
             continue;
         }
         if w.lex.class != Class::Pronoun {
+            continue;
+        }
+        if low == "its" {
+            // Possessive: "show its status" is about the earlier target.
+            s.push(Ent::Pronoun { plural: false }, i, i + 1);
             continue;
         }
         let plural = matches!(low, "them" | "those" | "these" | "they");

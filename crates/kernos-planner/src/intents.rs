@@ -199,7 +199,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "fs.search",
         triggers: "grep | find | grep file",
-        cues: "file line show",
+        cues: "file line show find",
         slots: &[
             ("pattern", Pattern),
             ("path", Where(Some("."))),
@@ -384,7 +384,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     },
     IntentDef {
         action: "proc.find",
-        triggers: "running | process named | find process | pid | process @named | running process | find process named",
+        triggers: "running | process named | find process | pid | process @named | running process | find process named | pgrep",
         cues: "process running named find show pid",
         slots: &[("name", Name(true))],
         mutating: false,
@@ -618,7 +618,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     },
     IntentDef {
         action: "git.diff",
-        triggers: "diff | uncommitted | git diff",
+        triggers: "diff | uncommitted | git diff | staged | modified",
         cues: "git repo show staged file modified uncommitted",
         slots: &[("path", OptObject), ("staged", Flag(&["staged", "--staged", "--cached"]))],
         mutating: false,

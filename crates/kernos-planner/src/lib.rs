@@ -179,7 +179,6 @@ pub enum Outcome {
 pub struct Planner {
     vocab: Vocab,
     intents: Vec<Intent>,
-    triggers_anywhere: parse::Bits,
 }
 
 impl Default for Planner {
@@ -225,19 +224,7 @@ impl Planner {
     pub fn new() -> Planner {
         let vocab = Vocab::new();
         let (intents, _unknown) = intents::compile(&vocab);
-        let mut triggers_anywhere = parse::Bits::default();
-        for i in &intents {
-            for alt in &i.triggers {
-                for &c in alt {
-                    triggers_anywhere.set(c);
-                }
-            }
-        }
-        Planner {
-            vocab,
-            intents,
-            triggers_anywhere,
-        }
+        Planner { vocab, intents }
     }
 
     /// Every action the planner can produce, with an example request.
@@ -293,6 +280,32 @@ impl Planner {
             plan,
             confidence: (confidence * 100.0).round() / 100.0,
         }
+    }
+
+    /// Diagnostics: every triggered intent on the whole request (as one clause), best first,
+    /// as `action score coverage [missing] {args}` lines. For developers tuning the tables.
+    #[doc(hidden)]
+    pub fn explain(&self, request: &str, ctx: &PlanContext) -> Vec<String> {
+        let words = self.vocab.annotate(lex::lex(request));
+        let clause = Clause::new(request, &words, &self.vocab);
+        let referent = self.referent(&[], ctx);
+        let mut c: Vec<Candidate> = self
+            .intents
+            .iter()
+            .enumerate()
+            .filter_map(|(i, intent)| {
+                parse::evaluate(i, intent, &clause, &self.vocab, &ctx.home, referent.as_ref())
+            })
+            .collect();
+        c.sort_by(|a, b| b.score.total_cmp(&a.score));
+        c.iter()
+            .map(|c| {
+                format!(
+                    "{} score={:.2} cov={:.2} missing={:?} unexplained={:?} {:?}",
+                    self.intents[c.intent].def.action, c.score, c.coverage, c.missing, c.unexplained, c.args
+                )
+            })
+            .collect()
     }
 
     // ------------------------------------------------------------------- composition
@@ -398,7 +411,6 @@ impl Planner {
                 &self.vocab,
                 &ctx.home,
                 referent.as_ref(),
-                &self.triggers_anywhere,
             ) else {
                 continue;
             };
@@ -410,7 +422,7 @@ impl Planner {
         let Some(c) = best else {
             return Err(match best_bad {
                 Some(b) => {
-                    if let Some((typed, meant)) = b.fuzzy.first().cloned().filter(|_| self.intents[b.intent].def.mutating) {
+                    if let Some((typed, meant)) = b.fuzzy_verb.clone().filter(|_| self.intents[b.intent].def.mutating) {
                         Failure::Fuzzy { intent: b.intent, typed, meant }
                     } else {
                         Failure::Missing {
@@ -433,7 +445,9 @@ impl Planner {
         }
         let def = self.intents[c.intent].def;
         if def.mutating {
-            if let Some((typed, meant)) = c.fuzzy.first().cloned() {
+            // The action word itself must be exact; a misspelt noun next to an exact verb
+            // ("make a new dirctory") is tolerated.
+            if let Some((typed, meant)) = c.fuzzy_verb.clone() {
                 return Err(Failure::Fuzzy { intent: c.intent, typed, meant });
             }
             if !c.unsure.is_empty() {
@@ -925,5 +939,22 @@ mod tests {
         let mut v = Value::from("/srv/a/b");
         swap_value(&mut v, "/srv/a", "/opt");
         assert_eq!(v, "/opt/b");
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    #[ignore = "diagnostics: KERNOS_EXPLAIN='request' cargo test -p kernos-planner explain -- --ignored --nocapture"]
+    fn explain() {
+        let req = std::env::var("KERNOS_EXPLAIN").unwrap_or_default();
+        let p = Planner::new();
+        let ctx = PlanContext::new("/home/u", "/home/u");
+        for line in p.explain(&req, &ctx) {
+            println!("{line}");
+        }
+        println!("{:?}", p.plan(&req, &ctx));
     }
 }

@@ -168,6 +168,8 @@ pub(crate) struct Candidate {
     pub coverage: f32,
     /// Typo corrections the trigger relied on: (as typed, corrected to).
     pub fuzzy: Vec<(String, &'static str)>,
+    /// The correction of the trigger's action word (its first concept), if it was one.
+    pub fuzzy_verb: Option<(String, &'static str)>,
     /// A required argument that could not be filled (its description).
     pub missing: Option<String>,
     /// Words nothing explained.
@@ -195,8 +197,6 @@ struct Filler<'c, 'a> {
     used_ent: Vec<bool>,
     home: &'c str,
     referent: Option<&'c Referent>,
-    /// Concepts that trigger some intent (a keyword that triggers nothing may be a name).
-    triggers_anywhere: &'c Bits,
     penalty: f32,
     pronoun_error: Option<String>,
     pre_find: Option<Map<String, Value>>,
@@ -453,7 +453,8 @@ impl<'c, 'a> Filler<'c, 'a> {
         }
         let mut out = Vec::new();
         for i in 0..self.c.w.len() {
-            if self.free_plain(i) && self.word(i).tok.kind != Kind::Num {
+            let known = self.free(i) && self.word(i).lex.known_name;
+            if (self.free_plain(i) || known) && self.word(i).tok.kind != Kind::Num {
                 out.push(i);
                 if !many {
                     break;
@@ -474,34 +475,8 @@ impl<'c, 'a> Filler<'c, 'a> {
             }
         }
         if out.is_empty() {
-            // Words the vocabulary knows only as supporting words ("curl") are names too.
-            for i in 0..self.c.w.len() {
-                if self.free(i)
-                    && self.word(i).tok.kind == Kind::Word
-                    && self.word(i).lex.concept.is_some_and(|c| !self.triggers_anywhere.has(c))
-                {
-                    self.penalty += 0.25;
-                    out.push(i);
-                    if !many {
-                        break;
-                    }
-                }
-            }
-        }
-        if out.is_empty() {
             if let Some((k, _)) = self.pronoun(None) {
                 return self.pronoun_names(k);
-            }
-            // A keyword used as a name ("install git"): only right after the trigger.
-            if let Some(&t) = self.trigger_words.iter().max() {
-                let mut j = t + 1;
-                while j < self.c.w.len() && is_glue(&self.c.w[j], self.vocab) {
-                    j += 1;
-                }
-                if j < self.c.w.len() && self.free(j) && self.word(j).tok.kind == Kind::Word {
-                    self.penalty += 0.5;
-                    out.push(j);
-                }
             }
         }
         if out.is_empty() {
@@ -560,6 +535,16 @@ impl<'c, 'a> Filler<'c, 'a> {
                     self.take_word(i);
                     out.insert(arg.into(), Value::from(v));
                     return Ok(());
+                }
+                // "grep TODO src", "search src for unwrap": once the pattern is taken, a
+                // remaining unknown word is where to search.
+                if out.contains_key("pattern") {
+                    if let Some(i) = (0..self.c.w.len()).find(|&i| self.free_plain(i) && self.word(i).tok.kind == Kind::Word) {
+                        let v = self.word(i).tok.raw.clone();
+                        self.take_word(i);
+                        out.insert(arg.into(), Value::from(v));
+                        return Ok(());
+                    }
                 }
                 if let Some((k, _)) = self.pronoun(Some(&[Prep::Loc, Prep::Of, Prep::Src])) {
                     if let Some(v) = self.pronoun_paths(k, false) {
@@ -685,7 +670,13 @@ impl<'c, 'a> Filler<'c, 'a> {
                 Ok(())
             }
             Slot::CountWhat => {
-                let what = if self.has("line") {
+                let what = if self.flag_present(&["-l", "--lines"]) || self.has("line") {
+                    Some("lines")
+                } else if self.flag_present(&["-w", "--words"]) {
+                    Some("words")
+                } else if self.flag_present(&["-c", "-m", "--bytes", "--chars"]) {
+                    Some("bytes")
+                } else if self.has("line") {
                     Some("lines")
                 } else if self.has("words") {
                     Some("words")
@@ -768,9 +759,24 @@ impl<'c, 'a> Filler<'c, 'a> {
                     out.insert(arg.into(), Value::from(t));
                     return Ok(());
                 }
-                // The word after the trigger ("grep TODO", "mention asyncio", "search for x").
-                let mut pick = None;
-                for &t in &self.trigger_words {
+                // Any word may be searched for, even one that is glue elsewhere ("hello").
+                let searchable = |f: &Self, i: usize| {
+                    let w = f.word(i);
+                    w.tok.kind == Kind::Word
+                        && f.c.in_ent[i].is_none()
+                        && !f.used_word[i]
+                        && matches!(w.lex.class, Class::Content | Class::Glue)
+                        && !ARTICLES.contains(&w.tok.low.as_str())
+                        && !w.lex.concept.is_some_and(|c| f.own.has(c))
+                };
+                // "search src for unwrap": the word after "for" is the pattern.
+                let mut pick = (1..self.c.w.len()).find(|&i| {
+                    searchable(self, i)
+                        && self.c.w[i - 1].tok.low == "for"
+                        && self.c.in_ent[i - 1].is_none()
+                });
+                // Else the word after the trigger ("grep TODO", "mention asyncio").
+                for &t in self.trigger_words.iter().filter(|_| pick.is_none()) {
                     let mut j = t + 1;
                     while j < self.c.w.len()
                         && (self.c.w[j].tok.kind == Kind::Flag
@@ -779,7 +785,7 @@ impl<'c, 'a> Filler<'c, 'a> {
                     {
                         j += 1;
                     }
-                    if j < self.c.w.len() && self.free(j) && self.word(j).tok.kind == Kind::Word {
+                    if j < self.c.w.len() && searchable(self, j) {
                         pick = Some(j);
                         break;
                     }
@@ -1348,7 +1354,6 @@ pub(crate) fn evaluate(
     vocab: &Vocab,
     home: &str,
     referent: Option<&Referent>,
-    triggers_anywhere: &Bits,
 ) -> Option<Candidate> {
     // Best trigger: exact beats fuzzy, then more content concepts.
     let mut best: Option<(usize, usize, f32, &Vec<Cid>)> = None; // (fuzzy count, len, weight)
@@ -1389,6 +1394,10 @@ pub(crate) fn evaluate(
         .iter()
         .filter_map(|&i| c.w[i].fuzzy.map(|f| (c.w[i].tok.raw.clone(), f)))
         .collect();
+    let fuzzy_verb = trigger_words
+        .iter()
+        .find(|&&i| c.w[i].fuzzy.is_some() && c.w[i].lex.concept == alt.first().copied())
+        .and_then(|&i| c.w[i].fuzzy.map(|f| (c.w[i].tok.raw.clone(), f)));
     let mut f = Filler {
         c,
         vocab,
@@ -1399,7 +1408,6 @@ pub(crate) fn evaluate(
         used_ent: vec![false; c.ents.len()],
         home,
         referent,
-        triggers_anywhere,
         penalty: 0.0,
         pronoun_error: None,
         pre_find: None,
@@ -1427,13 +1435,21 @@ pub(crate) fn evaluate(
             ("fs.copy", Some(s)) => {
                 args.insert("dest".into(), Value::from(format!("{}.bak", s.trim_end_matches('/'))));
             }
-            ("fs.archive", Some(s)) => {
-                let base = s.trim_end_matches('/').rsplit('/').next().unwrap_or("archive").to_owned();
-                let base = if base.is_empty() || base == "." || base == "~" { "archive".to_owned() } else { base };
-                args.insert("dest".into(), Value::from(format!("{base}.tar.gz")));
-            }
-            ("fs.archive", None) => {
-                args.insert("dest".into(), Value::from("archive.tar.gz"));
+            ("fs.archive", src) => {
+                // The verb picks the format: "zip it" → .zip, "tar it" → .tar, else .tar.gz.
+                let ext = if c.w.iter().any(|x| x.tok.low == "zip") {
+                    "zip"
+                } else if c.w.iter().any(|x| x.tok.low == "tar") {
+                    "tar"
+                } else {
+                    "tar.gz"
+                };
+                let base = src
+                    .as_deref()
+                    .map(|s| s.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_owned())
+                    .filter(|b| !b.is_empty() && b != "." && b != "~" && b != "..")
+                    .unwrap_or_else(|| "archive".to_owned());
+                args.insert("dest".into(), Value::from(format!("{base}.{ext}")));
             }
             _ => {
                 args.remove("dest");
@@ -1533,6 +1549,7 @@ pub(crate) fn evaluate(
         score,
         coverage,
         fuzzy,
+        fuzzy_verb,
         missing,
         unexplained,
         unsure,

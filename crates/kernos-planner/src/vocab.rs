@@ -50,7 +50,7 @@ const CONCEPTS: &[&[&str]] = &[
     &["backup"],
     &["move", "mv", "relocate", "transfer", "moving"],
     &["rename", "ren", "renaming"],
-    &["delete", "remove", "erase", "rm", "del", "unlink", "trash", "rmdir", "deleting", "removing", "wipe"],
+    &["delete", "remove", "erase", "rm", "del", "unlink", "trash", "rmdir", "deleting", "removing", "deletes", "removes"],
     &["chmod", "permission", "permissions", "perms", "mode"],
     &["executable", "runnable"],
     &["readonly"],
@@ -78,23 +78,24 @@ const CONCEPTS: &[&[&str]] = &[
     &["process", "processes", "procs", "proc", "ps", "task", "tasks", "programs"],
     &["pid", "pids"],
     &["running", "alive", "active", "runs"],
-    &["kill", "terminate", "pkill", "killall", "murder"],
+    &["kill", "terminate", "pkill", "killall", "murder", "kills", "killing"],
+    &["pgrep", "pidof"],
     &["top"],
     &["signal", "sig"],
     // ---- services
     &["service", "services", "daemon", "daemons", "unit", "units", "systemctl", "systemd"],
     &["status", "state"],
-    &["start", "starting"],
-    &["stop", "halt", "stopping"],
-    &["restart", "reload", "bounce", "restarting"],
-    &["enable", "enabled"],
-    &["disable", "disabled"],
+    &["start", "starting", "starts", "started"],
+    &["stop", "halt", "stopping", "stops"],
+    &["restart", "reload", "bounce", "restarting", "restarts", "reloads", "restarted"],
+    &["enable", "enabled", "enables"],
+    &["disable", "disabled", "disables"],
     &["failed", "failing", "crashed", "broken", "dead"],
     &["logs", "log", "journal", "journalctl", "syslog", "logfile", "logfiles"],
     &["error", "errors", "err", "failure", "failures", "problems", "problem", "crashes", "critical", "warnings"],
     // ---- packages
     &["package", "packages", "pkg", "pkgs", "apt", "dnf", "yum", "pacman", "zypper", "software", "apps", "dpkg", "rpm"],
-    &["install", "installing"],
+    &["install", "installing", "installs"],
     &["installed"],
     &["uninstall", "purge", "uninstalling"],
     &["update", "updates", "upgrade", "upgrades", "upgradable", "upgradeable", "outdated", "pending"],
@@ -164,8 +165,8 @@ const GLUE: &[&str] = &[
     "exactly", "simply", "your", "whole", "entire", "so", "then", "and", "or", "if", "whether",
     "kind", "able", "possible", "go", "ahead", "help", "know", "out", "sure",
     "really", "real", "very", "much", "many", "still", "ever", "already", "instantly",
-    "immediately", "asap", "yes", "yeah", "ones", "im", "ill", "existing", "its", "their", "than",
-    "his", "her", "thing", "bit", "little", "hmm", "um", "well", "alright", "whats",
+    "immediately", "asap", "yes", "yeah", "ones", "im", "ill", "existing", "their", "than",
+    "his", "her", "thing", "sure", "bit", "little", "hmm", "um", "well", "alright", "whats",
 ];
 
 /// Quantifiers that are not a path: "delete everything" must not delete a file named so.
@@ -175,15 +176,15 @@ const QUANTIFIERS: &[&str] = &[
 
 /// Words that make a request unsure; a change is never planned from an unsure request.
 const HEDGES: &[&str] = &[
-    "maybe", "perhaps", "probably", "possibly", "somehow", "guess", "dunno", "idk", "might",
-    "mayhaps", "whichever",
+    "maybe", "perhaps", "probably", "somehow", "guess", "dunno", "idk", "might",
+    "mayhaps", "whichever", "unsure",
 ];
 
 /// Words that negate; a change is never planned from a negated request.
 const NEGATIONS: &[&str] = &["not", "never", "no", "dont", "nope", "without"];
 
 /// Pronouns that point at an earlier result or target.
-const PRONOUNS: &[&str] = &["it", "them", "those", "these", "that", "this", "they"];
+const PRONOUNS: &[&str] = &["it", "its", "them", "those", "these", "that", "this", "they"];
 
 /// Prepositions, by what they say about the path that follows.
 const PREPS: &[(&str, Prep)] = &[
@@ -233,6 +234,9 @@ const KNOWN_NAMES: &[&str] = &[
     "valgrind", "sqlite", "sqlite3", "redis-server", "elasticsearch", "kibana", "logstash",
     "fluentd", "vector", "loki", "telegraf", "influxdb", "minio", "etcd", "consul", "vault",
     "nomad", "terraform", "ansible", "puppet", "chef", "salt",
+    // Keywords that are also program or package names ("install git", "is curl installed").
+    "git", "curl", "wget", "tar", "zip", "unzip", "gzip", "grep", "rg", "ack", "dig", "ncdu",
+    "netstat", "ifconfig", "less", "bat", "nslookup", "top", "lsof",
 ];
 
 /// What a preposition says about the path after it.
@@ -378,6 +382,8 @@ const PHRASES: &[(&[&str], &str)] = &[
     (&["last", "reboot"], "uptime"),
     (&["who", "am", "i"], "whoami"),
     (&["set", "up"], "setup"),
+    (&["make", "sure"], "sure"),
+    (&["make", "certain"], "sure"),
 ];
 
 /// The compiled vocabulary.
