@@ -213,7 +213,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     },
     IntentDef {
         action: "fs.read",
-        triggers: "read | line | contents | head | show @file | what @file | contents @file | read @file",
+        triggers: "read | line | contents | head | show @file | what @file | contents @file | read @file | open",
         cues: "file line show contents",
         slots: &[("path", Object), ("head", HeadTail)],
         mutating: false,
@@ -556,7 +556,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "net.ports",
         triggers: "port | listening",
-        cues: "listening use show network list running",
+        cues: "listening use show network list running open",
         slots: &[("port", Port)],
         mutating: false,
         example: "what is using port 8080",
@@ -565,7 +565,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "net.connections",
         triggers: "connection | connection network",
-        cues: "network show list",
+        cues: "network show list open",
         slots: &[],
         mutating: false,
         example: "show open network connections",

@@ -148,7 +148,8 @@ impl<'a> Clause<'a> {
 
 /// Glue: weightless when judging coverage.
 pub(crate) fn is_glue(w: &Word, vocab: &Vocab) -> bool {
-    matches!(w.lex.class, Class::Glue | Class::Prep(_))
+    // A pronoun that did not become a reference is a determiner ("this machine").
+    matches!(w.lex.class, Class::Glue | Class::Prep(_) | Class::Pronoun)
         || matches!(w.tok.kind, Kind::Punct | Kind::Flag)
         || w.lex.concept.is_some_and(|c| vocab.is_glue_concept(c)) && w.fuzzy.is_none()
 }
@@ -1271,7 +1272,14 @@ impl<'c, 'a> Filler<'c, 'a> {
         }
         // The quoted form: run 'make test' [in DIR] [with a timeout of N].
         let mut start = t + 1;
-        while start < n && matches!(self.c.w[start].tok.low.as_str(), "the" | "command" | "this" | "a") {
+        // "run the command 'ls'": skip the words that introduce the command, nothing else
+        // ("run the tests" is not a command line).
+        let intro = start + 1 < n
+            && self.c.w[start].tok.low == "the"
+            && matches!(self.c.w[start + 1].tok.low.as_str(), "command" | "cmd");
+        if intro {
+            start += 2;
+        } else if start < n && matches!(self.c.w[start].tok.low.as_str(), "command" | "cmd") {
             start += 1;
         }
         if start >= n {
@@ -1383,8 +1391,10 @@ pub(crate) fn evaluate(
         }
     }
     let (_, _, trig_weight, alt) = best?;
+    // Every trigger word of the intent that is present explains itself, not only the chosen
+    // alternative's ("find files larger than 1GB": both "find" and "file @size" fit).
     let mut own = Bits::default();
-    for &cid in alt.iter().chain(intent.cues.iter()) {
+    for &cid in intent.triggers.iter().flatten().chain(intent.cues.iter()) {
         own.set(cid);
     }
     let trigger_words: Vec<usize> = (0..c.w.len())

@@ -3,4 +3,6 @@
 
 mod catalog;
 mod common;
+mod conversation;
+mod negatives;
 mod paraphrases;
