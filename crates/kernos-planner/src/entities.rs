@@ -573,6 +573,9 @@ fn quantities(s: &mut Scan<'_>) {
                 }
             }
         }
+        if low == "between" && between(s, i) {
+            continue;
+        }
         let Some((n, unit, used)) = quantity_at(s, i) else {
             i += 1;
             continue;
@@ -635,8 +638,11 @@ fn quantities(s: &mut Scan<'_>) {
         // "not modified in 30 days", "haven't been touched for a week": older than.
         if dim == Dim::Time && matches!(rel, Rel::None | Rel::Newer) && cmp == Cmp::None {
             let lo = start.saturating_sub(5);
-            if (lo..start).any(|k| s.w[k].lex.class == Class::Negation) {
+            if let Some(k) = (lo..start).find(|&k| s.free(k) && s.w[k].lex.class == Class::Negation) {
                 rel = Rel::Older;
+                // The negation belongs to the age ("not modified in 90 days"), not to the
+                // request, so it is part of the span.
+                start = k;
             }
         }
         if !matched && start == qstart {
@@ -657,11 +663,64 @@ fn quantities(s: &mut Scan<'_>) {
     }
 }
 
+/// "between 10MB and 100MB", "between 10 and 100 MB", "between 2 and 5 days old": a lower
+/// and an upper bound. Pushes both and returns true when the words fit.
+fn between(s: &mut Scan<'_>, i: usize) -> bool {
+    let first = i + 1;
+    if first >= s.w.len() {
+        return false;
+    }
+    let (n1, u1, used1) = match quantity_at(s, first) {
+        Some(q) => q,
+        None => match s.w[first].tok.kind {
+            Kind::Num => match s.w[first].tok.raw.parse::<f64>() {
+                Ok(n) => (n, None, 1),
+                Err(_) => return false,
+            },
+            _ => return false,
+        },
+    };
+    let and = first + used1;
+    if s.low(and) != "and" || !s.free(and) || and + 1 >= s.w.len() {
+        return false;
+    }
+    let Some((n2, Some(u2), used2)) = quantity_at(s, and + 1) else {
+        return false;
+    };
+    let u1 = u1.unwrap_or(u2);
+    let mut end = and + 1 + used2;
+    let dims = |u: (Dim, u64)| if u.0 == Dim::SizeOrTime { units::resolve_m(true) } else { u };
+    let (d1, m1) = dims(u1);
+    let (d2, m2) = dims(u2);
+    if d1 != d2 {
+        return false;
+    }
+    let (lo, hi) = (units::scale(n1, m1), units::scale(n2, m2));
+    let (lo, hi) = (lo.min(hi), lo.max(hi));
+    if d1 == Dim::Size {
+        s.push(Ent::Size { bytes: lo, cmp: Cmp::Greater }, i, and);
+        s.push(Ent::Size { bytes: hi, cmp: Cmp::Less }, and, end);
+    } else {
+        // "between 2 and 5 days old/ago": older than 2 days, newer than 5.
+        if matches!(s.low(end), "old" | "ago") {
+            end += 1;
+        }
+        s.push(Ent::Age { secs: lo, rel: Rel::Older }, i, and);
+        s.push(Ent::Age { secs: hi, rel: Rel::Newer }, and, end);
+    }
+    true
+}
+
 fn ports_pids_modes_signals(s: &mut Scan<'_>) {
     let chmod_ctx = (0..s.w.len()).any(|i| {
         s.is_concept(i, "chmod") || s.is_concept(i, "executable") || s.is_concept(i, "readonly")
     });
-    let kill_ctx = (0..s.w.len()).any(|i| s.is_concept(i, "kill") || s.is_concept(i, "signal"));
+    let kill_ctx = (0..s.w.len()).any(|i| {
+        s.is_concept(i, "kill")
+            || s.is_concept(i, "signal")
+            || s.low(i) == "send"
+            || (s.low(i).starts_with("sig") && s.low(i).len() > 4)
+    });
     for i in 0..s.w.len() {
         if !s.free(i) {
             continue;
@@ -900,7 +959,8 @@ fn special_paths(s: &mut Scan<'_>) {
         }
         if let Some((path, len)) = hit {
             let start = s.article_start(i);
-            let prep = s.prep_before(start);
+            // "here" says where by itself: "extract x here" = "extract x in here".
+            let prep = s.prep_before(start).or((l0 == "here").then_some(Prep::Loc));
             s.push(
                 Ent::Path {
                     path,
@@ -972,7 +1032,8 @@ fn pronouns(s: &mut Scan<'_>) {
             None => true,
             Some(n) => {
                 matches!(n.lex.class, Class::Prep(_) | Class::Glue)
-                    && !matches!(n.tok.low.as_str(), "is" | "are" | "was" | "were" | "has" | "have")
+                    && (!matches!(n.tok.low.as_str(), "is" | "are" | "was" | "were" | "has" | "have")
+                        || matches!(low, "it" | "they"))
                     || n.tok.kind == Kind::Punct
                     || matches!(n.tok.low.as_str(), "and" | "then" | "again" | "too" | "back" | "up")
                     || n.lex.concept.is_some() && n.lex.concept == s.vocab.id("boot")
@@ -980,8 +1041,7 @@ fn pronouns(s: &mut Scan<'_>) {
                     || n.lex.concept.is_some() && n.lex.concept == s.vocab.id("again")
             }
         };
-        // "they" is a subject, never an object.
-        if ends && low != "they" {
+        if ends {
             s.push(Ent::Pronoun { plural }, i, i + 1);
         }
     }

@@ -151,7 +151,7 @@ const HIDDEN: &[&str] = &["hidden", "-a", "-la", "-al", "--all", "-A"];
 pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "fs.largest",
-        triggers: "largest | top file | top dir",
+        triggers: "largest | top file | top dir | which file use space | which dir use space | what use space",
         cues: "file dir space use size show list find most",
         slots: &[("path", Where(Some("."))), ("count", Count), ("kind", SizeKind)],
         mutating: false,
@@ -160,7 +160,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     },
     IntentDef {
         action: "fs.usage",
-        triggers: "usage | howmuch space | space use | size | howbig | howmuch disk | space | howmuch use",
+        triggers: "usage | howmuch space | space use | size | howbig | howmuch disk | space | howmuch use | howmuch space use",
         cues: "disk use space dir file show size",
         slots: &[("path", Where(None))],
         mutating: false,
@@ -321,7 +321,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     },
     IntentDef {
         action: "sys.info",
-        triggers: "os | kernel | system info | info | version os | version kernel",
+        triggers: "os | kernel | system info | info | version os | version kernel | system",
         cues: "system info os kernel version running show",
         slots: &[],
         mutating: false,
@@ -375,7 +375,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     },
     IntentDef {
         action: "proc.list",
-        triggers: "process | top | @sort | process list",
+        triggers: "process | top | @sort | process list | what use cpu | what use memory | who use cpu | who use memory",
         cues: "running list show use most top process sort",
         slots: &[("sort", Sort), ("limit", Count), ("user", User)],
         mutating: false,
@@ -393,7 +393,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     },
     IntentDef {
         action: "proc.kill",
-        triggers: "kill | stop process | kill process",
+        triggers: "kill | stop process | kill process | signal | @signal",
         cues: "process force signal named running",
         slots: &[("pid", KillTarget), ("signal", Signal)],
         mutating: true,

@@ -240,7 +240,8 @@ impl Planner {
 
     /// Turns a request into a plan, an undo, or a "not understood" with suggestions.
     pub fn plan(&self, request: &str, ctx: &PlanContext) -> Outcome {
-        let words = self.vocab.annotate(lex::lex(request));
+        let mut words = self.vocab.annotate(lex::lex(request));
+        self.wishes(&mut words);
         if words.iter().all(|w| is_glue(w, &self.vocab)) {
             return Outcome::NotUnderstood {
                 message: "The request is empty: say what you want done, e.g. \u{201c}show the 5 largest files in /var/log\u{201d}.".into(),
@@ -477,10 +478,10 @@ impl Planner {
         let why = clause_text(src, w);
         let prev = steps.len().checked_sub(1);
         let mut feeds: Option<usize> = None;
-        if let Some(find) = &c.pre_find {
-            let mut s = Step::new("fs", "find");
-            s.args = find.clone();
-            s.why = Some(format!("find what \u{201c}{why}\u{201d} applies to"));
+        if let Some((action, args)) = &c.pre_step {
+            let mut s = Step::new("fs", action);
+            s.args = args.clone();
+            s.why = Some(format!("what \u{201c}{why}\u{201d} applies to"));
             steps.push(s);
             feeds = Some(steps.len() - 1);
         }
@@ -515,6 +516,30 @@ impl Planner {
     }
 
     // ------------------------------------------------------------------- special forms
+
+    /// "I need ffmpeg installed", "we want jq and vlc installed": a wish, so "installed"
+    /// means install. Only when the words between are the names themselves.
+    fn wishes(&self, w: &mut [Word]) {
+        let (Some(installed), Some(install)) = (self.vocab.id("installed"), self.vocab.id("install")) else {
+            return;
+        };
+        for i in 0..w.len() {
+            if w[i].lex.concept != Some(installed) {
+                continue;
+            }
+            let Some(k) = (0..i).rev().find(|&k| matches!(w[k].tok.low.as_str(), "need" | "want" | "wanna")) else {
+                continue;
+            };
+            let between = &w[k + 1..i];
+            let names = between.iter().filter(|x| x.lex.class == Class::Content).count();
+            let fits = between.iter().all(|x| {
+                x.lex.class == Class::Content || matches!(x.tok.low.as_str(), "and" | "," | "the" | "a" | "package" | "packages")
+            });
+            if names >= 1 && names <= 4 && fits {
+                w[i].lex.concept = Some(install);
+            }
+        }
+    }
 
     /// "undo", "undo that", "revert the last change", "roll it back", "undo <id>".
     fn undo(&self, w: &[Word], ctx: &PlanContext) -> Option<Outcome> {

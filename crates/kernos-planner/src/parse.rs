@@ -161,8 +161,9 @@ pub(crate) struct Candidate {
     pub intent: usize,
     /// Argument sets: one per step (several when "restart nginx and redis").
     pub args: Vec<Map<String, Value>>,
-    /// Arguments of an `fs.find` step to run first, whose results feed `Objects`.
-    pub pre_find: Option<Map<String, Value>>,
+    /// A step to run first (`fs.find` for "all .tmp files older than…", `fs.list` for
+    /// "everything in D"), whose rows feed the `Objects` argument: (action, arguments).
+    pub pre_step: Option<(&'static str, Map<String, Value>)>,
     /// Ranking score.
     pub score: f32,
     /// Share of meaningful words explained, 0..1.
@@ -200,7 +201,7 @@ struct Filler<'c, 'a> {
     referent: Option<&'c Referent>,
     penalty: f32,
     pronoun_error: Option<String>,
-    pre_find: Option<Map<String, Value>>,
+    pre_step: Option<(&'static str, Map<String, Value>)>,
 }
 
 const ARTICLES: &[&str] = &["the", "a", "an", "my", "your", "our", "this", "that", "all", "some"];
@@ -405,7 +406,7 @@ impl<'c, 'a> Filler<'c, 'a> {
     fn filters_present(&self) -> bool {
         self.c.ents.iter().enumerate().any(|(k, e)| {
             !self.used_ent[k] && matches!(e.ent, Ent::Glob(_) | Ent::Size { .. } | Ent::Age { .. })
-        })
+        }) || self.has("empty")
     }
 
     fn ent_of<T>(&mut self, f: impl Fn(&Ent) -> Option<T>) -> Option<T> {
@@ -773,6 +774,8 @@ impl<'c, 'a> Filler<'c, 'a> {
                 // "search src for unwrap": the word after "for" is the pattern.
                 let mut pick = (1..self.c.w.len()).find(|&i| {
                     searchable(self, i)
+                        && self.word(i).lex.class != Class::Quantifier
+                        && !matches!(self.word(i).tok.low.as_str(), "every" | "any" | "each" | "all")
                         && self.c.w[i - 1].tok.low == "for"
                         && self.c.in_ent[i - 1].is_none()
                 });
@@ -786,12 +789,31 @@ impl<'c, 'a> Filler<'c, 'a> {
                     {
                         j += 1;
                     }
-                    if j < self.c.w.len() && searchable(self, j) {
+                    // After "containing"/"mention" any word is searchable ("hello"); after a
+                    // plain "find" only a content word.
+                    let after_grep = self.concept_is(t, "grep");
+                    let ok = j < self.c.w.len()
+                        && if after_grep {
+                            searchable(self, j) && !matches!(self.word(j).tok.low.as_str(), "every" | "any" | "each" | "all")
+                        } else {
+                            self.free(j) && self.word(j).tok.kind == Kind::Word
+                        };
+                    if ok {
                         pick = Some(j);
                         break;
                     }
                 }
-                let pick = pick.or_else(|| (0..self.c.w.len()).find(|&i| self.free_plain(i) && self.word(i).tok.kind == Kind::Word && self.prep_before(i) != Some(Prep::Loc)));
+                // "which files is requests imported in": with a grep word, the one unknown
+                // word left is the pattern.
+                let grep = self.trigger_words.iter().any(|&t| self.concept_is(t, "grep"));
+                let pick = pick.or_else(|| {
+                    grep.then(|| {
+                        (0..self.c.w.len()).find(|&i| {
+                            self.free_plain(i) && self.word(i).tok.kind == Kind::Word && self.prep_before(i) != Some(Prep::Loc)
+                        })
+                    })
+                    .flatten()
+                });
                 match pick {
                     Some(i) => {
                         let v = self.word(i).tok.raw.clone();
@@ -931,7 +953,7 @@ impl<'c, 'a> Filler<'c, 'a> {
                     return Ok(());
                 }
                 for (concept, key) in [("memory", "memory"), ("cpu", "cpu")] {
-                    if let Some(i) = (0..self.c.w.len()).find(|&i| self.free(i) && self.concept_is(i, concept)) {
+                    if let Some(i) = (0..self.c.w.len()).find(|&i| self.c.in_ent[i].is_none() && self.concept_is(i, concept)) {
                         self.used_word[i] = true;
                         out.insert(arg.into(), Value::from(key));
                         return Ok(());
@@ -1100,25 +1122,92 @@ impl<'c, 'a> Filler<'c, 'a> {
     /// Sources of a file action: paths, an earlier step's results, or — when the clause
     /// filters ("all .tmp files older than 7 days") — the results of an `fs.find` run first.
     fn objects(&mut self, arg: &'static str, out: &mut Map<String, Value>) -> Result<(), String> {
+        let placeholder = kernos_core::StepRef::new(0, Some("path")).to_value();
         if self.filters_present() {
             let find = self.pre_find_args();
-            self.pre_find = Some(find);
-            out.insert(arg.into(), kernos_core::StepRef::new(0, Some("path")).to_value());
+            self.pre_step = Some(("find", find));
+            out.insert(arg.into(), placeholder);
             return Ok(());
         }
+        let mut objs: Vec<String> = Vec::new();
+        // "the file called temp.txt"
+        if let Some(n) = self.ent_of(|e| match e {
+            Ent::Named(n) => Some(n.clone()),
+            _ => None,
+        }) {
+            objs.push(n);
+        }
         let ents = self.path_ents();
-        let chosen: Vec<(usize, String)> = ents
+        // "the contents of D" is about what is in D.
+        let contents_of = self.has("contents");
+        for (k, p, prep, _) in &ents {
+            if prep.is_none() || *prep == Some(Prep::Of) && !contents_of {
+                self.take_ent(*k);
+                objs.push(p.clone());
+            }
+        }
+        let located: Vec<(usize, String)> = ents
             .iter()
-            .filter(|(_, _, p, _)| !matches!(p, Some(Prep::Dest)))
+            .filter(|(k, _, p, _)| !self.used_ent[*k] && matches!(p, Some(Prep::Loc | Prep::Src | Prep::Of)))
             .map(|(k, p, _, _)| (*k, p.clone()))
             .collect();
-        if !chosen.is_empty() {
-            let mut v = Vec::new();
-            for (k, p) in chosen {
-                self.take_ent(k);
-                v.push(self.expand(&p));
+        if objs.is_empty() {
+            for i in self.word_paths(&[]) {
+                objs.push(self.word(i).tok.raw.clone());
+                self.take_word(i);
             }
+        }
+        if !objs.is_empty() {
+            // "delete old.log from ./logs": relative objects live in the one place named.
+            if located.len() == 1 && objs.iter().all(|o| !o.starts_with(['/', '~'])) {
+                let (k, parent) = &located[0];
+                self.take_ent(*k);
+                objs = objs
+                    .into_iter()
+                    .map(|o| format!("{}/{}", parent.trim_end_matches('/'), o))
+                    .collect();
+            }
+            let v: Vec<String> = objs.iter().map(|o| self.expand(o)).collect();
             out.insert(arg.into(), paths_value(v));
+            return Ok(());
+        }
+        if let Some((k, parent)) = located.first().cloned() {
+            // "everything in ./dist", "all files in ./tmp", "the contents of D": what is in
+            // the place, not the place itself.
+            let quant: Vec<usize> = (0..self.c.w.len())
+                .filter(|&i| self.c.in_ent[i].is_none() && self.word(i).lex.class == Class::Quantifier)
+                .collect();
+            let plural_noun = (0..self.c.w.len()).find(|&i| {
+                self.c.in_ent[i].is_none()
+                    && (self.concept_is(i, "file") || self.concept_is(i, "dir"))
+                    && self.word(i).tok.low.ends_with('s')
+            });
+            let contents = self.has("contents");
+            self.take_ent(k);
+            let path = self.expand(&parent);
+            if !quant.is_empty() || plural_noun.is_some() || contents {
+                for i in quant {
+                    self.used_word[i] = true;
+                }
+                let mut m = Map::new();
+                m.insert("path".into(), Value::from(path));
+                match plural_noun {
+                    Some(i) => {
+                        self.used_word[i] = true;
+                        let dirs = self.concept_is(i, "dir");
+                        m.insert("type".into(), Value::from(if dirs { "dir" } else { "file" }));
+                        m.insert("max_depth".into(), Value::from(1));
+                        self.pre_step = Some(("find", m));
+                    }
+                    None => {
+                        m.insert("all".into(), Value::from(true));
+                        self.pre_step = Some(("list", m));
+                    }
+                }
+                out.insert(arg.into(), placeholder);
+                return Ok(());
+            }
+            out.insert(arg.into(), Value::from(path));
             return Ok(());
         }
         if let Some((k, _)) = self.pronoun(None) {
@@ -1153,13 +1242,14 @@ impl<'c, 'a> Filler<'c, 'a> {
     /// Arguments for the `fs.find` that feeds a filtered file action.
     fn pre_find_args(&mut self) -> Map<String, Value> {
         let mut m = Map::new();
-        let slots: [(&'static str, Slot); 7] = [
+        let slots: [(&'static str, Slot); 8] = [
             ("path", Slot::Where(Some("."))),
             ("name", Slot::Glob),
             ("min_size", Slot::MinSize),
             ("max_size", Slot::MaxSize),
             ("older_than", Slot::OlderThan),
             ("newer_than", Slot::NewerThan),
+            ("empty", Slot::Flag(&["empty"])),
             ("hidden", Slot::Flag(&["hidden"])),
         ];
         for (a, s) in slots {
@@ -1209,6 +1299,16 @@ impl<'c, 'a> Filler<'c, 'a> {
             self.take_ent(k);
             out.insert(arg.into(), Value::from(self.expand(&p)));
             return Ok(());
+        }
+        // "a tarball of ~/code called code.tar.gz", "a copy of x named y"
+        if slot != Slot::OptDest {
+            if let Some(n) = self.ent_of(|e| match e {
+                Ent::Named(n) => Some(n.clone()),
+                _ => None,
+            }) {
+                out.insert(arg.into(), Value::from(self.expand(&n)));
+                return Ok(());
+            }
         }
         if let Some((k, _)) = self.pronoun(Some(&dest_preps)) {
             return match self.pronoun_paths(k, false) {
@@ -1420,7 +1520,7 @@ pub(crate) fn evaluate(
         referent,
         penalty: 0.0,
         pronoun_error: None,
-        pre_find: None,
+        pre_step: None,
     };
     let mut args = Map::new();
     let mut missing = None;
@@ -1487,7 +1587,8 @@ pub(crate) fn evaluate(
     };
     let mut seen_ents = vec![false; c.ents.len()];
     for (i, w) in c.w.iter().enumerate() {
-        if matches!(w.lex.class, Class::Hedge | Class::Negation | Class::Quantifier) {
+        let quantifier_unused = w.lex.class == Class::Quantifier && !f.used_word[i];
+        if matches!(w.lex.class, Class::Hedge | Class::Negation) && c.in_ent[i].is_none() || quantifier_unused {
             unsure.push(w.tok.raw.clone());
         }
         if let Some(k) = c.in_ent[i] {
@@ -1555,7 +1656,7 @@ pub(crate) fn evaluate(
     Some(Candidate {
         intent: idx,
         args: sets,
-        pre_find: f.pre_find.take(),
+        pre_step: f.pre_step.take(),
         score,
         coverage,
         fuzzy,

@@ -34,7 +34,7 @@ const CONCEPTS: &[&[&str]] = &[
     &["dir", "directory", "directories", "folder", "folders", "dirs", "subfolder", "subfolders", "subdirectory", "subdirectories", "subdirs"],
     &["hidden", "dotfiles"],
     &["find", "locate", "search", "lookfor", "hunt"],
-    &["grep", "rg", "ack", "mention", "mentions", "mentioning", "contain", "contains", "containing", "occurrence", "occurrences", "matching", "match", "matches"],
+    &["grep", "rg", "ack", "mention", "mentions", "mentioning", "contain", "contains", "containing", "occurrence", "occurrences", "matching", "match", "matches", "import", "imports", "imported", "importing", "references", "referenced", "referencing"],
     &["modified", "changed", "touched", "edited", "created", "written", "updated", "accessed", "altered", "change", "changes"],
     &["empty", "blank"],
     &["read", "cat", "less", "more", "bat"],
@@ -153,7 +153,7 @@ pub(crate) const PSEUDO: &[&str] = &[
 ];
 
 /// Concepts that count as glue when judging coverage: question words and generic verbs.
-const GLUE_CONCEPTS: &[&str] = &["what", "which", "who", "where", "show", "when", "my", "up"];
+const GLUE_CONCEPTS: &[&str] = &["what", "which", "who", "where", "show", "when", "my", "up", "named"];
 
 /// Pure glue: politeness, articles, auxiliaries. They never carry a value and are skipped.
 const GLUE: &[&str] = &[
@@ -167,7 +167,7 @@ const GLUE: &[&str] = &[
     "kind", "able", "possible", "go", "ahead", "help", "know", "out", "sure",
     "really", "real", "very", "much", "many", "still", "ever", "already", "instantly",
     "immediately", "asap", "yes", "yeah", "ones", "im", "ill", "existing", "their", "than",
-    "his", "her", "thing", "sure", "bit", "little", "hmm", "um", "well", "alright", "whats",
+    "his", "her", "thing", "sure", "send", "bit", "little", "hmm", "um", "well", "alright", "whats",
 ];
 
 /// Quantifiers that are not a path: "delete everything" must not delete a file named so.
@@ -384,6 +384,12 @@ const PHRASES: &[(&[&str], &str)] = &[
     (&["who", "am", "i"], "whoami"),
     (&["set", "up"], "setup"),
     (&["make", "sure"], "sure"),
+    (&["execute", "permission"], "executable"),
+    (&["execute", "permissions"], "executable"),
+    (&["exec", "permission"], "executable"),
+    (&["execution", "permission"], "executable"),
+    (&["execute", "bit"], "executable"),
+    (&["exec", "bit"], "executable"),
     (&["make", "certain"], "sure"),
 ];
 

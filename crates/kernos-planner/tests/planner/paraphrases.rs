@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::catalog::check;
 
-const SET: &str = include_str!("paraphrases.jsonl");
+const SET: &str = concat!(include_str!("paraphrases.jsonl"), include_str!("holdout.jsonl"));
 
 #[test]
 fn paraphrases_plan_as_expected() {
