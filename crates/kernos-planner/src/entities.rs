@@ -99,6 +99,7 @@ pub(crate) struct Entity {
 }
 
 /// File extensions named in words: "python files" → `*.py`.
+#[rustfmt::skip]
 const EXT_WORDS: &[(&str, &str)] = &[
     ("pdf", "pdf"),
     ("pdfs", "pdf"),
@@ -176,6 +177,7 @@ const EXT_WORDS: &[(&str, &str)] = &[
 ];
 
 /// File extensions (for telling `notes.txt` from `example.com`).
+#[rustfmt::skip]
 const FILE_EXTS: &[&str] = &[
     "txt", "log", "md", "rs", "py", "pdf", "tar", "gz", "tgz", "zip", "iso", "yaml", "yml",
     "json", "toml", "sh", "conf", "cfg", "ini", "csv", "html", "htm", "js", "ts", "c", "h", "cpp",
@@ -189,6 +191,7 @@ const FILE_EXTS: &[&str] = &[
 ];
 
 /// Top-level domains (for telling `example.com` from `notes.txt`).
+#[rustfmt::skip]
 const TLDS: &[&str] = &[
     "com", "org", "net", "io", "dev", "app", "edu", "gov", "mil", "int", "info", "biz", "co",
     "uk", "de", "fr", "nl", "eu", "us", "ca", "au", "jp", "cn", "ru", "br", "in", "it", "es",
@@ -198,6 +201,7 @@ const TLDS: &[&str] = &[
 ];
 
 /// Basenames of well-known files that have no extension.
+#[rustfmt::skip]
 const KNOWN_FILES: &[&str] = &[
     "passwd", "hosts", "fstab", "hostname", "shadow", "group", "sudoers", "crontab", "syslog",
     "messages", "makefile", "dockerfile", "readme", "license", "changelog", "authorized_keys",
@@ -207,6 +211,7 @@ const KNOWN_FILES: &[&str] = &[
 ];
 
 /// Well-known folders under the home directory.
+#[rustfmt::skip]
 const HOME_DIRS: &[(&str, &str)] = &[
     ("downloads", "Downloads"),
     ("documents", "Documents"),
@@ -233,7 +238,9 @@ pub(crate) fn looks_like_file(p: &str) -> bool {
         return true;
     }
     if let Some((stem, ext)) = lower.rsplit_once('.') {
-        return !stem.is_empty() && !ext.is_empty() && ext.chars().all(|c| c.is_ascii_alphanumeric());
+        return !stem.is_empty()
+            && !ext.is_empty()
+            && ext.chars().all(|c| c.is_ascii_alphanumeric());
     }
     p.starts_with("/var/log/") || p.starts_with("/proc/") || p.starts_with("/dev/")
 }
@@ -252,9 +259,9 @@ fn is_hostname(t: &str) -> bool {
     }
     let labels: Vec<&str> = t.split('.').collect();
     if labels.len() < 2
-        || !labels.iter().all(|l| {
-            !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
+        || !labels
+            .iter()
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
     {
         return false;
     }
@@ -327,7 +334,11 @@ impl<'a> Scan<'a> {
             let w = &self.w[j];
             match w.lex.class {
                 Class::Prep(p) => return Some(p),
-                _ if matches!(w.tok.low.as_str(), "the" | "a" | "an" | "my" | "your" | "our") => {
+                _ if matches!(
+                    w.tok.low.as_str(),
+                    "the" | "a" | "an" | "my" | "your" | "our"
+                ) =>
+                {
                     continue;
                 }
                 _ => return None,
@@ -339,7 +350,10 @@ impl<'a> Scan<'a> {
     /// Start of a run of "the"/"my" articles right before `i`.
     fn article_start(&self, i: usize) -> usize {
         let mut j = i;
-        while j > 0 && self.free(j - 1) && matches!(self.low(j - 1), "the" | "a" | "an" | "my" | "your") {
+        while j > 0
+            && self.free(j - 1)
+            && matches!(self.low(j - 1), "the" | "a" | "an" | "my" | "your")
+        {
             j -= 1;
         }
         j
@@ -397,7 +411,10 @@ fn quoted_and_urls(s: &mut Scan<'_>) {
 }
 
 /// A number at word `i`, possibly with a unit glued on or following: (value, unit, words used).
-fn quantity_at(s: &Scan<'_>, i: usize) -> Option<(f64, Option<(Dim, u64)>, usize)> {
+/// A number, its unit if any, and how many words it took.
+type Quantity = (f64, Option<(Dim, u64)>, usize);
+
+fn quantity_at(s: &Scan<'_>, i: usize) -> Option<Quantity> {
     let t = &s.w[i].tok;
     match t.kind {
         Kind::NumUnit => {
@@ -452,6 +469,7 @@ fn words_before_match(s: &Scan<'_>, end: usize, pat: &[&str]) -> bool {
 }
 
 /// Comparison words before a quantity: (how many words, size comparison, age relation).
+#[rustfmt::skip]
 const BEFORE: &[(&[&str], Cmp, Rel)] = &[
     (&["larger", "than"], Cmp::Greater, Rel::Older),
     (&["bigger", "than"], Cmp::Greater, Rel::Older),
@@ -516,8 +534,22 @@ fn size_words(pat: &[&str]) -> bool {
     pat.iter().any(|w| {
         matches!(
             *w,
-            "larger" | "bigger" | "greater" | "smaller" | "heavier" | "lighter" | "over" | "under"
-                | "above" | "below" | "exceeding" | ">" | "<" | ">=" | "<=" | "+"
+            "larger"
+                | "bigger"
+                | "greater"
+                | "smaller"
+                | "heavier"
+                | "lighter"
+                | "over"
+                | "under"
+                | "above"
+                | "below"
+                | "exceeding"
+                | ">"
+                | "<"
+                | ">="
+                | "<="
+                | "+"
         )
     })
 }
@@ -532,13 +564,21 @@ fn quantities(s: &mut Scan<'_>) {
         // "yesterday", "recently", "last week", "past hour", "today".
         let low = s.low(i).to_owned();
         if low == "today" || low == "tonight" {
-            let start = if words_before_match(s, i, &["since"]) { i - 1 } else { i };
+            let start = if words_before_match(s, i, &["since"]) {
+                i - 1
+            } else {
+                i
+            };
             s.push(Ent::Today, start, i + 1);
             i += 1;
             continue;
         }
         if low == "yesterday" || low == "recently" || low == "recent" || low == "lately" {
-            let start = if words_before_match(s, i, &["since"]) { i - 1 } else { i };
+            let start = if words_before_match(s, i, &["since"]) {
+                i - 1
+            } else {
+                i
+            };
             s.push(
                 Ent::Age {
                     secs: 86_400,
@@ -552,9 +592,22 @@ fn quantities(s: &mut Scan<'_>) {
         }
         if matches!(low.as_str(), "last" | "past" | "this" | "previous") {
             if let Some(next) = s.w.get(i + 1).filter(|_| s.free(i + 1)) {
-                if let Some((Dim::Time, secs)) = units::unit(&next.tok.low).filter(|_| next.tok.low.len() >= 3) {
+                if let Some((Dim::Time, secs)) =
+                    units::unit(&next.tok.low).filter(|_| next.tok.low.len() >= 3)
+                {
                     let mut start = i;
-                    for pat in [&["in", "the"][..], &["within", "the"], &["over", "the"], &["during", "the"], &["for", "the"], &["from", "the"], &["since", "the"], &["in"], &["the"], &["within"]] {
+                    for pat in [
+                        &["in", "the"][..],
+                        &["within", "the"],
+                        &["over", "the"],
+                        &["during", "the"],
+                        &["for", "the"],
+                        &["from", "the"],
+                        &["since", "the"],
+                        &["in"],
+                        &["the"],
+                        &["within"],
+                    ] {
                         if words_before_match(s, i, pat) {
                             start = i - pat.len();
                             break;
@@ -581,11 +634,12 @@ fn quantities(s: &mut Scan<'_>) {
             continue;
         };
         // "half an hour"
-        let (n, qstart) = if words_before_match(s, i, &["half"]) && (s.low(i) == "an" || s.low(i) == "a") {
-            (0.5, i - 1)
-        } else {
-            (n, i)
-        };
+        let (n, qstart) =
+            if words_before_match(s, i, &["half"]) && (s.low(i) == "an" || s.low(i) == "a") {
+                (0.5, i - 1)
+            } else {
+                (n, i)
+            };
         let mut start = qstart;
         let mut cmp = Cmp::None;
         let mut rel = Rel::None;
@@ -607,16 +661,34 @@ fn quantities(s: &mut Scan<'_>) {
         let a0 = after(0);
         let a1 = after(1);
         if a0 == "old" {
-            rel = if cmp == Cmp::Less { Rel::Newer } else { Rel::Older };
+            rel = if cmp == Cmp::Less {
+                Rel::Newer
+            } else {
+                Rel::Older
+            };
             end += 1;
         } else if a0 == "ago" {
-            rel = if cmp == Cmp::Greater { Rel::Older } else { Rel::Newer };
+            rel = if cmp == Cmp::Greater {
+                Rel::Older
+            } else {
+                Rel::Newer
+            };
             end += 1;
-        } else if a0 == "or" && matches!(a1.as_str(), "more" | "older" | "larger" | "bigger" | "greater" | "above" | "over") {
+        } else if a0 == "or"
+            && matches!(
+                a1.as_str(),
+                "more" | "older" | "larger" | "bigger" | "greater" | "above" | "over"
+            )
+        {
             cmp = Cmp::Greater;
             rel = Rel::Older;
             end += 2;
-        } else if a0 == "or" && matches!(a1.as_str(), "less" | "smaller" | "newer" | "fewer" | "under" | "below") {
+        } else if a0 == "or"
+            && matches!(
+                a1.as_str(),
+                "less" | "smaller" | "newer" | "fewer" | "under" | "below"
+            )
+        {
             cmp = Cmp::Less;
             rel = Rel::Newer;
             end += 2;
@@ -638,7 +710,8 @@ fn quantities(s: &mut Scan<'_>) {
         // "not modified in 30 days", "haven't been touched for a week": older than.
         if dim == Dim::Time && matches!(rel, Rel::None | Rel::Newer) && cmp == Cmp::None {
             let lo = start.saturating_sub(5);
-            if let Some(k) = (lo..start).find(|&k| s.free(k) && s.w[k].lex.class == Class::Negation) {
+            if let Some(k) = (lo..start).find(|&k| s.free(k) && s.w[k].lex.class == Class::Negation)
+            {
                 rel = Rel::Older;
                 // The negation belongs to the age ("not modified in 90 days"), not to the
                 // request, so it is part of the span.
@@ -689,7 +762,13 @@ fn between(s: &mut Scan<'_>, i: usize) -> bool {
     };
     let u1 = u1.unwrap_or(u2);
     let mut end = and + 1 + used2;
-    let dims = |u: (Dim, u64)| if u.0 == Dim::SizeOrTime { units::resolve_m(true) } else { u };
+    let dims = |u: (Dim, u64)| {
+        if u.0 == Dim::SizeOrTime {
+            units::resolve_m(true)
+        } else {
+            u
+        }
+    };
     let (d1, m1) = dims(u1);
     let (d2, m2) = dims(u2);
     if d1 != d2 {
@@ -698,15 +777,43 @@ fn between(s: &mut Scan<'_>, i: usize) -> bool {
     let (lo, hi) = (units::scale(n1, m1), units::scale(n2, m2));
     let (lo, hi) = (lo.min(hi), lo.max(hi));
     if d1 == Dim::Size {
-        s.push(Ent::Size { bytes: lo, cmp: Cmp::Greater }, i, and);
-        s.push(Ent::Size { bytes: hi, cmp: Cmp::Less }, and, end);
+        s.push(
+            Ent::Size {
+                bytes: lo,
+                cmp: Cmp::Greater,
+            },
+            i,
+            and,
+        );
+        s.push(
+            Ent::Size {
+                bytes: hi,
+                cmp: Cmp::Less,
+            },
+            and,
+            end,
+        );
     } else {
         // "between 2 and 5 days old/ago": older than 2 days, newer than 5.
         if matches!(s.low(end), "old" | "ago") {
             end += 1;
         }
-        s.push(Ent::Age { secs: lo, rel: Rel::Older }, i, and);
-        s.push(Ent::Age { secs: hi, rel: Rel::Newer }, and, end);
+        s.push(
+            Ent::Age {
+                secs: lo,
+                rel: Rel::Older,
+            },
+            i,
+            and,
+        );
+        s.push(
+            Ent::Age {
+                secs: hi,
+                rel: Rel::Newer,
+            },
+            and,
+            end,
+        );
     }
     true
 }
@@ -726,7 +833,11 @@ fn ports_pids_modes_signals(s: &mut Scan<'_>) {
             continue;
         }
         let t = s.w[i].tok.clone();
-        let prev = if i > 0 { s.low(i - 1).to_owned() } else { String::new() };
+        let prev = if i > 0 {
+            s.low(i - 1).to_owned()
+        } else {
+            String::new()
+        };
         let num: Option<u64> = (t.kind == Kind::Num).then(|| t.raw.parse().ok()).flatten();
         if let Some(p) = t.raw.strip_prefix(':').and_then(|p| p.parse::<u16>().ok()) {
             s.push(Ent::Port(p), i, i + 1);
@@ -774,14 +885,19 @@ fn ports_pids_modes_signals(s: &mut Scan<'_>) {
                 continue;
             }
         }
-        if t.kind == Kind::Word && t.low.starts_with("sig") && t.low.len() > 4 && t.low != "signal" {
+        if t.kind == Kind::Word && t.low.starts_with("sig") && t.low.len() > 4 && t.low != "signal"
+        {
             let sig = t.raw[3..].to_uppercase();
             if sig.chars().all(|c| c.is_ascii_alphanumeric()) {
                 s.push(Ent::Signal(sig), i, i + 1);
                 continue;
             }
         }
-        if kill_ctx && matches!(t.low.as_str(), "hup" | "term" | "int" | "usr1" | "usr2" | "quit")
+        if kill_ctx
+            && matches!(
+                t.low.as_str(),
+                "hup" | "term" | "int" | "usr1" | "usr2" | "quit"
+            )
             && matches!(prev.as_str(), "with" | "signal" | "send" | "a" | "the")
         {
             s.push(Ent::Signal(t.raw.to_uppercase()), i, i + 1);
@@ -807,7 +923,10 @@ fn sort_keys(s: &mut Scan<'_>) {
         let prev = s.low(i - 1);
         if matches!(prev, "by" | "most" | "highest" | "more" | "heaviest") {
             let mut start = i - 1;
-            if start > 0 && s.free(start - 1) && matches!(s.low(start - 1), "the" | "sorted" | "ordered" | "sort") {
+            if start > 0
+                && s.free(start - 1)
+                && matches!(s.low(start - 1), "the" | "sorted" | "ordered" | "sort")
+            {
                 start -= 1;
             }
             s.push(Ent::Sort(k), start, i + 1);
@@ -836,7 +955,9 @@ fn hosts(s: &mut Scan<'_>) {
         let host = match t.kind {
             Kind::Pathy if is_ipv4(&t.raw) || is_hostname(&t.raw) => Some(t.raw.clone()),
             Kind::Word if t.low == "localhost" => Some(t.raw.clone()),
-            Kind::Word if t.raw.contains(':') && t.raw.split(':').count() > 2 => Some(t.raw.clone()),
+            Kind::Word if t.raw.contains(':') && t.raw.split(':').count() > 2 => {
+                Some(t.raw.clone())
+            }
             _ => None,
         };
         if let Some(h) = host {
@@ -846,7 +967,11 @@ fn hosts(s: &mut Scan<'_>) {
 }
 
 fn is_file_noun(s: &Scan<'_>, i: usize) -> bool {
-    s.is_concept(i, "file") || matches!(s.low(i), "ones" | "documents" | "docs" | "scripts" | "sources")
+    s.is_concept(i, "file")
+        || matches!(
+            s.low(i),
+            "ones" | "documents" | "docs" | "scripts" | "sources"
+        )
 }
 
 fn globs(s: &mut Scan<'_>) {
@@ -859,7 +984,11 @@ fn globs(s: &mut Scan<'_>) {
         if t.kind == Kind::Pathy && t.raw.contains(['*', '?']) {
             if let Some((dir, pat)) = t.raw.rsplit_once('/') {
                 if !dir.contains(['*', '?']) {
-                    let dir = if dir.is_empty() { "/".to_owned() } else { dir.to_owned() };
+                    let dir = if dir.is_empty() {
+                        "/".to_owned()
+                    } else {
+                        dir.to_owned()
+                    };
                     s.push(Ent::Glob(pat.to_owned()), i, i + 1);
                     s.out.push(Entity {
                         ent: Ent::Path {
@@ -886,7 +1015,11 @@ fn globs(s: &mut Scan<'_>) {
                 || words_before_match(s, i, &["suffix"])
                 || words_before_match(s, i, &["type"]));
         // ".log files", "ending in .txt"
-        if t.kind == Kind::Pathy && t.raw.starts_with('.') && !t.raw[1..].contains(['.', '/']) && t.raw.len() > 1 {
+        if t.kind == Kind::Pathy
+            && t.raw.starts_with('.')
+            && !t.raw[1..].contains(['.', '/'])
+            && t.raw.len() > 1
+        {
             let ext = &t.raw[1..];
             if (next_is_file || ext_before) && ext.chars().all(|c| c.is_ascii_alphanumeric()) {
                 s.push(Ent::Glob(format!("*.{ext}")), i, i + 1);
@@ -896,10 +1029,14 @@ fn globs(s: &mut Scan<'_>) {
         // "pdf files", "python files", "pdfs"
         if t.kind == Kind::Word {
             if let Some((_, ext)) = EXT_WORDS.iter().find(|(w, _)| *w == t.low) {
-                let plural = t.low.ends_with('s') && t.low.len() > 3 && matches!(t.low.as_str(), "pdfs" | "isos" | "mp3s" | "mp4s" | "jpgs" | "pngs" | "csvs");
+                let plural = t.low.ends_with('s')
+                    && t.low.len() > 3
+                    && matches!(
+                        t.low.as_str(),
+                        "pdfs" | "isos" | "mp3s" | "mp4s" | "jpgs" | "pngs" | "csvs"
+                    );
                 if next_is_file || ext_before || plural {
-                    let start = if ext_before { i } else { i };
-                    s.push(Ent::Glob(format!("*.{ext}")), start, i + 1);
+                    s.push(Ent::Glob(format!("*.{ext}")), i, i + 1);
                     continue;
                 }
             }
@@ -914,8 +1051,10 @@ fn named(s: &mut Scan<'_>) {
         }
         if matches!(s.low(i), "called" | "named" | "name" | "titled") {
             let t = &s.w[i + 1];
-            if matches!(t.tok.kind, Kind::Word | Kind::Pathy | Kind::Quoted | Kind::Num)
-                && !matches!(t.lex.class, Class::Glue | Class::Prep(_))
+            if matches!(
+                t.tok.kind,
+                Kind::Word | Kind::Pathy | Kind::Quoted | Kind::Num
+            ) && !matches!(t.lex.class, Class::Glue | Class::Prep(_))
             {
                 let v = t.tok.raw.clone();
                 s.push(Ent::Named(v), i + 1, i + 2);
@@ -943,7 +1082,10 @@ fn special_paths(s: &mut Scan<'_>) {
             && (dir1 || (l1 == "working" && dir2))
         {
             hit = Some((".".into(), if dir1 { 2 } else { 3 }));
-        } else if l0 == "cwd" || l0 == "pwd" && i > 0 || (l0 == "here" && s.w[i].tok.kind == Kind::Word) {
+        } else if l0 == "cwd"
+            || l0 == "pwd" && i > 0
+            || (l0 == "here" && s.w[i].tok.kind == Kind::Word)
+        {
             hit = Some((".".into(), 1));
         } else if l0 == "root" && (dir1 || matches!(l1.as_str(), "filesystem" | "partition")) {
             hit = Some(("/".into(), 2));
@@ -1032,10 +1174,15 @@ fn pronouns(s: &mut Scan<'_>) {
             None => true,
             Some(n) => {
                 matches!(n.lex.class, Class::Prep(_) | Class::Glue)
-                    && (!matches!(n.tok.low.as_str(), "is" | "are" | "was" | "were" | "has" | "have")
-                        || matches!(low, "it" | "they"))
+                    && (!matches!(
+                        n.tok.low.as_str(),
+                        "is" | "are" | "was" | "were" | "has" | "have"
+                    ) || matches!(low, "it" | "they"))
                     || n.tok.kind == Kind::Punct
-                    || matches!(n.tok.low.as_str(), "and" | "then" | "again" | "too" | "back" | "up")
+                    || matches!(
+                        n.tok.low.as_str(),
+                        "and" | "then" | "again" | "too" | "back" | "up"
+                    )
                     || n.lex.concept.is_some() && n.lex.concept == s.vocab.id("boot")
                     || n.lex.concept.is_some() && n.lex.concept == s.vocab.id("executable")
                     || n.lex.concept.is_some() && n.lex.concept == s.vocab.id("again")
@@ -1055,14 +1202,33 @@ fn counts(s: &mut Scan<'_>) {
         let t = s.w[i].tok.clone();
         // "-n 20"
         if t.kind == Kind::Flag && (t.raw == "-n" || t.raw == "-c" || t.raw == "--lines") {
-            if let Some(n) = s.w.get(i + 1).filter(|n| n.tok.kind == Kind::Num).and_then(|n| n.tok.raw.parse().ok()) {
-                s.push(Ent::Count { n, pos: CountPos::Plain }, i, i + 2);
+            if let Some(n) =
+                s.w.get(i + 1)
+                    .filter(|n| n.tok.kind == Kind::Num)
+                    .and_then(|n| n.tok.raw.parse().ok())
+            {
+                s.push(
+                    Ent::Count {
+                        n,
+                        pos: CountPos::Plain,
+                    },
+                    i,
+                    i + 2,
+                );
                 continue;
             }
         }
-        if t.kind == Kind::Flag && t.raw.len() > 1 && t.raw[1..].chars().all(|c| c.is_ascii_digit()) {
+        if t.kind == Kind::Flag && t.raw.len() > 1 && t.raw[1..].chars().all(|c| c.is_ascii_digit())
+        {
             if let Ok(n) = t.raw[1..].parse() {
-                s.push(Ent::Count { n, pos: CountPos::Plain }, i, i + 1);
+                s.push(
+                    Ent::Count {
+                        n,
+                        pos: CountPos::Plain,
+                    },
+                    i,
+                    i + 1,
+                );
                 continue;
             }
         }
@@ -1094,7 +1260,11 @@ fn counts(s: &mut Scan<'_>) {
 
 fn ids(s: &mut Scan<'_>) {
     for i in 0..s.w.len() {
-        if s.free(i) && s.w[i].tok.kind == Kind::Word && s.w[i].lex.concept.is_none() && looks_like_id(&s.w[i].tok.raw) {
+        if s.free(i)
+            && s.w[i].tok.kind == Kind::Word
+            && s.w[i].lex.concept.is_none()
+            && looks_like_id(&s.w[i].tok.raw)
+        {
             let id = s.w[i].tok.raw.clone();
             // Ids are only used by "undo <id>"; anything else treats the token as a word, so
             // the span is recorded without taking the word.
@@ -1120,34 +1290,83 @@ mod tests {
 
     #[test]
     fn sizes_with_comparisons() {
-        assert!(ents("files larger than 100MB").contains(&Ent::Size { bytes: 104_857_600, cmp: Cmp::Greater }));
-        assert!(ents("files over 1.5 G").contains(&Ent::Size { bytes: 1_610_612_736, cmp: Cmp::Greater }));
-        assert!(ents("smaller than 10k").contains(&Ent::Size { bytes: 10_240, cmp: Cmp::Less }));
-        assert!(ents("bigger than 100M").contains(&Ent::Size { bytes: 104_857_600, cmp: Cmp::Greater }));
+        assert!(ents("files larger than 100MB").contains(&Ent::Size {
+            bytes: 104_857_600,
+            cmp: Cmp::Greater
+        }));
+        assert!(ents("files over 1.5 G").contains(&Ent::Size {
+            bytes: 1_610_612_736,
+            cmp: Cmp::Greater
+        }));
+        assert!(ents("smaller than 10k").contains(&Ent::Size {
+            bytes: 10_240,
+            cmp: Cmp::Less
+        }));
+        assert!(ents("bigger than 100M").contains(&Ent::Size {
+            bytes: 104_857_600,
+            cmp: Cmp::Greater
+        }));
     }
 
     #[test]
     fn ages_with_relations() {
-        assert!(ents("older than 30 days").contains(&Ent::Age { secs: 2_592_000, rel: Rel::Older }));
-        assert!(ents("modified in the last 2 hours").contains(&Ent::Age { secs: 7200, rel: Rel::Newer }));
-        assert!(ents("in the last hour").contains(&Ent::Age { secs: 3600, rel: Rel::Newer }));
-        assert!(ents("not touched in a week").contains(&Ent::Age { secs: 604_800, rel: Rel::Older }));
-        assert!(ents("3 days old").contains(&Ent::Age { secs: 259_200, rel: Rel::Older }));
-        assert!(ents("since yesterday").contains(&Ent::Age { secs: 86_400, rel: Rel::Newer }));
-        assert!(ents("older than 10m").contains(&Ent::Age { secs: 600, rel: Rel::Older }));
+        assert!(ents("older than 30 days").contains(&Ent::Age {
+            secs: 2_592_000,
+            rel: Rel::Older
+        }));
+        assert!(ents("modified in the last 2 hours").contains(&Ent::Age {
+            secs: 7200,
+            rel: Rel::Newer
+        }));
+        assert!(ents("in the last hour").contains(&Ent::Age {
+            secs: 3600,
+            rel: Rel::Newer
+        }));
+        assert!(ents("not touched in a week").contains(&Ent::Age {
+            secs: 604_800,
+            rel: Rel::Older
+        }));
+        assert!(ents("3 days old").contains(&Ent::Age {
+            secs: 259_200,
+            rel: Rel::Older
+        }));
+        assert!(ents("since yesterday").contains(&Ent::Age {
+            secs: 86_400,
+            rel: Rel::Newer
+        }));
+        assert!(ents("older than 10m").contains(&Ent::Age {
+            secs: 600,
+            rel: Rel::Older
+        }));
     }
 
     #[test]
     fn paths_globs_and_specials() {
         let e = ents("find pdf files in my home folder");
         assert!(e.contains(&Ent::Glob("*.pdf".into())));
-        assert!(e.contains(&Ent::Path { path: "~".into(), prep: Some(Prep::Loc), file: false }));
+        assert!(e.contains(&Ent::Path {
+            path: "~".into(),
+            prep: Some(Prep::Loc),
+            file: false
+        }));
         let e = ents("show hidden files in the current directory");
-        assert!(e.contains(&Ent::Path { path: ".".into(), prep: Some(Prep::Loc), file: false }));
+        assert!(e.contains(&Ent::Path {
+            path: ".".into(),
+            prep: Some(Prep::Loc),
+            file: false
+        }));
         let e = ents("find .log files under ./build");
         assert!(e.contains(&Ent::Glob("*.log".into())));
-        assert!(e.contains(&Ent::Path { path: "./build".into(), prep: Some(Prep::Loc), file: false }));
-        assert!(ents("copy notes.txt to backup").iter().any(|e| matches!(e, Ent::Path { path, file: true, .. } if path == "notes.txt")));
+        assert!(e.contains(&Ent::Path {
+            path: "./build".into(),
+            prep: Some(Prep::Loc),
+            file: false
+        }));
+        assert!(
+            ents("copy notes.txt to backup")
+                .iter()
+                .any(|e| matches!(e, Ent::Path { path, file: true, .. } if path == "notes.txt"))
+        );
     }
 
     #[test]
@@ -1156,7 +1375,10 @@ mod tests {
         assert!(ents("resolve example.com").contains(&Ent::Host("example.com".into())));
         assert!(ents("what is using port 8080").contains(&Ent::Port(8080)));
         assert!(ents("kill process 4242").contains(&Ent::Pid(4242)));
-        assert!(ents("show the first 20 lines").contains(&Ent::Count { n: 20, pos: CountPos::Head }));
+        assert!(ents("show the first 20 lines").contains(&Ent::Count {
+            n: 20,
+            pos: CountPos::Head
+        }));
         assert!(ents("chmod 600 key").contains(&Ent::Mode("600".into())));
         assert!(ents("kill -9 4242").contains(&Ent::Signal("9".into())));
     }

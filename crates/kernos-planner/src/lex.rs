@@ -50,11 +50,6 @@ impl Tok {
             end,
         }
     }
-
-    /// True for a word spelled `w` (lower case).
-    pub fn is(&self, w: &str) -> bool {
-        self.kind == Kind::Word && self.low == w
-    }
 }
 
 fn closing(open: char) -> Option<char> {
@@ -146,8 +141,7 @@ fn push_plain(out: &mut Vec<Tok>, raw: String, start: usize, end: usize) {
     }
     let mut trail: Vec<(char, usize)> = Vec::new();
     let mut e = end;
-    loop {
-        let Some(c) = body.chars().last() else { break };
+    while let Some(c) = body.chars().last() {
         let strip = match c {
             ',' | ';' | '?' | '!' | ')' | ':' => body.len() > 1 || c != ':',
             // A trailing dot ends a sentence unless the token is all dots ("..", ".") or a
@@ -211,8 +205,7 @@ fn push_body(out: &mut Vec<Tok>, body: &str, s: usize, e: usize) {
 
 fn classify(t: &str) -> Kind {
     let first = t.chars().next().unwrap_or(' ');
-    if t.chars().all(|c| c.is_ascii_punctuation()) && !t.starts_with('~') && !t.starts_with('.')
-    {
+    if t.chars().all(|c| c.is_ascii_punctuation()) && !t.starts_with('~') && !t.starts_with('.') {
         return if t.starts_with('*') || t.starts_with('/') {
             Kind::Pathy
         } else {
@@ -267,7 +260,9 @@ fn is_num_unit(t: &str) -> bool {
         .map(|(i, _)| i);
     match split {
         Some(i) if i > 0 => {
-            is_number(&t[..i]) && t[i..].chars().all(|c| c.is_ascii_alphabetic()) && t.len() - i <= 9
+            is_number(&t[..i])
+                && t[i..].chars().all(|c| c.is_ascii_alphabetic())
+                && t.len() - i <= 9
         }
         _ => false,
     }

@@ -193,22 +193,63 @@ enum Failure {
     /// No intent triggered.
     Nothing,
     /// A change triggered by a typo.
-    Fuzzy { intent: usize, typed: String, meant: &'static str },
+    Fuzzy {
+        intent: usize,
+        typed: String,
+        meant: &'static str,
+    },
     /// A change in an unsure request.
     Unsure { intent: usize, words: Vec<String> },
     /// Something required is missing.
     Missing { intent: usize, what: String },
     /// Too little of the clause explained.
-    Weak { intent: usize, unexplained: Vec<String> },
+    Weak {
+        intent: usize,
+        unexplained: Vec<String>,
+    },
 }
 
 /// Programs whose command lines only read, and that no intent covers: such a request may be
 /// run as typed ("whoami", "lsusb -t").
 const READ_ONLY_PROGRAMS: &[&str] = &[
-    "whoami", "date", "hostname", "id", "pwd", "lsusb", "lspci", "lsmod", "nproc", "arch", "tree",
-    "stat", "file", "which", "whereis", "env", "printenv", "locale", "timedatectl", "cal",
-    "groups", "last", "lsof", "dmesg", "vmstat", "iostat", "realpath", "readlink", "getent",
-    "sensors", "lsb_release", "ulimit", "df", "du", "free", "uptime", "ps", "ls",
+    "whoami",
+    "date",
+    "hostname",
+    "id",
+    "pwd",
+    "lsusb",
+    "lspci",
+    "lsmod",
+    "nproc",
+    "arch",
+    "tree",
+    "stat",
+    "file",
+    "which",
+    "whereis",
+    "env",
+    "printenv",
+    "locale",
+    "timedatectl",
+    "cal",
+    "groups",
+    "last",
+    "lsof",
+    "dmesg",
+    "vmstat",
+    "iostat",
+    "realpath",
+    "readlink",
+    "getent",
+    "sensors",
+    "lsb_release",
+    "ulimit",
+    "df",
+    "du",
+    "free",
+    "uptime",
+    "ps",
+    "ls",
 ];
 
 /// Actions whose output rows carry a `path` column that later steps can consume.
@@ -295,7 +336,14 @@ impl Planner {
             .iter()
             .enumerate()
             .filter_map(|(i, intent)| {
-                parse::evaluate(i, intent, &clause, &self.vocab, &ctx.home, referent.as_ref())
+                parse::evaluate(
+                    i,
+                    intent,
+                    &clause,
+                    &self.vocab,
+                    &ctx.home,
+                    referent.as_ref(),
+                )
             })
             .collect();
         c.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -303,7 +351,12 @@ impl Planner {
             .map(|c| {
                 format!(
                     "{} score={:.2} cov={:.2} missing={:?} unexplained={:?} {:?}",
-                    self.intents[c.intent].def.action, c.score, c.coverage, c.missing, c.unexplained, c.args
+                    self.intents[c.intent].def.action,
+                    c.score,
+                    c.coverage,
+                    c.missing,
+                    c.unexplained,
+                    c.args
                 )
             })
             .collect()
@@ -318,9 +371,12 @@ impl Planner {
         let mut i = 0;
         while i < w.len() {
             let low = w[i].tok.low.as_str();
-            let is_sep = (w[i].tok.kind == Kind::Word && matches!(low, "then" | "afterwards" | "afterward"))
+            let is_sep = (w[i].tok.kind == Kind::Word
+                && matches!(low, "then" | "afterwards" | "afterward"))
                 || (w[i].tok.kind == Kind::Punct && low == ";")
-                || (low == "after" && w.get(i + 1).is_some_and(|n| n.tok.low == "that" || n.tok.low == "this"));
+                || (low == "after"
+                    && w.get(i + 1)
+                        .is_some_and(|n| n.tok.low == "that" || n.tok.low == "this"));
             if is_sep {
                 let mut end = i;
                 while end > start && matches!(w[end - 1].tok.low.as_str(), "and" | "," | "&") {
@@ -345,7 +401,13 @@ impl Planner {
     }
 
     /// Plans one hard-separated part, splitting at "and"/"," when that explains more.
-    fn part(&self, src: &str, w: &[Word], ctx: &PlanContext, steps: &mut Vec<Step>) -> Result<f32, Failure> {
+    fn part(
+        &self,
+        src: &str,
+        w: &[Word],
+        ctx: &PlanContext,
+        steps: &mut Vec<Step>,
+    ) -> Result<f32, Failure> {
         let whole = self.clause(src, w, ctx, steps);
         if let Ok(c) = &whole {
             if c.unexplained.is_empty() {
@@ -384,8 +446,10 @@ impl Planner {
             return Some(referent_of_step(steps, last));
         }
         let conv = ctx.conversation.as_ref()?;
-        let mut r = Referent::default();
-        r.paths = conv.paths.clone();
+        let mut r = Referent {
+            paths: conv.paths.clone(),
+            ..Referent::default()
+        };
         if let Some(plan) = &conv.last_plan {
             if let Some(last) = plan.steps.len().checked_sub(1) {
                 let from_plan = referent_of_step(&plan.steps, last);
@@ -399,7 +463,13 @@ impl Planner {
     }
 
     /// The best candidate for a clause, or why there is none.
-    fn clause(&self, src: &str, w: &[Word], ctx: &PlanContext, steps: &[Step]) -> Result<Candidate, Failure> {
+    fn clause(
+        &self,
+        src: &str,
+        w: &[Word],
+        ctx: &PlanContext,
+        steps: &[Step],
+    ) -> Result<Candidate, Failure> {
         let clause = Clause::new(src, w, &self.vocab);
         let referent = self.referent(steps, ctx);
         let mut best: Option<Candidate> = None;
@@ -423,8 +493,16 @@ impl Planner {
         let Some(c) = best else {
             return Err(match best_bad {
                 Some(b) => {
-                    if let Some((typed, meant)) = b.fuzzy_verb.clone().filter(|_| self.intents[b.intent].def.mutating) {
-                        Failure::Fuzzy { intent: b.intent, typed, meant }
+                    if let Some((typed, meant)) = b
+                        .fuzzy_verb
+                        .clone()
+                        .filter(|_| self.intents[b.intent].def.mutating)
+                    {
+                        Failure::Fuzzy {
+                            intent: b.intent,
+                            typed,
+                            meant,
+                        }
                     } else {
                         Failure::Missing {
                             intent: b.intent,
@@ -449,7 +527,11 @@ impl Planner {
             // The action word itself must be exact; a misspelt noun next to an exact verb
             // ("make a new dirctory") is tolerated.
             if let Some((typed, meant)) = c.fuzzy_verb.clone() {
-                return Err(Failure::Fuzzy { intent: c.intent, typed, meant });
+                return Err(Failure::Fuzzy {
+                    intent: c.intent,
+                    typed,
+                    meant,
+                });
             }
             if !c.unsure.is_empty() {
                 return Err(Failure::Unsure {
@@ -495,7 +577,8 @@ impl Planner {
             let mut step = Step::new(intent.tool, intent.name);
             step.args = args.clone();
             if let (Some(f), Some(a)) = (feeds, objects_arg) {
-                step.args.insert(a.to_owned(), StepRef::new(f, Some("path")).to_value());
+                step.args
+                    .insert(a.to_owned(), StepRef::new(f, Some("path")).to_value());
             }
             let mut needs: Vec<usize> = step.refs().into_iter().map(|(_, r)| r.step).collect();
             // A literal taken from the previous step ("copy notes.txt into it") still has to
@@ -520,22 +603,34 @@ impl Planner {
     /// "I need ffmpeg installed", "we want jq and vlc installed": a wish, so "installed"
     /// means install. Only when the words between are the names themselves.
     fn wishes(&self, w: &mut [Word]) {
-        let (Some(installed), Some(install)) = (self.vocab.id("installed"), self.vocab.id("install")) else {
+        let (Some(installed), Some(install)) =
+            (self.vocab.id("installed"), self.vocab.id("install"))
+        else {
             return;
         };
         for i in 0..w.len() {
             if w[i].lex.concept != Some(installed) {
                 continue;
             }
-            let Some(k) = (0..i).rev().find(|&k| matches!(w[k].tok.low.as_str(), "need" | "want" | "wanna")) else {
+            let Some(k) = (0..i)
+                .rev()
+                .find(|&k| matches!(w[k].tok.low.as_str(), "need" | "want" | "wanna"))
+            else {
                 continue;
             };
             let between = &w[k + 1..i];
-            let names = between.iter().filter(|x| x.lex.class == Class::Content).count();
+            let names = between
+                .iter()
+                .filter(|x| x.lex.class == Class::Content)
+                .count();
             let fits = between.iter().all(|x| {
-                x.lex.class == Class::Content || matches!(x.tok.low.as_str(), "and" | "," | "the" | "a" | "package" | "packages")
+                x.lex.class == Class::Content
+                    || matches!(
+                        x.tok.low.as_str(),
+                        "and" | "," | "the" | "a" | "package" | "packages"
+                    )
             });
-            if names >= 1 && names <= 4 && fits {
+            if (1..=4).contains(&names) && fits {
                 w[i].lex.concept = Some(install);
             }
         }
@@ -554,11 +649,37 @@ impl Planner {
                 continue;
             }
             let low = x.tok.low.as_str();
-            if matches!(low, "last" | "previous" | "change" | "changes" | "thing" | "action" | "step" | "transaction" | "tx" | "what" | "did" | "done" | "just" | "back" | "operation" | "command" | "run" | "request")
-            {
+            if matches!(
+                low,
+                "last"
+                    | "previous"
+                    | "change"
+                    | "changes"
+                    | "thing"
+                    | "action"
+                    | "step"
+                    | "transaction"
+                    | "tx"
+                    | "what"
+                    | "did"
+                    | "done"
+                    | "just"
+                    | "back"
+                    | "operation"
+                    | "command"
+                    | "run"
+                    | "request"
+            ) {
                 continue;
             }
-            if x.tok.kind == Kind::Word && x.tok.raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') && x.tok.raw.len() >= 4 && x.tok.raw.chars().any(|c| c.is_ascii_digit()) {
+            if x.tok.kind == Kind::Word
+                && x.tok
+                    .raw
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && x.tok.raw.len() >= 4
+                && x.tok.raw.chars().any(|c| c.is_ascii_digit())
+            {
                 target = Some(x.tok.raw.clone());
                 continue;
             }
@@ -572,14 +693,23 @@ impl Planner {
     fn follow_up(&self, request: &str, w: &[Word], ctx: &PlanContext) -> Option<Outcome> {
         let same = self.vocab.id("same")?;
         let again = self.vocab.id("again")?;
-        let content: Vec<usize> = (0..w.len()).filter(|&i| !is_glue(&w[i], &self.vocab)).collect();
+        let content: Vec<usize> = (0..w.len())
+            .filter(|&i| !is_glue(&w[i], &self.vocab))
+            .collect();
         let first = *content.first()?;
         let about = w.iter().enumerate().any(|(i, x)| {
-            matches!(x.tok.low.as_str(), "what" | "how") && w.get(i + 1).is_some_and(|n| n.tok.low == "about")
+            matches!(x.tok.low.as_str(), "what" | "how")
+                && w.get(i + 1).is_some_and(|n| n.tok.low == "about")
         }) && first == content[0];
-        let has_same = w.iter().any(|x| x.lex.concept == Some(same) && x.fuzzy.is_none());
+        let has_same = w
+            .iter()
+            .any(|x| x.lex.concept == Some(same) && x.fuzzy.is_none());
         let only_again = content.iter().all(|&i| {
-            w[i].lex.concept == Some(again) || matches!(w[i].tok.low.as_str(), "it" | "that" | "this" | "once" | "more" | "time")
+            w[i].lex.concept == Some(again)
+                || matches!(
+                    w[i].tok.low.as_str(),
+                    "it" | "that" | "this" | "once" | "more" | "time"
+                )
         }) && content.iter().any(|&i| w[i].lex.concept == Some(again));
         if !(has_same || about || only_again) {
             return None;
@@ -607,7 +737,11 @@ impl Planner {
         if value.is_none() {
             for &i in &content {
                 let x = &w[i];
-                if clause.in_ent[i].is_none() && x.tok.kind == Kind::Word && x.lex.concept.is_none() && x.lex.class == Class::Content {
+                if clause.in_ent[i].is_none()
+                    && x.tok.kind == Kind::Word
+                    && x.lex.concept.is_none()
+                    && x.lex.class == Class::Content
+                {
                     value = Some((x.tok.raw.clone(), false));
                     break;
                 }
@@ -617,7 +751,9 @@ impl Planner {
         let extra = content.iter().any(|&i| {
             let x = &w[i];
             clause.in_ent[i].is_none()
-                && x.lex.concept.is_some_and(|c| c != same && c != again && !self.vocab.is_glue_concept(c))
+                && x.lex
+                    .concept
+                    .is_some_and(|c| c != same && c != again && !self.vocab.is_glue_concept(c))
                 && x.tok.low != "do"
         });
         if extra && !about {
@@ -635,7 +771,9 @@ impl Planner {
         if let Some((new, _is_path)) = value {
             let Some(old) = primary_value(&plan) else {
                 return Some(Outcome::NotUnderstood {
-                    message: "The earlier request has no path or name to swap: say the whole request.".into(),
+                    message:
+                        "The earlier request has no path or name to swap: say the whole request."
+                            .into(),
                     suggestions: self.suggest(w, request, None),
                 });
             };
@@ -650,7 +788,10 @@ impl Planner {
                 suggestions: self.suggest(w, request, None),
             });
         }
-        Some(Outcome::Plan { plan, confidence: 0.9 })
+        Some(Outcome::Plan {
+            plan,
+            confidence: 0.9,
+        })
     }
 
     /// A request that is literally a read-only command line ("whoami", "lsusb -t").
@@ -679,7 +820,10 @@ impl Planner {
             request: Some(request.to_owned()),
             planner: Some(PLANNER_NAME.to_owned()),
         };
-        Some(Outcome::Plan { plan, confidence: 1.0 })
+        Some(Outcome::Plan {
+            plan,
+            confidence: 1.0,
+        })
     }
 
     // ------------------------------------------------------------------- not understood
@@ -690,12 +834,18 @@ impl Planner {
             Failure::Nothing => {
                 let unknown: Vec<&str> = w
                     .iter()
-                    .filter(|x| x.tok.kind == Kind::Word && x.lex.class == Class::Content && x.lex.concept.is_none())
+                    .filter(|x| {
+                        x.tok.kind == Kind::Word
+                            && x.lex.class == Class::Content
+                            && x.lex.concept.is_none()
+                    })
                     .map(|x| x.tok.raw.as_str())
                     .take(3)
                     .collect();
                 let m = if unknown.is_empty() {
-                    format!("I don't know how to do \u{201c}{trimmed}\u{201d} offline; here are the closest things I can do.")
+                    format!(
+                        "I don't know how to do \u{201c}{trimmed}\u{201d} offline; here are the closest things I can do."
+                    )
                 } else {
                     format!(
                         "I don't know how to do \u{201c}{trimmed}\u{201d} offline (I don't know \u{201c}{}\u{201d}); here are the closest things I can do.",
@@ -704,7 +854,11 @@ impl Planner {
                 };
                 (m, None)
             }
-            Failure::Fuzzy { intent, typed, meant } => (
+            Failure::Fuzzy {
+                intent,
+                typed,
+                meant,
+            } => (
                 format!(
                     "\u{201c}{typed}\u{201d} looks like \u{201c}{meant}\u{201d}, but I only plan a change ({}) from exact words: say \u{201c}{meant} \u{2026}\u{201d} if that is what you mean.",
                     self.intents[*intent].def.action
@@ -725,13 +879,23 @@ impl Planner {
                 let m = if what.contains("refers to") {
                     what.clone()
                 } else {
-                    format!("For {} I need {what}, e.g. \u{201c}{}\u{201d}.", def.action, def.example)
+                    format!(
+                        "For {} I need {what}, e.g. \u{201c}{}\u{201d}.",
+                        def.action, def.example
+                    )
                 };
                 (m, Some(*intent))
             }
-            Failure::Weak { intent, unexplained } => {
+            Failure::Weak {
+                intent,
+                unexplained,
+            } => {
                 let def = self.intents[*intent].def;
-                let verb = if def.mutating { "and I won't guess a change" } else { "so I'd rather ask" };
+                let verb = if def.mutating {
+                    "and I won't guess a change"
+                } else {
+                    "so I'd rather ask"
+                };
                 (
                     format!(
                         "I only partly understood \u{201c}{trimmed}\u{201d} (it looks like {}, but \u{201c}{}\u{201d} doesn't fit), {verb}: rephrase, e.g. \u{201c}{}\u{201d}.",
@@ -763,7 +927,10 @@ impl Planner {
                     .triggers
                     .iter()
                     .map(|alt| {
-                        let hit = alt.iter().filter(|c| concepts.contains(c) && !self.vocab.is_glue_concept(**c)).count();
+                        let hit = alt
+                            .iter()
+                            .filter(|c| concepts.contains(c) && !self.vocab.is_glue_concept(**c))
+                            .count();
                         hit as f32 / alt.len().max(1) as f32
                     })
                     .fold(0.0f32, f32::max);
@@ -787,7 +954,11 @@ impl Planner {
 
 fn clause_text(src: &str, w: &[Word]) -> String {
     match (w.first(), w.last()) {
-        (Some(a), Some(b)) => src.get(a.tok.start..b.tok.end).unwrap_or("").trim().to_owned(),
+        (Some(a), Some(b)) => src
+            .get(a.tok.start..b.tok.end)
+            .unwrap_or("")
+            .trim()
+            .to_owned(),
         _ => String::new(),
     }
 }
@@ -795,7 +966,10 @@ fn clause_text(src: &str, w: &[Word]) -> String {
 fn strings_of(v: &Value) -> Vec<String> {
     match v {
         Value::String(s) => vec![s.clone()],
-        Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -804,10 +978,7 @@ fn strings_of(v: &Value) -> Vec<String> {
 fn referent_of_step(steps: &[Step], idx: usize) -> Referent {
     let s = &steps[idx];
     let name = s.name();
-    let mut r = Referent {
-        step: Some(idx),
-        ..Referent::default()
-    };
+    let mut r = Referent::default();
     if ROW_ACTIONS.contains(&name.as_str()) {
         r.rows_step = Some(idx);
     }
@@ -846,7 +1017,7 @@ fn referent_of_step(steps: &[Step], idx: usize) -> Referent {
         for a in NAME_ARGS {
             if let Some(v) = steps[j].args.get(*a) {
                 let mut list = strings_of(v);
-                list.extend(r.names.drain(..));
+                list.append(&mut r.names);
                 r.names = list;
                 break;
             }
@@ -861,7 +1032,9 @@ fn uses_literal_of(step: &Step, prev: &Step) -> bool {
     for v in prev.args.values() {
         theirs.extend(strings_of(v));
     }
-    step.args.values().any(|v| strings_of(v).iter().any(|s| theirs.contains(s)))
+    step.args
+        .values()
+        .any(|v| strings_of(v).iter().any(|s| theirs.contains(s)))
 }
 
 /// The value "do the same for X" replaces: the first step's object.
@@ -902,7 +1075,11 @@ fn trigrams(s: &str) -> Vec<[char; 3]> {
 fn jaccard(a: &[[char; 3]], b: &[[char; 3]]) -> f32 {
     let inter = a.iter().filter(|x| b.binary_search(x).is_ok()).count();
     let union = a.len() + b.len() - inter;
-    if union == 0 { 0.0 } else { inter as f32 / union as f32 }
+    if union == 0 {
+        0.0
+    } else {
+        inter as f32 / union as f32
+    }
 }
 
 // Silence "never used" for items that exist for the table's completeness.
@@ -938,7 +1115,10 @@ mod tests {
         let s = steps("find files larger than 1GB in ~/Downloads and move them to ~/archive");
         assert_eq!(s.len(), 2, "{s:?}");
         assert_eq!(s[0].args["min_size"], 1_073_741_824u64);
-        assert_eq!(s[1].args["source"], serde_json::json!({"$step": 0, "$field": "path"}));
+        assert_eq!(
+            s[1].args["source"],
+            serde_json::json!({"$step": 0, "$field": "path"})
+        );
         assert_eq!(s[1].args["dest"], "/home/u/archive");
         assert_eq!(s[1].needs, vec![0]);
     }
@@ -974,12 +1154,25 @@ mod debug_tests {
     #[test]
     #[ignore = "diagnostics: KERNOS_EXPLAIN='request' cargo test -p kernos-planner explain -- --ignored --nocapture"]
     fn explain() {
-        let req = std::env::var("KERNOS_EXPLAIN").unwrap_or_default();
+        let all = std::env::var("KERNOS_EXPLAIN").unwrap_or_default();
         let p = Planner::new();
         let ctx = PlanContext::new("/home/u", "/home/u");
-        for line in p.explain(&req, &ctx) {
-            println!("{line}");
+        for req in all.split("||") {
+            println!("== {req}");
+            if std::env::var_os("KERNOS_EXPLAIN_ALL").is_some() {
+                for line in p.explain(req, &ctx) {
+                    println!("   {line}");
+                }
+            }
+            match p.plan(req, &ctx) {
+                Outcome::Plan { plan, confidence } => {
+                    println!(
+                        "   {confidence} {}",
+                        serde_json::to_string(&plan.steps).unwrap_or_default()
+                    )
+                }
+                other => println!("   {other:?}"),
+            }
         }
-        println!("{:?}", p.plan(&req, &ctx));
     }
 }

@@ -3,28 +3,24 @@
 
 use serde_json::{Map, Value};
 
-use crate::entities::{self, CountPos, Cmp, Ent, Entity, Rel};
+use crate::entities::{self, Cmp, CountPos, Ent, Entity, Rel};
 use crate::intents::{Intent, Slot};
 use crate::lex::Kind;
-use crate::vocab::{Cid, Class, Prep, Vocab, Word};
+use crate::vocab::{Cid, Class, MAX_CONCEPTS, Prep, Vocab, Word};
 
 /// A set of concepts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Bits([u64; 4]);
+pub(crate) struct Bits([u64; MAX_CONCEPTS / 64]);
 
 impl Bits {
+    /// Adds a concept.
     pub fn set(&mut self, c: Cid) {
         self.0[usize::from(c) / 64] |= 1 << (u32::from(c) % 64);
     }
+
+    /// Whether a concept is in.
     pub fn has(&self, c: Cid) -> bool {
         self.0[usize::from(c) / 64] & (1 << (u32::from(c) % 64)) != 0
-    }
-    pub fn or(&self, o: &Bits) -> Bits {
-        let mut r = *self;
-        for (a, b) in r.0.iter_mut().zip(o.0.iter()) {
-            *a |= b;
-        }
-        r
     }
 }
 
@@ -33,8 +29,6 @@ impl Bits {
 pub(crate) struct Referent {
     /// Index of an earlier step of this plan whose output rows have a `path` column.
     pub rows_step: Option<usize>,
-    /// Index of the earlier step, when the referent is in this plan.
-    pub step: Option<usize>,
     /// Paths it acted on or produced.
     pub paths: Vec<String>,
     /// Names (services, packages, processes, hosts) it acted on.
@@ -119,8 +113,8 @@ impl<'a> Clause<'a> {
             }
         }
         // A fuzzy concept that is also present exactly is simply present.
-        for k in 0..4 {
-            fuzzy_bits.0[k] &= !bits.0[k];
+        for (f, b) in fuzzy_bits.0.iter_mut().zip(bits.0.iter()) {
+            *f &= !b;
         }
         Clause {
             src,
@@ -135,14 +129,6 @@ impl<'a> Clause<'a> {
     /// Index of the first word that is not glue.
     pub fn first_content(&self, vocab: &Vocab) -> Option<usize> {
         self.w.iter().position(|x| !is_glue(x, vocab))
-    }
-
-    /// The clause's text as written.
-    pub fn text(&self) -> &'a str {
-        match (self.w.first(), self.w.last()) {
-            (Some(a), Some(b)) => self.src.get(a.tok.start..b.tok.end).unwrap_or(""),
-            _ => "",
-        }
     }
 }
 
@@ -204,7 +190,9 @@ struct Filler<'c, 'a> {
     pre_step: Option<(&'static str, Map<String, Value>)>,
 }
 
-const ARTICLES: &[&str] = &["the", "a", "an", "my", "your", "our", "this", "that", "all", "some"];
+const ARTICLES: &[&str] = &[
+    "the", "a", "an", "my", "your", "our", "this", "that", "all", "some",
+];
 
 /// `~` and `~/x` → the home directory.
 pub(crate) fn expand_home(p: &str, home: &str) -> String {
@@ -295,7 +283,8 @@ impl<'c, 'a> Filler<'c, 'a> {
                 continue;
             }
             let noun_after = self.is_dir_noun_singular(i + 1) || self.is_file_noun_singular(i + 1);
-            let noun_before = i > 0 && (self.is_dir_noun_singular(i - 1) || self.is_file_noun_singular(i - 1));
+            let noun_before =
+                i > 0 && (self.is_dir_noun_singular(i - 1) || self.is_file_noun_singular(i - 1));
             let after_prep = self.prep_before(i).is_some_and(|p| preps.contains(&p))
                 && (self.word(i).lex.concept.is_none() || noun_after);
             if noun_after || noun_before || after_prep {
@@ -314,9 +303,10 @@ impl<'c, 'a> Filler<'c, 'a> {
             }
             match &e.ent {
                 Ent::Path { path, prep, file } => out.push((k, path.clone(), *prep, *file)),
-                Ent::Quoted { text, prep: Some(p) }
-                    if matches!(p, Prep::Loc | Prep::Dest | Prep::Src | Prep::Of) =>
-                {
+                Ent::Quoted {
+                    text,
+                    prep: Some(p),
+                } if matches!(p, Prep::Loc | Prep::Dest | Prep::Src | Prep::Of) => {
                     out.push((k, text.clone(), Some(*p), entities::looks_like_file(text)));
                 }
                 _ => {}
@@ -326,17 +316,21 @@ impl<'c, 'a> Filler<'c, 'a> {
     }
 
     fn pronoun(&self, preps: Option<&[Prep]>) -> Option<(usize, bool)> {
-        self.c.ents.iter().enumerate().find_map(|(k, e)| match e.ent {
-            Ent::Pronoun { plural } if !self.used_ent[k] => {
-                let p = self.prep_before(e.start);
-                let ok = match preps {
-                    None => true,
-                    Some(list) => p.is_some_and(|p| list.contains(&p)),
-                };
-                ok.then_some((k, plural))
-            }
-            _ => None,
-        })
+        self.c
+            .ents
+            .iter()
+            .enumerate()
+            .find_map(|(k, e)| match e.ent {
+                Ent::Pronoun { plural } if !self.used_ent[k] => {
+                    let p = self.prep_before(e.start);
+                    let ok = match preps {
+                        None => true,
+                        Some(list) => p.is_some_and(|p| list.contains(&p)),
+                    };
+                    ok.then_some((k, plural))
+                }
+                _ => None,
+            })
     }
 
     fn take_ent(&mut self, k: usize) {
@@ -347,7 +341,8 @@ impl<'c, 'a> Filler<'c, 'a> {
         self.used_word[i] = true;
         // The noun next to a positional path ("the build directory") is explained by it.
         for j in [i.wrapping_sub(1), i + 1] {
-            if j < self.c.w.len() && (self.is_dir_noun_singular(j) || self.is_file_noun_singular(j)) {
+            if j < self.c.w.len() && (self.is_dir_noun_singular(j) || self.is_file_noun_singular(j))
+            {
                 self.used_word[j] = true;
             }
         }
@@ -436,7 +431,10 @@ impl<'c, 'a> Filler<'c, 'a> {
             if self.c.in_ent[i].is_some() {
                 continue;
             }
-            if what.iter().any(|c| !c.starts_with('-') && self.concept_is(i, c)) {
+            if what
+                .iter()
+                .any(|c| !c.starts_with('-') && self.concept_is(i, c))
+            {
                 self.used_word[i] = true;
                 hit = true;
             }
@@ -465,12 +463,21 @@ impl<'c, 'a> Filler<'c, 'a> {
         }
         if out.is_empty() {
             // Paths without a slash can be names ("nginx.service").
-            let found: Option<(usize, String)> = self.c.ents.iter().enumerate().find_map(|(k, e)| match &e.ent {
-                Ent::Path { path, .. } if !self.used_ent[k] && !path.contains('/') && !path.starts_with('~') => {
-                    Some((k, path.clone()))
-                }
-                _ => None,
-            });
+            let found: Option<(usize, String)> =
+                self.c
+                    .ents
+                    .iter()
+                    .enumerate()
+                    .find_map(|(k, e)| match &e.ent {
+                        Ent::Path { path, .. }
+                            if !self.used_ent[k]
+                                && !path.contains('/')
+                                && !path.starts_with('~') =>
+                        {
+                            Some((k, path.clone()))
+                        }
+                        _ => None,
+                    });
             if let Some((k, p)) = found {
                 self.take_ent(k);
                 return Some(vec![p]);
@@ -491,7 +498,11 @@ impl<'c, 'a> Filler<'c, 'a> {
                 let joined = i >= 2
                     && matches!(self.c.w[i - 1].tok.low.as_str(), "and" | "," | "&")
                     && out.contains(&(i - 2));
-                if joined && !out.contains(&i) && self.free(i) && self.word(i).tok.kind == Kind::Word {
+                if joined
+                    && !out.contains(&i)
+                    && self.free(i)
+                    && self.word(i).tok.kind == Kind::Word
+                {
                     out.push(i);
                 }
                 i += 1;
@@ -505,7 +516,12 @@ impl<'c, 'a> Filler<'c, 'a> {
         Some(names)
     }
 
-    fn fill(&mut self, arg: &'static str, slot: Slot, out: &mut Map<String, Value>) -> Result<(), String> {
+    fn fill(
+        &mut self,
+        arg: &'static str,
+        slot: Slot,
+        out: &mut Map<String, Value>,
+    ) -> Result<(), String> {
         let need = || self.intent.def.needs.to_owned();
         match slot {
             Slot::Where(_) | Slot::OptWhere => {
@@ -541,7 +557,9 @@ impl<'c, 'a> Filler<'c, 'a> {
                 // "grep TODO src", "search src for unwrap": once the pattern is taken, a
                 // remaining unknown word is where to search.
                 if out.contains_key("pattern") {
-                    if let Some(i) = (0..self.c.w.len()).find(|&i| self.free_plain(i) && self.word(i).tok.kind == Kind::Word) {
+                    if let Some(i) = (0..self.c.w.len())
+                        .find(|&i| self.free_plain(i) && self.word(i).tok.kind == Kind::Word)
+                    {
                         let v = self.word(i).tok.raw.clone();
                         self.take_word(i);
                         out.insert(arg.into(), Value::from(v));
@@ -579,7 +597,9 @@ impl<'c, 'a> Filler<'c, 'a> {
                 if let Some((k, _)) = self.pronoun(None) {
                     if let Some(v) = self.pronoun_paths(k, false) {
                         let v = match v {
-                            Value::Array(a) if a.len() == 1 => a.into_iter().next().unwrap_or(Value::Null),
+                            Value::Array(a) if a.len() == 1 => {
+                                a.into_iter().next().unwrap_or(Value::Null)
+                            }
                             v => v,
                         };
                         if v.is_string() {
@@ -595,7 +615,8 @@ impl<'c, 'a> Filler<'c, 'a> {
                 }
                 let cands = self.word_paths(&[Prep::Loc, Prep::Of, Prep::Dest, Prep::Src]);
                 let pick = cands.first().copied().or_else(|| {
-                    (0..self.c.w.len()).find(|&i| self.free_plain(i) && self.word(i).tok.kind == Kind::Word)
+                    (0..self.c.w.len())
+                        .find(|&i| self.free_plain(i) && self.word(i).tok.kind == Kind::Word)
                 });
                 match pick {
                     Some(i) => {
@@ -607,7 +628,9 @@ impl<'c, 'a> Filler<'c, 'a> {
                     None => Err(need()),
                 }
             }
-            Slot::Dest | Slot::OptDest | Slot::CopyDest | Slot::ArchiveDest => self.dest(arg, slot, out),
+            Slot::Dest | Slot::OptDest | Slot::CopyDest | Slot::ArchiveDest => {
+                self.dest(arg, slot, out)
+            }
             Slot::MkdirPath => {
                 let named = self.ent_of(|e| match e {
                     Ent::Named(n) => Some(n.clone()),
@@ -618,7 +641,10 @@ impl<'c, 'a> Filler<'c, 'a> {
                     Some(n) => Some(n),
                     None => {
                         // A path said without "in": the directory itself.
-                        if let Some((k, p, _, _)) = ents.iter().find(|(_, _, p, _)| !matches!(p, Some(Prep::Loc))) {
+                        if let Some((k, p, _, _)) = ents
+                            .iter()
+                            .find(|(_, _, p, _)| !matches!(p, Some(Prep::Loc)))
+                        {
                             self.take_ent(*k);
                             Some(p.clone())
                         } else if let Some(&i) = self.word_paths(&[]).first() {
@@ -630,9 +656,14 @@ impl<'c, 'a> Filler<'c, 'a> {
                     }
                 };
                 let ents = self.path_ents();
-                let parent = ents.iter().find(|(_, _, p, _)| matches!(p, Some(Prep::Loc))).cloned();
+                let parent = ents
+                    .iter()
+                    .find(|(_, _, p, _)| matches!(p, Some(Prep::Loc)))
+                    .cloned();
                 let path = match (base, parent) {
-                    (Some(b), Some((k, par, _, _))) if !b.starts_with('/') && !b.starts_with('~') => {
+                    (Some(b), Some((k, par, _, _)))
+                        if !b.starts_with('/') && !b.starts_with('~') =>
+                    {
                         self.take_ent(k);
                         format!("{}/{}", par.trim_end_matches('/'), b)
                     }
@@ -753,7 +784,9 @@ impl<'c, 'a> Filler<'c, 'a> {
             }
             Slot::Pattern => {
                 if let Some(t) = self.ent_of(|e| match e {
-                    Ent::Quoted { text, prep } if !matches!(prep, Some(Prep::Loc | Prep::Dest | Prep::Src | Prep::Of)) => {
+                    Ent::Quoted { text, prep }
+                        if !matches!(prep, Some(Prep::Loc | Prep::Dest | Prep::Src | Prep::Of)) =>
+                    {
                         Some(text.clone())
                     }
                     _ => None,
@@ -775,7 +808,10 @@ impl<'c, 'a> Filler<'c, 'a> {
                 let mut pick = (1..self.c.w.len()).find(|&i| {
                     searchable(self, i)
                         && self.word(i).lex.class != Class::Quantifier
-                        && !matches!(self.word(i).tok.low.as_str(), "every" | "any" | "each" | "all")
+                        && !matches!(
+                            self.word(i).tok.low.as_str(),
+                            "every" | "any" | "each" | "all"
+                        )
                         && self.c.w[i - 1].tok.low == "for"
                         && self.c.in_ent[i - 1].is_none()
                 });
@@ -784,7 +820,10 @@ impl<'c, 'a> Filler<'c, 'a> {
                     let mut j = t + 1;
                     while j < self.c.w.len()
                         && (self.c.w[j].tok.kind == Kind::Flag
-                            || matches!(self.c.w[j].tok.low.as_str(), "for" | "the" | "word" | "string" | "text" | "term"))
+                            || matches!(
+                                self.c.w[j].tok.low.as_str(),
+                                "for" | "the" | "word" | "string" | "text" | "term"
+                            ))
                         && self.c.in_ent[j].is_none()
                     {
                         j += 1;
@@ -794,7 +833,11 @@ impl<'c, 'a> Filler<'c, 'a> {
                     let after_grep = self.concept_is(t, "grep");
                     let ok = j < self.c.w.len()
                         && if after_grep {
-                            searchable(self, j) && !matches!(self.word(j).tok.low.as_str(), "every" | "any" | "each" | "all")
+                            searchable(self, j)
+                                && !matches!(
+                                    self.word(j).tok.low.as_str(),
+                                    "every" | "any" | "each" | "all"
+                                )
                         } else {
                             self.free(j) && self.word(j).tok.kind == Kind::Word
                         };
@@ -805,11 +848,16 @@ impl<'c, 'a> Filler<'c, 'a> {
                 }
                 // "which files is requests imported in": with a grep word, the one unknown
                 // word left is the pattern.
-                let grep = self.trigger_words.iter().any(|&t| self.concept_is(t, "grep"));
+                let grep = self
+                    .trigger_words
+                    .iter()
+                    .any(|&t| self.concept_is(t, "grep"));
                 let pick = pick.or_else(|| {
                     grep.then(|| {
                         (0..self.c.w.len()).find(|&i| {
-                            self.free_plain(i) && self.word(i).tok.kind == Kind::Word && self.prep_before(i) != Some(Prep::Loc)
+                            self.free_plain(i)
+                                && self.word(i).tok.kind == Kind::Word
+                                && self.prep_before(i) != Some(Prep::Loc)
                         })
                     })
                     .flatten()
@@ -827,7 +875,12 @@ impl<'c, 'a> Filler<'c, 'a> {
             Slot::Text => {
                 let t = self
                     .ent_of(|e| match e {
-                        Ent::Quoted { text, prep } if !matches!(prep, Some(Prep::Loc | Prep::Dest | Prep::Src | Prep::Of)) => {
+                        Ent::Quoted { text, prep }
+                            if !matches!(
+                                prep,
+                                Some(Prep::Loc | Prep::Dest | Prep::Src | Prep::Of)
+                            ) =>
+                        {
                             Some(text.clone())
                         }
                         _ => None,
@@ -873,7 +926,9 @@ impl<'c, 'a> Filler<'c, 'a> {
                     out.insert(arg.into(), Value::from(n));
                     return Ok(());
                 }
-                if let Some(i) = (0..self.c.w.len()).find(|&i| self.free_plain(i) && self.word(i).tok.kind == Kind::Word) {
+                if let Some(i) = (0..self.c.w.len())
+                    .find(|&i| self.free_plain(i) && self.word(i).tok.kind == Kind::Word)
+                {
                     let v = self.word(i).tok.raw.clone();
                     self.used_word[i] = true;
                     out.insert(arg.into(), Value::from(v));
@@ -911,7 +966,10 @@ impl<'c, 'a> Filler<'c, 'a> {
             Slot::KillTarget => {
                 if let Some(p) = self.ent_of(|e| match e {
                     Ent::Pid(p) => Some(*p),
-                    Ent::Count { n, pos: CountPos::Plain } => u32::try_from(*n).ok(),
+                    Ent::Count {
+                        n,
+                        pos: CountPos::Plain,
+                    } => u32::try_from(*n).ok(),
                     _ => None,
                 }) {
                     out.insert("pid".into(), Value::from(p));
@@ -953,7 +1011,9 @@ impl<'c, 'a> Filler<'c, 'a> {
                     return Ok(());
                 }
                 for (concept, key) in [("memory", "memory"), ("cpu", "cpu")] {
-                    if let Some(i) = (0..self.c.w.len()).find(|&i| self.c.in_ent[i].is_none() && self.concept_is(i, concept)) {
+                    if let Some(i) = (0..self.c.w.len())
+                        .find(|&i| self.c.in_ent[i].is_none() && self.concept_is(i, concept))
+                    {
                         self.used_word[i] = true;
                         out.insert(arg.into(), Value::from(key));
                         return Ok(());
@@ -1029,7 +1089,10 @@ impl<'c, 'a> Filler<'c, 'a> {
             Slot::Port => {
                 if let Some(p) = self.ent_of(|e| match e {
                     Ent::Port(p) => Some(*p),
-                    Ent::Count { n, pos: CountPos::Plain } => u16::try_from(*n).ok(),
+                    Ent::Count {
+                        n,
+                        pos: CountPos::Plain,
+                    } => u16::try_from(*n).ok(),
                     _ => None,
                 }) {
                     out.insert(arg.into(), Value::from(p));
@@ -1063,7 +1126,12 @@ impl<'c, 'a> Filler<'c, 'a> {
                 // "localhost:8080/health", "example.com"
                 if let Some(h) = self.ent_of(|e| match e {
                     Ent::Host(h) => Some(h.clone()),
-                    Ent::Path { path, .. } if path.contains(':') || path.contains('.') && !path.starts_with(['.', '/', '~']) => Some(path.clone()),
+                    Ent::Path { path, .. }
+                        if path.contains(':')
+                            || path.contains('.') && !path.starts_with(['.', '/', '~']) =>
+                    {
+                        Some(path.clone())
+                    }
                     _ => None,
                 }) {
                     out.insert(arg.into(), Value::from(format!("http://{h}")));
@@ -1102,11 +1170,17 @@ impl<'c, 'a> Filler<'c, 'a> {
                 Ok(())
             }
             Slot::SvcState => {
-                for (concept, state) in [("failed", "failed"), ("running", "running"), ("enable", "enabled")] {
+                for (concept, state) in [
+                    ("failed", "failed"),
+                    ("running", "running"),
+                    ("enable", "enabled"),
+                ] {
                     if concept == "enable" {
                         continue;
                     }
-                    if let Some(i) = (0..self.c.w.len()).find(|&i| self.c.in_ent[i].is_none() && self.concept_is(i, concept)) {
+                    if let Some(i) = (0..self.c.w.len())
+                        .find(|&i| self.c.in_ent[i].is_none() && self.concept_is(i, concept))
+                    {
                         self.used_word[i] = true;
                         out.insert(arg.into(), Value::from(state));
                         return Ok(());
@@ -1148,7 +1222,9 @@ impl<'c, 'a> Filler<'c, 'a> {
         }
         let located: Vec<(usize, String)> = ents
             .iter()
-            .filter(|(k, _, p, _)| !self.used_ent[*k] && matches!(p, Some(Prep::Loc | Prep::Src | Prep::Of)))
+            .filter(|(k, _, p, _)| {
+                !self.used_ent[*k] && matches!(p, Some(Prep::Loc | Prep::Src | Prep::Of))
+            })
             .map(|(k, p, _, _)| (*k, p.clone()))
             .collect();
         if objs.is_empty() {
@@ -1175,7 +1251,9 @@ impl<'c, 'a> Filler<'c, 'a> {
             // "everything in ./dist", "all files in ./tmp", "the contents of D": what is in
             // the place, not the place itself.
             let quant: Vec<usize> = (0..self.c.w.len())
-                .filter(|&i| self.c.in_ent[i].is_none() && self.word(i).lex.class == Class::Quantifier)
+                .filter(|&i| {
+                    self.c.in_ent[i].is_none() && self.word(i).lex.class == Class::Quantifier
+                })
                 .collect();
             let plural_noun = (0..self.c.w.len()).find(|&i| {
                 self.c.in_ent[i].is_none()
@@ -1195,7 +1273,10 @@ impl<'c, 'a> Filler<'c, 'a> {
                     Some(i) => {
                         self.used_word[i] = true;
                         let dirs = self.concept_is(i, "dir");
-                        m.insert("type".into(), Value::from(if dirs { "dir" } else { "file" }));
+                        m.insert(
+                            "type".into(),
+                            Value::from(if dirs { "dir" } else { "file" }),
+                        );
                         m.insert("max_depth".into(), Value::from(1));
                         self.pre_step = Some(("find", m));
                     }
@@ -1224,7 +1305,11 @@ impl<'c, 'a> Filler<'c, 'a> {
             // A bare word is a relative path only when nothing else in the clause claims it
             // and it is not a quantifier ("delete everything" never deletes a file so named).
             cands = (0..self.c.w.len())
-                .filter(|&i| self.free_plain(i) && self.word(i).tok.kind == Kind::Word && !self.word(i).lex.known_name)
+                .filter(|&i| {
+                    self.free_plain(i)
+                        && self.word(i).tok.kind == Kind::Word
+                        && !self.word(i).lex.known_name
+                })
                 .collect();
         }
         if cands.is_empty() {
@@ -1257,16 +1342,26 @@ impl<'c, 'a> Filler<'c, 'a> {
         }
         // A filtered file action works on files unless the request says directories.
         let dirs = self.has("dir");
-        m.insert("type".into(), Value::from(if dirs { "dir" } else { "file" }));
+        m.insert(
+            "type".into(),
+            Value::from(if dirs { "dir" } else { "file" }),
+        );
         for i in 0..self.c.w.len() {
-            if self.c.in_ent[i].is_none() && (self.concept_is(i, "file") || self.concept_is(i, "dir")) {
+            if self.c.in_ent[i].is_none()
+                && (self.concept_is(i, "file") || self.concept_is(i, "dir"))
+            {
                 self.used_word[i] = true;
             }
         }
         m
     }
 
-    fn dest(&mut self, arg: &'static str, slot: Slot, out: &mut Map<String, Value>) -> Result<(), String> {
+    fn dest(
+        &mut self,
+        arg: &'static str,
+        slot: Slot,
+        out: &mut Map<String, Value>,
+    ) -> Result<(), String> {
         let ents = self.path_ents();
         let mut dest_preps = vec![Prep::Dest];
         if slot == Slot::OptDest {
@@ -1274,15 +1369,17 @@ impl<'c, 'a> Filler<'c, 'a> {
         }
         let archive_ext = |p: &str| {
             let l = p.to_lowercase();
-            [".tar.gz", ".tgz", ".zip", ".tar", ".tar.bz2", ".tar.xz", ".tbz2"]
-                .iter()
-                .any(|e| l.ends_with(e))
+            [
+                ".tar.gz", ".tgz", ".zip", ".tar", ".tar.bz2", ".tar.xz", ".tbz2",
+            ]
+            .iter()
+            .any(|e| l.ends_with(e))
         };
         // "to D", "into D", "as D"
         let by_prep = ents
             .iter()
-            .filter(|(_, _, p, _)| p.is_some_and(|p| dest_preps.contains(&p)))
-            .last()
+            .rev()
+            .find(|(_, _, p, _)| p.is_some_and(|p| dest_preps.contains(&p)))
             .cloned();
         let pick = by_prep.or_else(|| {
             if slot == Slot::ArchiveDest {
@@ -1389,10 +1486,19 @@ impl<'c, 'a> Filler<'c, 'a> {
         // Trailing words that are about how to run, not what.
         loop {
             let before = end;
-            while end > start && (self.c.w[end - 1].tok.kind == Kind::Punct && self.c.w[end - 1].tok.raw != ")" || matches!(self.c.w[end - 1].tok.low.as_str(), "please" | "thanks" | "now")) {
+            while end > start
+                && (self.c.w[end - 1].tok.kind == Kind::Punct && self.c.w[end - 1].tok.raw != ")"
+                    || matches!(
+                        self.c.w[end - 1].tok.low.as_str(),
+                        "please" | "thanks" | "now"
+                    ))
+            {
                 end -= 1;
             }
-            if end > start + 1 && self.c.w[end - 2].tok.low == "for" && self.c.w[end - 1].tok.low == "me" {
+            if end > start + 1
+                && self.c.w[end - 2].tok.low == "for"
+                && self.c.w[end - 1].tok.low == "me"
+            {
                 end -= 2;
             }
             // "with a timeout of 30 seconds", "timeout 30s"
@@ -1400,10 +1506,33 @@ impl<'c, 'a> Filler<'c, 'a> {
                 if let Ent::Age { secs, .. } = self.c.ents[k].ent {
                     let s = self.c.ents[k].start;
                     let mut j = s;
-                    while j > start && matches!(self.c.w[j - 1].tok.low.as_str(), "timeout" | "with" | "a" | "of" | "limit" | "time" | "at" | "most" | "max") {
+                    // Only a duration introduced as a limit ("with a timeout of 60
+                    // seconds", "for at most 5 minutes") is a timeout; the rest is command.
+                    let mut said = false;
+                    while j > start
+                        && matches!(
+                            self.c.w[j - 1].tok.low.as_str(),
+                            "timeout"
+                                | "with"
+                                | "a"
+                                | "of"
+                                | "limit"
+                                | "time"
+                                | "at"
+                                | "most"
+                                | "max"
+                                | "for"
+                                | "up"
+                                | "to"
+                        )
+                    {
+                        said |= matches!(
+                            self.c.w[j - 1].tok.low.as_str(),
+                            "timeout" | "limit" | "most" | "max"
+                        );
                         j -= 1;
                     }
-                    if j < s && (start..s).any(|x| self.c.w[x].tok.low == "timeout" || self.c.w[x].tok.low == "limit") || j < s {
+                    if said && j < s {
                         out.insert("timeout".into(), Value::from(secs));
                         end = j;
                     }
@@ -1412,11 +1541,22 @@ impl<'c, 'a> Filler<'c, 'a> {
             // "in ~/proj"
             if end > start + 1 {
                 if let Some(k) = self.c.in_ent[end - 1] {
-                    if let Ent::Path { path, prep: Some(Prep::Loc), .. } = &self.c.ents[k].ent {
+                    if let Ent::Path {
+                        path,
+                        prep: Some(Prep::Loc),
+                        ..
+                    } = &self.c.ents[k].ent
+                    {
                         if self.c.ents[k].end == end {
                             let s = self.c.ents[k].start;
                             let mut j = s;
-                            while j > start && matches!(self.c.w[j - 1].lex.class, Class::Prep(_)) || j > start && matches!(self.c.w[j - 1].tok.low.as_str(), "the" | "my" | "directory" | "folder" | "dir") {
+                            while j > start
+                                && (matches!(self.c.w[j - 1].lex.class, Class::Prep(_))
+                                    || matches!(
+                                        self.c.w[j - 1].tok.low.as_str(),
+                                        "the" | "my" | "directory" | "folder" | "dir"
+                                    ))
+                            {
                                 j -= 1;
                             }
                             if j > start {
@@ -1446,7 +1586,10 @@ impl<'c, 'a> Filler<'c, 'a> {
         }
         // "run the tests" is not a command line.
         let head = cmd.split_whitespace().next().unwrap_or("").to_lowercase();
-        if matches!(self.vocab.lookup(&head).map(|l| l.class), Some(Class::Glue | Class::Pronoun | Class::Quantifier | Class::Prep(_))) {
+        if matches!(
+            self.vocab.lookup(&head).map(|l| l.class),
+            Some(Class::Glue | Class::Pronoun | Class::Quantifier | Class::Prep(_))
+        ) {
             return Err("the exact command line (quote it: run 'make test')".into());
         }
         out.insert(arg.into(), Value::from(cmd));
@@ -1477,14 +1620,20 @@ pub(crate) fn evaluate(
                 ok = false;
                 break;
             }
-            weight += if vocab.is_glue_concept(cid) { 0.25 } else { 1.0 };
+            weight += if vocab.is_glue_concept(cid) {
+                0.25
+            } else {
+                1.0
+            };
         }
         if !ok {
             continue;
         }
         let better = match best {
             None => true,
-            Some((bf, _, bw, _)) => (fuzzy, -weight as i32) < (bf, -bw as i32) || fuzzy == bf && weight > bw,
+            Some((bf, _, bw, _)) => {
+                (fuzzy, -weight as i32) < (bf, -bw as i32) || fuzzy == bf && weight > bw
+            }
         };
         if better {
             best = Some((fuzzy, alt.len(), weight, alt));
@@ -1543,7 +1692,10 @@ pub(crate) fn evaluate(
         };
         match (intent.def.action, src) {
             ("fs.copy", Some(s)) => {
-                args.insert("dest".into(), Value::from(format!("{}.bak", s.trim_end_matches('/'))));
+                args.insert(
+                    "dest".into(),
+                    Value::from(format!("{}.bak", s.trim_end_matches('/'))),
+                );
             }
             ("fs.archive", src) => {
                 // The verb picks the format: "zip it" → .zip, "tar it" → .tar, else .tar.gz.
@@ -1556,7 +1708,13 @@ pub(crate) fn evaluate(
                 };
                 let base = src
                     .as_deref()
-                    .map(|s| s.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_owned())
+                    .map(|s| {
+                        s.trim_end_matches('/')
+                            .rsplit('/')
+                            .next()
+                            .unwrap_or("")
+                            .to_owned()
+                    })
                     .filter(|b| !b.is_empty() && b != "." && b != "~" && b != "..")
                     .unwrap_or_else(|| "archive".to_owned());
                 args.insert("dest".into(), Value::from(format!("{base}.{ext}")));
@@ -1588,7 +1746,9 @@ pub(crate) fn evaluate(
     let mut seen_ents = vec![false; c.ents.len()];
     for (i, w) in c.w.iter().enumerate() {
         let quantifier_unused = w.lex.class == Class::Quantifier && !f.used_word[i];
-        if matches!(w.lex.class, Class::Hedge | Class::Negation) && c.in_ent[i].is_none() || quantifier_unused {
+        if matches!(w.lex.class, Class::Hedge | Class::Negation) && c.in_ent[i].is_none()
+            || quantifier_unused
+        {
             unsure.push(w.tok.raw.clone());
         }
         if let Some(k) = c.in_ent[i] {
@@ -1601,7 +1761,10 @@ pub(crate) fn evaluate(
                 explained += 1.0;
             } else {
                 let e = &c.ents[k];
-                let text = c.src.get(c.w[e.start].tok.start..c.w[e.end - 1].tok.end).unwrap_or("");
+                let text = c
+                    .src
+                    .get(c.w[e.start].tok.start..c.w[e.end - 1].tok.end)
+                    .unwrap_or("");
                 unexplained.push(text.to_owned());
             }
             continue;
@@ -1638,9 +1801,19 @@ pub(crate) fn evaluate(
         - f.penalty;
     // Several names → several steps.
     let mut sets = vec![args];
-    if let Some((key, list)) = sets[0].iter().find_map(|(k, v)| match (intent.def.slots.iter().any(|(n, s)| n == k && matches!(s, Slot::Name(true))) || (k == "name" && intent.def.action == "proc.kill"), v) {
-        (true, Value::Array(a)) => Some((k.clone(), a.clone())),
-        _ => None,
+    if let Some((key, list)) = sets[0].iter().find_map(|(k, v)| {
+        match (
+            intent
+                .def
+                .slots
+                .iter()
+                .any(|(n, s)| n == k && matches!(s, Slot::Name(true)))
+                || (k == "name" && intent.def.action == "proc.kill"),
+            v,
+        ) {
+            (true, Value::Array(a)) => Some((k.clone(), a.clone())),
+            _ => None,
+        }
     }) {
         let base = sets[0].clone();
         sets = list

@@ -97,7 +97,10 @@ mod tests {
     fn sizes_are_binary() {
         assert_eq!(unit("MB"), None, "units are matched in lower case");
         assert_eq!(unit("mb"), Some((Dim::Size, 1_048_576)));
-        assert_eq!(scale(1.5, unit("g").map(|u| u.1).unwrap_or(0)), 1_610_612_736);
+        assert_eq!(
+            scale(1.5, unit("g").map(|u| u.1).unwrap_or(0)),
+            1_610_612_736
+        );
         assert_eq!(scale(100.0, 1_048_576), 104_857_600);
     }
 

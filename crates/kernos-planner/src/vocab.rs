@@ -18,6 +18,7 @@ pub(crate) const MAX_CONCEPTS: usize = 256;
 ///
 /// Words in [`GLUE_CONCEPTS`] carry meaning for triggers ("which files…", "who is…") but do
 /// not count when judging how much of a request was understood.
+#[rustfmt::skip]
 const CONCEPTS: &[&[&str]] = &[
     // ---- files
     &["largest", "biggest", "heaviest", "bulkiest", "fattest", "big", "large", "huge", "bigger", "larger", "largets", "hugest"],
@@ -147,15 +148,19 @@ const CONCEPTS: &[&[&str]] = &[
 
 /// Concepts that stand for an entity being present (`@url`: the clause has a URL). They have no
 /// surface words; triggers use them ("@url" alone is enough for `net.http`).
+#[rustfmt::skip]
 pub(crate) const PSEUDO: &[&str] = &[
     "@url", "@size", "@age", "@glob", "@host", "@quoted", "@file", "@dirpath", "@path", "@sort",
     "@pid", "@port", "@today", "@named", "@mode", "@signal", "@count", "@pronoun",
 ];
 
 /// Concepts that count as glue when judging coverage: question words and generic verbs.
-const GLUE_CONCEPTS: &[&str] = &["what", "which", "who", "where", "show", "when", "my", "up", "named"];
+const GLUE_CONCEPTS: &[&str] = &[
+    "what", "which", "who", "where", "show", "when", "my", "up", "named",
+];
 
 /// Pure glue: politeness, articles, auxiliaries. They never carry a value and are skipped.
+#[rustfmt::skip]
 const GLUE: &[&str] = &[
     "please", "pls", "plz", "kindly", "could", "can", "would", "will", "shall", "should", "you",
     "u", "me", "i", "we", "us", "our", "let", "lets", "the", "a", "an", "some", "all", "any",
@@ -171,11 +176,13 @@ const GLUE: &[&str] = &[
 ];
 
 /// Quantifiers that are not a path: "delete everything" must not delete a file named so.
+#[rustfmt::skip]
 const QUANTIFIERS: &[&str] = &[
     "everything", "anything", "something", "stuff", "things", "whatever", "nothing", "everyone",
 ];
 
 /// Words that make a request unsure; a change is never planned from an unsure request.
+#[rustfmt::skip]
 const HEDGES: &[&str] = &[
     "maybe", "perhaps", "probably", "somehow", "guess", "dunno", "idk", "might",
     "mayhaps", "whichever", "unsure",
@@ -185,7 +192,9 @@ const HEDGES: &[&str] = &[
 const NEGATIONS: &[&str] = &["not", "never", "no", "dont", "nope", "without"];
 
 /// Pronouns that point at an earlier result or target.
-const PRONOUNS: &[&str] = &["it", "its", "them", "those", "these", "that", "this", "they"];
+const PRONOUNS: &[&str] = &[
+    "it", "its", "them", "those", "these", "that", "this", "they",
+];
 
 /// Prepositions, by what they say about the path that follows.
 const PREPS: &[(&str, Prep)] = &[
@@ -215,6 +224,7 @@ const PREPS: &[(&str, Prep)] = &[
 
 /// Names of common programs, services and packages: never "corrected" into a keyword (so
 /// "install htop" is not read as "stop").
+#[rustfmt::skip]
 const KNOWN_NAMES: &[&str] = &[
     "nginx", "apache", "apache2", "httpd", "postgres", "postgresql", "mysql", "mysqld", "mariadb",
     "redis", "docker", "containerd", "cups", "sshd", "cron", "crond", "firefox", "chrome",
@@ -300,19 +310,8 @@ pub(crate) struct Word {
     pub fuzzy: Option<&'static str>,
 }
 
-impl Word {
-    /// Is this a plain word (not a path, number, quoted text…)?
-    pub fn is_word(&self) -> bool {
-        self.tok.kind == Kind::Word
-    }
-
-    /// Is this the word `w`?
-    pub fn is(&self, w: &str) -> bool {
-        self.tok.is(w)
-    }
-}
-
 /// Multi-word phrases, replaced by one canonical word before lookup.
+#[rustfmt::skip]
 const PHRASES: &[(&[&str], &str)] = &[
     (&["get", "rid", "of"], "delete"),
     (&["how", "much"], "howmuch"),
@@ -397,8 +396,6 @@ const PHRASES: &[(&[&str], &str)] = &[
 #[derive(Debug)]
 pub(crate) struct Vocab {
     words: HashMap<&'static str, Lexeme>,
-    /// Concept names, by id.
-    pub concepts: Vec<&'static str>,
     ids: HashMap<&'static str, Cid>,
     glue_concepts: Vec<bool>,
     /// Deletion variants of every content word ≥ 4 letters → those words.
@@ -430,13 +427,15 @@ pub(crate) fn osa_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=m {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=n {
         for j in 1..=m {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[i - 2][j - 2] + 1);
             }
@@ -530,7 +529,6 @@ impl Vocab {
         phrases.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         Vocab {
             words,
-            concepts,
             ids,
             glue_concepts,
             typo,
@@ -546,7 +544,10 @@ impl Vocab {
 
     /// Whether a concept counts as glue for coverage.
     pub fn is_glue_concept(&self, c: Cid) -> bool {
-        self.glue_concepts.get(usize::from(c)).copied().unwrap_or(false)
+        self.glue_concepts
+            .get(usize::from(c))
+            .copied()
+            .unwrap_or(false)
     }
 
     /// What the vocabulary says about a lower-case word.
@@ -593,10 +594,10 @@ impl Vocab {
             for (phrase, canon) in &self.phrases {
                 let n = phrase.len();
                 if i + n <= toks.len()
-                    && phrase
-                        .iter()
-                        .zip(&toks[i..i + n])
-                        .all(|(p, t)| (t.kind == Kind::Word || t.kind == Kind::Flag || t.kind == Kind::Pathy) && t.low == *p)
+                    && phrase.iter().zip(&toks[i..i + n]).all(|(p, t)| {
+                        (t.kind == Kind::Word || t.kind == Kind::Flag || t.kind == Kind::Pathy)
+                            && t.low == *p
+                    })
                 {
                     let first = &toks[i];
                     let last = &toks[i + n - 1];
@@ -668,7 +669,7 @@ mod tests {
     #[test]
     fn concept_table_fits() {
         let v = Vocab::new();
-        assert!(v.concepts.len() < MAX_CONCEPTS, "{}", v.concepts.len());
+        assert!(v.ids.len() < MAX_CONCEPTS, "{}", v.ids.len());
     }
 
     #[test]

@@ -10,7 +10,9 @@ use crate::common::{contains, ctx, flatten, planner, validate};
 fn catalog_path() -> PathBuf {
     match std::env::var_os("KERNOS_INTENTS_DIR") {
         Some(d) => PathBuf::from(d).join("catalog.jsonl"),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/intents/catalog.jsonl"),
+        None => {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/intents/catalog.jsonl")
+        }
     }
 }
 
@@ -23,7 +25,10 @@ pub fn check(request: &str, expect: &[Value]) -> Result<(), String> {
     let got: Vec<String> = plan.steps.iter().map(|s| s.name()).collect();
     let want: Vec<&str> = expect.iter().filter_map(|e| e["step"].as_str()).collect();
     if got != want {
-        return Err(format!("steps {got:?}, want {want:?}; plan {}", serde_json::to_string(&plan.steps).unwrap_or_default()));
+        return Err(format!(
+            "steps {got:?}, want {want:?}; plan {}",
+            serde_json::to_string(&plan.steps).unwrap_or_default()
+        ));
     }
     for (i, e) in expect.iter().enumerate() {
         let mut have = Vec::new();
@@ -32,7 +37,11 @@ pub fn check(request: &str, expect: &[Value]) -> Result<(), String> {
         }
         for w in e["values"].as_array().into_iter().flatten() {
             if !contains(&have, w) {
-                return Err(format!("step {i} ({}) lacks {w}; args {}", want[i], Value::Object(plan.steps[i].args.clone())));
+                return Err(format!(
+                    "step {i} ({}) lacks {w}; args {}",
+                    want[i],
+                    Value::Object(plan.steps[i].args.clone())
+                ));
             }
         }
     }
@@ -47,7 +56,10 @@ pub fn check(request: &str, expect: &[Value]) -> Result<(), String> {
 fn catalog_requests_plan_as_expected() {
     let path = catalog_path();
     let Ok(text) = std::fs::read_to_string(&path) else {
-        println!("catalog not found at {} (set KERNOS_INTENTS_DIR); skipping", path.display());
+        println!(
+            "catalog not found at {} (set KERNOS_INTENTS_DIR); skipping",
+            path.display()
+        );
         return;
     };
     let mut total = 0;
@@ -68,5 +80,8 @@ fn catalog_requests_plan_as_expected() {
         println!("  FAIL {f}");
     }
     assert!(total > 0, "the catalog is empty");
-    assert!(pct >= 97.0, "catalog score {pct:.1} % is below 97 %: {failures:#?}");
+    assert!(
+        pct >= 97.0,
+        "catalog score {pct:.1} % is below 97 %: {failures:#?}"
+    );
 }

@@ -80,7 +80,12 @@ where
         Ok(Vec::new())
     }
 
-    fn execute(&self, _args: &A, _ctx: &Ctx<'_>, _undo: &mut Recorder<'_>) -> kernos_tools::Result<Output> {
+    fn execute(
+        &self,
+        _args: &A,
+        _ctx: &Ctx<'_>,
+        _undo: &mut Recorder<'_>,
+    ) -> kernos_tools::Result<Output> {
         Err(ToolError::Unavailable("validation stand-in".into()))
     }
 }
@@ -177,12 +182,21 @@ pub fn validate(plan: &Plan) -> Vec<String> {
             .and_then(|i| i.parse::<usize>().ok())
             .and_then(|i| plan.steps.get(i));
         let missing_here = step.is_some_and(|s| builtin.get(&s.tool, &s.action).is_none())
-            || plan.steps.iter().any(|s| builtin.get(&s.tool, &s.action).is_none()) && issue.message.contains("has no");
+            || plan
+                .steps
+                .iter()
+                .any(|s| builtin.get(&s.tool, &s.action).is_none())
+                && issue.message.contains("has no");
         if !missing_here {
             out.push(format!("builtin: {issue}"));
         }
     }
-    out.extend(shape_registry().validate(plan).into_iter().map(|i| format!("catalog: {i}")));
+    out.extend(
+        shape_registry()
+            .validate(plan)
+            .into_iter()
+            .map(|i| format!("catalog: {i}")),
+    );
     out
 }
 

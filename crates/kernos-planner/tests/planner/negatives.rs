@@ -5,15 +5,36 @@ use kernos_planner::{Outcome, Suggestion};
 use crate::common::{ctx, planner, validate};
 
 const MUTATING: &[&str] = &[
-    "fs.write", "fs.append", "fs.mkdir", "fs.copy", "fs.move", "fs.delete", "fs.chmod", "fs.archive",
-    "fs.extract", "proc.kill", "svc.start", "svc.stop", "svc.restart", "svc.enable", "svc.disable",
-    "pkg.install", "pkg.remove", "shell.run",
+    "fs.write",
+    "fs.append",
+    "fs.mkdir",
+    "fs.copy",
+    "fs.move",
+    "fs.delete",
+    "fs.chmod",
+    "fs.archive",
+    "fs.extract",
+    "proc.kill",
+    "svc.start",
+    "svc.stop",
+    "svc.restart",
+    "svc.enable",
+    "svc.disable",
+    "pkg.install",
+    "pkg.remove",
+    "shell.run",
 ];
 
 fn not_understood(req: &str) -> (String, Vec<Suggestion>) {
     match planner().plan(req, &ctx()) {
-        Outcome::NotUnderstood { message, suggestions } => {
-            assert!(!message.contains('\n'), "{req}: message is not one line: {message}");
+        Outcome::NotUnderstood {
+            message,
+            suggestions,
+        } => {
+            assert!(
+                !message.contains('\n'),
+                "{req}: message is not one line: {message}"
+            );
             assert_eq!(suggestions.len(), 3, "{req}: {suggestions:?}");
             (message, suggestions)
         }
@@ -23,7 +44,15 @@ fn not_understood(req: &str) -> (String, Vec<Suggestion>) {
 
 #[test]
 fn gibberish_gets_three_suggestions() {
-    for req in ["asdf qwer zxcv", "blorp the snizzle", "", "   ", "?!", "purple monkey dishwasher", "lorem ipsum dolor sit amet"] {
+    for req in [
+        "asdf qwer zxcv",
+        "blorp the snizzle",
+        "",
+        "   ",
+        "?!",
+        "purple monkey dishwasher",
+        "lorem ipsum dolor sit amet",
+    ] {
         let (m, s) = not_understood(req);
         assert!(!m.is_empty());
         let actions: Vec<&str> = s.iter().map(|x| x.action.as_str()).collect();
@@ -67,7 +96,10 @@ fn weak_matches_never_produce_a_change() {
                 panic!("{req:?} should not be planned at all: {names:?}");
             }
             Outcome::Undo { .. } => panic!("{req:?} became an undo"),
-            Outcome::NotUnderstood { message, suggestions } => {
+            Outcome::NotUnderstood {
+                message,
+                suggestions,
+            } => {
                 assert_eq!(suggestions.len(), 3, "{req}");
                 assert!(!message.contains('\n'));
             }

@@ -5,7 +5,10 @@ use serde_json::Value;
 
 use crate::catalog::check;
 
-const SET: &str = concat!(include_str!("paraphrases.jsonl"), include_str!("holdout.jsonl"));
+const SET: &str = concat!(
+    include_str!("paraphrases.jsonl"),
+    include_str!("holdout.jsonl")
+);
 
 #[test]
 fn paraphrases_plan_as_expected() {
@@ -20,10 +23,18 @@ fn paraphrases_plan_as_expected() {
         }
     }
     let passed = total - failures.len();
-    println!("paraphrases: {passed}/{total} ({:.1} %)", 100.0 * passed as f64 / total as f64);
+    println!(
+        "paraphrases: {passed}/{total} ({:.1} %)",
+        100.0 * passed as f64 / total as f64
+    );
     for f in &failures {
         println!("  FAIL {f}");
     }
     assert!(total >= 150, "only {total} paraphrases");
-    assert!(failures.is_empty(), "{} paraphrases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} paraphrases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
