@@ -151,7 +151,7 @@ const HIDDEN: &[&str] = &["hidden", "-a", "-la", "-al", "--all", "-A"];
 pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "fs.largest",
-        triggers: "largest | top file | top dir | which file use space | which dir use space | what use space",
+        triggers: "largest | top file | top dir | which file use space | which dir use space | what use space | sort size",
         cues: "file dir space use size show list find most",
         slots: &[
             ("path", Where(Some("."))),

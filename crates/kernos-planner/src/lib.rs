@@ -190,8 +190,8 @@ impl Default for Planner {
 /// Why a clause produced no step.
 #[derive(Debug, Clone)]
 enum Failure {
-    /// No intent triggered.
-    Nothing,
+    /// No intent triggered; the words nothing knows.
+    Nothing(Vec<String>),
     /// A change triggered by a typo.
     Fuzzy {
         intent: usize,
@@ -311,7 +311,7 @@ impl Planner {
             }
         }
         if steps.is_empty() {
-            return self.not_understood(request, &words, Failure::Nothing);
+            return self.not_understood(request, &words, Failure::Nothing(Vec::new()));
         }
         let plan = Plan {
             steps,
@@ -414,6 +414,7 @@ impl Planner {
                 return Ok(self.commit(src, w, c, steps));
             }
         }
+        let mut specific: Option<Failure> = None;
         for s in 0..w.len() {
             let low = w[s].tok.low.as_str();
             if !matches!(low, "and" | "," | "also" | "plus" | "&") || s == 0 || s + 1 >= w.len() {
@@ -431,13 +432,24 @@ impl Planner {
             if r >= w.len() {
                 continue;
             }
-            if let Ok(rc) = self.part(src, &w[r..], ctx, &mut tentative) {
-                *steps = tentative;
-                return Ok(lc.min(rc));
+            match self.part(src, &w[r..], ctx, &mut tentative) {
+                Ok(rc) => {
+                    *steps = tentative;
+                    return Ok(lc.min(rc));
+                }
+                // "find big files and mvoe them": the misspelt change is the real problem,
+                // not the pronoun the whole clause could not place.
+                Err(f @ (Failure::Fuzzy { .. } | Failure::Unsure { .. })) if specific.is_none() => {
+                    specific = Some(f);
+                }
+                Err(_) => {}
             }
         }
-        let c = whole?;
-        Ok(self.commit(src, w, &c, steps))
+        match (whole, specific) {
+            (Ok(c), _) => Ok(self.commit(src, w, &c, steps)),
+            (Err(_), Some(f)) => Err(f),
+            (Err(f), None) => Err(f),
+        }
     }
 
     /// The referent pronouns in the next clause point at.
@@ -510,7 +522,7 @@ impl Planner {
                         }
                     }
                 }
-                None => Failure::Nothing,
+                None => Failure::Nothing(unknown_words(w)),
             });
         };
         // A better-scoring intent that lacks an argument says more than a weak match.
@@ -545,6 +557,13 @@ impl Planner {
                     unexplained: c.unexplained.clone(),
                 });
             }
+        } else if let Some(verb) = self.dropped_change(&clause, &c) {
+            // A read plan that leaves out an exact change word ("delete", "kill", "stop")
+            // would answer a different question than the one asked.
+            return Err(Failure::Weak {
+                intent: c.intent,
+                unexplained: vec![verb],
+            });
         } else if c.coverage < MIN_READ_CONFIDENCE {
             return Err(Failure::Weak {
                 intent: c.intent,
@@ -552,6 +571,24 @@ impl Planner {
             });
         }
         Ok(c)
+    }
+
+    /// The first change word (the action word of a mutating intent's trigger, spelled
+    /// exactly) that a read-only candidate leaves unexplained.
+    fn dropped_change(&self, clause: &Clause<'_>, c: &Candidate) -> Option<String> {
+        let mut verbs: Vec<u8> = self
+            .intents
+            .iter()
+            .filter(|i| i.def.mutating && i.def.action != "shell.run")
+            .filter_map(|i| i.triggers.iter().find_map(|alt| alt.first().copied()))
+            .collect();
+        verbs.extend(self.vocab.id("unsupported"));
+        clause.w.iter().enumerate().find_map(|(i, w)| {
+            let verb = clause.in_ent[i].is_none()
+                && w.fuzzy.is_none()
+                && w.lex.concept.is_some_and(|x| verbs.contains(&x));
+            (verb && c.unexplained.contains(&w.tok.raw)).then(|| w.tok.raw.clone())
+        })
     }
 
     /// Appends a candidate's steps; returns its confidence.
@@ -831,17 +868,12 @@ impl Planner {
     fn not_understood(&self, request: &str, w: &[Word], f: Failure) -> Outcome {
         let trimmed = request.trim();
         let (message, first) = match &f {
-            Failure::Nothing => {
-                let unknown: Vec<&str> = w
-                    .iter()
-                    .filter(|x| {
-                        x.tok.kind == Kind::Word
-                            && x.lex.class == Class::Content
-                            && x.lex.concept.is_none()
-                    })
-                    .map(|x| x.tok.raw.as_str())
-                    .take(3)
-                    .collect();
+            Failure::Nothing(unknown) => {
+                let unknown = if unknown.is_empty() {
+                    unknown_words(w)
+                } else {
+                    unknown.clone()
+                };
                 let m = if unknown.is_empty() {
                     format!(
                         "I don't know how to do \u{201c}{trimmed}\u{201d} offline; here are the closest things I can do."
@@ -952,6 +984,20 @@ impl Planner {
     }
 }
 
+/// Words no table knows (at most three), for "I don't know …" messages.
+fn unknown_words(w: &[Word]) -> Vec<String> {
+    w.iter()
+        .filter(|x| {
+            x.tok.kind == Kind::Word
+                && x.lex.class == Class::Content
+                && x.lex.concept.is_none()
+                && !x.lex.known_name
+        })
+        .map(|x| x.tok.raw.clone())
+        .take(3)
+        .collect()
+}
+
 fn clause_text(src: &str, w: &[Word]) -> String {
     match (w.first(), w.last()) {
         (Some(a), Some(b)) => src
@@ -982,10 +1028,14 @@ fn referent_of_step(steps: &[Step], idx: usize) -> Referent {
     if ROW_ACTIONS.contains(&name.as_str()) {
         r.rows_step = Some(idx);
     }
-    for a in PATH_ARGS {
-        if *a == "dest" && name != "fs.mkdir" && !r.paths.is_empty() {
-            break;
-        }
+    // After a move, an archive or an extraction the thing is at the destination ("rename a
+    // to b and open it" opens b); after a copy "it" is still the original (the catalog's
+    // "make a backup of /etc/hosts and then append … to it").
+    let order: &[&str] = match name.as_str() {
+        "fs.move" | "fs.archive" | "fs.extract" => &["dest", "path", "source", "archive"],
+        _ => PATH_ARGS,
+    };
+    for a in order {
         if let Some(v) = s.args.get(*a) {
             if let Some(rf) = StepRef::from_value(v) {
                 // "…move them to D, then compress them": the same rows.

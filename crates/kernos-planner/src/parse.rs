@@ -156,7 +156,9 @@ pub(crate) struct Candidate {
     pub coverage: f32,
     /// Typo corrections the trigger relied on: (as typed, corrected to).
     pub fuzzy: Vec<(String, &'static str)>,
-    /// The correction of the trigger's action word (its first concept), if it was one.
+    /// A corrected word a change must not rest on: anything but the trigger's noun (the
+    /// action word, or a supporting word). "make a new dirctory" is fine, "mkae x
+    /// executable" is not.
     pub fuzzy_verb: Option<(String, &'static str)>,
     /// A required argument that could not be filled (its description).
     pub missing: Option<String>,
@@ -1197,6 +1199,43 @@ impl<'c, 'a> Filler<'c, 'a> {
     /// filters ("all .tmp files older than 7 days") — the results of an `fs.find` run first.
     fn objects(&mut self, arg: &'static str, out: &mut Map<String, Value>) -> Result<(), String> {
         let placeholder = kernos_core::StepRef::new(0, Some("path")).to_value();
+        // "delete the 3 largest files in /tmp": the selection is a step of its own.
+        if self.has("largest") && self.intent.def.action != "fs.largest" {
+            let mut m = Map::new();
+            for (a, s) in [
+                ("path", Slot::Where(Some("."))),
+                ("count", Slot::Count),
+                ("kind", Slot::SizeKind),
+            ] {
+                let _ = self.fill(a, s, &mut m);
+            }
+            if !m.contains_key("count") {
+                // "the biggest file" is one file; "the biggest files" the tool's default.
+                let singular = (0..self.c.w.len()).any(|i| {
+                    self.c.in_ent[i].is_none()
+                        && matches!(
+                            self.word(i).tok.low.as_str(),
+                            "file" | "folder" | "directory" | "dir"
+                        )
+                });
+                if singular {
+                    m.insert("count".into(), Value::from(1));
+                }
+            }
+            for i in 0..self.c.w.len() {
+                if self.c.in_ent[i].is_none()
+                    && (self.concept_is(i, "largest")
+                        || self.concept_is(i, "file")
+                        || self.concept_is(i, "dir")
+                        || self.concept_is(i, "top"))
+                {
+                    self.used_word[i] = true;
+                }
+            }
+            self.pre_step = Some(("largest", m));
+            out.insert(arg.into(), placeholder);
+            return Ok(());
+        }
         if self.filters_present() {
             let find = self.pre_find_args();
             self.pre_step = Some(("find", find));
@@ -1653,10 +1692,20 @@ pub(crate) fn evaluate(
         .iter()
         .filter_map(|&i| c.w[i].fuzzy.map(|f| (c.w[i].tok.raw.clone(), f)))
         .collect();
-    let fuzzy_verb = trigger_words
-        .iter()
-        .find(|&&i| c.w[i].fuzzy.is_some() && c.w[i].lex.concept == alt.first().copied())
-        .and_then(|&i| c.w[i].fuzzy.map(|f| (c.w[i].tok.raw.clone(), f)));
+    let fuzzy_verb = (0..c.w.len())
+        .find(|&i| {
+            let w = &c.w[i];
+            let noun = w
+                .lex
+                .concept
+                .is_some_and(|x| alt.iter().skip(1).any(|a| *a == x))
+                && w.lex.concept != alt.first().copied();
+            c.in_ent[i].is_none()
+                && w.fuzzy.is_some()
+                && w.lex.concept.is_some_and(|x| own.has(x))
+                && !noun
+        })
+        .and_then(|i| c.w[i].fuzzy.map(|f| (c.w[i].tok.raw.clone(), f)));
     let mut f = Filler {
         c,
         vocab,
@@ -1682,6 +1731,29 @@ pub(crate) fn evaluate(
     }
     if let Some(e) = f.pronoun_error.take() {
         missing = Some(e);
+    }
+    // A pronoun the intent had no use for ("count them" after a find) would be silently
+    // dropped; better to say so.
+    // "this"/"that" alone are often deictic ("what distro is this"), so only the others.
+    let strong = |e: &Entity| {
+        !matches!(c.w[e.start].tok.low.as_str(), "this" | "that") || e.end > e.start + 1
+    };
+    if missing.is_none() {
+        if let Some(e) = c
+            .ents
+            .iter()
+            .enumerate()
+            .find(|(k, e)| matches!(e.ent, Ent::Pronoun { .. }) && !f.used_ent[*k] && strong(e))
+        {
+            let e = e.1;
+            let said = c
+                .src
+                .get(c.w[e.start].tok.start..c.w[e.end - 1].tok.end)
+                .unwrap_or("it");
+            missing = Some(format!(
+                "something it can take \u{201c}{said}\u{201d} for (an earlier step's results cannot go there)"
+            ));
+        }
     }
     // Derived destinations, once the source is known.
     if args.get("dest") == Some(&Value::Null) {
@@ -1744,6 +1816,9 @@ pub(crate) fn evaluate(
         v
     };
     let mut seen_ents = vec![false; c.ents.len()];
+    // A filter the intent cannot apply ("how many python files": fs.count has no glob)
+    // changes the answer, so it weighs more than an unknown word.
+    let mut filter_penalty = 0.0f32;
     for (i, w) in c.w.iter().enumerate() {
         let quantifier_unused = w.lex.class == Class::Quantifier && !f.used_word[i];
         if matches!(w.lex.class, Class::Hedge | Class::Negation) && c.in_ent[i].is_none()
@@ -1761,6 +1836,9 @@ pub(crate) fn evaluate(
                 explained += 1.0;
             } else {
                 let e = &c.ents[k];
+                if matches!(e.ent, Ent::Glob(_) | Ent::Size { .. } | Ent::Age { .. }) {
+                    filter_penalty += 1.0;
+                }
                 let text = c
                     .src
                     .get(c.w[e.start].tok.start..c.w[e.end - 1].tok.end)
@@ -1798,6 +1876,7 @@ pub(crate) fn evaluate(
     let score = trig_weight + 0.5 * cue_hits.min(3.0) + 0.15 * filled + 0.25 * required_filled
         - 1.0 * unexplained.len() as f32
         - 0.4 * fuzzy.len() as f32
+        - filter_penalty
         - f.penalty;
     // Several names → several steps.
     let mut sets = vec![args];

@@ -127,6 +127,9 @@ const CONCEPTS: &[&[&str]] = &[
     &["command", "cmd", "script"],
     &["timeout"],
     &["same", "repeat"],
+    // Changes no intent makes: never read as something else ("format the disk" is not a
+    // disk report).
+    &["unsupported", "format", "reformat", "shred", "reboot", "poweroff", "mkfs", "fdisk", "chown", "encrypt", "decrypt", "unmount", "umount", "eject", "overclock", "downgrade", "hibernate", "suspend"],
     &["again"],
     &["undo", "revert", "rollback", "unrevert"],
     &["recursive", "recursively"],

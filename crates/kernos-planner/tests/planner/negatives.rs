@@ -85,6 +85,11 @@ fn weak_matches_never_produce_a_change() {
         "run",
         "shred secrets.txt",
         "delete old.log or something, not sure",
+        "kill the process using port 8080",
+        "shut down the computer",
+        "please find all python files under ~/code and count them",
+        "reboot",
+        "format the disk",
     ] {
         match planner().plan(req, &ctx()) {
             Outcome::Plan { plan, .. } => {
@@ -160,4 +165,110 @@ fn every_capability_example_plans_to_its_action_and_validates() {
             other => panic!("{}: {other:?}", s.example),
         }
     }
+}
+
+/// Every single-step change in the catalog and the paraphrase set, with its action word
+/// misspelt by one edit, must not plan a change.
+#[test]
+fn misspelt_action_words_never_produce_a_change() {
+    let catalog = std::fs::read_to_string(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/intents/catalog.jsonl"),
+    )
+    .unwrap_or_default();
+    let sets = [
+        catalog.as_str(),
+        include_str!("paraphrases.jsonl"),
+        include_str!("holdout.jsonl"),
+    ];
+    let mut tried = 0;
+    for line in sets
+        .iter()
+        .flat_map(|s| s.lines())
+        .filter(|l| !l.trim().is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let req = v["request"].as_str().unwrap();
+        let steps: Vec<&str> = v["expect"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["step"].as_str())
+            .collect();
+        if steps.len() != 1 || !MUTATING.contains(&steps[0]) || steps[0] == "shell.run" {
+            continue;
+        }
+        // The action verb of the request (4+ letters, so typo correction would apply).
+        let verbs = [
+            "delete",
+            "remove",
+            "erase",
+            "move",
+            "copy",
+            "rename",
+            "install",
+            "uninstall",
+            "purge",
+            "restart",
+            "reload",
+            "start",
+            "stop",
+            "enable",
+            "disable",
+            "kill",
+            "killall",
+            "terminate",
+            "append",
+            "write",
+            "overwrite",
+            "create",
+            "compress",
+            "extract",
+            "unpack",
+            "unzip",
+            "archive",
+            "chmod",
+            "duplicate",
+            "mkdir",
+            "decompress",
+            "untar",
+            "trash",
+        ];
+        let Some(word) = req
+            .split_whitespace()
+            .find(|w| verbs.contains(&w.to_lowercase().as_str()))
+        else {
+            continue;
+        };
+        let chars: Vec<char> = word.chars().collect();
+        let mut variants = Vec::new();
+        for i in 1..chars.len() {
+            let mut d = chars.clone();
+            d.remove(i);
+            // Dropping a final "s" spells the singular, which is no typo.
+            if !(i == chars.len() - 1 && chars[i] == 's') {
+                variants.push(d.iter().collect::<String>());
+            }
+            if i + 1 < chars.len() {
+                let mut t = chars.clone();
+                t.swap(i, i + 1);
+                variants.push(t.iter().collect::<String>());
+            }
+        }
+        for typo in variants {
+            if typo == word {
+                continue;
+            }
+            let bad = req.replacen(word, &typo, 1);
+            tried += 1;
+            if let Outcome::Plan { plan, .. } = planner().plan(&bad, &ctx()) {
+                let names: Vec<String> = plan.steps.iter().map(|s| s.name()).collect();
+                assert!(
+                    names.iter().all(|n| !MUTATING.contains(&n.as_str())),
+                    "{bad:?} (from {req:?}) planned a change: {names:?}"
+                );
+            }
+        }
+    }
+    assert!(tried > 100, "only {tried} variants");
 }
