@@ -182,7 +182,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     },
     IntentDef {
         action: "fs.find",
-        triggers: "find | which file | where file | file @size | file @age | @glob | dir empty | file empty | which dir | file modified | dir modified | where @glob",
+        triggers: "find | which file | where file | file @size | file @age | @glob | dir empty | file empty | which dir | file modified | dir modified | where @glob | @size | modified @age",
         cues: "file dir modified empty hidden show list named",
         slots: &[
             ("path", Where(Some("."))),

@@ -580,7 +580,7 @@ impl Planner {
             .intents
             .iter()
             .filter(|i| i.def.mutating && i.def.action != "shell.run")
-            .filter_map(|i| i.triggers.iter().find_map(|alt| alt.first().copied()))
+            .flat_map(|i| i.triggers.iter().filter_map(|alt| alt.first().copied()))
             .collect();
         verbs.extend(self.vocab.id("unsupported"));
         clause.w.iter().enumerate().find_map(|(i, w)| {

@@ -1838,6 +1838,15 @@ pub(crate) fn evaluate(
                 let e = &c.ents[k];
                 if matches!(e.ent, Ent::Glob(_) | Ent::Size { .. } | Ent::Age { .. }) {
                     filter_penalty += 1.0;
+                    if missing.is_none() {
+                        let text = c
+                            .src
+                            .get(c.w[e.start].tok.start..c.w[e.end - 1].tok.end)
+                            .unwrap_or("");
+                        missing = Some(format!(
+                            "a way to apply \u{201c}{text}\u{201d}, which this action cannot filter by"
+                        ));
+                    }
                 }
                 let text = c
                     .src
@@ -1847,7 +1856,8 @@ pub(crate) fn evaluate(
             }
             continue;
         }
-        if is_glue(w, vocab) {
+        if is_glue(w, vocab) || w.lex.class == Class::Quantifier && !intent.def.mutating {
+            // "anything bigger than 1.5G": a quantifier changes nothing about a read.
             continue;
         }
         total += 1.0;
@@ -1873,7 +1883,18 @@ pub(crate) fn evaluate(
         .iter()
         .filter(|(n, s)| s.required() && (args.contains_key(*n) || *s == Slot::KillTarget))
         .count() as f32;
+    // Listing or searching "a file" as if it were a directory is the wrong reading.
+    let shape_penalty = match (intent.def.action, args.get("path")) {
+        ("fs.list" | "fs.largest" | "fs.find" | "fs.count", Some(Value::String(p)))
+            if entities::looks_like_file(p)
+                && !matches!(args.get("what"), Some(v) if v == "lines" || v == "words" || v == "bytes") =>
+        {
+            1.0
+        }
+        _ => 0.0,
+    };
     let score = trig_weight + 0.5 * cue_hits.min(3.0) + 0.15 * filled + 0.25 * required_filled
+        - shape_penalty
         - 1.0 * unexplained.len() as f32
         - 0.4 * fuzzy.len() as f32
         - filter_penalty

@@ -386,6 +386,8 @@ const PHRASES: &[(&[&str], &str)] = &[
     (&["who", "am", "i"], "whoami"),
     (&["set", "up"], "setup"),
     (&["make", "sure"], "sure"),
+    (&["make", "a", "list"], "list"),
+    (&["give", "me", "a", "list"], "list"),
     (&["execute", "permission"], "executable"),
     (&["execute", "permissions"], "executable"),
     (&["exec", "permission"], "executable"),

@@ -90,6 +90,12 @@ fn weak_matches_never_produce_a_change() {
         "please find all python files under ~/code and count them",
         "reboot",
         "format the disk",
+        "create an empty file notes.txt",
+        "restart the computer",
+        "count the lines in all python files in src",
+        "find .tmp files in ./cache and delet them",
+        "find big files and mvoe them to /tmp",
+        "stop nginx, then strat it again",
     ] {
         match planner().plan(req, &ctx()) {
             Outcome::Plan { plan, .. } => {
