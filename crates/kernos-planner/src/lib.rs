@@ -39,11 +39,28 @@
 //! # The safety rule for changes
 //!
 //! A mutating action (write, delete, move, kill, install, service start/stop, shell…) is
-//! planned only when its trigger word was written exactly (a synonym counts; a typo does
-//! not), the request has no hedge ("maybe") or negation ("don't"), its object is not a
-//! quantifier ("everything"), and at least three quarters of the request is explained.
-//! Otherwise the planner answers [`Outcome::NotUnderstood`] and offers the exact wording.
-//! Typo tolerance therefore only ever produces read-only plans.
+//! planned only when:
+//!
+//! - its action word was written exactly (a synonym counts, a typo does not): "delet old.log"
+//!   and "restrat nginx" are refused with the exact wording to use. A one-edit typo is
+//!   tolerated only in the *noun* of a trigger next to an exact verb ("make a new dirctory
+//!   called x"), never in the verb or in a supporting word ("mkae x executable");
+//! - the request has no hedge ("maybe", "perhaps") or negation ("don't", "never");
+//! - its object is not a bare quantifier ("delete everything"; "everything in ./dist" is the
+//!   contents of ./dist and is fine);
+//! - at least three quarters of the request's meaningful words are explained;
+//! - every pronoun resolves (to an earlier step of the same request, else the
+//!   [`Conversation`]) and every condition it was given can be applied.
+//!
+//! Read-only plans tolerate typos (with lower confidence), but never silently drop an exact
+//! change word: "delete the 3 largest files" becomes `fs.largest` → `fs.delete`, and "kill the
+//! process using port 8080" (which no single plan expresses) is refused rather than answered
+//! with a port listing. Changes the catalog has no action for ("format", "reboot", "shred")
+//! are refused too. A bare `shell.run` comes only from "run …"/"execute …" at the start of a
+//! clause, or from a request that is literally the command line of a known read-only program
+//! with no better action ("whoami", "lsusb"); "df -h" is `sys.disk`.
+//!
+//! Risk is not the planner's business: "delete /" is planned as asked, and policy scores it.
 
 mod entities;
 mod intents;
@@ -1187,6 +1204,34 @@ mod tests {
                 target: Some("01J0000000000000000000000A".into())
             }
         );
+    }
+
+    #[test]
+    fn planner_is_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Planner>();
+    }
+
+    #[test]
+    fn hard_separators_split_and_soft_ones_only_when_needed() {
+        let s = steps("stop nginx, then start it again");
+        assert_eq!(
+            s.iter().map(|x| x.name()).collect::<Vec<_>>(),
+            ["svc.stop", "svc.start"]
+        );
+        assert_eq!(s[1].args["name"], "nginx");
+        assert_eq!(s[1].needs, vec![0]);
+        let s = steps("install jq and ripgrep");
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].args["packages"], serde_json::json!(["jq", "ripgrep"]));
+    }
+
+    #[test]
+    fn outcome_serialises_with_a_tag() {
+        let o = Planner::new().plan("uptime", &ctx());
+        let j = serde_json::to_value(&o).unwrap_or_default();
+        assert_eq!(j["outcome"], "plan");
+        assert_eq!(j["plan"]["steps"][0]["action"], "uptime");
     }
 
     #[test]
