@@ -807,7 +807,8 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         two().validate().unwrap();
-        let cases: Vec<(Box<dyn Fn(&mut LlmConfig)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut LlmConfig)>;
+        let cases: Vec<(Change, &str)> = vec![
             (
                 Box::new(|c| c.providers[1].name = "Claude".into()),
                 "llm.providers[1].name",

@@ -230,10 +230,17 @@ impl fmt::Display for AllFailedDisplay<'_> {
             self.lane
         )?;
         for p in self.failures {
+            // Each error names its provider for when it stands alone; here the line already
+            // does.
+            let e = p.error.to_string();
+            let e = e
+                .strip_prefix(p.provider.as_str())
+                .and_then(|r| r.strip_prefix(": "))
+                .unwrap_or(&e);
             if p.model.is_empty() {
-                write!(f, "\n  - {}: {}", p.provider, p.error)?;
+                write!(f, "\n  - {}: {e}", p.provider)?;
             } else {
-                write!(f, "\n  - {} ({}): {}", p.provider, p.model, p.error)?;
+                write!(f, "\n  - {} ({}): {e}", p.provider, p.model)?;
             }
         }
         write!(f, "\n  (try `kernos models test NAME` to check a provider)")

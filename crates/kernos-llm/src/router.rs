@@ -1031,7 +1031,20 @@ fn ms(d: Duration) -> u64 {
 #[derive(Debug)]
 pub struct BlockingRouter {
     router: Router,
-    rt: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (taken in `Drop`).
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for BlockingRouter {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks until its tasks stop, which tokio forbids (panics) inside
+        // another runtime; a blocking router may well be dropped there, e.g. by a test or a
+        // daemon that built one for a CLI-style helper. Nothing of ours runs between calls, so
+        // shutting down in the background loses nothing.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl BlockingRouter {
@@ -1047,7 +1060,10 @@ impl BlockingRouter {
             .enable_all()
             .build()
             .map_err(|e| LlmError::Setup(format!("cannot start the I/O runtime: {e}")))?;
-        Ok(BlockingRouter { router, rt })
+        Ok(BlockingRouter {
+            router,
+            rt: Some(rt),
+        })
     }
 
     /// The underlying router (metrics, health, config).
@@ -1085,7 +1101,10 @@ impl BlockingRouter {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(LlmError::BlockingInsideRuntime);
         }
-        Ok(self.rt.block_on(f))
+        match &self.rt {
+            Some(rt) => Ok(rt.block_on(f)),
+            None => Err(LlmError::Setup("the runtime is shut down".into())),
+        }
     }
 }
 
@@ -1094,7 +1113,10 @@ mod tests {
     use super::*;
     use crate::config::ProviderConfig;
 
-    fn router(providers: &[(&str, &[(&str, &str)], Option<&str>)]) -> Router {
+    /// (name, lanes, catch-all model)
+    type Spec<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<&'a str>);
+
+    fn router(providers: &[Spec<'_>]) -> Router {
         let cfg = LlmConfig {
             providers: providers
                 .iter()
