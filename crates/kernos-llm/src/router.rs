@@ -567,7 +567,9 @@ impl Router {
                     tries += 1;
                     if e.is_provider_fault() {
                         self.breaker(i).on_failure(Instant::now());
-                    } else {
+                    } else if !matches!(e, LlmError::MissingApiKey { .. }) {
+                        // The server answered, so it is up. (A missing key never reached it and
+                        // says nothing about its health.)
                         self.breaker(i).on_success();
                     }
                     record(usage, Some(e.to_string()));

@@ -40,6 +40,31 @@ fn rate_limit_waits_for_retry_after() {
 }
 
 #[test]
+fn service_unavailable_honours_retry_after_ms() {
+    // OpenAI's SDKs read `retry-after-ms` before `Retry-After`; so do we.
+    let s = FakeServer::start(vec![
+        Reply::status_json(503, OPENAI_500)
+            .with_header("retry-after-ms", "700")
+            .with_header("retry-after", "30"),
+        Reply::json(&openai_text("back")),
+    ]);
+    let r = router(config(vec![openai("oai", &s.v1())]));
+    let t = Instant::now();
+    let resp = r
+        .complete("fast", &text_req(false), &RouteOpts::default())
+        .unwrap();
+    let took = t.elapsed();
+    assert_eq!(resp.text, "back");
+    assert!(took >= Duration::from_millis(700), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let first = resp.attempts[0].error.as_deref().unwrap();
+    assert!(
+        first.contains("server error (HTTP 503, retry after 1 s)"),
+        "{first}"
+    );
+}
+
+#[test]
 fn retry_after_beyond_the_budget_moves_on_at_once() {
     let primary =
         FakeServer::always(Reply::status_json(429, OPENAI_429).with_header("retry-after", "120"));
