@@ -8,13 +8,17 @@ mod config_cmd;
 mod doctor;
 mod journal_cmd;
 mod render;
+mod repl;
+mod request;
 mod term;
 mod tools_cmd;
 mod txn_cmd;
 
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use clap::{CommandFactory, Parser};
+use kernos_core::CancelToken;
 
 use crate::app::App;
 use crate::cli::{Cli, Command};
@@ -73,19 +77,55 @@ fn parse() -> Cli {
     }
 }
 
+/// The request that Ctrl-C should stop. The first Ctrl-C cancels it (the step stops cleanly
+/// and is journaled as cancelled, leaving an undoable state); a second one quits.
+static CURRENT: Mutex<Option<CancelToken>> = Mutex::new(None);
+
+/// Makes `t` the token Ctrl-C cancels.
+pub fn set_current_cancel(t: &CancelToken) {
+    if let Ok(mut c) = CURRENT.lock() {
+        *c = Some(t.clone());
+    }
+}
+
+fn install_ctrlc() {
+    let _ = ctrlc::set_handler(|| {
+        let token = CURRENT.lock().ok().and_then(|c| c.clone());
+        match token {
+            Some(t) if !t.is_cancelled() => {
+                t.cancel();
+                eprintln!("\nkernos: stopping the current step… (Ctrl-C again to quit at once)");
+            }
+            _ => std::process::exit(130),
+        }
+    });
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global.clone();
     let command = match cli.command {
         Some(c) => c,
         None => {
+            let app = App::new(&global)?;
+            let cancel = CancelToken::new();
+            set_current_cancel(&cancel);
+            install_ctrlc();
             if cli.request.is_empty() {
-                Cli::command().print_help()?;
-                return Ok(ExitCode::SUCCESS);
+                if !term::interactive() {
+                    Cli::command().print_help()?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                return repl::run(&app, &cancel);
             }
-            anyhow::bail!(
-                "cannot run {:?} yet: this build has no planner",
-                cli.request.join(" ")
-            )
+            let planner = kernos_planner::Planner::new();
+            let store = request::ContextStore::for_cwd(&app);
+            let mut conversation = store.load();
+            let text = cli.request.join(" ");
+            let code = request::run_request(&app, &planner, &text, &mut conversation, &cancel)?;
+            if let Some(c) = &conversation {
+                store.save(c);
+            }
+            return Ok(code);
         }
     };
     match command {
@@ -127,10 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Command::Doctor => doctor::run(&app),
                 Command::Plan { request } => {
-                    anyhow::bail!(
-                        "cannot plan {:?} yet: this build has no planner",
-                        request.join(" ")
-                    )
+                    request::plan_only(&app, &kernos_planner::Planner::new(), &request.join(" "))
                 }
                 Command::Journal(_)
                 | Command::Completions { .. }

@@ -24,16 +24,30 @@ struct KernosHelper {
 impl Completer for KernosHelper {
     type Candidate = Pair;
 
-    fn complete(&self, line: &str, pos: usize, ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let start = line[..pos].rfind(char::is_whitespace).map(|i| i + 1).unwrap_or(0);
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let start = line[..pos]
+            .rfind(char::is_whitespace)
+            .map(|i| i + 1)
+            .unwrap_or(0);
         let word = &line[start..pos];
-        let looks_like_path = word.starts_with('/') || word.starts_with('.') || word.starts_with('~') || word.contains('/');
+        let looks_like_path = word.starts_with('/')
+            || word.starts_with('.')
+            || word.starts_with('~')
+            || word.contains('/');
         if !looks_like_path {
             let hits: Vec<Pair> = self
                 .names
                 .iter()
                 .filter(|n| !word.is_empty() && n.starts_with(word))
-                .map(|n| Pair { display: n.clone(), replacement: n.clone() })
+                .map(|n| Pair {
+                    display: n.clone(),
+                    replacement: n.clone(),
+                })
                 .collect();
             if !hits.is_empty() {
                 return Ok((start, hits));
@@ -64,12 +78,18 @@ pub fn run(app: &App, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
     let mut names: Vec<String> = registry.names().map(str::to_owned).collect();
     names.extend(["help", "history", "tools", "exit", "quit", "undo"].map(String::from));
     let mut rl: Editor<KernosHelper, DefaultHistory> = Editor::new()?;
-    rl.set_helper(Some(KernosHelper { names, files: FilenameCompleter::new() }));
+    rl.set_helper(Some(KernosHelper {
+        names,
+        files: FilenameCompleter::new(),
+    }));
     let history = app.data_dir.join("repl_history");
     let _ = std::fs::create_dir_all(&app.data_dir);
     let _ = rl.load_history(&history);
     let mut conversation: Option<Conversation> = None;
-    println!("kernos {} — say what you want; `help` for examples, Ctrl-D to leave.", env!("CARGO_PKG_VERSION"));
+    println!(
+        "kernos {} — say what you want; `help` for examples, Ctrl-D to leave.",
+        env!("CARGO_PKG_VERSION")
+    );
     loop {
         match rl.readline("kernos> ") {
             Ok(line) => {
@@ -90,7 +110,13 @@ pub fn run(app: &App, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
                         // A fresh token per request: Ctrl-C stops this request, not the prompt.
                         let token = CancelToken::new();
                         crate::set_current_cancel(&token);
-                        let r = crate::request::run_request(app, &planner, line, &mut conversation, &token);
+                        let r = crate::request::run_request(
+                            app,
+                            &planner,
+                            line,
+                            &mut conversation,
+                            &token,
+                        );
                         crate::set_current_cancel(cancel);
                         r
                     }

@@ -8,8 +8,8 @@ use anyhow::Context;
 use kernos_core::event::kind;
 use kernos_core::{ActionId, Actor, CancelToken, ColumnKind, Event, LOCAL_ORG, Plan, Risk};
 use kernos_engine::{
-    Approval, ApprovalRequest, ApproveAll, ApprovedUpTo, Approver, DeclineAll, Engine, Observer, Preview, Session,
-    StepStatus, TxReport, TxStatus, short_id,
+    Approval, ApprovalRequest, ApproveAll, ApprovedUpTo, Approver, DeclineAll, Engine, Observer,
+    Preview, Session, StepStatus, TxReport, TxStatus, short_id,
 };
 use kernos_planner::{Conversation, Outcome, PlanContext, Planner};
 use serde_json::{Value, json};
@@ -26,7 +26,10 @@ pub struct ContextStore {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl ContextStore {
@@ -35,7 +38,10 @@ impl ContextStore {
         let cwd = app.env().cwd;
         let key = blake3::hash(cwd.as_os_str().as_encoded_bytes()).to_hex();
         ContextStore {
-            path: app.data_dir.join("context").join(format!("{}.json", &key[..16])),
+            path: app
+                .data_dir
+                .join("context")
+                .join(format!("{}.json", &key[..16])),
             max_age_ms: app.config.planner.context_minutes as i64 * 60_000,
         }
     }
@@ -74,7 +80,11 @@ pub struct CliObserver {
 impl CliObserver {
     /// An observer for a plan of `plan_len` steps.
     pub fn new(plan_len: usize, json: bool) -> Self {
-        CliObserver { bar: Mutex::new(None), enabled: !json && std::io::stderr().is_terminal(), plan_len }
+        CliObserver {
+            bar: Mutex::new(None),
+            enabled: !json && std::io::stderr().is_terminal(),
+            plan_len,
+        }
     }
 
     fn finish(&self) {
@@ -96,7 +106,11 @@ impl Observer for CliObserver {
                 let name = ev.payload["name"].as_str().unwrap_or("step");
                 let n = ev.payload["step"].as_u64().unwrap_or(0) + 1;
                 let bar = indicatif::ProgressBar::new_spinner();
-                let label = if self.plan_len > 1 { format!("[{n}/{}] {name}", self.plan_len) } else { name.to_owned() };
+                let label = if self.plan_len > 1 {
+                    format!("[{n}/{}] {name}", self.plan_len)
+                } else {
+                    name.to_owned()
+                };
                 bar.set_message(label);
                 // Drawn on the first tick, so steps faster than this never flash a spinner.
                 bar.enable_steady_tick(std::time::Duration::from_millis(250));
@@ -136,7 +150,11 @@ impl Approver for TtyApprover {
             self.style.bold(req.name),
             render::args_line(req.args, &self.home),
             self.style.risk(req.assessment.risk),
-            req.assessment.reasons.first().map(String::as_str).unwrap_or("")
+            req.assessment
+                .reasons
+                .first()
+                .map(String::as_str)
+                .unwrap_or("")
         );
         match term::ask_key("Run this step? [y/n] ", &['y', 'n'], Some('n')) {
             Ok('y') => Approval::Approve("confirmed at the prompt".into()),
@@ -160,25 +178,45 @@ pub fn run_request(
     cancel: &CancelToken,
 ) -> anyhow::Result<ExitCode> {
     let env = app.env();
-    let ctx = PlanContext { home: env.home.clone(), cwd: env.cwd.clone(), conversation: conversation.clone() };
+    let ctx = PlanContext {
+        home: env.home.display().to_string(),
+        cwd: env.cwd.display().to_string(),
+        conversation: conversation.clone(),
+    };
     let style = app.style;
     let json_mode = app.global.json;
     let mut plan = match planner.plan(text, &ctx) {
         Outcome::Plan { plan, .. } => plan,
         Outcome::Undo { target } => {
             let engine = app.engine()?;
-            let target = target.or_else(|| conversation.as_ref().and_then(|c| c.last_tx.map(|t| t.to_string())));
-            return crate::txn_cmd::undo_with(app, &engine, target.as_deref(), app.global.yes, app.global.dry_run, cancel);
+            let target = target.or_else(|| conversation.as_ref().and_then(|c| c.last_tx.clone()));
+            return crate::txn_cmd::undo_with(
+                app,
+                &engine,
+                target.as_deref(),
+                app.global.yes,
+                app.global.dry_run,
+                cancel,
+            );
         }
-        Outcome::NotUnderstood { message, suggestions } => {
+        Outcome::NotUnderstood {
+            message,
+            suggestions,
+        } => {
             if json_mode {
-                render::json_line(&json!({"steps": [], "error": message, "suggestions": suggestions}))?;
+                render::json_line(
+                    &json!({"steps": [], "error": message, "suggestions": suggestions}),
+                )?;
             } else {
                 eprintln!("kernos: {message}");
                 if !suggestions.is_empty() {
                     eprintln!("The closest things I can do:");
                     for s in &suggestions {
-                        eprintln!("  kernos \"{}\"   {}", s.example, style.dim(&format!("({})", s.action)));
+                        eprintln!(
+                            "  kernos \"{}\"   {}",
+                            s.example,
+                            style.dim(&format!("({})", s.action))
+                        );
                     }
                 }
             }
@@ -202,47 +240,51 @@ pub fn run_request(
     let home = env.home.display().to_string();
     let interactive = term::interactive();
 
-    let read_only = plan
-        .steps
-        .iter()
-        .all(|s| engine.registry().get(&s.tool, &s.action).is_some_and(|a| a.spec().is_read_only()));
+    let read_only = plan.steps.iter().all(|s| {
+        engine
+            .registry()
+            .get(&s.tool, &s.action)
+            .is_some_and(|a| a.spec().is_read_only())
+    });
 
     let (report, preview) = if read_only && !app.global.dry_run {
         // Reads run at once; a read that policy still asks about (credentials) needs a yes.
         let mut approver: Box<dyn Approver> = if app.global.yes {
             Box::new(ApproveAll("--yes".into()))
         } else if interactive {
-            Box::new(TtyApprover { style, home: home.clone() })
+            Box::new(TtyApprover {
+                style,
+                home: home.clone(),
+            })
         } else {
-            Box::new(DeclineAll("needs confirmation: no terminal to ask and no --yes".into()))
+            Box::new(DeclineAll(
+                "needs confirmation: no terminal to ask and no --yes".into(),
+            ))
         };
         (engine.run(&plan, None, &session, approver.as_mut())?, None)
     } else {
         let mut preview = engine.preview(&plan, &session)?;
-        loop {
-            if !json_mode {
-                print_preview(&plan, &preview, style, &home);
+        if !json_mode {
+            print_preview(&plan, &preview, style, &home);
+        }
+        if let Some(why) = &preview.denied {
+            if json_mode {
+                render::json_line(&json!({"plan": plan, "preview": preview, "error": why}))?;
+            } else {
+                eprintln!("{} {why}", style.red("refused:"));
             }
-            if let Some(why) = &preview.denied {
-                if json_mode {
-                    render::json_line(&json!({"plan": plan, "preview": preview, "error": why}))?;
-                } else {
-                    eprintln!("{} {why}", style.red("refused:"));
-                }
-                return Ok(ExitCode::from(1));
+            return Ok(ExitCode::from(1));
+        }
+        if app.global.dry_run {
+            if json_mode {
+                render::json_line(&json!({"plan": plan, "preview": preview}))?;
+            } else {
+                print_changes(&preview, style);
+                println!("{}", style.dim("(dry run: nothing was changed)"));
             }
-            if app.global.dry_run {
-                if json_mode {
-                    render::json_line(&json!({"plan": plan, "preview": preview}))?;
-                } else {
-                    print_changes(&preview, style);
-                    println!("{}", style.dim("(dry run: nothing was changed)"));
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            if app.global.yes {
-                break;
-            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !app.global.yes {
             if !interactive {
                 let msg = "not run: this plan changes things and needs confirmation; run it in a terminal or pass --yes";
                 if json_mode {
@@ -252,18 +294,19 @@ pub fn run_request(
                 }
                 return Ok(ExitCode::from(1));
             }
-            match prompt(&engine, &session, &mut plan, &mut preview, style, &home)? {
-                Choice::Run => break,
-                Choice::Stop => {
-                    println!("nothing done");
-                    return Ok(ExitCode::from(1));
-                }
+            if let Choice::Stop = prompt(&engine, &session, &mut plan, &mut preview, style, &home)?
+            {
+                println!("nothing done");
+                return Ok(ExitCode::from(1));
             }
         }
         let mut approver: Box<dyn Approver> = if app.global.yes {
             Box::new(ApproveAll("--yes".into()))
         } else {
-            Box::new(ApprovedUpTo { risk: preview.risk, by: Actor::current_user().0 })
+            Box::new(ApprovedUpTo {
+                risk: preview.risk,
+                by: Actor::current_user().0,
+            })
         };
         let report = engine.run(&plan, Some(&preview), &session, approver.as_mut())?;
         (report, Some(preview))
@@ -274,16 +317,28 @@ pub fn run_request(
     let mut produced: Vec<String> = Vec::new();
     for s in report.steps.iter().rev() {
         if let Some(out) = &s.output {
-            let paths = out.columns.iter().find(|c| c.kind == ColumnKind::Path).map(|c| c.name.clone());
+            let paths = out
+                .columns
+                .iter()
+                .find(|c| c.kind == ColumnKind::Path)
+                .map(|c| c.name.clone());
             if let Some(col) = paths {
-                produced = out.column_values(&col).iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+                produced = out
+                    .column_values(&col)
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
                 if !produced.is_empty() {
                     break;
                 }
             }
         }
     }
-    *conversation = Some(Conversation::after_run(text, &plan, produced, report.undoable.then_some(report.tx)));
+    *conversation = Some(Conversation::after_run(
+        &plan,
+        produced,
+        report.undoable.then(|| report.tx.to_string()),
+    ));
 
     if json_mode {
         render::json_line(&json!({"plan": plan, "preview": preview, "report": report}))?;
@@ -297,14 +352,23 @@ pub fn run_request(
 }
 
 fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
-    let reversible = preview.steps.iter().all(|s| s.reversibility != kernos_core::Reversibility::Irreversible);
+    let reversible = preview
+        .steps
+        .iter()
+        .all(|s| s.reversibility != kernos_core::Reversibility::Irreversible);
     println!(
         "{} ({} step{}, risk {}{})",
         style.bold("Plan"),
         plan.steps.len(),
         if plan.steps.len() == 1 { "" } else { "s" },
         style.risk(preview.risk),
-        if preview.read_only { "" } else if reversible { ", reversible" } else { ", NOT fully reversible" }
+        if preview.read_only {
+            ""
+        } else if reversible {
+            ", reversible"
+        } else {
+            ", NOT fully reversible"
+        }
     );
     for s in &preview.steps {
         println!(
@@ -320,7 +384,10 @@ fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
                 println!("       {}", c.describe());
             }
             if changes.len() > 5 {
-                println!("       {}", style.dim(&format!("… and {} more (d to see all)", changes.len() - 5)));
+                println!(
+                    "       {}",
+                    style.dim(&format!("… and {} more (d to see all)", changes.len() - 5))
+                );
             }
         }
         if let Some(n) = &s.note {
@@ -328,7 +395,10 @@ fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
         }
         if s.assessment.risk > Risk::Low {
             if let Some(r) = s.assessment.reasons.first() {
-                println!("       {}", style.dim(&format!("why {}: {r}", s.assessment.risk)));
+                println!(
+                    "       {}",
+                    style.dim(&format!("why {}: {r}", s.assessment.risk))
+                );
             }
         }
     }
@@ -337,14 +407,28 @@ fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
 fn print_changes(preview: &Preview, style: Style) {
     for s in &preview.steps {
         match &s.changes {
-            Some(c) if c.is_empty() => println!("{}. {}: {}", s.index + 1, s.name, style.dim("changes nothing")),
+            Some(c) if c.is_empty() => println!(
+                "{}. {}: {}",
+                s.index + 1,
+                s.name,
+                style.dim("changes nothing")
+            ),
             Some(c) => {
                 println!("{}. {}:", s.index + 1, s.name);
                 for ch in c {
                     println!("   {}", ch.describe());
                 }
             }
-            None => println!("{}. {}: {}", s.index + 1, s.name, style.dim(s.note.as_deref().unwrap_or("unknown until earlier steps run"))),
+            None => println!(
+                "{}. {}: {}",
+                s.index + 1,
+                s.name,
+                style.dim(
+                    s.note
+                        .as_deref()
+                        .unwrap_or("unknown until earlier steps run")
+                )
+            ),
         }
     }
 }
@@ -358,7 +442,11 @@ fn explain(plan: &Plan, preview: &Preview, style: Style) {
         for e in &s.effects {
             println!("   {} {}", e.kind, e.target);
         }
-        println!("   risk {}: {}", style.risk(s.assessment.risk), s.assessment.reasons.join("; "));
+        println!(
+            "   risk {}: {}",
+            style.risk(s.assessment.risk),
+            s.assessment.reasons.join("; ")
+        );
         println!(
             "   {}",
             match s.reversibility {
@@ -380,7 +468,11 @@ fn prompt(
     home: &str,
 ) -> anyhow::Result<Choice> {
     loop {
-        let c = term::ask_key("Run it? [y]es [n]o [d]ry-run [e]dit [?]explain ", &['y', 'n', 'd', 'e', '?'], None)?;
+        let c = term::ask_key(
+            "Run it? [y]es [n]o [d]ry-run [e]dit [?]explain ",
+            &['y', 'n', 'd', 'e', '?'],
+            None,
+        )?;
         match c {
             'y' => return Ok(Choice::Run),
             'n' => return Ok(Choice::Stop),
@@ -441,23 +533,40 @@ fn print_report(report: &TxReport, style: Style, home: &str) {
         match &s.status {
             StepStatus::Done => {
                 if let Some(out) = &s.output {
-                    for c in &out.changes {
-                        println!("{} {}", style.green("✓"), c.describe());
-                    }
-                    if !out.rows.is_empty() || out.text.is_some() || out.changes.is_empty() {
+                    if out.changes.is_empty() {
                         print!("{}", render::output(out, home, style));
+                    } else {
+                        // For changes, the list of what was done says it all; the rows would
+                        // repeat it.
+                        for c in &out.changes {
+                            println!("{} {}", style.green("✓"), c.describe());
+                        }
+                        if let Some(t) = &out.text {
+                            print!("{t}");
+                        }
+                        if let Some(sum) = &out.summary {
+                            println!("{}", style.dim(sum));
+                        }
                     }
                 }
             }
             StepStatus::Failed { error } => println!("{} {error}", style.red("failed:")),
-            StepStatus::Skipped { reason } => println!("{}", style.dim(&format!("skipped: {reason}"))),
+            StepStatus::Skipped { reason } => {
+                println!("{}", style.dim(&format!("skipped: {reason}")))
+            }
             StepStatus::Denied { reason } => println!("{} {reason}", style.red("refused:")),
             StepStatus::Declined { reason } => println!("{} {reason}", style.yellow("not run:")),
-            StepStatus::Cancelled => println!("{}", style.yellow("cancelled (what was done so far can be undone)")),
+            StepStatus::Cancelled => println!(
+                "{}",
+                style.yellow("cancelled (what was done so far can be undone)")
+            ),
         }
     }
     if report.undoable {
-        println!("{}", style.dim(&format!("undo with: kernos undo {}", short_id(&report.tx))));
+        println!(
+            "{}",
+            style.dim(&format!("undo with: kernos undo {}", short_id(&report.tx)))
+        );
     }
 }
 
@@ -465,7 +574,11 @@ fn print_report(report: &TxReport, style: Style, home: &str) {
 pub fn plan_only(app: &App, planner: &Planner, text: &str) -> anyhow::Result<ExitCode> {
     let env = app.env();
     let conversation = ContextStore::for_cwd(app).load();
-    let ctx = PlanContext { home: env.home.clone(), cwd: env.cwd.clone(), conversation };
+    let ctx = PlanContext {
+        home: env.home.display().to_string(),
+        cwd: env.cwd.display().to_string(),
+        conversation,
+    };
     let outcome = planner.plan(text, &ctx);
     match outcome {
         Outcome::Plan { plan, confidence } => {
@@ -475,22 +588,37 @@ pub fn plan_only(app: &App, planner: &Planner, text: &str) -> anyhow::Result<Exi
                 render::json_line(&v)?;
             } else {
                 for (i, s) in plan.steps.iter().enumerate() {
-                    println!("{}. {} {}", i + 1, app.style.bold(&s.name()), render::args_line(&s.args, &env.home.display().to_string()));
+                    println!(
+                        "{}. {} {}",
+                        i + 1,
+                        app.style.bold(&s.name()),
+                        render::args_line(&s.args, &env.home.display().to_string())
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         Outcome::Undo { target } => {
             if app.global.json {
-                render::json_line(&json!({"steps": [], "undo": target.unwrap_or_else(|| "last".into())}))?;
+                render::json_line(
+                    &json!({"steps": [], "undo": target.unwrap_or_else(|| "last".into())}),
+                )?;
             } else {
-                println!("undo {}", target.unwrap_or_else(|| "the last transaction".into()));
+                println!(
+                    "undo {}",
+                    target.unwrap_or_else(|| "the last transaction".into())
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
-        Outcome::NotUnderstood { message, suggestions } => {
+        Outcome::NotUnderstood {
+            message,
+            suggestions,
+        } => {
             if app.global.json {
-                render::json_line(&json!({"steps": [], "error": message, "suggestions": suggestions}))?;
+                render::json_line(
+                    &json!({"steps": [], "error": message, "suggestions": suggestions}),
+                )?;
             } else {
                 eprintln!("kernos: {message}");
                 for s in &suggestions {

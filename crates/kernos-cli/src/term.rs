@@ -80,7 +80,9 @@ impl RawGuard {
                 return None;
             }
             let saved = t;
-            t.c_lflag &= !(libc::ICANON | libc::ECHO);
+            // ISIG off too: Ctrl-C at the prompt arrives as a key (read as "no") rather than
+            // as a signal that would cancel nothing.
+            t.c_lflag &= !(libc::ICANON | libc::ECHO | libc::ISIG);
             t.c_cc[libc::VMIN] = 1;
             t.c_cc[libc::VTIME] = 0;
             if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {

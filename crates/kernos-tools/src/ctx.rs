@@ -195,7 +195,13 @@ impl Ctx<'_> {
         let mut req = ExecRequest::new(argv, policy);
         req.stdin = opts.stdin;
         req.env = opts.env;
-        Ok(self.runner.run(&req, self.cancel)?)
+        let out = self.runner.run(&req, self.cancel)?;
+        // A child stopped because we asked is a cancellation of the step, whatever the tool
+        // would make of its exit status.
+        if out.stopped == Some(kernos_core::StopReason::Cancelled) {
+            return Err(ToolError::Cancelled);
+        }
+        Ok(out)
     }
 }
 

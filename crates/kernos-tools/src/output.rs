@@ -141,12 +141,20 @@ impl Change {
                 bytes,
                 entries,
             } => {
-                format!(
-                    "delete {} ({} entries, {}) to trash",
-                    path.display(),
-                    entries,
-                    human_bytes(*bytes)
-                )
+                if *entries <= 1 {
+                    format!(
+                        "delete {} ({}) to trash",
+                        path.display(),
+                        human_bytes(*bytes)
+                    )
+                } else {
+                    format!(
+                        "delete {} ({} entries, {}) to trash",
+                        path.display(),
+                        entries,
+                        human_bytes(*bytes)
+                    )
+                }
             }
             Change::Move { from, to, bytes } => {
                 format!(
