@@ -268,3 +268,25 @@ fn ctrl_c_stops_the_step_and_records_it() {
     let hist = json(&w.run(&["--json", "history"]));
     assert_eq!(hist[0]["status"], "cancelled", "{hist}");
 }
+
+#[test]
+fn refused_targets_are_refused_even_with_yes() {
+    let w = World::new();
+    let journal = w.data.join("journal.db");
+    // Create the journal first so there is something to protect.
+    assert!(w.run(&["show the largest files here"]).status.success());
+    for req in [
+        "delete /".to_string(),
+        "delete ~".to_string(),
+        format!("delete {}", journal.display()),
+        format!("delete {}", w.data.display()),
+        "kill process 1".to_string(),
+    ] {
+        let out = w.run(&["--yes", &req]);
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "{req}: {all}");
+        assert!(all.contains("refused"), "{req} was not refused: {all}");
+    }
+    assert!(journal.exists() && w.home.exists());
+    assert!(w.run(&["journal", "verify"]).status.success());
+}
