@@ -14,6 +14,8 @@ pub(crate) struct Apt;
 /// Everything dpkg, apt and maintainer scripts write while installing or removing.
 const WRITE_PATHS: &[&str] = &[
     "/usr",
+    // Kernel and bootloader packages install into /boot.
+    "/boot",
     "/etc",
     "/opt",
     "/bin",

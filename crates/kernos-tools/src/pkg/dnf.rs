@@ -17,6 +17,8 @@ pub(crate) struct Dnf;
 
 const WRITE_PATHS: &[&str] = &[
     "/usr",
+    // Kernel and bootloader packages install into /boot.
+    "/boot",
     "/etc",
     "/opt",
     "/var/lib/rpm",
