@@ -96,7 +96,11 @@ fn writable_root(path: &Path) -> Option<PathBuf> {
     if path.is_dir() {
         return Some(path.to_path_buf());
     }
-    path.parent().filter(|d| d.is_dir()).map(Path::to_path_buf)
+    // Never the root itself: a declared path like /boot that does not exist on this machine
+    // must not turn into "the whole filesystem is writable".
+    path.parent()
+        .filter(|d| d.is_dir() && *d != Path::new("/"))
+        .map(Path::to_path_buf)
 }
 
 #[cfg(test)]
@@ -152,6 +156,19 @@ mod tests {
                 }]
             }
         );
+    }
+
+    #[test]
+    fn a_missing_top_level_directory_never_grants_the_root() {
+        let p = policy_for(
+            &[Effect::path(
+                EffectKind::Write,
+                "/no-such-top-level-dir",
+                true,
+            )],
+            &env(),
+        );
+        assert!(p.write.is_empty(), "{:?}", p.write);
     }
 
     #[test]
