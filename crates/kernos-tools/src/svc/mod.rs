@@ -259,9 +259,10 @@ impl Action for List {
         if let Some(f) = &args.state {
             let _ = state_filter(f)?;
         }
+        // Every service: a read of the service manager, whose control socket the query needs.
         Ok(vec![Effect {
             kind: EffectKind::Read,
-            target: Target::System,
+            target: Target::Service { name: "*".into() },
         }])
     }
 
@@ -364,7 +365,9 @@ fn transition(op: Op, st: &Status) -> Result<Option<Transition>> {
     let from = || st.state.clone();
     match op {
         Op::Start => Ok((!st.running()).then(|| (from(), "active".into()))),
-        Op::Stop => Ok(st.running().then(|| (from(), "inactive".into()))),
+        // A service whose state cannot be read may be running: stopping is what was asked,
+        // and an init script's stop is harmless when it is not.
+        Op::Stop => Ok((st.running() || st.state == "unknown").then(|| (from(), "inactive".into()))),
         Op::Restart if st.running() => Ok(Some((from(), "restarted".into()))),
         Op::Restart => Ok(Some((from(), "active".into()))),
         Op::Enable | Op::Disable => {
@@ -499,6 +502,8 @@ impl Action for Change1 {
         // The way back, journaled before anything changes.
         let inverse = match self.op {
             Op::Start => Some("stop"),
+            // Undo must not start a service nobody knew was running.
+            Op::Stop if !before.running() => None,
             Op::Stop => Some("start"),
             Op::Restart if !before.running() => Some("stop"),
             Op::Restart => None,
@@ -688,6 +693,10 @@ mod tests {
             pair("active", "inactive")
         );
         assert_eq!(t(Op::Stop, &st("inactive", "enabled")), None);
+        assert_eq!(
+            t(Op::Stop, &st("unknown", "enabled")),
+            pair("unknown", "inactive")
+        );
         assert_eq!(
             t(Op::Restart, &st("active", "x")),
             pair("active", "restarted")
