@@ -360,10 +360,7 @@ mod tests {
         .unwrap();
         let p = cli.exec.to_request().unwrap().policy;
         assert_eq!(p.lifetime, Lifetime::Service);
-        assert_eq!(
-            p.unix_sockets,
-            vec![PathBuf::from("/run/systemd/private")]
-        );
+        assert_eq!(p.unix_sockets, vec![PathBuf::from("/run/systemd/private")]);
         assert_eq!(p.network, NetworkPolicy::Deny);
     }
 }

@@ -458,8 +458,7 @@ mod tests {
                 return 1;
             }
             // The upper half of the argument is ignored by the kernel, and by the filter.
-            if errno_of(libc::syscall(libc::SYS_kill, 0xdead_0000_ffff_ffffu64, 0)) != libc::EPERM
-            {
+            if errno_of(libc::syscall(libc::SYS_kill, 0xdead_0000_ffff_ffffu64, 0)) != libc::EPERM {
                 return 2;
             }
             if libc::syscall(libc::SYS_kill, libc::getpid(), 0) != 0 {
@@ -470,7 +469,11 @@ mod tests {
         assert_eq!(code, 0);
         // Without the option kill(-1, 0) is not the filter's business.
         let code = in_filtered_child(false, || unsafe {
-            if libc::syscall(libc::SYS_kill, -1, 0) == 0 { 0 } else { 1 }
+            if libc::syscall(libc::SYS_kill, -1, 0) == 0 {
+                0
+            } else {
+                1
+            }
         });
         assert_eq!(code, 0);
     }

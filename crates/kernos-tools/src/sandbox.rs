@@ -13,9 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kernos_core::{
-    Effect, EffectKind, HostPort, Lifetime, NetworkPolicy, SandboxPolicy, Target,
-};
+use kernos_core::{Effect, EffectKind, HostPort, Lifetime, NetworkPolicy, SandboxPolicy, Target};
 
 use crate::ctx::Env;
 
@@ -236,7 +234,9 @@ mod tests {
             Effect::path(EffectKind::Write, "/tmp", true),
             Effect {
                 kind: EffectKind::Privileged,
-                target: Target::Package { name: "nginx".into() },
+                target: Target::Package {
+                    name: "nginx".into(),
+                },
             },
             Effect {
                 kind: EffectKind::Read,

@@ -300,8 +300,7 @@ fn drop_capabilities(caps: &[u32]) -> Result<(), String> {
     };
     let mut data = [Data::default(); 2];
     // SAFETY: header and a two-element data array, as capget(2) wants for version 3.
-    if unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()) } != 0
-    {
+    if unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()) } != 0 {
         return Err(format!("capget: {}", io::Error::last_os_error()));
     }
     for &c in caps {

@@ -31,10 +31,10 @@ use kernos_core::sandbox::{Lifetime, NetworkPolicy};
 
 use crate::cgroup::{CgroupLimits, CgroupSetup, StepCgroup};
 use crate::landlock::{self, PathRule, Ruleset};
-use crate::seccomp::FilterOpts;
 use crate::protocol::{
     CONTROL_FD, FailKind, HELPER_ARG, HelperMessage, HelperReport, HelperRequest, PROTOCOL_VERSION,
 };
+use crate::seccomp::FilterOpts;
 use crate::{seccomp, sys};
 
 pub(crate) use child::{Hide, MountPlan};
@@ -1354,11 +1354,7 @@ fn write_id_maps(pid: libc::pid_t, euid: libc::uid_t) -> io::Result<()> {
 /// that cannot be listed (it may hold sockets nobody can see from here, so it is covered
 /// whole). Symlinks are not followed, and a root that is another one under a second name
 /// (`/var/run` → `/run`) is searched once. Fails after looking at `budget` entries.
-fn sockets_under(
-    roots: &[&str],
-    keep: &[PathBuf],
-    budget: usize,
-) -> Result<Vec<PathBuf>, String> {
+fn sockets_under(roots: &[&str], keep: &[PathBuf], budget: usize) -> Result<Vec<PathBuf>, String> {
     use std::os::unix::fs::FileTypeExt;
     let mut searched: Vec<PathBuf> = Vec::new();
     let mut found = Vec::new();
@@ -1493,11 +1489,15 @@ mod tests {
         std::fs::write(root.join("a/file"), "x").unwrap();
         std::os::unix::fs::symlink(&root, root.join("a/b/loop")).unwrap();
         let r = root.to_str().unwrap();
-        let mut found = sockets_under(&[r, r], &[s1.clone()], 1000).unwrap();
+        let mut found = sockets_under(&[r, r], std::slice::from_ref(&s1), 1000).unwrap();
         found.sort();
         assert_eq!(found, vec![s2.clone()]);
         assert!(sockets_under(&[r], &[], 2).is_err());
-        assert!(sockets_under(&["/nonexistent-kernos"], &[], 10).unwrap().is_empty());
+        assert!(
+            sockets_under(&["/nonexistent-kernos"], &[], 10)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -367,7 +367,9 @@ fn transition(op: Op, st: &Status) -> Result<Option<Transition>> {
         Op::Start => Ok((!st.running()).then(|| (from(), "active".into()))),
         // A service whose state cannot be read may be running: stopping is what was asked,
         // and an init script's stop is harmless when it is not.
-        Op::Stop => Ok((st.running() || st.state == "unknown").then(|| (from(), "inactive".into()))),
+        Op::Stop => {
+            Ok((st.running() || st.state == "unknown").then(|| (from(), "inactive".into())))
+        }
         Op::Restart if st.running() => Ok(Some((from(), "restarted".into()))),
         Op::Restart => Ok(Some((from(), "active".into()))),
         Op::Enable | Op::Disable => {

@@ -145,12 +145,19 @@ impl SysV {
             let Ok(s) = std::fs::read_to_string(&p) else {
                 continue;
             };
-            let Some(pid) = s.split_whitespace().next().and_then(|w| w.parse::<u32>().ok())
+            let Some(pid) = s
+                .split_whitespace()
+                .next()
+                .and_then(|w| w.parse::<u32>().ok())
             else {
                 continue;
             };
             if pid > 1 && pid_alive(pid) {
-                return ("active", format!("pid {pid} from {}", p.display()), Some(pid));
+                return (
+                    "active",
+                    format!("pid {pid} from {}", p.display()),
+                    Some(pid),
+                );
             }
             stale.get_or_insert((p, pid));
         }

@@ -50,16 +50,15 @@ impl Fixture {
             }
         };
         let runner = kernos_sandbox::SandboxRunner::with_helper(helper);
-        Some(Self::in_world(
-            World::with_runner(Arc::new(runner)),
-            script,
-        ))
+        Some(Self::in_world(World::with_runner(Arc::new(runner)), script))
     }
 
     fn in_world(mut world: World, kind: Script) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
-        for d in ["init.d", "run", "log", "bin", "rc2.d", "rc3.d", "rc4.d", "rc5.d"] {
+        for d in [
+            "init.d", "run", "log", "bin", "rc2.d", "rc3.d", "rc4.d", "rc5.d",
+        ] {
             std::fs::create_dir(root.join(d)).unwrap();
         }
         let script = match kind {
@@ -505,7 +504,7 @@ fn sandboxed_start_status_stop_and_undo() {
     // script started: alive after the step, and still under the step's confinement.
     assert!(alive(pid));
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert!(String::from_utf8_lossy(&cmdline).starts_with("sleep\0300"));
+    assert!(String::from_utf8_lossy(&cmdline).starts_with("sleep\x00300"));
     assert_eq!(confinement(pid), ("1".to_owned(), "2".to_owned()));
 
     // Stop from another step (another sandbox): the signal reaches it.
