@@ -112,7 +112,10 @@ pub enum Lifetime {
     /// filter and mount view for its whole life**: it can write only the paths that step
     /// declared, cannot read its `deny_read` paths, uses the network only if that step had the
     /// network effect, and does not see host mounts made after it started. Declare what the
-    /// daemon itself needs (its pid, log and state directories; the network it serves).
+    /// daemon itself needs (its pid, log and state directories; the network it serves). The
+    /// private temporary directory (`TMPDIR`) belongs to the control command and is removed
+    /// when it exits, and the step's output pipes stop being read shortly after: a daemon
+    /// must keep its files in its declared directories and redirect its output.
     Service,
 }
 
@@ -151,11 +154,13 @@ pub struct SandboxPolicy {
     /// Pathname Unix sockets the command may connect to even without the network effect
     /// (systemd's `/run/systemd/private`, the D-Bus system bus). Seccomp cannot see a socket
     /// path, so when this list is non-empty `connect(2)` is allowed (`socket(2)` still only
-    /// for `AF_UNIX`) and the mount view makes every other socket unreachable instead: each
-    /// pathname socket under `/run`, `/tmp` and `/var/tmp` that is not listed here is covered
-    /// by an empty mount, and listed sockets inside `deny_read` paths are bound back in.
-    /// Abstract sockets of the host stay out of reach (a separate network namespace, and
-    /// Landlock's abstract-socket scoping).
+    /// for `AF_UNIX`, `bind`/`listen` still refused) and the mount view makes every other
+    /// socket unreachable instead: each pathname socket under `/run`, `/tmp` and `/var/tmp`
+    /// that exists when the step starts and is not listed here is covered by an empty mount
+    /// (also when it lies in a declared readable or writable path), and listed sockets inside
+    /// `deny_read` paths are bound back in. Abstract sockets of the host stay out of reach (a
+    /// separate network namespace, and Landlock's abstract-socket scoping). A listed path that
+    /// exists must be a socket; one that does not exist is skipped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unix_sockets: Vec<PathBuf>,
 }

@@ -2066,6 +2066,43 @@ mod unix_sockets {
     }
 
     #[test]
+    fn declaring_a_path_does_not_declare_the_sockets_in_it() {
+        let t = Tree::new();
+        if !tree_is_searched(&t) {
+            eprintln!("skipped: the temp dir is outside /run, /tmp, /var/tmp");
+            return;
+        }
+        std::fs::create_dir(t.p("home/.ssh/cm")).unwrap();
+        let a = Server::new(t.p("outside/a.sock"));
+        // In a writable dir, declared readable by its exact path, and in a declared dir that
+        // is re-exposed inside a denied one (an ssh ControlMaster socket, say).
+        let others = [
+            Server::new(t.p("work/w.sock")),
+            Server::new(t.p("outside/dir/r.sock")),
+            Server::new(t.p("home/.ssh/cm/master.sock")),
+        ];
+        let mut p = t.policy();
+        p.unix_sockets = vec![a.path.clone()];
+        p.read.push(others[1].path.clone());
+        p.read.push(t.p("home/.ssh/cm"));
+        for s in &others {
+            assert_eq!(
+                py_with(p.clone(), &connect_code(&s.path)).code,
+                Some(7),
+                "{} was reachable",
+                s.path.display()
+            );
+            assert!(!s.was_hit(), "{} got a connection", s.path.display());
+        }
+        assert_eq!(py_with(p.clone(), &connect_code(&a.path)).code, Some(0));
+        assert!(a.was_hit());
+        // The writable dir holding a covered socket is still writable.
+        let o = sh_with(p, "echo x > work/new.txt && cat work/new.txt");
+        assert!(o.success(), "{}", o.stderr_text());
+        assert_eq!(std::fs::read_to_string(t.p("work/new.txt")).unwrap(), "x\n");
+    }
+
+    #[test]
     fn declared_socket_inside_a_denied_directory_is_bound_back_in() {
         let t = Tree::new();
         let agent = Server::new(t.p("home/.ssh/agent.sock"));

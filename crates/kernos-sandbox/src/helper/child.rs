@@ -65,6 +65,9 @@ pub(crate) struct MountPlan {
     /// Mount a /proc of the step's own PID namespace (not for a service step, which has none
     /// and keeps the host's).
     pub fresh_proc: bool,
+    /// Undeclared Unix sockets to cover (when the policy declares some, so `connect(2)` is
+    /// open): each one still visible once the view is built gets an empty mount.
+    pub cover_sockets: Vec<CString>,
 }
 
 /// Device nodes the command gets in its private /dev; everything else (disks, /dev/mem, …) is
@@ -620,6 +623,31 @@ fn setup_mounts(m: &MountPlan, allow_weaker: bool, st: RawFd) -> Result<(), Moun
             // read-only and make only the declared path itself writable.
             mount_setattr(w, false, 0, MOUNT_ATTR_RDONLY)
                 .map_err(|e| unavailable(&format!("making {w:?} writable"), e))?;
+        }
+    }
+
+    // 3b. Undeclared Unix sockets: a node-less /dev/null over each one refuses connections.
+    //     After the writable binds and the re-exposed paths, so none of those brings one
+    //     back; one that is not visible any more (inside a hidden directory) needs nothing.
+    if !m.cover_sockets.is_empty() {
+        let null = devices
+            .iter()
+            .find(|(n, _)| *n == c"null")
+            .and_then(|(_, fd)| fd.as_ref())
+            .ok_or((
+                FailKind::Unavailable,
+                "no /dev/null to cover Unix sockets with".to_owned(),
+            ))?;
+        for sock in &m.cover_sockets {
+            match mount(Some(&fd_path(null)), sock, None, libc::MS_BIND, None) {
+                Ok(()) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                    continue;
+                }
+                Err(e) => return Err(unavailable(&format!("covering the socket {sock:?}"), e)),
+            }
+            mount_setattr(sock, false, MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY, 0)
+                .map_err(|e| unavailable("covering a socket", e))?;
         }
     }
 

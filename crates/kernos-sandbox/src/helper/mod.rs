@@ -584,11 +584,15 @@ fn supervise(
         }
         sockets.push(c);
     }
+    let mut cover_sockets = Vec::new();
     if unix_connect {
         // connect(2) is open, so every socket the view shows is reachable: cover all the
-        // undeclared ones where sockets live.
+        // undeclared ones where sockets live (and hide directories we cannot look into).
         match sockets_under(&SOCKET_DIRS, &sockets, SOCKET_SCAN_BUDGET) {
-            Ok(found) => denied.extend(found),
+            Ok((found, unlisted)) => {
+                cover_sockets = found;
+                denied.extend(unlisted);
+            }
             Err(why) if policy.allow_weaker => {
                 weakened.push(format!("hiding undeclared Unix sockets ({why})"));
             }
@@ -846,6 +850,10 @@ fn supervise(
         // A fresh /proc needs a PID namespace of our own; a service step keeps the host's
         // (read-only, and Landlock keeps other processes' root, fd and exe links closed).
         fresh_proc: !service,
+        cover_sockets: cover_sockets
+            .iter()
+            .map(|p| cpath(p))
+            .collect::<Result<Vec<_>, _>>()?,
     };
 
     // --- Landlock -----------------------------------------------------------------------------
@@ -1351,13 +1359,19 @@ fn write_id_maps(pid: libc::pid_t, euid: libc::uid_t) -> io::Result<()> {
 }
 
 /// Every pathname Unix socket under `roots` except the `keep` ones, and every directory there
-/// that cannot be listed (it may hold sockets nobody can see from here, so it is covered
-/// whole). Symlinks are not followed, and a root that is another one under a second name
-/// (`/var/run` → `/run`) is searched once. Fails after looking at `budget` entries.
-fn sockets_under(roots: &[&str], keep: &[PathBuf], budget: usize) -> Result<Vec<PathBuf>, String> {
+/// that cannot be listed (it may hold sockets nobody can see from here, so it is hidden
+/// whole): `(sockets, directories)`. Symlinks are not followed, and a root that is another
+/// one under a second name (`/var/run` → `/run`) is searched once. Fails after looking at
+/// `budget` entries.
+fn sockets_under(
+    roots: &[&str],
+    keep: &[PathBuf],
+    budget: usize,
+) -> Result<(Vec<PathBuf>, Vec<PathBuf>), String> {
     use std::os::unix::fs::FileTypeExt;
     let mut searched: Vec<PathBuf> = Vec::new();
     let mut found = Vec::new();
+    let mut unlisted = Vec::new();
     let mut looked = 0usize;
     for r in roots {
         let Ok(root) = std::fs::canonicalize(r) else {
@@ -1370,12 +1384,12 @@ fn sockets_under(roots: &[&str], keep: &[PathBuf], budget: usize) -> Result<Vec<
         let mut stack = vec![root];
         while let Some(dir) = stack.pop() {
             let Ok(entries) = std::fs::read_dir(&dir) else {
-                found.push(dir);
+                unlisted.push(dir);
                 continue;
             };
             for e in entries {
                 let Ok(e) = e else {
-                    found.push(dir.clone());
+                    unlisted.push(dir.clone());
                     break;
                 };
                 looked += 1;
@@ -1399,7 +1413,7 @@ fn sockets_under(roots: &[&str], keep: &[PathBuf], budget: usize) -> Result<Vec<
             }
         }
     }
-    Ok(found)
+    Ok((found, unlisted))
 }
 
 /// A fresh private directory for the command's temporary files (mode 0700).
@@ -1489,14 +1503,15 @@ mod tests {
         std::fs::write(root.join("a/file"), "x").unwrap();
         std::os::unix::fs::symlink(&root, root.join("a/b/loop")).unwrap();
         let r = root.to_str().unwrap();
-        let mut found = sockets_under(&[r, r], std::slice::from_ref(&s1), 1000).unwrap();
+        let (mut found, unlisted) =
+            sockets_under(&[r, r], std::slice::from_ref(&s1), 1000).unwrap();
         found.sort();
         assert_eq!(found, vec![s2.clone()]);
+        assert!(unlisted.is_empty());
         assert!(sockets_under(&[r], &[], 2).is_err());
-        assert!(
-            sockets_under(&["/nonexistent-kernos"], &[], 10)
-                .unwrap()
-                .is_empty()
+        assert_eq!(
+            sockets_under(&["/nonexistent-kernos"], &[], 10).unwrap(),
+            (vec![], vec![])
         );
     }
 
