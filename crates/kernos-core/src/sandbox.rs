@@ -88,8 +88,9 @@ pub enum Lifetime {
     /// For steps that start or stop system services (an init script that forks a daemon and
     /// exits, `kill $(cat pidfile)`): processes the command starts may outlive the step.
     ///
-    /// Compared with [`Lifetime::Step`]: no new PID namespace (real PIDs, the host's `/proc`,
-    /// signals to host processes: Landlock's signal scoping is off), no IPC or UTS namespace
+    /// Compared with [`Lifetime::Step`]: no new PID namespace (real PIDs, the host's `/proc`
+    /// with its command lines, signals to host processes: Landlock's signal scoping is off),
+    /// no IPC or UTS namespace
     /// (a daemon shares SysV IPC and the host name with its clients), no user namespace when
     /// running as root (a daemon's capabilities must count against the host, e.g. to bind
     /// port 80; the most dangerous ones — `CAP_SYS_ADMIN`, `CAP_SYS_MODULE`, `CAP_SYS_RAWIO`,

@@ -2028,6 +2028,12 @@ mod unix_sockets {
         p.unix_sockets = vec![a.path.clone()];
         assert_eq!(py_with(p.clone(), &connect_code(&a.path)).code, Some(0));
         assert!(a.was_hit(), "the declared server got no connection");
+        // Declaring it beats a deny_read entry for the same path (as the installation's
+        // default_deny_read() lists /run/systemd/private and the D-Bus socket for every step).
+        let mut both = p.clone();
+        both.deny_read.push(a.path.clone());
+        assert_eq!(py_with(both, &connect_code(&a.path)).code, Some(0));
+        assert!(a.was_hit());
 
         // Another server, hidden the way default_deny_read() hides the host's: unreachable.
         let mut hidden = p.clone();

@@ -432,7 +432,14 @@ exit $rc"#;
         };
         match op {
             Op::Start | Op::Stop | Op::Restart => {
-                v.push(exec(format!("{} {}", script.display(), op.as_str())));
+                // A restart runs the script's stop, then its start (see `act`).
+                let actions: &[&str] = match op {
+                    Op::Restart => &["stop", "start"],
+                    _ => &[op.as_str()],
+                };
+                for a in actions {
+                    v.push(exec(format!("{} {a}", script.display())));
+                }
                 // Where this script keeps its pid and log files.
                 let vars = script_vars(&self.text(name));
                 let mut dirs: Vec<PathBuf> = vars
@@ -669,6 +676,47 @@ DESC="system message bus"
         assert!(!v.contains_key("A") && !v.contains_key("B") && !v.contains_key("C"));
         assert_eq!(v["D"], "q v");
         assert_eq!(v["E"], "x");
+    }
+
+    #[test]
+    fn state_is_read_from_pid_files_and_proc() {
+        let d = tempfile::tempdir().unwrap();
+        let init = d.path().join("init.d");
+        std::fs::create_dir(&init).unwrap();
+        let s = SysV::new(&init, false);
+        let pidfile = d.path().join("web.pid");
+        let vars = |extra: &str| script_vars(&format!("PIDFILE={}\n{extra}", pidfile.display()));
+
+        // Names a pid file that is not there: not running.
+        let (state, _, pid) = s.probe_state("web", &vars(""));
+        assert_eq!((state, pid), ("inactive", None));
+
+        // A pid file naming a live process: running, with that pid.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        std::fs::write(&pidfile, format!("{}\n", child.id())).unwrap();
+        let (state, sub, pid) = s.probe_state("web", &vars(""));
+        assert_eq!((state, pid), ("active", Some(child.id())), "{sub}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        // Naming a dead one: failed (LSB's "dead, pid file exists").
+        let (state, sub, pid) = s.probe_state("web", &vars(""));
+        assert_eq!((state, pid), ("failed", None));
+        assert!(sub.contains("not running"), "{sub}");
+
+        // No pid file but a DAEMON that runs: running (this test binary stands in for it).
+        std::fs::remove_file(&pidfile).unwrap();
+        let me = std::fs::read_link("/proc/self/exe").unwrap();
+        let (state, _, pid) = s.probe_state("web", &vars(&format!("DAEMON={}", me.display())));
+        assert_eq!(state, "active");
+        assert!(pid.is_some());
+
+        // Nothing to go by: unknown.
+        let (state, _, _) = s.probe_state("kernos-none", &BTreeMap::new());
+        assert_eq!(state, "unknown");
     }
 
     #[test]
