@@ -4,10 +4,16 @@
 //!
 //! - **systemd** when the machine was booted with it (`/run/systemd/system` exists, as
 //!   `sd_booted()` checks) and `systemctl` is installed: `systemctl` and `journalctl`.
-//! - **init scripts** (SysV style, `/etc/init.d/NAME start|stop|status`) otherwise — containers
-//!   and machines whose PID 1 is not systemd. Enabled means an `S` link in `/etc/rc[2-5].d`
-//!   (changed with `update-rc.d`); the main pid comes from the script's pid file; logs from the
-//!   log file the script names or `/var/log/NAME.log`.
+//! - **init scripts** (SysV style, `/etc/init.d/NAME start|stop`) otherwise — containers and
+//!   machines whose PID 1 is not systemd. State and main pid come from the script's pid file
+//!   (or its `DAEMON=` executable), read in-process; enabled means an `S` link in
+//!   `/etc/rc[2-5].d` (changed with `update-rc.d`); logs come from the log file the script
+//!   names or `/var/log/NAME.log`.
+//!
+//! Changes run in the sandbox derived from their effects: a privileged effect on the service
+//! gives the service lifetime (a daemon an init script starts outlives the step, confined to
+//! what the step declared), and any effect on a service lets `systemctl` reach systemd's
+//! private socket or the D-Bus system bus (see `crate::sandbox`).
 //!
 //! When neither applies, every action says so: "no systemd on this machine and no init script
 //! for NAME: svc.* is unavailable".
@@ -15,11 +21,12 @@
 //! Changes (`start`, `stop`, `restart`, `enable`, `disable`) query the current state first
 //! (read-only), do nothing when the service is already there, record the inverse step for undo
 //! before acting (`stop` → `start` when it was running, `start` → `stop`, `enable` ↔ `disable`;
-//! a restart of a running service has no inverse), then act and verify the new state.
+//! a restart of a running service, or a stop of one whose state cannot be read, has no
+//! inverse), then act and verify the new state.
 //!
 //! Rows (every action but `logs`): `name`, `state` (`active`, `inactive`, `failed`,
 //! `activating`, … or `unknown`), `sub` (systemd's sub-state such as `running` or `exited`;
-//! the init script's status text), `enabled` (`enabled`, `disabled`, `static`, `masked`, … or
+//! for an init script, what its state was read from), `enabled` (`enabled`, `disabled`, `static`, `masked`, … or
 //! `unknown`), `pid`, `since` (when the current state began, or when the main process
 //! started), `description`. `logs` rows: `time`, `source`, `message`.
 
