@@ -1712,20 +1712,29 @@ mod service {
         let marker = format!("ksvcstep{}", std::process::id());
         let control = format!(
             "setsid /bin/bash -c 'exec -a {marker} sleep 300' </dev/null >/dev/null 2>&1 &\n\
-             echo started"
+             echo $! > {w}/daemon.pid; echo started",
+            w = t.s("work")
         );
         let o = sh_with(t.policy(), &control);
         assert!(o.success());
+        // Everything in the step's namespace is dead before the step returns.
         assert!(
             host_processes_with(&marker).is_empty(),
             "a step-lifetime daemon outlived the step"
         );
-        // The same under the service lifetime survives (and is killed here).
+        // The same under the service lifetime survives (and is killed here). The pid file
+        // holds its host pid; it may still be between its two execs when the step returns.
         let o = sh_with(t.service_policy(), &control);
         assert!(o.success());
-        let left = host_processes_with(&marker);
-        let _reap: Vec<Reaped> = left.iter().map(|p| Reaped(*p)).collect();
-        assert_eq!(left.len(), 1, "{left:?}");
+        let pid = read_pid(&t.p("work/daemon.pid"));
+        let _reap = Reaped(pid);
+        assert!(pid > 1 && alive(pid), "the daemon did not outlive the step");
+        assert!(
+            eventually(5, || std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with(marker.as_bytes()))),
+            "pid {pid} is not the daemon"
+        );
+        assert_eq!(host_processes_with(&marker), vec![pid]);
     }
 
     #[test]

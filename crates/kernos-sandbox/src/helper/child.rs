@@ -568,17 +568,23 @@ fn setup_mounts(m: &MountPlan, allow_weaker: bool, st: RawFd) -> Result<(), Moun
     }
 
     // 2. Hidden paths: an empty read-only tmpfs over a directory, a node-less /dev/null over a
-    //    file (opening it fails with EACCES). Declared paths inside are bound back in.
+    //    file (opening it fails with EACCES). Declared paths inside are bound back in. A path
+    //    that has gone since the helper looked (a temp dir of someone else's, say) leaves
+    //    nothing to hide.
+    let gone = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR));
     for (h, fds) in m.hide.iter().zip(reexpose_fds) {
         if h.is_dir {
-            mount(
+            match mount(
                 Some(c"tmpfs"),
                 &h.path,
                 Some(c"tmpfs"),
                 libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 Some(c"size=64k,mode=0755"),
-            )
-            .map_err(|e| unavailable(&format!("hiding {:?}", h.path), e))?;
+            ) {
+                Ok(()) => {}
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(unavailable(&format!("hiding {:?}", h.path), e)),
+            }
             for ((_, rel, is_dir), fd) in h.reexpose.iter().zip(fds) {
                 let Some(fd) = fd else { continue };
                 for i in 1..rel.len() {
@@ -607,8 +613,11 @@ fn setup_mounts(m: &MountPlan, allow_weaker: bool, st: RawFd) -> Result<(), Moun
             let Some(null) = null else {
                 return Err((FailKind::Unavailable, "no /dev/null to hide files".into()));
             };
-            mount(Some(&fd_path(null)), &h.path, None, libc::MS_BIND, None)
-                .map_err(|e| unavailable(&format!("hiding {:?}", h.path), e))?;
+            match mount(Some(&fd_path(null)), &h.path, None, libc::MS_BIND, None) {
+                Ok(()) => {}
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(unavailable(&format!("hiding {:?}", h.path), e)),
+            }
             mount_setattr(&h.path, false, MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY, 0)
                 .map_err(|e| unavailable("hiding a file", e))?;
         }
@@ -641,9 +650,7 @@ fn setup_mounts(m: &MountPlan, allow_weaker: bool, st: RawFd) -> Result<(), Moun
         for sock in &m.cover_sockets {
             match mount(Some(&fd_path(null)), sock, None, libc::MS_BIND, None) {
                 Ok(()) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
-                    continue;
-                }
+                Err(e) if gone(&e) => continue,
                 Err(e) => return Err(unavailable(&format!("covering the socket {sock:?}"), e)),
             }
             mount_setattr(sock, false, MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY, 0)

@@ -1383,9 +1383,19 @@ fn sockets_under(
         searched.push(root.clone());
         let mut stack = vec![root];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                unlisted.push(dir);
-                continue;
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                // Removed while we looked (temp dirs come and go): nothing in it to reach.
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        || e.raw_os_error() == Some(libc::ENOTDIR) =>
+                {
+                    continue;
+                }
+                Err(_) => {
+                    unlisted.push(dir);
+                    continue;
+                }
             };
             for e in entries {
                 let Ok(e) = e else {
