@@ -16,7 +16,7 @@ pub use exec::{CancelToken, ExecError, ExecOutcome, ExecRequest, ProcessRunner, 
 pub use id::{ActionId, ApprovalId, IdError, RawId, TxId};
 pub use plan::{MAX_STEPS, Plan, PlanIssue, Step, StepRef};
 pub use risk::{Decision, Risk};
-pub use sandbox::{HostPort, Limits, NetworkPolicy, SandboxPolicy};
+pub use sandbox::{HostPort, Lifetime, Limits, NetworkPolicy, SandboxPolicy};
 pub use tool::{
     ActionSpec, Column, ColumnKind, Effect, EffectKind, Reversibility, Target, ToolSpec,
 };

@@ -76,6 +76,50 @@ impl Default for Limits {
     }
 }
 
+/// How long what a step starts may live, and the confinement that follows from that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifetime {
+    /// Everything the command starts ends with it: the command runs as PID 1's child in a new
+    /// PID namespace whose init kills whatever is left when the command exits, inside a
+    /// per-step cgroup and under every resource limit. The default, for every ordinary step.
+    #[default]
+    Step,
+    /// For steps that start or stop system services (an init script that forks a daemon and
+    /// exits, `kill $(cat pidfile)`): processes the command starts may outlive the step.
+    ///
+    /// Compared with [`Lifetime::Step`]: no new PID namespace (real PIDs, the host's `/proc`
+    /// with its command lines, signals to host processes: Landlock's signal scoping is off),
+    /// no IPC or UTS namespace
+    /// (a daemon shares SysV IPC and the host name with its clients), no user namespace when
+    /// running as root (a daemon's capabilities must count against the host, e.g. to bind
+    /// port 80; the most dangerous ones — `CAP_SYS_ADMIN`, `CAP_SYS_MODULE`, `CAP_SYS_RAWIO`,
+    /// `CAP_SYS_PTRACE`, `CAP_SYS_BOOT`, `CAP_MKNOD`, MAC, BPF, perf, syslog, audit control —
+    /// are dropped from the bounding set instead), nothing is killed when the command exits,
+    /// no per-step cgroup, and `memory_bytes`, `max_processes` and `cpu_seconds` are not
+    /// applied (they would bind the daemon for its whole life). A network namespace is still
+    /// created when the policy has no network (a daemon without the network effect cannot
+    /// open network sockets anyway), and none when it has.
+    ///
+    /// Everything else still applies: `no_new_privs`, the seccomp filter (plus: no
+    /// `kill(-1, …)`), Landlock with the declared writable paths (and its ptrace restriction:
+    /// host processes' `/proc/PID/root`, `exe`, `fd`, `environ` stay closed), the read-only
+    /// mount view with the declared writable paths, the `deny_read` mounts, a minimal `/dev`,
+    /// the scrubbed environment, the file-size and open-file limits when set, and the
+    /// wall-clock limit on the control command (on timeout or cancel its process group is
+    /// killed; daemons that left it with `setsid` stay).
+    ///
+    /// **A daemon started this way stays confined by the step's Landlock domain, seccomp
+    /// filter and mount view for its whole life**: it can write only the paths that step
+    /// declared, cannot read its `deny_read` paths, uses the network only if that step had the
+    /// network effect, and does not see host mounts made after it started. Declare what the
+    /// daemon itself needs (its pid, log and state directories; the network it serves). The
+    /// private temporary directory (`TMPDIR`) belongs to the control command and is removed
+    /// when it exits, and the step's output pipes stop being read shortly after: a daemon
+    /// must keep its files in its declared directories and redirect its output.
+    Service,
+}
+
 /// Everything the sandbox helper needs to confine one command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SandboxPolicy {
@@ -105,6 +149,21 @@ pub struct SandboxPolicy {
     /// sandbox fails closed.
     #[serde(default)]
     pub allow_weaker: bool,
+    /// Whether what the command starts may outlive the step (see [`Lifetime`]).
+    #[serde(default)]
+    pub lifetime: Lifetime,
+    /// Pathname Unix sockets the command may connect to even without the network effect
+    /// (systemd's `/run/systemd/private`, the D-Bus system bus). Seccomp cannot see a socket
+    /// path, so when this list is non-empty `connect(2)` is allowed (`socket(2)` still only
+    /// for `AF_UNIX`, `bind`/`listen` still refused) and the mount view makes every other
+    /// socket unreachable instead: each pathname socket under `/run`, `/tmp` and `/var/tmp`
+    /// that exists when the step starts and is not listed here is covered by an empty mount
+    /// (also when it lies in a declared readable or writable path), and listed sockets inside
+    /// `deny_read` paths are bound back in. Abstract sockets of the host stay out of reach (a
+    /// separate network namespace, and Landlock's abstract-socket scoping). A listed path that
+    /// exists must be a socket; one that does not exist is skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unix_sockets: Vec<PathBuf>,
 }
 
 impl Default for SandboxPolicy {
@@ -121,6 +180,8 @@ impl Default for SandboxPolicy {
                 .collect(),
             cwd: None,
             allow_weaker: false,
+            lifetime: Lifetime::Step,
+            unix_sockets: Vec::new(),
         }
     }
 }
@@ -146,5 +207,30 @@ mod tests {
         let minimal: SandboxPolicy = serde_json::from_str("{}").unwrap();
         assert_eq!(minimal.network, NetworkPolicy::Deny);
         assert!(!minimal.allow_weaker);
+        assert_eq!(minimal.lifetime, Lifetime::Step);
+        assert!(minimal.unix_sockets.is_empty());
+    }
+
+    #[test]
+    fn lifetime_and_sockets_round_trip_and_old_json_parses() {
+        let p = SandboxPolicy {
+            lifetime: Lifetime::Service,
+            unix_sockets: vec!["/run/systemd/private".into()],
+            ..SandboxPolicy::default()
+        };
+        let j = serde_json::to_value(&p).unwrap();
+        assert_eq!(j["lifetime"], "service");
+        assert_eq!(j["unix_sockets"][0], "/run/systemd/private");
+        assert_eq!(serde_json::from_value::<SandboxPolicy>(j).unwrap(), p);
+        // A policy journaled before these fields existed.
+        let old = r#"{"read":[],"write":["/w"],"deny_read":[],"network":{"mode":"deny"},
+            "limits":{},"env_allow":["PATH"],"allow_weaker":false}"#;
+        let o: SandboxPolicy = serde_json::from_str(old).unwrap();
+        assert_eq!(o.lifetime, Lifetime::Step);
+        assert!(o.unix_sockets.is_empty());
+        // The default step policy serialises without the socket list.
+        let d = serde_json::to_value(SandboxPolicy::default()).unwrap();
+        assert!(d.get("unix_sockets").is_none());
+        assert_eq!(d["lifetime"], "step");
     }
 }

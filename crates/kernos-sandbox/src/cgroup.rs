@@ -221,7 +221,7 @@ impl StepCgroup {
     ) -> io::Result<()> {
         if let Some((parent, ctrls)) = &setup.v2 {
             let dir = parent.join(name);
-            fs::create_dir(&dir)?;
+            create_fresh(&dir)?;
             self.version = Some(CgroupVersion::V2);
             self.dirs.push((String::new(), dir.clone()));
             let has = |c: &str| ctrls.iter().any(|x| x == c);
@@ -254,7 +254,7 @@ impl StepCgroup {
                 continue;
             }
             let dir = parent.join(name);
-            fs::create_dir(&dir)?;
+            create_fresh(&dir)?;
             self.dirs.push((ctrl.clone(), dir.clone()));
             match ctrl.as_str() {
                 "memory" => {
@@ -373,6 +373,19 @@ impl StepCgroup {
     }
 }
 
+/// Creates a step cgroup directory. Its name carries the helper's pid, so one that exists
+/// already was left behind by an earlier helper with the same pid (pids are reused), which is
+/// dead: remove it (the kernel refuses unless it is empty) and create ours.
+fn create_fresh(dir: &Path) -> io::Result<()> {
+    match fs::create_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_dir(dir)?;
+            fs::create_dir(dir)
+        }
+        other => other,
+    }
+}
+
 /// Removes step cgroup directories given by path (the library's clean-up when the helper died).
 pub(crate) fn remove_dirs(dirs: &[PathBuf]) {
     for d in dirs {
@@ -391,6 +404,19 @@ fn keyed(s: &str, key: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stale_empty_directory_of_the_same_name_is_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("kernos-sbx-42");
+        create_fresh(&dir).unwrap();
+        // Left behind by a dead helper that had the same pid.
+        create_fresh(&dir).unwrap();
+        assert!(dir.is_dir());
+        // One that is not empty (in a cgroup: still has processes) is not ours to take.
+        std::fs::write(dir.join("x"), "").unwrap();
+        assert!(create_fresh(&dir).is_err());
+    }
 
     #[test]
     fn parses_keyed_files() {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kernos_core::exec::{CancelToken, ExecError, ExecRequest, StopReason};
-use kernos_core::sandbox::{Limits, NetworkPolicy, SandboxPolicy};
+use kernos_core::sandbox::{Lifetime, Limits, NetworkPolicy, SandboxPolicy};
 
 use crate::runner::{OutputSink, SandboxRunner};
 
@@ -26,6 +26,14 @@ pub struct ExecArgs {
     /// Allow network access.
     #[arg(long)]
     pub net: bool,
+    /// Let the command connect to the Unix socket PATH without --net (every other socket is
+    /// hidden from it); repeatable.
+    #[arg(long = "unix-socket", value_name = "PATH")]
+    pub unix_socket: Vec<PathBuf>,
+    /// Service lifetime: what the command starts may outlive it, in the host's PID
+    /// namespace, still confined (for starting and stopping system services).
+    #[arg(long)]
+    pub service: bool,
     /// Memory limit, e.g. 256M, 2G.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub mem: Option<u64>,
@@ -154,6 +162,7 @@ impl ExecArgs {
             }
         };
         let defaults = Limits::default();
+        let unix_sockets = self.unix_socket.iter().map(abs).collect();
         let mut policy = SandboxPolicy {
             read: self.read.iter().map(abs).collect(),
             write: self.write.iter().map(abs).collect(),
@@ -179,6 +188,12 @@ impl ExecArgs {
             },
             cwd: Some(self.cwd.as_ref().map(abs).unwrap_or(here)),
             allow_weaker: self.allow_weaker,
+            lifetime: if self.service {
+                Lifetime::Service
+            } else {
+                Lifetime::Step
+            },
+            unix_sockets,
             ..SandboxPolicy::default()
         };
         policy.env_allow.extend(self.env.iter().cloned());
@@ -328,5 +343,24 @@ mod tests {
         assert!(cli.exec.net);
         assert_eq!(cli.exec.mem, Some(256 << 20));
         assert_eq!(cli.exec.timeout, Some(Duration::from_secs(10)));
+        assert!(!cli.exec.service);
+        let p = cli.exec.to_request().unwrap().policy;
+        assert_eq!(p.lifetime, Lifetime::Step);
+        assert!(p.unix_sockets.is_empty());
+
+        let cli = Cli::try_parse_from([
+            "x",
+            "--service",
+            "--unix-socket",
+            "/run/systemd/private",
+            "--",
+            "/etc/init.d/x",
+            "start",
+        ])
+        .unwrap();
+        let p = cli.exec.to_request().unwrap().policy;
+        assert_eq!(p.lifetime, Lifetime::Service);
+        assert_eq!(p.unix_sockets, vec![PathBuf::from("/run/systemd/private")]);
+        assert_eq!(p.network, NetworkPolicy::Deny);
     }
 }

@@ -156,6 +156,9 @@ pub(crate) struct Ruleset {
     pub rules: Vec<PathRule>,
     /// TCP ports that may be connected to when `handled_net` includes connect.
     pub connect_ports: Vec<u16>,
+    /// Scope signals to the domain (ABI 6). Off for service-lifetime steps, whose whole job
+    /// is signalling daemons started outside the domain (at boot, or by an earlier step).
+    pub scope_signals: bool,
 }
 
 impl Ruleset {
@@ -166,7 +169,7 @@ impl Ruleset {
             handled_access_fs: self.handled_fs,
             handled_access_net: if self.abi >= 4 { self.handled_net } else { 0 },
             scoped: if self.abi >= 6 {
-                SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
+                SCOPE_ABSTRACT_UNIX_SOCKET | if self.scope_signals { SCOPE_SIGNAL } else { 0 }
             } else {
                 0
             },

@@ -17,6 +17,30 @@
 //! * rlimits, and a per-step cgroup (memory, pids, cpu) where one can be created;
 //! * an environment scrubbed to the allow-list.
 //!
+//! Two policy fields change that shape for service control (`svc.*`):
+//!
+//! * `unix_sockets` lists pathname Unix sockets (systemd's private socket, the D-Bus system
+//!   bus) the command may connect to without the network effect. Seccomp cannot read a socket
+//!   address, so `connect(2)` is then allowed (sockets still only `AF_UNIX`; no `bind`,
+//!   `listen`) and the mount view does the choosing: every undeclared socket under `/run`,
+//!   `/tmp` and `/var/tmp` is covered by an empty mount, declared ones inside hidden paths are
+//!   bound back in, and host abstract sockets stay behind the network namespace and Landlock's
+//!   scoping.
+//! * `lifetime: service` is for steps that start or stop system services: no PID, IPC or UTS
+//!   namespace (real PIDs, so scripts can read pid files and signal daemons; Landlock's signal
+//!   scoping is off), no user namespace for root (a daemon's capabilities must count against
+//!   the host, e.g. to bind port 80; `CAP_SYS_ADMIN`, `CAP_SYS_MODULE`, `CAP_SYS_RAWIO`,
+//!   `CAP_SYS_PTRACE`, `CAP_MKNOD` and other dangerous ones are dropped from the bounding set
+//!   instead), nothing killed when the command exits, no cgroup, no memory, process or CPU-time
+//!   limits. Still: `no_new_privs`, seccomp (plus: no `kill(-1)`), Landlock with the declared
+//!   writable paths (and its ptrace rule, which keeps host processes' `/proc/PID/root`, `fd`,
+//!   `exe` and `environ` closed), the read-only mount view, `deny_read`, the scrubbed
+//!   environment, and the wall clock on the control command (on timeout its process group is
+//!   killed). **A daemon started this way stays confined by the step's Landlock domain,
+//!   seccomp filter and mount view for its whole life**: it writes only what that step
+//!   declared and has the network only if that step had it. The runner stops reading output
+//!   200 ms after the command exited, so a daemon holding the pipes cannot hang the step.
+//!
 //! Create one runner and share it (clones share the fork server): the first step pays for
 //! starting the server, every later one only for a fork.
 //!

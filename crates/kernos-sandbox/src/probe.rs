@@ -252,13 +252,18 @@ fn cgroup_note(setup: &CgroupSetup) -> Option<String> {
 /// only raw syscalls (no allocation), so this is safe from a multi-threaded caller.
 fn probe_child(abi: Option<u32>) -> Option<u32> {
     let (r, w) = sys::pipe().ok()?;
-    let filter = crate::seccomp::build(true).ok();
+    let filter = crate::seccomp::build(crate::seccomp::FilterOpts {
+        deny_network: true,
+        ..Default::default()
+    })
+    .ok();
     let ruleset = abi.map(|abi| landlock::Ruleset {
         abi,
         handled_fs: landlock::FS_READ_FILE,
         handled_net: 0,
         rules: Vec::new(),
         connect_ports: Vec::new(),
+        scope_signals: true,
     });
     // SAFETY: the child below only performs syscalls on pre-built data and _exits.
     let pid = unsafe { libc::fork() };

@@ -13,7 +13,8 @@ use kernos_core::sandbox::SandboxPolicy;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the messages change, so an old helper binary is refused with a clear error.
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+/// 2: the policy carries `lifetime` and `unix_sockets`, which an older helper would ignore.
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 /// The hidden first argument the helper is started with (also `kernos __sandbox-helper`).
 pub const HELPER_ARG: &str = "__sandbox-helper";

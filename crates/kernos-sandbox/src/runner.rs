@@ -29,6 +29,12 @@ const CANCEL_POLL: Duration = Duration::from_millis(20);
 const HELPER_GRACE: Duration = Duration::from_secs(5);
 /// After asking the helper to cancel, how long before killing it outright.
 const CANCEL_GRACE: Duration = Duration::from_secs(3);
+/// Once the helper has reported (the command has exited), how long output may still take to
+/// end. Only a process that outlived the command can hold the pipes open that long — a daemon
+/// started by a service-lifetime step that did not redirect its output — and the step must
+/// not wait for it. (A step-lifetime command leaves nothing behind, so its output ends at
+/// once and this never applies.)
+const OUTPUT_GRACE: Duration = Duration::from_millis(200);
 
 /// Receives output as it arrives (only the part that is kept under the output cap, then the
 /// truncation marker). The default methods discard it.
@@ -619,7 +625,8 @@ impl Step {
     }
 
     /// The poll loop: until the helper has closed the control socket and all output has
-    /// ended. The helper's pid is learnt from its `started` message, for the last resort.
+    /// ended, or [`OUTPUT_GRACE`] after the control socket closed. The helper's pid is learnt
+    /// from its `started` message, for the last resort.
     fn pump(
         &mut self,
         input: &[u8],
@@ -646,6 +653,9 @@ impl Step {
         let mut forced_at: Option<Instant> = None;
         let mut helper_pid: Option<libc::pid_t> = None;
         let mut buf = vec![0u8; 64 * 1024];
+        let mut ctl_closed_at: Option<Instant> = None;
+        // One last non-blocking pass over the pipes, then stop.
+        let mut last_pass = false;
         while out_open || err_open || ctl_open {
             if forced_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
                 break; // killed, and still something holds a pipe: do not hang the caller
@@ -673,8 +683,12 @@ impl Step {
                     revents: 0,
                 },
             ];
-            sys::poll(&mut fds, CANCEL_POLL.as_millis() as i32)
-                .map_err(|e| ExecError::Helper(format!("poll: {e}")))?;
+            let wait_ms = if last_pass {
+                0
+            } else {
+                CANCEL_POLL.as_millis() as i32
+            };
+            sys::poll(&mut fds, wait_ms).map_err(|e| ExecError::Helper(format!("poll: {e}")))?;
 
             if fds[3].revents != 0 {
                 if let Some(w) = &self.stdin {
@@ -755,6 +769,15 @@ impl Step {
                             break;
                         }
                     }
+                }
+            }
+            if last_pass {
+                break; // what was still in the pipes has been read; whoever holds them stays
+            }
+            if !ctl_open {
+                let closed = *ctl_closed_at.get_or_insert_with(Instant::now);
+                if closed.elapsed() >= OUTPUT_GRACE {
+                    last_pass = true;
                 }
             }
             if ctl_open {

@@ -112,19 +112,37 @@ fn always_denied() -> Vec<libc::c_long> {
     v
 }
 
+/// What a filter refuses beyond the calls every step is denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct FilterOpts {
+    /// No network effect: sockets other than `AF_UNIX`, `connect`, `bind`, `listen`, `accept`,
+    /// `sendmmsg`/`recvmmsg` and `sendto` with an address are refused.
+    pub deny_network: bool,
+    /// With `deny_network`: `connect` is allowed after all, because the policy declares Unix
+    /// sockets. Only `AF_UNIX` sockets can exist, and the mount view decides which socket
+    /// paths can be reached (the filter cannot read the address).
+    pub unix_connect: bool,
+    /// No `kill(-1, …)`: a service-lifetime step shares the host's PID namespace, where "every
+    /// process I may signal" means the whole machine.
+    pub no_kill_all: bool,
+}
+
 /// Calls denied when the step has no network effect (socket/socketpair/sendto are checked by
-/// argument separately).
+/// argument separately). `connect` is only on the list without declared Unix sockets.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn network_denied() -> Vec<libc::c_long> {
-    vec![
-        libc::SYS_connect,
+fn network_denied(unix_connect: bool) -> Vec<libc::c_long> {
+    let mut v = vec![
         libc::SYS_bind,
         libc::SYS_listen,
         libc::SYS_accept,
         libc::SYS_accept4,
         libc::SYS_sendmmsg,
         libc::SYS_recvmmsg,
-    ]
+    ];
+    if !unix_connect {
+        v.push(libc::SYS_connect);
+    }
+    v
 }
 
 fn stmt(code: u16, k: u32) -> sock_filter {
@@ -152,9 +170,10 @@ fn errno(e: i32) -> u32 {
     RET_ERRNO | (e as u32 & 0xffff)
 }
 
-/// Builds the filter program. `deny_network` adds the socket rules.
+/// Builds the filter program for `opts`.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-pub(crate) fn build(deny_network: bool) -> Result<Vec<sock_filter>, String> {
+pub(crate) fn build(opts: FilterOpts) -> Result<Vec<sock_filter>, String> {
+    let deny_network = opts.deny_network;
     let eperm = errno(libc::EPERM);
     let mut p = vec![
         // Wrong architecture (e.g. 32-bit syscalls from a 64-bit process): refuse everything,
@@ -171,7 +190,7 @@ pub(crate) fn build(deny_network: bool) -> Result<Vec<sock_filter>, String> {
     }
     let mut deny = always_denied();
     if deny_network {
-        deny.extend(network_denied());
+        deny.extend(network_denied(opts.unix_connect));
     }
     for nr in deny {
         p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr as u32, 0, 1));
@@ -190,6 +209,14 @@ pub(crate) fn build(deny_network: bool) -> Result<Vec<sock_filter>, String> {
         p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr as u32, 0, 4));
         p.push(ld(off_arg_lo(0)));
         p.push(jump(BPF_JMP | BPF_JSET | BPF_K, NAMESPACE_FLAGS, 0, 1));
+        p.push(ret(eperm));
+        p.push(ret(RET_ALLOW));
+    }
+    if opts.no_kill_all {
+        // kill(-1, sig) → EPERM. pid_t is 32 bits: the kernel ignores the upper half.
+        p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_kill as u32, 0, 4));
+        p.push(ld(off_arg_lo(0)));
+        p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, u32::MAX, 0, 1));
         p.push(ret(eperm));
         p.push(ret(RET_ALLOW));
     }
@@ -227,7 +254,7 @@ pub(crate) fn build(deny_network: bool) -> Result<Vec<sock_filter>, String> {
 /// Architectures we have no syscall table for get no filter, which the helper reports as a
 /// missing feature.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub(crate) fn build(_deny_network: bool) -> Result<Vec<sock_filter>, String> {
+pub(crate) fn build(_opts: FilterOpts) -> Result<Vec<sock_filter>, String> {
     Err(format!(
         "no seccomp syscall table for {}",
         std::env::consts::ARCH
@@ -266,7 +293,17 @@ mod tests {
 
     /// Runs `f` in a forked child with the filter installed; returns the child's exit code.
     fn in_filtered_child(deny_network: bool, f: fn() -> i32) -> i32 {
-        let prog = build(deny_network).unwrap();
+        in_child_with(
+            FilterOpts {
+                deny_network,
+                ..FilterOpts::default()
+            },
+            f,
+        )
+    }
+
+    fn in_child_with(opts: FilterOpts, f: fn() -> i32) -> i32 {
+        let prog = build(opts).unwrap();
         // SAFETY: the child only makes raw syscalls and exits; no locks are taken.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
@@ -352,6 +389,91 @@ mod tests {
                 return 5;
             }
             0
+        });
+        assert_eq!(code, 0);
+    }
+
+    /// connect(2) on a Unix socket to a path that does not exist: ENOENT when connect is
+    /// allowed, EPERM when the filter refuses it. Exit code: 0 = ENOENT, 1 = EPERM, 2 = other.
+    fn unix_connect_result() -> i32 {
+        unsafe {
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            if fd < 0 {
+                return 3;
+            }
+            let mut addr: libc::sockaddr_un = std::mem::zeroed();
+            addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+            for (i, b) in b"/nonexistent/kernos-test.sock".iter().enumerate() {
+                addr.sun_path[i] = *b as libc::c_char;
+            }
+            let r = libc::connect(
+                fd,
+                (&addr as *const libc::sockaddr_un).cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            );
+            match errno_of(r as libc::c_long) {
+                libc::ENOENT => 0,
+                libc::EPERM => 1,
+                _ => 2,
+            }
+        }
+    }
+
+    #[test]
+    fn unix_connect_opens_connect_but_not_other_sockets() {
+        let no_net = FilterOpts {
+            deny_network: true,
+            ..FilterOpts::default()
+        };
+        assert_eq!(in_child_with(no_net, unix_connect_result), 1);
+        let unix = FilterOpts {
+            unix_connect: true,
+            ..no_net
+        };
+        assert_eq!(in_child_with(unix, unix_connect_result), 0);
+        let code = in_child_with(unix, || unsafe {
+            let inet = libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM, 0);
+            let bind = libc::syscall(libc::SYS_bind, -1, 0, 0);
+            let listen = libc::syscall(libc::SYS_listen, -1, 0);
+            if errno_of(inet) != libc::EPERM {
+                return 1;
+            }
+            if errno_of(bind) != libc::EPERM || errno_of(listen) != libc::EPERM {
+                return 2;
+            }
+            0
+        });
+        assert_eq!(code, 0);
+    }
+
+    #[test]
+    fn kill_all_is_refused_when_asked_and_other_kills_work() {
+        let opts = FilterOpts {
+            no_kill_all: true,
+            ..FilterOpts::default()
+        };
+        // Signal 0 only checks permission, so even an unfiltered call would be harmless.
+        let code = in_child_with(opts, || unsafe {
+            if errno_of(libc::syscall(libc::SYS_kill, -1, 0) as libc::c_long) != libc::EPERM {
+                return 1;
+            }
+            // The upper half of the argument is ignored by the kernel, and by the filter.
+            if errno_of(libc::syscall(libc::SYS_kill, 0xdead_0000_ffff_ffffu64, 0)) != libc::EPERM {
+                return 2;
+            }
+            if libc::syscall(libc::SYS_kill, libc::getpid(), 0) != 0 {
+                return 3;
+            }
+            0
+        });
+        assert_eq!(code, 0);
+        // Without the option kill(-1, 0) is not the filter's business.
+        let code = in_filtered_child(false, || unsafe {
+            if libc::syscall(libc::SYS_kill, -1, 0) == 0 {
+                0
+            } else {
+                1
+            }
         });
         assert_eq!(code, 0);
     }

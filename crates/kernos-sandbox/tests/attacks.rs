@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use kernos_core::exec::{
     CancelToken, ExecError, ExecOutcome, ExecRequest, ProcessRunner, StopReason,
 };
-use kernos_core::sandbox::{HostPort, Limits, NetworkPolicy, SandboxPolicy};
+use kernos_core::sandbox::{HostPort, Lifetime, Limits, NetworkPolicy, SandboxPolicy};
 use kernos_sandbox::{RunReport, SandboxRunner};
 
 // ------------------------------------------------------------------------------------------
@@ -1566,5 +1566,624 @@ mod allowed {
         assert!(s.contains("Seccomp:\t2"), "{s}");
         let r = run_report(&ExecRequest::new(&["true"], t.policy()));
         assert!(r.weakened.is_empty(), "{:?}", r.weakened);
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Service lifetime: what the command starts outlives the step, still confined
+// ------------------------------------------------------------------------------------------
+
+mod service {
+    use super::*;
+
+    impl Tree {
+        /// The step policy with the service lifetime.
+        fn service_policy(&self) -> SandboxPolicy {
+            SandboxPolicy {
+                lifetime: Lifetime::Service,
+                ..self.policy()
+            }
+        }
+    }
+
+    /// A host process the test started (or that a service step started for it): SIGKILLed
+    /// when dropped, whatever the test's outcome.
+    struct Reaped(i32);
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            if self.0 > 1 {
+                // SAFETY: kill(2) of a process this test created.
+                unsafe { libc::kill(self.0, libc::SIGKILL) };
+            }
+        }
+    }
+
+    /// Alive and not a zombie (the host's init reaps orphans in its own time).
+    fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            let state = s.rsplit_once(')').map(|x| x.1.trim_start()).unwrap_or("");
+            !state.starts_with('Z') && !state.starts_with('X')
+        })
+    }
+
+    fn eventually(secs: u64, cond: impl Fn() -> bool) -> bool {
+        let until = Instant::now() + Duration::from_secs(secs);
+        while !cond() {
+            if Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    fn status_field(pid: i32, key: &str) -> String {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    }
+
+    fn read_pid(p: &Path) -> i32 {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn daemon_outlives_the_step_with_its_real_pid_and_stays_confined() {
+        let t = Tree::new();
+        let before = t.snapshot();
+        // The daemon waits until the step is over (the test creates work/go), then tries what
+        // it must not be able to do and reports each result in work/report.
+        let me = std::process::id();
+        let daemon = format!(
+            "while [ ! -e {work}/go ]; do sleep 0.05; done\n\
+             r() {{ if sh -c \"$2\" >/dev/null 2>&1; then echo \"$1 ALLOWED\"; else echo \"$1 denied\"; fi; }}\n\
+             {{\n\
+             r write-outside 'echo pwned > {victim}'\n\
+             r create-outside 'echo x > {outside}/dir/new'\n\
+             r read-denied 'cat {key}'\n\
+             r via-host-proc-root 'cat /proc/{me}/root{key}'\n\
+             r write-declared 'echo ok > {work}/inside.txt'\n\
+             }} > {work}/report.tmp\n\
+             mv {work}/report.tmp {work}/report\n\
+             exec sleep 300\n",
+            work = t.s("work"),
+            victim = t.s("outside/victim.txt"),
+            outside = t.s("outside"),
+            key = t.s("home/.ssh/id_rsa"),
+        );
+        std::fs::write(t.p("work/daemon.sh"), daemon).unwrap();
+        let control = format!(
+            "setsid /bin/sh {w}/daemon.sh </dev/null >/dev/null 2>&1 &\n\
+             echo $! > {w}/daemon.pid\n\
+             echo control-done",
+            w = t.s("work")
+        );
+        let started = Instant::now();
+        let o = sh_with(t.service_policy(), &control);
+        assert!(o.success(), "{}", o.stderr_text());
+        assert_eq!(o.stdout_text().trim(), "control-done");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let pid = read_pid(&t.p("work/daemon.pid"));
+        let _reap = Reaped(pid);
+        assert!(pid > 1, "no pid file");
+        // A real host pid: the test sees it, and it is the daemon the step started.
+        assert!(alive(pid), "the daemon died with the step");
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(
+            String::from_utf8_lossy(&cmdline).contains("daemon.sh"),
+            "pid {pid} is not the daemon: {:?}",
+            String::from_utf8_lossy(&cmdline)
+        );
+        assert_eq!(status_field(pid, "NoNewPrivs:"), "1");
+        assert_eq!(status_field(pid, "Seccomp:"), "2");
+        // Now, after the step: the daemon tries.
+        std::fs::write(t.p("work/go"), "").unwrap();
+        assert!(eventually(10, || t.p("work/report").exists()), "no report");
+        let report = std::fs::read_to_string(t.p("work/report")).unwrap();
+        eprintln!("{report}");
+        for line in [
+            "write-outside denied",
+            "create-outside denied",
+            "read-denied denied",
+            "via-host-proc-root denied",
+            "write-declared ALLOWED",
+        ] {
+            assert!(report.contains(line), "expected {line:?} in:\n{report}");
+        }
+        assert_eq!(before, t.snapshot(), "the daemon changed the host tree");
+        assert!(alive(pid));
+        // The daemon is in the host's PID namespace but not the host's mount namespace.
+        let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).unwrap();
+        assert_eq!(ns(&pid.to_string()), ns("self"));
+        let mnt = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).unwrap();
+        assert_ne!(mnt(&pid.to_string()), mnt("self"));
+    }
+
+    #[test]
+    fn step_lifetime_still_kills_the_same_daemon() {
+        let t = Tree::new();
+        let marker = format!("ksvcstep{}", std::process::id());
+        let control = format!(
+            "setsid /bin/bash -c 'exec -a {marker} sleep 300' </dev/null >/dev/null 2>&1 &\n\
+             echo $! > {w}/daemon.pid; echo started",
+            w = t.s("work")
+        );
+        let o = sh_with(t.policy(), &control);
+        assert!(o.success());
+        // Everything in the step's namespace is dead before the step returns.
+        assert!(
+            host_processes_with(&marker).is_empty(),
+            "a step-lifetime daemon outlived the step"
+        );
+        // The same under the service lifetime survives (and is killed here). The pid file
+        // holds its host pid; it may still be between its two execs when the step returns.
+        let o = sh_with(t.service_policy(), &control);
+        assert!(o.success());
+        let pid = read_pid(&t.p("work/daemon.pid"));
+        let _reap = Reaped(pid);
+        assert!(pid > 1 && alive(pid), "the daemon did not outlive the step");
+        assert!(
+            eventually(5, || std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with(marker.as_bytes()))),
+            "pid {pid} is not the daemon"
+        );
+        assert_eq!(host_processes_with(&marker), vec![pid]);
+    }
+
+    #[test]
+    fn control_command_that_never_exits_is_stopped_by_the_wall_clock() {
+        let t = Tree::new();
+        let marker = format!("ksvcwall{}", std::process::id());
+        // A daemon (own session), a background child that stayed in the command's process
+        // group, and a foreground that never ends.
+        let control = format!(
+            "setsid /bin/bash -c 'exec -a {marker}-daemon sleep 300' </dev/null >/dev/null 2>&1 &\n\
+             (exec -a {marker}-child sleep 300) </dev/null >/dev/null 2>&1 &\n\
+             exec -a {marker}-fg sleep 300"
+        );
+        let mut p = t.service_policy();
+        p.limits.wall_ms = Some(1000);
+        let started = Instant::now();
+        let o = run(&["/bin/bash", "-c", &control], p);
+        let reap: Vec<Reaped> = host_processes_with(&marker)
+            .into_iter()
+            .map(Reaped)
+            .collect();
+        assert_eq!(o.stopped, Some(StopReason::Timeout { limit_ms: 1000 }));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        // The control command's group is gone; the daemon that left it is the service.
+        let gone = |suffix: &str| {
+            eventually(3, || {
+                host_processes_with(&format!("{marker}-{suffix}"))
+                    .iter()
+                    .all(|p| !alive(*p))
+            })
+        };
+        assert!(gone("fg"), "the control command survived the timeout");
+        assert!(gone("child"), "its process group survived the timeout");
+        let daemons: Vec<i32> = host_processes_with(&format!("{marker}-daemon"))
+            .into_iter()
+            .filter(|p| alive(*p))
+            .collect();
+        assert_eq!(
+            daemons.len(),
+            1,
+            "the started daemon should stay: {daemons:?}"
+        );
+        drop(reap);
+    }
+
+    #[test]
+    fn daemon_holding_the_output_pipes_does_not_hang_the_step() {
+        let t = Tree::new();
+        // The daemon keeps the step's stdout and stderr open for 300 s.
+        let control = format!(
+            "setsid sleep 300 & echo $! > {w}/daemon.pid; echo hello; echo oops >&2",
+            w = t.s("work")
+        );
+        let started = Instant::now();
+        let o = sh_with(t.service_policy(), &control);
+        let _reap = Reaped(read_pid(&t.p("work/daemon.pid")));
+        assert!(o.success(), "{o:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(o.stdout_text().trim(), "hello");
+        assert_eq!(o.stderr_text().trim(), "oops");
+        assert!(alive(read_pid(&t.p("work/daemon.pid"))));
+    }
+
+    /// Runs a service-lifetime attack: it must fail and leave the host tree unchanged.
+    fn attack_service(t: &Tree, script: &str) -> ExecOutcome {
+        let before = t.snapshot();
+        let o = sh_with(t.service_policy(), script);
+        assert!(!o.success(), "attack succeeded: {script}");
+        assert_eq!(before, t.snapshot(), "host tree changed by: {script}");
+        o
+    }
+
+    #[test]
+    fn service_lifetime_still_denies_writes_reads_mounts_and_namespaces() {
+        let t = Tree::new();
+        attack_service(&t, &format!("echo pwned > {}", t.s("outside/victim.txt")));
+        attack_service(&t, &format!("rm {}", t.s("outside/victim.txt")));
+        attack_service(&t, &format!("chmod 777 {}", t.s("outside/victim.txt")));
+        attack_service(&t, &format!("mkdir {}", t.s("outside/new")));
+        let name = format!("kernos-attack-{}", std::process::id());
+        attack_service(&t, &format!("touch /etc/{name}"));
+        attack_service(&t, &format!("touch /tmp/{name}"));
+        assert!(!Path::new(&format!("/etc/{name}")).exists());
+        assert!(!Path::new(&format!("/tmp/{name}")).exists());
+        let o = attack_service(&t, &format!("cat {}", t.s("home/.ssh/id_rsa")));
+        assert!(!o.stdout_text().contains(SECRET));
+        let o = attack_service(&t, &format!("grep -r {SECRET} {}", t.s("data")));
+        assert!(!o.stdout_text().contains(SECRET));
+        // The host /proc is visible, but not other processes' roots or descriptors.
+        let me = std::process::id();
+        let o = attack_service(
+            &t,
+            &format!("cat /proc/{me}/root{}", t.s("home/.ssh/id_rsa")),
+        );
+        assert!(!o.stdout_text().contains(SECRET));
+        attack_service(
+            &t,
+            &format!("echo pwned > /proc/{me}/root{}", t.s("outside/victim.txt")),
+        );
+        // Files this process holds open: not reachable through its /proc/PID/fd either.
+        use std::os::fd::AsRawFd;
+        let victim = std::fs::File::open(t.p("outside/victim.txt")).unwrap();
+        let key = std::fs::File::open(t.p("home/.ssh/id_rsa")).unwrap();
+        let (vfd, kfd) = (victim.as_raw_fd(), key.as_raw_fd());
+        attack_service(&t, &format!("echo pwned > /proc/{me}/fd/{vfd}"));
+        let o = attack_service(&t, &format!("cat /proc/{me}/fd/{kfd}"));
+        assert!(!o.stdout_text().contains(SECRET));
+        attack_service(&t, &format!("cat /proc/{me}/environ"));
+        attack_service(&t, "mkdir -p work/m && mount -t tmpfs none work/m");
+        attack_service(&t, &format!("mount --bind work {}", t.s("outside/dir")));
+        attack_service(&t, "umount /proc");
+        attack_service(&t, "unshare -r true");
+        attack_service(&t, "unshare -m true");
+        // No UTS namespace here, so a working write would reach the host: write back the
+        // same name, which is refused all the same (read-only /proc/sys, Landlock).
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        attack_service(
+            &t,
+            "cat /proc/sys/kernel/hostname > /proc/sys/kernel/hostname",
+        );
+        assert_eq!(
+            host,
+            std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap()
+        );
+        // kill(-1) (signal 0: harmless if it were allowed).
+        attack_service(&t, "kill -0 -1");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(&t.s("")), "a mount leaked to the host");
+    }
+
+    #[test]
+    fn service_lifetime_still_denies_ptrace_and_kernel_interfaces() {
+        let t = Tree::new();
+        let mut victim = Command::new("sleep").arg("300").spawn().unwrap();
+        let pid = victim.id();
+        let ptrace = |req: i32| {
+            format!(
+                "import ctypes,sys; l=ctypes.CDLL(None,use_errno=True); \
+                 r=l.ptrace({req},{pid},0,0); sys.exit(7 if (r==-1 and ctypes.get_errno()==1) else 0)"
+            )
+        };
+        // PTRACE_ATTACH and PTRACE_SEIZE of a host process.
+        for req in [16, 0x4206] {
+            let o = py_with(t.service_policy(), &ptrace(req));
+            assert_eq!(o.code, Some(7), "ptrace request {req:#x} was not refused");
+        }
+        let o = py_with(
+            t.service_policy(),
+            &format!(
+                "import ctypes,sys\nl=ctypes.CDLL(None,use_errno=True)\n\
+                 buf=ctypes.create_string_buffer(8)\n\
+                 class iov(ctypes.Structure): _fields_=[('b',ctypes.c_void_p),('n',ctypes.c_size_t)]\n\
+                 a=iov(ctypes.cast(buf,ctypes.c_void_p),8); b=iov(0x400000,8)\n\
+                 r=l.process_vm_readv({pid},ctypes.byref(a),1,ctypes.byref(b),1,0)\n\
+                 sys.exit(7 if (r==-1 and ctypes.get_errno()==1) else 0)"
+            ),
+        );
+        assert_eq!(o.code, Some(7), "process_vm_readv was not refused");
+        assert!(victim.try_wait().unwrap().is_none());
+        // Signals are what a service step is for: the host process can be stopped.
+        let o = sh_with(t.service_policy(), &format!("kill {pid}"));
+        assert!(o.success(), "{}", o.stderr_text());
+        let st = victim.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(st.signal(), Some(libc::SIGTERM));
+        // io_uring and bpf stay refused; so do new namespaces through clone.
+        let o = py_with(
+            t.service_policy(),
+            "import ctypes,sys\nl=ctypes.CDLL(None,use_errno=True)\n\
+             p=ctypes.create_string_buffer(120)\n\
+             r1=l.syscall(425,8,p); e1=ctypes.get_errno()\n\
+             r2=l.syscall(321,0,p,0); e2=ctypes.get_errno()\n\
+             sys.exit(7 if (r1==-1 and e1==1 and r2==-1 and e2==1) else 0)",
+        );
+        assert_eq!(o.code, Some(7));
+    }
+
+    #[test]
+    fn root_runs_a_service_with_host_ids_but_without_the_dangerous_capabilities() {
+        // SAFETY: geteuid has no arguments.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: only root runs a service without a user namespace");
+            return;
+        }
+        let t = Tree::new();
+        let o = sh_with(
+            t.service_policy(),
+            "grep -E '^Cap(Bnd|Eff|Inh):' /proc/self/status; readlink /proc/self/ns/user",
+        );
+        assert!(o.success(), "{}", o.stderr_text());
+        let out = o.stdout_text();
+        let user_ns = std::fs::read_link("/proc/self/ns/user").unwrap();
+        assert!(
+            out.contains(&*user_ns.to_string_lossy()),
+            "not the host user namespace: {out}"
+        );
+        for line in out.lines().filter(|l| l.starts_with("Cap")) {
+            let mask = u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap();
+            for (cap, name) in [
+                (21, "SYS_ADMIN"),
+                (16, "SYS_MODULE"),
+                (17, "SYS_RAWIO"),
+                (19, "SYS_PTRACE"),
+                (27, "MKNOD"),
+                (39, "BPF"),
+            ] {
+                assert_eq!(mask & (1 << cap), 0, "{name} still in {line}");
+            }
+        }
+        // What a daemon needs is still there: binding a low port, changing ids.
+        let eff = out.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+        let eff = u64::from_str_radix(eff.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        for (cap, name) in [
+            (10, "NET_BIND_SERVICE"),
+            (6, "SETGID"),
+            (7, "SETUID"),
+            (5, "KILL"),
+        ] {
+            assert_ne!(eff & (1 << cap), 0, "{name} missing");
+        }
+    }
+
+    #[test]
+    fn service_step_reports_no_weakening_and_no_cgroup() {
+        let t = Tree::new();
+        let r = run_report(&ExecRequest::new(&["true"], t.service_policy()));
+        assert!(r.outcome.success());
+        assert!(r.weakened.is_empty(), "{:?}", r.weakened);
+        assert_eq!(r.cgroup, None);
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Declared Unix sockets without the network effect
+// ------------------------------------------------------------------------------------------
+
+mod unix_sockets {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    /// A Unix socket server the test started in its tree; records connections.
+    struct Server {
+        path: PathBuf,
+        l: UnixListener,
+    }
+
+    impl Server {
+        fn new(path: PathBuf) -> Server {
+            let l = UnixListener::bind(&path).unwrap();
+            l.set_nonblocking(true).unwrap();
+            Server { path, l }
+        }
+
+        /// Whether a connection arrived since the last call.
+        fn was_hit(&self) -> bool {
+            let mut hit = false;
+            while self.l.accept().is_ok() {
+                hit = true;
+            }
+            hit
+        }
+    }
+
+    /// Python that connects to `path`: exit 0 on success, 7 when refused.
+    fn connect_code(path: &Path) -> String {
+        format!(
+            "import socket,sys\ns=socket.socket(socket.AF_UNIX)\n\
+             try:\n  s.connect({:?})\nexcept OSError as e:\n  print(e); sys.exit(7)\nsys.exit(0)",
+            path.display().to_string()
+        )
+    }
+
+    /// Whether the tree lies where the sandbox searches for undeclared sockets.
+    fn tree_is_searched(t: &Tree) -> bool {
+        let root = std::fs::canonicalize(&t.root).unwrap();
+        ["/run", "/tmp", "/var/tmp"]
+            .iter()
+            .any(|d| root.starts_with(std::fs::canonicalize(d).unwrap_or_else(|_| d.into())))
+    }
+
+    #[test]
+    fn declared_socket_is_reachable_without_network_and_nothing_else() {
+        let t = Tree::new();
+        let a = Server::new(t.p("outside/a.sock"));
+        let b = Server::new(t.p("outside/b.sock"));
+
+        // Not declared: connect(2) is refused outright.
+        assert_eq!(py(&t, &connect_code(&a.path)).code, Some(7));
+        assert!(!a.was_hit());
+
+        let mut p = t.policy();
+        p.unix_sockets = vec![a.path.clone()];
+        assert_eq!(py_with(p.clone(), &connect_code(&a.path)).code, Some(0));
+        assert!(a.was_hit(), "the declared server got no connection");
+        // Declaring it beats a deny_read entry for the same path (as the installation's
+        // default_deny_read() lists /run/systemd/private and the D-Bus socket for every step).
+        let mut both = p.clone();
+        both.deny_read.push(a.path.clone());
+        assert_eq!(py_with(both, &connect_code(&a.path)).code, Some(0));
+        assert!(a.was_hit());
+
+        // Another server, hidden the way default_deny_read() hides the host's: unreachable.
+        let mut hidden = p.clone();
+        hidden.deny_read.push(b.path.clone());
+        assert_eq!(py_with(hidden, &connect_code(&b.path)).code, Some(7));
+        // And even when nobody listed it: every undeclared socket where sockets live is
+        // covered.
+        if tree_is_searched(&t) {
+            assert_eq!(py_with(p.clone(), &connect_code(&b.path)).code, Some(7));
+        } else {
+            eprintln!("skipping the unlisted case: the temp dir is outside /run, /tmp, /var/tmp");
+        }
+        assert!(!b.was_hit(), "an undeclared socket got a connection");
+
+        // Still no network: AF_INET sockets, bind and listen are refused.
+        let l = Listener::new();
+        let o = py_with(
+            p.clone(),
+            &format!(
+                "import socket,sys\ntry:\n  s=socket.socket(); s.connect(('127.0.0.1',{}))\n\
+                 except OSError as e:\n  print(e); sys.exit(7)\nsys.exit(0)",
+                l.port
+            ),
+        );
+        assert_eq!(o.code, Some(7));
+        assert!(!l.was_hit());
+        let o = py_with(
+            p,
+            &format!(
+                "import socket,sys\ns=socket.socket(socket.AF_UNIX)\n\
+                 try:\n  s.bind({:?}); s.listen()\nexcept OSError as e:\n  print(e); sys.exit(7)\nsys.exit(0)",
+                t.s("work/mine.sock")
+            ),
+        );
+        assert_eq!(o.code, Some(7));
+    }
+
+    #[test]
+    fn declaring_a_path_does_not_declare_the_sockets_in_it() {
+        let t = Tree::new();
+        if !tree_is_searched(&t) {
+            eprintln!("skipped: the temp dir is outside /run, /tmp, /var/tmp");
+            return;
+        }
+        std::fs::create_dir(t.p("home/.ssh/cm")).unwrap();
+        let a = Server::new(t.p("outside/a.sock"));
+        // In a writable dir, declared readable by its exact path, and in a declared dir that
+        // is re-exposed inside a denied one (an ssh ControlMaster socket, say).
+        let others = [
+            Server::new(t.p("work/w.sock")),
+            Server::new(t.p("outside/dir/r.sock")),
+            Server::new(t.p("home/.ssh/cm/master.sock")),
+        ];
+        let mut p = t.policy();
+        p.unix_sockets = vec![a.path.clone()];
+        p.read.push(others[1].path.clone());
+        p.read.push(t.p("home/.ssh/cm"));
+        for s in &others {
+            assert_eq!(
+                py_with(p.clone(), &connect_code(&s.path)).code,
+                Some(7),
+                "{} was reachable",
+                s.path.display()
+            );
+            assert!(!s.was_hit(), "{} got a connection", s.path.display());
+        }
+        assert_eq!(py_with(p.clone(), &connect_code(&a.path)).code, Some(0));
+        assert!(a.was_hit());
+        // The writable dir holding a covered socket is still writable.
+        let o = sh_with(p, "echo x > work/new.txt && cat work/new.txt");
+        assert!(o.success(), "{}", o.stderr_text());
+        assert_eq!(std::fs::read_to_string(t.p("work/new.txt")).unwrap(), "x\n");
+    }
+
+    #[test]
+    fn declared_socket_inside_a_denied_directory_is_bound_back_in() {
+        let t = Tree::new();
+        let agent = Server::new(t.p("home/.ssh/agent.sock"));
+        let mut p = t.policy();
+        p.unix_sockets = vec![agent.path.clone()];
+        assert_eq!(py_with(p.clone(), &connect_code(&agent.path)).code, Some(0));
+        assert!(agent.was_hit());
+        // The rest of the directory stays hidden.
+        let o = sh_with(p, &format!("cat {}", t.s("home/.ssh/id_rsa")));
+        assert!(!o.success());
+        assert!(!o.stdout_text().contains(SECRET));
+    }
+
+    #[test]
+    fn host_abstract_sockets_stay_unreachable() {
+        let t = Tree::new();
+        let a = Server::new(t.p("outside/a.sock"));
+        let name = format!("kernos-attack-unix-{}", std::process::id());
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let abs = UnixListener::bind_addr(&addr).unwrap();
+        abs.set_nonblocking(true).unwrap();
+        let code = format!(
+            "import socket,sys\ns=socket.socket(socket.AF_UNIX)\n\
+             try:\n  s.connect('\\0{name}')\nexcept OSError as e:\n  print(e); sys.exit(7)\nsys.exit(0)"
+        );
+        for lifetime in [Lifetime::Step, Lifetime::Service] {
+            let mut p = t.policy();
+            p.lifetime = lifetime;
+            p.unix_sockets = vec![a.path.clone()];
+            assert_eq!(py_with(p, &code).code, Some(7), "{lifetime:?}");
+        }
+        assert!(
+            abs.accept().is_err(),
+            "the host's abstract socket got a connection"
+        );
+    }
+
+    #[test]
+    fn service_lifetime_with_declared_socket() {
+        let t = Tree::new();
+        let a = Server::new(t.p("outside/a.sock"));
+        let b = Server::new(t.p("outside/b.sock"));
+        let mut p = t.policy();
+        p.lifetime = Lifetime::Service;
+        p.unix_sockets = vec![a.path.clone()];
+        p.deny_read.push(b.path.clone());
+        assert_eq!(py_with(p.clone(), &connect_code(&a.path)).code, Some(0));
+        assert!(a.was_hit());
+        assert_eq!(py_with(p, &connect_code(&b.path)).code, Some(7));
+        assert!(!b.was_hit());
+    }
+
+    #[test]
+    fn a_declared_socket_must_be_a_socket() {
+        let t = Tree::new();
+        let mut p = t.policy();
+        p.unix_sockets = vec![t.p("home/.ssh/id_rsa")];
+        let e = runner()
+            .run(&ExecRequest::new(&["true"], p), &CancelToken::new())
+            .unwrap_err();
+        assert!(matches!(e, ExecError::InvalidPolicy(_)), "{e}");
+        assert!(e.to_string().contains("not one"), "{e}");
+        // A declared socket that does not exist is simply not there to reach.
+        let mut p = t.policy();
+        p.unix_sockets = vec![t.p("outside/none.sock")];
+        assert!(run(&["true"], p).success());
     }
 }

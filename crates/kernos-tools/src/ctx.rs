@@ -8,7 +8,7 @@ use kernos_core::{CancelToken, Effect, ExecOutcome, ExecRequest, ProcessRunner};
 use kernos_journal::BlobStore;
 
 use crate::error::{Result, ToolError};
-use crate::sandbox::policy_for;
+use crate::sandbox::{policy_for, read_only_policy_for};
 
 /// Where and as whom Kernos runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,9 +175,10 @@ impl Ctx<'_> {
     }
 
     /// Runs `argv` in the sandbox with no write and no network access at all: for the reads a
-    /// dry run or an effects query needs (`apt-get -s`, `systemctl is-active`).
+    /// dry run or an effects query needs (`apt-get -s`, `systemctl show`). It keeps the step's
+    /// reads, and may ask the service manager about a service the step has an effect on.
     pub fn run_read_only(&self, argv: &[&str], opts: RunOpts) -> Result<ExecOutcome> {
-        let policy = policy_for(&[], self.env);
+        let policy = read_only_policy_for(self.effects, self.env);
         self.run_with(argv, opts, policy)
     }
 

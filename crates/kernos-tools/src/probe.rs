@@ -75,6 +75,25 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// Live processes whose executable is `exe` (as `pidof` finds a daemon: by `/proc/PID/exe`,
+/// which reads " (deleted)" after the file was replaced by an upgrade). Processes whose
+/// executable we may not read (another user's, when not root) are not counted.
+pub(crate) fn pids_running(exe: &Path) -> Vec<u32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|l| {
+                let l = l.to_string_lossy();
+                Path::new(l.strip_suffix(" (deleted)").unwrap_or(&l)) == exe
+            })
+        })
+        .filter(|pid| pid_alive(*pid))
+        .collect()
+}
+
 /// The fields of `/proc/PID/stat` after the command name (which may contain spaces and
 /// parentheses, hence the split at the last `)`): index 0 is the state.
 fn stat_fields(s: &str) -> Option<Vec<&str>> {
@@ -121,6 +140,14 @@ mod tests {
             start <= now + 1 && start > now - 24 * 3600,
             "{start} vs {now}"
         );
+    }
+
+    #[test]
+    fn processes_are_found_by_executable() {
+        let me = std::process::id();
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        assert!(pids_running(&exe).contains(&me));
+        assert!(pids_running(Path::new("/nonexistent/kernos-daemon")).is_empty());
     }
 
     #[test]

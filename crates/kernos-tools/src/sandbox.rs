@@ -4,10 +4,16 @@
 //! the step declared network access (and then only to the declared hosts), and may never read
 //! Kernos's own data or the user's credential stores unless the step explicitly declared reading
 //! them.
+//!
+//! Services: a privileged effect on a service (start, stop, restart, enable, disable) gets the
+//! [`Lifetime::Service`] sandbox, in which what the command starts outlives the step (still
+//! confined; see there), and any effect on a service lets the command reach the service
+//! manager's control sockets (systemd's private socket, the D-Bus system bus) when this
+//! machine has them.
 
 use std::path::{Path, PathBuf};
 
-use kernos_core::{Effect, EffectKind, HostPort, NetworkPolicy, SandboxPolicy, Target};
+use kernos_core::{Effect, EffectKind, HostPort, Lifetime, NetworkPolicy, SandboxPolicy, Target};
 
 use crate::ctx::Env;
 
@@ -22,8 +28,46 @@ const SECRET_DIRS: &[&str] = &[
     ".config/gcloud",
 ];
 
+/// Control sockets of the service managers `svc` drives: `systemctl` talks to systemd over the
+/// first as root, and over the D-Bus system bus otherwise.
+pub const SERVICE_MANAGER_SOCKETS: [&str; 2] =
+    ["/run/systemd/private", "/run/dbus/system_bus_socket"];
+
+/// The service-manager sockets that exist on this machine (none without systemd or D-Bus).
+fn service_manager_sockets() -> Vec<PathBuf> {
+    SERVICE_MANAGER_SOCKETS
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .collect()
+}
+
 /// The policy for a child process of a step with these effects.
 pub fn policy_for(effects: &[Effect], env: &Env) -> SandboxPolicy {
+    policy_with_sockets(effects, env, &service_manager_sockets())
+}
+
+/// The policy for the read-only queries of a step with these effects (a dry run's or a
+/// change's "what is the state now?"): only its reads, where any effect on a service counts as
+/// reading that service, so the query may still ask the service manager. Never writable paths,
+/// never the network, never the service lifetime.
+pub fn read_only_policy_for(effects: &[Effect], env: &Env) -> SandboxPolicy {
+    let reads: Vec<Effect> = effects
+        .iter()
+        .filter_map(|e| match (&e.kind, &e.target) {
+            (EffectKind::Read, _) => Some(e.clone()),
+            (_, Target::Service { .. }) => Some(Effect {
+                kind: EffectKind::Read,
+                target: e.target.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    policy_for(&reads, env)
+}
+
+/// [`policy_for`] with the service-manager sockets this machine has given explicitly.
+fn policy_with_sockets(effects: &[Effect], env: &Env, manager: &[PathBuf]) -> SandboxPolicy {
     let mut p = SandboxPolicy::default();
     let mut hosts: Vec<HostPort> = Vec::new();
     let mut any_host = false;
@@ -51,8 +95,29 @@ pub fn policy_for(effects: &[Effect], env: &Env) -> SandboxPolicy {
                 network = true;
                 any_host = true;
             }
+            (kind, Target::Service { .. }) => {
+                if *kind == EffectKind::Privileged {
+                    p.lifetime = Lifetime::Service;
+                }
+                for s in manager {
+                    if !p.unix_sockets.contains(s) {
+                        p.unix_sockets.push(s.clone());
+                    }
+                }
+            }
             _ => {}
         }
+    }
+    if p.lifetime == Lifetime::Service {
+        // The sandbox does not apply these to a service (they would bind the daemon for its
+        // whole life); say so in the policy that is journaled. Nor the file-size and
+        // open-file caps, for the same reason: a database must not hit a step's 8 GiB file
+        // limit months later, nor a web server a step's 1024 descriptors.
+        p.limits.memory_bytes = None;
+        p.limits.max_processes = None;
+        p.limits.cpu_seconds = None;
+        p.limits.file_size_bytes = None;
+        p.limits.open_files = None;
     }
     if network {
         p.network = NetworkPolicy::Allow {
@@ -114,6 +179,112 @@ mod tests {
             data_dir: "/home/u/.local/share/kernos".into(),
             uid: 1000,
         }
+    }
+
+    fn service(kind: EffectKind) -> Effect {
+        Effect {
+            kind,
+            target: Target::Service { name: "web".into() },
+        }
+    }
+
+    fn sockets() -> Vec<PathBuf> {
+        SERVICE_MANAGER_SOCKETS.iter().map(PathBuf::from).collect()
+    }
+
+    #[test]
+    fn privileged_service_effect_gets_the_service_lifetime_and_manager_sockets() {
+        let p = policy_with_sockets(
+            &[
+                service(EffectKind::Privileged),
+                service(EffectKind::Write),
+                Effect::path(EffectKind::Write, "/nonexistent-kernos/run", true),
+            ],
+            &env(),
+            &sockets(),
+        );
+        assert_eq!(p.lifetime, Lifetime::Service);
+        assert_eq!(p.unix_sockets, sockets());
+        // Still no network unless declared, still the secrets hidden, still a wall clock.
+        assert_eq!(p.network, NetworkPolicy::Deny);
+        assert!(p.deny_read.contains(&PathBuf::from("/home/u/.ssh")));
+        assert!(p.limits.wall_ms.is_some());
+        assert!(p.limits.output_bytes.is_some());
+        // Limits that would bind a daemon for life are off, and say so.
+        assert_eq!(p.limits.memory_bytes, None);
+        assert_eq!(p.limits.max_processes, None);
+        assert_eq!(p.limits.cpu_seconds, None);
+        assert_eq!(p.limits.file_size_bytes, None);
+        assert_eq!(p.limits.open_files, None);
+    }
+
+    #[test]
+    fn service_reads_and_writes_get_sockets_but_the_step_lifetime() {
+        for kind in [EffectKind::Read, EffectKind::Write] {
+            let p = policy_with_sockets(&[service(kind)], &env(), &sockets());
+            assert_eq!(p.lifetime, Lifetime::Step, "{kind:?}");
+            assert_eq!(p.unix_sockets, sockets(), "{kind:?}");
+            assert_eq!(p.limits, kernos_core::Limits::default(), "{kind:?}");
+        }
+        // A machine without systemd or D-Bus: nothing to reach.
+        let p = policy_with_sockets(&[service(EffectKind::Privileged)], &env(), &[]);
+        assert_eq!(p.lifetime, Lifetime::Service);
+        assert!(p.unix_sockets.is_empty());
+    }
+
+    #[test]
+    fn other_effects_get_neither() {
+        let effects = [
+            Effect::path(EffectKind::Write, "/tmp", true),
+            Effect {
+                kind: EffectKind::Privileged,
+                target: Target::Package {
+                    name: "nginx".into(),
+                },
+            },
+            Effect {
+                kind: EffectKind::Read,
+                target: Target::System,
+            },
+        ];
+        let p = policy_with_sockets(&effects, &env(), &sockets());
+        assert_eq!(p.lifetime, Lifetime::Step);
+        assert!(p.unix_sockets.is_empty());
+    }
+
+    #[test]
+    fn policy_for_adds_only_sockets_that_exist_here() {
+        let p = policy_for(&[service(EffectKind::Read)], &env());
+        let here: Vec<PathBuf> = sockets().into_iter().filter(|s| s.exists()).collect();
+        assert_eq!(p.unix_sockets, here);
+    }
+
+    #[test]
+    fn read_only_queries_keep_reads_and_services_only() {
+        let d = tempfile::tempdir().unwrap();
+        let effects = vec![
+            service(EffectKind::Privileged),
+            service(EffectKind::Write),
+            Effect::path(EffectKind::Write, d.path(), true),
+            Effect::path(EffectKind::Read, "/var/log/web.log", false),
+            Effect {
+                kind: EffectKind::Network,
+                target: Target::Host {
+                    host: "*".into(),
+                    port: None,
+                },
+            },
+        ];
+        let full = policy_for(&effects, &env());
+        assert_eq!(full.lifetime, Lifetime::Service);
+        assert_eq!(full.write, vec![d.path().to_path_buf()]);
+        let ro = read_only_policy_for(&effects, &env());
+        assert_eq!(ro.lifetime, Lifetime::Step);
+        assert!(ro.write.is_empty());
+        assert_eq!(ro.network, NetworkPolicy::Deny);
+        assert_eq!(ro.read, vec![PathBuf::from("/var/log/web.log")]);
+        assert_eq!(ro.unix_sockets, full.unix_sockets);
+        assert_eq!(read_only_policy_for(&[], &env()), policy_for(&[], &env()));
     }
 
     #[test]

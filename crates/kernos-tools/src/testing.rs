@@ -4,13 +4,15 @@
 //!
 //! [`UnconfinedRunner`] runs child processes without the sandbox. It exists so tool logic can
 //! be tested on its own; the engine always runs children through `kernos-sandbox`, and the
-//! engine's and CLI's tests exercise that path.
+//! engine's and CLI's tests exercise that path. [`World::with_runner`] runs a world's children
+//! through another runner, e.g. the real sandbox, for tools whose behaviour depends on it.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kernos_core::{
@@ -137,11 +139,19 @@ pub struct World {
     pub registry: Registry,
     /// Cancellation for the next call.
     pub cancel: CancelToken,
+    /// Runs the actions' child processes.
+    runner: Arc<dyn ProcessRunner>,
 }
 
 impl World {
-    /// A fresh world with an empty tree.
+    /// A fresh world with an empty tree, running child processes unconfined.
     pub fn new() -> Self {
+        Self::with_runner(Arc::new(UnconfinedRunner))
+    }
+
+    /// A fresh world whose actions run their child processes through `runner` (e.g. a
+    /// `kernos_sandbox::SandboxRunner`).
+    pub fn with_runner(runner: Arc<dyn ProcessRunner>) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let root = dir.path().join("tree");
         let data = dir.path().join("data");
@@ -161,6 +171,7 @@ impl World {
             blobs,
             registry: Registry::builtin(),
             cancel: CancelToken::new(),
+            runner,
         }
     }
 
@@ -177,7 +188,7 @@ impl World {
     fn ctx<'a>(&'a self, effects: &'a [Effect]) -> Ctx<'a> {
         Ctx {
             env: &self.env,
-            runner: &UnconfinedRunner,
+            runner: &*self.runner,
             cancel: &self.cancel,
             blobs: &self.blobs,
             progress: &NoProgress,

@@ -11,6 +11,12 @@
 //! * **command** — sets rlimits, `no_new_privs`, Landlock and seccomp (in that order: seccomp
 //!   last, so nothing we still need is filtered) and execs.
 //!
+//! For a service-lifetime step there is no PID namespace: the init is an ordinary process that
+//! builds the same mount view, runs the command as the leader of its own process group (with
+//! a parent-death signal, so it cannot outlive a dead init), and when the command exits it
+//! kills nothing — what the command started is the service. Stopping such a step (timeout,
+//! cancel) kills the command's process group only; `kill(-1)` here would mean the whole host.
+//!
 //! Both run in a fresh copy of the single-threaded helper, so allocating is safe here. Errors go
 //! to the helper as one line on the status pipe: `E <kind> <message>`, `W <feature>` for a
 //! feature skipped under `allow_weaker`, `T <phase> <µs>` when tracing, and finally
@@ -56,6 +62,12 @@ pub(crate) struct MountPlan {
     pub writable: Vec<CString>,
     /// Size of the private /dev/shm, bytes.
     pub shm_bytes: u64,
+    /// Mount a /proc of the step's own PID namespace (not for a service step, which has none
+    /// and keeps the host's).
+    pub fresh_proc: bool,
+    /// Undeclared Unix sockets to cover (when the policy declares some, so `connect(2)` is
+    /// open): each one still visible once the view is built gets an empty mount.
+    pub cover_sockets: Vec<CString>,
 }
 
 /// Device nodes the command gets in its private /dev; everything else (disks, /dev/mem, …) is
@@ -135,6 +147,8 @@ pub(crate) fn init_main(plan: &Plan, go: OwnedFd, status_fd: OwnedFd, in_namespa
     }
 
     trace(plan, st, "mounts built");
+    // SAFETY: getpid has no arguments.
+    let init_pid = unsafe { libc::getpid() };
     // SAFETY: the helper is single-threaded, so the forked copy may run arbitrary code.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -144,8 +158,17 @@ pub(crate) fn init_main(plan: &Plan, go: OwnedFd, status_fd: OwnedFd, in_namespa
             &format!("fork: {}", io::Error::last_os_error()),
         );
     }
+    // Only as PID 1 of a namespace of our own does kill(-1) mean "the step". Otherwise (a
+    // service step, or the weaker no-namespace fallback) it would mean every process we may
+    // signal on the host, so the command gets a process group of its own to be stopped by.
+    let pid_ns = in_namespaces && !plan.service;
     if pid == 0 {
-        command_main(plan, st);
+        command_main(plan, st, (!pid_ns).then_some(init_pid));
+    }
+    if !pid_ns {
+        // Also from this side, so the group exists before any stop request can name it.
+        // SAFETY: plain syscall on our own child.
+        unsafe { libc::setpgid(pid, pid) };
     }
 
     // We need none of the command's stdio; holding it would delay the caller's end of file.
@@ -170,8 +193,7 @@ pub(crate) fn init_main(plan: &Plan, go: OwnedFd, status_fd: OwnedFd, in_namespa
     let mut command_cpu = 0;
     loop {
         if STOP.load(Ordering::SeqCst) {
-            // SAFETY: plain syscall; we are the namespace init, so -1 means "everyone else".
-            unsafe { libc::kill(-1, libc::SIGKILL) };
+            stop_step(pid_ns, pid);
         }
         let mut wstatus = 0;
         // SAFETY: rusage is plain data.
@@ -191,8 +213,16 @@ pub(crate) fn init_main(plan: &Plan, go: OwnedFd, status_fd: OwnedFd, in_namespa
     // The step is over: nothing it started may outlive it. As the namespace's init, kill(-1)
     // reaches every other process in it, including ones that called setsid to daemonise; a
     // process forking at the same moment either gets the signal too or has its fork fail.
-    // SAFETY: plain syscalls.
-    unsafe { libc::kill(-1, libc::SIGKILL) };
+    // A service step is the exception: what the command started is meant to keep running.
+    // Without a PID namespace of our own (service, or the weaker fallback) kill(-1) would
+    // reach the whole host; the fallback step kills what is left of the command's group.
+    if pid_ns {
+        // SAFETY: plain syscall.
+        unsafe { libc::kill(-1, libc::SIGKILL) };
+    } else if !plan.service {
+        // SAFETY: plain syscall on the group our command led.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
     loop {
         let mut wstatus = 0;
         // SAFETY: pointer to a local.
@@ -221,8 +251,94 @@ pub(crate) fn init_main(plan: &Plan, go: OwnedFd, status_fd: OwnedFd, in_namespa
     unsafe { libc::_exit(0) }
 }
 
-/// The command process: confine and exec. Never returns.
-fn command_main(plan: &Plan, st: RawFd) -> ! {
+/// Stops a running step on the helper's request.
+fn stop_step(pid_ns: bool, command: libc::pid_t) {
+    // SAFETY: plain syscalls.
+    unsafe {
+        if pid_ns {
+            // We are the namespace init, so -1 means "everyone else in the step".
+            libc::kill(-1, libc::SIGKILL);
+        } else {
+            // The command's process group is the control operation; a daemon that already
+            // left it with setsid is a started service and stays.
+            libc::kill(-command, libc::SIGKILL);
+            libc::kill(command, libc::SIGKILL);
+        }
+    }
+}
+
+/// Drops `caps` from the bounding set (what root gets on exec) and from our inheritable,
+/// permitted and effective sets (the inheritable one would carry them across exec too).
+fn drop_capabilities(caps: &[u32]) -> Result<(), String> {
+    const CAP_VERSION_3: u32 = 0x2008_0522;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    for &c in caps {
+        // SAFETY: prctl with integer arguments. Not in the set (or unknown to this kernel):
+        // nothing to drop.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_READ, c as libc::c_ulong, 0, 0, 0) } != 1 {
+            continue;
+        }
+        // SAFETY: as above.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0, 0, 0) } != 0 {
+            return Err(format!(
+                "dropping capability {c} from the bounding set: {}",
+                io::Error::last_os_error()
+            ));
+        }
+    }
+    let mut hdr = Header {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: header and a two-element data array, as capget(2) wants for version 3.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()) } != 0 {
+        return Err(format!("capget: {}", io::Error::last_os_error()));
+    }
+    for &c in caps {
+        let (i, bit) = ((c / 32) as usize, 1u32 << (c % 32));
+        if let Some(d) = data.get_mut(i) {
+            d.effective &= !bit;
+            d.permitted &= !bit;
+            d.inheritable &= !bit;
+        }
+    }
+    // SAFETY: as above; capset only lowers what we hold.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) } != 0 {
+        return Err(format!("capset: {}", io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// The command process: confine and exec. Never returns. `own_group` (the init's pid) when
+/// there is no PID namespace to end the step with.
+fn command_main(plan: &Plan, st: RawFd, own_group: Option<libc::pid_t>) -> ! {
+    if let Some(init_pid) = own_group {
+        // Its own process group, so a stop request reaches the control command and whatever
+        // it runs in the foreground without touching what it daemonised; and it dies with
+        // the init, which itself dies with the helper (nothing else would stop it: there is
+        // no namespace to tear down).
+        // SAFETY: plain syscalls on ourselves.
+        unsafe {
+            libc::setpgid(0, 0);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            if libc::getppid() != init_pid {
+                libc::_exit(1); // the init died before the death signal was armed
+            }
+        }
+    }
+
     for &(res, soft, hard) in &plan.rlimits {
         let mut cur = libc::rlimit {
             rlim_cur: 0,
@@ -260,6 +376,16 @@ fn command_main(plan: &Plan, st: RawFd) -> ! {
                     io::Error::last_os_error()
                 ),
             );
+        }
+    }
+
+    if !plan.drop_caps.is_empty() {
+        if let Err(e) = drop_capabilities(&plan.drop_caps) {
+            if plan.allow_weaker {
+                status(st, &format!("W dropping capabilities ({e})"));
+            } else {
+                fail(st, FailKind::Unavailable, &e);
+            }
         }
     }
 
@@ -442,17 +568,23 @@ fn setup_mounts(m: &MountPlan, allow_weaker: bool, st: RawFd) -> Result<(), Moun
     }
 
     // 2. Hidden paths: an empty read-only tmpfs over a directory, a node-less /dev/null over a
-    //    file (opening it fails with EACCES). Declared paths inside are bound back in.
+    //    file (opening it fails with EACCES). Declared paths inside are bound back in. A path
+    //    that has gone since the helper looked (a temp dir of someone else's, say) leaves
+    //    nothing to hide.
+    let gone = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR));
     for (h, fds) in m.hide.iter().zip(reexpose_fds) {
         if h.is_dir {
-            mount(
+            match mount(
                 Some(c"tmpfs"),
                 &h.path,
                 Some(c"tmpfs"),
                 libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 Some(c"size=64k,mode=0755"),
-            )
-            .map_err(|e| unavailable(&format!("hiding {:?}", h.path), e))?;
+            ) {
+                Ok(()) => {}
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(unavailable(&format!("hiding {:?}", h.path), e)),
+            }
             for ((_, rel, is_dir), fd) in h.reexpose.iter().zip(fds) {
                 let Some(fd) = fd else { continue };
                 for i in 1..rel.len() {
@@ -481,8 +613,11 @@ fn setup_mounts(m: &MountPlan, allow_weaker: bool, st: RawFd) -> Result<(), Moun
             let Some(null) = null else {
                 return Err((FailKind::Unavailable, "no /dev/null to hide files".into()));
             };
-            mount(Some(&fd_path(null)), &h.path, None, libc::MS_BIND, None)
-                .map_err(|e| unavailable(&format!("hiding {:?}", h.path), e))?;
+            match mount(Some(&fd_path(null)), &h.path, None, libc::MS_BIND, None) {
+                Ok(()) => {}
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(unavailable(&format!("hiding {:?}", h.path), e)),
+            }
             mount_setattr(&h.path, false, MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY, 0)
                 .map_err(|e| unavailable("hiding a file", e))?;
         }
@@ -497,6 +632,29 @@ fn setup_mounts(m: &MountPlan, allow_weaker: bool, st: RawFd) -> Result<(), Moun
             // read-only and make only the declared path itself writable.
             mount_setattr(w, false, 0, MOUNT_ATTR_RDONLY)
                 .map_err(|e| unavailable(&format!("making {w:?} writable"), e))?;
+        }
+    }
+
+    // 3b. Undeclared Unix sockets: a node-less /dev/null over each one refuses connections.
+    //     After the writable binds and the re-exposed paths, so none of those brings one
+    //     back; one that is not visible any more (inside a hidden directory) needs nothing.
+    if !m.cover_sockets.is_empty() {
+        let null = devices
+            .iter()
+            .find(|(n, _)| *n == c"null")
+            .and_then(|(_, fd)| fd.as_ref())
+            .ok_or((
+                FailKind::Unavailable,
+                "no /dev/null to cover Unix sockets with".to_owned(),
+            ))?;
+        for sock in &m.cover_sockets {
+            match mount(Some(&fd_path(null)), sock, None, libc::MS_BIND, None) {
+                Ok(()) => {}
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(unavailable(&format!("covering the socket {sock:?}"), e)),
+            }
+            mount_setattr(sock, false, MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY, 0)
+                .map_err(|e| unavailable("covering a socket", e))?;
         }
     }
 
@@ -543,6 +701,9 @@ fn setup_mounts(m: &MountPlan, allow_weaker: bool, st: RawFd) -> Result<(), Moun
         .map_err(|e| unavailable("read-only /dev", e))?;
 
     // 5. A /proc that shows only this PID namespace (host command lines can carry secrets).
+    if !m.fresh_proc {
+        return Ok(());
+    }
     match mount(
         Some(c"proc"),
         c"/proc",

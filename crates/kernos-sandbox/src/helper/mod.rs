@@ -10,6 +10,10 @@
 //!          └─ init      PID 1 of new user+pid+mount+ipc+uts(+net) namespaces; builds mounts
 //!              └─ command   rlimits, no_new_privs, Landlock, seccomp, exec
 //! ```
+//! For a service-lifetime step the init is an ordinary process in a new mount namespace (plus
+//! a user namespace when not root, and a network namespace without the network effect): it
+//! builds the same mount view, runs the command in its own process group, and exits with it,
+//! leaving whatever the command started (the daemon) running.
 //! The helper is single-threaded on purpose: the clone below is a plain fork-like clone, and
 //! the child may then run ordinary Rust code.
 
@@ -23,13 +27,14 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kernos_core::exec::StopReason;
-use kernos_core::sandbox::NetworkPolicy;
+use kernos_core::sandbox::{Lifetime, NetworkPolicy};
 
 use crate::cgroup::{CgroupLimits, CgroupSetup, StepCgroup};
 use crate::landlock::{self, PathRule, Ruleset};
 use crate::protocol::{
     CONTROL_FD, FailKind, HELPER_ARG, HelperMessage, HelperReport, HelperRequest, PROTOCOL_VERSION,
 };
+use crate::seccomp::FilterOpts;
 use crate::{seccomp, sys};
 
 pub(crate) use child::{Hide, MountPlan};
@@ -50,6 +55,12 @@ pub(crate) struct Plan {
     pub cgroup_join: Vec<OwnedFd>,
     /// v1 `tasks` files of our own cgroup, for the init to leave the step cgroup again.
     pub cgroup_leave: Vec<OwnedFd>,
+    /// Service lifetime: the init is not a PID-namespace init; it stops only the command's
+    /// process group and leaves everything else running when the command exits.
+    pub service: bool,
+    /// Capabilities to drop from the bounding set before exec (service lifetime as root,
+    /// where no user namespace scopes them).
+    pub drop_caps: Vec<u32>,
     /// Send phase timings on the status pipe.
     pub trace: bool,
 }
@@ -64,6 +75,29 @@ const CPU_POLL: Duration = Duration::from_millis(100);
 const STOP_GRACE: Duration = Duration::from_millis(1000);
 /// Private /dev/shm cap when the policy has no memory limit.
 const DEFAULT_SHM: u64 = 64 << 20;
+/// Where host daemons keep their control sockets (and users their tmux, screen, ssh-agent
+/// and X11 sockets): searched for sockets to cover when the policy declares Unix sockets.
+const SOCKET_DIRS: [&str; 4] = ["/run", "/var/run", "/tmp", "/var/tmp"];
+/// Most directory entries looked at while searching SOCKET_DIRS before giving up.
+const SOCKET_SCAN_BUDGET: usize = 100_000;
+/// Capabilities a service-lifetime command run as root gives up (they are the ones a user
+/// namespace would have kept from it): no service needs them, and each opens a way around
+/// the mount view, the seccomp filter or the kernel's integrity.
+const SERVICE_DROPPED_CAPS: [(u32, &str); 13] = [
+    (9, "CAP_LINUX_IMMUTABLE"),
+    (16, "CAP_SYS_MODULE"),
+    (17, "CAP_SYS_RAWIO"),
+    (19, "CAP_SYS_PTRACE"),
+    (21, "CAP_SYS_ADMIN"),
+    (22, "CAP_SYS_BOOT"),
+    (27, "CAP_MKNOD"),
+    (30, "CAP_AUDIT_CONTROL"),
+    (32, "CAP_MAC_OVERRIDE"),
+    (33, "CAP_MAC_ADMIN"),
+    (34, "CAP_SYSLOG"),
+    (38, "CAP_PERFMON"),
+    (39, "CAP_BPF"),
+];
 
 /// The helper's entry point (`kernos-sandbox`, `kernos __sandbox-helper`). Never returns.
 ///
@@ -110,15 +144,40 @@ struct Probed {
     cgroups: CgroupSetup,
 }
 
+/// The filter of an ordinary step without the network effect.
+const NO_NET: FilterOpts = FilterOpts {
+    deny_network: true,
+    unix_connect: false,
+    no_kill_all: false,
+};
+/// The filter of an ordinary step with it.
+const NET: FilterOpts = FilterOpts {
+    deny_network: false,
+    unix_connect: false,
+    no_kill_all: false,
+};
+
 fn probed() -> &'static Probed {
     static P: std::sync::OnceLock<Probed> = std::sync::OnceLock::new();
     P.get_or_init(|| Probed {
         landlock_abi: landlock::abi().map_err(|e| e.raw_os_error().unwrap_or(libc::ENOSYS)),
         seccomp_available: seccomp::available(),
-        filter_no_net: seccomp::build(true),
-        filter_net: seccomp::build(false),
+        filter_no_net: seccomp::build(NO_NET),
+        filter_net: seccomp::build(NET),
         cgroups: CgroupSetup::detect(),
     })
+}
+
+impl Probed {
+    /// The seccomp program for `opts`: the two common ones were built before the first fork;
+    /// the rarer variants (declared Unix sockets, service lifetime) cost a few µs to build.
+    fn filter(&self, opts: FilterOpts) -> Result<Vec<libc::sock_filter>, String> {
+        match opts {
+            NO_NET => self.filter_no_net.clone(),
+            NET => self.filter_net.clone(),
+            other => seccomp::build(other),
+        }
+    }
 }
 
 /// Second argument that selects fork-server mode.
@@ -438,13 +497,16 @@ fn supervise(
         }
     };
     let deny_network = matches!(policy.network, NetworkPolicy::Deny);
+    let service = policy.lifetime == Lifetime::Service;
+    // Declared sockets open connect(2) to Unix sockets; the mount view then decides which.
+    let unix_connect = deny_network && !policy.unix_sockets.is_empty();
     let seccomp = if probed.seccomp_available {
-        let prog = if deny_network {
-            &probed.filter_no_net
-        } else {
-            &probed.filter_net
+        let opts = FilterOpts {
+            deny_network,
+            unix_connect,
+            no_kill_all: service,
         };
-        match prog.clone() {
+        match probed.filter(opts) {
             Ok(p) => Some(p),
             Err(e) if policy.allow_weaker => {
                 weakened.push(format!("seccomp ({e})"));
@@ -503,6 +565,45 @@ fn supervise(
             denied.push(c);
         }
     }
+    let mut sockets = Vec::new();
+    for p in &policy.unix_sockets {
+        let Some(c) = canon(p, "Unix socket")? else {
+            continue; // not there (e.g. no D-Bus on this machine): nothing to reach
+        };
+        use std::os::unix::fs::FileTypeExt;
+        // A declared socket is exempt from hiding, so it must not be a way to declare a
+        // readable file or directory under another name.
+        if !std::fs::metadata(&c).is_ok_and(|m| m.file_type().is_socket()) {
+            return Err((
+                FailKind::InvalidPolicy,
+                format!(
+                    "{p:?} is declared as a Unix socket but is not one; declare files and \
+                     directories as readable paths instead"
+                ),
+            ));
+        }
+        sockets.push(c);
+    }
+    let mut cover_sockets = Vec::new();
+    if unix_connect {
+        // connect(2) is open, so every socket the view shows is reachable: cover all the
+        // undeclared ones where sockets live (and hide directories we cannot look into).
+        match sockets_under(&SOCKET_DIRS, &sockets, SOCKET_SCAN_BUDGET) {
+            Ok((found, unlisted)) => {
+                cover_sockets = found;
+                denied.extend(unlisted);
+            }
+            Err(why) if policy.allow_weaker => {
+                weakened.push(format!("hiding undeclared Unix sockets ({why})"));
+            }
+            Err(why) => {
+                return Err((
+                    FailKind::Unavailable,
+                    format!("cannot hide the undeclared Unix sockets: {why}"),
+                ));
+            }
+        }
+    }
     let cwd = match policy.cwd.as_ref().or(req.caller_cwd.as_ref()) {
         Some(c) => match canon(c, "working directory")? {
             Some(c) => Some(c),
@@ -559,18 +660,25 @@ fn supervise(
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get() as u64)
         .unwrap_or(1);
+    // A service outlives the step, so limits that would bind it for its whole life (memory,
+    // processes, CPU time, a per-step cgroup) are not applied to service-lifetime steps.
+    let step_limit = |l: Option<u64>| l.filter(|_| !service);
+    let (memory_limit, process_limit, cpu_limit) = (
+        step_limit(limits.memory_bytes),
+        step_limit(limits.max_processes),
+        step_limit(limits.cpu_seconds),
+    );
     let cg_limits = CgroupLimits {
-        memory_bytes: limits.memory_bytes.filter(|_| cg_setup.has("memory")),
+        memory_bytes: memory_limit.filter(|_| cg_setup.has("memory")),
         // +1 for the namespace init, which lives in the cgroup too.
-        max_pids: limits
-            .max_processes
+        max_pids: process_limit
             .filter(|_| cg_setup.has("pids"))
             .map(|p| p + 1),
         // Leave one core to the rest of the system so a runaway step never starves the
         // daemon that supervises it.
-        cpus: (cpus > 1 && cg_setup.has("cpu")).then_some(cpus - 1),
+        cpus: (!service && cpus > 1 && cg_setup.has("cpu")).then_some(cpus - 1),
     };
-    if limits.max_processes.is_some() && cg_limits.max_pids.is_none() && euid == 0 {
+    if process_limit.is_some() && cg_limits.max_pids.is_none() && euid == 0 {
         // RLIMIT_NPROC is not enforced for uid 0, so without a pids cgroup nothing would
         // stop a fork bomb run by root.
         let why = "process limit (no pids cgroup can be created here, and RLIMIT_NPROC does \
@@ -580,7 +688,7 @@ fn supervise(
         }
         weakened.push(why.into());
     }
-    let want_cpu_acct = limits.cpu_seconds.is_some() && cg_setup.has("cpuacct");
+    let want_cpu_acct = cpu_limit.is_some() && cg_setup.has("cpuacct");
     let name = format!("kernos-sbx-{}", std::process::id());
     let cgroup_summary;
     if cg_limits.memory_bytes.is_some()
@@ -619,17 +727,17 @@ fn supervise(
         // Core dumps of a confined command would land in its cwd or a host-wide handler.
         (libc::RLIMIT_CORE, 0, 0),
     ];
-    if let Some(m) = limits.memory_bytes {
+    if let Some(m) = memory_limit {
         // With a memory cgroup enforcing the real limit, the address-space limit only guards
         // against absurd single allocations; virtual reservations (runtimes, mmap'd files)
         // routinely exceed resident memory, so give them room.
         let r#as = if mem_cgroup { m.saturating_mul(2) } else { m };
         rlimits.push((libc::RLIMIT_AS, r#as, r#as));
     }
-    if let Some(p) = limits.max_processes {
+    if let Some(p) = process_limit {
         rlimits.push((libc::RLIMIT_NPROC, p, p));
     }
-    if let Some(c) = limits.cpu_seconds {
+    if let Some(c) = cpu_limit {
         // SIGXCPU at the soft limit, SIGKILL a second later if it is caught.
         rlimits.push((libc::RLIMIT_CPU, c, c.saturating_add(1)));
     }
@@ -686,7 +794,13 @@ fn supervise(
     }
 
     // --- mounts (hidden and writable paths) ----------------------------------------------------
-    let declared: Vec<&PathBuf> = readable.iter().chain(writable.iter()).collect();
+    // Declared sockets count as declared paths here: not hidden, and bound back in when they
+    // lie inside a hidden directory.
+    let declared: Vec<&PathBuf> = readable
+        .iter()
+        .chain(writable.iter())
+        .chain(sockets.iter())
+        .collect();
     let mut hide: Vec<Hide> = Vec::new();
     denied.sort_by_key(|p| p.as_os_str().len());
     for d in &denied {
@@ -724,9 +838,7 @@ fn supervise(
             reexpose,
         });
     }
-    let shm_bytes = limits
-        .memory_bytes
-        .map_or(DEFAULT_SHM, |m| m.min(DEFAULT_SHM));
+    let shm_bytes = memory_limit.map_or(DEFAULT_SHM, |m| m.min(DEFAULT_SHM));
     let writable_c = writable
         .iter()
         .map(|p| cpath(p))
@@ -735,6 +847,13 @@ fn supervise(
         hide,
         writable: writable_c.clone(),
         shm_bytes,
+        // A fresh /proc needs a PID namespace of our own; a service step keeps the host's
+        // (read-only, and Landlock keeps other processes' root, fd and exe links closed).
+        fresh_proc: !service,
+        cover_sockets: cover_sockets
+            .iter()
+            .map(|p| cpath(p))
+            .collect::<Result<Vec<_>, _>>()?,
     };
 
     // --- Landlock -----------------------------------------------------------------------------
@@ -772,6 +891,7 @@ fn supervise(
             handled_net,
             rules,
             connect_ports: connect_ports.clone(),
+            scope_signals: !service,
         }
     });
 
@@ -802,15 +922,25 @@ fn supervise(
         allow_weaker: policy.allow_weaker,
         cgroup_join,
         cgroup_leave,
+        service,
+        drop_caps: Vec::new(),
         trace: req.trace,
     };
 
     // --- clone --------------------------------------------------------------------------------
-    let mut flags = libc::CLONE_NEWUSER
-        | libc::CLONE_NEWPID
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWUTS;
+    let mut flags = libc::CLONE_NEWNS;
+    if !service {
+        flags |= libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    }
+    // Root runs a service without a user namespace: a daemon's capabilities must count
+    // against the host (binding port 80 in the host's network namespace, say). The ones no
+    // service needs are dropped from the bounding set instead.
+    let user_ns = !service || euid != 0;
+    if user_ns {
+        flags |= libc::CLONE_NEWUSER;
+    } else {
+        plan.drop_caps = SERVICE_DROPPED_CAPS.iter().map(|(c, _)| *c).collect();
+    }
     if deny_network && !join_shared_netns(req, abi) {
         flags |= libc::CLONE_NEWNET;
     }
@@ -863,7 +993,7 @@ fn supervise(
         }
     };
 
-    if in_ns {
+    if in_ns && user_ns {
         if let Err(e) = write_id_maps(pid, euid) {
             kill_tree();
             let _ = sys::wait4(pid);
@@ -1062,13 +1192,11 @@ fn supervise(
             // A shell running the command reports a child killed by signal N as exit code
             // 128+N; `shell.run` steps always go through one, so read that too.
             let by = |sig: i32| signal == Some(sig) || code == Some(128 + sig);
-            let cpu_hit = limits.cpu_seconds.is_some_and(|c| {
+            let cpu_hit = cpu_limit.is_some_and(|c| {
                 by(libc::SIGXCPU) || (signal == Some(libc::SIGKILL) && cmd_cpu_ms >= c * 1000)
             });
             if cpu_hit {
-                limits
-                    .cpu_seconds
-                    .map(|limit_s| StopReason::CpuLimit { limit_s })
+                cpu_limit.map(|limit_s| StopReason::CpuLimit { limit_s })
             } else if by(libc::SIGXFSZ) && limits.file_size_bytes.is_some() {
                 limits
                     .file_size_bytes
@@ -1230,6 +1358,74 @@ fn write_id_maps(pid: libc::pid_t, euid: libc::uid_t) -> io::Result<()> {
     Ok(())
 }
 
+/// Every pathname Unix socket under `roots` except the `keep` ones, and every directory there
+/// that cannot be listed (it may hold sockets nobody can see from here, so it is hidden
+/// whole): `(sockets, directories)`. Symlinks are not followed, and a root that is another
+/// one under a second name (`/var/run` → `/run`) is searched once. Fails after looking at
+/// `budget` entries.
+fn sockets_under(
+    roots: &[&str],
+    keep: &[PathBuf],
+    budget: usize,
+) -> Result<(Vec<PathBuf>, Vec<PathBuf>), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut searched: Vec<PathBuf> = Vec::new();
+    let mut found = Vec::new();
+    let mut unlisted = Vec::new();
+    let mut looked = 0usize;
+    for r in roots {
+        let Ok(root) = std::fs::canonicalize(r) else {
+            continue;
+        };
+        if searched.contains(&root) {
+            continue;
+        }
+        searched.push(root.clone());
+        let mut stack = vec![root];
+        while let Some(dir) = stack.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                // Removed while we looked (temp dirs come and go): nothing in it to reach.
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        || e.raw_os_error() == Some(libc::ENOTDIR) =>
+                {
+                    continue;
+                }
+                Err(_) => {
+                    unlisted.push(dir);
+                    continue;
+                }
+            };
+            for e in entries {
+                let Ok(e) = e else {
+                    unlisted.push(dir.clone());
+                    break;
+                };
+                looked += 1;
+                if looked > budget {
+                    return Err(format!(
+                        "more than {budget} files under {} to check",
+                        roots.join(", ")
+                    ));
+                }
+                let Ok(ft) = e.file_type() else {
+                    continue;
+                };
+                if ft.is_socket() {
+                    let p = e.path();
+                    if !keep.contains(&p) {
+                        found.push(p);
+                    }
+                } else if ft.is_dir() {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    Ok((found, unlisted))
+}
+
 /// A fresh private directory for the command's temporary files (mode 0700).
 fn make_tmpdir() -> io::Result<PathBuf> {
     let base = std::env::temp_dir();
@@ -1302,6 +1498,30 @@ mod tests {
         assert_eq!(
             resolve_program("/etc", "", None).unwrap_err().0,
             FailKind::NotFound
+        );
+    }
+
+    #[test]
+    fn sockets_are_found_and_declared_ones_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(d.path()).unwrap();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        let s1 = root.join("a/one.sock");
+        let s2 = root.join("a/b/two.sock");
+        let _l1 = std::os::unix::net::UnixListener::bind(&s1).unwrap();
+        let _l2 = std::os::unix::net::UnixListener::bind(&s2).unwrap();
+        std::fs::write(root.join("a/file"), "x").unwrap();
+        std::os::unix::fs::symlink(&root, root.join("a/b/loop")).unwrap();
+        let r = root.to_str().unwrap();
+        let (mut found, unlisted) =
+            sockets_under(&[r, r], std::slice::from_ref(&s1), 1000).unwrap();
+        found.sort();
+        assert_eq!(found, vec![s2.clone()]);
+        assert!(unlisted.is_empty());
+        assert!(sockets_under(&[r], &[], 2).is_err());
+        assert_eq!(
+            sockets_under(&["/nonexistent-kernos"], &[], 10).unwrap(),
+            (vec![], vec![])
         );
     }
 

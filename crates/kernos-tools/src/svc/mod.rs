@@ -4,10 +4,16 @@
 //!
 //! - **systemd** when the machine was booted with it (`/run/systemd/system` exists, as
 //!   `sd_booted()` checks) and `systemctl` is installed: `systemctl` and `journalctl`.
-//! - **init scripts** (SysV style, `/etc/init.d/NAME start|stop|status`) otherwise — containers
-//!   and machines whose PID 1 is not systemd. Enabled means an `S` link in `/etc/rc[2-5].d`
-//!   (changed with `update-rc.d`); the main pid comes from the script's pid file; logs from the
-//!   log file the script names or `/var/log/NAME.log`.
+//! - **init scripts** (SysV style, `/etc/init.d/NAME start|stop`) otherwise — containers and
+//!   machines whose PID 1 is not systemd. State and main pid come from the script's pid file
+//!   (or its `DAEMON=` executable), read in-process; enabled means an `S` link in
+//!   `/etc/rc[2-5].d` (changed with `update-rc.d`); logs come from the log file the script
+//!   names or `/var/log/NAME.log`.
+//!
+//! Changes run in the sandbox derived from their effects: a privileged effect on the service
+//! gives the service lifetime (a daemon an init script starts outlives the step, confined to
+//! what the step declared), and any effect on a service lets `systemctl` reach systemd's
+//! private socket or the D-Bus system bus (see `crate::sandbox`).
 //!
 //! When neither applies, every action says so: "no systemd on this machine and no init script
 //! for NAME: svc.* is unavailable".
@@ -15,11 +21,12 @@
 //! Changes (`start`, `stop`, `restart`, `enable`, `disable`) query the current state first
 //! (read-only), do nothing when the service is already there, record the inverse step for undo
 //! before acting (`stop` → `start` when it was running, `start` → `stop`, `enable` ↔ `disable`;
-//! a restart of a running service has no inverse), then act and verify the new state.
+//! a restart of a running service, or a stop of one whose state cannot be read, has no
+//! inverse), then act and verify the new state.
 //!
 //! Rows (every action but `logs`): `name`, `state` (`active`, `inactive`, `failed`,
 //! `activating`, … or `unknown`), `sub` (systemd's sub-state such as `running` or `exited`;
-//! the init script's status text), `enabled` (`enabled`, `disabled`, `static`, `masked`, … or
+//! for an init script, what its state was read from), `enabled` (`enabled`, `disabled`, `static`, `masked`, … or
 //! `unknown`), `pid`, `since` (when the current state began, or when the main process
 //! started), `description`. `logs` rows: `time`, `source`, `message`.
 
@@ -259,9 +266,10 @@ impl Action for List {
         if let Some(f) = &args.state {
             let _ = state_filter(f)?;
         }
+        // Every service: a read of the service manager, whose control socket the query needs.
         Ok(vec![Effect {
             kind: EffectKind::Read,
-            target: Target::System,
+            target: Target::Service { name: "*".into() },
         }])
     }
 
@@ -364,7 +372,11 @@ fn transition(op: Op, st: &Status) -> Result<Option<Transition>> {
     let from = || st.state.clone();
     match op {
         Op::Start => Ok((!st.running()).then(|| (from(), "active".into()))),
-        Op::Stop => Ok(st.running().then(|| (from(), "inactive".into()))),
+        // A service whose state cannot be read may be running: stopping is what was asked,
+        // and an init script's stop is harmless when it is not.
+        Op::Stop => {
+            Ok((st.running() || st.state == "unknown").then(|| (from(), "inactive".into())))
+        }
         Op::Restart if st.running() => Ok(Some((from(), "restarted".into()))),
         Op::Restart => Ok(Some((from(), "active".into()))),
         Op::Enable | Op::Disable => {
@@ -499,6 +511,8 @@ impl Action for Change1 {
         // The way back, journaled before anything changes.
         let inverse = match self.op {
             Op::Start => Some("stop"),
+            // Undo must not start a service nobody knew was running.
+            Op::Stop if !before.running() => None,
             Op::Stop => Some("start"),
             Op::Restart if !before.running() => Some("stop"),
             Op::Restart => None,
@@ -688,6 +702,10 @@ mod tests {
             pair("active", "inactive")
         );
         assert_eq!(t(Op::Stop, &st("inactive", "enabled")), None);
+        assert_eq!(
+            t(Op::Stop, &st("unknown", "enabled")),
+            pair("unknown", "inactive")
+        );
         assert_eq!(
             t(Op::Restart, &st("active", "x")),
             pair("active", "restarted")

@@ -1,10 +1,19 @@
 //! The init-script backend (SysV style), for machines whose PID 1 is not systemd.
 //!
-//! State comes from the script's own `status` action (LSB exit codes: 0 running, 1/2 dead
-//! with a stale pid or lock file, 3 not running, 4 unknown); the main pid from the pid file
-//! the script names (`PIDFILE=…`) or `/run/NAME.pid`; enabled from the `S` links in the
-//! runlevel directories next to the script directory (`/etc/rc[2-5S].d`), which
-//! `update-rc.d` manages.
+//! State is read here, in-process, the way LSB's `status_of_proc` decides it: the pid file the
+//! script names (`PIDFILE=…`, or `/run/NAME.pid` and friends) holding a live process means
+//! running; otherwise a process running the script's `DAEMON=` executable; a pid file naming a
+//! dead process means failed; a script that names a pid file or daemon and has neither running
+//! is stopped; anything else is unknown. The script's own `status` action is not run: in a
+//! sandbox it would answer for the sandbox's view of the processes, not the host's, and a
+//! read-only query must not get the service sandbox, which may signal host processes.
+//! Enabled comes from the `S` links in the runlevel directories next to the script directory
+//! (`/etc/rc[2-5S].d`), which `update-rc.d` manages.
+//!
+//! `start`, `stop` and `restart` run the script in the service-lifetime sandbox (see
+//! `kernos_core::Lifetime::Service`), so the daemon it starts keeps running after the step —
+//! confined to what the step declared: the script's pid, log and run directories (plus
+//! `/run`, `/var/log`, `/var/lib`, … for the system's scripts) and the network.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -16,7 +25,7 @@ use kernos_core::{Effect, EffectKind, Target};
 use super::{Op, Status};
 use crate::ctx::{Ctx, RunOpts};
 use crate::error::{Result, ToolError};
-use crate::probe::{is_executable, pid_alive, process_start, which};
+use crate::probe::{is_executable, pid_alive, pids_running, process_start, which};
 
 /// Files in an init directory that are not services.
 const NOT_SERVICES: &[&str] = &[
@@ -31,6 +40,11 @@ const NOT_SERVICES: &[&str] = &[
     "reboot",
     "sendsigs",
 ];
+
+/// How long a daemon the script's stop left running gets between SIGTERM and SIGKILL.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+/// How long after SIGKILL before giving up.
+const KILL_WAIT: Duration = Duration::from_secs(2);
 
 /// Runlevels whose `S` links mean "started at boot".
 const BOOT_LEVELS: &[&str] = &["2", "3", "4", "5", "S"];
@@ -119,12 +133,61 @@ impl SysV {
         v
     }
 
-    fn main_pid(&self, name: &str, vars: &BTreeMap<String, String>) -> Option<u32> {
-        self.pid_files(name, vars).into_iter().find_map(|p| {
-            let s = std::fs::read_to_string(&p).ok()?;
-            let pid: u32 = s.split_whitespace().next()?.parse().ok()?;
-            (pid > 1 && pid_alive(pid)).then_some(pid)
-        })
+    /// The state as `status_of_proc` would decide it, read from the pid files and `/proc`:
+    /// (state, what it was decided from, main pid).
+    fn probe_state(
+        &self,
+        name: &str,
+        vars: &BTreeMap<String, String>,
+    ) -> (&'static str, String, Option<u32>) {
+        let mut stale = None;
+        for p in self.pid_files(name, vars) {
+            let Ok(s) = std::fs::read_to_string(&p) else {
+                continue;
+            };
+            let Some(pid) = s
+                .split_whitespace()
+                .next()
+                .and_then(|w| w.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid > 1 && pid_alive(pid) {
+                return (
+                    "active",
+                    format!("pid {pid} from {}", p.display()),
+                    Some(pid),
+                );
+            }
+            stale.get_or_insert((p, pid));
+        }
+        let daemon = vars
+            .get("DAEMON")
+            .filter(|d| d.starts_with('/'))
+            .map(PathBuf::from);
+        if let Some(d) = &daemon {
+            if let Some(pid) = pids_running(d).into_iter().min() {
+                return ("active", format!("{} is running", d.display()), Some(pid));
+            }
+        }
+        if let Some((p, pid)) = stale {
+            return (
+                "failed",
+                format!("{} names pid {pid}, which is not running", p.display()),
+                None,
+            );
+        }
+        let names_pid_file = vars
+            .iter()
+            .any(|(k, v)| k.to_ascii_uppercase().contains("PID") && v.starts_with('/'));
+        if names_pid_file || daemon.is_some() {
+            return ("inactive", "not running".into(), None);
+        }
+        (
+            "unknown",
+            "the script names no pid file or DAEMON, and none was found".into(),
+            None,
+        )
     }
 
     /// `enabled` when an `S` link exists in a boot runlevel, `disabled` when only `K` links
@@ -149,34 +212,15 @@ impl SysV {
         if any_dir { "disabled" } else { "unknown" }.into()
     }
 
-    pub(crate) fn status(&self, ctx: &Ctx<'_>, name: &str) -> Result<Status> {
-        let script = self.script(name).ok_or_else(|| super::unavailable(name))?;
+    pub(crate) fn status(&self, _ctx: &Ctx<'_>, name: &str) -> Result<Status> {
+        self.script(name).ok_or_else(|| super::unavailable(name))?;
         let text = self.text(name);
         let vars = script_vars(&text);
-        let pid = self.main_pid(name, &vars);
-        let (state, sub) = if text.contains("status") {
-            let script_s = script.to_string_lossy();
-            let out = ctx.run_read_only(
-                &[script_s.as_ref(), "status"],
-                RunOpts {
-                    cwd: Some(PathBuf::from("/")),
-                    timeout: Some(Duration::from_secs(30)),
-                    ..RunOpts::default()
-                },
-            )?;
-            let said = first_line(&out.stdout_text()).or_else(|| first_line(&out.stderr_text()));
-            let usage = said.as_deref().is_some_and(|s| s.starts_with("Usage"));
-            (lsb_state(out.code, usage).to_owned(), said)
-        } else if pid.is_some() {
-            ("active".to_owned(), Some("pid file".into()))
-        } else {
-            ("unknown".to_owned(), None)
-        };
-        let pid = pid.filter(|_| state == "active");
+        let (state, sub, pid) = self.probe_state(name, &vars);
         Ok(Status {
             name: name.to_owned(),
-            state,
-            sub,
+            state: state.to_owned(),
+            sub: Some(sub),
             enabled: self.enabled(name),
             pid,
             since: pid.and_then(process_start),
@@ -196,13 +240,13 @@ impl SysV {
     pub(crate) fn act(&self, ctx: &Ctx<'_>, name: &str, op: Op) -> Result<()> {
         let script = self.script(name).ok_or_else(|| super::unavailable(name))?;
         match op {
-            Op::Start | Op::Stop | Op::Restart => {
-                let text = self.text(name);
-                if op == Op::Restart && !text.contains("restart") {
-                    self.run_script(ctx, &script, "stop")?;
-                    return self.run_script(ctx, &script, "start");
-                }
-                self.run_script(ctx, &script, op.as_str())
+            Op::Start => self.run_script(ctx, &script, "start"),
+            Op::Stop => self.stop(ctx, name, &script),
+            // Not the script's own restart: its stop half may not find the daemon from the
+            // sandbox (see `stop`), and its start half would then start a second one.
+            Op::Restart => {
+                self.stop(ctx, name, &script)?;
+                self.run_script(ctx, &script, "start")
             }
             Op::Enable | Op::Disable if self.system => {
                 let n = Self::base(name);
@@ -214,6 +258,62 @@ impl SysV {
             }
             Op::Enable | Op::Disable => self.relink(Self::base(name), op == Op::Enable),
         }
+    }
+
+    /// Runs the script's `stop`, then makes sure the main process it had is gone. The script
+    /// runs in the sandbox, where Landlock keeps other processes' `/proc/PID/exe` closed (the
+    /// same rule keeps their `/proc/PID/root` closed, which must stay so), so scripts that
+    /// identify their daemon by executable (`start-stop-daemon --exec`, `pidofproc`) do not
+    /// find it there and leave it running. The pid file, or the `DAEMON=` executable, says
+    /// which process is the service; when it outlives the script's stop, it is stopped from
+    /// here: SIGTERM, then SIGKILL after [`STOP_WAIT`].
+    fn stop(&self, ctx: &Ctx<'_>, name: &str, script: &Path) -> Result<()> {
+        let vars = script_vars(&self.text(name));
+        let main = self
+            .probe_state(name, &vars)
+            .2
+            .filter(|pid| *pid != std::process::id())
+            .and_then(|pid| Some((pid, process_start(pid)?)));
+        let by_script = self.run_script(ctx, script, "stop");
+        let Some((pid, started)) = main else {
+            return by_script;
+        };
+        let same = || pid_alive(pid) && process_start(pid) == Some(started);
+        if !same() {
+            return by_script;
+        }
+        // Only what the script says is its daemon.
+        if let Some(d) = vars.get("DAEMON").filter(|d| d.starts_with('/')) {
+            if !pids_running(Path::new(d)).contains(&pid) {
+                return by_script;
+            }
+        }
+        for (signal, wait) in [(libc::SIGTERM, STOP_WAIT), (libc::SIGKILL, KILL_WAIT)] {
+            // SAFETY: kill(2) of the service's main process, checked just above to be the
+            // same process (pid and start time) that the pid file or DAEMON named.
+            unsafe { libc::kill(pid as libc::pid_t, signal) };
+            let until = std::time::Instant::now() + wait;
+            while same() && std::time::Instant::now() < until {
+                ctx.check_cancel()?;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if !same() {
+                // A pid file still naming the dead process would read as "failed".
+                for f in self.pid_files(name, &vars) {
+                    let names_it = std::fs::read_to_string(&f).is_ok_and(|s| {
+                        s.split_whitespace().next() == Some(pid.to_string().as_str())
+                    });
+                    if names_it {
+                        let _ = std::fs::remove_file(&f);
+                    }
+                }
+                return Ok(());
+            }
+        }
+        Err(ToolError::Failed(format!(
+            "{name}: process {pid} is still running after `{} stop`, SIGTERM and SIGKILL",
+            script.display()
+        )))
     }
 
     /// Runs `script action`. The script's output goes through a temporary file rather than
@@ -332,7 +432,14 @@ exit $rc"#;
         };
         match op {
             Op::Start | Op::Stop | Op::Restart => {
-                v.push(exec(format!("{} {}", script.display(), op.as_str())));
+                // A restart runs the script's stop, then its start (see `act`).
+                let actions: &[&str] = match op {
+                    Op::Restart => &["stop", "start"],
+                    _ => &[op.as_str()],
+                };
+                for a in actions {
+                    v.push(exec(format!("{} {a}", script.display())));
+                }
                 // Where this script keeps its pid and log files.
                 let vars = script_vars(&self.text(name));
                 let mut dirs: Vec<PathBuf> = vars
@@ -425,22 +532,6 @@ fn rc_link(f: &str, n: &str) -> Option<(char, u32)> {
     let digits = f.get(1..3)?;
     let seq: u32 = digits.parse().ok()?;
     (f.get(3..)? == n).then_some((kind, seq))
-}
-
-/// The LSB status exit code as a state.
-pub(crate) fn lsb_state(code: Option<i32>, usage: bool) -> &'static str {
-    match code {
-        _ if usage => "unknown",
-        Some(0) => "active",
-        Some(1 | 2) => "failed",
-        Some(3) => "inactive",
-        _ => "unknown",
-    }
-}
-
-fn first_line(s: &str) -> Option<String> {
-    let l = s.lines().map(str::trim).find(|l| !l.is_empty())?;
-    Some(l.chars().take(160).collect())
 }
 
 /// `# Short-Description: …` from the LSB header.
@@ -588,13 +679,44 @@ DESC="system message bus"
     }
 
     #[test]
-    fn lsb_codes() {
-        assert_eq!(lsb_state(Some(0), false), "active");
-        assert_eq!(lsb_state(Some(3), false), "inactive");
-        assert_eq!(lsb_state(Some(1), false), "failed");
-        assert_eq!(lsb_state(Some(4), false), "unknown");
-        assert_eq!(lsb_state(Some(1), true), "unknown");
-        assert_eq!(lsb_state(None, false), "unknown");
+    fn state_is_read_from_pid_files_and_proc() {
+        let d = tempfile::tempdir().unwrap();
+        let init = d.path().join("init.d");
+        std::fs::create_dir(&init).unwrap();
+        let s = SysV::new(&init, false);
+        let pidfile = d.path().join("web.pid");
+        let vars = |extra: &str| script_vars(&format!("PIDFILE={}\n{extra}", pidfile.display()));
+
+        // Names a pid file that is not there: not running.
+        let (state, _, pid) = s.probe_state("web", &vars(""));
+        assert_eq!((state, pid), ("inactive", None));
+
+        // A pid file naming a live process: running, with that pid.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        std::fs::write(&pidfile, format!("{}\n", child.id())).unwrap();
+        let (state, sub, pid) = s.probe_state("web", &vars(""));
+        assert_eq!((state, pid), ("active", Some(child.id())), "{sub}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        // Naming a dead one: failed (LSB's "dead, pid file exists").
+        let (state, sub, pid) = s.probe_state("web", &vars(""));
+        assert_eq!((state, pid), ("failed", None));
+        assert!(sub.contains("not running"), "{sub}");
+
+        // No pid file but a DAEMON that runs: running (this test binary stands in for it).
+        std::fs::remove_file(&pidfile).unwrap();
+        let me = std::fs::read_link("/proc/self/exe").unwrap();
+        let (state, _, pid) = s.probe_state("web", &vars(&format!("DAEMON={}", me.display())));
+        assert_eq!(state, "active");
+        assert!(pid.is_some());
+
+        // Nothing to go by: unknown.
+        let (state, _, _) = s.probe_state("kernos-none", &BTreeMap::new());
+        assert_eq!(state, "unknown");
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! `svc.*` against a real init script the test writes into a temporary directory (the
 //! init-script backend pointed at it), and the "no service manager" error on this machine.
+//! The `sandboxed_*` tests drive the same scripts through the real sandbox runner (the
+//! service lifetime); they need the `kernos-sandbox` helper binary next to the test binary
+//! (`cargo nextest run --workspace` and `cargo build -p kernos-sandbox` build it) and say so
+//! when it is missing.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kernos_core::{EffectKind, Target};
 use kernos_tools::Change;
@@ -19,14 +24,95 @@ struct Fixture {
     root: PathBuf,
 }
 
+/// Which init script the fixture writes.
+#[derive(Clone, Copy)]
+enum Script {
+    /// Plain shell: `sleep &`, `kill $(cat pidfile)`.
+    Plain,
+    /// Debian style: `start-stop-daemon --start/--stop --pidfile … --exec DAEMON`, with
+    /// DAEMON a copy of `sleep` under a name of its own.
+    StartStopDaemon,
+}
+
 impl Fixture {
     fn new() -> Self {
+        Self::in_world(World::new(), Script::Plain)
+    }
+
+    /// The fixture with the world's processes run by the real sandbox, or `None` (with the
+    /// reason printed) when the helper binary has not been built.
+    fn sandboxed(script: Script) -> Option<Self> {
+        let helper = match kernos_sandbox::find_helper() {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("skipped: {e}");
+                return None;
+            }
+        };
+        let runner = kernos_sandbox::SandboxRunner::with_helper(helper);
+        Some(Self::in_world(World::with_runner(Arc::new(runner)), script))
+    }
+
+    fn in_world(mut world: World, kind: Script) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
-        for d in ["init.d", "run", "log", "rc2.d", "rc3.d", "rc4.d", "rc5.d"] {
+        for d in [
+            "init.d", "run", "log", "bin", "rc2.d", "rc3.d", "rc4.d", "rc5.d",
+        ] {
             std::fs::create_dir(root.join(d)).unwrap();
         }
-        let script = format!(
+        let script = match kind {
+            Script::Plain => Self::plain_script(&root),
+            Script::StartStopDaemon => {
+                let daemon = root.join("bin").join(format!("{NAME}d"));
+                std::fs::copy("/bin/sleep", &daemon).unwrap();
+                format!(
+                    r#"#!/bin/sh
+### BEGIN INIT INFO
+# Provides:          {NAME}
+# Short-Description: Kernos test service (start-stop-daemon)
+### END INIT INFO
+DAEMON={daemon}
+PIDFILE={root}/run/{NAME}.pid
+LOGFILE={root}/log/{NAME}.log
+case "$1" in
+  start)
+    start-stop-daemon --start --quiet --background --make-pidfile --pidfile "$PIDFILE" \
+      --exec "$DAEMON" -- 300 || exit 1
+    echo "started" >> "$LOGFILE"
+    ;;
+  stop)
+    start-stop-daemon --stop --quiet --retry=TERM/5/KILL/2 --remove-pidfile \
+      --pidfile "$PIDFILE" --exec "$DAEMON"
+    rc=$?
+    echo "stop: start-stop-daemon said $rc" >> "$LOGFILE"
+    # Debian's convention: 1 ("nothing to stop") is success too.
+    case $rc in 0|1) exit 0 ;; *) exit 1 ;; esac
+    ;;
+  *)
+    echo "Usage: $0 {{start|stop}}"; exit 2
+    ;;
+esac
+"#,
+                    daemon = daemon.display(),
+                    root = root.display()
+                )
+            }
+        };
+        let p = root.join("init.d").join(NAME);
+        std::fs::write(&p, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        kernos_tools::svc::register_with_init_dir(&mut world.registry, root.join("init.d"));
+        Fixture {
+            world,
+            _dir: dir,
+            root,
+        }
+    }
+
+    fn plain_script(root: &Path) -> String {
+        format!(
             r#"#!/bin/sh
 ### BEGIN INIT INFO
 # Provides:          {NAME}
@@ -61,18 +147,7 @@ case "$1" in
 esac
 "#,
             root = root.display()
-        );
-        let p = root.join("init.d").join(NAME);
-        std::fs::write(&p, script).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut world = World::new();
-        kernos_tools::svc::register_with_init_dir(&mut world.registry, root.join("init.d"));
-        Fixture {
-            world,
-            _dir: dir,
-            root,
-        }
+        )
     }
 
     fn pid_file(&self) -> PathBuf {
@@ -363,4 +438,130 @@ fn no_service_manager_for_a_service_says_so() {
             "{action}"
         );
     }
+}
+
+/// Whether `cond` holds within a few seconds.
+fn eventually(cond: impl Fn() -> bool) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !cond() {
+        if std::time::Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    true
+}
+
+/// Whether `pid` is gone within a few seconds (signals are delivered asynchronously).
+fn dies(pid: u64) -> bool {
+    eventually(|| !alive(pid))
+}
+
+/// `(NoNewPrivs, Seccomp)` of a process, from /proc/PID/status.
+fn confinement(pid: u64) -> (String, String) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |k: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    (field("NoNewPrivs:"), field("Seccomp:"))
+}
+
+/// Live processes running `exe`.
+fn running(exe: &Path) -> Vec<u64> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|l| l == exe))
+        .filter(|pid| alive(*pid))
+        .collect()
+}
+
+/// Through the real sandbox: start runs the script with the service lifetime, so its daemon
+/// outlives the step, with its real pid in the pid file, still confined; status reads that
+/// pid file in-process; stop signals the daemon from a later step; undo replays the recorded
+/// inverse steps.
+#[test]
+fn sandboxed_start_status_stop_and_undo() {
+    let Some(f) = Fixture::sandboxed(Script::Plain) else {
+        return;
+    };
+    let args = json!({ "name": NAME });
+    assert_eq!(f.state(), "inactive");
+    let (out, start_records) = f.world.execute("svc.start", args.clone()).unwrap();
+    assert_eq!(out.changes, vec![service_change("inactive", "active")]);
+    assert_eq!(
+        Fixture::step(&start_records),
+        vec![("svc.stop".to_owned(), args.clone())]
+    );
+    let st = f.status();
+    assert_eq!(st["state"], "active", "{st:?}");
+    let pid = st["pid"].as_u64().expect("a main pid from the pid file");
+    // The pid file holds a host pid (no PID namespace), and that process is the daemon the
+    // script started: alive after the step, and still under the step's confinement.
+    assert!(alive(pid));
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(String::from_utf8_lossy(&cmdline).starts_with("sleep\x00300"));
+    assert_eq!(confinement(pid), ("1".to_owned(), "2".to_owned()));
+
+    // Stop from another step (another sandbox): the signal reaches it.
+    let (out, stop_records) = f.world.execute("svc.stop", args.clone()).unwrap();
+    assert_eq!(out.changes, vec![service_change("active", "inactive")]);
+    assert_eq!(f.state(), "inactive");
+    assert!(dies(pid), "the daemon survived svc.stop");
+
+    // Undo the stop (start again), then undo the start (stop again).
+    f.undo(&stop_records);
+    let st = f.status();
+    assert_eq!(st["state"], "active");
+    let pid2 = st["pid"].as_u64().unwrap();
+    assert_ne!(pid, pid2);
+    f.undo(&start_records);
+    assert_eq!(f.state(), "inactive");
+    assert!(dies(pid2), "the daemon survived the undo of svc.start");
+}
+
+/// A Debian-style script: `start-stop-daemon --stop --exec DAEMON` cannot recognise a daemon
+/// from inside the sandbox (Landlock keeps other processes' /proc/PID/exe closed), so svc
+/// stops the pid-file process itself afterwards; restart must not leave two daemons.
+#[test]
+fn sandboxed_start_stop_daemon_script() {
+    if !Path::new("/sbin/start-stop-daemon").exists()
+        && !Path::new("/usr/sbin/start-stop-daemon").exists()
+    {
+        eprintln!("skipped: start-stop-daemon (dpkg) is not installed");
+        return;
+    }
+    let Some(f) = Fixture::sandboxed(Script::StartStopDaemon) else {
+        return;
+    };
+    let daemon = f.root.join("bin").join(format!("{NAME}d"));
+    let args = json!({ "name": NAME });
+    assert_eq!(f.state(), "inactive");
+    f.world.execute("svc.start", args.clone()).unwrap();
+    let st = f.status();
+    assert_eq!(st["state"], "active", "{st:?}");
+    let pid = st["pid"].as_u64().unwrap();
+    // start-stop-daemon writes the pid file in its forked child just before that execs the
+    // daemon, so the step may end a moment before the exec.
+    assert!(eventually(|| running(&daemon) == vec![pid]));
+
+    // Restart: exactly one daemon afterwards, a new one.
+    f.world.execute("svc.restart", args.clone()).unwrap();
+    let pid2 = f.status()["pid"].as_u64().unwrap();
+    assert_ne!(pid, pid2);
+    assert!(dies(pid));
+    assert!(eventually(|| running(&daemon) == vec![pid2]));
+
+    let (out, _) = f.world.execute("svc.stop", args.clone()).unwrap();
+    assert_eq!(out.changes, vec![service_change("active", "inactive")]);
+    assert!(dies(pid2), "the daemon survived svc.stop");
+    assert!(running(&daemon).is_empty());
+    assert_eq!(f.state(), "inactive");
+    let log = std::fs::read_to_string(f.root.join(format!("log/{NAME}.log"))).unwrap();
+    eprintln!("script log:\n{log}");
+    assert!(log.contains("stop: start-stop-daemon said"), "{log}");
 }
