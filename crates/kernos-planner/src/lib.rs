@@ -334,6 +334,7 @@ impl Planner {
             steps,
             request: Some(request.to_owned()),
             planner: Some(PLANNER_NAME.to_owned()),
+            untrusted_input: false,
         };
         Outcome::Plan {
             plan,
@@ -873,6 +874,7 @@ impl Planner {
             steps: vec![step],
             request: Some(request.to_owned()),
             planner: Some(PLANNER_NAME.to_owned()),
+            untrusted_input: false,
         };
         Some(Outcome::Plan {
             plan,
