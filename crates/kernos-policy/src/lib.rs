@@ -245,22 +245,25 @@ pub const UNTRUSTED_REASON: &str = "the plan was made by a model after it read u
 /// read (a network request is not: a URL can carry what was read to someone else). Risk is
 /// unchanged — it describes the step, not who proposed it — and a denial stays a denial.
 pub fn assess_untrusted(a: Assessment, spec: &ActionSpec, effects: &[Effect]) -> Assessment {
-    if !matches!(a.decision, Decision::Allow) {
-        return a;
-    }
     let pure_read = if effects.is_empty() {
         spec.is_read_only() && !spec.effects.contains(&EffectKind::Network)
     } else {
         effects.iter().all(|e| e.kind == EffectKind::Read)
     };
-    if pure_read {
+    if pure_read || matches!(a.decision, Decision::Deny { .. }) {
         return a;
     }
     let mut reasons = a.reasons;
     reasons.insert(0, UNTRUSTED_REASON.to_owned());
+    // A step that asks anyway keeps its own reason for asking; the person also sees (first)
+    // that the plan came from a model that read untrusted text.
+    let decision = match a.decision {
+        Decision::Allow => Decision::ask(UNTRUSTED_REASON),
+        other => other,
+    };
     Assessment {
         risk: a.risk,
-        decision: Decision::ask(UNTRUSTED_REASON),
+        decision,
         reasons,
     }
 }
@@ -466,6 +469,15 @@ mod tests {
             assess_untrusted(a, &http, &net).decision,
             Decision::Ask { .. }
         ));
+        // A step that asks anyway keeps its reason and shows the taint first.
+        let etc = [Effect::path(EffectKind::Write, "/etc/hosts", false)];
+        let a = check(&write(), &etc);
+        let Decision::Ask { reason } = a.decision.clone() else {
+            panic!("{a:?}")
+        };
+        let u = assess_untrusted(a, &write(), &etc);
+        assert_eq!(u.decision, Decision::ask(reason));
+        assert_eq!(u.reasons[0], UNTRUSTED_REASON);
         assert!(matches!(
             assess_untrusted(check(&http, &[]), &http, &[]).decision,
             Decision::Ask { .. }
