@@ -248,8 +248,8 @@ impl<'a> Agent<'a> {
             attempts: Vec::new(),
             plans: Vec::new(),
         };
-        let status = |r: &AgentReport, phase: String| AgentStatus {
-            turn: r.turns + 1,
+        let status = |r: &AgentReport, turn: u32, phase: String| AgentStatus {
+            turn,
             steps: r.steps,
             tokens: r.tokens,
             elapsed: start.elapsed(),
@@ -260,7 +260,11 @@ impl<'a> Agent<'a> {
             if let Some(s) = over_budget(&report, &b, start.elapsed()) {
                 break s;
             }
-            host.status(&status(&report, "asking the model".into()));
+            host.status(&status(
+                &report,
+                report.turns + 1,
+                "asking the model".into(),
+            ));
             let user = agent_message(self.planner, goal, ctx, &observations, &report, &b, start);
             let job = self.planner.run(
                 self.model,
@@ -307,19 +311,25 @@ impl<'a> Agent<'a> {
             }
             host.status(&status(
                 &report,
+                report.turns,
                 format!(
                     "running {wanted} step{}",
                     if wanted == 1 { "" } else { "s" }
                 ),
             ));
-            let outcome = host.run(&mp.plan);
-            report.steps += wanted;
-            let (obs, stopped) = match outcome {
-                HostOutcome::Ran(o) => (o, None),
+            // Steps count once they ran: a plan stopped before running costs none.
+            let (obs, stopped) = match host.run(&mp.plan) {
+                HostOutcome::Ran(o) => {
+                    report.steps += wanted;
+                    (o, None)
+                }
                 HostOutcome::Stopped {
                     observations,
                     reason,
-                } => (observations, Some(reason)),
+                } => {
+                    report.steps += observations.len();
+                    (observations, Some(reason))
+                }
             };
             for o in obs {
                 observations.push(DataBlock::new(o.step, o.text));

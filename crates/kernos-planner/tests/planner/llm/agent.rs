@@ -117,7 +117,12 @@ fn observes_then_answers() {
         "{:?}",
         host.statuses
     );
-    assert!(host.statuses.iter().any(|s| s.contains("running 1 step")));
+    assert!(
+        host.statuses[1].starts_with("turn 1 · steps 0/12 · tokens 1500/60000")
+            && host.statuses[1].ends_with("running 1 step"),
+        "{:?}",
+        host.statuses
+    );
     // The observation went back wrapped as data, the injection inside it.
     let second = srv.requests()[1].last_user();
     let open = second.find("<data source=\"svc.status\">").unwrap();
