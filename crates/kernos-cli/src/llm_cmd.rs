@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use kernos_core::{Actor, NewEvent, Plan};
-use kernos_journal::{Journal, Query};
+use kernos_journal::{Durability, Journal, JournalOptions, Query};
 use kernos_llm::BlockingRouter;
 use kernos_planner::PlanContext;
 use kernos_planner::llm::{Cascade, HostFacts, PlanCache, PlanOptions, Planned, Source};
@@ -30,24 +30,19 @@ pub fn cascade(app: &App) -> Cascade {
     if cfg.llm.providers.is_empty() {
         return Cascade::offline();
     }
-    let mut c = Cascade::new(
-        Arc::new(Registry::builtin()),
-        cfg.llm.clone(),
-        HostFacts::detect(),
-    )
+    // Registry, machine facts and the cache file are set up only when a request is not
+    // answered confidently offline: a model configured must not slow every command.
+    let mut c = Cascade::lazy(cfg.llm.clone(), || {
+        (Arc::new(Registry::builtin()), HostFacts::detect())
+    })
     .with_threshold(cfg.planner.confidence_threshold)
     .with_complex_lane(cfg.planner.complex_lane.clone())
     .with_max_repairs(cfg.planner.max_repairs);
     if cfg.planner.cache {
-        match PlanCache::open_with(
-            app.data_dir.join(CACHE_FILE),
-            Duration::from_secs(cfg.planner.cache_ttl_hours.saturating_mul(3600)),
-            cfg.planner.cache_max_entries,
-        ) {
-            Ok(cache) => c = c.with_cache(cache),
-            // Planning works without the cache; say why it is not used.
-            Err(e) => eprintln!("kernos: {e}; planning without the cache"),
-        }
+        let path = app.data_dir.join(CACHE_FILE);
+        let ttl = Duration::from_secs(cfg.planner.cache_ttl_hours.saturating_mul(3600));
+        let cap = cfg.planner.cache_max_entries;
+        c = c.with_cache_lazy(move || PlanCache::open_with(&path, ttl, cap));
     }
     c
 }
@@ -84,7 +79,14 @@ pub fn journal(app: &App, events: Vec<(&'static str, Value)>) {
         .into_iter()
         .map(|(kind, payload)| NewEvent::new(kind, actor.clone()).payload(payload))
         .collect();
-    let r = Journal::open(&app.data_dir).and_then(|mut j| j.append_batch(&evs));
+    // Metering need not survive a power loss, and a cache hit should not wait for a disk
+    // flush: these commits reach the OS at once and the disk at the next checkpoint. (The
+    // chain stays whole either way: a later fully synced append flushes these with it.)
+    let opts = JournalOptions {
+        durability: Durability::Normal,
+        ..JournalOptions::default()
+    };
+    let r = Journal::open_with(&app.data_dir, opts).and_then(|mut j| j.append_batch(&evs));
     if let Err(e) = r {
         eprintln!("kernos: could not journal language-model usage: {e}");
     }

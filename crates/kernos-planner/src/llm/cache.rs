@@ -152,27 +152,25 @@ impl PlanCache {
             // Best effort: opening reports the real problem if the directory is missing.
             let _ = std::fs::create_dir_all(dir);
         }
-        let conn = Connection::open(&path).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(2)).map_err(err)?;
-        // A cache may lose its last write in a crash: NORMAL sync is plenty.
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS plans (
-                 key TEXT PRIMARY KEY,
-                 request TEXT NOT NULL,
-                 plan TEXT NOT NULL,
-                 created_ms INTEGER NOT NULL,
-                 used_ms INTEGER NOT NULL,
-                 hits INTEGER NOT NULL DEFAULT 0
-             );
-             CREATE INDEX IF NOT EXISTS plans_used ON plans(used_ms);
-             CREATE TABLE IF NOT EXISTS counters (
-                 name TEXT PRIMARY KEY,
-                 value INTEGER NOT NULL
-             );",
-        )
-        .map_err(err)?;
+        let conn = match init(&path) {
+            Ok(c) => c,
+            // A cache is disposable: one that is damaged (it is written without fsync, see
+            // `init`) or not a database at all is replaced by an empty one.
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+                ) =>
+            {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(p);
+                }
+                init(&path).map_err(err)?
+            }
+            Err(e) => return Err(err(e)),
+        };
         Ok(PlanCache {
             conn: Mutex::new(conn),
             path,
@@ -314,6 +312,36 @@ impl PlanCache {
     }
 }
 
+/// Opens the database and makes sure the tables exist. A cache needs no durability: it is
+/// written without fsync (`synchronous=OFF`) and without the checkpoint on close, so a cache
+/// hit costs no disk flush; a cache damaged by a power loss is detected and replaced.
+fn init(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(2))?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         PRAGMA synchronous=OFF;
+         CREATE TABLE IF NOT EXISTS plans (
+             key TEXT PRIMARY KEY,
+             request TEXT NOT NULL,
+             plan TEXT NOT NULL,
+             created_ms INTEGER NOT NULL,
+             used_ms INTEGER NOT NULL,
+             hits INTEGER NOT NULL DEFAULT 0
+         );
+         CREATE INDEX IF NOT EXISTS plans_used ON plans(used_ms);
+         CREATE TABLE IF NOT EXISTS counters (
+             name TEXT PRIMARY KEY,
+             value INTEGER NOT NULL
+         );",
+    )?;
+    Ok(conn)
+}
+
 fn bump(conn: &Connection, name: &str) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO counters (name, value) VALUES (?1, 1)
@@ -385,5 +413,15 @@ mod tests {
         assert_eq!(c.stats().unwrap().hits, 4);
         c.clear().unwrap();
         assert_eq!(c.stats().unwrap(), CacheStats::default());
+    }
+
+    #[test]
+    fn a_damaged_cache_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.db");
+        std::fs::write(&p, b"this is not a database, just text that is long enough to matter..........................................").unwrap();
+        let c = PlanCache::open(&p).unwrap();
+        c.put(&CacheKey::from_parts(&["k"]), "r", &plan(1)).unwrap();
+        assert_eq!(c.stats().unwrap().entries, 1);
     }
 }

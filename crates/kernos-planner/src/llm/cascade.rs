@@ -16,7 +16,7 @@ use kernos_llm::{LlmConfig, LlmError, RouteOpts};
 use kernos_tools::Registry;
 use serde::Serialize;
 
-use super::cache::{CacheKey, PlanCache, normalise};
+use super::cache::{CacheError, CacheKey, PlanCache, normalise};
 use super::job::{ChatModel, LlmFailure, LlmPlanner, LlmReport};
 use super::prompt::{DataBlock, HostFacts, PROMPT_VERSION, recent_key};
 use crate::{Outcome, PlanContext, Planner};
@@ -125,21 +125,51 @@ impl Planned {
 }
 
 type Factory = dyn Fn() -> Result<Box<dyn ChatModel>, LlmError> + Send + Sync;
+type Setup = dyn Fn() -> (Arc<Registry>, HostFacts) + Send + Sync;
 
 struct Tier {
-    planner: LlmPlanner,
     cfg: LlmConfig,
     complex_lane: String,
+    max_repairs: Option<u32>,
+    setup: Box<Setup>,
+    planner: OnceLock<LlmPlanner>,
     factory: Box<Factory>,
     model: OnceLock<Result<Box<dyn ChatModel>, String>>,
 }
 
+impl Tier {
+    /// The LLM planner, set up on first use (the registry and the machine facts cost a
+    /// millisecond or two that a confident offline answer should not pay).
+    fn planner(&self) -> &LlmPlanner {
+        self.planner.get_or_init(|| {
+            let (registry, facts) = (self.setup)();
+            let p = LlmPlanner::new(registry, facts);
+            match self.max_repairs {
+                Some(n) => p.with_max_repairs(n),
+                None => p,
+            }
+        })
+    }
+}
+
+type OpenCache = dyn Fn() -> Result<PlanCache, CacheError> + Send + Sync;
+
+/// Where the plan cache comes from: given, or opened on first use.
+enum CacheSlot {
+    None,
+    Ready(PlanCache),
+    Lazy {
+        open: Box<OpenCache>,
+        cell: OnceLock<Result<PlanCache, String>>,
+    },
+}
+
 /// The cascade. `Send + Sync`; build one per process (or per request in a short-lived CLI —
-/// the model client is built only when a model is really asked).
+/// nothing of the model tier is set up until a request is not confidently offline).
 pub struct Cascade {
     offline: Planner,
     tier: Option<Tier>,
-    cache: Option<PlanCache>,
+    cache: CacheSlot,
     threshold: f32,
 }
 
@@ -147,7 +177,7 @@ impl std::fmt::Debug for Cascade {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cascade")
             .field("llm", &self.tier.as_ref().map(|t| &t.cfg))
-            .field("cache", &self.cache)
+            .field("cache", &!matches!(self.cache, CacheSlot::None))
             .field("threshold", &self.threshold)
             .finish()
     }
@@ -165,7 +195,7 @@ impl Cascade {
         Cascade {
             offline: Planner::new(),
             tier: None,
-            cache: None,
+            cache: CacheSlot::None,
             threshold: DEFAULT_THRESHOLD,
         }
     }
@@ -173,8 +203,17 @@ impl Cascade {
     /// With the model tier for `cfg` (no providers: offline only). The HTTP client is built
     /// the first time a model is asked, reading API keys from the environment.
     pub fn new(registry: Arc<Registry>, cfg: LlmConfig, facts: HostFacts) -> Cascade {
+        Self::lazy(cfg, move || (registry.clone(), facts.clone()))
+    }
+
+    /// [`Cascade::new`] with the registry and machine facts made by `setup` on first use, so
+    /// a request the offline planner answers confidently never builds them.
+    pub fn lazy(
+        cfg: LlmConfig,
+        setup: impl Fn() -> (Arc<Registry>, HostFacts) + Send + Sync + 'static,
+    ) -> Cascade {
         let router_cfg = cfg.clone();
-        Self::with_factory(registry, cfg, facts, move || {
+        Self::with_setup(cfg, setup, move || {
             let r = kernos_llm::BlockingRouter::new(router_cfg.clone())?;
             Ok(Box::new(r) as Box<dyn ChatModel>)
         })
@@ -188,25 +227,62 @@ impl Cascade {
         facts: HostFacts,
         factory: impl Fn() -> Result<Box<dyn ChatModel>, LlmError> + Send + Sync + 'static,
     ) -> Cascade {
+        Self::with_setup(cfg, move || (registry.clone(), facts.clone()), factory)
+    }
+
+    fn with_setup(
+        cfg: LlmConfig,
+        setup: impl Fn() -> (Arc<Registry>, HostFacts) + Send + Sync + 'static,
+        factory: impl Fn() -> Result<Box<dyn ChatModel>, LlmError> + Send + Sync + 'static,
+    ) -> Cascade {
         let tier = (!cfg.providers.is_empty()).then(|| Tier {
-            planner: LlmPlanner::new(registry, facts),
             cfg,
             complex_lane: "strong".into(),
+            max_repairs: None,
+            setup: Box::new(setup),
+            planner: OnceLock::new(),
             factory: Box::new(factory),
             model: OnceLock::new(),
         });
         Cascade {
             offline: Planner::new(),
             tier,
-            cache: None,
+            cache: CacheSlot::None,
             threshold: DEFAULT_THRESHOLD,
         }
     }
 
     /// Uses this plan cache.
     pub fn with_cache(mut self, cache: PlanCache) -> Self {
-        self.cache = Some(cache);
+        self.cache = CacheSlot::Ready(cache);
         self
+    }
+
+    /// Opens the plan cache with `open` the first time it is needed (if that fails, planning
+    /// goes on without the cache and says why in the notice).
+    pub fn with_cache_lazy(
+        mut self,
+        open: impl Fn() -> Result<PlanCache, CacheError> + Send + Sync + 'static,
+    ) -> Self {
+        self.cache = CacheSlot::Lazy {
+            open: Box::new(open),
+            cell: OnceLock::new(),
+        };
+        self
+    }
+
+    /// The cache, opening it if needed; `Err` says why it cannot be used.
+    fn cache_slot(&self) -> Result<Option<&PlanCache>, String> {
+        match &self.cache {
+            CacheSlot::None => Ok(None),
+            CacheSlot::Ready(c) => Ok(Some(c)),
+            CacheSlot::Lazy { open, cell } => {
+                match cell.get_or_init(|| open().map_err(|e| e.to_string())) {
+                    Ok(c) => Ok(Some(c)),
+                    Err(e) => Err(e.clone()),
+                }
+            }
+        }
     }
 
     /// Offline plans at least this confident skip the model (default [`DEFAULT_THRESHOLD`]).
@@ -225,11 +301,8 @@ impl Cascade {
 
     /// At most `n` repairs per plan.
     pub fn with_max_repairs(mut self, n: u32) -> Self {
-        if let Some(t) = self.tier.take() {
-            self.tier = Some(Tier {
-                planner: t.planner.with_max_repairs(n),
-                ..t
-            });
+        if let Some(t) = &mut self.tier {
+            t.max_repairs = Some(n);
         }
         self
     }
@@ -241,12 +314,12 @@ impl Cascade {
 
     /// The LLM planner, when a provider is configured.
     pub fn llm(&self) -> Option<&LlmPlanner> {
-        self.tier.as_ref().map(|t| &t.planner)
+        self.tier.as_ref().map(Tier::planner)
     }
 
-    /// The plan cache, when there is one.
+    /// The plan cache, when there is one (opening it if it is opened lazily).
     pub fn cache(&self) -> Option<&PlanCache> {
-        self.cache.as_ref()
+        self.cache_slot().ok().flatten()
     }
 
     /// Whether a model can be asked at all.
@@ -291,8 +364,8 @@ impl Cascade {
     pub fn cache_key(&self, request: &str, ctx: &PlanContext, opts: &PlanOptions) -> CacheKey {
         let (version, facts) = match &self.tier {
             Some(t) => (
-                t.planner.catalog_version(),
-                t.planner.facts().key_material(),
+                t.planner().catalog_version(),
+                t.planner().facts().key_material(),
             ),
             None => ("", String::new()),
         };
@@ -347,14 +420,23 @@ impl Cascade {
         let mut key = None;
         let mut notice = None;
         if cacheable {
-            match (&self.cache, opts.no_cache) {
-                (Some(c), false) => {
+            let slot = if opts.no_cache {
+                Ok(None)
+            } else {
+                self.cache_slot()
+            };
+            match slot {
+                Err(e) => {
+                    notice = Some(format!("{e}; planning without the cache"));
+                    cache_use = CacheUse::Off;
+                }
+                Ok(Some(c)) => {
                     let k = self.cache_key(request, ctx, opts);
                     match c.get(&k) {
                         Ok(Some(hit)) => {
                             // The key holds the catalog version, so this only fails if the
                             // file was tampered with; then the model is asked again.
-                            if tier.planner.registry().validate(&hit.plan).is_empty() {
+                            if tier.planner().registry().validate(&hit.plan).is_empty() {
                                 let mut plan = hit.plan;
                                 plan.request = Some(request.to_owned());
                                 return Planned {
@@ -380,7 +462,7 @@ impl Cascade {
                     }
                     key = Some(k);
                 }
-                _ => cache_use = CacheUse::Off,
+                Ok(None) => cache_use = CacheUse::Off,
             }
         }
 
@@ -402,7 +484,7 @@ impl Cascade {
             model: opts.model.clone(),
         };
         let report = tier
-            .planner
+            .planner()
             .plan(model, request, ctx, &opts.data, &lane, &route);
         let result = match &report.result {
             Ok(mp) => Ok(mp.clone()),
@@ -411,7 +493,7 @@ impl Cascade {
         };
         match result {
             Ok(mp) => {
-                if let (Some(c), Some(k)) = (&self.cache, &key) {
+                if let (Some(c), Some(k)) = (self.cache(), &key) {
                     if let Err(e) = c.put(k, request, &mp.plan) {
                         notice = Some(format!("{e}; the plan was not cached"));
                     }

@@ -166,3 +166,40 @@ fn failed_and_untrusted_plans_are_not_cached() {
     assert!(matches!(&p.outcome, Outcome::Plan { plan, .. } if plan.untrusted_input));
     assert_eq!(c.cache().unwrap().stats().unwrap().entries, 0);
 }
+
+#[test]
+fn a_lazy_cache_opens_only_when_needed_and_a_broken_one_is_reported() {
+    use std::sync::atomic::AtomicUsize;
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "x").unwrap();
+    let path = blocker.join("plan-cache.db"); // its parent is a file: cannot be opened
+    let opened = Arc::new(AtomicUsize::new(0));
+    let seen = opened.clone();
+    let srv = FakeServer::always(Reply::json(openai(&nginx_answer().to_string())));
+    let c = cascade(config(vec![provider(
+        "local",
+        &srv.v1(),
+        StructuredMode::Auto,
+    )]))
+    .with_cache_lazy(move || {
+        seen.fetch_add(1, Ordering::SeqCst);
+        PlanCache::open(&path)
+    });
+    c.plan(
+        "show the 5 largest files in /var/log",
+        &ctx(),
+        &PlanOptions::default(),
+    );
+    assert_eq!(
+        opened.load(Ordering::SeqCst),
+        0,
+        "a confident offline answer opens nothing"
+    );
+    let p = c.plan(NGINX, &ctx(), &PlanOptions::default());
+    assert!(matches!(p.source, Source::Model { .. }));
+    assert_eq!(p.cache, CacheUse::Off);
+    assert!(p.notice.unwrap().contains("planning without the cache"));
+    c.plan(NGINX, &ctx(), &PlanOptions::default());
+    assert_eq!(opened.load(Ordering::SeqCst), 1, "tried once per process");
+}
