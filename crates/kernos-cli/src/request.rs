@@ -494,7 +494,9 @@ fn prompt(
             'd' => print_changes(preview, style),
             '?' => explain(plan, preview, style),
             'e' => {
-                if let Some(edited) = edit_plan(engine, plan)? {
+                if let Some(mut edited) = edit_plan(engine, plan)? {
+                    // Editing does not launder a plan made after reading untrusted text.
+                    edited.untrusted_input |= plan.untrusted_input;
                     *plan = edited;
                     *preview = engine.preview(plan, session)?;
                     print_preview(plan, preview, style, home);

@@ -53,6 +53,40 @@ impl ChatModel for BlockingRouter {
     }
 }
 
+/// A [`kernos_llm::Router`] for synchronous planning code that runs on an async runtime's
+/// blocking threads — a daemon calling [`crate::llm::Cascade::plan`] inside
+/// `tokio::task::spawn_blocking` — where [`BlockingRouter`] refuses to start a runtime of its
+/// own. Each call is driven on `handle`; calling it from inside an async task (rather than a
+/// blocking thread) would block that runtime's worker and is a mistake.
+#[derive(Debug, Clone)]
+pub struct HandleModel {
+    router: kernos_llm::Router,
+    handle: tokio::runtime::Handle,
+}
+
+impl HandleModel {
+    /// Calls go through `router`, driven on `handle`.
+    pub fn new(router: kernos_llm::Router, handle: tokio::runtime::Handle) -> Self {
+        HandleModel { router, handle }
+    }
+
+    /// The router (metrics, health).
+    pub fn router(&self) -> &kernos_llm::Router {
+        &self.router
+    }
+}
+
+impl ChatModel for HandleModel {
+    fn complete(
+        &self,
+        lane: &str,
+        req: &ChatRequest,
+        opts: &RouteOpts,
+    ) -> Result<ChatResponse, LlmError> {
+        self.handle.block_on(self.router.complete(lane, req, opts))
+    }
+}
+
 /// The LLM planner: prompts and answer formats built from the registry (once, on first
 /// use — a process that only serves cached plans never renders them), and the
 /// validate-and-repair loop. `Send + Sync`; build one per process.

@@ -48,8 +48,8 @@ pub use cascade::{
     COMPLEX_SCORE, CacheUse, Cascade, DEFAULT_THRESHOLD, PlanOptions, Planned, Source, complexity,
 };
 pub use job::{
-    ChatModel, DEFAULT_MAX_REPAIRS, JobSpec, LlmFailure, LlmPlanner, LlmReport, ModelPlan, PlanJob,
-    fingerprint, repair_text,
+    ChatModel, DEFAULT_MAX_REPAIRS, HandleModel, JobSpec, LlmFailure, LlmPlanner, LlmReport,
+    ModelPlan, PlanJob, fingerprint, repair_text,
 };
 pub use prompt::{
     DataBlock, HostFacts, MAX_DATA_CHARS, PROMPT_VERSION, action_line, system_prompt, user_message,

@@ -542,3 +542,26 @@ fn complex_requests_take_the_strong_lane_when_one_exists() {
     assert_eq!(models[0], "big-model", "why … failing → strong");
     assert_eq!(c.lane_for("show me the jq package details"), "fast");
 }
+
+#[test]
+fn an_async_host_plans_on_a_blocking_thread() {
+    use kernos_planner::llm::{Cascade, ChatModel, HandleModel};
+    let srv = FakeServer::always(Reply::json(openai(&nginx_answer().to_string())));
+    let cfg = config(vec![provider("local", &srv.v1(), StructuredMode::Auto)]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = rt.handle().clone();
+    let router = kernos_llm::Router::new(cfg.clone()).unwrap();
+    let c = Cascade::with_factory(registry(), cfg, facts(), move || {
+        Ok(Box::new(HandleModel::new(router.clone(), handle.clone())) as Box<dyn ChatModel>)
+    });
+    let planned = rt
+        .block_on(async move {
+            tokio::task::spawn_blocking(move || c.plan(NGINX, &ctx(), &PlanOptions::default()))
+                .await
+        })
+        .unwrap();
+    assert_eq!(plan_of(&planned.outcome).steps.len(), 2);
+}
