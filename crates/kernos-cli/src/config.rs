@@ -236,6 +236,9 @@ fn validate(c: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sections the generic `KERNOS_<SECTION>_<KEY>` form applies to. `llm` is left out on
+/// purpose: its providers are a list the generic form cannot address, so `KERNOS_LLM_*` goes
+/// to `LlmConfig::apply_env` (see `parse`).
 const SECTIONS: &[&str] = &["cli", "policy", "sandbox", "planner"];
 
 /// Applies `KERNOS_<SECTION>_<KEY>=value` (value parsed as a TOML value, else taken as a
