@@ -49,6 +49,60 @@ pub struct Global {
     /// Where Kernos keeps its journal and snapshots [default: $XDG_DATA_HOME/kernos].
     #[arg(long, global = true, env = "KERNOS_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    // ---- language models (issue 7): see llm_cmd.rs -------------------------------------
+    /// Show why each step is there (from the model, or from the offline planner).
+    #[arg(long, global = true)]
+    pub explain: bool,
+
+    /// Ask this model (skips the offline planner's confident answer).
+    #[arg(
+        long,
+        global = true,
+        value_name = "MODEL",
+        help_heading = "Language models"
+    )]
+    pub model: Option<String>,
+
+    /// Ask only this provider (skips the offline planner's confident answer).
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        help_heading = "Language models"
+    )]
+    pub provider: Option<String>,
+
+    /// Neither read nor write the plan cache.
+    #[arg(long, global = true, help_heading = "Language models")]
+    pub no_cache: bool,
+
+    /// Agent mode: observe with read-only steps, propose, ask, run, repeat (same as
+    /// `kernos agent`).
+    #[arg(long, global = true, help_heading = "Language models")]
+    pub agent: bool,
+
+    /// Agent mode: most steps to run.
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        help_heading = "Language models"
+    )]
+    pub max_steps: Option<usize>,
+
+    /// Agent mode: most tokens (prompt + completion) to spend.
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        help_heading = "Language models"
+    )]
+    pub max_tokens: Option<u64>,
+
+    /// Agent mode: most wall time, e.g. 90s, 5m.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Language models")]
+    pub time: Option<std::time::Duration>,
 }
 
 /// Subcommands.
@@ -104,6 +158,42 @@ pub enum Command {
     /// Run a command under an explicit sandbox policy (for debugging confinement).
     #[command(subcommand)]
     Sandbox(SandboxCmd),
+    // ---- language models (issue 7): see llm_cmd.rs and agent_cmd.rs --------------------
+    /// The configured language models: list them, test one, choose the preferred provider.
+    Models {
+        /// What to do (default: list).
+        #[command(subcommand)]
+        action: Option<ModelsCmd>,
+    },
+    /// Language-model usage from the journal: calls, tokens and cost per provider and model,
+    /// plan cache hit rate.
+    Usage,
+    /// Work towards a goal that needs looking first ("why is nginx failing?"): observe with
+    /// read-only steps, propose the next steps, ask, run, repeat — within step, token and time
+    /// budgets (--max-steps, --max-tokens, --time).
+    Agent {
+        /// The goal.
+        #[arg(required = true, value_name = "GOAL")]
+        goal: Vec<String>,
+    },
+}
+
+/// `kernos models …`
+#[derive(Debug, Subcommand)]
+pub enum ModelsCmd {
+    /// Every configured provider, lane and model, in cascade order, with prices and whether
+    /// the API key is set.
+    List,
+    /// One tiny call ("reply ok") to a provider; reports latency, tokens and cost.
+    Test {
+        /// Provider name, or provider/model.
+        name: String,
+    },
+    /// Put a provider first in the cascade (written to the config file, validated).
+    Use {
+        /// Provider name.
+        name: String,
+    },
 }
 
 /// `kernos sandbox …`
@@ -209,5 +299,29 @@ mod tests {
         assert!(c.global.yes);
         let c = Cli::try_parse_from(["kernos", "plan", "--json", "list files"]).unwrap();
         assert!(matches!(c.command, Some(Command::Plan { .. })) && c.global.json);
+        let c = Cli::try_parse_from([
+            "kernos",
+            "agent",
+            "why is nginx failing?",
+            "--max-steps",
+            "4",
+            "--time",
+            "90s",
+        ])
+        .unwrap();
+        assert!(matches!(c.command, Some(Command::Agent { .. })));
+        assert_eq!(c.global.max_steps, Some(4));
+        assert_eq!(c.global.time, Some(std::time::Duration::from_secs(90)));
+        let c = Cli::try_parse_from(["kernos", "--model", "m", "--no-cache", "--explain", "x y"])
+            .unwrap();
+        assert_eq!(c.global.model.as_deref(), Some("m"));
+        assert!(c.global.no_cache && c.global.explain);
+        let c = Cli::try_parse_from(["kernos", "models", "test", "local"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Some(Command::Models {
+                action: Some(ModelsCmd::Test { .. })
+            })
+        ));
     }
 }

@@ -17,8 +17,10 @@ pub struct Config {
     pub policy: kernos_policy::Config,
     /// Confinement.
     pub sandbox: SandboxConfig,
-    /// The offline planner.
+    /// The planners.
     pub planner: PlannerConfig,
+    /// Language-model providers (`KERNOS_LLM_*` overrides, see `kernos_llm::LlmConfig`).
+    pub llm: kernos_llm::LlmConfig,
 }
 
 /// `[cli]`
@@ -56,12 +58,39 @@ pub struct PlannerConfig {
     /// How long "them", "that file", "undo that" refer to the previous request in the same
     /// directory, in minutes.
     pub context_minutes: u64,
+    /// Offline plans at least this confident (0..1) are used without asking a model.
+    pub confidence_threshold: f32,
+    /// The lane for complex requests (used when a provider has it).
+    pub complex_lane: String,
+    /// Repairs of an invalid model plan (0–5).
+    pub max_repairs: u32,
+    /// Cache model plans in `<data_dir>/plan-cache.db`.
+    pub cache: bool,
+    /// How long a cached plan is served, in hours.
+    pub cache_ttl_hours: u64,
+    /// Most plans kept (least recently used go first).
+    pub cache_max_entries: usize,
+    /// Agent mode: most steps, tokens, seconds (`--max-steps`, `--max-tokens`, `--time`).
+    pub agent_max_steps: usize,
+    /// See `agent_max_steps`.
+    pub agent_max_tokens: u64,
+    /// See `agent_max_steps`.
+    pub agent_time_secs: u64,
 }
 
 impl Default for PlannerConfig {
     fn default() -> Self {
         PlannerConfig {
             context_minutes: 15,
+            confidence_threshold: kernos_planner::llm::DEFAULT_THRESHOLD,
+            complex_lane: "strong".into(),
+            max_repairs: kernos_planner::llm::DEFAULT_MAX_REPAIRS,
+            cache: true,
+            cache_ttl_hours: 7 * 24,
+            cache_max_entries: kernos_planner::llm::DEFAULT_CAPACITY,
+            agent_max_steps: 12,
+            agent_max_tokens: 60_000,
+            agent_time_secs: 300,
         }
     }
 }
@@ -85,6 +114,35 @@ pub const TEMPLATE: &str = r#"# Kernos configuration. Every setting can also be 
 
 [planner]
 # context_minutes = 15      # how long follow-ups ("them", "undo that") refer back
+# confidence_threshold = 0.8  # offline plans this confident never go to a model
+# complex_lane = "strong"   # lane for long or open-ended requests ("why…", "fix…")
+# max_repairs = 2           # re-asks when a model's plan is invalid
+# cache = true              # cache model plans (plan-cache.db in the data directory)
+# cache_ttl_hours = 168
+# cache_max_entries = 2000
+# agent_max_steps = 12      # kernos agent budgets (--max-steps, --max-tokens, --time)
+# agent_max_tokens = 60000
+# agent_time_secs = 300
+
+# Language models (optional: without any, Kernos plans offline). Several providers form a
+# fallback cascade; `kernos models` lists them, `kernos models test NAME` checks one.
+# Env overrides: KERNOS_LLM_<NAME>_BASE_URL / _MODEL / _LANE_<LANE> / _API_KEY_ENV …
+#
+# [llm]
+# default_lane = "fast"
+# order = ["local", "claude"]
+#
+# [[llm.providers]]
+# name = "local"                              # llama-server, Ollama, vLLM, LM Studio…
+# base_url = "http://127.0.0.1:8080/v1"
+# lanes = { fast = "qwen2.5-7b-instruct" }
+#
+# [[llm.providers]]
+# name = "claude"
+# kind = "anthropic"
+# api_key_env = "ANTHROPIC_API_KEY"           # the variable's NAME, never the key
+# lanes = { fast = "claude-haiku-4-5", strong = "claude-sonnet-4-5" }
+# prices = { "claude-haiku-4-5" = { input_per_mtok = 1.0, output_per_mtok = 5.0 } }
 "#;
 
 /// Where the config file lives.
@@ -124,11 +182,17 @@ pub fn parse(
 ) -> anyhow::Result<Config> {
     let mut table: toml::Table =
         toml::from_str(text).map_err(|e| anyhow::anyhow!("{}: {e}", origin.display()))?;
-    apply_env(&mut table, env)?;
+    let env: Vec<(String, String)> = env.collect();
+    apply_env(&mut table, env.iter().cloned())?;
     // Deserialising the merged table catches unknown keys and wrong types; for errors in the
     // file itself, re-parse the text to get line numbers.
     match Config::deserialize(toml::Value::Table(table)) {
-        Ok(c) => {
+        Ok(mut c) => {
+            // [llm] has nested providers the generic KERNOS_<SECTION>_<KEY> form cannot
+            // address; its own handler applies KERNOS_LLM_* and validates the section.
+            c.llm
+                .apply_env(env)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", origin.display()))?;
             validate(&c)?;
             Ok(c)
         }
@@ -153,9 +217,28 @@ fn validate(c: &Config) -> anyhow::Result<()> {
             bail!("policy paths must be absolute: {}", p.display());
         }
     }
+    let t = c.planner.confidence_threshold;
+    if !(0.0..=1.0).contains(&t) || t.is_nan() {
+        bail!("planner.confidence_threshold must be between 0 and 1, not {t}");
+    }
+    if c.planner.max_repairs > 5 {
+        bail!(
+            "planner.max_repairs must be at most 5, not {}",
+            c.planner.max_repairs
+        );
+    }
+    if c.planner.agent_max_steps == 0
+        || c.planner.agent_max_tokens == 0
+        || c.planner.agent_time_secs == 0
+    {
+        bail!("planner.agent_max_steps, agent_max_tokens and agent_time_secs must be at least 1");
+    }
     Ok(())
 }
 
+/// Sections the generic `KERNOS_<SECTION>_<KEY>` form applies to. `llm` is left out on
+/// purpose: its providers are a list the generic form cannot address, so `KERNOS_LLM_*` goes
+/// to `LlmConfig::apply_env` (see `parse`).
 const SECTIONS: &[&str] = &["cli", "policy", "sandbox", "planner"];
 
 /// Applies `KERNOS_<SECTION>_<KEY>=value` (value parsed as a TOML value, else taken as a
@@ -265,5 +348,55 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("environment"), "{e}");
+    }
+
+    #[test]
+    fn llm_section_and_its_environment() {
+        let text = "[llm]\ndefault_lane = \"fast\"\n\n[[llm.providers]]\nname = \"local\"\nbase_url = \"http://127.0.0.1:8080/v1\"\nlanes = { fast = \"qwen\" }\n";
+        let c = parse(text, Path::new("c"), env(&[])).unwrap();
+        assert_eq!(c.llm.providers[0].name, "local");
+        // KERNOS_LLM_* goes to the llm section's own handler: nested keys and new providers.
+        let c = parse(
+            text,
+            Path::new("c"),
+            env(&[
+                ("KERNOS_LLM_LOCAL_LANE_STRONG", "qwen-32b"),
+                ("KERNOS_LLM_BOX_BASE_URL", "http://10.0.0.2:11434"),
+                ("KERNOS_LLM_BOX_MODEL", "llama3.2"),
+                ("KERNOS_PLANNER_CONFIDENCE_THRESHOLD", "0.9"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.llm.providers[0].lanes["strong"], "qwen-32b");
+        assert_eq!(c.llm.providers[1].name, "box");
+        assert!((c.planner.confidence_threshold - 0.9).abs() < 1e-6);
+        // Errors name the field and the file.
+        let e = parse(
+            "[[llm.providers]]\nname = \"x\"\nbase_url = \"ftp://h\"\nmodel = \"m\"\n",
+            Path::new("/x/config.toml"),
+            env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("/x/config.toml") && e.contains("llm.providers[0].base_url"),
+            "{e}"
+        );
+        let e = parse(
+            "",
+            Path::new("c"),
+            env(&[("KERNOS_LLM_NOPE_TIMEOUT_MS", "5")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("KERNOS_LLM_NOPE_TIMEOUT_MS"), "{e}");
+        let e = parse(
+            "[planner]\nconfidence_threshold = 2.0\n",
+            Path::new("c"),
+            env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("confidence_threshold"), "{e}");
     }
 }

@@ -1,12 +1,14 @@
 //! `kernos`: say what you want; Kernos plans it, shows what will change, runs it confined,
 //! journals it and can undo it.
 
+mod agent_cmd;
 mod app;
 mod cli;
 mod config;
 mod config_cmd;
 mod doctor;
 mod journal_cmd;
+mod llm_cmd;
 mod render;
 mod repl;
 mod request;
@@ -117,11 +119,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return repl::run(&app, &cancel);
             }
-            let planner = kernos_planner::Planner::new();
+            let text = cli.request.join(" ");
+            if global.agent {
+                return agent_cmd::run(&app, &text, &cancel);
+            }
+            let cascade = llm_cmd::cascade(&app);
             let store = request::ContextStore::for_cwd(&app);
             let mut conversation = store.load();
-            let text = cli.request.join(" ");
-            let code = request::run_request(&app, &planner, &text, &mut conversation, &cancel)?;
+            let code = request::run_request(&app, &cascade, &text, &mut conversation, &cancel)?;
             if let Some(c) = &conversation {
                 store.save(c);
             }
@@ -167,7 +172,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Command::Doctor => doctor::run(&app),
                 Command::Plan { request } => {
-                    request::plan_only(&app, &kernos_planner::Planner::new(), &request.join(" "))
+                    request::plan_only(&app, &llm_cmd::cascade(&app), &request.join(" "))
+                }
+                Command::Models { action } => llm_cmd::models(&app, action),
+                Command::Usage => llm_cmd::usage(&app),
+                Command::Agent { goal } => {
+                    let cancel = CancelToken::new();
+                    set_current_cancel(&cancel);
+                    install_ctrlc();
+                    agent_cmd::run(&app, &goal.join(" "), &cancel)
                 }
                 Command::Journal(_)
                 | Command::Completions { .. }

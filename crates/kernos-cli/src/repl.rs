@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use kernos_core::CancelToken;
-use kernos_planner::{Conversation, Planner};
+use kernos_planner::Conversation;
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -73,7 +73,7 @@ Commands: help, history, tools, exit (or Ctrl-D).";
 
 /// Runs the prompt until exit.
 pub fn run(app: &App, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
-    let planner = Planner::new();
+    let cascade = crate::llm_cmd::cascade(app);
     let registry = kernos_tools::Registry::builtin();
     let mut names: Vec<String> = registry.names().map(str::to_owned).collect();
     names.extend(["help", "history", "tools", "exit", "quit", "undo"].map(String::from));
@@ -112,7 +112,7 @@ pub fn run(app: &App, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
                         crate::set_current_cancel(&token);
                         let r = crate::request::run_request(
                             app,
-                            &planner,
+                            &cascade,
                             line,
                             &mut conversation,
                             &token,

@@ -11,7 +11,8 @@ use kernos_engine::{
     Approval, ApprovalRequest, ApproveAll, ApprovedUpTo, Approver, DeclineAll, Engine, Observer,
     Preview, Session, StepStatus, TxReport, TxStatus, short_id,
 };
-use kernos_planner::{Conversation, Outcome, PlanContext, Planner};
+use kernos_planner::llm::Cascade;
+use kernos_planner::{Conversation, Outcome, PlanContext};
 use serde_json::{Value, json};
 
 use crate::app::App;
@@ -87,7 +88,8 @@ impl CliObserver {
         }
     }
 
-    fn finish(&self) {
+    /// Clears the spinner.
+    pub fn finish(&self) {
         if let Ok(mut b) = self.bar.lock() {
             if let Some(bar) = b.take() {
                 bar.finish_and_clear();
@@ -137,9 +139,9 @@ impl Observer for CliObserver {
 
 /// Asks the person about steps whose risk rose at run time, or that the preview could not
 /// cover (undo's inverse steps).
-struct TtyApprover {
-    style: Style,
-    home: String,
+pub(crate) struct TtyApprover {
+    pub(crate) style: Style,
+    pub(crate) home: String,
 }
 
 impl Approver for TtyApprover {
@@ -172,7 +174,7 @@ enum Choice {
 /// Runs one request end to end. `conversation` carries follow-up context in and out.
 pub fn run_request(
     app: &App,
-    planner: &Planner,
+    cascade: &Cascade,
     text: &str,
     conversation: &mut Option<Conversation>,
     cancel: &CancelToken,
@@ -185,7 +187,7 @@ pub fn run_request(
     };
     let style = app.style;
     let json_mode = app.global.json;
-    let mut plan = match planner.plan(text, &ctx) {
+    let mut plan = match crate::llm_cmd::plan(app, cascade, text, &ctx).outcome {
         Outcome::Plan { plan, .. } => plan,
         Outcome::Undo { target } => {
             let engine = app.engine()?;
@@ -226,6 +228,16 @@ pub fn run_request(
     if plan.request.is_none() {
         plan.request = Some(text.to_owned());
     }
+    if app.global.explain && !json_mode {
+        crate::llm_cmd::print_why(&plan, style, &env.home.display().to_string());
+    }
+    // A plan made after a model read untrusted text is never approved by --yes alone.
+    let yes = app.global.yes && !plan.untrusted_input;
+    if app.global.yes && !yes {
+        eprintln!(
+            "kernos: --yes does not cover this plan: it was made after reading untrusted text"
+        );
+    }
 
     let engine = app.engine()?;
     let observer = CliObserver::new(plan.steps.len(), json_mode);
@@ -249,7 +261,7 @@ pub fn run_request(
 
     let (report, preview) = if read_only && !app.global.dry_run {
         // Reads run at once; a read that policy still asks about (credentials) needs a yes.
-        let mut approver: Box<dyn Approver> = if app.global.yes {
+        let mut approver: Box<dyn Approver> = if yes {
             Box::new(ApproveAll("--yes".into()))
         } else if interactive {
             Box::new(TtyApprover {
@@ -284,7 +296,7 @@ pub fn run_request(
             }
             return Ok(ExitCode::SUCCESS);
         }
-        if !app.global.yes {
+        if !yes {
             if !interactive {
                 let msg = "not run: this plan changes things and needs confirmation; run it in a terminal or pass --yes";
                 if json_mode {
@@ -300,7 +312,7 @@ pub fn run_request(
                 return Ok(ExitCode::from(1));
             }
         }
-        let mut approver: Box<dyn Approver> = if app.global.yes {
+        let mut approver: Box<dyn Approver> = if yes {
             Box::new(ApproveAll("--yes".into()))
         } else {
             Box::new(ApprovedUpTo {
@@ -351,7 +363,7 @@ pub fn run_request(
     })
 }
 
-fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
+pub(crate) fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
     let reversible = preview
         .steps
         .iter()
@@ -437,7 +449,10 @@ fn explain(plan: &Plan, preview: &Preview, style: Style) {
     for (s, step) in preview.steps.iter().zip(&plan.steps) {
         println!("{}. {} — {}", s.index + 1, style.bold(&s.name), s.summary);
         if let Some(why) = &step.why {
-            println!("   why: {why} {}", style.dim("(from the planner)"));
+            println!(
+                "   why: {why} {}",
+                style.dim(&format!("({})", crate::llm_cmd::why_source(plan)))
+            );
         }
         for e in &s.effects {
             println!("   {} {}", e.kind, e.target);
@@ -479,7 +494,9 @@ fn prompt(
             'd' => print_changes(preview, style),
             '?' => explain(plan, preview, style),
             'e' => {
-                if let Some(edited) = edit_plan(engine, plan)? {
+                if let Some(mut edited) = edit_plan(engine, plan)? {
+                    // Editing does not launder a plan made after reading untrusted text.
+                    edited.untrusted_input |= plan.untrusted_input;
                     *plan = edited;
                     *preview = engine.preview(plan, session)?;
                     print_preview(plan, preview, style, home);
@@ -524,7 +541,7 @@ fn edit_plan(engine: &Engine, plan: &Plan) -> anyhow::Result<Option<Plan>> {
     }
 }
 
-fn print_report(report: &TxReport, style: Style, home: &str) {
+pub(crate) fn print_report(report: &TxReport, style: Style, home: &str) {
     let multi = report.steps.len() > 1;
     for s in &report.steps {
         if multi {
@@ -571,7 +588,7 @@ fn print_report(report: &TxReport, style: Style, home: &str) {
 }
 
 /// `kernos plan [--json] "<request>"`: the plan only, nothing runs.
-pub fn plan_only(app: &App, planner: &Planner, text: &str) -> anyhow::Result<ExitCode> {
+pub fn plan_only(app: &App, cascade: &Cascade, text: &str) -> anyhow::Result<ExitCode> {
     let env = app.env();
     let conversation = ContextStore::for_cwd(app).load();
     let ctx = PlanContext {
@@ -579,13 +596,14 @@ pub fn plan_only(app: &App, planner: &Planner, text: &str) -> anyhow::Result<Exi
         cwd: env.cwd.display().to_string(),
         conversation,
     };
-    let outcome = planner.plan(text, &ctx);
+    let mut planned = crate::llm_cmd::plan(app, cascade, text, &ctx);
+    let outcome = std::mem::replace(&mut planned.outcome, Outcome::Undo { target: None });
     match outcome {
         Outcome::Plan { plan, confidence } => {
             if app.global.json {
-                let mut v = serde_json::to_value(&plan)?;
-                v["confidence"] = json!(confidence);
-                render::json_line(&v)?;
+                render::json_line(&crate::llm_cmd::plan_json(&planned, &plan, confidence)?)?;
+            } else if app.global.explain {
+                crate::llm_cmd::print_why(&plan, app.style, &env.home.display().to_string());
             } else {
                 for (i, s) in plan.steps.iter().enumerate() {
                     println!(

@@ -81,6 +81,12 @@ pub mod kind {
     pub const TX_FINISHED: &str = "tx.finished";
     /// A transaction was undone (possibly partly).
     pub const TX_UNDONE: &str = "tx.undone";
+    /// One try of a language-model call: provider, model, tokens in/out, cost, latency,
+    /// mechanism, error (metering; `kernos usage` and the daemon's metrics read these).
+    pub const LLM_CALL: &str = "llm.call";
+    /// One request that reached the language-model tier of the planner: cache hit or miss,
+    /// which model answered, repairs, fallback.
+    pub const LLM_PLAN: &str = "llm.plan";
     /// Prefix of audit events (`audit.key.created`, `audit.config.changed`, …).
     pub const AUDIT_PREFIX: &str = "audit.";
 }

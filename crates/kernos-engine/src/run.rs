@@ -157,13 +157,26 @@ impl Engine {
         })
     }
 
-    fn assess(&self, action: &dyn DynAction, effects: &[Effect], s: &Session<'_>) -> Assessment {
-        kernos_policy::assess(
+    fn assess(
+        &self,
+        plan: &Plan,
+        action: &dyn DynAction,
+        effects: &[Effect],
+        s: &Session<'_>,
+    ) -> Assessment {
+        let a = kernos_policy::assess(
             action.spec(),
             effects,
             &self.policy_ctx(&s.env),
             &self.policy,
-        )
+        );
+        // A model that read untrusted text may have been talked into anything: every step
+        // that is not a pure local read waits for a person, whatever the settings say.
+        if plan.untrusted_input {
+            kernos_policy::assess_untrusted(a, action.spec(), effects)
+        } else {
+            a
+        }
     }
 
     /// What a plan would do, without changing anything: read steps run for real (their output
@@ -189,6 +202,14 @@ impl Engine {
                             Vec::new()
                         }
                     };
+                    // In a plan made after reading untrusted text, a read that talks to the
+                    // network (a URL can carry what was read elsewhere) waits for approval
+                    // like a change: the preview must not run it.
+                    let held = plan.untrusted_input
+                        && effects.iter().any(|e| e.kind == EffectKind::Network);
+                    if held {
+                        note = Some("runs only after approval (untrusted plan, network)".into());
+                    }
                     if note.is_none() {
                         let ctx = self.ctx(s, &no_progress, &effects);
                         if spec.is_read_only() {
@@ -219,7 +240,7 @@ impl Engine {
                     (step.args.clone(), self.scope_effects(plan, step, action, s))
                 }
             };
-            let assessment = self.assess(action, &effects, s);
+            let assessment = self.assess(plan, action, &effects, s);
             if let Decision::Deny { reason } = &assessment.decision {
                 denied.get_or_insert_with(|| format!("step {} ({}): {reason}", i + 1, step.name()));
             }
@@ -401,7 +422,7 @@ impl Engine {
                     continue;
                 }
             };
-            let assessment = self.assess(action, &effects, s);
+            let assessment = self.assess(plan, action, &effects, s);
             report.assessment = Some(assessment.clone());
             let decision_name = match &assessment.decision {
                 Decision::Allow => "allow",

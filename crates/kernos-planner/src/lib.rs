@@ -61,10 +61,17 @@
 //! with no better action ("whoami", "lsusb"); "df -h" is `sys.disk`.
 //!
 //! Risk is not the planner's business: "delete /" is planned as asked, and policy scores it.
+//!
+//! # Language models
+//!
+//! [`llm`] adds the model tier for the long tail: [`llm::Cascade`] asks the offline planner
+//! first, then the plan cache, then a model lane, and falls back to the offline answer when no
+//! model answers. Plans from a model go through the same catalog validator.
 
 mod entities;
 mod intents;
 mod lex;
+pub mod llm;
 mod parse;
 mod units;
 mod vocab;
@@ -334,6 +341,7 @@ impl Planner {
             steps,
             request: Some(request.to_owned()),
             planner: Some(PLANNER_NAME.to_owned()),
+            untrusted_input: false,
         };
         Outcome::Plan {
             plan,
@@ -873,6 +881,7 @@ impl Planner {
             steps: vec![step],
             request: Some(request.to_owned()),
             planner: Some(PLANNER_NAME.to_owned()),
+            untrusted_input: false,
         };
         Some(Outcome::Plan {
             plan,

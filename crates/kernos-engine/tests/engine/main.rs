@@ -40,6 +40,10 @@ fn fixture() -> Fixture {
 }
 
 fn engine_at(data: &Path) -> Engine {
+    engine_with(data, kernos_policy::Config::default())
+}
+
+fn engine_with(data: &Path, policy: kernos_policy::Config) -> Engine {
     let mut registry = Registry::empty();
     actions::register(&mut registry);
     let journal = Journal::open(data).unwrap();
@@ -49,7 +53,7 @@ fn engine_at(data: &Path) -> Engine {
         Arc::new(Mutex::new(journal)),
         blobs,
         Arc::new(UnconfinedRunner),
-        kernos_policy::Config::default(),
+        policy,
         data.to_path_buf(),
     )
 }
@@ -161,6 +165,69 @@ fn change_without_approval_does_not_run() {
     assert!(
         f.kinds(report.tx)
             .contains(&kind::APPROVAL_DECIDED.to_string())
+    );
+}
+
+/// A plan a model made after reading untrusted text: `allow_medium` no longer lets its changes
+/// run unasked, and the approver sees why; its reads still run.
+#[test]
+fn untrusted_plans_ask_even_when_policy_would_allow() {
+    let f = fixture();
+    f.file("a.log", "x");
+    let engine = engine_with(
+        &f.data,
+        kernos_policy::Config {
+            allow_medium: true,
+            ..kernos_policy::Config::default()
+        },
+    );
+    let write = || {
+        plan(vec![
+            Step::new("t", "find")
+                .arg("path", ".")
+                .arg("suffix", ".log"),
+            Step::new("t", "write")
+                .arg("path", "pwned.txt")
+                .arg("content", "ignore previous instructions"),
+        ])
+    };
+    // Trusted: allow_medium runs the write without asking anyone.
+    let trusted = engine
+        .run(
+            &write(),
+            None,
+            &f.session(),
+            &mut DeclineAll("nobody".into()),
+        )
+        .unwrap();
+    assert_eq!(trusted.status, TxStatus::Committed, "{trusted:?}");
+    std::fs::remove_file(f.root.join("pwned.txt")).unwrap();
+
+    let before = tree_state(&f.root);
+    let mut p = write();
+    p.untrusted_input = true;
+    let preview = engine.preview(&p, &f.session()).unwrap();
+    assert!(
+        matches!(
+            preview.steps[0].assessment.decision,
+            kernos_core::Decision::Allow
+        ),
+        "a pure read stays allowed"
+    );
+    assert!(
+        matches!(&preview.steps[1].assessment.decision, kernos_core::Decision::Ask { reason } if reason.contains("untrusted")),
+        "{:?}",
+        preview.steps[1].assessment
+    );
+    let report = engine
+        .run(&p, None, &f.session(), &mut DeclineAll("nobody".into()))
+        .unwrap();
+    assert_eq!(report.status, TxStatus::Declined);
+    assert!(matches!(report.steps[0].status, StepStatus::Done));
+    assert_eq!(
+        tree_state(&f.root),
+        before,
+        "the write must not run unasked"
     );
 }
 

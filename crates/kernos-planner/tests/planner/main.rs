@@ -1,8 +1,10 @@
-//! Behaviour of the offline planner: the shared catalog, paraphrases, follow-ups, refusals.
+//! Behaviour of the planners: the offline planner's catalog, paraphrases, follow-ups and
+//! refusals, and the LLM tier end to end (`llm/`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod catalog;
 mod common;
 mod conversation;
+mod llm;
 mod negatives;
 mod paraphrases;

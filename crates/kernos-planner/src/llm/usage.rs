@@ -1,0 +1,356 @@
+//! Metering: what is journaled for each model try and each request that reached the model
+//! tier, and the summaries `kernos usage` and the daemon's metrics show.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use kernos_core::Event;
+use kernos_core::event::kind;
+use kernos_llm::{Attempt, ModelStats};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::cache::CacheStats;
+use super::cascade::{Planned, Source};
+
+/// The `llm.call` payload for one try. `purpose`: `plan`, `agent`, `probe`.
+pub fn call_payload(a: &Attempt, purpose: &str, cache: &str) -> Value {
+    json!({
+        "provider": a.provider,
+        "model": a.model,
+        "purpose": purpose,
+        "mechanism": a.mechanism,
+        "input_tokens": a.usage.input_tokens,
+        "output_tokens": a.usage.output_tokens,
+        "estimated": a.usage.estimated,
+        "cost_usd": a.cost_usd,
+        "latency_ms": a.latency_ms,
+        "error": a.error,
+        "cache": cache,
+    })
+}
+
+/// The `llm.plan` payload for a request that reached the model tier.
+pub fn plan_payload(p: &Planned, request: &str) -> Value {
+    let (source, provider, model) = match &p.source {
+        Source::Offline => ("offline", None, None),
+        Source::Cache => ("cache", None, None),
+        Source::Model { provider, model } => ("model", Some(provider), Some(model)),
+    };
+    json!({
+        "request": request,
+        "source": source,
+        "provider": provider,
+        "model": model,
+        "cache": p.cache.as_str(),
+        "lane": p.lane,
+        "calls": p.report.as_ref().map_or(0, |r| r.calls),
+        "repairs": p.report.as_ref().map_or(0, |r| r.repairs),
+        "tokens": p.report.as_ref().map_or(0, |r| r.tokens()),
+        "cost_usd": p.report.as_ref().map_or(0.0, |r| r.cost_usd()),
+        "notice": p.notice,
+    })
+}
+
+/// The events to journal for a planned request: one `llm.call` per try, then `llm.plan`.
+/// Empty when the model tier was not involved.
+pub fn events_for(p: &Planned, request: &str) -> Vec<(&'static str, Value)> {
+    if !p.used_llm_tier() {
+        return Vec::new();
+    }
+    let mut out: Vec<(&'static str, Value)> = Vec::new();
+    if let Some(r) = &p.report {
+        for a in &r.attempts {
+            out.push((kind::LLM_CALL, call_payload(a, "plan", p.cache.as_str())));
+        }
+    }
+    out.push((kind::LLM_PLAN, plan_payload(p, request)));
+    out
+}
+
+/// Totals for one provider/model.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ModelUsage {
+    /// Provider.
+    pub provider: String,
+    /// Model.
+    pub model: String,
+    /// Tries.
+    pub calls: u64,
+    /// Failed tries.
+    pub errors: u64,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// US dollars.
+    pub cost_usd: f64,
+    /// Mean latency of a try, ms.
+    pub mean_latency_ms: u64,
+}
+
+/// What `kernos usage` shows.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct UsageSummary {
+    /// Per provider/model, by cost then name.
+    pub models: Vec<ModelUsage>,
+    /// Requests that reached the model tier.
+    pub requests: u64,
+    /// Of those, answered from the cache.
+    pub cache_hits: u64,
+    /// Looked up and not found.
+    pub cache_misses: u64,
+    /// `hits / (hits + misses)`.
+    pub cache_hit_rate: f64,
+    /// Answered by a model.
+    pub from_model: u64,
+    /// Fell back to the offline planner.
+    pub fell_back: u64,
+    /// Total cost, US dollars.
+    pub cost_usd: f64,
+}
+
+/// Summarises `llm.call` and `llm.plan` events (other kinds are ignored).
+pub fn summarise<'a>(events: impl IntoIterator<Item = &'a Event>) -> UsageSummary {
+    let mut by: BTreeMap<(String, String), (ModelUsage, u64)> = BTreeMap::new();
+    let mut s = UsageSummary::default();
+    for e in events {
+        let p = &e.payload;
+        let str_of = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let num = |k: &str| p.get(k).and_then(Value::as_u64).unwrap_or(0);
+        match e.kind.as_str() {
+            kind::LLM_CALL => {
+                let key = (str_of("provider"), str_of("model"));
+                let (m, lat) = by.entry(key.clone()).or_insert_with(|| {
+                    (
+                        ModelUsage {
+                            provider: key.0.clone(),
+                            model: key.1.clone(),
+                            ..ModelUsage::default()
+                        },
+                        0,
+                    )
+                });
+                m.calls += 1;
+                m.errors += u64::from(p.get("error").is_some_and(|e| !e.is_null()));
+                m.input_tokens += num("input_tokens");
+                m.output_tokens += num("output_tokens");
+                m.cost_usd += p.get("cost_usd").and_then(Value::as_f64).unwrap_or(0.0);
+                *lat += num("latency_ms");
+            }
+            kind::LLM_PLAN => {
+                s.requests += 1;
+                match p.get("cache").and_then(Value::as_str) {
+                    Some("hit") => s.cache_hits += 1,
+                    Some("miss") => s.cache_misses += 1,
+                    _ => {}
+                }
+                match p.get("source").and_then(Value::as_str) {
+                    Some("model") => s.from_model += 1,
+                    Some("offline") => s.fell_back += 1,
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    s.models = by
+        .into_values()
+        .map(|(mut m, lat)| {
+            m.mean_latency_ms = lat.checked_div(m.calls).unwrap_or(0);
+            m
+        })
+        .collect();
+    s.models.sort_by(|a, b| {
+        b.cost_usd
+            .total_cmp(&a.cost_usd)
+            .then(a.provider.cmp(&b.provider))
+    });
+    s.cost_usd = s.models.iter().map(|m| m.cost_usd).sum();
+    let looked = s.cache_hits + s.cache_misses;
+    s.cache_hit_rate = if looked == 0 {
+        0.0
+    } else {
+        s.cache_hits as f64 / looked as f64
+    };
+    s
+}
+
+/// A metric family: name, type, help, value per provider/model.
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ModelStats) -> f64,
+);
+
+/// Prometheus text for the daemon's `/metrics`: per provider/model tries, errors, tokens,
+/// cost and latency (from the router's in-process counters), and the plan cache's hits,
+/// misses and size.
+pub fn prometheus(models: &[ModelStats], cache: Option<&CacheStats>) -> String {
+    let mut out = String::new();
+    let families: [Family; 6] = [
+        (
+            "kernos_llm_calls_total",
+            "counter",
+            "Language-model tries.",
+            |m| m.calls as f64,
+        ),
+        (
+            "kernos_llm_errors_total",
+            "counter",
+            "Language-model tries that failed.",
+            |m| m.errors as f64,
+        ),
+        (
+            "kernos_llm_input_tokens_total",
+            "counter",
+            "Prompt tokens.",
+            |m| m.input_tokens as f64,
+        ),
+        (
+            "kernos_llm_output_tokens_total",
+            "counter",
+            "Completion tokens.",
+            |m| m.output_tokens as f64,
+        ),
+        (
+            "kernos_llm_cost_usd_total",
+            "counter",
+            "Cost in US dollars from the configured prices.",
+            |m| m.cost_usd,
+        ),
+        (
+            "kernos_llm_latency_ms_total",
+            "counter",
+            "Sum of try latencies in milliseconds.",
+            |m| m.latency_ms_total as f64,
+        ),
+    ];
+    for (name, ty, help, f) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {ty}");
+        for m in models {
+            let _ = writeln!(
+                out,
+                "{name}{{provider=\"{}\",model=\"{}\"}} {}",
+                label(&m.provider),
+                label(&m.model),
+                f(m)
+            );
+        }
+    }
+    if let Some(c) = cache {
+        for (name, ty, help, v) in [
+            (
+                "kernos_plan_cache_hits_total",
+                "counter",
+                "Plan cache hits.",
+                c.hits,
+            ),
+            (
+                "kernos_plan_cache_misses_total",
+                "counter",
+                "Plan cache misses.",
+                c.misses,
+            ),
+            (
+                "kernos_plan_cache_entries",
+                "gauge",
+                "Plans in the cache.",
+                c.entries,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {ty}\n{name} {v}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kernos_plan_cache_hit_ratio Plan cache hits / lookups.\n# TYPE kernos_plan_cache_hit_ratio gauge\nkernos_plan_cache_hit_ratio {}",
+            c.hit_rate()
+        );
+    }
+    out
+}
+
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernos_core::Actor;
+
+    fn ev(kind: &str, payload: Value) -> Event {
+        Event {
+            seq: 1,
+            ts_ms: 0,
+            kind: kind.into(),
+            actor: Actor::user("t"),
+            org: "local".into(),
+            action: None,
+            tx: None,
+            payload,
+            hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn summary_and_metrics() {
+        let evs = vec![
+            ev(
+                kind::LLM_CALL,
+                json!({"provider": "a", "model": "m", "input_tokens": 100, "output_tokens": 20, "cost_usd": 0.5, "latency_ms": 30, "error": null}),
+            ),
+            ev(
+                kind::LLM_CALL,
+                json!({"provider": "a", "model": "m", "input_tokens": 50, "output_tokens": 0, "cost_usd": 0.25, "latency_ms": 10, "error": "boom"}),
+            ),
+            ev(kind::LLM_PLAN, json!({"source": "model", "cache": "miss"})),
+            ev(kind::LLM_PLAN, json!({"source": "cache", "cache": "hit"})),
+            ev(kind::LLM_PLAN, json!({"source": "cache", "cache": "hit"})),
+            ev(kind::LLM_PLAN, json!({"source": "offline", "cache": "off"})),
+            ev("step.started", json!({})),
+        ];
+        let s = summarise(&evs);
+        assert_eq!(s.models.len(), 1);
+        let m = &s.models[0];
+        assert_eq!(
+            (m.calls, m.errors, m.input_tokens, m.output_tokens),
+            (2, 1, 150, 20)
+        );
+        assert_eq!(m.mean_latency_ms, 20);
+        assert!((s.cost_usd - 0.75).abs() < 1e-12);
+        assert_eq!(
+            (
+                s.requests,
+                s.cache_hits,
+                s.cache_misses,
+                s.from_model,
+                s.fell_back
+            ),
+            (4, 2, 1, 1, 1)
+        );
+        assert!((s.cache_hit_rate - 2.0 / 3.0).abs() < 1e-12);
+
+        let text = prometheus(
+            &[ModelStats {
+                provider: "a\"b".into(),
+                model: "m".into(),
+                calls: 3,
+                ..ModelStats::default()
+            }],
+            Some(&CacheStats {
+                entries: 4,
+                hits: 1,
+                misses: 3,
+            }),
+        );
+        assert!(
+            text.contains("kernos_llm_calls_total{provider=\"a\\\"b\",model=\"m\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("kernos_plan_cache_hit_ratio 0.25"), "{text}");
+    }
+}
