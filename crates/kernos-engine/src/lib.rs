@@ -158,6 +158,8 @@ impl Observer for Quiet {}
 /// A step waiting for a yes or no.
 #[derive(Debug)]
 pub struct ApprovalRequest<'a> {
+    /// The transaction the step belongs to (the daemon journals it with the request).
+    pub tx: TxId,
     /// Step index.
     pub step: usize,
     /// `tool.action`.
