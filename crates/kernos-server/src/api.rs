@@ -59,8 +59,12 @@ pub fn app(state: Arc<State>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
-                .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::DEBUG))
-                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+                .make_span_with(
+                    tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::DEBUG),
+                )
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG),
+                ),
         )
         .with_state(state)
 }
@@ -144,8 +148,12 @@ async fn problemize(resp: Response) -> Response {
         .unwrap_or_default();
     let text = String::from_utf8_lossy(&body).trim().to_owned();
     let advice = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large; send less (see server.body_limit)".to_owned(),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "send the body as JSON with Content-Type: application/json".to_owned(),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "the request body is too large; send less (see server.body_limit)".to_owned()
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "send the body as JSON with Content-Type: application/json".to_owned()
+        }
         _ => format!("{text}; see GET /v1/openapi.json for the expected request"),
     };
     ApiError::from_status(status, advice).into_response()
@@ -638,14 +646,17 @@ async fn enqueue(st: &St, job: Job, payload: Value) -> ApiResult<()> {
     if let Err(e) = st.queue.try_send(job) {
         st.queued.fetch_sub(1, Ordering::AcqRel);
         let job = match e {
-            std::sync::mpsc::TrySendError::Full(j) | std::sync::mpsc::TrySendError::Disconnected(j) => j,
+            std::sync::mpsc::TrySendError::Full(j)
+            | std::sync::mpsc::TrySendError::Disconnected(j) => j,
         };
         let _ = st
             .append(
                 NewEvent::new(ACTION_FINISHED, job.principal.actor.clone())
                     .org(&job.principal.org)
                     .action(job.action)
-                    .payload(json!({"status": "aborted", "error": "the queue refused it", "units": 0.0})),
+                    .payload(
+                        json!({"status": "aborted", "error": "the queue refused it", "units": 0.0}),
+                    ),
             )
             .await;
         return Err(ApiError::too_many(
@@ -699,7 +710,11 @@ async fn submit(
     };
     let hash = body_hash(&req);
     if let Some(k) = &idem {
-        let hit = st.idem.lock().ok().and_then(|mut c| c.get(k, Instant::now()));
+        let hit = st
+            .idem
+            .lock()
+            .ok()
+            .and_then(|mut c| c.get(k, Instant::now()));
         if let Some(h) = hit {
             if h.body != hash {
                 return Err(ApiError::unprocessable(
@@ -1104,8 +1119,8 @@ async fn create_key(
     if label.len() > 200 {
         return Err(ApiError::unprocessable("label is longer than 200 bytes"));
     }
-    let k = crate::auth::generate_key(&org, req.role, &label, &p)
-        .map_err(ApiError::unprocessable)?;
+    let k =
+        crate::auth::generate_key(&org, req.role, &label, &p).map_err(ApiError::unprocessable)?;
     st.append(
         NewEvent::new(KEY_CREATED, p.actor.clone())
             .org(&org)
@@ -1185,8 +1200,16 @@ fn parse_time(s: &str, what: &str) -> ApiResult<i64> {
 
 async fn audit_records(st: &St, p: &Principal, q: AuditParams) -> ApiResult<Vec<AuditRecord>> {
     p.require(Perm::Audit)?;
-    let since = q.since.as_deref().map(|s| parse_time(s, "since")).transpose()?;
-    let until = q.until.as_deref().map(|s| parse_time(s, "until")).transpose()?;
+    let since = q
+        .since
+        .as_deref()
+        .map(|s| parse_time(s, "since"))
+        .transpose()?;
+    let until = q
+        .until
+        .as_deref()
+        .map(|s| parse_time(s, "until"))
+        .transpose()?;
     let limit = clamp_limit(q.limit, 1000, 10_000);
     let kinds: Vec<JQuery> = match q.action.as_deref() {
         Some(a) => {
@@ -1199,7 +1222,10 @@ async fn audit_records(st: &St, p: &Principal, q: AuditParams) -> ApiResult<Vec<
             };
             vec![JQuery::kind(&k)]
         }
-        None => vec![JQuery::kind_prefix("audit."), JQuery::kind(kind::ACTION_SUBMITTED)],
+        None => vec![
+            JQuery::kind_prefix("audit."),
+            JQuery::kind(kind::ACTION_SUBMITTED),
+        ],
     };
     let org = p.org.clone();
     let actor = q.actor.clone();
@@ -1326,10 +1352,7 @@ mod tests {
     #[test]
     fn times_parse_both_ways() {
         assert_eq!(parse_time("1000", "since").unwrap(), 1000);
-        assert_eq!(
-            parse_time("1970-01-01T00:00:01Z", "since").unwrap(),
-            1000
-        );
+        assert_eq!(parse_time("1970-01-01T00:00:01Z", "since").unwrap(), 1000);
         assert!(parse_time("yesterday", "since").is_err());
     }
 }

@@ -207,12 +207,7 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
 }
 
 /// Makes a key: 256 random bits from the OS. `who` and `source` go into the audit payload.
-pub fn generate_key(
-    org: &str,
-    role: Role,
-    label: &str,
-    who: &Principal,
-) -> Result<NewKey, String> {
+pub fn generate_key(org: &str, role: Role, label: &str, who: &Principal) -> Result<NewKey, String> {
     validate_org(org)?;
     let mut rnd = [0u8; 32];
     getrandom::fill(&mut rnd).map_err(|e| format!("no randomness from the OS: {e}"))?;
@@ -367,7 +362,10 @@ mod tests {
     fn keys_authenticate_by_hash_and_revocation_sticks() {
         let k = generate_key("acme", Role::Operator, "ci", &local()).unwrap();
         assert!(k.secret.starts_with("kn_") && k.secret.len() == 3 + 26 + 1 + 64);
-        assert!(!k.payload.to_string().contains(&k.secret[30..]), "secret never stored");
+        assert!(
+            !k.payload.to_string().contains(&k.secret[30..]),
+            "secret never stored"
+        );
         let mut t = KeyTable::default();
         t.apply(&created(&k, "acme"));
         let got = t.authenticate(&k.secret).unwrap();

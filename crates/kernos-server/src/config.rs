@@ -80,7 +80,9 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.listen_addr()?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Err("server.tls_cert and server.tls_key go together: set both or neither".into());
+            return Err(
+                "server.tls_cert and server.tls_key go together: set both or neither".into(),
+            );
         }
         let positive = [
             ("server.workers", self.workers),

@@ -223,7 +223,8 @@ impl Hub {
 /// The engine's event store in the daemon: group-commit writes, pooled read connections.
 pub struct DaemonStore {
     committer: Mutex<Option<GroupCommitter>>,
-    appender: Appender,
+    // Taken away at shutdown: the writer only stops once every appender is gone.
+    appender: std::sync::RwLock<Option<Appender>>,
     dir: std::path::PathBuf,
     readers: Mutex<Vec<Journal>>,
 }
@@ -260,7 +261,7 @@ impl DaemonStore {
         let appender = committer.appender();
         Ok(DaemonStore {
             committer: Mutex::new(Some(committer)),
-            appender,
+            appender: std::sync::RwLock::new(Some(appender)),
             dir: dir.to_path_buf(),
             readers: Mutex::new(Vec::new()),
         })
@@ -289,7 +290,7 @@ impl DaemonStore {
     pub async fn append_async(&self, ev: NewEvent) -> Result<Event, JournalError> {
         let p = PreparedEvent::new(&ev)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.appender.submit(
+        self.appender()?.submit(
             vec![p],
             Box::new(move |r| {
                 let _ = tx.send(r);
@@ -304,8 +305,19 @@ impl DaemonStore {
         Ok(kernos_engine::stored(ev, &a))
     }
 
+    fn appender(&self) -> Result<Appender, JournalError> {
+        self.appender
+            .read()
+            .ok()
+            .and_then(|a| a.clone())
+            .ok_or_else(|| JournalError::WriterGone("the daemon is shutting down".into()))
+    }
+
     /// Commits what is queued and stops the writer.
     pub fn shutdown(&self) {
+        if let Ok(mut a) = self.appender.write() {
+            *a = None;
+        }
         let c = self.committer.lock().ok().and_then(|mut c| c.take());
         if let Some(c) = c {
             c.shutdown();
@@ -315,7 +327,7 @@ impl DaemonStore {
 
 impl EventStore for DaemonStore {
     fn append(&self, ev: NewEvent) -> Result<Event, JournalError> {
-        let a = self.appender.append(&ev)?;
+        let a = self.appender()?.append(&ev)?;
         Ok(kernos_engine::stored(ev, &a))
     }
 
@@ -355,11 +367,19 @@ mod tests {
         store.append(NewEvent::new("one", Actor::system())).unwrap();
         // Another process appends two events...
         let mut other = Journal::open(d.path()).unwrap();
-        other.append(&NewEvent::new("two", Actor::system())).unwrap();
-        other.append(&NewEvent::new("three", Actor::system())).unwrap();
+        other
+            .append(&NewEvent::new("two", Actor::system()))
+            .unwrap();
+        other
+            .append(&NewEvent::new("three", Actor::system()))
+            .unwrap();
         // ...and the daemon's next commit publishes them before its own.
-        store.append(NewEvent::new("four", Actor::system())).unwrap();
-        other.append(&NewEvent::new("five", Actor::system())).unwrap();
+        store
+            .append(NewEvent::new("four", Actor::system()))
+            .unwrap();
+        other
+            .append(&NewEvent::new("five", Actor::system()))
+            .unwrap();
         hub.poll_external();
         hub.poll_external();
         let got: Vec<(u64, String)> = (0..5)

@@ -152,6 +152,11 @@ impl State {
             .map_err(ApiError::from)
     }
 
+    /// The newest journal sequence number published to subscribers.
+    pub fn hub_head(&self) -> u64 {
+        self.hub.head()
+    }
+
     /// Whether a shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
@@ -343,12 +348,14 @@ impl Daemon {
                 let _ = w.join();
             }
         }
-        let _ = st.store.append(
-            NewEvent::new(DAEMON_STOPPED, Actor::system()).payload(serde_json::json!({
-                "pid": std::process::id(),
-                "uptime_ms": st.started.elapsed().as_millis() as u64,
-            })),
-        );
+        let _ = st
+            .store
+            .append(
+                NewEvent::new(DAEMON_STOPPED, Actor::system()).payload(serde_json::json!({
+                    "pid": std::process::id(),
+                    "uptime_ms": st.started.elapsed().as_millis() as u64,
+                })),
+            );
         if let Some(p) = self.poller.take() {
             let _ = p.join();
         }

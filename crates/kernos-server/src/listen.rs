@@ -154,7 +154,10 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServerError> {
         )));
     }
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-        ServerError::Tls(format!("cannot read the private key {}: {e}", key.display()))
+        ServerError::Tls(format!(
+            "cannot read the private key {}: {e}",
+            key.display()
+        ))
     })?;
     let mut cfg = rustls::ServerConfig::builder()
         .with_no_client_auth()
@@ -247,7 +250,10 @@ async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), Server
         None
     };
 
-    let daemon = Daemon::start(DaemonOptions { config: cfg, ..opts })?;
+    let daemon = Daemon::start(DaemonOptions {
+        config: cfg,
+        ..opts
+    })?;
     for (a, org) in &daemon.recovered {
         println!("kernos: action {a} (org {org}) was interrupted by a crash; marked interrupted");
     }
@@ -271,9 +277,7 @@ async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), Server
                     source: e,
                 })?;
                 println!("kernos: listening on https://{local}");
-                let svc = router
-                    .clone()
-                    .into_make_service_with_connect_info::<Peer>();
+                let svc = router.clone().into_make_service_with_connect_info::<Peer>();
                 servers.push(tokio::spawn(async move {
                     axum::serve(l, svc)
                         .with_graceful_shutdown(stopped(rx))
@@ -282,9 +286,7 @@ async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), Server
             }
             None => {
                 println!("kernos: listening on http://{local}");
-                let svc = router
-                    .clone()
-                    .into_make_service_with_connect_info::<Peer>();
+                let svc = router.clone().into_make_service_with_connect_info::<Peer>();
                 servers.push(tokio::spawn(async move {
                     axum::serve(tcp, svc)
                         .with_graceful_shutdown(stopped(rx))

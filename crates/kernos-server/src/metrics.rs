@@ -34,7 +34,9 @@ pub struct Metrics {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -89,7 +91,11 @@ impl Metrics {
                     "kernos_http_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}",
                     h.count
                 );
-                let _ = writeln!(o, "kernos_http_request_duration_seconds_sum{{{l}}} {}", h.sum);
+                let _ = writeln!(
+                    o,
+                    "kernos_http_request_duration_seconds_sum{{{l}}} {}",
+                    h.sum
+                );
                 let _ = writeln!(
                     o,
                     "kernos_http_request_duration_seconds_count{{{l}}} {}",

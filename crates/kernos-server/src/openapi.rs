@@ -6,9 +6,8 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::api::{
-    Accepted, ActionDetail, ActionSummary, ApprovalAnswer, ApprovalView, AuditParams,
-    AuditRecord, Decided, Health, KeyCreate, KeyCreated, KeyListParams, ListParams, UndoRequest,
-    UsageView,
+    Accepted, ActionDetail, ActionSummary, ApprovalAnswer, ApprovalView, AuditParams, AuditRecord,
+    Decided, Health, KeyCreate, KeyCreated, KeyListParams, ListParams, UndoRequest, UsageView,
 };
 use crate::auth::KeyInfo;
 use crate::error::Problem;
@@ -97,9 +96,7 @@ pub fn openapi() -> Value {
     d.schema::<Problem>();
     let auth = json!([{"bearer": []}]);
     let public = json!([]);
-    let op = |summary: &str, desc: &str, security: &Value, responses: Value| {
-        json!({"summary": summary, "description": desc, "security": security, "responses": responses})
-    };
+    let op = |summary: &str, desc: &str, security: &Value, responses: Value| json!({"summary": summary, "description": desc, "security": security, "responses": responses});
 
     let submit = {
         let mut o = op(
@@ -108,7 +105,8 @@ pub fn openapi() -> Value {
             &auth,
             problem_responses(("202", "Accepted", json_content(d.schema::<Accepted>()))),
         );
-        o["requestBody"] = json!({"required": true, "content": json_content(d.schema::<SubmitRequest>())});
+        o["requestBody"] =
+            json!({"required": true, "content": json_content(d.schema::<SubmitRequest>())});
         o["parameters"] = json!([{"name": "Idempotency-Key", "in": "header", "required": false, "description": "Same key and body within 24 h: the same action id is answered again.", "schema": {"type": "string", "minLength": 1, "maxLength": 255}}]);
         o
     };
@@ -133,7 +131,11 @@ pub fn openapi() -> Value {
             summary,
             desc,
             &auth,
-            problem_responses(("200", "OK", json_content(json!({"type": "array", "items": item})))),
+            problem_responses((
+                "200",
+                "OK",
+                json_content(json!({"type": "array", "items": item})),
+            )),
         );
         if with_limit {
             o["parameters"] = Value::Array(d.params::<ListParams>());
@@ -194,7 +196,8 @@ pub fn openapi() -> Value {
             problem_responses(("200", "Decided", json_content(d.schema::<Decided>()))),
         );
         o["parameters"] = json!([path_param("id", "Approval id")]);
-        o["requestBody"] = json!({"required": true, "content": json_content(d.schema::<ApprovalAnswer>())});
+        o["requestBody"] =
+            json!({"required": true, "content": json_content(d.schema::<ApprovalAnswer>())});
         o
     };
     let undo = {
@@ -205,7 +208,8 @@ pub fn openapi() -> Value {
             problem_responses(("202", "Accepted", json_content(d.schema::<Accepted>()))),
         );
         o["parameters"] = json!([path_param("tx", "Transaction id")]);
-        o["requestBody"] = json!({"required": false, "content": json_content(d.schema::<UndoRequest>())});
+        o["requestBody"] =
+            json!({"required": false, "content": json_content(d.schema::<UndoRequest>())});
         o
     };
     let keys_list = {
@@ -229,7 +233,8 @@ pub fn openapi() -> Value {
             &auth,
             problem_responses(("201", "Created", json_content(d.schema::<KeyCreated>()))),
         );
-        o["requestBody"] = json!({"required": true, "content": json_content(d.schema::<KeyCreate>())});
+        o["requestBody"] =
+            json!({"required": true, "content": json_content(d.schema::<KeyCreate>())});
         o
     };
     let keys_revoke = {

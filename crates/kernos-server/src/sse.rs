@@ -95,9 +95,8 @@ pub(crate) async fn events(
         }
     }
     if let Some(a) = &q.action {
-        a.parse::<kernos_core::ActionId>().map_err(|e| {
-            ApiError::bad_request(format!("action={a:?} is not an action id: {e}"))
-        })?;
+        a.parse::<kernos_core::ActionId>()
+            .map_err(|e| ApiError::bad_request(format!("action={a:?} is not an action id: {e}")))?;
     }
     let last_id = match headers.get("last-event-id") {
         Some(v) => Some(

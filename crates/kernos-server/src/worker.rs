@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use kernos_core::event::kind;
 use kernos_core::{ActionId, ApprovalId, CancelToken, Event, NewEvent, Plan, Risk};
-use kernos_engine::{
-    Approval, ApprovalRequest, Approver, Quiet, Session, StepStatus, TxReport,
-};
+use kernos_engine::{Approval, ApprovalRequest, Approver, Quiet, Session, StepStatus, TxReport};
 use kernos_journal::{Journal, Query};
 use kernos_planner::{Conversation, Outcome, PlanContext};
 use kernos_tools::Env;
@@ -328,13 +326,7 @@ fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) {
 }
 
 /// "undo that" sent as a request: asks for approval of the undo as a whole, then undoes.
-fn undo_job(
-    st: &Arc<State>,
-    job: &Job,
-    cancel: &CancelToken,
-    env: Env,
-    target: Option<String>,
-) {
+fn undo_job(st: &Arc<State>, job: &Job, cancel: &CancelToken, env: Env, target: Option<String>) {
     let org = job.principal.org.clone();
     let tx = match target {
         Some(t) => st.engine.resolve_tx(&t).ok(),
@@ -376,7 +368,12 @@ fn undo_job(
         ("tx".to_owned(), json!(tx.to_string())),
         (
             "items".to_owned(),
-            json!(plan.items.iter().map(|i| &i.description).collect::<Vec<_>>()),
+            json!(
+                plan.items
+                    .iter()
+                    .map(|i| &i.description)
+                    .collect::<Vec<_>>()
+            ),
         ),
     ]);
     let assessment = kernos_policy::Assessment {
@@ -444,7 +441,13 @@ struct ApiApprover {
 impl Approver for ApiApprover {
     fn approve(&mut self, req: &ApprovalRequest<'_>) -> Approval {
         let risk = req.assessment.risk;
-        if self.auto && self.principal.role.max_approvable().is_some_and(|m| risk <= m) {
+        if self.auto
+            && self
+                .principal
+                .role
+                .max_approvable()
+                .is_some_and(|m| risk <= m)
+        {
             return Approval::Approve(format!(
                 "approved at submission by {} ({})",
                 self.principal.actor, self.principal.role
