@@ -19,6 +19,8 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// The offline planner.
     pub planner: PlannerConfig,
+    /// The daemon (`kernos serve`).
+    pub server: kernos_server::ServerConfig,
 }
 
 /// `[cli]`
@@ -87,6 +89,11 @@ pub const TEMPLATE: &str = r#"# Kernos configuration. Every setting can also be 
 # context_minutes = 15      # how long follow-ups ("them", "undo that") refer back
 "#;
 
+/// The whole template: the sections above plus the daemon's.
+pub fn template() -> String {
+    format!("{TEMPLATE}{}", kernos_server::config::TEMPLATE)
+}
+
 /// Where the config file lives.
 pub fn path() -> anyhow::Result<PathBuf> {
     let nonempty = |k: &str| {
@@ -153,10 +160,11 @@ fn validate(c: &Config) -> anyhow::Result<()> {
             bail!("policy paths must be absolute: {}", p.display());
         }
     }
+    c.server.validate().map_err(anyhow::Error::msg)?;
     Ok(())
 }
 
-const SECTIONS: &[&str] = &["cli", "policy", "sandbox", "planner"];
+const SECTIONS: &[&str] = &["cli", "policy", "sandbox", "planner", "server"];
 
 /// Applies `KERNOS_<SECTION>_<KEY>=value` (value parsed as a TOML value, else taken as a
 /// string). Variables for other purposes (`KERNOS_DATA_DIR`, `KERNOS_CONFIG`) are ignored.
@@ -216,6 +224,10 @@ mod tests {
         );
         assert_eq!(
             parse(TEMPLATE, Path::new("c"), env(&[])).unwrap(),
+            Config::default()
+        );
+        assert_eq!(
+            parse(&template(), Path::new("c"), env(&[])).unwrap(),
             Config::default()
         );
     }

@@ -5,6 +5,8 @@ mod app;
 mod cli;
 mod config;
 mod config_cmd;
+mod daemon_client;
+mod daemon_cmd;
 mod doctor;
 mod journal_cmd;
 mod render;
@@ -121,7 +123,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = request::ContextStore::for_cwd(&app);
             let mut conversation = store.load();
             let text = cli.request.join(" ");
-            let code = request::run_request(&app, &planner, &text, &mut conversation, &cancel)?;
+            // A running daemon takes the request (one path, same engine); otherwise embedded.
+            let code = if daemon_client::available(&app.data_dir) {
+                daemon_cmd::run_request(&app, &text, &mut conversation)?
+            } else {
+                request::run_request(&app, &planner, &text, &mut conversation, &cancel)?
+            };
             if let Some(c) = &conversation {
                 store.save(c);
             }
@@ -169,6 +176,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Plan { request } => {
                     request::plan_only(&app, &kernos_planner::Planner::new(), &request.join(" "))
                 }
+                Command::Serve { listen, insecure } => daemon_cmd::serve(&app, listen, insecure),
+                Command::Keys(cli::KeysCmd::Create { org, role, label }) => {
+                    daemon_cmd::keys_create(&app, &org, role, &label)
+                }
+                Command::Keys(cli::KeysCmd::List { org }) => {
+                    daemon_cmd::keys_list(&app, org.as_deref())
+                }
+                Command::Keys(cli::KeysCmd::Revoke { id }) => daemon_cmd::keys_revoke(&app, &id),
                 Command::Journal(_)
                 | Command::Completions { .. }
                 | Command::Config { .. }

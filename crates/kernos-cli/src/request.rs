@@ -351,7 +351,7 @@ pub fn run_request(
     })
 }
 
-fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
+pub(crate) fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
     let reversible = preview
         .steps
         .iter()
@@ -404,7 +404,7 @@ fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
     }
 }
 
-fn print_changes(preview: &Preview, style: Style) {
+pub(crate) fn print_changes(preview: &Preview, style: Style) {
     for s in &preview.steps {
         match &s.changes {
             Some(c) if c.is_empty() => println!(
@@ -433,7 +433,7 @@ fn print_changes(preview: &Preview, style: Style) {
     }
 }
 
-fn explain(plan: &Plan, preview: &Preview, style: Style) {
+pub(crate) fn explain(plan: &Plan, preview: &Preview, style: Style) {
     for (s, step) in preview.steps.iter().zip(&plan.steps) {
         println!("{}. {} — {}", s.index + 1, style.bold(&s.name), s.summary);
         if let Some(why) = &step.why {
@@ -524,7 +524,7 @@ fn edit_plan(engine: &Engine, plan: &Plan) -> anyhow::Result<Option<Plan>> {
     }
 }
 
-fn print_report(report: &TxReport, style: Style, home: &str) {
+pub(crate) fn print_report(report: &TxReport, style: Style, home: &str) {
     let multi = report.steps.len() > 1;
     for s in &report.steps {
         if multi {

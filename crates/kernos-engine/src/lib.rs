@@ -240,7 +240,7 @@ impl Approver for ApprovedUpTo {
 }
 
 /// What the preview says about one step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepPreview {
     /// Index.
     pub index: usize,
@@ -266,7 +266,7 @@ pub struct StepPreview {
 }
 
 /// What a plan would do, before it does anything.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Preview {
     /// Per step.
     pub steps: Vec<StepPreview>,
