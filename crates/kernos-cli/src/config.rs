@@ -176,6 +176,10 @@ fn apply_env(
         let Some(rest) = k.strip_prefix("KERNOS_") else {
             continue;
         };
+        // The sandbox's own variables share the section's prefix but are not settings.
+        if matches!(k.as_str(), "KERNOS_SANDBOX_HELPER" | "KERNOS_SANDBOX_TRACE") {
+            continue;
+        }
         let lower = rest.to_ascii_lowercase();
         let Some(section) = SECTIONS
             .iter()
@@ -265,6 +269,7 @@ mod tests {
                 ("KERNOS_POLICY_ALLOW_MEDIUM", "true"),
                 ("KERNOS_DATA_DIR", "/d"),
                 ("KERNOS_CLI_COLOR", "never"),
+                ("KERNOS_SANDBOX_HELPER", "/x/kernos-sandbox"),
             ]),
         )
         .unwrap();
