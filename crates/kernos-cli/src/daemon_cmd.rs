@@ -219,6 +219,7 @@ pub fn run_request(
     app: &App,
     text: &str,
     conversation: &mut Option<Conversation>,
+    cancel: &kernos_core::CancelToken,
 ) -> anyhow::Result<ExitCode> {
     let dir = &app.data_dir;
     let style = app.style;
@@ -244,8 +245,30 @@ pub fn run_request(
         .context("the daemon answered without an action id")?
         .to_owned();
     let mut events = Events::open(dir, &format!("/v1/events?action={action}&after={head}"))?;
+    // The stream is read on its own thread so Ctrl-C can be noticed while waiting: the first
+    // one asks the daemon to stop the action (the step stops cleanly and is journaled).
+    let (etx, erx) = std::sync::mpsc::sync_channel(64);
+    std::thread::spawn(move || {
+        while let Ok(Some(ev)) = events.next_event() {
+            if etx.send(ev).is_err() {
+                return;
+            }
+        }
+    });
+    let mut asked_to_stop = false;
     let mut seen = Seen::default();
-    while let Some(ev) = events.next_event()? {
+    loop {
+        let ev = match erx.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(ev) => ev,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if cancel.is_cancelled() && !asked_to_stop {
+                    asked_to_stop = true;
+                    client::call(dir, "POST", &format!("/v1/actions/{action}/cancel"), None)?;
+                }
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let p = &ev.data["payload"];
         match ev.kind.as_str() {
             kind::PLAN_FAILED => {
@@ -443,6 +466,10 @@ fn finish(
                 eprintln!("{} {why}", style.red("refused:"));
             }
             return Ok(ExitCode::from(1));
+        }
+        "cancelled" if fin.get("tx").is_none_or(Value::is_null) => {
+            eprintln!("kernos: cancelled before it started; nothing was done");
+            return Ok(ExitCode::from(130));
         }
         "invalid" | "error" | "aborted" | "interrupted" => {
             bail!("{}", fin["error"].as_str().unwrap_or(status));

@@ -125,7 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let text = cli.request.join(" ");
             // A running daemon takes the request (one path, same engine); otherwise embedded.
             let code = if daemon_client::available(&app.data_dir) {
-                daemon_cmd::run_request(&app, &text, &mut conversation)?
+                daemon_cmd::run_request(&app, &text, &mut conversation, &cancel)?
             } else {
                 request::run_request(&app, &planner, &text, &mut conversation, &cancel)?
             };

@@ -39,6 +39,7 @@ pub fn app(state: Arc<State>) -> Router {
         .route("/v1/actions", post(submit))
         .route("/v1/events", get(sse::events))
         .route("/v1/state/actions", get(list_actions))
+        .route("/v1/actions/{id}/cancel", post(cancel))
         .route("/v1/state/actions/{id}", get(get_action))
         .route("/v1/state/approvals", get(list_approvals))
         .route("/v1/state/transactions", get(list_transactions))
@@ -861,6 +862,78 @@ async fn get_action(
     let fin = events.iter().rev().find(|e| e.kind == ACTION_FINISHED);
     let summary = summarise(sub, fin, events.len() > 1);
     Ok(Json(ActionDetail { summary, events }))
+}
+
+/// POST /v1/actions/{id}/cancel answer.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Cancelled {
+    /// The action.
+    pub action: String,
+    /// `cancelling` (a running step stops cleanly) or `cancelled` (it had not started).
+    pub status: String,
+}
+
+async fn cancel(
+    axum::extract::State(st): axum::extract::State<St>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Cancelled>> {
+    p.require(Perm::Submit)?;
+    let a = parse_action(&id)?;
+    let running = st
+        .running
+        .lock()
+        .map_err(|_| ApiError::internal("action table unavailable; retry"))?
+        .get(&a)
+        .filter(|(org, _)| *org == p.org)
+        .map(|(_, c)| c.clone());
+    let status = if let Some(c) = running {
+        c.cancel();
+        "cancelling"
+    } else {
+        // Not running: queued (then it is stopped before it starts), finished, or not ours.
+        let org = p.org.clone();
+        let (exists, finished) = st
+            .read(move |j| {
+                let evs = j.query(&JQuery::action(a))?;
+                Ok((
+                    evs.iter()
+                        .any(|e| e.org == org && e.kind == kind::ACTION_SUBMITTED),
+                    evs.iter().any(|e| e.kind == ACTION_FINISHED),
+                ))
+            })
+            .await?;
+        if !exists {
+            return Err(ApiError::not_found(format!(
+                "no action {id} in org {}; list actions with GET /v1/state/actions",
+                p.org
+            )));
+        }
+        if finished {
+            return Err(ApiError::conflict(format!(
+                "action {id} has already finished"
+            )));
+        }
+        if let Ok(mut c) = st.cancelled.lock() {
+            c.insert(a);
+        }
+        "cancelled"
+    };
+    st.append(
+        NewEvent::new("audit.action.cancelled", p.actor.clone())
+            .org(&p.org)
+            .action(a)
+            .payload(json!({
+                "actor": p.actor, "org": p.org, "role": p.role, "source": p.source,
+                "before": {"state": if status == "cancelling" {"running"} else {"queued"}},
+                "after": {"state": status},
+            })),
+    )
+    .await?;
+    Ok(Json(Cancelled {
+        action: id,
+        status: status.into(),
+    }))
 }
 
 async fn list_approvals(

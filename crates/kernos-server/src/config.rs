@@ -56,7 +56,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:7878".into(),
             tls_cert: None,
             tls_key: None,
-            workers: 4,
+            workers: 16,
             queue: 1024,
             rate_per_sec: 200.0,
             rate_burst: 400.0,
@@ -143,7 +143,7 @@ pub const TEMPLATE: &str = r#"
 # listen = "127.0.0.1:7878"   # non-loopback needs tls_cert/tls_key (or --insecure)
 # tls_cert = "/etc/kernos/cert.pem"
 # tls_key = "/etc/kernos/key.pem"
-# workers = 4                 # actions run at once
+# workers = 16                # actions planned and run at once
 # queue = 1024                # actions waiting; beyond it 429
 # rate_per_sec = 200.0        # per API key
 # rate_burst = 400.0

@@ -110,7 +110,9 @@ pub struct State {
     pub(crate) queue: std::sync::mpsc::SyncSender<worker::Job>,
     pub(crate) queued: AtomicUsize,
     pub(crate) in_flight: AtomicUsize,
-    pub(crate) running: Mutex<HashMap<ActionId, CancelToken>>,
+    pub(crate) running: Mutex<HashMap<ActionId, (String, CancelToken)>>,
+    /// Queued actions asked to stop before they started (removed when dequeued).
+    pub(crate) cancelled: Mutex<std::collections::HashSet<ActionId>>,
     pub(crate) idem: Mutex<limits::IdemCache>,
     pub(crate) limiter: Mutex<limits::RateLimiter>,
     pub(crate) metrics: metrics::Metrics,
@@ -237,6 +239,7 @@ impl Daemon {
             queued: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             running: Mutex::new(HashMap::new()),
+            cancelled: Mutex::new(std::collections::HashSet::new()),
             idem: Mutex::new(limits::IdemCache::new(
                 cfg.idempotency_keys,
                 Duration::from_secs(cfg.idempotency_ttl_s),
@@ -322,7 +325,7 @@ impl Daemon {
         st.shutting_down.store(true, Ordering::Release);
         let _ = st.shutdown_tx.send(true);
         if let Ok(r) = st.running.lock() {
-            for c in r.values() {
+            for (_, c) in r.values() {
                 c.cancel();
             }
         }

@@ -7,7 +7,8 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{
     Accepted, ActionDetail, ActionSummary, ApprovalAnswer, ApprovalView, AuditParams, AuditRecord,
-    Decided, Health, KeyCreate, KeyCreated, KeyListParams, ListParams, UndoRequest, UsageView,
+    Cancelled, Decided, Health, KeyCreate, KeyCreated, KeyListParams, ListParams, UndoRequest,
+    UsageView,
 };
 use crate::auth::KeyInfo;
 use crate::error::Problem;
@@ -188,6 +189,16 @@ pub fn openapi() -> Value {
         json!({"type": "object"}),
         false,
     );
+    let cancel = {
+        let mut o = op(
+            "Cancel an action",
+            "A running step stops cleanly (journaled as cancelled; what it did can be undone); a queued action never starts. Needs operator.",
+            &auth,
+            problem_responses(("200", "Cancelling", json_content(d.schema::<Cancelled>()))),
+        );
+        o["parameters"] = json!([path_param("id", "Action id")]);
+        o
+    };
     let decide = {
         let mut o = op(
             "Approve or deny a step",
@@ -325,6 +336,7 @@ pub fn openapi() -> Value {
         "paths": {
             "/v1/openapi.json": {"get": spec},
             "/v1/actions": {"post": submit},
+            "/v1/actions/{id}/cancel": {"post": cancel},
             "/v1/events": {"get": events},
             "/v1/state/actions": {"get": actions},
             "/v1/state/actions/{id}": {"get": action},

@@ -90,9 +90,22 @@ pub(crate) fn run(st: Arc<State>, rx: Arc<Mutex<Receiver<Job>>>) {
                     );
                     continue;
                 }
+                let was_cancelled = st
+                    .cancelled
+                    .lock()
+                    .map(|mut c| c.remove(&job.action))
+                    .unwrap_or(false);
+                if was_cancelled {
+                    finish(
+                        &st,
+                        &job,
+                        json!({"status": "cancelled", "error": "cancelled before it started", "units": 0.0}),
+                    );
+                    continue;
+                }
                 let cancel = CancelToken::new();
                 if let Ok(mut r) = st.running.lock() {
-                    r.insert(job.action, cancel.clone());
+                    r.insert(job.action, (job.principal.org.clone(), cancel.clone()));
                 }
                 run_job(&st, &job, &cancel);
                 if let Ok(mut r) = st.running.lock() {

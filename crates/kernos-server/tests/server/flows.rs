@@ -655,3 +655,62 @@ async fn actions_left_running_by_a_crash_are_marked_interrupted_on_start() {
     assert_eq!(d["status"], "interrupted");
     assert!(d["error"].as_str().unwrap().contains("submit it again"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_a_waiting_action_and_a_queued_one_never_starts() {
+    let t = T::with(ServerConfig {
+        workers: 1,
+        ..ServerConfig::default()
+    });
+    let f = t.file("work/c.log", "x");
+    let op = t.key("acme", Role::Operator).await;
+    let waiting = t
+        .submit(
+            Auth::Key(&op),
+            json!({"request": "delete c.log", "cwd": t.cwd()}),
+        )
+        .await;
+    t.pending(Auth::Key(&op), &waiting).await;
+    let queued = t
+        .submit(
+            Auth::Key(&op),
+            json!({"request": "list files in .", "cwd": t.cwd()}),
+        )
+        .await;
+    let r = t
+        .call(
+            "POST",
+            &format!("/v1/actions/{queued}/cancel"),
+            Auth::Key(&op),
+            None,
+        )
+        .await;
+    assert_eq!(r.json()["status"], "cancelled");
+    let r = t
+        .call(
+            "POST",
+            &format!("/v1/actions/{waiting}/cancel"),
+            Auth::Key(&op),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["status"], "cancelling");
+    assert_eq!(
+        t.finished(Auth::Key(&op), &waiting).await["status"],
+        "declined"
+    );
+    let q = t.finished(Auth::Key(&op), &queued).await;
+    assert_eq!(q["status"], "cancelled");
+    assert!(q["tx"].is_null(), "it never ran");
+    assert!(f.exists());
+    let r = t
+        .call(
+            "POST",
+            &format!("/v1/actions/{queued}/cancel"),
+            Auth::Key(&op),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+}

@@ -90,6 +90,14 @@ async fn a_second_org_sees_nothing_of_the_first() {
                 .call("POST", &format!("/v1/undo/{acme_tx}"), k, Some(json!({})))
                 .await;
             assert_eq!(r.status, StatusCode::NOT_FOUND, "{role} undoes across orgs");
+            let r = t
+                .call("POST", &format!("/v1/actions/{waiting}/cancel"), k, None)
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::NOT_FOUND,
+                "{role} cancels across orgs"
+            );
         }
         if role >= Role::Admin {
             let r = t.call("GET", "/v1/keys?org=acme", k, None).await;
