@@ -219,7 +219,7 @@ fn phase(
                         }
                         // 429 (queue full): back off briefly and retry.
                         rejected.fetch_add(1, Ordering::Relaxed);
-                        std::thread::sleep(Duration::from_millis(5));
+                        std::thread::sleep(Duration::from_millis(20));
                     }
                 }
                 sent.lock().unwrap().extend(mine);
