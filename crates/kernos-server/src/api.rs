@@ -710,13 +710,15 @@ async fn submit(
         None => None,
     };
     let hash = body_hash(&req);
+    let action = ActionId::generate();
     if let Some(k) = &idem {
-        let hit = st
+        // Looked up and claimed under one lock, so two concurrent requests with the same key
+        // make one action.
+        let mut c = st
             .idem
             .lock()
-            .ok()
-            .and_then(|mut c| c.get(k, Instant::now()));
-        if let Some(h) = hit {
+            .map_err(|_| ApiError::internal("idempotency cache unavailable; retry"))?;
+        if let Some(h) = c.get(k, Instant::now()) {
             if h.body != hash {
                 return Err(ApiError::unprocessable(
                     "this Idempotency-Key was used for a different request; use a new key for a new request",
@@ -724,8 +726,8 @@ async fn submit(
             }
             return Ok(accepted(h.action, true));
         }
+        c.put(k.clone(), action, hash, Instant::now());
     }
-    let action = ActionId::generate();
     let payload = json!({
         "request": req.request,
         "plan": req.plan,
@@ -736,7 +738,7 @@ async fn submit(
         "source": p.source,
         "idempotency_key": idem.as_ref().map(|_| headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("")),
     });
-    enqueue(
+    let queued = enqueue(
         &st,
         Job {
             action,
@@ -746,11 +748,13 @@ async fn submit(
         },
         payload,
     )
-    .await?;
-    if let Some(k) = idem {
-        if let Ok(mut c) = st.idem.lock() {
-            c.put(k, action, hash, Instant::now());
+    .await;
+    if let Err(e) = queued {
+        // Not accepted: a retry with the same key must be able to go through.
+        if let (Some(k), Ok(mut c)) = (&idem, st.idem.lock()) {
+            c.remove(k);
         }
+        return Err(e);
     }
     Ok(accepted(action, false))
 }

@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub durability: String,
     /// Live events buffered per subscriber before a slow one falls back to the journal.
     pub sse_buffer: usize,
+    /// Event streams open at once; more get 503.
+    pub sse_streams: usize,
     /// Most missed events a resuming SSE client is replayed; beyond it, a `resync` event.
     pub replay_limit: u64,
     /// Idempotency keys remembered (oldest forgotten first), and for how long, seconds.
@@ -68,6 +70,7 @@ impl Default for ServerConfig {
             quotas: BTreeMap::new(),
             durability: "normal".into(),
             sse_buffer: 4096,
+            sse_streams: 1024,
             replay_limit: 1_000_000,
             idempotency_keys: 10_000,
             idempotency_ttl_s: 24 * 3600,
@@ -90,6 +93,7 @@ impl ServerConfig {
             ("server.body_limit", self.body_limit),
             ("server.concurrency", self.concurrency),
             ("server.sse_buffer", self.sse_buffer),
+            ("server.sse_streams", self.sse_streams),
             ("server.idempotency_keys", self.idempotency_keys),
         ];
         for (name, v) in positive {
@@ -153,6 +157,7 @@ pub const TEMPLATE: &str = r#"
 # approval_timeout_s = 600    # a step waiting for approval is declined after this
 # step_overhead_units = 0.01  # run units per step on top of CPU seconds
 # durability = "normal"       # or "full" (fsync every commit)
+# sse_streams = 1024          # event streams open at once; beyond it 503
 # [server.quotas]
 # acme = 1000.0               # run units per calendar month (UTC)
 "#;

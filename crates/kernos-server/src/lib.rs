@@ -110,6 +110,7 @@ pub struct State {
     pub(crate) queue: std::sync::mpsc::SyncSender<worker::Job>,
     pub(crate) queued: AtomicUsize,
     pub(crate) in_flight: AtomicUsize,
+    pub(crate) streams: AtomicUsize,
     pub(crate) running: Mutex<HashMap<ActionId, (String, CancelToken)>>,
     /// Queued actions asked to stop before they started (removed when dequeued).
     pub(crate) cancelled: Mutex<std::collections::HashSet<ActionId>>,
@@ -238,6 +239,7 @@ impl Daemon {
             queue: qtx,
             queued: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
+            streams: AtomicUsize::new(0),
             running: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(std::collections::HashSet::new()),
             idem: Mutex::new(limits::IdemCache::new(

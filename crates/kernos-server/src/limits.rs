@@ -120,6 +120,11 @@ impl IdemCache {
         self.expire(now);
     }
 
+    /// Forgets `key` (its request failed, so a retry must be able to go through).
+    pub fn remove(&mut self, key: &str) {
+        self.map.remove(key);
+    }
+
     /// Keys remembered.
     pub fn len(&self) -> usize {
         self.map.len()

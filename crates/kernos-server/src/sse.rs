@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
@@ -117,17 +118,39 @@ pub(crate) async fn events(
         action: q.action.clone(),
         audit: principal.role >= Role::Admin,
     };
+    let open = st.streams.fetch_add(1, Ordering::AcqRel);
+    let guard = StreamSlot(st.clone());
+    if open >= st.config.sse_streams {
+        return Err(ApiError::unavailable(
+            format!(
+                "{open} event streams are open already (server.sse_streams); retry later or close one",
+            ),
+            5,
+        ));
+    }
     // Subscribe before anything is read, so nothing published from here on is missed.
     let live = st.hub.subscribe();
     let start = last_id.or(q.after);
     let (tx, rx) = mpsc::channel::<SseEvent>(256);
-    tokio::spawn(pump(st.clone(), filter, live, start, tx));
+    tokio::spawn(async move {
+        pump(st.clone(), filter, live, start, tx).await;
+        drop(guard);
+    });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
     });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// Counts an open stream; the count drops when the stream's task ends.
+struct StreamSlot(Arc<State>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Replays then forwards live events into `tx` until the client goes away or the daemon stops.

@@ -66,6 +66,25 @@ impl Stream {
         }
     }
 
+    /// Opens a stream, or `None` when the daemon refuses.
+    pub(crate) async fn try_open(t: &T, path: &str, auth: Auth<'_>) -> Option<Stream> {
+        let mut req = Request::get(path).body(Body::empty()).unwrap();
+        if let Auth::Key(k) = auth {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {k}").parse().unwrap());
+        }
+        req.extensions_mut().insert(ConnectInfo(Peer::Unix {
+            // SAFETY: geteuid cannot fail.
+            uid: unsafe { libc::geteuid() },
+            pid: None,
+        }));
+        let r = t.app.clone().oneshot(req).await.unwrap();
+        (r.status() == StatusCode::OK).then(|| Stream {
+            body: r.into_body(),
+            buf: String::new(),
+        })
+    }
+
     /// The next event, or `None` after `wait` without one.
     pub(crate) async fn next(&mut self, wait: Duration) -> Option<SseEv> {
         let deadline = tokio::time::Instant::now() + wait;
@@ -306,4 +325,37 @@ async fn an_actions_events_stream_live_and_are_durable_when_sent() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_are_limited_and_a_closed_one_frees_its_slot() {
+    let t = T::with(ServerConfig {
+        sse_streams: 2,
+        ..ServerConfig::default()
+    });
+    let a = Stream::open(&t, "/v1/events", Auth::Local, &[]).await;
+    let _b = Stream::open(&t, "/v1/events", Auth::Local, &[]).await;
+    let r = t.call("GET", "/v1/events", Auth::Local, None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("server.sse_streams")
+    );
+    drop(a);
+    // The stream's task notices the closed connection on its next event; make one.
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut j = Journal::open(t.data_dir()).unwrap();
+        j.append(&NewEvent::new("test.tick", Actor::system()))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut s = Stream::try_open(&t, "/v1/events", Auth::Local).await;
+        if s.is_some() {
+            s.take();
+            break;
+        }
+        assert!(Instant::now() < until, "the slot was never freed");
+    }
 }
