@@ -1290,7 +1290,9 @@ async fn audit_records(st: &St, p: &Principal, q: AuditParams) -> ApiResult<Vec<
     let limit = clamp_limit(q.limit, 1000, 10_000);
     let kinds: Vec<JQuery> = match q.action.as_deref() {
         Some(a) => {
-            let k = if a.starts_with("audit.") || a == kind::ACTION_SUBMITTED {
+            let k = if a.starts_with("audit.")
+                || [kind::ACTION_SUBMITTED, kind::TX_STARTED, kind::TX_UNDONE].contains(&a)
+            {
                 a.to_owned()
             } else if a == "submitted" {
                 kind::ACTION_SUBMITTED.to_owned()
@@ -1302,6 +1304,8 @@ async fn audit_records(st: &St, p: &Principal, q: AuditParams) -> ApiResult<Vec<
         None => vec![
             JQuery::kind_prefix("audit."),
             JQuery::kind(kind::ACTION_SUBMITTED),
+            JQuery::kind(kind::TX_STARTED),
+            JQuery::kind(kind::TX_UNDONE),
         ],
     };
     let org = p.org.clone();
@@ -1315,7 +1319,31 @@ async fn audit_records(st: &St, p: &Principal, q: AuditParams) -> ApiResult<Vec<
                 k.since_ms = since;
                 k.until_ms = until;
                 k.limit = Some(limit);
-                all.extend(j.query(&k)?);
+                for e in j.query(&k)? {
+                    // Transactions are audit records only when the CLI ran them itself (no
+                    // daemon): through the daemon, action.submitted and audit.* say it already.
+                    if e.kind.starts_with("tx.") {
+                        let via_daemon = match e.action {
+                            Some(a) => {
+                                j.count(&JQuery {
+                                    action: Some(a.to_string()),
+                                    kind: Some(kind::ACTION_SUBMITTED.into()),
+                                    ..JQuery::default()
+                                })? > 0
+                                    || j.count(&JQuery {
+                                        action: Some(a.to_string()),
+                                        kind: Some("audit.undo.requested".into()),
+                                        ..JQuery::default()
+                                    })? > 0
+                            }
+                            None => false,
+                        };
+                        if via_daemon {
+                            continue;
+                        }
+                    }
+                    all.push(e);
+                }
             }
             Ok(all)
         })
@@ -1330,6 +1358,7 @@ async fn audit_records(st: &St, p: &Principal, q: AuditParams) -> ApiResult<Vec<
             let target = s("key_id")
                 .or_else(|| s("approval"))
                 .or_else(|| p.get("tx").and_then(Value::as_str).map(str::to_owned))
+                .or_else(|| e.tx.map(|t| t.to_string()))
                 .or_else(|| e.action.map(|a| a.to_string()));
             AuditRecord {
                 seq: e.seq,
@@ -1338,14 +1367,21 @@ async fn audit_records(st: &St, p: &Principal, q: AuditParams) -> ApiResult<Vec<
                 actor: e.actor.0.clone(),
                 org: e.org.clone(),
                 role: s("role").or_else(|| s("actor_role")),
-                source: s("source"),
+                source: s("source").or_else(|| {
+                    e.kind
+                        .starts_with("tx.")
+                        .then(|| "cli (embedded engine)".to_owned())
+                }),
                 target,
                 before: p.get("before").cloned().filter(|v| !v.is_null()),
                 after: p
                     .get("after")
                     .cloned()
                     .filter(|v| !v.is_null())
-                    .or_else(|| (e.kind == kind::ACTION_SUBMITTED).then(|| p.clone())),
+                    .or_else(|| {
+                        (e.kind == kind::ACTION_SUBMITTED || e.kind.starts_with("tx."))
+                            .then(|| p.clone())
+                    }),
             }
         })
         .collect())

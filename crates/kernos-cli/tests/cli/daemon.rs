@@ -653,3 +653,24 @@ fn refuses_a_public_address_without_tls_and_serves_tls_when_configured() {
         text(&r.stdout)
     );
 }
+
+#[test]
+fn changes_the_cli_made_without_a_daemon_are_in_the_audit_log() {
+    let w = World::new();
+    let f = w.file("gone.txt", "x");
+    let out = w.run(&["--yes", "delete gone.txt"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!f.exists());
+    let d = Daemon::start(&w, &[]);
+    let admin = new_key(&w, "local", "admin");
+    let all = d.http("GET", "/v1/audit", Some(&admin), None).json();
+    let tx = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "tx.started")
+        .unwrap_or_else(|| panic!("no tx.started in {all}"));
+    assert_eq!(tx["actor"], "user:tester");
+    assert_eq!(tx["source"], "cli (embedded engine)");
+    assert_eq!(tx["after"]["plan"]["request"], "delete gone.txt");
+}
