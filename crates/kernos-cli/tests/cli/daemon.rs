@@ -674,3 +674,35 @@ fn changes_the_cli_made_without_a_daemon_are_in_the_audit_log() {
     assert_eq!(tx["source"], "cli (embedded engine)");
     assert_eq!(tx["after"]["plan"]["request"], "delete gone.txt");
 }
+
+#[test]
+fn run_units_are_cpu_seconds_of_sandboxed_children_plus_overhead() {
+    let w = World::new();
+    // Enough data that hashing it takes measurable CPU in the confined child.
+    let data: Vec<u8> = (0..30_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(w.cwd.join("big.bin"), data).unwrap();
+    let d = Daemon::start(&w, &[]);
+    let admin = new_key(&w, "acme", "admin");
+    let plan = json!({"steps": [{"tool": "shell", "action": "run", "args": {"command": "sha256sum big.bin"}}]});
+    let a = submit(
+        &d,
+        &admin,
+        json!({"plan": plan, "cwd": w.cwd.display().to_string(), "auto_approve": true}),
+    );
+    let v = d.finished(&admin, &a);
+    assert_eq!(v["status"], "committed", "{v}");
+    let fin = v["events"].as_array().unwrap().last().unwrap()["payload"].clone();
+    let cpu_ms = fin["cpu_ms"].as_u64().unwrap();
+    assert!(cpu_ms > 0, "the child's CPU time comes from rusage: {fin}");
+    let units = v["units"].as_f64().unwrap();
+    assert!(
+        (units - (cpu_ms as f64 / 1000.0 + 0.01)).abs() < 1e-6,
+        "{units} vs {cpu_ms} ms"
+    );
+    let u = d.http("GET", "/v1/state/usage", Some(&admin), None).json();
+    assert!((u["units"].as_f64().unwrap() - units).abs() < 1e-6, "{u}");
+    let m = text(&d.local("GET", "/metrics", None).body);
+    assert!(m.contains("kernos_run_units_total{org=\"acme\"}"), "{m}");
+}

@@ -714,3 +714,27 @@ async fn cancel_stops_a_waiting_action_and_a_queued_one_never_starts() {
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_takes_longer_than_the_timeout_gets_503() {
+    // A zero timeout lets through only answers ready at the first poll: health is, a journal
+    // read (on a blocking thread) is not.
+    let t = T::with(ServerConfig {
+        request_timeout_ms: 0,
+        ..ServerConfig::default()
+    });
+    assert_eq!(
+        t.call("GET", "/healthz", Auth::None, None).await.status,
+        StatusCode::OK
+    );
+    let r = t
+        .call("GET", "/v1/state/transactions", Auth::Local, None)
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 0 ms")
+    );
+}
