@@ -176,6 +176,20 @@ pub enum Command {
         #[arg(required = true, value_name = "GOAL")]
         goal: Vec<String>,
     },
+    // --- the daemon (kernos-server) ---
+    /// Run the daemon: the HTTP/SSE API on --listen (default from [server] in the config)
+    /// and always on the Unix socket <data_dir>/kernos.sock. Stops cleanly on SIGTERM.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:7878 (non-loopback needs TLS or --insecure).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Allow a non-loopback address without TLS (only behind something that encrypts).
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Manage the daemon's API keys (through the daemon when it runs, else in the journal).
+    #[command(subcommand)]
+    Keys(KeysCmd),
 }
 
 /// `kernos models …`
@@ -193,6 +207,34 @@ pub enum ModelsCmd {
     Use {
         /// Provider name.
         name: String,
+    },
+}
+
+/// `kernos keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Create a key bound to an organisation and a role; it is printed once.
+    Create {
+        /// Organisation, e.g. acme.
+        #[arg(long)]
+        org: String,
+        /// viewer, operator, admin or owner.
+        #[arg(long)]
+        role: kernos_server::Role,
+        /// What the key is for.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Only this organisation.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        /// Key id (as `kernos keys list` shows it).
+        id: String,
     },
 }
 

@@ -21,6 +21,8 @@ pub struct Config {
     pub planner: PlannerConfig,
     /// Language-model providers (`KERNOS_LLM_*` overrides, see `kernos_llm::LlmConfig`).
     pub llm: kernos_llm::LlmConfig,
+    /// The daemon (`kernos serve`).
+    pub server: kernos_server::ServerConfig,
 }
 
 /// `[cli]`
@@ -145,6 +147,11 @@ pub const TEMPLATE: &str = r#"# Kernos configuration. Every setting can also be 
 # prices = { "claude-haiku-4-5" = { input_per_mtok = 1.0, output_per_mtok = 5.0 } }
 "#;
 
+/// The whole template: the sections above plus the daemon's.
+pub fn template() -> String {
+    format!("{TEMPLATE}{}", kernos_server::config::TEMPLATE)
+}
+
 /// Where the config file lives.
 pub fn path() -> anyhow::Result<PathBuf> {
     let nonempty = |k: &str| {
@@ -233,13 +240,14 @@ fn validate(c: &Config) -> anyhow::Result<()> {
     {
         bail!("planner.agent_max_steps, agent_max_tokens and agent_time_secs must be at least 1");
     }
+    c.server.validate().map_err(anyhow::Error::msg)?;
     Ok(())
 }
 
 /// Sections the generic `KERNOS_<SECTION>_<KEY>` form applies to. `llm` is left out on
 /// purpose: its providers are a list the generic form cannot address, so `KERNOS_LLM_*` goes
 /// to `LlmConfig::apply_env` (see `parse`).
-const SECTIONS: &[&str] = &["cli", "policy", "sandbox", "planner"];
+const SECTIONS: &[&str] = &["cli", "policy", "sandbox", "planner", "server"];
 
 /// Applies `KERNOS_<SECTION>_<KEY>=value` (value parsed as a TOML value, else taken as a
 /// string). Variables for other purposes (`KERNOS_DATA_DIR`, `KERNOS_CONFIG`) are ignored.
@@ -251,6 +259,10 @@ fn apply_env(
         let Some(rest) = k.strip_prefix("KERNOS_") else {
             continue;
         };
+        // The sandbox's own variables share the section's prefix but are not settings.
+        if matches!(k.as_str(), "KERNOS_SANDBOX_HELPER" | "KERNOS_SANDBOX_TRACE") {
+            continue;
+        }
         let lower = rest.to_ascii_lowercase();
         let Some(section) = SECTIONS
             .iter()
@@ -301,6 +313,10 @@ mod tests {
             parse(TEMPLATE, Path::new("c"), env(&[])).unwrap(),
             Config::default()
         );
+        assert_eq!(
+            parse(&template(), Path::new("c"), env(&[])).unwrap(),
+            Config::default()
+        );
     }
 
     #[test]
@@ -336,6 +352,7 @@ mod tests {
                 ("KERNOS_POLICY_ALLOW_MEDIUM", "true"),
                 ("KERNOS_DATA_DIR", "/d"),
                 ("KERNOS_CLI_COLOR", "never"),
+                ("KERNOS_SANDBOX_HELPER", "/x/kernos-sandbox"),
             ]),
         )
         .unwrap();

@@ -43,7 +43,7 @@ pub fn run(app: Option<&App>, action: Option<crate::cli::ConfigCmd>) -> anyhow::
                     std::fs::create_dir_all(parent)
                         .with_context(|| format!("cannot create {}", parent.display()))?;
                 }
-                std::fs::write(&path, config::TEMPLATE)
+                std::fs::write(&path, config::template())
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
             loop {

@@ -6,6 +6,8 @@ mod app;
 mod cli;
 mod config;
 mod config_cmd;
+mod daemon_client;
+mod daemon_cmd;
 mod doctor;
 mod journal_cmd;
 mod llm_cmd;
@@ -126,7 +128,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cascade = llm_cmd::cascade(&app);
             let store = request::ContextStore::for_cwd(&app);
             let mut conversation = store.load();
-            let code = request::run_request(&app, &cascade, &text, &mut conversation, &cancel)?;
+            // A running daemon takes the request (one path, same engine); otherwise embedded.
+            let code = if daemon_client::available(&app.data_dir) {
+                daemon_cmd::run_request(&app, &text, &mut conversation, &cancel)?
+            } else {
+                request::run_request(&app, &cascade, &text, &mut conversation, &cancel)?
+            };
             if let Some(c) = &conversation {
                 store.save(c);
             }
@@ -182,6 +189,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     install_ctrlc();
                     agent_cmd::run(&app, &goal.join(" "), &cancel)
                 }
+                Command::Serve { listen, insecure } => daemon_cmd::serve(&app, listen, insecure),
+                Command::Keys(cli::KeysCmd::Create { org, role, label }) => {
+                    daemon_cmd::keys_create(&app, &org, role, &label)
+                }
+                Command::Keys(cli::KeysCmd::List { org }) => {
+                    daemon_cmd::keys_list(&app, org.as_deref())
+                }
+                Command::Keys(cli::KeysCmd::Revoke { id }) => daemon_cmd::keys_revoke(&app, &id),
                 Command::Journal(_)
                 | Command::Completions { .. }
                 | Command::Config { .. }

@@ -416,7 +416,7 @@ pub(crate) fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: 
     }
 }
 
-fn print_changes(preview: &Preview, style: Style) {
+pub(crate) fn print_changes(preview: &Preview, style: Style) {
     for s in &preview.steps {
         match &s.changes {
             Some(c) if c.is_empty() => println!(
@@ -445,7 +445,7 @@ fn print_changes(preview: &Preview, style: Style) {
     }
 }
 
-fn explain(plan: &Plan, preview: &Preview, style: Style) {
+pub(crate) fn explain(plan: &Plan, preview: &Preview, style: Style) {
     for (s, step) in preview.steps.iter().zip(&plan.steps) {
         println!("{}. {} — {}", s.index + 1, style.bold(&s.name), s.summary);
         if let Some(why) = &step.why {

@@ -158,6 +158,8 @@ impl Observer for Quiet {}
 /// A step waiting for a yes or no.
 #[derive(Debug)]
 pub struct ApprovalRequest<'a> {
+    /// The transaction the step belongs to (the daemon journals it with the request).
+    pub tx: TxId,
     /// Step index.
     pub step: usize,
     /// `tool.action`.
@@ -238,7 +240,7 @@ impl Approver for ApprovedUpTo {
 }
 
 /// What the preview says about one step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepPreview {
     /// Index.
     pub index: usize,
@@ -264,7 +266,7 @@ pub struct StepPreview {
 }
 
 /// What a plan would do, before it does anything.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Preview {
     /// Per step.
     pub steps: Vec<StepPreview>,

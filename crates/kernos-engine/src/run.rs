@@ -457,6 +457,7 @@ impl Engine {
                         .and_then(|p| p.steps.get(i))
                         .filter(|p| p.args == args);
                     let req = ApprovalRequest {
+                        tx,
                         step: i,
                         name: &name,
                         args: &args,

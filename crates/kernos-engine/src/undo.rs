@@ -167,7 +167,7 @@ impl Engine {
                         needs: vec![],
                         why: Some("undo".into()),
                     };
-                    match self.run_inverse_step(&step, s, approver) {
+                    match self.run_inverse_step(tx, &step, s, approver) {
                         Ok(()) => report.undone.push(item.description.clone()),
                         Err(e) => report.failed.push(format!("{}: {e}", item.description)),
                     }
@@ -201,6 +201,7 @@ impl Engine {
     /// approver and the sandbox, like any other step.
     fn run_inverse_step(
         &self,
+        tx: TxId,
         step: &Step,
         s: &Session<'_>,
         approver: &mut dyn Approver,
@@ -231,6 +232,7 @@ impl Engine {
             Decision::Ask { .. } => {
                 let name = step.name();
                 let req = ApprovalRequest {
+                    tx,
                     step: 0,
                     name: &name,
                     args: &step.args,

@@ -1,0 +1,193 @@
+//! `[server]` in the Kernos config file: where the daemon listens and how much it accepts.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Daemon settings. Every field has a default, so an empty `[server]` (or none) works.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// TCP address to listen on, e.g. `127.0.0.1:7878`. Non-loopback needs TLS (or
+    /// `--insecure`).
+    pub listen: String,
+    /// PEM certificate chain for TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    pub tls_key: Option<PathBuf>,
+    /// Blocking workers that plan and run actions (each runs one action at a time).
+    pub workers: usize,
+    /// Actions waiting for a worker; beyond it a submission gets 429.
+    pub queue: usize,
+    /// Sustained requests per second per API key (token bucket refill rate).
+    pub rate_per_sec: f64,
+    /// Requests a key may send in a burst (token bucket size).
+    pub rate_burst: f64,
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+    /// Longest time to produce a response's head, milliseconds (SSE streams run on after it).
+    pub request_timeout_ms: u64,
+    /// Requests handled at once; more get 503 at once rather than queueing.
+    pub concurrency: usize,
+    /// How long a step waits for POST /v1/approvals/{id} before it is declined, seconds.
+    pub approval_timeout_s: u64,
+    /// Run units charged per step on top of the CPU seconds of its sandboxed children.
+    pub step_overhead_units: f64,
+    /// Monthly run-unit quota per organisation (organisations not listed are unlimited).
+    pub quotas: BTreeMap<String, f64>,
+    /// Journal sync policy for the daemon: `normal` (commits reach the OS before an answer,
+    /// fsynced at checkpoints: survives a killed daemon) or `full` (fsync every commit).
+    pub durability: String,
+    /// Live events buffered per subscriber before a slow one falls back to the journal.
+    pub sse_buffer: usize,
+    /// Event streams open at once; more get 503.
+    pub sse_streams: usize,
+    /// Most missed events a resuming SSE client is replayed; beyond it, a `resync` event.
+    pub replay_limit: u64,
+    /// Idempotency keys remembered (oldest forgotten first), and for how long, seconds.
+    pub idempotency_keys: usize,
+    /// How long an idempotency key is remembered, seconds.
+    pub idempotency_ttl_s: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:7878".into(),
+            tls_cert: None,
+            tls_key: None,
+            workers: 16,
+            queue: 1024,
+            rate_per_sec: 200.0,
+            rate_burst: 400.0,
+            body_limit: 1 << 20,
+            request_timeout_ms: 30_000,
+            concurrency: 1024,
+            approval_timeout_s: 600,
+            step_overhead_units: 0.01,
+            quotas: BTreeMap::new(),
+            durability: "normal".into(),
+            sse_buffer: 4096,
+            sse_streams: 1024,
+            replay_limit: 1_000_000,
+            idempotency_keys: 10_000,
+            idempotency_ttl_s: 24 * 3600,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks values that types alone cannot, with messages naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        self.listen_addr()?;
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(
+                "server.tls_cert and server.tls_key go together: set both or neither".into(),
+            );
+        }
+        let positive = [
+            ("server.workers", self.workers),
+            ("server.queue", self.queue),
+            ("server.body_limit", self.body_limit),
+            ("server.concurrency", self.concurrency),
+            ("server.sse_buffer", self.sse_buffer),
+            ("server.sse_streams", self.sse_streams),
+            ("server.idempotency_keys", self.idempotency_keys),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if !(self.rate_per_sec > 0.0 && self.rate_burst >= 1.0) {
+            return Err("server.rate_per_sec must be > 0 and server.rate_burst >= 1".into());
+        }
+        if self.step_overhead_units < 0.0 {
+            return Err("server.step_overhead_units must not be negative".into());
+        }
+        for (org, q) in &self.quotas {
+            if *q < 0.0 || q.is_nan() {
+                return Err(format!("server.quotas.{org} must be a non-negative number"));
+            }
+        }
+        if !["normal", "full"].contains(&self.durability.as_str()) {
+            return Err(format!(
+                "server.durability must be \"normal\" or \"full\", not {:?}",
+                self.durability
+            ));
+        }
+        Ok(())
+    }
+
+    /// The listen address, parsed.
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        self.listen.parse().map_err(|e| {
+            format!(
+                "server.listen {:?} is not an address like 127.0.0.1:7878: {e}",
+                self.listen
+            )
+        })
+    }
+
+    /// The journal durability this config asks for.
+    pub fn journal_durability(&self) -> kernos_journal::Durability {
+        if self.durability == "full" {
+            kernos_journal::Durability::Full
+        } else {
+            kernos_journal::Durability::Normal
+        }
+    }
+}
+
+/// The commented `[server]` section for the config template.
+pub const TEMPLATE: &str = r#"
+[server]
+# listen = "127.0.0.1:7878"   # non-loopback needs tls_cert/tls_key (or --insecure)
+# tls_cert = "/etc/kernos/cert.pem"
+# tls_key = "/etc/kernos/key.pem"
+# workers = 16                # actions planned and run at once
+# queue = 1024                # actions waiting; beyond it 429
+# rate_per_sec = 200.0        # per API key
+# rate_burst = 400.0
+# body_limit = 1048576        # bytes
+# request_timeout_ms = 30000
+# concurrency = 1024          # requests in flight; beyond it 503
+# approval_timeout_s = 600    # a step waiting for approval is declined after this
+# step_overhead_units = 0.01  # run units per step on top of CPU seconds
+# durability = "normal"       # or "full" (fsync every commit)
+# sse_streams = 1024          # event streams open at once; beyond it 503
+# [server.quotas]
+# acme = 1000.0               # run units per calendar month (UTC)
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_checks_name_the_setting() {
+        assert!(ServerConfig::default().validate().is_ok());
+        let bad = ServerConfig {
+            listen: "nowhere".into(),
+            ..ServerConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("server.listen"));
+        let bad = ServerConfig {
+            tls_cert: Some("/c".into()),
+            ..ServerConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("tls_key"));
+        let bad = ServerConfig {
+            queue: 0,
+            ..ServerConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("server.queue"));
+        let bad = ServerConfig {
+            durability: "sometimes".into(),
+            ..ServerConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("durability"));
+    }
+}

@@ -1,0 +1,404 @@
+//! The daemon's event store and live event hub.
+//!
+//! Writes go through the journal's group-commit writer; its post-commit hook hands every
+//! durable batch to the [`Hub`], which publishes events strictly in sequence order, once each,
+//! to live subscribers (a bounded broadcast ring) and to the in-memory read models. Events
+//! appended by other processes (`kernos keys create`, an embedded `kernos` run) are picked up
+//! by a cheap poll of the chain head and published the same way, so the hub never skips a
+//! sequence number.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use kernos_core::{Event, NewEvent};
+use kernos_engine::EventStore;
+use kernos_journal::{
+    Appended, Appender, GroupCommitter, GroupOptions, Journal, JournalError, JournalOptions,
+    PreparedEvent, Query,
+};
+use tokio::sync::broadcast;
+
+/// An event as published: what filters need, plus its JSON (made once, sent to everyone).
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// Sequence number.
+    pub seq: u64,
+    /// Kind.
+    pub kind: String,
+    /// Organisation.
+    pub org: String,
+    /// Action id, if any.
+    pub action: Option<String>,
+    /// The whole event as JSON.
+    pub json: String,
+}
+
+impl Published {
+    /// From a stored event.
+    pub fn from_event(e: &Event) -> Self {
+        Published {
+            seq: e.seq,
+            kind: e.kind.clone(),
+            org: e.org.clone(),
+            action: e.action.map(|a| a.to_string()),
+            json: serde_json::to_string(e).unwrap_or_default(),
+        }
+    }
+
+    /// From what the writer just committed, without re-parsing the payload: it is already
+    /// JSON text.
+    pub fn from_prepared(p: &PreparedEvent, a: &Appended) -> Self {
+        let s = |v: &str| serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into());
+        let mut json = format!(
+            "{{\"seq\":{},\"ts_ms\":{},\"kind\":{},\"actor\":{},\"org\":{}",
+            a.seq,
+            a.ts_ms,
+            s(&p.kind),
+            s(&p.actor),
+            s(&p.org)
+        );
+        if let Some(x) = &p.action {
+            json.push_str(&format!(",\"action\":{}", s(x)));
+        }
+        if let Some(x) = &p.tx {
+            json.push_str(&format!(",\"tx\":{}", s(x)));
+        }
+        json.push_str(&format!(
+            ",\"payload\":{},\"hash\":\"{}\"}}",
+            p.payload,
+            a.hash_hex()
+        ));
+        Published {
+            seq: a.seq,
+            kind: p.kind.clone(),
+            org: p.org.clone(),
+            action: p.action.clone(),
+            json,
+        }
+    }
+
+    /// The full event (parsed on demand; only read models that need payloads call it).
+    pub fn event(&self) -> Option<Event> {
+        serde_json::from_str(&self.json).ok()
+    }
+}
+
+/// Called for every published event, in order (read models, metrics).
+pub type Listener = Box<dyn Fn(&Published) + Send + Sync>;
+
+struct PubState {
+    last: u64,
+    reader: Option<Journal>,
+}
+
+/// Publishes durable events in order to subscribers and listeners.
+pub struct Hub {
+    tx: broadcast::Sender<Arc<Published>>,
+    state: Mutex<PubState>,
+    head: AtomicU64,
+    listener: Mutex<Option<Listener>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("head", &self.head())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub whose published history starts after `last` (the head at start), reading gaps
+    /// from `reader`, with a live ring of `buffer` events.
+    pub fn new(last: u64, reader: Journal, buffer: usize) -> Self {
+        let (tx, _) = broadcast::channel(buffer.max(16));
+        Hub {
+            tx,
+            state: Mutex::new(PubState {
+                last,
+                reader: Some(reader),
+            }),
+            head: AtomicU64::new(last),
+            listener: Mutex::new(None),
+        }
+    }
+
+    /// Sets the read-model listener.
+    pub fn set_listener(&self, l: Listener) {
+        if let Ok(mut g) = self.listener.lock() {
+            *g = Some(l);
+        }
+    }
+
+    /// The newest published sequence number.
+    pub fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// A live subscription (subscribe first, then replay from the journal).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
+        self.tx.subscribe()
+    }
+
+    fn emit(&self, st: &mut PubState, p: Published) {
+        st.last = p.seq;
+        if let Ok(l) = self.listener.lock() {
+            if let Some(l) = l.as_ref() {
+                l(&p);
+            }
+        }
+        self.head.store(p.seq, Ordering::Release);
+        let _ = self.tx.send(Arc::new(p));
+    }
+
+    /// Reads and publishes everything in `(st.last, upto]` from the journal.
+    fn catch_up(&self, st: &mut PubState, upto: u64) {
+        while st.last < upto {
+            let q = Query {
+                after: Some(st.last),
+                until: Some(upto),
+                limit: Some(1000),
+                ..Query::default()
+            };
+            let evs = match st.reader.as_ref().map(|r| r.query(&q)) {
+                Some(Ok(v)) => v,
+                Some(Err(e)) => {
+                    tracing::error!("cannot read journal events after {}: {e}", st.last);
+                    return;
+                }
+                None => return,
+            };
+            if evs.is_empty() {
+                return;
+            }
+            for e in evs {
+                if e.seq > st.last {
+                    self.emit(st, Published::from_event(&e));
+                }
+            }
+        }
+    }
+
+    /// Publishes a committed batch (called on the writer thread by the commit hook).
+    pub fn publish_batch(&self, batch: &[(PreparedEvent, Appended)]) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        for (p, a) in batch {
+            if a.seq <= st.last {
+                continue;
+            }
+            if a.seq > st.last + 1 {
+                // Another process appended in between: publish its events first.
+                self.catch_up(&mut st, a.seq - 1);
+            }
+            if a.seq == st.last + 1 {
+                self.emit(&mut st, Published::from_prepared(p, a));
+            }
+        }
+    }
+
+    /// Publishes events other processes appended (cheap when there are none).
+    pub fn poll_external(&self) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        let head = match st.reader.as_ref().map(|r| r.head()) {
+            Some(Ok((seq, _))) => seq,
+            _ => return,
+        };
+        if head > st.last {
+            self.catch_up(&mut st, head);
+        }
+    }
+
+    /// Closes the reader (at shutdown).
+    pub fn close(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.reader = None;
+        }
+    }
+}
+
+/// The engine's event store in the daemon: group-commit writes, pooled read connections.
+pub struct DaemonStore {
+    committer: Mutex<Option<GroupCommitter>>,
+    // Taken away at shutdown: the writer only stops once every appender is gone.
+    appender: std::sync::RwLock<Option<Appender>>,
+    dir: std::path::PathBuf,
+    readers: Mutex<Vec<Journal>>,
+}
+
+impl std::fmt::Debug for DaemonStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DaemonStore")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Read connections kept open for reuse.
+const KEEP_READERS: usize = 4;
+
+impl DaemonStore {
+    /// Opens the journal in `dir` for writing through a group committer whose commits are
+    /// published by `hub`.
+    pub fn open(
+        dir: &std::path::Path,
+        opts: JournalOptions,
+        hub: Arc<Hub>,
+    ) -> Result<Self, JournalError> {
+        let journal = Journal::open_with(dir, opts)?;
+        let hook: kernos_journal::CommitHook = Box::new(move |batch| hub.publish_batch(batch));
+        let committer = GroupCommitter::start_with_hook(
+            journal,
+            GroupOptions {
+                max_batch: 4096,
+                queue: 8192,
+            },
+            Some(hook),
+        )?;
+        let appender = committer.appender();
+        Ok(DaemonStore {
+            committer: Mutex::new(Some(committer)),
+            appender: std::sync::RwLock::new(Some(appender)),
+            dir: dir.to_path_buf(),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Runs `f` with a read connection from the pool.
+    pub fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Journal) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        let conn = self.readers.lock().ok().and_then(|mut v| v.pop());
+        let conn = match conn {
+            Some(c) => c,
+            None => Journal::open_read_only(&self.dir)?,
+        };
+        let out = f(&conn);
+        if let Ok(mut v) = self.readers.lock() {
+            if v.len() < KEEP_READERS {
+                v.push(conn);
+            }
+        }
+        out
+    }
+
+    /// Appends without blocking the caller's thread; resolves once durable (and published).
+    pub async fn append_async(&self, ev: NewEvent) -> Result<Event, JournalError> {
+        let p = PreparedEvent::new(&ev)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.appender()?.submit(
+            vec![p],
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )?;
+        let mut appended = rx
+            .await
+            .map_err(|_| JournalError::WriterGone("writer stopped before answering".into()))??;
+        let a = appended
+            .pop()
+            .ok_or_else(|| JournalError::WriterGone("empty reply".into()))?;
+        Ok(kernos_engine::stored(ev, &a))
+    }
+
+    fn appender(&self) -> Result<Appender, JournalError> {
+        self.appender
+            .read()
+            .ok()
+            .and_then(|a| a.clone())
+            .ok_or_else(|| JournalError::WriterGone("the daemon is shutting down".into()))
+    }
+
+    /// Commits what is queued and stops the writer.
+    pub fn shutdown(&self) {
+        if let Ok(mut a) = self.appender.write() {
+            *a = None;
+        }
+        let c = self.committer.lock().ok().and_then(|mut c| c.take());
+        if let Some(c) = c {
+            c.shutdown();
+        }
+    }
+}
+
+impl EventStore for DaemonStore {
+    fn append(&self, ev: NewEvent) -> Result<Event, JournalError> {
+        let a = self.appender()?.append(&ev)?;
+        Ok(kernos_engine::stored(ev, &a))
+    }
+
+    fn query(&self, q: &Query) -> Result<Vec<Event>, JournalError> {
+        self.with_reader(|j| j.query(q))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernos_core::Actor;
+
+    #[test]
+    fn prepared_json_matches_the_stored_event() {
+        let d = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(d.path()).unwrap();
+        let ev = NewEvent::new("a.b", Actor::user("x\"y"))
+            .org("acme")
+            .action(kernos_core::ActionId::generate())
+            .payload(serde_json::json!({"k": [1, "two"]}));
+        let p = PreparedEvent::new(&ev).unwrap();
+        let a = j.append_prepared(std::slice::from_ref(&p)).unwrap()[0];
+        let published = Published::from_prepared(&p, &a);
+        let stored = j.get(a.seq).unwrap().unwrap();
+        assert_eq!(published.event().unwrap(), stored);
+        assert_eq!(Published::from_event(&stored).event().unwrap(), stored);
+    }
+
+    #[test]
+    fn external_appends_are_published_in_order_without_gaps() {
+        let d = tempfile::tempdir().unwrap();
+        Journal::open(d.path()).unwrap();
+        let hub = Arc::new(Hub::new(0, Journal::open_read_only(d.path()).unwrap(), 64));
+        let mut rx = hub.subscribe();
+        let store = DaemonStore::open(d.path(), JournalOptions::default(), hub.clone()).unwrap();
+        store.append(NewEvent::new("one", Actor::system())).unwrap();
+        // Another process appends two events...
+        let mut other = Journal::open(d.path()).unwrap();
+        other
+            .append(&NewEvent::new("two", Actor::system()))
+            .unwrap();
+        other
+            .append(&NewEvent::new("three", Actor::system()))
+            .unwrap();
+        // ...and the daemon's next commit publishes them before its own.
+        store
+            .append(NewEvent::new("four", Actor::system()))
+            .unwrap();
+        other
+            .append(&NewEvent::new("five", Actor::system()))
+            .unwrap();
+        hub.poll_external();
+        hub.poll_external();
+        let got: Vec<(u64, String)> = (0..5)
+            .map(|_| {
+                let p = rx.try_recv().unwrap();
+                (p.seq, p.kind.clone())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "one".into()),
+                (2, "two".into()),
+                (3, "three".into()),
+                (4, "four".into()),
+                (5, "five".into())
+            ]
+        );
+        assert!(rx.try_recv().is_err(), "nothing twice");
+        store.shutdown();
+    }
+}

@@ -1,0 +1,390 @@
+//! The Kernos daemon: the same engine as the CLI behind an HTTP/SSE API for teams,
+//! dashboards and other agents.
+//!
+//! ```text
+//! HTTP ─► auth (API key hash / Unix peer) ─► role check ─► rate limit ─► handler
+//!   POST /v1/actions ─► journal action.submitted ─► bounded queue ─► blocking worker
+//!        worker: planner ─► engine preview/run (approvals wait for POST /v1/approvals/{id})
+//!   every append ─► group commit ─► commit hook ─► hub ─► SSE subscribers, read models
+//! ```
+//!
+//! [`Daemon::start`] builds everything from a data directory and a [`ServerConfig`];
+//! [`app`] is the router (tested with `tower::ServiceExt::oneshot`); [`serve`] runs it on TCP
+//! (optionally TLS) and on the Unix socket until SIGTERM/SIGINT, then shuts down gracefully.
+
+mod api;
+pub mod auth;
+pub mod config;
+mod error;
+mod hub;
+pub mod limits;
+mod listen;
+mod metrics;
+mod openapi;
+mod sse;
+mod worker;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use kernos_core::{ActionId, Actor, ApprovalId, CancelToken, NewEvent, ProcessRunner};
+use kernos_engine::{Engine, EventStore};
+use kernos_journal::{Journal, JournalOptions, Query};
+use kernos_planner::llm::Cascade;
+use kernos_tools::Registry;
+
+pub use api::app;
+pub use auth::{KeyInfo, KeyTable, NewKey, Perm, Principal, Role, generate_key, hash_key};
+pub use config::ServerConfig;
+pub use error::{ApiError, PROBLEM_JSON, Problem};
+pub use hub::{DaemonStore, Hub, Published};
+pub use listen::{Peer, SOCKET_FILE, ServeOptions, connect, daemon_running, serve};
+pub use openapi::openapi;
+pub use worker::{ACTION_FINISHED, ACTION_INTERRUPTED, ACTION_PREVIEWED, SubmitRequest};
+
+/// Kind of the event journaled when the daemon starts.
+pub const DAEMON_STARTED: &str = "daemon.started";
+/// Kind of the event journaled when the daemon stops cleanly.
+pub const DAEMON_STOPPED: &str = "daemon.stopped";
+
+/// Errors starting the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is not usable.
+    #[error("{0}")]
+    Config(String),
+    /// The journal could not be opened or read.
+    #[error(transparent)]
+    Journal(#[from] kernos_journal::JournalError),
+    /// A socket or file problem.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TLS setup failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// What the daemon is built from.
+pub struct DaemonOptions {
+    /// Data directory (journal, blobs, socket).
+    pub data_dir: PathBuf,
+    /// `[server]` settings.
+    pub config: ServerConfig,
+    /// `[policy]` settings, the same the CLI uses.
+    pub policy: kernos_policy::Config,
+    /// The process runner (the sandbox).
+    pub runner: Arc<dyn ProcessRunner>,
+    /// Home directory for requests (`~`), and default working directory.
+    pub home: PathBuf,
+    /// The config as text, to journal `audit.config.changed` when it differs from last start.
+    pub config_text: Option<String>,
+    /// How text requests are planned: the same cascade as the CLI (offline planner, then the
+    /// configured language models and the plan cache). `Cascade::offline()` for none.
+    pub planner: Cascade,
+}
+
+/// A step waiting for POST /v1/approvals/{id}.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) org: String,
+    pub(crate) view: api::ApprovalView,
+    pub(crate) risk: kernos_core::Risk,
+    pub(crate) answer: std::sync::mpsc::SyncSender<worker::Answer>,
+}
+
+/// Shared state of a running daemon.
+pub struct State {
+    pub(crate) config: ServerConfig,
+    pub(crate) engine: Engine,
+    pub(crate) planner: Cascade,
+    pub(crate) store: Arc<DaemonStore>,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) keys: RwLock<KeyTable>,
+    pub(crate) usage: Mutex<limits::Usage>,
+    pub(crate) approvals: Mutex<HashMap<ApprovalId, Pending>>,
+    pub(crate) queue: std::sync::mpsc::SyncSender<worker::Job>,
+    pub(crate) queued: AtomicUsize,
+    pub(crate) in_flight: AtomicUsize,
+    pub(crate) streams: AtomicUsize,
+    pub(crate) running: Mutex<HashMap<ActionId, (String, CancelToken)>>,
+    /// Queued actions asked to stop before they started (removed when dequeued).
+    pub(crate) cancelled: Mutex<std::collections::HashSet<ActionId>>,
+    pub(crate) idem: Mutex<limits::IdemCache>,
+    pub(crate) limiter: Mutex<limits::RateLimiter>,
+    pub(crate) metrics: metrics::Metrics,
+    pub(crate) shutting_down: AtomicBool,
+    pub(crate) shutdown_tx: tokio::sync::watch::Sender<bool>,
+    pub(crate) uid: u32,
+    pub(crate) home: PathBuf,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) local_actor: Actor,
+    pub(crate) started: Instant,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// Appends an event from async code (waits for durability without blocking a thread).
+    pub(crate) async fn append(
+        &self,
+        ev: NewEvent,
+    ) -> Result<kernos_core::Event, kernos_journal::JournalError> {
+        self.store.append_async(ev).await
+    }
+
+    /// Runs a blocking journal read off the async threads.
+    pub(crate) async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Journal) -> Result<T, kernos_journal::JournalError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let st = self.clone();
+        tokio::task::spawn_blocking(move || st.store.with_reader(f))
+            .await
+            .map_err(|e| ApiError::internal(format!("a read task failed: {e}; retry")))?
+            .map_err(ApiError::from)
+    }
+
+    /// The newest journal sequence number published to subscribers.
+    pub fn hub_head(&self) -> u64 {
+        self.hub.head()
+    }
+
+    /// Whether a shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+}
+
+/// A running daemon: state, workers, the external-append poller.
+pub struct Daemon {
+    state: Arc<State>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    poller: Option<std::thread::JoinHandle<()>>,
+    /// Actions found interrupted by a crash at start: `(action, org)`.
+    pub recovered: Vec<(ActionId, String)>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Daemon {
+    /// Opens the journal, rebuilds the read models, reports actions a crash interrupted,
+    /// starts the workers.
+    pub fn start(opts: DaemonOptions) -> Result<Daemon, ServerError> {
+        opts.config.validate().map_err(ServerError::Config)?;
+        let cfg = opts.config.clone();
+        let jopts = JournalOptions {
+            durability: cfg.journal_durability(),
+            ..JournalOptions::default()
+        };
+        let boot = Journal::open_with(&opts.data_dir, jopts.clone())?;
+        let head = boot.head()?.0;
+
+        // Read models from the journal: keys, usage.
+        let mut keys = KeyTable::default();
+        boot.for_each(&Query::kind_prefix("audit.key."), |e| {
+            keys.apply(&e);
+            true
+        })?;
+        let metrics = metrics::Metrics::default();
+        let mut usage = limits::Usage::default();
+        boot.for_each(&Query::kind(worker::ACTION_FINISHED), |e| {
+            worker::account(&mut usage, &metrics, &e);
+            true
+        })?;
+
+        let hub = Arc::new(Hub::new(
+            head,
+            Journal::open_read_only(&opts.data_dir)?,
+            cfg.sse_buffer,
+        ));
+        let store = Arc::new(DaemonStore::open(&opts.data_dir, jopts, hub.clone())?);
+        let blobs = kernos_journal::BlobStore::open(opts.data_dir.join("blobs"), false)?;
+        let engine = Engine::new(
+            Arc::new(Registry::builtin()),
+            store.clone() as Arc<dyn EventStore>,
+            blobs,
+            opts.runner.clone(),
+            opts.policy.clone(),
+            opts.data_dir.clone(),
+        );
+        let (qtx, qrx) = std::sync::mpsc::sync_channel(cfg.queue);
+        let (shutdown_tx, _) = tokio::sync::watch::channel(false);
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        let state = Arc::new(State {
+            engine,
+            planner: opts.planner,
+            store: store.clone(),
+            hub: hub.clone(),
+            keys: RwLock::new(keys),
+            usage: Mutex::new(usage),
+            approvals: Mutex::new(HashMap::new()),
+            queue: qtx,
+            queued: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            streams: AtomicUsize::new(0),
+            running: Mutex::new(HashMap::new()),
+            cancelled: Mutex::new(std::collections::HashSet::new()),
+            idem: Mutex::new(limits::IdemCache::new(
+                cfg.idempotency_keys,
+                Duration::from_secs(cfg.idempotency_ttl_s),
+            )),
+            limiter: Mutex::new(limits::RateLimiter::new(cfg.rate_per_sec, cfg.rate_burst)),
+            metrics,
+            shutting_down: AtomicBool::new(false),
+            shutdown_tx,
+            uid,
+            home: opts.home.clone(),
+            data_dir: opts.data_dir.clone(),
+            local_actor: Actor::current_user(),
+            started: Instant::now(),
+            config: cfg.clone(),
+        });
+
+        // Keep the read models current from every published event. A weak reference: the
+        // hub lives inside the state.
+        let weak = Arc::downgrade(&state);
+        hub.set_listener(Box::new(move |p| {
+            if let Some(st) = weak.upgrade() {
+                worker::on_published(&st, p);
+            }
+        }));
+
+        let recovered = worker::recover(&state, &boot)?;
+        drop(boot);
+        worker::journal_start(&state, opts.config_text.as_deref())?;
+
+        let qrx = Arc::new(Mutex::new(qrx));
+        let workers = (0..cfg.workers)
+            .map(|i| {
+                let st = state.clone();
+                let rx = qrx.clone();
+                std::thread::Builder::new()
+                    .name(format!("kernos-worker-{i}"))
+                    .spawn(move || worker::run(st, rx))
+                    .map_err(|e| ServerError::Io {
+                        what: "cannot start a worker thread".into(),
+                        source: e,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let poll_state = Arc::downgrade(&state);
+        let poller = std::thread::Builder::new()
+            .name("kernos-journal-poll".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(100));
+                    let Some(st) = poll_state.upgrade() else {
+                        return;
+                    };
+                    if st.is_shutting_down() {
+                        return;
+                    }
+                    st.hub.poll_external();
+                }
+            })
+            .map_err(|e| ServerError::Io {
+                what: "cannot start the journal poller".into(),
+                source: e,
+            })?;
+
+        Ok(Daemon {
+            state,
+            workers,
+            poller: Some(poller),
+            recovered,
+        })
+    }
+
+    /// The shared state (for [`app`]).
+    pub fn state(&self) -> Arc<State> {
+        self.state.clone()
+    }
+
+    /// Stops: refuses new work, cancels running steps (they stop cleanly and are journaled as
+    /// cancelled), declines waiting approvals, marks queued actions aborted, waits for the
+    /// workers up to `grace`, journals `daemon.stopped`, flushes the journal.
+    pub fn shutdown(mut self, grace: Duration) {
+        let st = self.state.clone();
+        st.shutting_down.store(true, Ordering::Release);
+        let _ = st.shutdown_tx.send(true);
+        if let Ok(r) = st.running.lock() {
+            for (_, c) in r.values() {
+                c.cancel();
+            }
+        }
+        if let Ok(mut a) = st.approvals.lock() {
+            for (_, p) in a.drain() {
+                let _ = p.answer.try_send(worker::Answer {
+                    approved: false,
+                    reason: "the daemon is shutting down".into(),
+                });
+            }
+        }
+        // Workers see the flag, drain the queue (marking each aborted) and exit once the
+        // channel is empty; wake them by closing it.
+        let deadline = Instant::now() + grace;
+        let workers = std::mem::take(&mut self.workers);
+        // Replace the sender held in the state by dropping our side: the state's sender stays
+        // alive, so workers exit on the flag after the queue is empty.
+        for w in workers {
+            while !w.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if w.is_finished() {
+                let _ = w.join();
+            }
+        }
+        let _ = st
+            .store
+            .append(
+                NewEvent::new(DAEMON_STOPPED, Actor::system()).payload(serde_json::json!({
+                    "pid": std::process::id(),
+                    "uptime_ms": st.started.elapsed().as_millis() as u64,
+                })),
+            );
+        if let Some(p) = self.poller.take() {
+            let _ = p.join();
+        }
+        st.store.shutdown();
+        st.hub.close();
+    }
+}
+
+/// Sends the daemon's logs to stderr; `KERNOS_LOG` picks the level (`info` by default, e.g.
+/// `KERNOS_LOG=debug` for every request).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KERNOS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// The socket path of the daemon for a data directory.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET_FILE)
+}

@@ -1,0 +1,355 @@
+//! Listeners and the process around the router: TCP (TLS via rustls when configured), the Unix
+//! socket with peer credentials, signals and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::{Daemon, DaemonOptions, ServerError};
+
+/// The daemon's socket file inside the data directory.
+pub const SOCKET_FILE: &str = "kernos.sock";
+
+/// Where a request came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// A TCP client.
+    Tcp {
+        /// Its address.
+        addr: SocketAddr,
+        /// Whether the connection is TLS.
+        tls: bool,
+    },
+    /// A local process on the Unix socket, identified by the kernel.
+    Unix {
+        /// Its user id.
+        uid: u32,
+        /// Its process id, when known.
+        pid: Option<i32>,
+    },
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp { addr, tls } => write!(f, "{}{addr}", if *tls { "tls:" } else { "" }),
+            Peer::Unix { uid, pid } => match pid {
+                Some(p) => write!(f, "unix:uid={uid},pid={p}"),
+                None => write!(f, "unix:uid={uid}"),
+            },
+        }
+    }
+}
+
+impl Connected<IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(s: IncomingStream<'_, TcpListener>) -> Self {
+        Peer::Tcp {
+            addr: *s.remote_addr(),
+            tls: false,
+        }
+    }
+}
+
+impl Connected<IncomingStream<'_, UnixListener>> for Peer {
+    fn connect_info(s: IncomingStream<'_, UnixListener>) -> Self {
+        match s.io().peer_cred() {
+            Ok(c) => Peer::Unix {
+                uid: c.uid(),
+                pid: c.pid(),
+            },
+            // No credentials: an impossible uid, so it is never taken for the owner.
+            Err(_) => Peer::Unix {
+                uid: u32::MAX,
+                pid: None,
+            },
+        }
+    }
+}
+
+/// A TLS listener: handshakes run in their own tasks so a slow client cannot stall accepts.
+pub struct TlsListener {
+    rx: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+        let local = tcp.local_addr()?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let Ok((s, addr)) = tcp.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let acc = acceptor.clone();
+                let tx2 = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(Duration::from_secs(10), acc.accept(s)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx2.send((tls, addr)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+                    }
+                });
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        Ok(TlsListener { rx, local })
+    }
+}
+
+impl Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(x) => x,
+            // The accept loop never ends while the listener lives; park if it somehow did.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(s: IncomingStream<'_, TlsListener>) -> Self {
+        Peer::Tcp {
+            addr: *s.remote_addr(),
+            tls: true,
+        }
+    }
+}
+
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServerError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            ServerError::Tls(format!(
+                "cannot read the certificate chain {}: {e}",
+                cert.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(ServerError::Tls(format!(
+            "{} holds no PEM certificate",
+            cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        ServerError::Tls(format!(
+            "cannot read the private key {}: {e}",
+            key.display()
+        ))
+    })?;
+    let mut cfg = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServerError::Tls(format!("certificate and key do not work together: {e}")))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// How `kernos serve` was asked to listen.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// TCP address (overrides `server.listen`); `None` uses the config's.
+    pub listen: Option<String>,
+    /// Allow a non-loopback address without TLS.
+    pub insecure: bool,
+    /// Also listen on TCP at all (the Unix socket is always on).
+    pub tcp: bool,
+}
+
+fn bind_unix(path: &Path) -> Result<UnixListener, ServerError> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ServerError::Config(format!(
+                "a daemon is already running on {}; stop it first (it answers on that socket)",
+                path.display()
+            )));
+        }
+        // A stale socket from a daemon that was killed.
+        let _ = std::fs::remove_file(path);
+    }
+    let l = UnixListener::bind(path).map_err(|e| ServerError::Io {
+        what: format!("cannot listen on {}", path.display()),
+        source: e,
+    })?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+        ServerError::Io {
+            what: format!("cannot restrict {}", path.display()),
+            source: e,
+        }
+    })?;
+    Ok(l)
+}
+
+/// Starts the daemon and serves until SIGTERM or SIGINT, then shuts down gracefully: stops
+/// accepting, ends event streams, cancels running steps cleanly, flushes the journal. Prints
+/// `listening on …` lines on stdout once ready.
+pub fn serve(opts: DaemonOptions, serve: ServeOptions) -> Result<(), ServerError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .enable_all()
+        .build()
+        .map_err(|e| ServerError::Io {
+            what: "cannot start the async runtime".into(),
+            source: e,
+        })?;
+    rt.block_on(serve_async(opts, serve))
+}
+
+async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), ServerError> {
+    let mut cfg = opts.config.clone();
+    if let Some(l) = &so.listen {
+        cfg.listen = l.clone();
+    }
+    cfg.validate().map_err(ServerError::Config)?;
+    let addr = cfg.listen_addr().map_err(ServerError::Config)?;
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
+        _ => None,
+    };
+    if so.tcp && !addr.ip().is_loopback() && tls.is_none() && !so.insecure {
+        return Err(ServerError::Config(format!(
+            "refusing to listen on {addr} without TLS: API keys would cross the network in clear text. Set server.tls_cert and server.tls_key, listen on 127.0.0.1, or pass --insecure if something else encrypts the traffic"
+        )));
+    }
+    let socket: PathBuf = crate::socket_path(&opts.data_dir);
+    std::fs::create_dir_all(&opts.data_dir).map_err(|e| ServerError::Io {
+        what: format!("cannot create {}", opts.data_dir.display()),
+        source: e,
+    })?;
+    let unix = bind_unix(&socket)?;
+    let tcp = if so.tcp {
+        Some(TcpListener::bind(addr).await.map_err(|e| ServerError::Io {
+            what: format!("cannot listen on {addr}"),
+            source: e,
+        })?)
+    } else {
+        None
+    };
+
+    let daemon = Daemon::start(DaemonOptions {
+        config: cfg,
+        ..opts
+    })?;
+    for (a, org) in &daemon.recovered {
+        println!("kernos: action {a} (org {org}) was interrupted by a crash; marked interrupted");
+    }
+    let state = daemon.state();
+    let router = crate::app(state.clone());
+    let (stop_tx, _) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let mut servers = Vec::new();
+    if let Some(tcp) = tcp {
+        let local = tcp.local_addr().map_err(|e| ServerError::Io {
+            what: "cannot read the bound address".into(),
+            source: e,
+        })?;
+        let rx = stop_tx.subscribe();
+        match tls {
+            Some(acc) => {
+                let l = TlsListener::new(tcp, acc).map_err(|e| ServerError::Io {
+                    what: "cannot start the TLS listener".into(),
+                    source: e,
+                })?;
+                println!("kernos: listening on https://{local}");
+                let svc = router.clone().into_make_service_with_connect_info::<Peer>();
+                servers.push(tokio::spawn(async move {
+                    axum::serve(l, svc)
+                        .with_graceful_shutdown(stopped(rx))
+                        .await
+                }));
+            }
+            None => {
+                println!("kernos: listening on http://{local}");
+                let svc = router.clone().into_make_service_with_connect_info::<Peer>();
+                servers.push(tokio::spawn(async move {
+                    axum::serve(tcp, svc)
+                        .with_graceful_shutdown(stopped(rx))
+                        .await
+                }));
+            }
+        }
+    }
+    println!("kernos: socket {}", socket.display());
+    {
+        let rx = stop_tx.subscribe();
+        let svc = router.into_make_service_with_connect_info::<Peer>();
+        servers.push(tokio::spawn(async move {
+            axum::serve(unix, svc)
+                .with_graceful_shutdown(stopped(rx))
+                .await
+        }));
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    wait_for_signal().await;
+    tracing::info!("stopping: no new requests, finishing or cancelling running steps");
+    state
+        .shutting_down
+        .store(true, std::sync::atomic::Ordering::Release);
+    let _ = state.shutdown_tx.send(true);
+    let _ = stop_tx.send(true);
+    tokio::task::spawn_blocking(move || daemon.shutdown(Duration::from_secs(3)))
+        .await
+        .map_err(|e| ServerError::Config(format!("shutdown failed: {e}")))?;
+    for s in servers {
+        let _ = tokio::time::timeout(Duration::from_secs(1), s).await;
+    }
+    let _ = std::fs::remove_file(&socket);
+    println!("kernos: stopped");
+    let _ = std::io::stdout().flush();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {},
+                _ = i.recv() => {},
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Whether a daemon answers on the socket of `data_dir`.
+pub fn daemon_running(data_dir: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(crate::socket_path(data_dir)).is_ok()
+}
+
+/// A blocking connection to the daemon's socket (for the CLI's client).
+pub fn connect(data_dir: &Path) -> std::io::Result<std::os::unix::net::UnixStream> {
+    std::os::unix::net::UnixStream::connect(crate::socket_path(data_dir))
+}

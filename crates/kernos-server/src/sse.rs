@@ -1,0 +1,236 @@
+//! GET /v1/events: Server-Sent Events, each with its journal sequence number as `id:`.
+//!
+//! Resuming (Last-Event-ID or `?after=`) subscribes to the live ring *first*, then replays the
+//! missed events from the journal, then forwards live ones, skipping any sequence number
+//! already sent: no gap, no duplicate. A subscriber that falls behind the ring replays from the
+//! journal again from where it was (events are durable before they are published). A gap
+//! larger than `replay_limit` gets an explicit `resync` event instead of a replay.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use kernos_journal::Query;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+use crate::api::Q;
+use crate::auth::{Perm, Principal, Role};
+use crate::error::{ApiError, ApiResult};
+use crate::{Published, State};
+
+/// Events per journal page while replaying.
+const PAGE: usize = 1000;
+
+/// GET /v1/events parameters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct EventParams {
+    /// Resume after this sequence number (same as the Last-Event-ID header; the header wins).
+    pub after: Option<u64>,
+    /// Only kinds starting with this prefix (e.g. `step.`).
+    pub prefix: Option<String>,
+    /// Only events of this action.
+    pub action: Option<String>,
+    /// Only this organisation (it must be the caller's own).
+    pub org: Option<String>,
+}
+
+struct Filter {
+    org: String,
+    prefix: Option<String>,
+    action: Option<String>,
+    audit: bool,
+}
+
+impl Filter {
+    fn matches(&self, p: &Published) -> bool {
+        p.org == self.org
+            && self.prefix.as_ref().is_none_or(|x| p.kind.starts_with(x))
+            && self
+                .action
+                .as_ref()
+                .is_none_or(|a| p.action.as_deref() == Some(a))
+            && (self.audit || !p.kind.starts_with("audit."))
+    }
+
+    fn query(&self, after: u64, until: u64) -> Query {
+        Query {
+            after: Some(after),
+            until: Some(until),
+            org: Some(self.org.clone()),
+            kind_prefix: self.prefix.clone(),
+            action: self.action.clone(),
+            limit: Some(PAGE),
+            ..Query::default()
+        }
+    }
+}
+
+fn frame(p: &Published) -> SseEvent {
+    SseEvent::default()
+        .id(p.seq.to_string())
+        .event(p.kind.as_str())
+        .data(p.json.as_str())
+}
+
+/// The SSE handler.
+pub(crate) async fn events(
+    axum::extract::State(st): axum::extract::State<Arc<State>>,
+    principal: Principal,
+    headers: HeaderMap,
+    Q(q): Q<EventParams>,
+) -> ApiResult<Response> {
+    principal.require(Perm::Read)?;
+    if let Some(o) = &q.org {
+        if *o != principal.org {
+            return Err(ApiError::forbidden(format!(
+                "you can read events of org {} only",
+                principal.org
+            )));
+        }
+    }
+    if let Some(a) = &q.action {
+        a.parse::<kernos_core::ActionId>()
+            .map_err(|e| ApiError::bad_request(format!("action={a:?} is not an action id: {e}")))?;
+    }
+    let last_id = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "Last-Event-ID must be the sequence number of the last event received",
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let filter = Filter {
+        org: principal.org.clone(),
+        prefix: q.prefix.clone().filter(|p| !p.is_empty()),
+        action: q.action.clone(),
+        audit: principal.role >= Role::Admin,
+    };
+    let open = st.streams.fetch_add(1, Ordering::AcqRel);
+    let guard = StreamSlot(st.clone());
+    if open >= st.config.sse_streams {
+        return Err(ApiError::unavailable(
+            format!(
+                "{open} event streams are open already (server.sse_streams); retry later or close one",
+            ),
+            5,
+        ));
+    }
+    // Subscribe before anything is read, so nothing published from here on is missed.
+    let live = st.hub.subscribe();
+    let start = last_id.or(q.after);
+    let (tx, rx) = mpsc::channel::<SseEvent>(256);
+    tokio::spawn(async move {
+        pump(st.clone(), filter, live, start, tx).await;
+        drop(guard);
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+/// Counts an open stream; the count drops when the stream's task ends.
+struct StreamSlot(Arc<State>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Replays then forwards live events into `tx` until the client goes away or the daemon stops.
+async fn pump(
+    st: Arc<State>,
+    filter: Filter,
+    mut live: tokio::sync::broadcast::Receiver<Arc<Published>>,
+    start: Option<u64>,
+    tx: mpsc::Sender<SseEvent>,
+) {
+    let mut stop = st.shutdown_tx.subscribe();
+    let filter = Arc::new(filter);
+    // Without a resume point the stream starts now.
+    let mut cursor = start.unwrap_or_else(|| st.hub.head());
+    let head = st.hub.head();
+    if head.saturating_sub(cursor) > st.config.replay_limit {
+        let data = serde_json::json!({
+            "from": cursor,
+            "to": head,
+            "detail": format!(
+                "{} events were missed, more than the replay limit of {}; reload state from GET /v1/state/… and continue from id {head}",
+                head - cursor, st.config.replay_limit
+            ),
+        });
+        let ev = SseEvent::default()
+            .id(head.to_string())
+            .event("resync")
+            .data(data.to_string());
+        if tx.send(ev).await.is_err() {
+            return;
+        }
+        cursor = head;
+    }
+    loop {
+        // Replay (cursor, head] from the journal.
+        let target = st.hub.head();
+        while cursor < target {
+            let f = filter.clone();
+            let from = cursor;
+            let page = st.read(move |j| j.query(&f.query(from, target))).await;
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("SSE replay failed: {}", e.detail);
+                    return;
+                }
+            };
+            let full = page.len() == PAGE;
+            for e in &page {
+                let p = Published::from_event(e);
+                if filter.matches(&p) && tx.send(frame(&p)).await.is_err() {
+                    return;
+                }
+                cursor = e.seq;
+            }
+            if !full {
+                cursor = target;
+            }
+        }
+        // Live.
+        loop {
+            let r = tokio::select! {
+                r = live.recv() => r,
+                _ = stop.changed() => return,
+                _ = tx.closed() => return,
+            };
+            match r {
+                Ok(p) => {
+                    if p.seq <= cursor {
+                        continue;
+                    }
+                    cursor = p.seq;
+                    if filter.matches(&p) && tx.send(frame(&p)).await.is_err() {
+                        return;
+                    }
+                }
+                // Fell behind the ring: what was skipped is in the journal.
+                Err(RecvError::Lagged(_)) => break,
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+}

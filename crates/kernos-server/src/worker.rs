@@ -1,0 +1,714 @@
+//! The blocking side: workers take queued actions, plan them and run them through the engine,
+//! exactly as the CLI does (planner → preview → run, same policy, same journal, same sandbox).
+//! Steps that policy asks about wait for POST /v1/approvals/{id}.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kernos_core::event::kind;
+use kernos_core::{ActionId, ApprovalId, CancelToken, Event, NewEvent, Plan, Risk};
+use kernos_engine::{Approval, ApprovalRequest, Approver, Quiet, Session, StepStatus, TxReport};
+use kernos_journal::{Journal, Query};
+use kernos_planner::{Conversation, Outcome, PlanContext};
+use kernos_tools::Env;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::auth::{KEY_CREATED, KEY_REVOKED, Principal};
+use crate::limits::{Usage, now_ms};
+use crate::{DAEMON_STARTED, DAEMON_STOPPED, Pending, State};
+
+/// An action ended (any way); its payload carries the outcome and the run units charged.
+pub const ACTION_FINISHED: &str = "action.finished";
+/// What a plan would do, journaled before it runs (the CLI shows it as the preview).
+pub const ACTION_PREVIEWED: &str = "action.previewed";
+/// An action a crash stopped, found when the daemon started again.
+pub const ACTION_INTERRUPTED: &str = "action.interrupted";
+
+/// POST /v1/actions: a request in plain language, or a plan.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// What to do, in plain language (give this or `plan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// A plan to run as it is (give this or `request`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// Absolute working directory relative paths refer to (default: the daemon's home).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Only preview: plan and dry-run, change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Approve at once every step the submitter's role may approve (like `--yes`); other
+    /// steps still wait for an approval.
+    #[serde(default)]
+    pub auto_approve: bool,
+    /// Follow-up context from an earlier request ("them", "undo that"), as the planner
+    /// returned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Value>,
+}
+
+/// A queued action.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub(crate) action: ActionId,
+    pub(crate) principal: Principal,
+    pub(crate) req: SubmitRequest,
+    /// Set for POST /v1/undo/{tx}: undo this transaction instead of planning.
+    pub(crate) undo: Option<kernos_core::TxId>,
+}
+
+/// An answer to a waiting step.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    pub(crate) approved: bool,
+    pub(crate) reason: String,
+}
+
+/// The worker loop: one action at a time until shutdown; at shutdown, queued actions are
+/// journaled as aborted rather than dropped silently.
+pub(crate) fn run(st: Arc<State>, rx: Arc<Mutex<Receiver<Job>>>) {
+    loop {
+        let next = match rx.lock() {
+            Ok(r) => r.recv_timeout(Duration::from_millis(100)),
+            Err(_) => return,
+        };
+        match next {
+            Ok(job) => {
+                st.queued.fetch_sub(1, Ordering::AcqRel);
+                if st.is_shutting_down() {
+                    finish(
+                        &st,
+                        &job,
+                        json!({"status": "aborted", "error": "the daemon shut down before the action started; submit it again"}),
+                    );
+                    continue;
+                }
+                let was_cancelled = st
+                    .cancelled
+                    .lock()
+                    .map(|mut c| c.remove(&job.action))
+                    .unwrap_or(false);
+                if was_cancelled {
+                    finish(
+                        &st,
+                        &job,
+                        json!({"status": "cancelled", "error": "cancelled before it started", "units": 0.0}),
+                    );
+                    continue;
+                }
+                let cancel = CancelToken::new();
+                if let Ok(mut r) = st.running.lock() {
+                    r.insert(job.action, (job.principal.org.clone(), cancel.clone()));
+                }
+                run_job(&st, &job, &cancel);
+                if let Ok(mut r) = st.running.lock() {
+                    r.remove(&job.action);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if st.is_shutting_down() && st.queued.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+fn event(st: &State, job: &Job, kind: &str, payload: Value) -> NewEvent {
+    let _ = st;
+    NewEvent::new(kind, job.principal.actor.clone())
+        .org(&job.principal.org)
+        .action(job.action)
+        .payload(payload)
+}
+
+fn finish(st: &State, job: &Job, payload: Value) {
+    if let Err(e) = st.store.append_ev(event(st, job, ACTION_FINISHED, payload)) {
+        tracing::error!(action = %job.action, "cannot journal the end of the action: {e}");
+    }
+}
+
+impl crate::DaemonStore {
+    fn append_ev(&self, ev: NewEvent) -> Result<Event, kernos_journal::JournalError> {
+        kernos_engine::EventStore::append(self, ev)
+    }
+}
+
+/// Run units for a report: CPU seconds of sandboxed children plus overhead per step run.
+fn units(st: &State, report: &TxReport) -> (f64, u64) {
+    let steps = report
+        .steps
+        .iter()
+        .filter(|s| matches!(s.status, StepStatus::Done | StepStatus::Failed { .. }))
+        .count() as u64;
+    let u = report.cpu_ms as f64 / 1000.0 + st.config.step_overhead_units * steps as f64;
+    ((u * 1e6).round() / 1e6, steps)
+}
+
+fn step_summaries(report: &TxReport) -> Value {
+    Value::Array(
+        report
+            .steps
+            .iter()
+            .map(|s| {
+                let mut v = serde_json::to_value(&s.status).unwrap_or(Value::Null);
+                if let Value::Object(m) = &mut v {
+                    m.insert("index".into(), json!(s.index));
+                    m.insert("name".into(), json!(s.name));
+                    if let Some(a) = &s.assessment {
+                        m.insert("risk".into(), json!(a.risk));
+                    }
+                }
+                v
+            })
+            .collect(),
+    )
+}
+
+fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) {
+    let home = st.home.clone();
+    let cwd = job
+        .req
+        .cwd
+        .as_deref()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| home.clone());
+    let env = Env {
+        cwd: cwd.clone(),
+        home: home.clone(),
+        data_dir: st.data_dir.clone(),
+        uid: st.uid,
+    };
+    if let Some(tx) = job.undo {
+        return undo_job(st, job, cancel, env, Some(tx.to_string()));
+    }
+    let plan = match (&job.req.plan, &job.req.request) {
+        (Some(p), _) => {
+            let mut p = p.clone();
+            if p.request.is_none() {
+                p.request = job.req.request.clone();
+            }
+            p
+        }
+        (None, Some(text)) => {
+            let conversation: Option<Conversation> = job
+                .req
+                .context
+                .clone()
+                .and_then(|c| serde_json::from_value(c).ok());
+            let ctx = PlanContext {
+                home: home.display().to_string(),
+                cwd: cwd.display().to_string(),
+                conversation,
+            };
+            // The same cascade as the CLI; model calls and cache use are journaled for
+            // metering (`kernos usage`) like any other event of the action.
+            let planned = st
+                .planner
+                .plan(text, &ctx, &kernos_planner::llm::PlanOptions::default());
+            for (kind, payload) in kernos_planner::llm::events_for(&planned, text) {
+                let _ = st.store.append_ev(event(st, job, kind, payload));
+            }
+            match planned.outcome {
+                Outcome::Plan {
+                    mut plan,
+                    confidence,
+                } => {
+                    if plan.request.is_none() {
+                        plan.request = Some(text.clone());
+                    }
+                    let _ = st.store.append_ev(event(
+                        st,
+                        job,
+                        kind::PLAN_CREATED,
+                        json!({"plan": plan, "confidence": confidence}),
+                    ));
+                    plan
+                }
+                Outcome::Undo { target } => return undo_job(st, job, cancel, env, target),
+                Outcome::NotUnderstood {
+                    message,
+                    suggestions,
+                } => {
+                    let _ = st.store.append_ev(event(
+                        st,
+                        job,
+                        kind::PLAN_FAILED,
+                        json!({"message": message, "suggestions": suggestions}),
+                    ));
+                    return finish(
+                        st,
+                        job,
+                        json!({"status": "not_understood", "error": message, "units": 0.0, "steps": []}),
+                    );
+                }
+            }
+        }
+        (None, None) => {
+            return finish(
+                st,
+                job,
+                json!({"status": "invalid", "error": "neither request nor plan", "units": 0.0}),
+            );
+        }
+    };
+    if let Err(e) = st.engine.validate(&plan) {
+        return finish(
+            st,
+            job,
+            json!({"status": "invalid", "error": e.to_string(), "units": 0.0}),
+        );
+    }
+    let session = Session {
+        env,
+        actor: job.principal.actor.clone(),
+        org: job.principal.org.clone(),
+        action: job.action,
+        cancel: cancel.clone(),
+        observer: &Quiet,
+    };
+    let read_only = plan.steps.iter().all(|s| {
+        st.engine
+            .registry()
+            .get(&s.tool, &s.action)
+            .is_some_and(|a| a.spec().is_read_only())
+    });
+    let mut preview = None;
+    if !read_only || job.req.dry_run {
+        let p = match st.engine.preview(&plan, &session) {
+            Ok(p) => p,
+            Err(e) => {
+                return finish(
+                    st,
+                    job,
+                    json!({"status": "error", "error": e.to_string(), "units": 0.0}),
+                );
+            }
+        };
+        let _ = st.store.append_ev(event(
+            st,
+            job,
+            ACTION_PREVIEWED,
+            json!({"preview": p, "plan": plan}),
+        ));
+        if let Some(why) = &p.denied {
+            return finish(
+                st,
+                job,
+                json!({"status": "denied", "error": why, "units": 0.0}),
+            );
+        }
+        if job.req.dry_run {
+            return finish(st, job, json!({"status": "previewed", "units": 0.0}));
+        }
+        preview = Some(p);
+    }
+    let mut approver = ApiApprover {
+        st: st.clone(),
+        principal: job.principal.clone(),
+        action: job.action,
+        auto: job.req.auto_approve,
+        cancel: cancel.clone(),
+    };
+    match st
+        .engine
+        .run(&plan, preview.as_ref(), &session, &mut approver)
+    {
+        Ok(report) => {
+            let (u, steps) = units(st, &report);
+            finish(
+                st,
+                job,
+                json!({
+                    "status": report.status.as_str(),
+                    "tx": report.tx,
+                    "undoable": report.undoable,
+                    "cpu_ms": report.cpu_ms,
+                    "units": u,
+                    "steps_run": steps,
+                    "steps": step_summaries(&report),
+                }),
+            );
+        }
+        Err(e) => finish(
+            st,
+            job,
+            json!({"status": "error", "error": e.to_string(), "units": 0.0}),
+        ),
+    }
+}
+
+/// "undo that" sent as a request: asks for approval of the undo as a whole, then undoes.
+fn undo_job(st: &Arc<State>, job: &Job, cancel: &CancelToken, env: Env, target: Option<String>) {
+    let org = job.principal.org.clone();
+    let tx = match target {
+        Some(t) => st.engine.resolve_tx(&t).ok(),
+        None => st.engine.last_undoable(Some(&org)).ok().flatten(),
+    };
+    let Some(tx) = tx.filter(|t| tx_in_org(st, *t, &org)) else {
+        return finish(
+            st,
+            job,
+            json!({"status": "failed", "error": "nothing to undo in this organisation (see GET /v1/state/transactions)", "units": 0.0}),
+        );
+    };
+    let session = Session {
+        env,
+        actor: job.principal.actor.clone(),
+        org: org.clone(),
+        action: job.action,
+        cancel: cancel.clone(),
+        observer: &Quiet,
+    };
+    let mut approver = ApiApprover {
+        st: st.clone(),
+        principal: job.principal.clone(),
+        action: job.action,
+        auto: job.req.auto_approve,
+        cancel: cancel.clone(),
+    };
+    let plan = match st.engine.undo_plan(tx) {
+        Ok(p) => p,
+        Err(e) => {
+            return finish(
+                st,
+                job,
+                json!({"status": "failed", "error": e.to_string(), "units": 0.0}),
+            );
+        }
+    };
+    let args = serde_json::Map::from_iter([
+        ("tx".to_owned(), json!(tx.to_string())),
+        (
+            "items".to_owned(),
+            json!(
+                plan.items
+                    .iter()
+                    .map(|i| &i.description)
+                    .collect::<Vec<_>>()
+            ),
+        ),
+    ]);
+    let assessment = kernos_policy::Assessment {
+        risk: Risk::Medium,
+        decision: kernos_core::Decision::Ask {
+            reason: "undo changes files back".into(),
+        },
+        reasons: vec!["undo puts back what the transaction changed".into()],
+    };
+    let req = ApprovalRequest {
+        tx,
+        step: 0,
+        name: "undo",
+        args: &args,
+        effects: &[],
+        assessment: &assessment,
+        changes: None,
+    };
+    if let Approval::Decline(r) = approver.approve(&req) {
+        return finish(
+            st,
+            job,
+            json!({"status": "declined", "error": r, "tx": tx, "units": 0.0}),
+        );
+    }
+    match st.engine.undo(tx, &session, &mut approver) {
+        Ok(r) => finish(
+            st,
+            job,
+            json!({"status": if r.complete() {"undone"} else {"failed"}, "tx": tx, "undo": r, "units": 0.0}),
+        ),
+        Err(e) => finish(
+            st,
+            job,
+            json!({"status": "failed", "error": e.to_string(), "units": 0.0}),
+        ),
+    }
+}
+
+/// Whether transaction `tx` belongs to `org` (so no org can undo another's work).
+pub(crate) fn tx_in_org(st: &State, tx: kernos_core::TxId, org: &str) -> bool {
+    let q = Query {
+        tx: Some(tx.to_string()),
+        kind: Some(kind::TX_STARTED.into()),
+        limit: Some(1),
+        ..Query::default()
+    };
+    st.store
+        .with_reader(|j| j.query(&q))
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .is_some_and(|e| e.org == org)
+}
+
+/// Answers approval requests through the API: journals `approval.requested` and waits for
+/// POST /v1/approvals/{id} (or the timeout, or cancellation).
+struct ApiApprover {
+    st: Arc<State>,
+    principal: Principal,
+    action: ActionId,
+    auto: bool,
+    cancel: CancelToken,
+}
+
+impl Approver for ApiApprover {
+    fn approve(&mut self, req: &ApprovalRequest<'_>) -> Approval {
+        let risk = req.assessment.risk;
+        if self.auto
+            && self
+                .principal
+                .role
+                .max_approvable()
+                .is_some_and(|m| risk <= m)
+        {
+            return Approval::Approve(format!(
+                "approved at submission by {} ({})",
+                self.principal.actor, self.principal.role
+            ));
+        }
+        let id = ApprovalId::generate();
+        let timeout = Duration::from_secs(self.st.config.approval_timeout_s);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let view = crate::api::ApprovalView {
+            approval: id.to_string(),
+            action: self.action.to_string(),
+            tx: req.tx.to_string(),
+            step: req.step,
+            name: req.name.to_owned(),
+            args: Value::Object(req.args.clone()),
+            risk,
+            reasons: req.assessment.reasons.clone(),
+            changes: req
+                .changes
+                .map(|c| c.iter().map(|c| c.describe()).collect())
+                .unwrap_or_default(),
+            requested_by: self.principal.actor.0.clone(),
+            requested_ms: now_ms(),
+            expires_ms: now_ms() + timeout.as_millis() as i64,
+            min_role: if risk > Risk::Medium {
+                crate::Role::Admin
+            } else {
+                crate::Role::Operator
+            },
+        };
+        // Registered before it is journaled, so a client reacting to the event finds it.
+        if let Ok(mut a) = self.st.approvals.lock() {
+            a.insert(
+                id,
+                Pending {
+                    view: view.clone(),
+                    risk,
+                    answer: tx,
+                    org: self.principal.org.clone(),
+                },
+            );
+        }
+        let ev = NewEvent::new(kind::APPROVAL_REQUESTED, self.principal.actor.clone())
+            .org(&self.principal.org)
+            .action(self.action)
+            .tx(req.tx)
+            .payload(serde_json::to_value(&view).unwrap_or(Value::Null));
+        if let Err(e) = self.st.store.append_ev(ev) {
+            self.forget(id);
+            return Approval::Decline(format!("cannot journal the approval request: {e}"));
+        }
+        let deadline = Instant::now() + timeout;
+        let answer = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break None;
+            }
+            match rx.recv_timeout(left.min(Duration::from_millis(100))) {
+                Ok(a) => break Some(a),
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.cancel.is_cancelled() {
+                        break Some(Answer {
+                            approved: false,
+                            reason: "cancelled while waiting for approval".into(),
+                        });
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break None,
+            }
+        };
+        self.forget(id);
+        match answer {
+            Some(a) if a.approved => Approval::Approve(a.reason),
+            Some(a) => Approval::Decline(a.reason),
+            None => Approval::Decline(format!(
+                "no answer within {} s (approval {id}); submit the action again",
+                timeout.as_secs()
+            )),
+        }
+    }
+}
+
+impl ApiApprover {
+    fn forget(&self, id: ApprovalId) {
+        if let Ok(mut a) = self.st.approvals.lock() {
+            a.remove(&id);
+        }
+    }
+}
+
+/// Adds a finished action to usage and metrics.
+pub(crate) fn account(usage: &mut Usage, metrics: &crate::metrics::Metrics, e: &Event) {
+    let p = &e.payload;
+    let units = p.get("units").and_then(Value::as_f64).unwrap_or(0.0);
+    let steps = p.get("steps_run").and_then(Value::as_u64).unwrap_or(0);
+    let cpu = p.get("cpu_ms").and_then(Value::as_u64).unwrap_or(0);
+    usage.add(&e.org, e.ts_ms, units, steps, cpu);
+    metrics.action_finished(p.get("status").and_then(Value::as_str).unwrap_or("unknown"));
+    metrics.units(&e.org, units);
+}
+
+/// Keeps read models current from the published stream (runs on the writer thread: cheap).
+pub(crate) fn on_published(st: &State, p: &crate::Published) {
+    match p.kind.as_str() {
+        KEY_CREATED | KEY_REVOKED => {
+            if let (Some(e), Ok(mut k)) = (p.event(), st.keys.write()) {
+                k.apply(&e);
+            }
+        }
+        ACTION_FINISHED => {
+            if let (Some(e), Ok(mut u)) = (p.event(), st.usage.lock()) {
+                account(&mut u, &st.metrics, &e);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// At start: finds actions a crash left unfinished since the last `daemon.started` that has no
+/// matching `daemon.stopped`, journals each as interrupted and finished, and reports them.
+pub(crate) fn recover(
+    st: &State,
+    j: &Journal,
+) -> Result<Vec<(ActionId, String)>, kernos_journal::JournalError> {
+    let last = j.query(&Query {
+        kind_prefix: Some("daemon.".into()),
+        newest_first: true,
+        limit: Some(1),
+        ..Query::default()
+    })?;
+    let Some(last) = last.into_iter().next() else {
+        return Ok(Vec::new());
+    };
+    if last.kind == DAEMON_STOPPED {
+        return Ok(Vec::new());
+    }
+    let since = last.seq;
+    let mut open: Vec<(ActionId, String, Option<String>)> = Vec::new();
+    j.for_each(
+        &Query {
+            after: Some(since),
+            kind: Some(kind::ACTION_SUBMITTED.into()),
+            ..Query::default()
+        },
+        |e| {
+            if let Some(a) = e.action {
+                open.push((a, e.org.clone(), Some(e.actor.0.clone())));
+            }
+            true
+        },
+    )?;
+    let mut done = std::collections::HashSet::new();
+    j.for_each(
+        &Query {
+            after: Some(since),
+            kind: Some(ACTION_FINISHED.into()),
+            ..Query::default()
+        },
+        |e| {
+            if let Some(a) = e.action {
+                done.insert(a);
+            }
+            true
+        },
+    )?;
+    let mut out = Vec::new();
+    for (a, org, actor) in open {
+        if done.contains(&a) {
+            continue;
+        }
+        let actor = kernos_core::Actor(actor.unwrap_or_else(|| "system".into()));
+        let detail = "the daemon stopped (crash or kill) while this action was queued or running; it did not complete. Check what it did with GET /v1/state/actions/{id} and submit it again if needed";
+        for (k, payload) in [
+            (ACTION_INTERRUPTED, json!({"detail": detail})),
+            (
+                ACTION_FINISHED,
+                json!({"status": "interrupted", "error": detail, "units": 0.0}),
+            ),
+        ] {
+            st.store.append_ev(
+                NewEvent::new(k, actor.clone())
+                    .org(&org)
+                    .action(a)
+                    .payload(payload),
+            )?;
+        }
+        tracing::warn!(action = %a, org = %org, "action interrupted by a crash: marked interrupted");
+        out.push((a, org));
+    }
+    Ok(out)
+}
+
+/// Journals `daemon.started`, and `audit.config.changed` when the config differs from the
+/// one recorded at the previous start.
+pub(crate) fn journal_start(
+    st: &State,
+    config_text: Option<&str>,
+) -> Result<(), kernos_journal::JournalError> {
+    let hash = config_text.map(|t| {
+        use sha2::Digest;
+        sha2::Sha256::digest(t.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    });
+    if let Some(h) = &hash {
+        let prev = st.store.with_reader(|j| {
+            j.query(&Query {
+                kind: Some("audit.config.changed".into()),
+                newest_first: true,
+                limit: Some(1),
+                ..Query::default()
+            })
+        })?;
+        let before = prev.first().map(|e| e.payload["after"].clone());
+        let before_hash = before
+            .as_ref()
+            .and_then(|b| b.get("sha256"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if before_hash.as_deref() != Some(h.as_str()) {
+            st.store.append_ev(
+                NewEvent::new("audit.config.changed", st.local_actor.clone()).payload(json!({
+                    "actor": st.local_actor,
+                    "org": kernos_core::LOCAL_ORG,
+                    "role": "owner",
+                    "source": "daemon start",
+                    "before": before,
+                    "after": {"sha256": h, "text": config_text},
+                })),
+            )?;
+        }
+    }
+    st.store.append_ev(
+        NewEvent::new(DAEMON_STARTED, kernos_core::Actor::system()).payload(json!({
+            "pid": std::process::id(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "workers": st.config.workers,
+            "queue": st.config.queue,
+        })),
+    )?;
+    Ok(())
+}

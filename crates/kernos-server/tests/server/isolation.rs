@@ -1,0 +1,146 @@
+//! Organisations are isolated: one never sees another's actions, events, approvals, usage,
+//! transactions, audit records or keys, by any endpoint or filter.
+
+use axum::http::StatusCode;
+use kernos_server::Role;
+use serde_json::json;
+
+use crate::sse::read_events;
+use crate::{Auth, T};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_org_sees_nothing_of_the_first() {
+    let t = T::start();
+    t.file("work/old.log", "x");
+    let acme_owner = t.key("acme", Role::Owner).await;
+    let acme_op = t.key("acme", Role::Operator).await;
+    // acme: a finished read (a transaction and usage), and a change waiting for approval.
+    let read = t
+        .submit(
+            Auth::Key(&acme_op),
+            json!({"request": "list files in .", "cwd": t.cwd()}),
+        )
+        .await;
+    let done = t.finished(Auth::Key(&acme_op), &read).await;
+    let acme_tx = done["tx"].as_str().unwrap().to_owned();
+    let waiting = t
+        .submit(
+            Auth::Key(&acme_op),
+            json!({"request": "delete old.log", "cwd": t.cwd()}),
+        )
+        .await;
+    let approval = t.pending(Auth::Key(&acme_op), &waiting).await;
+    let approval_id = approval["approval"].as_str().unwrap().to_owned();
+    let acme_keys = t
+        .call("GET", "/v1/keys", Auth::Key(&acme_owner), None)
+        .await
+        .json();
+    let acme_key_id = acme_keys[0]["id"].as_str().unwrap().to_owned();
+
+    for role in Role::ALL {
+        let g = t.key("globex", role).await;
+        let k = Auth::Key(&g);
+        let body = |p: &str| {
+            let t = &t;
+            let p = p.to_owned();
+            async move { String::from_utf8_lossy(&t.call("GET", &p, k, None).await.body).to_string() }
+        };
+        for p in [
+            "/v1/state/actions",
+            "/v1/state/approvals",
+            "/v1/state/transactions",
+            "/v1/state/usage",
+            "/v1/keys",
+            "/v1/audit",
+            "/v1/audit.csv",
+        ] {
+            let b = body(p).await;
+            for secret in [&read, &waiting, &acme_tx, &approval_id, &acme_key_id] {
+                assert!(
+                    !b.contains(secret.as_str()),
+                    "{role} of globex sees {secret} in {p}: {b}"
+                );
+            }
+            assert!(
+                !b.contains("\"acme\""),
+                "{role} of globex sees acme in {p}: {b}"
+            );
+        }
+        let r = t
+            .call("GET", &format!("/v1/state/actions/{read}"), k, None)
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{role}");
+        let usage = t.call("GET", "/v1/state/usage", k, None).await.json();
+        assert_eq!(usage["units"], 0.0, "{role}: {usage}");
+        if role >= Role::Operator {
+            let r = t
+                .call(
+                    "POST",
+                    &format!("/v1/approvals/{approval_id}"),
+                    k,
+                    Some(json!({"approve": true})),
+                )
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::NOT_FOUND,
+                "{role} approves across orgs"
+            );
+            let r = t
+                .call("POST", &format!("/v1/undo/{acme_tx}"), k, Some(json!({})))
+                .await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{role} undoes across orgs");
+            let r = t
+                .call("POST", &format!("/v1/actions/{waiting}/cancel"), k, None)
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::NOT_FOUND,
+                "{role} cancels across orgs"
+            );
+        }
+        if role >= Role::Admin {
+            let r = t.call("GET", "/v1/keys?org=acme", k, None).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN);
+            let r = t
+                .call("DELETE", &format!("/v1/keys/{acme_key_id}"), k, None)
+                .await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND);
+            let r = t
+                .call(
+                    "POST",
+                    "/v1/keys",
+                    k,
+                    Some(json!({"org": "acme", "role": "viewer"})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN);
+        }
+        // Events: from the start of the journal, by every filter.
+        for q in [
+            "after=0".to_owned(),
+            format!("after=0&action={read}"),
+            "after=0&prefix=action.".to_owned(),
+            "after=0&prefix=audit.".to_owned(),
+        ] {
+            let evs = read_events(&t, &format!("/v1/events?{q}"), k, &[], usize::MAX, 300).await;
+            assert!(
+                evs.iter().all(|e| e.data["org"] == "globex"),
+                "{role} with {q} sees another org: {:?}",
+                evs.iter().map(|e| &e.data).collect::<Vec<_>>()
+            );
+        }
+        let r = t.call("GET", "/v1/events?org=acme", k, None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    // acme still sees its own approval and can decline it.
+    let r = t
+        .call(
+            "POST",
+            &format!("/v1/approvals/{approval_id}"),
+            Auth::Key(&acme_op),
+            Some(json!({"approve": false, "reason": "test over"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+}

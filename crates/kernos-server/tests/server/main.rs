@@ -1,0 +1,354 @@
+//! The daemon's router, driven in process with `tower::ServiceExt::oneshot`: a real journal in a
+//! temporary directory, real workers running the real engine, real read models.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod flows;
+mod isolation;
+mod matrix;
+mod sse;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use kernos_core::{CancelToken, ExecError, ExecOutcome, ExecRequest, ProcessRunner};
+use kernos_server::{Daemon, DaemonOptions, Peer, Role, ServerConfig, State};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// Tools used here run in process; anything that would spawn a child is refused, so a test can
+/// never run a real command on the host.
+#[derive(Debug)]
+struct NoChildren;
+
+impl ProcessRunner for NoChildren {
+    fn run(&self, _: &ExecRequest, _: &CancelToken) -> Result<ExecOutcome, ExecError> {
+        Err(ExecError::Unavailable(
+            "tests run no child processes".into(),
+        ))
+    }
+}
+
+/// Who calls.
+#[derive(Clone, Copy)]
+pub(crate) enum Auth<'a> {
+    /// Nobody.
+    None,
+    /// An API key.
+    Key(&'a str),
+    /// The daemon's own user on the Unix socket.
+    Local,
+}
+
+/// An answer.
+pub(crate) struct Resp {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Resp {
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {} {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// A daemon over a fresh data directory.
+pub(crate) struct T {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) home: PathBuf,
+    daemon: Option<Daemon>,
+    pub(crate) st: Arc<State>,
+    pub(crate) app: Router,
+}
+
+impl T {
+    pub(crate) fn start() -> T {
+        Self::with(ServerConfig::default())
+    }
+
+    pub(crate) fn with(config: ServerConfig) -> T {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join("work")).unwrap();
+        std::fs::create_dir_all(home.join("sys")).unwrap();
+        Self::open(dir, home, config)
+    }
+
+    pub(crate) fn open(dir: tempfile::TempDir, home: PathBuf, config: ServerConfig) -> T {
+        let daemon = Daemon::start(DaemonOptions {
+            data_dir: dir.path().join("data"),
+            config,
+            // `home/sys` stands in for a system path: changes there are high risk.
+            policy: kernos_policy::Config {
+                system: vec![home.join("sys")],
+                ..kernos_policy::Config::default()
+            },
+            runner: Arc::new(NoChildren),
+            home: home.clone(),
+            config_text: None,
+            planner: kernos_planner::llm::Cascade::offline(),
+        })
+        .unwrap();
+        let st = daemon.state();
+        let app = kernos_server::app(st.clone());
+        T {
+            dir,
+            home,
+            daemon: Some(daemon),
+            st,
+            app,
+        }
+    }
+
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Stops the daemon (as SIGTERM would).
+    pub(crate) fn stop(&mut self) {
+        if let Some(d) = self.daemon.take() {
+            d.shutdown(Duration::from_secs(3));
+        }
+    }
+
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<Value>,
+    ) -> Resp {
+        self.call_with(method, path, auth, body, &[]).await
+    }
+
+    pub(crate) async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut b = Request::builder().method(method).uri(path);
+        match auth {
+            Auth::Key(k) => b = b.header("authorization", format!("Bearer {k}")),
+            Auth::Local => {}
+            Auth::None => {}
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let mut req = match body {
+            Some(v) => b
+                .header("content-type", "application/json")
+                .body(Body::from(v.to_string()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        let peer = match auth {
+            Auth::Local => Peer::Unix {
+                // SAFETY: geteuid cannot fail.
+                uid: unsafe { libc::geteuid() },
+                pid: None,
+            },
+            _ => Peer::Tcp {
+                addr: "127.0.0.1:40000".parse().unwrap(),
+                tls: false,
+            },
+        };
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A new key (made by the host operator over the socket).
+    pub(crate) async fn key(&self, org: &str, role: Role) -> String {
+        let r = self
+            .call(
+                "POST",
+                "/v1/keys",
+                Auth::Local,
+                Some(json!({"org": org, "role": role, "label": "test"})),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()["key"].as_str().unwrap().to_owned()
+    }
+
+    /// Submits and returns the action id.
+    pub(crate) async fn submit(&self, auth: Auth<'_>, body: Value) -> String {
+        let r = self.call("POST", "/v1/actions", auth, Some(body)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::ACCEPTED,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()["action"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the action has ended; returns its detail.
+    pub(crate) async fn finished(&self, auth: Auth<'_>, action: &str) -> Value {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self
+                .call("GET", &format!("/v1/state/actions/{action}"), auth, None)
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::OK,
+                "{}",
+                String::from_utf8_lossy(&r.body)
+            );
+            let v = r.json();
+            let s = v["status"].as_str().unwrap().to_owned();
+            if s != "queued" && s != "running" {
+                return v;
+            }
+            assert!(
+                Instant::now() < until,
+                "action {action} did not finish: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the action has a step waiting for approval; returns it.
+    pub(crate) async fn pending(&self, auth: Auth<'_>, action: &str) -> Value {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self.call("GET", "/v1/state/approvals", auth, None).await;
+            assert_eq!(r.status, StatusCode::OK);
+            if let Some(a) = r
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["action"] == action)
+            {
+                return a.clone();
+            }
+            assert!(Instant::now() < until, "no approval appeared for {action}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Writes a file under home/work.
+    pub(crate) fn file(&self, rel: &str, content: &str) -> PathBuf {
+        let p = self.home.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    pub(crate) fn cwd(&self) -> String {
+        self.home.join("work").display().to_string()
+    }
+}
+
+impl Drop for T {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_runs_and_its_events_are_journaled_in_order() {
+    let t = T::start();
+    t.file("work/logs/big.log", &"x".repeat(3000));
+    t.file("work/logs/small.log", "x");
+    let k = t.key("acme", Role::Operator).await;
+    let a = t
+        .submit(
+            Auth::Key(&k),
+            json!({"request": "show the 2 largest files in logs", "cwd": t.cwd()}),
+        )
+        .await;
+    let d = t.finished(Auth::Key(&k), &a).await;
+    assert_eq!(d["status"], "committed", "{d}");
+    let kinds: Vec<&str> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"action.submitted"));
+    assert!(kinds.contains(&"plan.created") && kinds.contains(&"step.finished"));
+    assert_eq!(kinds.last(), Some(&"action.finished"));
+    let out = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "step.finished")
+        .unwrap();
+    let rows = out["payload"]["result"]["output"]["rows"]
+        .as_array()
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0].to_string().contains("big.log"), "{rows:?}");
+    let seqs: Vec<u64> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    // Metering: the action was charged its per-step overhead.
+    assert!(d["units"].as_f64().unwrap() > 0.0, "{d}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_the_openapi_document_need_no_key() {
+    let t = T::start();
+    let h = t.call("GET", "/healthz", Auth::None, None).await;
+    assert_eq!(h.status, StatusCode::OK);
+    let r = t.call("GET", "/readyz", Auth::None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["status"], "ready");
+    let d = t.call("GET", "/v1/openapi.json", Auth::None, None).await;
+    assert_eq!(d.status, StatusCode::OK);
+    let doc = d.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for p in [
+        "/v1/actions",
+        "/v1/events",
+        "/v1/state/actions/{id}",
+        "/v1/approvals/{id}",
+        "/v1/undo/{tx}",
+        "/v1/audit.csv",
+        "/metrics",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "{p} is not documented");
+    }
+}
