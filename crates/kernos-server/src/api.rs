@@ -549,9 +549,15 @@ async fn metrics(
     }
     let pending = st.approvals.lock().map(|a| a.len()).unwrap_or(0);
     let running = st.running.lock().map(|r| r.len()).unwrap_or(0);
-    let text = st
+    let mut text = st
         .metrics
         .render(st.queued.load(Ordering::Acquire), running, pending);
+    // The model tier's counters (tokens, cost, cache hit ratio) read the plan cache's
+    // SQLite file: off the async threads.
+    let planner = st.clone();
+    if let Ok(llm) = tokio::task::spawn_blocking(move || planner.planner.prometheus()).await {
+        text.push_str(&llm);
+    }
     let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -322,6 +322,23 @@ impl Cascade {
         self.cache_slot().ok().flatten()
     }
 
+    /// Prometheus text for the model tier: per provider/model tries, errors, tokens, cost and
+    /// latency since this cascade's model was built, and the plan cache's hits, misses,
+    /// hit ratio and size. Empty with no model configured. Builds nothing: a model never
+    /// asked contributes no series; the cache is opened (it is a small SQLite file) so its
+    /// persisted counters show from the first scrape. Blocking: call it off async threads.
+    pub fn prometheus(&self) -> String {
+        let Some(t) = &self.tier else {
+            return String::new();
+        };
+        let models = match t.model.get() {
+            Some(Ok(m)) => m.metrics(),
+            _ => Vec::new(),
+        };
+        let cache = self.cache().and_then(|c| c.stats().ok());
+        super::usage::prometheus(&models, cache.as_ref())
+    }
+
     /// Whether a model can be asked at all.
     pub fn has_model(&self) -> bool {
         self.tier.is_some()

@@ -11,8 +11,8 @@ use std::sync::{Arc, OnceLock};
 
 use kernos_core::{Plan, PlanIssue};
 use kernos_llm::{
-    Attempt, BlockingRouter, ChatRequest, ChatResponse, LlmError, Mechanism, Message, OutputSchema,
-    RouteOpts,
+    Attempt, BlockingRouter, ChatRequest, ChatResponse, LlmError, Mechanism, Message, ModelStats,
+    OutputSchema, RouteOpts,
 };
 use kernos_tools::Registry;
 use serde_json::Value;
@@ -34,6 +34,12 @@ pub trait ChatModel: Send + Sync {
         req: &ChatRequest,
         opts: &RouteOpts,
     ) -> Result<ChatResponse, LlmError>;
+
+    /// Tries, tokens, cost and latency per provider/model since the model was built (the
+    /// daemon's `/metrics`). A test double that does not count answers nothing.
+    fn metrics(&self) -> Vec<ModelStats> {
+        Vec::new()
+    }
 }
 
 impl std::fmt::Debug for dyn ChatModel + '_ {
@@ -50,6 +56,10 @@ impl ChatModel for BlockingRouter {
         opts: &RouteOpts,
     ) -> Result<ChatResponse, LlmError> {
         BlockingRouter::complete(self, lane, req, opts)
+    }
+
+    fn metrics(&self) -> Vec<ModelStats> {
+        self.router().metrics()
     }
 }
 
@@ -84,6 +94,10 @@ impl ChatModel for HandleModel {
         opts: &RouteOpts,
     ) -> Result<ChatResponse, LlmError> {
         self.handle.block_on(self.router.complete(lane, req, opts))
+    }
+
+    fn metrics(&self) -> Vec<ModelStats> {
+        self.router.metrics()
     }
 }
 

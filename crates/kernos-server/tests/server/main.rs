@@ -5,6 +5,7 @@
 
 mod flows;
 mod isolation;
+mod llm;
 mod matrix;
 mod sse;
 
@@ -88,6 +89,16 @@ impl T {
     }
 
     pub(crate) fn open(dir: tempfile::TempDir, home: PathBuf, config: ServerConfig) -> T {
+        Self::open_with(dir, home, config, kernos_planner::llm::Cascade::offline())
+    }
+
+    /// With this planner cascade (a model tier, a plan cache).
+    pub(crate) fn open_with(
+        dir: tempfile::TempDir,
+        home: PathBuf,
+        config: ServerConfig,
+        planner: kernos_planner::llm::Cascade,
+    ) -> T {
         let daemon = Daemon::start(DaemonOptions {
             data_dir: dir.path().join("data"),
             config,
@@ -99,7 +110,7 @@ impl T {
             runner: Arc::new(NoChildren),
             home: home.clone(),
             config_text: None,
-            planner: kernos_planner::llm::Cascade::offline(),
+            planner,
         })
         .unwrap();
         let st = daemon.state();

@@ -1,0 +1,166 @@
+//! The daemon plans with the same cascade as the CLI: a request the offline planner does not
+//! know goes to the configured model (here a local OpenAI-compatible server on a real socket,
+//! answering in the real wire format), the plan is cached, and `/metrics` exports the model
+//! tier's calls, tokens, cost and cache hit ratio.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use kernos_llm::{LlmConfig, Price, ProviderConfig, ProviderKind};
+use kernos_planner::llm::{Cascade, HostFacts, PlanCache};
+use kernos_server::{Role, ServerConfig};
+use serde_json::json;
+
+use super::{Auth, T};
+
+/// An OpenAI chat completion whose content is a one-step plan (`sys.uptime`, read in process).
+fn completion() -> String {
+    let plan = json!({
+        "steps": [{"action": "sys.uptime", "args": [], "needs": [], "why": "How long the box has been up."}],
+        "message": "",
+    });
+    json!({
+        "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+        "object": "chat.completion",
+        "created": 1741569952,
+        "model": "gpt-4.1-mini-2025-04-14",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": plan.to_string(), "refusal": null, "annotations": []}, "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500},
+        "service_tier": "default",
+        "system_fingerprint": "fp_38647f5e19",
+    })
+    .to_string()
+}
+
+/// Answers every request on a loopback port with [`completion`]; counts the requests.
+fn fake_openai() -> (String, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/v1", l.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { return };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            counter.fetch_add(1, Ordering::SeqCst);
+            let answer = completion();
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (base, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_tail_requests_go_to_the_model_and_metrics_show_tokens_cost_and_cache() {
+    let (base, hits) = fake_openai();
+    let cfg = LlmConfig {
+        providers: vec![ProviderConfig {
+            name: "local".into(),
+            kind: ProviderKind::OpenAi,
+            base_url: Some(base),
+            lanes: [("fast".to_owned(), "small-model".to_owned())].into(),
+            prices: [(
+                "small-model".to_owned(),
+                Price {
+                    input_per_mtok: 1.0,
+                    output_per_mtok: 2.0,
+                },
+            )]
+            .into(),
+            timeout_ms: 5_000,
+            ..ProviderConfig::default()
+        }],
+        ..LlmConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join("work")).unwrap();
+    let cache = PlanCache::open(dir.path().join("plan-cache.db")).unwrap();
+    let planner = Cascade::lazy(cfg, || {
+        (
+            Arc::new(kernos_tools::Registry::builtin()),
+            HostFacts::detect(),
+        )
+    })
+    .with_cache(cache);
+    let t = T::open_with(dir, home, ServerConfig::default(), planner);
+
+    // Nothing asked yet: the cache is there, no model series.
+    let m = metrics(&t).await;
+    assert!(m.contains("kernos_plan_cache_misses_total 0"), "{m}");
+    assert!(!m.contains("kernos_llm_calls_total{"), "{m}");
+
+    let k = t.key("acme", Role::Operator).await;
+    let request = "how is the zorblax of this box doing";
+    for round in 0..2 {
+        let a = t
+            .submit(Auth::Key(&k), json!({"request": request, "cwd": t.cwd()}))
+            .await;
+        let d = t.finished(Auth::Key(&k), &a).await;
+        assert_eq!(d["status"], "committed", "round {round}: {d}");
+        let kinds: Vec<&str> = d["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert!(kinds.contains(&"llm.plan"), "{kinds:?}");
+        assert_eq!(
+            kinds.contains(&"llm.call"),
+            round == 0,
+            "only the first round asks the model: {kinds:?}"
+        );
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "the second plan came from the cache"
+    );
+
+    let m = metrics(&t).await;
+    for line in [
+        "kernos_llm_calls_total{provider=\"local\",model=\"small-model\"} 1",
+        "kernos_llm_errors_total{provider=\"local\",model=\"small-model\"} 0",
+        "kernos_llm_input_tokens_total{provider=\"local\",model=\"small-model\"} 1200",
+        "kernos_llm_output_tokens_total{provider=\"local\",model=\"small-model\"} 300",
+        "kernos_plan_cache_hits_total 1",
+        "kernos_plan_cache_misses_total 1",
+        "kernos_plan_cache_hit_ratio 0.5",
+    ] {
+        assert!(m.contains(line), "missing {line}:\n{m}");
+    }
+    // 1200 × $1/M + 300 × $2/M.
+    let cost: f64 = m
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("kernos_llm_cost_usd_total{provider=\"local\",model=\"small-model\"} ")
+        })
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((cost - 0.0018).abs() < 1e-9, "{cost}");
+}
+
+async fn metrics(t: &T) -> String {
+    let r = t.call("GET", "/metrics", Auth::Local, None).await;
+    assert_eq!(r.status, axum::http::StatusCode::OK);
+    String::from_utf8(r.body).unwrap()
+}
