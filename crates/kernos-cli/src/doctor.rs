@@ -59,7 +59,18 @@ pub fn checks(app: &App) -> Vec<Check> {
     let writable = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes())
         .map(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0)
         .unwrap_or(false);
-    out.push(if writable {
+    out.push(if !existing.is_dir() {
+        check(
+            "data directory",
+            "fail",
+            format!(
+                "{} cannot be created: {} is not a directory",
+                dir.display(),
+                existing.display()
+            ),
+            Some("set KERNOS_DATA_DIR to a writable directory"),
+        )
+    } else if writable {
         let how = if existing == dir.as_path() {
             "is writable"
         } else {
@@ -107,9 +118,11 @@ pub fn checks(app: &App) -> Vec<Check> {
         Ok(_) => check(
             "config",
             "ok",
-            crate::config::path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
+            match crate::config::path() {
+                Ok(p) if p.exists() => p.display().to_string(),
+                Ok(p) => format!("{} not present: built-in defaults", p.display()),
+                Err(e) => format!("built-in defaults ({e})"),
+            },
             None,
         ),
         Err(e) => check(
@@ -177,7 +190,49 @@ pub fn checks(app: &App) -> Vec<Check> {
         "offline planner built in (no model or network needed)",
         None,
     ));
+    out.extend(model_checks(app));
     out
+}
+
+/// The model tier as configured: no network call (`kernos models test NAME` makes one), only
+/// what can be known locally — which providers, and whether the API key each names is set.
+fn model_checks(app: &App) -> Vec<Check> {
+    let providers = &app.config.llm.providers;
+    if providers.is_empty() {
+        return vec![check(
+            "models",
+            "ok",
+            "none configured: the offline planner answers alone ([[llm.providers]] in the config adds one)",
+            None,
+        )];
+    }
+    providers
+        .iter()
+        .map(|p| {
+            let name = format!("model {}", p.name);
+            let target = p
+                .base_url
+                .clone()
+                .unwrap_or_else(|| format!("{:?} default endpoint", p.kind).to_lowercase());
+            match &p.api_key_env {
+                Some(var) if std::env::var_os(var).is_none_or(|v| v.is_empty()) => check(
+                    &name,
+                    "warn",
+                    format!("{target}: ${var} is not set, so calls will be refused"),
+                    Some("export the key, or remove api_key_env for a keyless local server"),
+                ),
+                _ => check(
+                    &name,
+                    "ok",
+                    format!(
+                        "{target} (not contacted; `kernos models test {}` calls it)",
+                        p.name
+                    ),
+                    None,
+                ),
+            }
+        })
+        .collect()
 }
 
 fn sandbox_checks(app: &App) -> Vec<Check> {
@@ -187,7 +242,8 @@ fn sandbox_checks(app: &App) -> Vec<Check> {
         .to_string()
         .lines()
         .skip(1)
-        .map(str::trim)
+        // The probe's table pads names into columns; one line wants single spaces.
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect::<Vec<_>>()
         .join("; ");
     let mut out = vec![if missing.is_empty() {

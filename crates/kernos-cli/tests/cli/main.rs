@@ -93,3 +93,72 @@ fn version_and_help_are_quick_and_need_no_data_dir() {
         "--version and --help must not create anything"
     );
 }
+
+#[test]
+fn doctor_says_what_works_and_what_to_fix() {
+    let w = World::new();
+    let out = w.run(&["doctor", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_name = |n: &str| {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("no {n} check in {checks}"))
+            .clone()
+    };
+    for n in [
+        "data directory",
+        "journal",
+        "config",
+        "sandbox",
+        "services",
+        "packages",
+        "planner",
+        "models",
+    ] {
+        by_name(n);
+    }
+    assert!(
+        by_name("data directory")["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("will be created")
+    );
+    assert!(!w.data.exists(), "doctor creates nothing");
+
+    // A journal in use is verified; a provider whose key is missing is a warning.
+    assert!(w.run(&["journal", "tail"]).status.success());
+    w.run(&["show the 2 largest files in ."]);
+    let cfg = w.home.join(".config/kernos/config.toml");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cfg,
+        "[[llm.providers]]\nname = \"claude\"\nkind = \"anthropic\"\napi_key_env = \"KERNOS_TEST_NO_SUCH_KEY\"\nmodel = \"claude-haiku-4-5\"\n",
+    )
+    .unwrap();
+    let out = w.run(&["doctor"]);
+    let s = text(&out.stdout);
+    assert!(s.contains("hash chain intact"), "{s}");
+    assert!(
+        s.contains("warn  model claude") && s.contains("$KERNOS_TEST_NO_SUCH_KEY is not set"),
+        "{s}"
+    );
+
+    // A data directory that cannot be created fails, exit 1, with the fix.
+    let file = w.root().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let out = w
+        .cmd(&["doctor"])
+        .env("KERNOS_DATA_DIR", file.join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("is not a directory") && s.contains("fix: set KERNOS_DATA_DIR"),
+        "{s}"
+    );
+}
