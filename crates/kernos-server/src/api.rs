@@ -566,6 +566,70 @@ async fn metrics(
     Ok(r)
 }
 
+/// Idempotency keys are scoped to who used them: one org's key never answers another's.
+fn idem_key(org: &str, actor: &str, key: &str) -> String {
+    format!("{org}\u{0}{actor}\u{0}{key}")
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Refills the idempotency cache from the journal's recent keyed submissions, so a client
+/// that retries because the daemon restarted gets its action back instead of a second one.
+/// Newest first, stopping at the cache's capacity or its time-to-live.
+pub(crate) fn restore_idempotency(
+    st: &State,
+    j: &kernos_journal::Journal,
+) -> Result<usize, kernos_journal::JournalError> {
+    let cfg = &st.config;
+    if cfg.idempotency_keys == 0 {
+        return Ok(0);
+    }
+    let ttl = Duration::from_secs(cfg.idempotency_ttl_s);
+    let now_ms = crate::limits::now_ms();
+    let mut found: Vec<(String, ActionId, [u8; 32], Duration)> = Vec::new();
+    j.for_each(
+        &kernos_journal::Query {
+            kind: Some(kind::ACTION_SUBMITTED.into()),
+            since_ms: Some(
+                now_ms.saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)),
+            ),
+            newest_first: true,
+            ..kernos_journal::Query::default()
+        },
+        |e| {
+            let p = &e.payload;
+            let key = p["idempotency_key"].as_str();
+            let body = p["body_sha256"].as_str().and_then(unhex);
+            if let (Some(k), Some(body), Some(a)) = (key, body, e.action) {
+                let age = Duration::from_millis(u64::try_from(now_ms - e.ts_ms).unwrap_or(0));
+                found.push((idem_key(&e.org, &e.actor.0, k), a, body, age));
+            }
+            found.len() < cfg.idempotency_keys
+        },
+    )?;
+    let n = found.len();
+    let now = Instant::now();
+    if let Ok(mut c) = st.idem.lock() {
+        for (k, a, body, age) in found.into_iter().rev() {
+            c.put(k, a, body, now.checked_sub(age).unwrap_or(now));
+        }
+    }
+    Ok(n)
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 fn body_hash(req: &SubmitRequest) -> [u8; 32] {
     let bytes = serde_json::to_vec(req).unwrap_or_default();
     sha2::Sha256::digest(&bytes).into()
@@ -711,7 +775,7 @@ async fn submit(
                 .ok_or_else(|| {
                     ApiError::bad_request("Idempotency-Key must be 1-255 visible ASCII characters")
                 })?;
-            Some(format!("{}\u{0}{}\u{0}{k}", p.org, p.actor))
+            Some(idem_key(&p.org, &p.actor.0, k))
         }
         None => None,
     };
@@ -743,6 +807,9 @@ async fn submit(
         "role": p.role,
         "source": p.source,
         "idempotency_key": idem.as_ref().map(|_| headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("")),
+        // With the key, so a restarted daemon still recognises a retry (see
+        // `restore_idempotency`).
+        "body_sha256": idem.as_ref().map(|_| hex(&hash)),
     });
     let queued = enqueue(
         &st,

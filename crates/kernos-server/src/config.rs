@@ -46,7 +46,8 @@ pub struct ServerConfig {
     pub sse_streams: usize,
     /// Most missed events a resuming SSE client is replayed; beyond it, a `resync` event.
     pub replay_limit: u64,
-    /// Idempotency keys remembered (oldest forgotten first), and for how long, seconds.
+    /// Idempotency keys remembered (oldest forgotten first; rebuilt from the journal when the
+    /// daemon starts, so a retry across a restart is still recognised).
     pub idempotency_keys: usize,
     /// How long an idempotency key is remembered, seconds.
     pub idempotency_ttl_s: u64,

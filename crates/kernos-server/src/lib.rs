@@ -138,6 +138,11 @@ impl std::fmt::Debug for State {
 }
 
 impl State {
+    /// Requests being answered right now (what the concurrency limit counts).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
     /// Appends an event from async code (waits for durability without blocking a thread).
     pub(crate) async fn append(
         &self,
@@ -271,6 +276,7 @@ impl Daemon {
         }));
 
         let recovered = worker::recover(&state, &boot)?;
+        api::restore_idempotency(&state, &boot)?;
         drop(boot);
         worker::journal_start(&state, opts.config_text.as_deref())?;
 

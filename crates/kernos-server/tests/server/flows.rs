@@ -193,7 +193,7 @@ async fn an_unanswered_approval_times_out_declined_and_journaled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_key_answers_the_same_action_and_refuses_another_body() {
-    let t = T::start();
+    let mut t = T::start();
     let op = t.key("acme", Role::Operator).await;
     let body = json!({"request": "list files in .", "cwd": t.cwd()});
     let h = [("idempotency-key", "abc-1")];
@@ -230,6 +230,38 @@ async fn idempotency_key_answers_the_same_action_and_refuses_another_body() {
         .await
         .json();
     assert_eq!(list.as_array().unwrap().len(), 1);
+
+    // A client retrying because the daemon restarted gets its action back, not a second one;
+    // the key is still bound to its body, and still scoped to whoever used it.
+    t.restart();
+    let r4 = t
+        .call_with(
+            "POST",
+            "/v1/actions",
+            Auth::Key(&op),
+            Some(body.clone()),
+            &h,
+        )
+        .await;
+    assert_eq!(
+        r4.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&r4.body)
+    );
+    assert_eq!(r4.json()["action"], r1.json()["action"]);
+    assert_eq!(r4.json()["replayed"], true);
+    let other = json!({"request": "list files in /", "cwd": t.cwd()});
+    let r5 = t
+        .call_with("POST", "/v1/actions", Auth::Key(&op), Some(other), &h)
+        .await;
+    assert_eq!(r5.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let op2 = t.key("acme", Role::Operator).await;
+    let r6 = t
+        .call_with("POST", "/v1/actions", Auth::Key(&op2), Some(body), &h)
+        .await;
+    assert_eq!(r6.status, StatusCode::ACCEPTED);
+    assert_ne!(r6.json()["action"], r1.json()["action"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -745,5 +777,70 @@ async fn a_request_that_takes_longer_than_the_timeout_gets_503() {
             .as_str()
             .unwrap()
             .contains("no answer within 2 ms")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_concurrency_limit_requests_get_503_with_retry_after() {
+    use axum::body::{Body, Bytes};
+    use axum::extract::ConnectInfo;
+    use http_body_util::Channel;
+    use http_body_util::channel::Sender;
+    use tower::ServiceExt;
+
+    let t = T::with(ServerConfig {
+        concurrency: 2,
+        ..ServerConfig::default()
+    });
+    let op = t.key("acme", Role::Operator).await;
+    // Two submissions whose bodies have not finished arriving hold both slots for as long
+    // as the test keeps their senders.
+    let mut held: Vec<(Sender<Bytes>, tokio::task::JoinHandle<StatusCode>)> = Vec::new();
+    for _ in 0..2 {
+        let (tx, body) = Channel::<Bytes>::new(1);
+        let mut req = axum::http::Request::post("/v1/actions")
+            .header("authorization", format!("Bearer {op}"))
+            .header("content-type", "application/json")
+            .body(Body::new(body))
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(kernos_server::Peer::Tcp {
+                addr: "127.0.0.1:40000".parse().unwrap(),
+                tls: false,
+            }));
+        let app = t.app.clone();
+        held.push((
+            tx,
+            tokio::spawn(async move { app.oneshot(req).await.unwrap().status() }),
+        ));
+    }
+    // Both are inside the daemon once the in-flight count says so.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while t.st.in_flight() < 2 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the held requests never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = t.call("GET", "/healthz", Auth::None, None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers["retry-after"], "1");
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("handling 2 requests already")
+    );
+    // Let them finish: both are accepted, and the slots are free again.
+    let body = json!({"request": "list files in .", "cwd": t.cwd()}).to_string();
+    for (mut tx, done) in held {
+        tx.send_data(Bytes::from(body.clone())).await.unwrap();
+        drop(tx);
+        assert_eq!(done.await.unwrap(), StatusCode::ACCEPTED);
+    }
+    assert_eq!(
+        t.call("GET", "/healthz", Auth::None, None).await.status,
+        StatusCode::OK
     );
 }

@@ -36,6 +36,29 @@ impl ProcessRunner for NoChildren {
     }
 }
 
+/// How every test daemon is started: a real journal under `data`, tools that run no child
+/// processes.
+fn options(
+    data: &std::path::Path,
+    home: &std::path::Path,
+    config: ServerConfig,
+    planner: kernos_planner::llm::Cascade,
+) -> DaemonOptions {
+    DaemonOptions {
+        data_dir: data.to_path_buf(),
+        config,
+        // `home/sys` stands in for a system path: changes there are high risk.
+        policy: kernos_policy::Config {
+            system: vec![home.join("sys")],
+            ..kernos_policy::Config::default()
+        },
+        runner: Arc::new(NoChildren),
+        home: home.to_path_buf(),
+        config_text: None,
+        planner,
+    }
+}
+
 /// Who calls.
 #[derive(Clone, Copy)]
 pub(crate) enum Auth<'a> {
@@ -99,20 +122,8 @@ impl T {
         config: ServerConfig,
         planner: kernos_planner::llm::Cascade,
     ) -> T {
-        let daemon = Daemon::start(DaemonOptions {
-            data_dir: dir.path().join("data"),
-            config,
-            // `home/sys` stands in for a system path: changes there are high risk.
-            policy: kernos_policy::Config {
-                system: vec![home.join("sys")],
-                ..kernos_policy::Config::default()
-            },
-            runner: Arc::new(NoChildren),
-            home: home.clone(),
-            config_text: None,
-            planner,
-        })
-        .unwrap();
+        let daemon =
+            Daemon::start(options(&dir.path().join("data"), &home, config, planner)).unwrap();
         let st = daemon.state();
         let app = kernos_server::app(st.clone());
         T {
@@ -122,6 +133,22 @@ impl T {
             st,
             app,
         }
+    }
+
+    /// Stops the daemon and starts a new one on the same data directory (default config,
+    /// offline planner).
+    pub(crate) fn restart(&mut self) {
+        self.stop();
+        let daemon = Daemon::start(options(
+            &self.data_dir(),
+            &self.home,
+            ServerConfig::default(),
+            kernos_planner::llm::Cascade::offline(),
+        ))
+        .unwrap();
+        self.st = daemon.state();
+        self.app = kernos_server::app(self.st.clone());
+        self.daemon = Some(daemon);
     }
 
     pub(crate) fn data_dir(&self) -> PathBuf {
