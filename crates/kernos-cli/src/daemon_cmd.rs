@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use kernos_core::event::kind;
-use kernos_core::{Actor, ColumnKind, NewEvent, Plan, Risk, TxId};
+use kernos_core::{Actor, NewEvent, Plan, Risk, TxId};
 use kernos_engine::payload::{StepDecided, StepFinished};
 use kernos_engine::{Preview, StepReport, StepStatus, TxReport, TxStatus};
 use kernos_journal::{Journal, Query};
@@ -478,29 +478,9 @@ fn finish(
         _ => {}
     }
     let report = rebuild_report(&plan, &seen, fin)?;
-    let mut produced: Vec<String> = Vec::new();
-    for s in report.steps.iter().rev() {
-        if let Some(out) = &s.output {
-            if let Some(col) = out
-                .columns
-                .iter()
-                .find(|c| c.kind == ColumnKind::Path)
-                .map(|c| c.name.clone())
-            {
-                produced = out
-                    .column_values(&col)
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect();
-                if !produced.is_empty() {
-                    break;
-                }
-            }
-        }
-    }
     *conversation = Some(Conversation::after_run(
         &plan,
-        produced,
+        report.produced_paths(),
         report.undoable.then(|| report.tx.to_string()),
     ));
     if app.global.json {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use kernos_core::event::kind;
-use kernos_core::{ActionId, Actor, CancelToken, ColumnKind, Event, LOCAL_ORG, Plan, Risk};
+use kernos_core::{ActionId, Actor, CancelToken, Event, LOCAL_ORG, Plan, Risk};
 use kernos_engine::{
     Approval, ApprovalRequest, ApproveAll, ApprovedUpTo, Approver, DeclineAll, Engine, Observer,
     Preview, Session, StepStatus, TxReport, TxStatus, short_id,
@@ -326,29 +326,9 @@ pub fn run_request(
     observer.finish();
 
     // Remember what this did, for "them", "that file", "undo that".
-    let mut produced: Vec<String> = Vec::new();
-    for s in report.steps.iter().rev() {
-        if let Some(out) = &s.output {
-            let paths = out
-                .columns
-                .iter()
-                .find(|c| c.kind == ColumnKind::Path)
-                .map(|c| c.name.clone());
-            if let Some(col) = paths {
-                produced = out
-                    .column_values(&col)
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect();
-                if !produced.is_empty() {
-                    break;
-                }
-            }
-        }
-    }
     *conversation = Some(Conversation::after_run(
         &plan,
-        produced,
+        report.produced_paths(),
         report.undoable.then(|| report.tx.to_string()),
     ));
 

@@ -125,6 +125,32 @@ pub struct TxReport {
     pub cpu_ms: u64,
 }
 
+impl TxReport {
+    /// The paths the run last produced: the path column of the latest step whose output has a
+    /// non-empty one (what "them" and "that file" refer to in a follow-up request).
+    pub fn produced_paths(&self) -> Vec<String> {
+        for s in self.steps.iter().rev() {
+            let Some(out) = &s.output else { continue };
+            let Some(col) = out
+                .columns
+                .iter()
+                .find(|c| c.kind == kernos_core::ColumnKind::Path)
+            else {
+                continue;
+            };
+            let paths: Vec<String> = out
+                .column_values(&col.name)
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
+            if !paths.is_empty() {
+                return paths;
+            }
+        }
+        Vec::new()
+    }
+}
+
 /// Who asks, from where, on behalf of which action, and how to report back.
 pub struct Session<'a> {
     /// Working directory, home, data directory.

@@ -596,19 +596,7 @@ async fn shutdown_declines_waiting_steps_and_marks_queued_actions_aborted() {
     });
     let f = t.file("work/keep.log", "x");
     let op = t.key("acme", Role::Operator).await;
-    let waiting = t
-        .submit(
-            Auth::Key(&op),
-            json!({"request": "delete keep.log", "cwd": t.cwd()}),
-        )
-        .await;
-    t.pending(Auth::Key(&op), &waiting).await;
-    let queued = t
-        .submit(
-            Auth::Key(&op),
-            json!({"request": "list files in .", "cwd": t.cwd()}),
-        )
-        .await;
+    let (waiting, queued) = t.waiting_and_queued(&op, "keep.log").await;
     let started = std::time::Instant::now();
     tokio::task::block_in_place(|| t.stop());
     assert!(
@@ -696,19 +684,7 @@ async fn cancel_stops_a_waiting_action_and_a_queued_one_never_starts() {
     });
     let f = t.file("work/c.log", "x");
     let op = t.key("acme", Role::Operator).await;
-    let waiting = t
-        .submit(
-            Auth::Key(&op),
-            json!({"request": "delete c.log", "cwd": t.cwd()}),
-        )
-        .await;
-    t.pending(Auth::Key(&op), &waiting).await;
-    let queued = t
-        .submit(
-            Auth::Key(&op),
-            json!({"request": "list files in .", "cwd": t.cwd()}),
-        )
-        .await;
+    let (waiting, queued) = t.waiting_and_queued(&op, "c.log").await;
     let r = t
         .call(
             "POST",

@@ -302,6 +302,25 @@ impl T {
         }
     }
 
+    /// With one worker: a delete of `file` waiting for approval (holding the worker), and a
+    /// read queued behind it. Returns their action ids.
+    pub(crate) async fn waiting_and_queued(&self, op: &str, file: &str) -> (String, String) {
+        let waiting = self
+            .submit(
+                Auth::Key(op),
+                json!({"request": format!("delete {file}"), "cwd": self.cwd()}),
+            )
+            .await;
+        self.pending(Auth::Key(op), &waiting).await;
+        let queued = self
+            .submit(
+                Auth::Key(op),
+                json!({"request": "list files in .", "cwd": self.cwd()}),
+            )
+            .await;
+        (waiting, queued)
+    }
+
     /// Writes a file under home/work.
     pub(crate) fn file(&self, rel: &str, content: &str) -> PathBuf {
         let p = self.home.join(rel);
