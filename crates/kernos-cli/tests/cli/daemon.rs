@@ -384,12 +384,12 @@ fn sigterm_mid_action_stops_cleanly_within_seconds() {
     assert!(out.status.success());
 }
 
-#[test]
-fn sigkill_mid_action_is_reported_interrupted_after_restart() {
-    let w = World::new();
+/// A daemon killed (SIGKILL) while a delete of `keep.log` waits for approval: the key and
+/// the action id.
+fn killed_while_waiting(w: &World) -> (String, String) {
     w.file("keep.log", "x");
-    let mut d = Daemon::start(&w, &[]);
-    let k = new_key(&w, "acme", "operator");
+    let mut d = Daemon::start(w, &[]);
+    let k = new_key(w, "acme", "operator");
     let a = submit(
         &d,
         &k,
@@ -397,6 +397,13 @@ fn sigkill_mid_action_is_reported_interrupted_after_restart() {
     );
     d.pending(&k, &a);
     d.signal(libc::SIGKILL);
+    (k, a)
+}
+
+#[test]
+fn sigkill_mid_action_is_reported_interrupted_after_restart() {
+    let w = World::new();
+    let (k, a) = killed_while_waiting(&w);
     assert!(
         w.data.join("kernos.sock").exists(),
         "a killed daemon leaves its socket"
@@ -424,16 +431,7 @@ fn sigkill_mid_action_is_reported_interrupted_after_restart() {
 #[test]
 fn a_restart_reports_what_a_crash_interrupted_on_stdout() {
     let w = World::new();
-    w.file("keep.log", "x");
-    let mut d = Daemon::start(&w, &[]);
-    let k = new_key(&w, "acme", "operator");
-    let a = submit(
-        &d,
-        &k,
-        json!({"request": "delete keep.log", "cwd": w.cwd.display().to_string()}),
-    );
-    d.pending(&k, &a);
-    d.signal(libc::SIGKILL);
+    let (_, a) = killed_while_waiting(&w);
     let mut c = w.cmd(&["serve", "--listen", "127.0.0.1:0"]);
     c.stdout(Stdio::piped()).stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
