@@ -32,17 +32,44 @@ impl Actor {
         Actor(format!("user:{name}"))
     }
 
-    /// The user running this process, from `$USER` (or the numeric uid when unset).
+    /// The user running this process: the account name of its real uid (or `uid<N>` when the
+    /// uid has no account). Never `$USER`: anyone can set that, and this name goes into the
+    /// audit record of every change.
     pub fn current_user() -> Self {
-        match std::env::var("USER") {
-            Ok(u) if !u.is_empty() => Actor::user(&u),
-            _ => Actor::user("unknown"),
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        match account_name(uid) {
+            Some(n) => Actor::user(&n),
+            None => Actor::user(&format!("uid{uid}")),
         }
     }
 
     /// As a string.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The passwd entry's name for `uid` (files, NSS — whatever the system is set up with).
+fn account_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    loop {
+        // SAFETY: zeroed passwd is a valid out-parameter; buf is live and its length is given.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; the strings it fills point into buf.
+        let rc =
+            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: on success pw_name is a NUL-terminated string inside buf.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        return Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty());
     }
 }
 
@@ -210,5 +237,19 @@ mod tests {
         let j = serde_json::to_value(&e).unwrap();
         assert!(j.get("tx").is_none());
         assert_eq!(serde_json::from_value::<Event>(j).unwrap(), e);
+    }
+
+    #[test]
+    fn current_user_is_the_account_of_the_real_uid() {
+        // SAFETY: getuid cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let expected = passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() > 2 && f[2] == uid.to_string())
+            .map(|f| format!("user:{}", f[0]))
+            .unwrap_or_else(|| format!("user:uid{uid}"));
+        assert_eq!(Actor::current_user().0, expected);
     }
 }
