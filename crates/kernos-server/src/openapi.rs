@@ -114,7 +114,7 @@ pub fn openapi() -> Value {
     let events = {
         let mut o = op(
             "Stream events (SSE)",
-            "Server-Sent Events of your organisation, each with its journal sequence number as id. Resume with Last-Event-ID or ?after=: exactly the missed events in order, then live ones. A gap larger than the replay limit gets a `resync` event. Needs viewer.",
+            "Server-Sent Events of your organisation, each with its journal sequence number as id. Resume with Last-Event-ID or ?after=: exactly the missed events in order, then live ones. A gap larger than the replay limit gets a `resync` event. With ?action= and no resume point, the stream starts at that action's first event. Needs viewer.",
             &auth,
             problem_responses((
                 "200",

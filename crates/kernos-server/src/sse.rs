@@ -4,7 +4,8 @@
 //! missed events from the journal, then forwards live ones, skipping any sequence number
 //! already sent: no gap, no duplicate. A subscriber that falls behind the ring replays from the
 //! journal again from where it was (events are durable before they are published). A gap
-//! larger than `replay_limit` gets an explicit `resync` event instead of a replay.
+//! larger than `replay_limit` gets an explicit `resync` event instead of a replay. A stream
+//! that follows one action (`?action=`) starts at that action's first event.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -35,7 +36,8 @@ pub struct EventParams {
     pub after: Option<u64>,
     /// Only kinds starting with this prefix (e.g. `step.`).
     pub prefix: Option<String>,
-    /// Only events of this action.
+    /// Only events of this action. Without a resume point the stream then starts at the
+    /// action's first event (so it shows the whole action, however long ago it ran).
     pub action: Option<String>,
     /// Only this organisation (it must be the caller's own).
     pub org: Option<String>,
@@ -163,10 +165,34 @@ async fn pump(
 ) {
     let mut stop = st.shutdown_tx.subscribe();
     let filter = Arc::new(filter);
-    // Without a resume point the stream starts now.
-    let mut cursor = start.unwrap_or_else(|| st.hub.head());
+    // Without a resume point the stream starts now — except when it follows one action: then
+    // it starts at that action's first event, so `GET /v1/events?action=<id>` right after the
+    // 202 (or long after the action ended) shows the whole action. Its events are few and
+    // found by index, so the replay limit does not apply to them.
+    let (mut cursor, bounded) = match (start, &filter.action) {
+        (Some(s), _) => (s, false),
+        (None, Some(a)) => {
+            let q = Query {
+                action: Some(a.clone()),
+                org: Some(filter.org.clone()),
+                limit: Some(1),
+                ..Query::default()
+            };
+            match st.read(move |j| j.query(&q)).await {
+                Ok(first) => match first.first() {
+                    Some(e) => (e.seq.saturating_sub(1), true),
+                    None => (st.hub.head(), false),
+                },
+                Err(e) => {
+                    tracing::warn!("SSE replay failed: {}", e.detail);
+                    return;
+                }
+            }
+        }
+        (None, None) => (st.hub.head(), false),
+    };
     let head = st.hub.head();
-    if head.saturating_sub(cursor) > st.config.replay_limit {
+    if !bounded && head.saturating_sub(cursor) > st.config.replay_limit {
         let data = serde_json::json!({
             "from": cursor,
             "to": head,

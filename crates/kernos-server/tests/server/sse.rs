@@ -314,6 +314,33 @@ async fn an_actions_events_stream_live_and_are_durable_when_sent() {
             .collect::<Vec<_>>(),
         kinds
     );
+    // Following an action that has already ended, with no resume point, shows it all from
+    // its first event (what the 202's `events` link promises); an action of another org
+    // shows nothing.
+    let whole = read_events(
+        &t,
+        &format!("/v1/events?action={a}"),
+        Auth::Key(&k),
+        &[],
+        1000,
+        500,
+    )
+    .await;
+    assert_eq!(
+        whole.iter().map(|e| e.event.clone()).collect::<Vec<_>>(),
+        kinds
+    );
+    let other = t.key("globex", Role::Operator).await;
+    let none = read_events(
+        &t,
+        &format!("/v1/events?action={a}"),
+        Auth::Key(&other),
+        &[],
+        1000,
+        300,
+    )
+    .await;
+    assert!(none.is_empty(), "{none:?}");
     // A malformed Last-Event-ID is a problem document, not a silent restart.
     let r = t
         .call_with(
