@@ -127,3 +127,73 @@ fn empty_journal_is_reported_not_created() {
     assert!(text(&v.stdout).contains("empty"));
     assert!(!data.exists(), "reading must not create a data directory");
 }
+
+/// A full disk under the data directory: a private tmpfs of 300 KiB, mounted in a user and
+/// mount namespace of the test's own (the host never sees it), filled by real requests.
+#[test]
+fn a_full_disk_stops_changes_cleanly_and_loses_nothing_recorded() {
+    let w = crate::World::new();
+    let small = w.root().join("small");
+    let out_dir = w.root().join("files");
+    std::fs::create_dir_all(&small).unwrap();
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let script = r#"
+set -u
+mount -t tmpfs -o size=300k tmpfs "$SMALL" || exit 99
+export KERNOS_DATA_DIR="$SMALL/data"
+i=0
+while [ $i -lt 1000 ]; do
+  "$K" --yes "write 'hello' to $OUT/f$i.txt" >/dev/null 2>"$ERR" || break
+  i=$((i+1))
+done
+echo "runs=$i"
+"$K" journal verify || exit 3
+"$K" --json history >"$HIST" || exit 4
+"#;
+    let err = w.root().join("err");
+    let hist = w.root().join("history.json");
+    let out = w
+        .program("unshare")
+        .args(["-Urm", "sh", "-c", script])
+        .env("SMALL", &small)
+        .env("OUT", &out_dir)
+        .env("ERR", &err)
+        .env("HIST", &hist)
+        .env("K", env!("CARGO_BIN_EXE_kernos"))
+        .output();
+    let out = match out {
+        Ok(o) if o.status.code() != Some(99) && !crate::text(&o.stderr).contains("unshare:") => o,
+        other => {
+            eprintln!("skipped: cannot mount a private tmpfs here (unshare -Urm): {other:?}");
+            return;
+        }
+    };
+    let stdout = crate::text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", crate::text(&out.stderr));
+    let runs: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("runs="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(runs > 0 && runs < 1000, "the disk never filled: {runs}");
+    // The refusal says what happened and what to do.
+    let e = std::fs::read_to_string(&err).unwrap();
+    assert!(
+        e.contains("disk holding the journal is full") && e.contains("Free some space"),
+        "{e}"
+    );
+    // Exactly the changes that were recorded happened: the refused one wrote nothing.
+    let written = std::fs::read_dir(&out_dir).unwrap().count();
+    assert_eq!(written, runs);
+    assert!(stdout.contains("chain intact"), "{stdout}");
+    let h: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&hist).unwrap()).unwrap();
+    let committed = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "committed")
+        .count();
+    assert_eq!(committed, runs, "{h}");
+}

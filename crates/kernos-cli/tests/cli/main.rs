@@ -52,9 +52,15 @@ impl World {
 
     /// A `kernos` command set up for this world (no TTY: stdin is null).
     pub(crate) fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_kernos"));
-        c.args(args)
-            .current_dir(&self.cwd)
+        let mut c = self.program(env!("CARGO_BIN_EXE_kernos"));
+        c.args(args);
+        c
+    }
+
+    /// Any program, in this world's private environment (no TTY).
+    pub(crate) fn program(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.current_dir(&self.cwd)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", &self.home)
