@@ -57,6 +57,9 @@ pub(crate) enum Slot {
     Pattern,
     /// Quoted text to write (required).
     Text,
+    /// The empty string, always (an empty file); any quoted text is left unused, so a
+    /// request with text to write is better understood by fs.write/fs.append.
+    NoText,
     /// A service/process/package name (required); `true`: several make several steps.
     Name(bool),
     /// Package names (one or many).
@@ -241,6 +244,17 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "append 'export EDITOR=vim' to ~/.bashrc",
         needs: "quoted text and a file",
+    },
+    // An empty file: appending nothing creates it when missing and leaves an existing one's
+    // content alone — "create a file" must never truncate one that is there.
+    IntentDef {
+        action: "fs.append",
+        triggers: "touch | create file | create empty file",
+        cues: "file create empty named",
+        slots: &[("content", NoText), ("path", MkdirPath)],
+        mutating: true,
+        example: "create an empty file called notes.txt in ~/work",
+        needs: "the file to create",
     },
     IntentDef {
         action: "fs.mkdir",

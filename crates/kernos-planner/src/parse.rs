@@ -874,6 +874,10 @@ impl<'c, 'a> Filler<'c, 'a> {
                     None => Err(need()),
                 }
             }
+            Slot::NoText => {
+                out.insert(arg.into(), Value::from(""));
+                Ok(())
+            }
             Slot::Text => {
                 let t = self
                     .ent_of(|e| match e {

@@ -48,6 +48,7 @@ const CONCEPTS: &[&[&str]] = &[
     &["append", "add", "adds", "adding", "appending"],
     &["create", "make", "new", "mk"],
     &["mkdir", "md"],
+    &["touch"],
     &["copy", "cp", "duplicate", "copies", "copying"],
     &["backup"],
     &["move", "mv", "relocate", "transfer", "moving"],

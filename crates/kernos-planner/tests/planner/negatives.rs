@@ -90,7 +90,6 @@ fn weak_matches_never_produce_a_change() {
         "please find all python files under ~/code and count them",
         "reboot",
         "format the disk",
-        "create an empty file notes.txt",
         "restart the computer",
         "count the lines in all python files in src",
         "find .tmp files in ./cache and delet them",

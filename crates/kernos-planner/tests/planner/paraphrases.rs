@@ -38,3 +38,25 @@ fn paraphrases_plan_as_expected() {
         failures.join("\n")
     );
 }
+
+/// "Create a file" makes an empty one by appending nothing, so a file already there keeps
+/// its content; text to put in it makes it a write.
+#[test]
+fn creating_a_file_never_truncates_an_existing_one() {
+    for request in [
+        "create a file called notes.txt",
+        "touch notes.txt",
+        "make an empty file notes.txt",
+    ] {
+        let p = crate::common::plan_with(request, &crate::common::ctx());
+        assert_eq!(p.steps.len(), 1, "{request}");
+        assert_eq!(p.steps[0].name(), "fs.append", "{request}");
+        assert_eq!(p.steps[0].args["content"], "", "{request}");
+    }
+    let p = crate::common::plan_with(
+        "create a file greeting.txt with 'hello'",
+        &crate::common::ctx(),
+    );
+    assert_eq!(p.steps[0].name(), "fs.write");
+    assert_eq!(p.steps[0].args["content"], "hello");
+}

@@ -162,8 +162,12 @@ fn ends_with_newline(p: &Path, len: u64) -> Result<bool> {
 }
 
 /// The bytes appending `text` adds to a file of `len` bytes: a newline first when the file
-/// does not end with one, and one after the text when it has none.
+/// does not end with one, and one after the text when it has none. Nothing for no text:
+/// appending "" is how an empty file is created ("touch") without altering an existing one.
 pub(crate) fn append_bytes(text: &str, file_ends_with_newline: bool) -> Vec<u8> {
+    if text.is_empty() {
+        return Vec::new();
+    }
     let mut out = Vec::with_capacity(text.len() + 2);
     if !file_ends_with_newline {
         out.push(b'\n');
@@ -183,11 +187,16 @@ fn plan_append(ctx: &Ctx<'_>, a: &FsAppend) -> Result<(PathBuf, Vec<Op>)> {
         Some(len) => ends_with_newline(&path, len)?,
         None => true,
     };
-    ops.push(Op::Append {
-        path: path.clone(),
-        bytes: append_bytes(&a.content, nl),
-        exists: old.is_some(),
-    });
+    let bytes = append_bytes(&a.content, nl);
+    // Nothing to add to a file that is there: no change at all (like mkdir of an existing
+    // directory), so nothing is journaled or offered for undo.
+    if !(bytes.is_empty() && old.is_some()) {
+        ops.push(Op::Append {
+            path: path.clone(),
+            bytes,
+            exists: old.is_some(),
+        });
+    }
     Ok((path, ops))
 }
 
@@ -220,6 +229,7 @@ impl Action for Append {
             Some(Change::Append { bytes, .. }) => {
                 format!("appended {} to {}", human_bytes(*bytes), path.display())
             }
+            None => format!("{} is there already; nothing to add", path.display()),
             _ => format!("created {}", path.display()),
         };
         Ok(file_output(&path, changes, summary))
@@ -305,5 +315,7 @@ mod tests {
         assert_eq!(append_bytes("x\n", true), b"x\n");
         assert_eq!(append_bytes("x", false), b"\nx\n");
         assert_eq!(append_bytes("a\nb", false), b"\na\nb\n");
+        assert_eq!(append_bytes("", false), b"");
+        assert_eq!(append_bytes("", true), b"");
     }
 }

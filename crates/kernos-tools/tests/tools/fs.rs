@@ -233,6 +233,28 @@ fn append_creates_a_missing_file() {
     assert_eq!(read(w.root.join("new.log")), "first\n");
 }
 
+#[test]
+fn appending_nothing_creates_an_empty_file_and_leaves_an_existing_one_alone() {
+    let w = world();
+    let out = w.round_trip("fs.append", json!({"path": "empty.txt", "content": ""}));
+    assert_eq!(
+        out.changes,
+        vec![Change::Create {
+            path: w.root.join("empty.txt"),
+            bytes: Some(0),
+            dir: false
+        }]
+    );
+    run(&w, "fs.append", json!({"path": "empty.txt", "content": ""}));
+    assert_eq!(read(w.root.join("empty.txt")), "");
+    let p = w.file("kept.txt", b"no newline at the end");
+    let (again, records) = w
+        .execute("fs.append", json!({"path": "kept.txt", "content": ""}))
+        .unwrap();
+    assert!(again.changes.is_empty() && records.records.is_empty());
+    assert_eq!(read(&p), "no newline at the end");
+}
+
 // ================================================================================ mkdir
 
 #[test]
