@@ -7,13 +7,15 @@
 //! by a cheap poll of the chain head and published the same way, so the hub never skips a
 //! sequence number.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use kernos_core::event::kind;
 use kernos_core::{Event, NewEvent};
 use kernos_engine::EventStore;
 use kernos_journal::{
-    Appended, Appender, GroupCommitter, GroupOptions, Journal, JournalError, JournalOptions,
+    Appended, Appender, GroupCommitter, GroupOptions, Journal, JournalError, JournalOptions, Link,
     PreparedEvent, Query,
 };
 use tokio::sync::broadcast;
@@ -240,6 +242,37 @@ impl std::fmt::Debug for DaemonStore {
 /// Read connections kept open for reuse.
 const KEEP_READERS: usize = 4;
 
+thread_local! {
+    /// The link of the deferral scope open on this thread, if any (see [`Deferral`]).
+    static DEFERRED: RefCell<Option<Link>> = const { RefCell::new(None) };
+}
+
+/// While a `Deferral` is alive, [`EventStore::append`] on its thread queues the event without
+/// waiting for it to be durable, and returns it with `seq` 0 and an empty `hash` (the journal
+/// has not assigned them yet). The worker opens one around a read-only action: such an action
+/// changes nothing, so nothing has to be on disk before a step runs, and a whole action then
+/// costs one wait for the writer instead of one per event.
+///
+/// Guarantees kept: events are still published only once committed; they are queued on one
+/// channel and committed in order; the appends are linked, so if one fails the later ones are
+/// refused (no holes in the action's record) and the next waited-for append on this thread,
+/// [`DaemonStore::append_now`], reports the failure. Undo records are never deferred: they must
+/// be durable before the change they describe.
+pub(crate) struct Deferral {
+    // Tied to the thread whose thread-local it set.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for Deferral {
+    fn drop(&mut self) {
+        DEFERRED.with(|d| d.borrow_mut().take());
+    }
+}
+
+fn deferred_link() -> Option<Link> {
+    DEFERRED.with(|d| d.borrow().clone())
+}
+
 impl DaemonStore {
     /// Opens the journal in `dir` for writing through a group committer whose commits are
     /// published by `hub`.
@@ -305,6 +338,35 @@ impl DaemonStore {
         Ok(kernos_engine::stored(ev, &a))
     }
 
+    /// Opens a deferral scope on this thread (see [`Deferral`]).
+    pub(crate) fn defer(&self) -> Deferral {
+        DEFERRED.with(|d| *d.borrow_mut() = Some(Link::new()));
+        Deferral {
+            _not_send: std::marker::PhantomData,
+        }
+    }
+
+    /// Appends and waits until the event is durable, even inside a deferral scope. There it
+    /// also waits for every event deferred before it, and fails if any of them failed.
+    pub fn append_now(&self, ev: NewEvent) -> Result<Event, JournalError> {
+        self.append_in(ev, deferred_link().as_ref())
+    }
+
+    /// Appends on `link` (or on none) and waits until the event is durable.
+    pub(crate) fn append_in(
+        &self,
+        ev: NewEvent,
+        link: Option<&Link>,
+    ) -> Result<Event, JournalError> {
+        let mut a = self
+            .appender()?
+            .append_many_in(std::slice::from_ref(&ev), link)?;
+        let a = a
+            .pop()
+            .ok_or_else(|| JournalError::WriterGone("empty reply".into()))?;
+        Ok(kernos_engine::stored(ev, &a))
+    }
+
     fn appender(&self) -> Result<Appender, JournalError> {
         self.appender
             .read()
@@ -327,8 +389,25 @@ impl DaemonStore {
 
 impl EventStore for DaemonStore {
     fn append(&self, ev: NewEvent) -> Result<Event, JournalError> {
-        let a = self.appender()?.append(&ev)?;
-        Ok(kernos_engine::stored(ev, &a))
+        let link = match deferred_link() {
+            Some(l) if ev.kind != kind::STEP_UNDO_RECORDED => l,
+            _ => return self.append_now(ev),
+        };
+        let p = PreparedEvent::new(&ev)?;
+        // Nobody waits for the reply: a failure breaks the link, which the writer records.
+        self.appender()?
+            .submit_linked(vec![p], &link, Box::new(|_| {}))?;
+        Ok(Event {
+            seq: 0,
+            ts_ms: crate::limits::now_ms(),
+            kind: ev.kind,
+            actor: ev.actor,
+            org: ev.org,
+            action: ev.action,
+            tx: ev.tx,
+            payload: ev.payload,
+            hash: String::new(),
+        })
     }
 
     fn query(&self, q: &Query) -> Result<Vec<Event>, JournalError> {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use kernos_core::event::kind;
 use kernos_core::{ActionId, ApprovalId, CancelToken, Event, NewEvent, Plan, Risk};
 use kernos_engine::{Approval, ApprovalRequest, Approver, Quiet, Session, StepStatus, TxReport};
-use kernos_journal::{Journal, Query};
+use kernos_journal::{Journal, JournalError, Query};
 use kernos_planner::{Conversation, Outcome, PlanContext};
 use kernos_tools::Env;
 use schemars::JsonSchema;
@@ -130,14 +130,33 @@ fn event(st: &State, job: &Job, kind: &str, payload: Value) -> NewEvent {
         .payload(payload)
 }
 
+/// Journals `action.finished` and waits for it (and, in a deferral scope, for every event of
+/// the action queued before it).
 fn finish(st: &State, job: &Job, payload: Value) {
-    if let Err(e) = st.store.append_ev(event(st, job, ACTION_FINISHED, payload)) {
+    let mut r = st
+        .store
+        .append_now(event(st, job, ACTION_FINISHED, payload));
+    if let Err(JournalError::EarlierAppendFailed(why)) = &r {
+        // A deferred event of this action could not be written, so the rest of its record was
+        // refused: end the action as failed, outside the broken link, rather than leave it open.
+        let why = format!("part of this action's record could not be journaled: {why}");
+        r = st.store.append_in(
+            event(
+                st,
+                job,
+                ACTION_FINISHED,
+                json!({"status": "error", "error": why, "units": 0.0}),
+            ),
+            None,
+        );
+    }
+    if let Err(e) = r {
         tracing::error!(action = %job.action, "cannot journal the end of the action: {e}");
     }
 }
 
 impl crate::DaemonStore {
-    fn append_ev(&self, ev: NewEvent) -> Result<Event, kernos_journal::JournalError> {
+    fn append_ev(&self, ev: NewEvent) -> Result<Event, JournalError> {
         kernos_engine::EventStore::append(self, ev)
     }
 }
@@ -311,6 +330,9 @@ fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) {
         }
         preview = Some(p);
     }
+    // A read-only action changes nothing, so its events need not be on disk before each step
+    // runs: queue them without waiting and wait once, for action.finished (see `Deferral`).
+    let _deferral = (read_only && !job.req.dry_run).then(|| st.store.defer());
     let mut approver = ApiApprover {
         st: st.clone(),
         principal: job.principal.clone(),
@@ -516,7 +538,8 @@ impl Approver for ApiApprover {
             .action(self.action)
             .tx(req.tx)
             .payload(serde_json::to_value(&view).unwrap_or(Value::Null));
-        if let Err(e) = self.st.store.append_ev(ev) {
+        // Waited for even in a deferral scope: whoever answers must find it in the journal.
+        if let Err(e) = self.st.store.append_now(ev) {
             self.forget(id);
             return Approval::Decline(format!("cannot journal the approval request: {e}"));
         }
