@@ -5,9 +5,10 @@
 //! waiting, commits it in one transaction and then answers each producer: the sync cost is shared
 //! and every producer still gets its answer only once its events are durable.
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use kernos_core::NewEvent;
 
@@ -64,6 +65,12 @@ pub struct GroupOptions {
     pub max_batch: usize,
     /// Most requests waiting; producers block (back-pressure) beyond it.
     pub queue: usize,
+    /// Checkpoint the WAL on a background thread instead of in the writer. A checkpoint syncs
+    /// the WAL and the database file (milliseconds); done by the writer, as SQLite does by
+    /// default, every producer waiting on the next commit waits for those syncs too. The
+    /// writer keeps its own checkpoint only as a backstop, when the WAL grows past
+    /// [`BACKSTOP_PAGES`] because the background one cannot keep up.
+    pub background_checkpoint: bool,
 }
 
 impl Default for GroupOptions {
@@ -71,15 +78,26 @@ impl Default for GroupOptions {
         GroupOptions {
             max_batch: 4096,
             queue: 8192,
+            background_checkpoint: true,
         }
     }
 }
+
+/// WAL size (pages) at which the writer checkpoints itself although a background checkpointer
+/// runs: bounds the WAL when commits never pause long enough for the background checkpoint to
+/// catch up (SQLite can restart the WAL only then).
+pub const BACKSTOP_PAGES: u32 = 8000;
+
+/// Commits between two requests to the background checkpointer. Each commit adds a few to a
+/// few dozen pages to the WAL; requests made while a checkpoint runs are merged into one.
+const COMMITS_PER_CHECKPOINT: u32 = 32;
 
 /// Owns the writer thread. Dropping it (after every [`Appender`] is gone) drains the queue and
 /// stops the thread.
 pub struct GroupCommitter {
     appender: Appender,
     thread: Option<JoinHandle<()>>,
+    checkpointer: Option<JoinHandle<()>>,
 }
 
 /// A cheap, clonable handle producers append through.
@@ -101,13 +119,28 @@ impl GroupCommitter {
         hook: Option<CommitHook>,
     ) -> Result<Self> {
         let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
+        let (poke, checkpointer) = if opts.background_checkpoint {
+            let other = journal.reopen()?;
+            journal.set_wal_autocheckpoint(BACKSTOP_PAGES)?;
+            let (poke, woken) = mpsc::sync_channel(1);
+            let t = std::thread::Builder::new()
+                .name("kernos-journal-ckpt".into())
+                .spawn(move || checkpoint_loop(other, woken))
+                .map_err(|e| {
+                    JournalError::WriterGone(format!("cannot start checkpoint thread: {e}"))
+                })?;
+            (Some(poke), Some(t))
+        } else {
+            (None, None)
+        };
         let thread = std::thread::Builder::new()
             .name("kernos-journal-writer".into())
-            .spawn(move || writer_loop(journal, rx, opts.max_batch.max(1), hook))
+            .spawn(move || writer_loop(journal, rx, opts.max_batch.max(1), hook, poke))
             .map_err(|e| JournalError::WriterGone(format!("cannot start writer thread: {e}")))?;
         Ok(GroupCommitter {
             appender: Appender { tx },
             thread: Some(thread),
+            checkpointer,
         })
     }
 
@@ -126,6 +159,11 @@ impl GroupCommitter {
         let (dead, _) = mpsc::sync_channel(1);
         self.appender = Appender { tx: dead };
         if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        // The writer dropped its end of the poke channel: the checkpointer makes a last
+        // checkpoint and stops.
+        if let Some(t) = self.checkpointer.take() {
             let _ = t.join();
         }
     }
@@ -202,12 +240,31 @@ impl Appender {
     }
 }
 
+/// Checkpoints when the writer asks, and once a second if anything was committed meanwhile,
+/// until the writer stops.
+fn checkpoint_loop(journal: Journal, woken: Receiver<()>) {
+    loop {
+        let last = match woken.recv_timeout(Duration::from_secs(1)) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        // Errors are not fatal: another process may be checkpointing (busy), and the writer's
+        // backstop bounds the WAL whatever happens here.
+        let _ = journal.checkpoint();
+        if last {
+            return;
+        }
+    }
+}
+
 fn writer_loop(
     mut journal: Journal,
     rx: Receiver<Request>,
     max_batch: usize,
     mut hook: Option<CommitHook>,
+    checkpointer: Option<SyncSender<()>>,
 ) {
+    let mut commits = 0u32;
     while let Ok(first) = rx.recv() {
         let mut batch = Vec::new();
         let mut n = 0;
@@ -244,6 +301,14 @@ fn writer_loop(
         }
         match journal.append_prepared(&all) {
             Ok(appended) => {
+                commits += 1;
+                if commits >= COMMITS_PER_CHECKPOINT {
+                    if let Some(c) = &checkpointer {
+                        // Full means a request is already pending: this one is merged into it.
+                        let _ = c.try_send(());
+                    }
+                    commits = 0;
+                }
                 if let Some(h) = hook.as_mut() {
                     let pairs: Vec<(PreparedEvent, Appended)> =
                         all.into_iter().zip(appended.iter().copied()).collect();
@@ -346,6 +411,7 @@ mod tests {
             GroupOptions {
                 max_batch: 1,
                 queue: 16,
+                background_checkpoint: false,
             },
         )
         .unwrap();

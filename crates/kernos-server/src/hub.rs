@@ -288,6 +288,7 @@ impl DaemonStore {
             GroupOptions {
                 max_batch: 4096,
                 queue: 8192,
+                background_checkpoint: true,
             },
             Some(hook),
         )?;
