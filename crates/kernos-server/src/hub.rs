@@ -48,28 +48,42 @@ impl Published {
     }
 
     /// From what the writer just committed, without re-parsing the payload: it is already
-    /// JSON text.
+    /// JSON text. Runs on the writer thread for every event, so it builds the text in one
+    /// buffer instead of a string per field.
     pub fn from_prepared(p: &PreparedEvent, a: &Appended) -> Self {
-        let s = |v: &str| serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into());
-        let mut json = format!(
-            "{{\"seq\":{},\"ts_ms\":{},\"kind\":{},\"actor\":{},\"org\":{}",
-            a.seq,
-            a.ts_ms,
-            s(&p.kind),
-            s(&p.actor),
-            s(&p.org)
+        use std::fmt::Write;
+        let mut json = String::with_capacity(
+            p.payload.len()
+                + p.kind.len()
+                + p.actor.len()
+                + p.org.len()
+                + p.action.as_ref().map_or(0, String::len)
+                + p.tx.as_ref().map_or(0, String::len)
+                + 192,
         );
+        let _ = write!(json, "{{\"seq\":{},\"ts_ms\":{},\"kind\":", a.seq, a.ts_ms);
+        push_json_str(&mut json, &p.kind);
+        json.push_str(",\"actor\":");
+        push_json_str(&mut json, &p.actor);
+        json.push_str(",\"org\":");
+        push_json_str(&mut json, &p.org);
         if let Some(x) = &p.action {
-            json.push_str(&format!(",\"action\":{}", s(x)));
+            json.push_str(",\"action\":");
+            push_json_str(&mut json, x);
         }
         if let Some(x) = &p.tx {
-            json.push_str(&format!(",\"tx\":{}", s(x)));
+            json.push_str(",\"tx\":");
+            push_json_str(&mut json, x);
         }
-        json.push_str(&format!(
-            ",\"payload\":{},\"hash\":\"{}\"}}",
-            p.payload,
-            a.hash_hex()
-        ));
+        json.push_str(",\"payload\":");
+        json.push_str(&p.payload);
+        json.push_str(",\"hash\":\"");
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for b in a.hash {
+            json.push(HEX[(b >> 4) as usize] as char);
+            json.push(HEX[(b & 15) as usize] as char);
+        }
+        json.push_str("\"}");
         Published {
             seq: a.seq,
             kind: p.kind.clone(),
@@ -82,6 +96,18 @@ impl Published {
     /// The full event (parsed on demand; only read models that need payloads call it).
     pub fn event(&self) -> Option<Event> {
         serde_json::from_str(&self.json).ok()
+    }
+}
+
+/// Appends `s` as a JSON string, exactly as serde_json writes it.
+fn push_json_str(out: &mut String, s: &str) {
+    // Kinds, actors, orgs and ids almost never need escaping: copy them as they are.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
     }
 }
 
@@ -434,6 +460,7 @@ mod tests {
         let published = Published::from_prepared(&p, &a);
         let stored = j.get(a.seq).unwrap().unwrap();
         assert_eq!(published.event().unwrap(), stored);
+        assert_eq!(published.json, serde_json::to_string(&stored).unwrap());
         assert_eq!(Published::from_event(&stored).event().unwrap(), stored);
     }
 

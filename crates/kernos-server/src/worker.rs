@@ -585,12 +585,57 @@ impl ApiApprover {
 /// Adds a finished action to usage and metrics.
 pub(crate) fn account(usage: &mut Usage, metrics: &crate::metrics::Metrics, e: &Event) {
     let p = &e.payload;
-    let units = p.get("units").and_then(Value::as_f64).unwrap_or(0.0);
-    let steps = p.get("steps_run").and_then(Value::as_u64).unwrap_or(0);
-    let cpu = p.get("cpu_ms").and_then(Value::as_u64).unwrap_or(0);
-    usage.add(&e.org, e.ts_ms, units, steps, cpu);
-    metrics.action_finished(p.get("status").and_then(Value::as_str).unwrap_or("unknown"));
-    metrics.units(&e.org, units);
+    let field = |k: &str| p.get(k).cloned().unwrap_or(Value::Null);
+    account_fields(
+        usage,
+        metrics,
+        &e.org,
+        e.ts_ms,
+        &FinishedPayload {
+            units: field("units"),
+            steps_run: field("steps_run"),
+            cpu_ms: field("cpu_ms"),
+            status: field("status"),
+        },
+    );
+}
+
+/// What accounting reads of an `action.finished` event. Parsed from the published JSON on the
+/// writer thread for every action, so only these fields are built; the rest (every step's
+/// summary) is skipped. Each field is any JSON value, read as leniently as [`account`] does.
+#[derive(Deserialize)]
+struct FinishedView {
+    org: String,
+    ts_ms: i64,
+    #[serde(default)]
+    payload: FinishedPayload,
+}
+
+#[derive(Default, Deserialize)]
+struct FinishedPayload {
+    #[serde(default)]
+    units: Value,
+    #[serde(default)]
+    steps_run: Value,
+    #[serde(default)]
+    cpu_ms: Value,
+    #[serde(default)]
+    status: Value,
+}
+
+fn account_fields(
+    usage: &mut Usage,
+    metrics: &crate::metrics::Metrics,
+    org: &str,
+    ts_ms: i64,
+    p: &FinishedPayload,
+) {
+    let units = p.units.as_f64().unwrap_or(0.0);
+    let steps = p.steps_run.as_u64().unwrap_or(0);
+    let cpu = p.cpu_ms.as_u64().unwrap_or(0);
+    usage.add(org, ts_ms, units, steps, cpu);
+    metrics.action_finished(p.status.as_str().unwrap_or("unknown"));
+    metrics.units(org, units);
 }
 
 /// Keeps read models current from the published stream (runs on the writer thread: cheap).
@@ -602,8 +647,11 @@ pub(crate) fn on_published(st: &State, p: &crate::Published) {
             }
         }
         ACTION_FINISHED => {
-            if let (Some(e), Ok(mut u)) = (p.event(), st.usage.lock()) {
-                account(&mut u, &st.metrics, &e);
+            if let (Ok(f), Ok(mut u)) = (
+                serde_json::from_str::<FinishedView>(&p.json),
+                st.usage.lock(),
+            ) {
+                account_fields(&mut u, &st.metrics, &f.org, f.ts_ms, &f.payload);
             }
         }
         _ => {}
