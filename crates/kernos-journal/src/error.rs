@@ -87,6 +87,10 @@ pub enum JournalError {
     /// The group-commit writer thread is gone.
     #[error("the journal writer has stopped: {0}")]
     WriterGone(String),
+    /// An append refused because an earlier append on the same [`crate::Link`] failed: the
+    /// journal never holds a later event of a linked sequence without the earlier ones.
+    #[error("an earlier linked append failed ({0}), so this one was not recorded")]
+    EarlierAppendFailed(String),
 }
 
 impl From<rusqlite::Error> for JournalError {

@@ -415,6 +415,7 @@ pub struct Journal {
     db_path: PathBuf,
     blobs: BlobStore,
     read_only: bool,
+    opts: JournalOptions,
 }
 
 impl std::fmt::Debug for Journal {
@@ -501,7 +502,33 @@ impl Journal {
             db_path,
             blobs,
             read_only: opts.read_only,
+            opts,
         })
+    }
+
+    /// Another connection to the same journal, with the same options.
+    pub fn reopen(&self) -> Result<Self> {
+        Self::open_with(&self.dir, self.opts.clone())
+    }
+
+    /// How many WAL pages a commit on this connection may leave before the committing
+    /// connection checkpoints them into the database itself (SQLite's default is 1000).
+    pub fn set_wal_autocheckpoint(&self, pages: u32) -> Result<()> {
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", pages)
+            .map_err(JournalError::from)
+    }
+
+    /// Copies committed WAL pages into the database without waiting for writers or readers
+    /// (a passive checkpoint), syncing as the journal's durability asks. Returns how many
+    /// pages the WAL holds and how many of them are now in the database.
+    pub fn checkpoint(&self) -> Result<(u64, u64)> {
+        let (_busy, log, done): (i64, i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+        Ok((log.max(0) as u64, done.max(0) as u64))
     }
 
     /// The data directory.

@@ -20,7 +20,7 @@ mod schema;
 
 pub use blob::{BlobId, BlobStore};
 pub use error::{JournalError, Result};
-pub use group::{Appender, CommitHook, GroupCommitter, GroupOptions};
+pub use group::{Appender, BACKSTOP_PAGES, CommitHook, GroupCommitter, GroupOptions, Link, Reply};
 pub use journal::{
     Appended, DB_FILE, Durability, Journal, JournalOptions, MAX_PAYLOAD_BYTES, PreparedEvent,
     Query, Tamper, VerifyReport, default_data_dir,

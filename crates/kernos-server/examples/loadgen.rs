@@ -151,6 +151,23 @@ fn main() {
             pct(&mut i2f, 0.99),
         );
     };
+    // KERNOS_BENCH_SAMPLES=FILE: every action's send time (ms since its phase began) and
+    // intent-to-first-event (ms), to see when the slow ones happen.
+    if let Some(path) = std::env::var_os("KERNOS_BENCH_SAMPLES") {
+        let mut out = String::new();
+        for (name, r) in [("paced", &paced), ("saturated", &sat)] {
+            for (id, t0) in &r.sent {
+                if let Some(t) = first.get(id) {
+                    out.push_str(&format!(
+                        "{name} {:.3} {:.3}\n",
+                        t0.duration_since(r.started).as_secs_f64() * 1000.0,
+                        t.duration_since(*t0).as_secs_f64() * 1000.0
+                    ));
+                }
+            }
+        }
+        std::fs::write(path, out).unwrap();
+    }
     let after = rss_kib(pid);
     println!("clients      {clients}");
     report(&format!("paced {paced_rate}/s"), &paced);
@@ -166,6 +183,7 @@ fn main() {
 }
 
 struct Phase {
+    started: Instant,
     sent: Vec<(String, Instant)>,
     rejected: usize,
     elapsed: Duration,
@@ -232,6 +250,7 @@ fn phase(
     let elapsed = started.elapsed();
     let sent = std::mem::take(&mut *sent.lock().unwrap());
     Phase {
+        started,
         sent,
         rejected: rejected.load(Ordering::Relaxed),
         elapsed,

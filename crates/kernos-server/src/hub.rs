@@ -7,13 +7,15 @@
 //! by a cheap poll of the chain head and published the same way, so the hub never skips a
 //! sequence number.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use kernos_core::event::kind;
 use kernos_core::{Event, NewEvent};
 use kernos_engine::EventStore;
 use kernos_journal::{
-    Appended, Appender, GroupCommitter, GroupOptions, Journal, JournalError, JournalOptions,
+    Appended, Appender, GroupCommitter, GroupOptions, Journal, JournalError, JournalOptions, Link,
     PreparedEvent, Query,
 };
 use tokio::sync::broadcast;
@@ -46,28 +48,42 @@ impl Published {
     }
 
     /// From what the writer just committed, without re-parsing the payload: it is already
-    /// JSON text.
+    /// JSON text. Runs on the writer thread for every event, so it builds the text in one
+    /// buffer instead of a string per field.
     pub fn from_prepared(p: &PreparedEvent, a: &Appended) -> Self {
-        let s = |v: &str| serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into());
-        let mut json = format!(
-            "{{\"seq\":{},\"ts_ms\":{},\"kind\":{},\"actor\":{},\"org\":{}",
-            a.seq,
-            a.ts_ms,
-            s(&p.kind),
-            s(&p.actor),
-            s(&p.org)
+        use std::fmt::Write;
+        let mut json = String::with_capacity(
+            p.payload.len()
+                + p.kind.len()
+                + p.actor.len()
+                + p.org.len()
+                + p.action.as_ref().map_or(0, String::len)
+                + p.tx.as_ref().map_or(0, String::len)
+                + 192,
         );
+        let _ = write!(json, "{{\"seq\":{},\"ts_ms\":{},\"kind\":", a.seq, a.ts_ms);
+        push_json_str(&mut json, &p.kind);
+        json.push_str(",\"actor\":");
+        push_json_str(&mut json, &p.actor);
+        json.push_str(",\"org\":");
+        push_json_str(&mut json, &p.org);
         if let Some(x) = &p.action {
-            json.push_str(&format!(",\"action\":{}", s(x)));
+            json.push_str(",\"action\":");
+            push_json_str(&mut json, x);
         }
         if let Some(x) = &p.tx {
-            json.push_str(&format!(",\"tx\":{}", s(x)));
+            json.push_str(",\"tx\":");
+            push_json_str(&mut json, x);
         }
-        json.push_str(&format!(
-            ",\"payload\":{},\"hash\":\"{}\"}}",
-            p.payload,
-            a.hash_hex()
-        ));
+        json.push_str(",\"payload\":");
+        json.push_str(&p.payload);
+        json.push_str(",\"hash\":\"");
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for b in a.hash {
+            json.push(HEX[(b >> 4) as usize] as char);
+            json.push(HEX[(b & 15) as usize] as char);
+        }
+        json.push_str("\"}");
         Published {
             seq: a.seq,
             kind: p.kind.clone(),
@@ -80,6 +96,18 @@ impl Published {
     /// The full event (parsed on demand; only read models that need payloads call it).
     pub fn event(&self) -> Option<Event> {
         serde_json::from_str(&self.json).ok()
+    }
+}
+
+/// Appends `s` as a JSON string, exactly as serde_json writes it.
+fn push_json_str(out: &mut String, s: &str) {
+    // Kinds, actors, orgs and ids almost never need escaping: copy them as they are.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
     }
 }
 
@@ -240,6 +268,37 @@ impl std::fmt::Debug for DaemonStore {
 /// Read connections kept open for reuse.
 const KEEP_READERS: usize = 4;
 
+thread_local! {
+    /// The link of the deferral scope open on this thread, if any (see [`Deferral`]).
+    static DEFERRED: RefCell<Option<Link>> = const { RefCell::new(None) };
+}
+
+/// While a `Deferral` is alive, [`EventStore::append`] on its thread queues the event without
+/// waiting for it to be durable, and returns it with `seq` 0 and an empty `hash` (the journal
+/// has not assigned them yet). The worker opens one around a read-only action: such an action
+/// changes nothing, so nothing has to be on disk before a step runs, and a whole action then
+/// costs one wait for the writer instead of one per event.
+///
+/// Guarantees kept: events are still published only once committed; they are queued on one
+/// channel and committed in order; the appends are linked, so if one fails the later ones are
+/// refused (no holes in the action's record) and the next waited-for append on this thread,
+/// [`DaemonStore::append_now`], reports the failure. Undo records are never deferred: they must
+/// be durable before the change they describe.
+pub(crate) struct Deferral {
+    // Tied to the thread whose thread-local it set.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for Deferral {
+    fn drop(&mut self) {
+        DEFERRED.with(|d| d.borrow_mut().take());
+    }
+}
+
+fn deferred_link() -> Option<Link> {
+    DEFERRED.with(|d| d.borrow().clone())
+}
+
 impl DaemonStore {
     /// Opens the journal in `dir` for writing through a group committer whose commits are
     /// published by `hub`.
@@ -255,6 +314,7 @@ impl DaemonStore {
             GroupOptions {
                 max_batch: 4096,
                 queue: 8192,
+                background_checkpoint: true,
             },
             Some(hook),
         )?;
@@ -305,6 +365,35 @@ impl DaemonStore {
         Ok(kernos_engine::stored(ev, &a))
     }
 
+    /// Opens a deferral scope on this thread (see [`Deferral`]).
+    pub(crate) fn defer(&self) -> Deferral {
+        DEFERRED.with(|d| *d.borrow_mut() = Some(Link::new()));
+        Deferral {
+            _not_send: std::marker::PhantomData,
+        }
+    }
+
+    /// Appends and waits until the event is durable, even inside a deferral scope. There it
+    /// also waits for every event deferred before it, and fails if any of them failed.
+    pub fn append_now(&self, ev: NewEvent) -> Result<Event, JournalError> {
+        self.append_in(ev, deferred_link().as_ref())
+    }
+
+    /// Appends on `link` (or on none) and waits until the event is durable.
+    pub(crate) fn append_in(
+        &self,
+        ev: NewEvent,
+        link: Option<&Link>,
+    ) -> Result<Event, JournalError> {
+        let mut a = self
+            .appender()?
+            .append_many_in(std::slice::from_ref(&ev), link)?;
+        let a = a
+            .pop()
+            .ok_or_else(|| JournalError::WriterGone("empty reply".into()))?;
+        Ok(kernos_engine::stored(ev, &a))
+    }
+
     fn appender(&self) -> Result<Appender, JournalError> {
         self.appender
             .read()
@@ -327,8 +416,25 @@ impl DaemonStore {
 
 impl EventStore for DaemonStore {
     fn append(&self, ev: NewEvent) -> Result<Event, JournalError> {
-        let a = self.appender()?.append(&ev)?;
-        Ok(kernos_engine::stored(ev, &a))
+        let link = match deferred_link() {
+            Some(l) if ev.kind != kind::STEP_UNDO_RECORDED => l,
+            _ => return self.append_now(ev),
+        };
+        let p = PreparedEvent::new(&ev)?;
+        // Nobody waits for the reply: a failure breaks the link, which the writer records.
+        self.appender()?
+            .submit_linked(vec![p], &link, Box::new(|_| {}))?;
+        Ok(Event {
+            seq: 0,
+            ts_ms: crate::limits::now_ms(),
+            kind: ev.kind,
+            actor: ev.actor,
+            org: ev.org,
+            action: ev.action,
+            tx: ev.tx,
+            payload: ev.payload,
+            hash: String::new(),
+        })
     }
 
     fn query(&self, q: &Query) -> Result<Vec<Event>, JournalError> {
@@ -354,6 +460,7 @@ mod tests {
         let published = Published::from_prepared(&p, &a);
         let stored = j.get(a.seq).unwrap().unwrap();
         assert_eq!(published.event().unwrap(), stored);
+        assert_eq!(published.json, serde_json::to_string(&stored).unwrap());
         assert_eq!(Published::from_event(&stored).event().unwrap(), stored);
     }
 

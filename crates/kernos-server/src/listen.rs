@@ -57,6 +57,38 @@ impl Connected<IncomingStream<'_, TcpListener>> for Peer {
     }
 }
 
+/// The plain TCP listener, with Nagle's algorithm off on every connection. Responses and SSE
+/// events are small writes that must leave at once: with Nagle, a write waits while the
+/// previous one is unacknowledged, and the client may delay its ACK for tens of milliseconds,
+/// so events on a busy stream arrived in bursts, up to 15 ms late.
+pub(crate) struct NoDelayListener(TcpListener);
+
+impl Listener for NoDelayListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (s, addr) = Listener::accept(&mut self.0).await;
+        if let Err(e) = s.set_nodelay(true) {
+            tracing::debug!(%addr, "cannot set TCP_NODELAY: {e}");
+        }
+        (s, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+impl Connected<IncomingStream<'_, NoDelayListener>> for Peer {
+    fn connect_info(s: IncomingStream<'_, NoDelayListener>) -> Self {
+        Peer::Tcp {
+            addr: *s.remote_addr(),
+            tls: false,
+        }
+    }
+}
+
 impl Connected<IncomingStream<'_, UnixListener>> for Peer {
     fn connect_info(s: IncomingStream<'_, UnixListener>) -> Self {
         match s.io().peer_cred() {
@@ -89,6 +121,10 @@ impl TlsListener {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
+                // As for plain TCP (see `NoDelayListener`): small writes leave at once.
+                if let Err(e) = s.set_nodelay(true) {
+                    tracing::debug!(%addr, "cannot set TCP_NODELAY: {e}");
+                }
                 let acc = acceptor.clone();
                 let tx2 = tx.clone();
                 tokio::spawn(async move {
@@ -287,6 +323,7 @@ async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), Server
             None => {
                 println!("kernos: listening on http://{local}");
                 let svc = router.clone().into_make_service_with_connect_info::<Peer>();
+                let tcp = NoDelayListener(tcp);
                 servers.push(tokio::spawn(async move {
                     axum::serve(tcp, svc)
                         .with_graceful_shutdown(stopped(rx))

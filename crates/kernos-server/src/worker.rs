@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use kernos_core::event::kind;
 use kernos_core::{ActionId, ApprovalId, CancelToken, Event, NewEvent, Plan, Risk};
 use kernos_engine::{Approval, ApprovalRequest, Approver, Quiet, Session, StepStatus, TxReport};
-use kernos_journal::{Journal, Query};
+use kernos_journal::{Journal, JournalError, Query};
 use kernos_planner::{Conversation, Outcome, PlanContext};
 use kernos_tools::Env;
 use schemars::JsonSchema;
@@ -130,14 +130,33 @@ fn event(st: &State, job: &Job, kind: &str, payload: Value) -> NewEvent {
         .payload(payload)
 }
 
+/// Journals `action.finished` and waits for it (and, in a deferral scope, for every event of
+/// the action queued before it).
 fn finish(st: &State, job: &Job, payload: Value) {
-    if let Err(e) = st.store.append_ev(event(st, job, ACTION_FINISHED, payload)) {
+    let mut r = st
+        .store
+        .append_now(event(st, job, ACTION_FINISHED, payload));
+    if let Err(JournalError::EarlierAppendFailed(why)) = &r {
+        // A deferred event of this action could not be written, so the rest of its record was
+        // refused: end the action as failed, outside the broken link, rather than leave it open.
+        let why = format!("part of this action's record could not be journaled: {why}");
+        r = st.store.append_in(
+            event(
+                st,
+                job,
+                ACTION_FINISHED,
+                json!({"status": "error", "error": why, "units": 0.0}),
+            ),
+            None,
+        );
+    }
+    if let Err(e) = r {
         tracing::error!(action = %job.action, "cannot journal the end of the action: {e}");
     }
 }
 
 impl crate::DaemonStore {
-    fn append_ev(&self, ev: NewEvent) -> Result<Event, kernos_journal::JournalError> {
+    fn append_ev(&self, ev: NewEvent) -> Result<Event, JournalError> {
         kernos_engine::EventStore::append(self, ev)
     }
 }
@@ -311,6 +330,9 @@ fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) {
         }
         preview = Some(p);
     }
+    // A read-only action changes nothing, so its events need not be on disk before each step
+    // runs: queue them without waiting and wait once, for action.finished (see `Deferral`).
+    let _deferral = (read_only && !job.req.dry_run).then(|| st.store.defer());
     let mut approver = ApiApprover {
         st: st.clone(),
         principal: job.principal.clone(),
@@ -516,7 +538,8 @@ impl Approver for ApiApprover {
             .action(self.action)
             .tx(req.tx)
             .payload(serde_json::to_value(&view).unwrap_or(Value::Null));
-        if let Err(e) = self.st.store.append_ev(ev) {
+        // Waited for even in a deferral scope: whoever answers must find it in the journal.
+        if let Err(e) = self.st.store.append_now(ev) {
             self.forget(id);
             return Approval::Decline(format!("cannot journal the approval request: {e}"));
         }
@@ -562,12 +585,57 @@ impl ApiApprover {
 /// Adds a finished action to usage and metrics.
 pub(crate) fn account(usage: &mut Usage, metrics: &crate::metrics::Metrics, e: &Event) {
     let p = &e.payload;
-    let units = p.get("units").and_then(Value::as_f64).unwrap_or(0.0);
-    let steps = p.get("steps_run").and_then(Value::as_u64).unwrap_or(0);
-    let cpu = p.get("cpu_ms").and_then(Value::as_u64).unwrap_or(0);
-    usage.add(&e.org, e.ts_ms, units, steps, cpu);
-    metrics.action_finished(p.get("status").and_then(Value::as_str).unwrap_or("unknown"));
-    metrics.units(&e.org, units);
+    let field = |k: &str| p.get(k).cloned().unwrap_or(Value::Null);
+    account_fields(
+        usage,
+        metrics,
+        &e.org,
+        e.ts_ms,
+        &FinishedPayload {
+            units: field("units"),
+            steps_run: field("steps_run"),
+            cpu_ms: field("cpu_ms"),
+            status: field("status"),
+        },
+    );
+}
+
+/// What accounting reads of an `action.finished` event. Parsed from the published JSON on the
+/// writer thread for every action, so only these fields are built; the rest (every step's
+/// summary) is skipped. Each field is any JSON value, read as leniently as [`account`] does.
+#[derive(Deserialize)]
+struct FinishedView {
+    org: String,
+    ts_ms: i64,
+    #[serde(default)]
+    payload: FinishedPayload,
+}
+
+#[derive(Default, Deserialize)]
+struct FinishedPayload {
+    #[serde(default)]
+    units: Value,
+    #[serde(default)]
+    steps_run: Value,
+    #[serde(default)]
+    cpu_ms: Value,
+    #[serde(default)]
+    status: Value,
+}
+
+fn account_fields(
+    usage: &mut Usage,
+    metrics: &crate::metrics::Metrics,
+    org: &str,
+    ts_ms: i64,
+    p: &FinishedPayload,
+) {
+    let units = p.units.as_f64().unwrap_or(0.0);
+    let steps = p.steps_run.as_u64().unwrap_or(0);
+    let cpu = p.cpu_ms.as_u64().unwrap_or(0);
+    usage.add(org, ts_ms, units, steps, cpu);
+    metrics.action_finished(p.status.as_str().unwrap_or("unknown"));
+    metrics.units(org, units);
 }
 
 /// Keeps read models current from the published stream (runs on the writer thread: cheap).
@@ -579,8 +647,11 @@ pub(crate) fn on_published(st: &State, p: &crate::Published) {
             }
         }
         ACTION_FINISHED => {
-            if let (Some(e), Ok(mut u)) = (p.event(), st.usage.lock()) {
-                account(&mut u, &st.metrics, &e);
+            if let (Ok(f), Ok(mut u)) = (
+                serde_json::from_str::<FinishedView>(&p.json),
+                st.usage.lock(),
+            ) {
+                account_fields(&mut u, &st.metrics, &f.org, f.ts_ms, &f.payload);
             }
         }
         _ => {}
