@@ -2,7 +2,7 @@
 //! journal, engine.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 use kernos_core::{CancelToken, ExecError, ExecOutcome, ExecRequest, ProcessRunner};
@@ -62,7 +62,7 @@ impl App {
         let blobs = BlobStore::open(self.data_dir.join("blobs"), false)?;
         Ok(Engine::new(
             Arc::new(Registry::builtin()),
-            Arc::new(Mutex::new(journal)),
+            Arc::new(kernos_engine::JournalStore::new(journal)),
             blobs,
             runner(&self.config, &self.data_dir),
             self.config.policy.clone(),

@@ -273,7 +273,15 @@ pub fn run_request(
                 "needs confirmation: no terminal to ask and no --yes".into(),
             ))
         };
-        (engine.run(&plan, None, &session, approver.as_mut())?, None)
+        // Nothing here changes anything, so nothing needs to be on disk before a step runs:
+        // the run's events are committed together at its end — one sync instead of one per
+        // event. A run that could not be recorded is reported as an error, not shown.
+        engine.store().hold();
+        let run = engine.run(&plan, None, &session, approver.as_mut());
+        let recorded = engine.store().release();
+        let report = run?;
+        recorded.context("the read ran but could not be recorded in the journal")?;
+        (report, None)
     } else {
         let mut preview = engine.preview(&plan, &session)?;
         if !json_mode {
