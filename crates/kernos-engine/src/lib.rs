@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use error::{EngineError, Result};
-pub use store::{EventStore, JournalStore, stored};
+pub use store::{EventStore, JournalStore, held, stored};
 pub use undo::{UndoItem, UndoPlan, UndoReport};
 
 /// How a transaction ended.

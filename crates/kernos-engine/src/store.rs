@@ -39,6 +39,26 @@ pub fn stored(ev: NewEvent, a: &kernos_journal::Appended) -> Event {
     }
 }
 
+/// What a store that holds (or defers) an event returns for it until it is written: the event
+/// as given, with `seq` 0, no hash, and the time it was handed over.
+pub fn held(ev: NewEvent) -> Event {
+    let ts_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    Event {
+        seq: 0,
+        ts_ms,
+        kind: ev.kind,
+        actor: ev.actor,
+        org: ev.org,
+        action: ev.action,
+        tx: ev.tx,
+        payload: ev.payload,
+        hash: String::new(),
+    }
+}
+
 /// The CLI's store: one [`Journal`], and the events of a read-only run held in memory until
 /// the run ends, then committed in one transaction.
 #[derive(Debug)]
@@ -82,19 +102,9 @@ impl JournalStore {
 impl EventStore for JournalStore {
     fn append(&self, ev: NewEvent) -> Result<Event, JournalError> {
         {
-            let mut held = self.held()?;
-            if let Some(evs) = held.as_mut() {
-                let placeholder = Event {
-                    seq: 0,
-                    ts_ms: 0,
-                    kind: ev.kind.clone(),
-                    actor: ev.actor.clone(),
-                    org: ev.org.clone(),
-                    action: ev.action,
-                    tx: ev.tx,
-                    payload: ev.payload.clone(),
-                    hash: String::new(),
-                };
+            let mut waiting = self.held()?;
+            if let Some(evs) = waiting.as_mut() {
+                let placeholder = held(ev.clone());
                 evs.push(ev);
                 return Ok(placeholder);
             }

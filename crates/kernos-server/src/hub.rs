@@ -424,17 +424,7 @@ impl EventStore for DaemonStore {
         // Nobody waits for the reply: a failure breaks the link, which the writer records.
         self.appender()?
             .submit_linked(vec![p], &link, Box::new(|_| {}))?;
-        Ok(Event {
-            seq: 0,
-            ts_ms: crate::limits::now_ms(),
-            kind: ev.kind,
-            actor: ev.actor,
-            org: ev.org,
-            action: ev.action,
-            tx: ev.tx,
-            payload: ev.payload,
-            hash: String::new(),
-        })
+        Ok(kernos_engine::held(ev))
     }
 
     fn query(&self, q: &Query) -> Result<Vec<Event>, JournalError> {
