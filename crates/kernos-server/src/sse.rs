@@ -130,12 +130,17 @@ pub(crate) async fn events(
             5,
         ));
     }
+    // "Now", for a stream without a resume point, is the head *before* subscribing: an event
+    // published in between is then both after it (so the replay picks it up from the journal)
+    // and possibly in the live ring (where the cursor drops the duplicate). Read after
+    // subscribing, such an event would count as already seen and be lost.
+    let now = st.hub.head();
     // Subscribe before anything is read, so nothing published from here on is missed.
     let live = st.hub.subscribe();
     let start = last_id.or(q.after);
     let (tx, rx) = mpsc::channel::<SseEvent>(256);
     tokio::spawn(async move {
-        pump(st.clone(), filter, live, start, tx).await;
+        pump(st.clone(), filter, live, start, now, tx).await;
         drop(guard);
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -161,11 +166,12 @@ async fn pump(
     filter: Filter,
     mut live: tokio::sync::broadcast::Receiver<Arc<Published>>,
     start: Option<u64>,
+    now: u64,
     tx: mpsc::Sender<SseEvent>,
 ) {
     let mut stop = st.shutdown_tx.subscribe();
     let filter = Arc::new(filter);
-    // Without a resume point the stream starts now — except when it follows one action: then
+    // Without a resume point the stream starts `now` — except when it follows one action: then
     // it starts at that action's first event, so `GET /v1/events?action=<id>` right after the
     // 202 (or long after the action ended) shows the whole action. Its events are few and
     // found by index, so the replay limit does not apply to them.
@@ -181,7 +187,7 @@ async fn pump(
             match st.read(move |j| j.query(&q)).await {
                 Ok(first) => match first.first() {
                     Some(e) => (e.seq.saturating_sub(1), true),
-                    None => (st.hub.head(), false),
+                    None => (now, false),
                 },
                 Err(e) => {
                     tracing::warn!("SSE replay failed: {}", e.detail);
@@ -189,7 +195,7 @@ async fn pump(
                 }
             }
         }
-        (None, None) => (st.hub.head(), false),
+        (None, None) => (now, false),
     };
     let head = st.hub.head();
     if !bounded && head.saturating_sub(cursor) > st.config.replay_limit {
