@@ -503,8 +503,20 @@ fn sandboxed_start_status_stop_and_undo() {
     // The pid file holds a host pid (no PID namespace), and that process is the daemon the
     // script started: alive after the step, and still under the step's confinement.
     assert!(alive(pid));
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert!(String::from_utf8_lossy(&cmdline).starts_with("sleep\x00300"));
+    // The script writes `$!` right after forking: the child may not have exec'd sleep yet.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let cmdline = String::from_utf8_lossy(&cmdline).into_owned();
+        if cmdline.starts_with("sleep\x00300") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "pid {pid} is not the daemon: {cmdline:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     assert_eq!(confinement(pid), ("1".to_owned(), "2".to_owned()));
 
     // Stop from another step (another sandbox): the signal reaches it.
