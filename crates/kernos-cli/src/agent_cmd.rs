@@ -8,143 +8,34 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::bail;
-use kernos_core::{ActionId, Actor, CancelToken, LOCAL_ORG, Plan};
-use kernos_engine::{
-    ApproveAll, ApprovedUpTo, Approver, DeclineAll, Engine, Session, StepStatus, TxStatus,
-};
+use kernos_core::{CancelToken, Plan};
+use kernos_engine::{ActionOutcome, Ask, StepStatus, TxReport, TxStatus};
 use kernos_llm::RouteOpts;
 use kernos_planner::PlanContext;
 use kernos_planner::llm::{Agent, AgentHost, AgentStatus, Budget, HostOutcome, Observation, Stop};
 use serde_json::json;
 
 use crate::app::App;
+use crate::front::NEEDS_CONFIRMATION;
 use crate::render;
-use crate::request::{CliObserver, TtyApprover, print_preview, print_report};
-use crate::term::{self, Style};
+use crate::request;
+use crate::term::Style;
 
 /// Most characters of one step's output given back to the model.
 const MAX_OBSERVATION: usize = 4_000;
 
 struct CliHost<'a> {
     app: &'a App,
-    engine: Engine,
     cancel: &'a CancelToken,
     style: Style,
     home: String,
-    interactive: bool,
 }
 
 impl CliHost<'_> {
-    fn session<'s>(&self, observer: &'s CliObserver) -> Session<'s> {
-        Session {
-            env: self.app.env(),
-            actor: Actor::current_user(),
-            org: LOCAL_ORG.into(),
-            action: ActionId::generate(),
-            cancel: self.cancel.clone(),
-            observer,
-        }
-    }
-
-    /// `--yes` approves only plans made before anything untrusted was read.
-    fn yes(&self, plan: &Plan) -> bool {
-        self.app.global.yes && !plan.untrusted_input
-    }
-}
-
-impl AgentHost for CliHost<'_> {
-    fn run(&mut self, plan: &Plan) -> HostOutcome {
-        let json = self.app.global.json;
-        if !json {
-            crate::llm_cmd::print_why(plan, self.style, &self.home);
-        }
-        let observer = CliObserver::new(plan.steps.len(), json);
-        let session = self.session(&observer);
-        let read_only = plan.steps.iter().all(|s| {
-            self.engine
-                .registry()
-                .get(&s.tool, &s.action)
-                .is_some_and(|a| a.spec().is_read_only())
-        });
-        let result = if read_only {
-            // Reads run at once; a read policy still asks about (credentials, or the network
-            // in an untrusted plan) needs a person.
-            let mut approver: Box<dyn Approver> = if self.yes(plan) {
-                Box::new(ApproveAll("--yes".into()))
-            } else if self.interactive {
-                Box::new(TtyApprover {
-                    style: self.style,
-                    home: self.home.clone(),
-                })
-            } else {
-                Box::new(DeclineAll(
-                    "needs confirmation: no terminal to ask (and --yes does not cover plans made after reading untrusted text)".into(),
-                ))
-            };
-            self.engine.run(plan, None, &session, approver.as_mut())
-        } else {
-            let preview = match self.engine.preview(plan, &session) {
-                Ok(p) => p,
-                Err(e) => {
-                    return HostOutcome::Stopped {
-                        observations: Vec::new(),
-                        reason: e.to_string(),
-                    };
-                }
-            };
-            if !json {
-                print_preview(plan, &preview, self.style, &self.home);
-            }
-            if let Some(why) = &preview.denied {
-                return HostOutcome::Stopped {
-                    observations: Vec::new(),
-                    reason: format!("refused: {why}"),
-                };
-            }
-            let mut approver: Box<dyn Approver> = if self.yes(plan) {
-                Box::new(ApproveAll("--yes".into()))
-            } else if self.interactive {
-                match term::ask_key("Run these steps? [y/n] ", &['y', 'n'], Some('n')) {
-                    Ok('y') => Box::new(ApprovedUpTo {
-                        risk: preview.risk,
-                        by: Actor::current_user().0,
-                    }),
-                    _ => {
-                        return HostOutcome::Stopped {
-                            observations: Vec::new(),
-                            reason: "declined at the prompt".into(),
-                        };
-                    }
-                }
-            } else {
-                let why = if plan.untrusted_input && self.app.global.yes {
-                    "this plan was made after reading untrusted text, so --yes does not cover its changes; run it in a terminal to approve them"
-                } else {
-                    "these steps change things and need confirmation; run it in a terminal or pass --yes"
-                };
-                return HostOutcome::Stopped {
-                    observations: Vec::new(),
-                    reason: why.into(),
-                };
-            };
-            self.engine
-                .run(plan, Some(&preview), &session, approver.as_mut())
-        };
-        observer.finish();
-        let report = match result {
-            Ok(r) => r,
-            Err(e) => {
-                return HostOutcome::Stopped {
-                    observations: Vec::new(),
-                    reason: e.to_string(),
-                };
-            }
-        };
-        if !json {
-            print_report(&report, self.style, &self.home);
-        }
+    /// What a report's steps showed, as the model reads it next turn.
+    fn observations(&self, report: &TxReport) -> Vec<Observation> {
         let plain = Style { on: false };
-        let observations: Vec<Observation> = report
+        report
             .steps
             .iter()
             .map(|s| {
@@ -167,29 +58,68 @@ impl AgentHost for CliHost<'_> {
                     text: render::truncate(&text, MAX_OBSERVATION),
                 }
             })
-            .collect();
-        match report.status {
-            TxStatus::Committed | TxStatus::Failed => HostOutcome::Ran(observations),
-            TxStatus::Cancelled => HostOutcome::Stopped {
-                observations,
-                reason: "cancelled (Ctrl-C)".into(),
-            },
-            TxStatus::Denied | TxStatus::Declined => {
-                let reason = report
-                    .steps
-                    .iter()
-                    .find_map(|s| match &s.status {
-                        StepStatus::Denied { reason } | StepStatus::Declined { reason } => {
-                            Some(reason.clone())
-                        }
-                        _ => None,
-                    })
-                    .unwrap_or_else(|| "a step was not approved".into());
-                HostOutcome::Stopped {
-                    observations,
-                    reason,
-                }
+            .collect()
+    }
+}
+
+/// Why a report stopped the agent, if it did.
+fn stop_reason(report: &TxReport) -> Option<String> {
+    match report.status {
+        TxStatus::Committed | TxStatus::Failed => None,
+        TxStatus::Cancelled => Some("cancelled (Ctrl-C)".into()),
+        TxStatus::Denied | TxStatus::Declined => Some(
+            report
+                .steps
+                .iter()
+                .find_map(|s| match &s.status {
+                    StepStatus::Denied { reason } | StepStatus::Declined { reason } => {
+                        Some(reason.clone())
+                    }
+                    _ => None,
+                })
+                .unwrap_or_else(|| "a step was not approved".into()),
+        ),
+    }
+}
+
+impl AgentHost for CliHost<'_> {
+    /// Each plan the agent proposes is an ordinary request on the one path (through the
+    /// daemon when one runs): policy, approval, sandbox, journal, undo.
+    fn run(&mut self, plan: &Plan) -> HostOutcome {
+        if !self.app.global.json {
+            crate::llm_cmd::print_why(plan, self.style, &self.home);
+        }
+        let stopped = |reason: String| HostOutcome::Stopped {
+            observations: Vec::new(),
+            reason,
+        };
+        let handled = match request::handle(self.app, Ask::Plan(plan.clone()), None, self.cancel) {
+            Ok(h) => h,
+            Err(e) => return stopped(e.to_string()),
+        };
+        let report = match handled.outcome {
+            ActionOutcome::Ran(report) => report,
+            ActionOutcome::Denied { reason } => return stopped(format!("refused: {reason}")),
+            ActionOutcome::Stopped { reason }
+                if reason == NEEDS_CONFIRMATION && plan.untrusted_input && self.app.global.yes =>
+            {
+                return stopped("this plan was made after reading untrusted text, so --yes does not cover its changes; run it in a terminal to approve them".into());
             }
+            ActionOutcome::Stopped { reason }
+            | ActionOutcome::Invalid { error: reason }
+            | ActionOutcome::Ended { error: reason, .. } => return stopped(reason),
+            other => return stopped(format!("ended {}", other.status())),
+        };
+        if !self.app.global.json {
+            request::print_report(&report, self.style, &self.home);
+        }
+        let observations = self.observations(&report);
+        match stop_reason(&report) {
+            None => HostOutcome::Ran(observations),
+            Some(reason) => HostOutcome::Stopped {
+                observations,
+                reason,
+            },
         }
     }
 
@@ -242,11 +172,9 @@ pub fn run(app: &App, goal: &str, cancel: &CancelToken) -> anyhow::Result<ExitCo
     };
     let mut host = CliHost {
         app,
-        engine: app.engine()?,
         cancel,
         style: app.style,
         home: env.home.display().to_string(),
-        interactive: term::interactive(),
     };
     let report = agent.run(goal, &ctx, &mut host);
     let events = report

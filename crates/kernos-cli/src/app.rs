@@ -55,8 +55,18 @@ impl App {
         self.env().home.display().to_string()
     }
 
-    /// Opens the journal and builds the engine.
+    /// Opens the journal and builds the engine, planning text requests with the configured
+    /// cascade (offline planner, models, cache).
     pub fn engine(&self) -> anyhow::Result<Engine> {
+        Ok(self
+            .reader()?
+            .with_planner(crate::llm_cmd::cascade(self))
+            .with_step_units(self.config.server.step_overhead_units))
+    }
+
+    /// Opens the journal and builds an engine for reading it (history, show): no planner is
+    /// set up.
+    pub fn reader(&self) -> anyhow::Result<Engine> {
         let journal = Journal::open(&self.data_dir)
             .with_context(|| format!("cannot open the journal in {}", self.data_dir.display()))?;
         let blobs = BlobStore::open(self.data_dir.join("blobs"), false)?;

@@ -11,7 +11,10 @@ use anyhow::{Context, bail};
 use kernos_core::event::kind;
 use kernos_core::{Actor, NewEvent, Plan, Risk, TxId};
 use kernos_engine::payload::{StepDecided, StepFinished};
-use kernos_engine::{Preview, StepReport, StepStatus, TxReport, TxStatus};
+use kernos_engine::{
+    ActionOutcome, ActionStatus, Ask, Handled, Preview, StepReport, StepStatus, TxReport, TxStatus,
+    UndoReport,
+};
 use kernos_journal::{Journal, Query};
 use kernos_planner::Conversation;
 use kernos_server::{KeyTable, Principal, Role};
@@ -213,15 +216,17 @@ struct Seen {
     outputs: Vec<(usize, kernos_tools::Output)>,
     finished: Option<Value>,
     approved_up_to: Option<Risk>,
+    suggestions: Vec<kernos_planner::Suggestion>,
 }
 
-/// `kernos "<request>"` through the daemon. Returns the exit code like the embedded path.
-pub fn run_request(
+/// Submits `ask` to the daemon and follows its events until `action.finished`; what happened
+/// comes back in the engine's own terms.
+pub fn submit(
     app: &App,
-    text: &str,
-    conversation: &mut Option<Conversation>,
+    ask: Ask,
+    conversation: Option<&Conversation>,
     cancel: &kernos_core::CancelToken,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Handled> {
     let dir = &app.data_dir;
     let style = app.style;
     let json_mode = app.global.json;
@@ -231,13 +236,17 @@ pub fn run_request(
     let head = client::call(dir, "GET", "/healthz", None)?.ok()?.json()?["head"]
         .as_u64()
         .unwrap_or(0);
-    let body = json!({
-        "request": text,
+    let mut body = json!({
         "cwd": env.cwd.display().to_string(),
         "dry_run": app.global.dry_run,
         "auto_approve": app.global.yes,
         "context": conversation,
     });
+    match ask {
+        Ask::Text(t) => body["request"] = json!(t),
+        Ask::Plan(p) => body["plan"] = json!(p),
+        Ask::Undo(t) => body["undo"] = json!(t.unwrap_or_else(|| "last".into())),
+    }
     let acc = client::call(dir, "POST", "/v1/actions", Some(&body))?
         .ok()?
         .json()?;
@@ -273,25 +282,8 @@ pub fn run_request(
         let p = &ev.data["payload"];
         match ev.kind.as_str() {
             kind::PLAN_FAILED => {
-                let message = p["message"].as_str().unwrap_or("not understood");
-                if json_mode {
-                    render::json_line(
-                        &json!({"steps": [], "error": message, "suggestions": p["suggestions"]}),
-                    )?;
-                } else {
-                    eprintln!("kernos: {message}");
-                    if let Some(s) = p["suggestions"].as_array().filter(|s| !s.is_empty()) {
-                        eprintln!("The closest things I can do:");
-                        for x in s {
-                            eprintln!(
-                                "  kernos \"{}\"   {}",
-                                x["example"].as_str().unwrap_or(""),
-                                style.dim(&format!("({})", x["action"].as_str().unwrap_or("")))
-                            );
-                        }
-                    }
-                }
-                return Ok(ExitCode::from(2));
+                seen.suggestions =
+                    serde_json::from_value(p["suggestions"].clone()).unwrap_or_default();
             }
             kind::PLAN_CREATED => {
                 seen.plan = serde_json::from_value(p["plan"].clone()).ok();
@@ -303,6 +295,18 @@ pub fn run_request(
                     if !json_mode {
                         request::print_preview(plan, preview, style, &home);
                     }
+                }
+                if let (false, Some(undo)) = (json_mode, p.get("undo")) {
+                    crate::front::print_undo_plan(
+                        undo["tx"].as_str().unwrap_or(""),
+                        undo["request"].as_str(),
+                        undo["items"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|i| i["description"].as_str()),
+                        style,
+                    );
                 }
                 seen.plan = plan.or(seen.plan);
                 seen.preview = preview;
@@ -341,7 +345,7 @@ pub fn run_request(
     let Some(fin) = seen.finished.take() else {
         bail!("the daemon stopped before the action finished; see `kernos history`");
     };
-    finish(app, conversation, seen, &fin, &home)
+    to_handled(seen, &fin)
 }
 
 /// Decides about a step the daemon asks about, the way the embedded path would.
@@ -411,86 +415,47 @@ fn answer(
     })
 }
 
-fn finish(
-    app: &App,
-    conversation: &mut Option<Conversation>,
-    seen: Seen,
-    fin: &Value,
-    home: &str,
-) -> anyhow::Result<ExitCode> {
-    let style = app.style;
-    let status = fin["status"].as_str().unwrap_or("error");
-    if status == "undone" || fin.get("undo").is_some() {
-        let u = &fin["undo"];
-        if app.global.json {
-            println!("{}", serde_json::to_string_pretty(u)?);
-        } else {
-            let n = u["undone"].as_array().map(|a| a.len()).unwrap_or(0);
-            println!("{} {n} put back", style.green("undone:"));
-            for c in u["conflicts"].as_array().into_iter().flatten() {
-                println!(
-                    "  {} {}",
-                    style.yellow("left alone:"),
-                    c.as_str().unwrap_or("")
-                );
-            }
-        }
-        return Ok(if status == "undone" {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        });
-    }
-    let Some(plan) = seen.plan.clone() else {
-        bail!(
-            "{}",
-            fin["error"]
-                .as_str()
-                .unwrap_or("the action ended before it was planned")
-        );
-    };
-    match status {
-        "previewed" => {
-            if app.global.json {
-                render::json_line(&json!({"plan": plan, "preview": seen.preview}))?;
-            } else if let Some(p) = &seen.preview {
-                request::print_changes(p, style);
-                println!("{}", style.dim("(dry run: nothing was changed)"));
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
-        "denied" if fin.get("tx").is_none() => {
-            let why = fin["error"].as_str().unwrap_or("refused by policy");
-            if app.global.json {
-                render::json_line(&json!({"plan": plan, "preview": seen.preview, "error": why}))?;
-            } else {
-                eprintln!("{} {why}", style.red("refused:"));
-            }
-            return Ok(ExitCode::from(1));
-        }
-        "cancelled" if fin.get("tx").is_none_or(Value::is_null) => {
-            eprintln!("kernos: cancelled before it started; nothing was done");
-            return Ok(ExitCode::from(130));
-        }
-        "invalid" | "error" | "aborted" | "interrupted" => {
-            bail!("{}", fin["error"].as_str().unwrap_or(status));
-        }
-        _ => {}
-    }
-    let report = rebuild_report(&plan, &seen, fin)?;
-    *conversation = Some(Conversation::after_run(
-        &plan,
-        report.produced_paths(),
-        report.undoable.then(|| report.tx.to_string()),
-    ));
-    if app.global.json {
-        render::json_line(&json!({"plan": plan, "preview": seen.preview, "report": report}))?;
+/// The outcome `action.finished` records, in the engine's terms, with what the events
+/// showed (plan, preview, step outputs).
+fn to_handled(seen: Seen, fin: &Value) -> anyhow::Result<Handled> {
+    let status: ActionStatus =
+        serde_json::from_value(fin["status"].clone()).unwrap_or(ActionStatus::Error);
+    let error = fin["error"].as_str().unwrap_or(status.as_str()).to_owned();
+    let tx: Option<TxId> = fin["tx"].as_str().and_then(|t| t.parse().ok());
+    let outcome = if let Ok(undo) = serde_json::from_value::<UndoReport>(fin["undo"].clone()) {
+        ActionOutcome::Undone(undo)
     } else {
-        request::print_report(&report, style, home);
-    }
-    Ok(match report.status {
-        TxStatus::Committed => ExitCode::SUCCESS,
-        _ => ExitCode::from(1),
+        match (status, tx, &seen.plan) {
+            (ActionStatus::NotUnderstood, _, _) => ActionOutcome::NotUnderstood {
+                message: error,
+                suggestions: seen.suggestions.clone(),
+            },
+            (ActionStatus::Invalid, _, _) => ActionOutcome::Invalid { error },
+            (ActionStatus::Previewed, _, _) => ActionOutcome::Previewed,
+            (ActionStatus::Denied, None, _) => ActionOutcome::Denied { reason: error },
+            (ActionStatus::Declined, Some(tx), None) => {
+                ActionOutcome::UndoDeclined { tx, reason: error }
+            }
+            (ActionStatus::Declined, None, _) => ActionOutcome::Stopped { reason: error },
+            (_, Some(_), Some(plan)) if fin.get("steps").is_some() => {
+                ActionOutcome::Ran(rebuild_report(plan, &seen, fin)?)
+            }
+            (status, _, _) => ActionOutcome::Ended { status, error },
+        }
+    };
+    let conversation = match (&outcome, &seen.plan) {
+        (ActionOutcome::Ran(r), Some(plan)) => Some(Conversation::after_run(
+            plan,
+            r.produced_paths(),
+            r.undoable.then(|| r.tx.to_string()),
+        )),
+        _ => None,
+    };
+    Ok(Handled {
+        outcome,
+        plan: seen.plan,
+        preview: seen.preview,
+        conversation,
     })
 }
 

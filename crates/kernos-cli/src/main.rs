@@ -9,6 +9,7 @@ mod config_cmd;
 mod daemon_client;
 mod daemon_cmd;
 mod doctor;
+mod front;
 mod journal_cmd;
 mod llm_cmd;
 mod render;
@@ -125,15 +126,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if global.agent {
                 return agent_cmd::run(&app, &text, &cancel);
             }
-            let cascade = llm_cmd::cascade(&app);
             let store = request::ContextStore::for_cwd(&app);
             let mut conversation = store.load();
-            // A running daemon takes the request (one path, same engine); otherwise embedded.
-            let code = if daemon_client::available(&app.data_dir) {
-                daemon_cmd::run_request(&app, &text, &mut conversation, &cancel)?
-            } else {
-                request::run_request(&app, &cascade, &text, &mut conversation, &cancel)?
-            };
+            let code = request::run(
+                &app,
+                kernos_engine::Ask::Text(text),
+                &mut conversation,
+                &cancel,
+            )?;
             if let Some(c) = &conversation {
                 store.save(c);
             }
@@ -175,7 +175,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::History { limit } => txn_cmd::history(&app, limit),
                 Command::Show { id } => txn_cmd::show(&app, &id),
                 Command::Undo { id } => {
-                    txn_cmd::undo(&app, id.as_deref(), global.yes, global.dry_run)
+                    let cancel = CancelToken::new();
+                    set_current_cancel(&cancel);
+                    install_ctrlc();
+                    request::run(&app, kernos_engine::Ask::Undo(id), &mut None, &cancel)
                 }
                 Command::Doctor => doctor::run(&app),
                 Command::Plan { request } => {

@@ -73,7 +73,6 @@ Commands: help, history, tools, exit (or Ctrl-D).";
 
 /// Runs the prompt until exit.
 pub fn run(app: &App, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
-    let cascade = crate::llm_cmd::cascade(app);
     let registry = kernos_tools::Registry::builtin();
     let mut names: Vec<String> = registry.names().map(str::to_owned).collect();
     names.extend(["help", "history", "tools", "exit", "quit", "undo"].map(String::from));
@@ -110,10 +109,9 @@ pub fn run(app: &App, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
                         // A fresh token per request: Ctrl-C stops this request, not the prompt.
                         let token = CancelToken::new();
                         crate::set_current_cancel(&token);
-                        let r = crate::request::run_request(
+                        let r = crate::request::run(
                             app,
-                            &cascade,
-                            line,
+                            kernos_engine::Ask::Text(line.to_owned()),
                             &mut conversation,
                             &token,
                         );

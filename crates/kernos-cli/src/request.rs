@@ -1,15 +1,14 @@
 //! The main job: a request in plain language → plan → preview → confirmation → run → results.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::Mutex;
 
+use crate::front::{CliApprover, CliObserver, DECLINED_AT_PROMPT};
 use anyhow::Context;
-use kernos_core::event::kind;
-use kernos_core::{ActionId, Actor, CancelToken, Event, LOCAL_ORG, Plan, Risk};
+use kernos_core::{ActionId, Actor, CancelToken, LOCAL_ORG, Plan, Risk};
+use kernos_engine::payload::ActionSubmitted;
 use kernos_engine::{
-    Approval, ApprovalRequest, ApproveAll, ApprovedUpTo, Approver, DeclineAll, Engine, Observer,
-    Preview, Session, StepStatus, TxReport, TxStatus, short_id,
+    ActionOutcome, ActionStatus, Ask, Handled, Preview, Request, Review, Session, StepStatus,
+    TxReport, TxStatus, short_id,
 };
 use kernos_planner::llm::Cascade;
 use kernos_planner::{Conversation, Outcome, PlanContext};
@@ -71,141 +70,99 @@ impl ContextStore {
     }
 }
 
-/// Shows progress of long steps on stderr when it is a terminal.
-pub struct CliObserver {
-    bar: Mutex<Option<indicatif::ProgressBar>>,
-    enabled: bool,
-    plan_len: usize,
-}
-
-impl CliObserver {
-    /// An observer for a plan of `plan_len` steps.
-    pub fn new(plan_len: usize, json: bool) -> Self {
-        CliObserver {
-            bar: Mutex::new(None),
-            enabled: !json && std::io::stderr().is_terminal(),
-            plan_len,
-        }
-    }
-
-    /// Clears the spinner.
-    pub fn finish(&self) {
-        if let Ok(mut b) = self.bar.lock() {
-            if let Some(bar) = b.take() {
-                bar.finish_and_clear();
-            }
-        }
+/// Who asks from this terminal: the real user, as owner of the local organisation.
+fn session<'a>(app: &App, cancel: &CancelToken, observer: &'a CliObserver) -> Session<'a> {
+    Session {
+        env: app.env(),
+        actor: Actor::current_user(),
+        org: LOCAL_ORG.into(),
+        action: ActionId::generate(),
+        cancel: cancel.clone(),
+        observer,
     }
 }
 
-impl Observer for CliObserver {
-    fn event(&self, ev: &Event) {
-        if !self.enabled {
-            return;
-        }
-        match ev.kind.as_str() {
-            kind::STEP_STARTED => {
-                let name = ev.payload["name"].as_str().unwrap_or("step");
-                let n = ev.payload["step"].as_u64().unwrap_or(0) + 1;
-                let bar = indicatif::ProgressBar::new_spinner();
-                let label = if self.plan_len > 1 {
-                    format!("[{n}/{}] {name}", self.plan_len)
-                } else {
-                    name.to_owned()
-                };
-                bar.set_message(label);
-                // Drawn on the first tick, so steps faster than this never flash a spinner.
-                bar.enable_steady_tick(std::time::Duration::from_millis(250));
-                if let Ok(mut b) = self.bar.lock() {
-                    *b = Some(bar);
-                }
-            }
-            kind::STEP_FINISHED | kind::STEP_FAILED | kind::TX_FINISHED => self.finish(),
-            _ => {}
-        }
-    }
-
-    fn progress(&self, _step: usize, done: u64, total: Option<u64>, what: &str) {
-        if let Ok(b) = self.bar.lock() {
-            if let Some(bar) = b.as_ref() {
-                match total {
-                    Some(t) if t > 0 => bar.set_message(format!("{what} {}%", done * 100 / t)),
-                    _ => bar.set_message(format!("{what} ({done})")),
-                }
-            }
-        }
-    }
-}
-
-/// Asks the person about steps whose risk rose at run time, or that the preview could not
-/// cover (undo's inverse steps).
-pub(crate) struct TtyApprover {
-    pub(crate) style: Style,
-    pub(crate) home: String,
-}
-
-impl Approver for TtyApprover {
-    fn approve(&mut self, req: &ApprovalRequest<'_>) -> Approval {
-        println!(
-            "step {} {} {}: risk {} — {}",
-            req.step + 1,
-            self.style.bold(req.name),
-            render::args_line(req.args, &self.home),
-            self.style.risk(req.assessment.risk),
-            req.assessment
-                .reasons
-                .first()
-                .map(String::as_str)
-                .unwrap_or("")
-        );
-        match term::ask_key("Run this step? [y/n] ", &['y', 'n'], Some('n')) {
-            Ok('y') => Approval::Approve("confirmed at the prompt".into()),
-            _ => Approval::Decline("declined at the prompt".into()),
-        }
-    }
-}
-
-/// What the person chose at the plan prompt.
-enum Choice {
-    Run,
-    Stop,
-}
-
-/// Runs one request end to end. `conversation` carries follow-up context in and out.
-pub fn run_request(
+/// Takes one request down the embedded engine's request path, as the owner of the local
+/// organisation at this terminal.
+pub fn handle_embedded(
     app: &App,
-    cascade: &Cascade,
-    text: &str,
+    ask: Ask,
+    conversation: Option<&Conversation>,
+    cancel: &CancelToken,
+) -> anyhow::Result<Handled> {
+    let engine = app.engine()?;
+    let observer = CliObserver::new(app);
+    let s = session(app, cancel, &observer);
+    let dry_run = app.global.dry_run;
+    let submitted = ActionSubmitted::embedded_cli(
+        &ask,
+        &s.env.cwd.display().to_string(),
+        dry_run,
+        app.global.yes,
+    );
+    let request = Request {
+        ask,
+        context: conversation.cloned(),
+        dry_run,
+        plan_options: crate::llm_cmd::options(app),
+        submitted: Some(submitted),
+    };
+    let handled = engine.handle(request, &s, &mut CliApprover::new(app));
+    observer.finish();
+    Ok(handled?)
+}
+
+/// Takes one request down the one path the way this machine is set up: through the daemon
+/// when one answers on the data directory's socket (one writer, one view), else on the
+/// embedded engine.
+pub fn handle(
+    app: &App,
+    ask: Ask,
+    conversation: Option<&Conversation>,
+    cancel: &CancelToken,
+) -> anyhow::Result<Handled> {
+    if crate::daemon_client::available(&app.data_dir) {
+        crate::daemon_cmd::submit(app, ask, conversation, cancel)
+    } else {
+        handle_embedded(app, ask, conversation, cancel)
+    }
+}
+
+/// Runs one request ([`handle`]) and renders what happened; `conversation` carries follow-up
+/// context in and out.
+pub fn run(
+    app: &App,
+    ask: Ask,
     conversation: &mut Option<Conversation>,
     cancel: &CancelToken,
 ) -> anyhow::Result<ExitCode> {
-    let env = app.env();
-    let ctx = PlanContext {
-        home: env.home.display().to_string(),
-        cwd: env.cwd.display().to_string(),
-        conversation: conversation.clone(),
-    };
+    let handled = handle(app, ask, conversation.as_ref(), cancel)?;
+    if let Some(c) = &handled.conversation {
+        *conversation = Some(c.clone());
+    }
+    render(app, &handled)
+}
+
+/// Shows what became of a request — the same for the embedded engine and the daemon — and
+/// the exit code it means.
+pub fn render(app: &App, h: &Handled) -> anyhow::Result<ExitCode> {
     let style = app.style;
-    let json_mode = app.global.json;
-    let mut plan = match crate::llm_cmd::plan(app, cascade, text, &ctx).outcome {
-        Outcome::Plan { plan, .. } => plan,
-        Outcome::Undo { target } => {
-            let engine = app.engine()?;
-            let target = target.or_else(|| conversation.as_ref().and_then(|c| c.last_tx.clone()));
-            return crate::txn_cmd::undo_with(
-                app,
-                &engine,
-                target.as_deref(),
-                app.global.yes,
-                app.global.dry_run,
-                cancel,
-            );
+    let json = app.global.json;
+    let home = app.home();
+    let plan = &h.plan;
+    let preview = &h.preview;
+    let fail = |error: &str| -> anyhow::Result<ExitCode> {
+        if json {
+            render::json_line(&json!({"plan": plan, "preview": preview, "error": error}))?;
         }
-        Outcome::NotUnderstood {
+        Ok(ExitCode::from(1))
+    };
+    match &h.outcome {
+        ActionOutcome::NotUnderstood {
             message,
             suggestions,
         } => {
-            if json_mode {
+            if json {
                 render::json_line(
                     &json!({"steps": [], "error": message, "suggestions": suggestions}),
                 )?;
@@ -213,7 +170,7 @@ pub fn run_request(
                 eprintln!("kernos: {message}");
                 if !suggestions.is_empty() {
                     eprintln!("The closest things I can do:");
-                    for s in &suggestions {
+                    for s in suggestions {
                         eprintln!(
                             "  kernos \"{}\"   {}",
                             s.example,
@@ -222,133 +179,92 @@ pub fn run_request(
                     }
                 }
             }
-            return Ok(ExitCode::from(2));
+            Ok(ExitCode::from(2))
         }
-    };
-    if plan.request.is_none() {
-        plan.request = Some(text.to_owned());
-    }
-    if app.global.explain && !json_mode {
-        crate::llm_cmd::print_why(&plan, style, &env.home.display().to_string());
-    }
-    // A plan made after a model read untrusted text is never approved by --yes alone.
-    let yes = app.global.yes && !plan.untrusted_input;
-    if app.global.yes && !yes {
-        eprintln!(
-            "kernos: --yes does not cover this plan: it was made after reading untrusted text"
-        );
-    }
-
-    let engine = app.engine()?;
-    let observer = CliObserver::new(plan.steps.len(), json_mode);
-    let session = Session {
-        env: env.clone(),
-        actor: Actor::current_user(),
-        org: LOCAL_ORG.into(),
-        action: ActionId::generate(),
-        cancel: cancel.clone(),
-        observer: &observer,
-    };
-    let home = env.home.display().to_string();
-    let interactive = term::interactive();
-
-    let read_only = plan.steps.iter().all(|s| {
-        engine
-            .registry()
-            .get(&s.tool, &s.action)
-            .is_some_and(|a| a.spec().is_read_only())
-    });
-
-    let (report, preview) = if read_only && !app.global.dry_run {
-        // Reads run at once; a read that policy still asks about (credentials) needs a yes.
-        let mut approver: Box<dyn Approver> = if yes {
-            Box::new(ApproveAll("--yes".into()))
-        } else if interactive {
-            Box::new(TtyApprover {
-                style,
-                home: home.clone(),
-            })
-        } else {
-            Box::new(DeclineAll(
-                "needs confirmation: no terminal to ask and no --yes".into(),
-            ))
-        };
-        // Nothing here changes anything, so nothing needs to be on disk before a step runs:
-        // the run's events are committed together at its end — one sync instead of one per
-        // event. A run that could not be recorded is reported as an error, not shown.
-        engine.store().hold();
-        let run = engine.run(&plan, None, &session, approver.as_mut());
-        let recorded = engine.store().release();
-        let report = run?;
-        recorded.context("the read ran but could not be recorded in the journal")?;
-        (report, None)
-    } else {
-        let mut preview = engine.preview(&plan, &session)?;
-        if !json_mode {
-            print_preview(&plan, &preview, style, &home);
-        }
-        if let Some(why) = &preview.denied {
-            if json_mode {
-                render::json_line(&json!({"plan": plan, "preview": preview, "error": why}))?;
-            } else {
-                eprintln!("{} {why}", style.red("refused:"));
+        ActionOutcome::Invalid { error } => {
+            if !json {
+                eprintln!("kernos: {error}");
             }
-            return Ok(ExitCode::from(1));
+            fail(error)
         }
-        if app.global.dry_run {
-            if json_mode {
+        ActionOutcome::Denied { reason } => {
+            if !json {
+                eprintln!("{} {reason}", style.red("refused:"));
+            }
+            fail(reason)
+        }
+        ActionOutcome::Previewed => {
+            if json {
                 render::json_line(&json!({"plan": plan, "preview": preview}))?;
-            } else {
-                print_changes(&preview, style);
+            } else if let Some(p) = preview {
+                print_changes(p, style);
                 println!("{}", style.dim("(dry run: nothing was changed)"));
             }
-            return Ok(ExitCode::SUCCESS);
+            Ok(ExitCode::SUCCESS)
         }
-        if !yes {
-            if !interactive {
-                let msg = "not run: this plan changes things and needs confirmation; run it in a terminal or pass --yes";
-                if json_mode {
-                    render::json_line(&json!({"plan": plan, "preview": preview, "error": msg}))?;
-                } else {
-                    eprintln!("kernos: {msg}");
-                }
-                return Ok(ExitCode::from(1));
+        ActionOutcome::Stopped { reason } => {
+            if !json && reason != DECLINED_AT_PROMPT {
+                eprintln!("kernos: {reason}");
             }
-            if let Choice::Stop = prompt(&engine, &session, &mut plan, &mut preview, style, &home)?
-            {
-                println!("nothing done");
-                return Ok(ExitCode::from(1));
-            }
+            fail(reason)
         }
-        let mut approver: Box<dyn Approver> = if yes {
-            Box::new(ApproveAll("--yes".into()))
-        } else {
-            Box::new(ApprovedUpTo {
-                risk: preview.risk,
-                by: Actor::current_user().0,
+        ActionOutcome::Ran(report) => {
+            if json {
+                render::json_line(&json!({"plan": plan, "preview": preview, "report": report}))?;
+            } else {
+                print_report(report, style, &home);
+            }
+            Ok(match report.status {
+                TxStatus::Committed => ExitCode::SUCCESS,
+                _ => ExitCode::from(1),
             })
-        };
-        let report = engine.run(&plan, Some(&preview), &session, approver.as_mut())?;
-        (report, Some(preview))
-    };
-    observer.finish();
-
-    // Remember what this did, for "them", "that file", "undo that".
-    *conversation = Some(Conversation::after_run(
-        &plan,
-        report.produced_paths(),
-        report.undoable.then(|| report.tx.to_string()),
-    ));
-
-    if json_mode {
-        render::json_line(&json!({"plan": plan, "preview": preview, "report": report}))?;
-    } else {
-        print_report(&report, style, &home);
+        }
+        ActionOutcome::UndoPreviewed(plan) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(plan)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ActionOutcome::Undone(report) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(report)?);
+            } else {
+                let total = report.undone.len() + report.conflicts.len() + report.failed.len();
+                println!(
+                    "{} {} of {total} put back",
+                    style.green("undone:"),
+                    report.undone.len(),
+                );
+                for c in &report.conflicts {
+                    println!("  {} {c}", style.yellow("left alone:"));
+                }
+                for f in &report.failed {
+                    println!("  {} {f}", style.red("failed:"));
+                }
+            }
+            Ok(if report.complete() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        ActionOutcome::UndoDeclined { reason, .. } => {
+            if !json && reason != DECLINED_AT_PROMPT {
+                eprintln!("kernos: {reason}");
+            }
+            fail(reason)
+        }
+        ActionOutcome::Ended { status, error } => {
+            if !json {
+                eprintln!("kernos: {error}");
+            }
+            fail(error)?;
+            Ok(match status {
+                ActionStatus::Cancelled => ExitCode::from(130),
+                _ => ExitCode::from(1),
+            })
+        }
     }
-    Ok(match report.status {
-        TxStatus::Committed => ExitCode::SUCCESS,
-        _ => ExitCode::from(1),
-    })
 }
 
 pub(crate) fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
@@ -461,47 +377,10 @@ pub(crate) fn explain(plan: &Plan, preview: &Preview, style: Style) {
     }
 }
 
-/// The y/n/d/e/? prompt. Editing re-validates and re-previews.
-fn prompt(
-    engine: &Engine,
-    session: &Session<'_>,
-    plan: &mut Plan,
-    preview: &mut Preview,
-    style: Style,
-    home: &str,
-) -> anyhow::Result<Choice> {
-    loop {
-        let c = term::ask_key(
-            "Run it? [y]es [n]o [d]ry-run [e]dit [?]explain ",
-            &['y', 'n', 'd', 'e', '?'],
-            None,
-        )?;
-        match c {
-            'y' => return Ok(Choice::Run),
-            'n' => return Ok(Choice::Stop),
-            'd' => print_changes(preview, style),
-            '?' => explain(plan, preview, style),
-            'e' => {
-                if let Some(mut edited) = edit_plan(engine, plan)? {
-                    // Editing does not launder a plan made after reading untrusted text.
-                    edited.untrusted_input |= plan.untrusted_input;
-                    *plan = edited;
-                    *preview = engine.preview(plan, session)?;
-                    print_preview(plan, preview, style, home);
-                    if let Some(why) = &preview.denied {
-                        eprintln!("{} {why}", style.red("refused:"));
-                        return Ok(Choice::Stop);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Opens the plan as TOML in `$EDITOR`; returns the edited plan once it validates (or `None`
-/// if the person gave up).
-fn edit_plan(engine: &Engine, plan: &Plan) -> anyhow::Result<Option<Plan>> {
+/// Opens the plan under review as TOML in `$EDITOR`; returns the edited plan once it
+/// validates (or `None` if the person gave up).
+pub(crate) fn edit_plan(review: &Review<'_, '_>) -> anyhow::Result<Option<Plan>> {
+    let plan = review.plan();
     let dir = tempfile::tempdir().context("cannot create a temporary file for editing")?;
     let path = dir.path().join("plan.toml");
     let text = format!(
@@ -516,7 +395,7 @@ fn edit_plan(engine: &Engine, plan: &Plan) -> anyhow::Result<Option<Plan>> {
             .map_err(anyhow::Error::from)
             .or_else(|_| serde_json::from_str::<Plan>(&edited).map_err(anyhow::Error::from));
         let problem = match parsed {
-            Ok(p) => match engine.validate(&p) {
+            Ok(p) => match review.validate(&p) {
                 Ok(()) => return Ok(Some(p)),
                 Err(e) => e.to_string(),
             },

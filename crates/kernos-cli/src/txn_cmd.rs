@@ -1,22 +1,19 @@
-//! `kernos history`, `kernos show <id>`, `kernos undo [<id>]`.
+//! `kernos history`, `kernos show <id>` (`kernos undo` is a request: see `request::run`).
 
 use std::process::ExitCode;
 
-use anyhow::bail;
 use kernos_core::event::kind;
-use kernos_core::{ActionId, Actor, CancelToken, LOCAL_ORG};
 use kernos_engine::payload::{
     StepDecided, StepFailed, StepFinished, TxFinished, TxStarted, TxUndone,
 };
-use kernos_engine::{ApproveAll, DeclineAll, Engine, Quiet, Session, short_id};
+use kernos_engine::short_id;
 
 use crate::app::App;
 use crate::render;
-use crate::term;
 
 /// `kernos history`: the newest transactions.
 pub fn history(app: &App, limit: usize) -> anyhow::Result<ExitCode> {
-    let engine = app.engine()?;
+    let engine = app.reader()?;
     let txs = engine.history(limit, None)?;
     if app.global.json {
         println!("{}", serde_json::to_string_pretty(&txs)?);
@@ -54,7 +51,7 @@ pub fn history(app: &App, limit: usize) -> anyhow::Result<ExitCode> {
 
 /// `kernos show <id>`: a transaction in full, from the journal.
 pub fn show(app: &App, id: &str) -> anyhow::Result<ExitCode> {
-    let engine = app.engine()?;
+    let engine = app.reader()?;
     let tx = engine.resolve_tx(id)?;
     let events = engine.events_of(tx)?;
     if app.global.json {
@@ -153,98 +150,4 @@ pub fn show(app: &App, id: &str) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `kernos undo [<id>]`: shows what undo will do, asks, does it, reports.
-pub fn undo(app: &App, id: Option<&str>, yes: bool, dry_run: bool) -> anyhow::Result<ExitCode> {
-    let engine = app.engine()?;
-    undo_with(app, &engine, id, yes, dry_run, &CancelToken::new())
-}
-
-/// Undo with an engine the caller already has (the REPL and "undo that").
-pub fn undo_with(
-    app: &App,
-    engine: &Engine,
-    id: Option<&str>,
-    yes: bool,
-    dry_run: bool,
-    cancel: &CancelToken,
-) -> anyhow::Result<ExitCode> {
-    let tx = match id {
-        Some(i) => engine.resolve_tx(i)?,
-        None => match engine.last_undoable(None)? {
-            Some(t) => t,
-            None => bail!(
-                "nothing to undo: no transaction that changed something is left undone (see `kernos history`)"
-            ),
-        },
-    };
-    let plan = engine.undo_plan(tx)?;
-    let s = app.style;
-    if !app.global.json {
-        println!(
-            "{} {}{}:",
-            s.bold("Undo"),
-            short_id(&tx),
-            plan.request
-                .as_ref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        );
-        for item in &plan.items {
-            println!("  - {}", item.description);
-        }
-    }
-    if dry_run {
-        if app.global.json {
-            println!("{}", serde_json::to_string_pretty(&plan)?);
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let interactive = term::interactive();
-    if !yes {
-        if !interactive {
-            bail!(
-                "undo changes files; nothing was done. Run it in a terminal to confirm, or pass --yes"
-            );
-        }
-        if term::ask_key("Undo this? [y/n] ", &['y', 'n'], Some('n'))? != 'y' {
-            println!("nothing undone");
-            return Ok(ExitCode::from(1));
-        }
-    }
-    let session = Session {
-        env: app.env(),
-        actor: Actor::current_user(),
-        org: LOCAL_ORG.into(),
-        action: ActionId::generate(),
-        cancel: cancel.clone(),
-        observer: &Quiet,
-    };
-    let report = if yes || interactive {
-        engine.undo(tx, &session, &mut ApproveAll("undo confirmed".into()))?
-    } else {
-        engine.undo(tx, &session, &mut DeclineAll("not confirmed".into()))?
-    };
-    if app.global.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!(
-            "{} {} of {} put back",
-            s.green("undone:"),
-            report.undone.len(),
-            plan.items.len()
-        );
-        for c in &report.conflicts {
-            println!("  {} {c}", s.yellow("left alone:"));
-        }
-        for f in &report.failed {
-            println!("  {} {f}", s.red("failed:"));
-        }
-    }
-    Ok(if report.complete() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }

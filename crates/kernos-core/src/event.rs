@@ -108,6 +108,12 @@ pub mod kind {
     pub const TX_FINISHED: &str = "tx.finished";
     /// A transaction was undone (possibly partly).
     pub const TX_UNDONE: &str = "tx.undone";
+    /// What a plan would do, journaled before it runs (front ends show it as the preview).
+    pub const ACTION_PREVIEWED: &str = "action.previewed";
+    /// An action ended (any way); its payload carries the outcome and the run units charged.
+    pub const ACTION_FINISHED: &str = "action.finished";
+    /// An action a crash stopped, found when the daemon started again.
+    pub const ACTION_INTERRUPTED: &str = "action.interrupted";
     /// One try of a language-model call: provider, model, tokens in/out, cost, latency,
     /// mechanism, error (metering; `kernos usage` and the daemon's metrics read these).
     pub const LLM_CALL: &str = "llm.call";

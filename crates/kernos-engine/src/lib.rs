@@ -8,9 +8,16 @@
 //!
 //! A plan runs as one transaction; `undo` replays the recorded inverses in reverse order after
 //! checking that nothing changed since, and reports what it could not put back instead of
-//! clobbering it. The CLI, the daemon and any other front end call the same [`Engine`].
+//! clobbering it.
+//!
+//! Front ends do not drive those stages themselves: they call [`Engine::handle`] (see
+//! [`path`](crate::Request)), the one request path from plain language or a plan to
+//! `action.finished`, supplying who asks ([`Session`]), how approval is obtained
+//! ([`Approver`]) and where progress goes ([`Observer`]).
 
 mod error;
+mod outcome;
+mod path;
 pub mod payload;
 mod run;
 mod store;
@@ -30,6 +37,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use error::{EngineError, Result};
+pub use outcome::{ActionOutcome, ActionStatus};
+pub use path::{Ask, Handled, Request, Review, Verdict};
 pub use store::{EventStore, JournalStore, held, stored};
 pub use undo::{UndoItem, UndoPlan, UndoReport};
 
@@ -167,12 +176,20 @@ pub struct Session<'a> {
     pub observer: &'a dyn Observer,
 }
 
-/// Listens to a run: journaled events as they are written, and progress of long steps.
+/// Where progress goes: journaled events as they are written, the stages of the request path
+/// a front end shows (the plan, its preview, what undo would do), and progress of long steps.
+/// Every method has a default that ignores it.
 pub trait Observer: Send + Sync {
-    /// An event was journaled.
+    /// An event was journaled (for a held run: handed to the journal, `seq` still 0).
     fn event(&self, _ev: &Event) {}
     /// Step `step` made progress.
     fn progress(&self, _step: usize, _done: u64, _total: Option<u64>, _what: &str) {}
+    /// A text request was planned (the plan, or why not; a notice when the model tier failed).
+    fn planned(&self, _planned: &kernos_planner::llm::Planned) {}
+    /// A plan that changes things (or a dry run) was previewed; nothing has run yet.
+    fn previewed(&self, _plan: &Plan, _preview: &Preview) {}
+    /// What undo would put back, before it asks.
+    fn undo_planned(&self, _plan: &UndoPlan) {}
 }
 
 /// An observer that ignores everything.
@@ -198,6 +215,9 @@ pub struct ApprovalRequest<'a> {
     pub assessment: &'a Assessment,
     /// What it would change, when a dry run could say.
     pub changes: Option<&'a [Change]>,
+    /// The plan was made after a model read untrusted text: a standing "yes" (`--yes`, an
+    /// auto-approving submission) must not cover it; only a person may.
+    pub untrusted: bool,
 }
 
 /// A yes or no, with the reason that goes into the journal.
@@ -209,10 +229,18 @@ pub enum Approval {
     Decline(String),
 }
 
-/// Answers approval requests: the CLI prompt, the daemon's queue, or a fixed rule.
+/// How approval is obtained: the CLI prompt, the daemon's approval queue, a fixed rule (and
+/// later an agent's lease, an MCP client's elicitation, a fleet controller).
 pub trait Approver {
-    /// Decides about one step.
+    /// Decides about one step policy asks about (also undo as a whole, named `undo`).
     fn approve(&mut self, req: &ApprovalRequest<'_>) -> Approval;
+
+    /// Reviews a plan that changes things, once it is previewed and before any step runs. It
+    /// may replace the plan ([`Review::replace`]). The default runs it: each step policy asks
+    /// about still goes to [`Approver::approve`].
+    fn review(&mut self, _review: &mut Review<'_, '_>) -> Result<Verdict> {
+        Ok(Verdict::Run)
+    }
 }
 
 /// Approves every step policy asks about (`--yes`). Denials still stand.
@@ -312,7 +340,13 @@ pub struct Engine {
     runner: Arc<dyn ProcessRunner>,
     policy: kernos_policy::Config,
     data_dir: PathBuf,
+    planner: Option<kernos_planner::llm::Cascade>,
+    step_units: f64,
 }
+
+/// Run units charged per step on top of the CPU seconds of its sandboxed children, unless the
+/// front end configures another figure.
+pub const DEFAULT_STEP_UNITS: f64 = 0.01;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -363,7 +397,27 @@ impl Engine {
             runner,
             policy,
             data_dir,
+            planner: None,
+            step_units: DEFAULT_STEP_UNITS,
         }
+    }
+
+    /// Plans text requests with `planner` (the offline planner, the configured models, the
+    /// plan cache) instead of the offline planner alone.
+    pub fn with_planner(mut self, planner: kernos_planner::llm::Cascade) -> Self {
+        self.planner = Some(planner);
+        self
+    }
+
+    /// Charges `units` run units per step that runs (metering, quotas).
+    pub fn with_step_units(mut self, units: f64) -> Self {
+        self.step_units = units;
+        self
+    }
+
+    /// The planner text requests go through, when one was configured.
+    pub fn planner(&self) -> Option<&kernos_planner::llm::Cascade> {
+        self.planner.as_ref()
     }
 
     /// The tool registry.

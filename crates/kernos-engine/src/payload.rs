@@ -126,3 +126,49 @@ pub struct TxUndone {
     /// What failed while undoing.
     pub failed: Vec<String>,
 }
+
+/// `action.submitted`: what was asked, by whom and through which front end. Written by the
+/// front end when it accepts the request (the daemon before queueing it, the CLI before
+/// [`crate::Engine::handle`]), so an action is on record even if it never runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ActionSubmitted {
+    /// The request in plain language.
+    pub request: Option<String>,
+    /// The plan, when one was submitted as it is.
+    pub plan: Option<Plan>,
+    /// The transaction to undo (`last` for the newest one), for an undo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<String>,
+    /// Working directory relative paths refer to.
+    pub cwd: Option<String>,
+    /// Only preview.
+    pub dry_run: bool,
+    /// Steps the submitter may approve were approved at submission (`--yes`).
+    pub auto_approve: bool,
+    /// The submitter's role in its organisation.
+    pub role: String,
+    /// Which front end it came through (`cli (embedded engine)`, `api`, `unix socket` …).
+    pub source: String,
+}
+
+impl ActionSubmitted {
+    /// The record of `ask` submitted from the terminal without a daemon (its user owns the
+    /// local organisation).
+    pub fn embedded_cli(ask: &crate::Ask, cwd: &str, dry_run: bool, yes: bool) -> Self {
+        let (request, plan, undo) = match ask {
+            crate::Ask::Text(t) => (Some(t.clone()), None, None),
+            crate::Ask::Plan(p) => (p.request.clone(), Some(p.clone()), None),
+            crate::Ask::Undo(t) => (None, None, Some(t.clone().unwrap_or_else(|| "last".into()))),
+        };
+        ActionSubmitted {
+            request,
+            plan,
+            undo,
+            cwd: Some(cwd.to_owned()),
+            dry_run,
+            auto_approve: yes,
+            role: "owner".into(),
+            source: "cli (embedded engine)".into(),
+        }
+    }
+}

@@ -464,6 +464,7 @@ impl Engine {
                         effects: &effects,
                         assessment: &assessment,
                         changes: previewed.and_then(|p| p.changes.as_deref()),
+                        untrusted: plan.untrusted_input,
                     };
                     let answer = approver.approve(&req);
                     let (approved, reason) = match &answer {

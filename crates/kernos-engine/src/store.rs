@@ -22,6 +22,14 @@ pub trait EventStore: Send + Sync {
     fn release(&self) -> Result<(), JournalError> {
         Ok(())
     }
+    /// Appends the last event of an action and returns once it and everything held before it
+    /// are durable; holding stops. Fails with [`JournalError::EarlierAppendFailed`] when a held
+    /// event could not be written (the record of the action would have a hole).
+    fn append_closing(&self, ev: NewEvent) -> Result<Event, JournalError> {
+        let stored = self.append(ev)?;
+        self.release()?;
+        Ok(stored)
+    }
 }
 
 /// Builds the stored form of an appended event without re-reading it.

@@ -4,7 +4,7 @@ use kernos_core::event::kind;
 use kernos_core::{Decision, Event, Step, TxId};
 use kernos_tools::undo::{self, Inverse};
 use kernos_tools::{Fingerprint, Record, Recorder};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::payload::{StepFailed, StepFinished, TxUndone, UndoRecorded};
@@ -37,7 +37,7 @@ pub struct UndoPlan {
 }
 
 /// What undo did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UndoReport {
     /// The transaction.
     pub tx: TxId,
@@ -239,6 +239,7 @@ impl Engine {
                     effects: &effects,
                     assessment: &assessment,
                     changes: None,
+                    untrusted: false,
                 };
                 if let Approval::Decline(r) = approver.approve(&req) {
                     return Err(format!("declined: {r}"));

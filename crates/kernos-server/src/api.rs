@@ -555,7 +555,15 @@ async fn metrics(
     // The model tier's counters (tokens, cost, cache hit ratio) read the plan cache's
     // SQLite file: off the async threads.
     let planner = st.clone();
-    if let Ok(llm) = tokio::task::spawn_blocking(move || planner.planner.prometheus()).await {
+    if let Ok(llm) = tokio::task::spawn_blocking(move || {
+        planner
+            .engine
+            .planner()
+            .map(|p| p.prometheus())
+            .unwrap_or_default()
+    })
+    .await
+    {
         text.push_str(&llm);
     }
     let mut r = text.into_response();
@@ -637,9 +645,15 @@ fn body_hash(req: &SubmitRequest) -> [u8; 32] {
 
 fn check_submission(req: &SubmitRequest) -> ApiResult<()> {
     match (&req.request, &req.plan) {
+        (None, None) if req.undo.is_some() => {}
         (None, None) => {
             return Err(ApiError::unprocessable(
-                "give `request` (plain language) or `plan`",
+                "give `request` (plain language), `plan`, or `undo`",
+            ));
+        }
+        (_, _) if req.undo.is_some() => {
+            return Err(ApiError::unprocessable(
+                "`undo` goes alone: give `undo`, `request` or `plan`, not several",
             ));
         }
         (Some(t), _) if t.trim().is_empty() => {

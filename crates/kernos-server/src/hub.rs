@@ -269,30 +269,21 @@ impl std::fmt::Debug for DaemonStore {
 const KEEP_READERS: usize = 4;
 
 thread_local! {
-    /// The link of the deferral scope open on this thread, if any (see [`Deferral`]).
+    /// The link of the deferral scope open on this thread, if any.
+    ///
+    /// While a scope is open ([`EventStore::hold`] until [`EventStore::release`] or
+    /// [`EventStore::append_closing`]), [`EventStore::append`] on this thread queues the event
+    /// without waiting for it to be durable, and returns it with `seq` 0 and an empty `hash`
+    /// (the journal has not assigned them yet). The engine holds around planning and read-only
+    /// runs: they change nothing, so nothing has to be on disk before a step runs, and a whole
+    /// action then costs one wait for the writer instead of one per event.
+    ///
+    /// Guarantees kept: events are still published only once committed; they are queued on
+    /// one channel and committed in order; the appends are linked, so if one fails the later
+    /// ones are refused (no holes in the action's record) and the next waited-for append on
+    /// this thread, [`DaemonStore::append_now`], reports the failure. Undo records are never
+    /// deferred: they must be durable before the change they describe.
     static DEFERRED: RefCell<Option<Link>> = const { RefCell::new(None) };
-}
-
-/// While a `Deferral` is alive, [`EventStore::append`] on its thread queues the event without
-/// waiting for it to be durable, and returns it with `seq` 0 and an empty `hash` (the journal
-/// has not assigned them yet). The worker opens one around a read-only action: such an action
-/// changes nothing, so nothing has to be on disk before a step runs, and a whole action then
-/// costs one wait for the writer instead of one per event.
-///
-/// Guarantees kept: events are still published only once committed; they are queued on one
-/// channel and committed in order; the appends are linked, so if one fails the later ones are
-/// refused (no holes in the action's record) and the next waited-for append on this thread,
-/// [`DaemonStore::append_now`], reports the failure. Undo records are never deferred: they must
-/// be durable before the change they describe.
-pub(crate) struct Deferral {
-    // Tied to the thread whose thread-local it set.
-    _not_send: std::marker::PhantomData<*const ()>,
-}
-
-impl Drop for Deferral {
-    fn drop(&mut self) {
-        DEFERRED.with(|d| d.borrow_mut().take());
-    }
 }
 
 fn deferred_link() -> Option<Link> {
@@ -365,14 +356,6 @@ impl DaemonStore {
         Ok(kernos_engine::stored(ev, &a))
     }
 
-    /// Opens a deferral scope on this thread (see [`Deferral`]).
-    pub(crate) fn defer(&self) -> Deferral {
-        DEFERRED.with(|d| *d.borrow_mut() = Some(Link::new()));
-        Deferral {
-            _not_send: std::marker::PhantomData,
-        }
-    }
-
     /// Appends and waits until the event is durable, even inside a deferral scope. There it
     /// also waits for every event deferred before it, and fails if any of them failed.
     pub fn append_now(&self, ev: NewEvent) -> Result<Event, JournalError> {
@@ -425,6 +408,28 @@ impl EventStore for DaemonStore {
         self.appender()?
             .submit_linked(vec![p], &link, Box::new(|_| {}))?;
         Ok(kernos_engine::held(ev))
+    }
+
+    /// Opens a deferral scope on this thread (see `DEFERRED`): the engine holds the events of
+    /// planning and of read-only runs.
+    fn hold(&self) {
+        DEFERRED.with(|d| *d.borrow_mut() = Some(Link::new()));
+    }
+
+    /// Waits until everything deferred on this thread is durable (an empty request on the same
+    /// link is answered only after the ones queued before it), then ends the scope.
+    fn release(&self) -> Result<(), JournalError> {
+        let Some(link) = DEFERRED.with(|d| d.borrow_mut().take()) else {
+            return Ok(());
+        };
+        self.appender()?.append_many_in(&[], Some(&link))?;
+        Ok(())
+    }
+
+    fn append_closing(&self, ev: NewEvent) -> Result<Event, JournalError> {
+        let r = self.append_now(ev);
+        DEFERRED.with(|d| d.borrow_mut().take());
+        r
     }
 
     fn query(&self, q: &Query) -> Result<Vec<Event>, JournalError> {

@@ -104,7 +104,6 @@ pub(crate) struct Pending {
 pub struct State {
     pub(crate) config: ServerConfig,
     pub(crate) engine: Engine,
-    pub(crate) planner: Cascade,
     pub(crate) store: Arc<DaemonStore>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) keys: RwLock<KeyTable>,
@@ -231,14 +230,15 @@ impl Daemon {
             opts.runner.clone(),
             opts.policy.clone(),
             opts.data_dir.clone(),
-        );
+        )
+        .with_planner(opts.planner)
+        .with_step_units(cfg.step_overhead_units);
         let (qtx, qrx) = std::sync::mpsc::sync_channel(cfg.queue);
         let (shutdown_tx, _) = tokio::sync::watch::channel(false);
         // SAFETY: geteuid has no preconditions and cannot fail.
         let uid = unsafe { libc::geteuid() };
         let state = Arc::new(State {
             engine,
-            planner: opts.planner,
             store: store.clone(),
             hub: hub.clone(),
             keys: RwLock::new(keys),

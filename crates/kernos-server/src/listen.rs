@@ -256,6 +256,7 @@ pub fn serve(opts: DaemonOptions, serve: ServeOptions) -> Result<(), ServerError
 }
 
 async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), ServerError> {
+    let signals = StopSignals::register();
     let mut cfg = opts.config.clone();
     if let Some(l) = &so.listen {
         cfg.listen = l.clone();
@@ -345,7 +346,7 @@ async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), Server
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("stopping: no new requests, finishing or cancelling running steps");
     state
         .shutting_down
@@ -364,19 +365,34 @@ async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), Server
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => {},
-                _ = i.recv() => {},
-            }
+/// SIGTERM and SIGINT, caught from the moment this is built: the daemon registers them
+/// before it says it is ready, so a stop signal sent right after readiness is a clean
+/// shutdown, never the default action (killed mid-way, exit by signal).
+struct StopSignals {
+    term: std::io::Result<tokio::signal::unix::Signal>,
+    int: std::io::Result<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn register() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        StopSignals {
+            term: signal(SignalKind::terminate()),
+            int: signal(SignalKind::interrupt()),
         }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+    }
+
+    async fn wait(self) {
+        match (self.term, self.int) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {},
+                    _ = i.recv() => {},
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

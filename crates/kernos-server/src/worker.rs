@@ -1,6 +1,6 @@
-//! The blocking side: workers take queued actions, plan them and run them through the engine,
-//! exactly as the CLI does (planner → preview → run, same policy, same journal, same sandbox).
-//! Steps that policy asks about wait for POST /v1/approvals/{id}.
+//! The blocking side: workers take queued actions and hand each to the engine's one request
+//! path ([`kernos_engine::Engine::handle`]), as every front end does. Steps that policy asks
+//! about wait for POST /v1/approvals/{id}.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use kernos_core::event::kind;
 use kernos_core::{ActionId, ApprovalId, CancelToken, Event, NewEvent, Plan, Risk};
-use kernos_engine::{Approval, ApprovalRequest, Approver, Quiet, Session, StepStatus, TxReport};
-use kernos_journal::{Journal, JournalError, Query};
-use kernos_planner::{Conversation, Outcome, PlanContext};
+use kernos_engine::{
+    ActionOutcome, ActionStatus, Approval, ApprovalRequest, Approver, Ask, Quiet, Request, Session,
+};
+use kernos_journal::{Journal, Query};
 use kernos_tools::Env;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -21,12 +22,7 @@ use crate::auth::{KEY_CREATED, KEY_REVOKED, Principal};
 use crate::limits::{Usage, now_ms};
 use crate::{DAEMON_STARTED, DAEMON_STOPPED, Pending, State};
 
-/// An action ended (any way); its payload carries the outcome and the run units charged.
-pub const ACTION_FINISHED: &str = "action.finished";
-/// What a plan would do, journaled before it runs (the CLI shows it as the preview).
-pub const ACTION_PREVIEWED: &str = "action.previewed";
-/// An action a crash stopped, found when the daemon started again.
-pub const ACTION_INTERRUPTED: &str = "action.interrupted";
+pub use kernos_core::event::kind::{ACTION_FINISHED, ACTION_INTERRUPTED, ACTION_PREVIEWED};
 
 /// POST /v1/actions: a request in plain language, or a plan.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -52,6 +48,11 @@ pub struct SubmitRequest {
     /// returned it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<Value>,
+    /// Undo a transaction instead (give this alone): its id or a unique part of it (at least 4
+    /// characters), or `last` for the newest one of the organisation that changed something
+    /// and was not undone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<String>,
 }
 
 /// A queued action.
@@ -86,7 +87,8 @@ pub(crate) fn run(st: Arc<State>, rx: Arc<Mutex<Receiver<Job>>>) {
                     finish(
                         &st,
                         &job,
-                        json!({"status": "aborted", "error": "the daemon shut down before the action started; submit it again"}),
+                        ActionStatus::Aborted,
+                        "the daemon shut down before the action started; submit it again",
                     );
                     continue;
                 }
@@ -99,7 +101,8 @@ pub(crate) fn run(st: Arc<State>, rx: Arc<Mutex<Receiver<Job>>>) {
                     finish(
                         &st,
                         &job,
-                        json!({"status": "cancelled", "error": "cancelled before it started", "units": 0.0}),
+                        ActionStatus::Cancelled,
+                        "cancelled before it started",
                     );
                     continue;
                 }
@@ -122,274 +125,79 @@ pub(crate) fn run(st: Arc<State>, rx: Arc<Mutex<Receiver<Job>>>) {
     }
 }
 
-fn event(st: &State, job: &Job, kind: &str, payload: Value) -> NewEvent {
-    let _ = st;
-    NewEvent::new(kind, job.principal.actor.clone())
-        .org(&job.principal.org)
-        .action(job.action)
-        .payload(payload)
-}
-
-/// Journals `action.finished` and waits for it (and, in a deferral scope, for every event of
-/// the action queued before it).
-fn finish(st: &State, job: &Job, payload: Value) {
-    let mut r = st
-        .store
-        .append_now(event(st, job, ACTION_FINISHED, payload));
-    if let Err(JournalError::EarlierAppendFailed(why)) = &r {
-        // A deferred event of this action could not be written, so the rest of its record was
-        // refused: end the action as failed, outside the broken link, rather than leave it open.
-        let why = format!("part of this action's record could not be journaled: {why}");
-        r = st.store.append_in(
-            event(
-                st,
-                job,
-                ACTION_FINISHED,
-                json!({"status": "error", "error": why, "units": 0.0}),
-            ),
-            None,
-        );
-    }
-    if let Err(e) = r {
-        tracing::error!(action = %job.action, "cannot journal the end of the action: {e}");
-    }
-}
-
-impl crate::DaemonStore {
-    fn append_ev(&self, ev: NewEvent) -> Result<Event, JournalError> {
-        kernos_engine::EventStore::append(self, ev)
-    }
-}
-
-/// Run units for a report: CPU seconds of sandboxed children plus overhead per step run.
-fn units(st: &State, report: &TxReport) -> (f64, u64) {
-    let steps = report
-        .steps
-        .iter()
-        .filter(|s| matches!(s.status, StepStatus::Done | StepStatus::Failed { .. }))
-        .count() as u64;
-    let u = report.cpu_ms as f64 / 1000.0 + st.config.step_overhead_units * steps as f64;
-    ((u * 1e6).round() / 1e6, steps)
-}
-
-fn step_summaries(report: &TxReport) -> Value {
-    Value::Array(
-        report
-            .steps
-            .iter()
-            .map(|s| {
-                let mut v = serde_json::to_value(&s.status).unwrap_or(Value::Null);
-                if let Value::Object(m) = &mut v {
-                    m.insert("index".into(), json!(s.index));
-                    m.insert("name".into(), json!(s.name));
-                    if let Some(a) = &s.assessment {
-                        m.insert("risk".into(), json!(a.risk));
-                    }
-                }
-                v
-            })
-            .collect(),
-    )
-}
-
-fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) {
-    let home = st.home.clone();
+/// The session of a job: who asks (the key's principal), from where, for which action.
+fn session<'a>(st: &State, job: &Job, cancel: &CancelToken, observer: &'a Quiet) -> Session<'a> {
     let cwd = job
         .req
         .cwd
         .as_deref()
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| home.clone());
-    let env = Env {
-        cwd: cwd.clone(),
-        home: home.clone(),
-        data_dir: st.data_dir.clone(),
-        uid: st.uid,
-    };
-    if let Some(tx) = job.undo {
-        return undo_job(st, job, cancel, env, Some(tx.to_string()));
-    }
-    let plan = match (&job.req.plan, &job.req.request) {
-        (Some(p), _) => {
-            let mut p = p.clone();
-            if p.request.is_none() {
-                p.request = job.req.request.clone();
-            }
-            p
-        }
-        (None, Some(text)) => {
-            let conversation: Option<Conversation> = job
-                .req
-                .context
-                .clone()
-                .and_then(|c| serde_json::from_value(c).ok());
-            let ctx = PlanContext {
-                home: home.display().to_string(),
-                cwd: cwd.display().to_string(),
-                conversation,
-            };
-            // The same cascade as the CLI; model calls and cache use are journaled for
-            // metering (`kernos usage`) like any other event of the action.
-            let planned = st
-                .planner
-                .plan(text, &ctx, &kernos_planner::llm::PlanOptions::default());
-            for (kind, payload) in kernos_planner::llm::events_for(&planned, text) {
-                let _ = st.store.append_ev(event(st, job, kind, payload));
-            }
-            match planned.outcome {
-                Outcome::Plan {
-                    mut plan,
-                    confidence,
-                } => {
-                    if plan.request.is_none() {
-                        plan.request = Some(text.clone());
-                    }
-                    let _ = st.store.append_ev(event(
-                        st,
-                        job,
-                        kind::PLAN_CREATED,
-                        json!({"plan": plan, "confidence": confidence}),
-                    ));
-                    plan
-                }
-                Outcome::Undo { target } => return undo_job(st, job, cancel, env, target),
-                Outcome::NotUnderstood {
-                    message,
-                    suggestions,
-                } => {
-                    let _ = st.store.append_ev(event(
-                        st,
-                        job,
-                        kind::PLAN_FAILED,
-                        json!({"message": message, "suggestions": suggestions}),
-                    ));
-                    return finish(
-                        st,
-                        job,
-                        json!({"status": "not_understood", "error": message, "units": 0.0, "steps": []}),
-                    );
-                }
-            }
-        }
-        (None, None) => {
-            return finish(
-                st,
-                job,
-                json!({"status": "invalid", "error": "neither request nor plan", "units": 0.0}),
-            );
-        }
-    };
-    if let Err(e) = st.engine.validate(&plan) {
-        return finish(
-            st,
-            job,
-            json!({"status": "invalid", "error": e.to_string(), "units": 0.0}),
-        );
-    }
-    let session = Session {
-        env,
+        .unwrap_or_else(|| st.home.clone());
+    Session {
+        env: Env {
+            cwd,
+            home: st.home.clone(),
+            data_dir: st.data_dir.clone(),
+            uid: st.uid,
+        },
         actor: job.principal.actor.clone(),
         org: job.principal.org.clone(),
         action: job.action,
         cancel: cancel.clone(),
-        observer: &Quiet,
-    };
-    let read_only = plan.steps.iter().all(|s| {
-        st.engine
-            .registry()
-            .get(&s.tool, &s.action)
-            .is_some_and(|a| a.spec().is_read_only())
-    });
-    let mut preview = None;
-    if !read_only || job.req.dry_run {
-        let p = match st.engine.preview(&plan, &session) {
-            Ok(p) => p,
-            Err(e) => {
-                return finish(
-                    st,
-                    job,
-                    json!({"status": "error", "error": e.to_string(), "units": 0.0}),
-                );
-            }
-        };
-        let _ = st.store.append_ev(event(
-            st,
-            job,
-            ACTION_PREVIEWED,
-            json!({"preview": p, "plan": plan}),
-        ));
-        if let Some(why) = &p.denied {
-            return finish(
-                st,
-                job,
-                json!({"status": "denied", "error": why, "units": 0.0}),
-            );
-        }
-        if job.req.dry_run {
-            return finish(st, job, json!({"status": "previewed", "units": 0.0}));
-        }
-        preview = Some(p);
-    }
-    // A read-only action changes nothing, so its events need not be on disk before each step
-    // runs: queue them without waiting and wait once, for action.finished (see `Deferral`).
-    let _deferral = (read_only && !job.req.dry_run).then(|| st.store.defer());
-    let mut approver = ApiApprover {
-        st: st.clone(),
-        principal: job.principal.clone(),
-        action: job.action,
-        auto: job.req.auto_approve,
-        cancel: cancel.clone(),
-    };
-    match st
-        .engine
-        .run(&plan, preview.as_ref(), &session, &mut approver)
-    {
-        Ok(report) => {
-            let (u, steps) = units(st, &report);
-            finish(
-                st,
-                job,
-                json!({
-                    "status": report.status.as_str(),
-                    "tx": report.tx,
-                    "undoable": report.undoable,
-                    "cpu_ms": report.cpu_ms,
-                    "units": u,
-                    "steps_run": steps,
-                    "steps": step_summaries(&report),
-                }),
-            );
-        }
-        Err(e) => finish(
-            st,
-            job,
-            json!({"status": "error", "error": e.to_string(), "units": 0.0}),
-        ),
+        observer,
     }
 }
 
-/// "undo that" sent as a request: asks for approval of the undo as a whole, then undoes.
-fn undo_job(st: &Arc<State>, job: &Job, cancel: &CancelToken, env: Env, target: Option<String>) {
-    let org = job.principal.org.clone();
-    let tx = match target {
-        Some(t) => st.engine.resolve_tx(&t).ok(),
-        None => st.engine.last_undoable(Some(&org)).ok().flatten(),
+/// Ends a job that never reached the request path (cancelled while queued, shutdown).
+fn finish(st: &State, job: &Job, status: ActionStatus, error: &str) {
+    let quiet = Quiet;
+    let s = session(st, job, &CancelToken::new(), &quiet);
+    let outcome = ActionOutcome::Ended {
+        status,
+        error: error.to_owned(),
     };
-    let Some(tx) = tx.filter(|t| tx_in_org(st, *t, &org)) else {
-        return finish(
-            st,
-            job,
-            json!({"status": "failed", "error": "nothing to undo in this organisation (see GET /v1/state/transactions)", "units": 0.0}),
-        );
+    if let Err(e) = st.engine.finish(&s, &outcome) {
+        tracing::error!(action = %job.action, "cannot journal the end of the action: {e}");
+    }
+}
+
+/// Runs one job on the engine's request path; this adapter supplies only who asks (the
+/// key's principal), how approval is obtained (the API's approval queue) and where progress
+/// goes (nowhere: subscribers follow the journal).
+fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) {
+    let undo = job
+        .undo
+        .map(|tx| tx.to_string())
+        .or_else(|| job.req.undo.clone());
+    let ask = match (undo, &job.req.plan, &job.req.request) {
+        (Some(t), _, _) if t == "last" => Ask::Undo(None),
+        (Some(t), _, _) => Ask::Undo(Some(t)),
+        (None, Some(p), _) => {
+            let mut p = p.clone();
+            if p.request.is_none() {
+                p.request = job.req.request.clone();
+            }
+            Ask::Plan(p)
+        }
+        (None, None, Some(text)) => Ask::Text(text.clone()),
+        (None, None, None) => {
+            return finish(st, job, ActionStatus::Invalid, "neither request nor plan");
+        }
     };
-    let session = Session {
-        env,
-        actor: job.principal.actor.clone(),
-        org: org.clone(),
-        action: job.action,
-        cancel: cancel.clone(),
-        observer: &Quiet,
+    let request = Request {
+        ask,
+        context: job
+            .req
+            .context
+            .clone()
+            .and_then(|c| serde_json::from_value(c).ok()),
+        dry_run: job.req.dry_run,
+        plan_options: kernos_planner::llm::PlanOptions::default(),
+        // Journaled by the API handler before the job was queued.
+        submitted: None,
     };
+    let quiet = Quiet;
+    let s = session(st, job, cancel, &quiet);
     let mut approver = ApiApprover {
         st: st.clone(),
         principal: job.principal.clone(),
@@ -397,78 +205,14 @@ fn undo_job(st: &Arc<State>, job: &Job, cancel: &CancelToken, env: Env, target: 
         auto: job.req.auto_approve,
         cancel: cancel.clone(),
     };
-    let plan = match st.engine.undo_plan(tx) {
-        Ok(p) => p,
-        Err(e) => {
-            return finish(
-                st,
-                job,
-                json!({"status": "failed", "error": e.to_string(), "units": 0.0}),
-            );
-        }
-    };
-    let args = serde_json::Map::from_iter([
-        ("tx".to_owned(), json!(tx.to_string())),
-        (
-            "items".to_owned(),
-            json!(
-                plan.items
-                    .iter()
-                    .map(|i| &i.description)
-                    .collect::<Vec<_>>()
-            ),
-        ),
-    ]);
-    let assessment = kernos_policy::Assessment {
-        risk: Risk::Medium,
-        decision: kernos_core::Decision::Ask {
-            reason: "undo changes files back".into(),
-        },
-        reasons: vec!["undo puts back what the transaction changed".into()],
-    };
-    let req = ApprovalRequest {
-        tx,
-        step: 0,
-        name: "undo",
-        args: &args,
-        effects: &[],
-        assessment: &assessment,
-        changes: None,
-    };
-    if let Approval::Decline(r) = approver.approve(&req) {
-        return finish(
-            st,
-            job,
-            json!({"status": "declined", "error": r, "tx": tx, "units": 0.0}),
-        );
-    }
-    match st.engine.undo(tx, &session, &mut approver) {
-        Ok(r) => finish(
-            st,
-            job,
-            json!({"status": if r.complete() {"undone"} else {"failed"}, "tx": tx, "undo": r, "units": 0.0}),
-        ),
-        Err(e) => finish(
-            st,
-            job,
-            json!({"status": "failed", "error": e.to_string(), "units": 0.0}),
-        ),
+    if let Err(e) = st.engine.handle(request, &s, &mut approver) {
+        tracing::error!(action = %job.action, "the action ended with an error: {e}");
     }
 }
 
 /// Whether transaction `tx` belongs to `org` (so no org can undo another's work).
 pub(crate) fn tx_in_org(st: &State, tx: kernos_core::TxId, org: &str) -> bool {
-    let q = Query {
-        tx: Some(tx.to_string()),
-        kind: Some(kind::TX_STARTED.into()),
-        limit: Some(1),
-        ..Query::default()
-    };
-    st.store
-        .with_reader(|j| j.query(&q))
-        .ok()
-        .and_then(|v| v.into_iter().next())
-        .is_some_and(|e| e.org == org)
+    st.engine.tx_org(tx).as_deref() == Some(org)
 }
 
 /// Answers approval requests through the API: journals `approval.requested` and waits for
@@ -484,7 +228,9 @@ struct ApiApprover {
 impl Approver for ApiApprover {
     fn approve(&mut self, req: &ApprovalRequest<'_>) -> Approval {
         let risk = req.assessment.risk;
+        // A standing "yes" never covers a plan made after reading untrusted text.
         if self.auto
+            && !req.untrusted
             && self
                 .principal
                 .role
@@ -719,7 +465,7 @@ pub(crate) fn recover(
                 json!({"status": "interrupted", "error": detail, "units": 0.0}),
             ),
         ] {
-            st.store.append_ev(
+            st.store.append_now(
                 NewEvent::new(k, actor.clone())
                     .org(&org)
                     .action(a)
@@ -761,7 +507,7 @@ pub(crate) fn journal_start(
             .and_then(Value::as_str)
             .map(str::to_owned);
         if before_hash.as_deref() != Some(h.as_str()) {
-            st.store.append_ev(
+            st.store.append_now(
                 NewEvent::new("audit.config.changed", st.local_actor.clone()).payload(json!({
                     "actor": st.local_actor,
                     "org": kernos_core::LOCAL_ORG,
@@ -773,7 +519,7 @@ pub(crate) fn journal_start(
             )?;
         }
     }
-    st.store.append_ev(
+    st.store.append_now(
         NewEvent::new(DAEMON_STARTED, kernos_core::Actor::system()).payload(json!({
             "pid": std::process::id(),
             "version": env!("CARGO_PKG_VERSION"),
