@@ -116,6 +116,43 @@ impl Perm {
     }
 }
 
+/// Who may call an endpoint: the route table gives each route one, and the router checks it
+/// before the handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without credentials (health, readiness, the OpenAPI document).
+    Public,
+    /// A caller whose role allows this.
+    Perm(Perm),
+    /// Only the host operator (see [`Principal::is_host_operator`]): what it shows spans
+    /// every organisation.
+    HostOperator,
+}
+
+impl Access {
+    /// The lowest role that may call, within its own organisation (`None`: no role is
+    /// enough, or none is needed).
+    pub fn min_role(self) -> Option<Role> {
+        match self {
+            Access::Perm(p) => Some(p.min_role()),
+            Access::Public | Access::HostOperator => None,
+        }
+    }
+
+    /// Fails with 403 unless `who` may call.
+    pub fn check(self, who: &Principal) -> Result<(), crate::ApiError> {
+        match self {
+            Access::Public => Ok(()),
+            Access::Perm(p) => who.require(p),
+            // Metrics are the one host-operator endpoint, hence the wording.
+            Access::HostOperator if who.is_host_operator() => Ok(()),
+            Access::HostOperator => Err(crate::ApiError::forbidden(
+                "metrics cover every organisation, so only the host operator reads them: use the Unix socket, or an owner key of org `local`",
+            )),
+        }
+    }
+}
+
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

@@ -8,17 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kernos_core::event::kind;
-use kernos_core::{ActionId, ApprovalId, CancelToken, Event, NewEvent, Plan, Risk};
+use kernos_core::{ActionId, ApprovalId, CancelToken, Event, NewEvent, Risk};
 use kernos_engine::{Approval, ApprovalRequest, Approver, Quiet, Session, StepStatus, TxReport};
 use kernos_journal::{Journal, JournalError, Query};
 use kernos_planner::{Conversation, Outcome, PlanContext};
 use kernos_tools::Env;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{KEY_CREATED, KEY_REVOKED, Principal};
 use crate::limits::{Usage, now_ms};
+use crate::wire::SubmitRequest;
 use crate::{DAEMON_STARTED, DAEMON_STOPPED, Pending, State};
 
 /// An action ended (any way); its payload carries the outcome and the run units charged.
@@ -27,32 +27,6 @@ pub const ACTION_FINISHED: &str = "action.finished";
 pub const ACTION_PREVIEWED: &str = "action.previewed";
 /// An action a crash stopped, found when the daemon started again.
 pub const ACTION_INTERRUPTED: &str = "action.interrupted";
-
-/// POST /v1/actions: a request in plain language, or a plan.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubmitRequest {
-    /// What to do, in plain language (give this or `plan`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<String>,
-    /// A plan to run as it is (give this or `request`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan: Option<Plan>,
-    /// Absolute working directory relative paths refer to (default: the daemon's home).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cwd: Option<String>,
-    /// Only preview: plan and dry-run, change nothing.
-    #[serde(default)]
-    pub dry_run: bool,
-    /// Approve at once every step the submitter's role may approve (like `--yes`); other
-    /// steps still wait for an approval.
-    #[serde(default)]
-    pub auto_approve: bool,
-    /// Follow-up context from an earlier request ("them", "undo that"), as the planner
-    /// returned it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<Value>,
-}
 
 /// A queued action.
 #[derive(Debug)]
@@ -499,7 +473,7 @@ impl Approver for ApiApprover {
         let id = ApprovalId::generate();
         let timeout = Duration::from_secs(self.st.config.approval_timeout_s);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let view = crate::api::ApprovalView {
+        let view = crate::wire::ApprovalView {
             approval: id.to_string(),
             action: self.action.to_string(),
             tx: req.tx.to_string(),
