@@ -130,23 +130,14 @@ pub enum Access {
 }
 
 impl Access {
-    /// The lowest role that may call, within its own organisation (`None`: no role is
-    /// enough, or none is needed).
-    pub fn min_role(self) -> Option<Role> {
-        match self {
-            Access::Perm(p) => Some(p.min_role()),
-            Access::Public | Access::HostOperator => None,
-        }
-    }
-
     /// Fails with 403 unless `who` may call.
-    pub fn check(self, who: &Principal) -> Result<(), crate::ApiError> {
+    pub fn check(self, who: &Principal) -> Result<(), crate::error::ApiError> {
         match self {
             Access::Public => Ok(()),
             Access::Perm(p) => who.require(p),
             // Metrics are the one host-operator endpoint, hence the wording.
             Access::HostOperator if who.is_host_operator() => Ok(()),
-            Access::HostOperator => Err(crate::ApiError::forbidden(
+            Access::HostOperator => Err(crate::error::ApiError::forbidden(
                 "metrics cover every organisation, so only the host operator reads them: use the Unix socket, or an owner key of org `local`",
             )),
         }
@@ -176,11 +167,11 @@ impl Principal {
     }
 
     /// Fails with 403 unless the role allows `p`.
-    pub fn require(&self, p: Perm) -> Result<(), crate::ApiError> {
+    pub fn require(&self, p: Perm) -> Result<(), crate::error::ApiError> {
         if self.role.allows(p) {
             Ok(())
         } else {
-            Err(crate::ApiError::forbidden(format!(
+            Err(crate::error::ApiError::forbidden(format!(
                 "role {} may not do this; it needs {} or higher: ask an admin of org {} for a key with that role",
                 self.role,
                 p.min_role(),

@@ -20,9 +20,6 @@ pub enum Verb {
 }
 
 impl Verb {
-    /// Every verb the API uses.
-    pub const ALL: [Verb; 3] = [Verb::Get, Verb::Post, Verb::Delete];
-
     /// The method's name in a request line: `GET`.
     pub fn as_str(self) -> &'static str {
         match self {
