@@ -38,7 +38,7 @@ pub(crate) async fn authorize(
         .await
 }
 
-/// The caller, as [`authorize`] found it.
+/// The caller, as `authorize` found it.
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = ApiError;
 

@@ -78,6 +78,8 @@ pub struct SubmitRequest {
 }
 
 /// 202 answer to a submission.
+// Doc comments are also the OpenAPI descriptions, where `<id>` is meant literally.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Accepted {
     /// The action id: follow it with GET /v1/events?action=<id>.
