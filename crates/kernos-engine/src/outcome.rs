@@ -8,10 +8,16 @@ use serde_json::{Value, json};
 
 use crate::{StepStatus, TxReport, TxStatus, UndoPlan, UndoReport};
 
-/// The status an action ended with, as `action.finished` and the API name it.
+/// Where an action stands: waiting or running (the daemon's read models), or how it ended (what
+/// `action.finished` records). One enum for every front end and the API; the serialized names
+/// are the strings journals have always held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionStatus {
+    /// Accepted, waiting for a worker.
+    Queued,
+    /// Taken by a worker (planning, waiting for an approval, or running).
+    Running,
     /// Every step ran.
     Committed,
     /// A step failed (or nothing could be undone).
@@ -36,12 +42,17 @@ pub enum ActionStatus {
     Aborted,
     /// Kernos itself failed (the journal could not be written, …).
     Error,
+    /// A status this version does not know (read from a newer journal).
+    #[serde(other)]
+    Unknown,
 }
 
 impl ActionStatus {
     /// The name as journaled.
     pub fn as_str(self) -> &'static str {
         match self {
+            ActionStatus::Queued => "queued",
+            ActionStatus::Running => "running",
             ActionStatus::Committed => "committed",
             ActionStatus::Failed => "failed",
             ActionStatus::Cancelled => "cancelled",
@@ -54,6 +65,7 @@ impl ActionStatus {
             ActionStatus::Interrupted => "interrupted",
             ActionStatus::Aborted => "aborted",
             ActionStatus::Error => "error",
+            ActionStatus::Unknown => "unknown",
         }
     }
 

@@ -116,6 +116,34 @@ impl Perm {
     }
 }
 
+/// Who may call an endpoint: the route table gives each route one, and the router checks it
+/// before the handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without credentials (health, readiness, the OpenAPI document).
+    Public,
+    /// A caller whose role allows this.
+    Perm(Perm),
+    /// Only the host operator (see [`Principal::is_host_operator`]): what it shows spans
+    /// every organisation.
+    HostOperator,
+}
+
+impl Access {
+    /// Fails with 403 unless `who` may call.
+    pub fn check(self, who: &Principal) -> Result<(), crate::error::ApiError> {
+        match self {
+            Access::Public => Ok(()),
+            Access::Perm(p) => who.require(p),
+            // Metrics are the one host-operator endpoint, hence the wording.
+            Access::HostOperator if who.is_host_operator() => Ok(()),
+            Access::HostOperator => Err(crate::error::ApiError::forbidden(
+                "metrics cover every organisation, so only the host operator reads them: use the Unix socket, or an owner key of org `local`",
+            )),
+        }
+    }
+}
+
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -139,11 +167,11 @@ impl Principal {
     }
 
     /// Fails with 403 unless the role allows `p`.
-    pub fn require(&self, p: Perm) -> Result<(), crate::ApiError> {
+    pub fn require(&self, p: Perm) -> Result<(), crate::error::ApiError> {
         if self.role.allows(p) {
             Ok(())
         } else {
-            Err(crate::ApiError::forbidden(format!(
+            Err(crate::error::ApiError::forbidden(format!(
                 "role {} may not do this; it needs {} or higher: ask an admin of org {} for a key with that role",
                 self.role,
                 p.min_role(),

@@ -9,19 +9,30 @@
 //! ```
 //!
 //! [`Daemon::start`] builds everything from a data directory and a [`ServerConfig`];
-//! [`app`] is the router (tested with `tower::ServiceExt::oneshot`); [`serve`] runs it on TCP
+//! [`app`] is the router (tested with `tower::ServiceExt::oneshot`), built from the route
+//! table [`ROUTES`] that also makes the OpenAPI document; [`serve`] runs it on TCP
 //! (optionally TLS) and on the Unix socket until SIGTERM/SIGINT, then shuts down gracefully.
+//!
+//! Modules: [`routes`] (the table and one handler module per resource) → [`wire`] (request
+//! and response types), `authn`/`middleware`/`extract` (around handlers), `idempotency`,
+//! `quota`; `worker` runs queued actions; `openapi` reads the table.
 
-mod api;
 pub mod auth;
+mod authn;
 pub mod config;
 mod error;
+mod extract;
 mod hub;
+mod idempotency;
 pub mod limits;
 mod listen;
 mod metrics;
+mod middleware;
 mod openapi;
+mod quota;
+pub mod routes;
 mod sse;
+pub mod wire;
 mod worker;
 
 use std::collections::HashMap;
@@ -36,14 +47,15 @@ use kernos_journal::{Journal, JournalOptions, Query};
 use kernos_planner::llm::Cascade;
 use kernos_tools::Registry;
 
-pub use api::app;
-pub use auth::{KeyInfo, KeyTable, NewKey, Perm, Principal, Role, generate_key, hash_key};
+pub use auth::{Access, KeyInfo, KeyTable, NewKey, Perm, Principal, Role, generate_key, hash_key};
 pub use config::ServerConfig;
 pub use error::{ApiError, PROBLEM_JSON, Problem};
 pub use hub::{DaemonStore, Hub, Published};
 pub use listen::{Peer, SOCKET_FILE, ServeOptions, connect, daemon_running, serve};
 pub use openapi::openapi;
-pub use worker::{ACTION_FINISHED, ACTION_INTERRUPTED, ACTION_PREVIEWED, SubmitRequest};
+pub use routes::{ROUTES, app};
+pub use wire::{ActionStatus, SubmitRequest};
+pub use worker::{ACTION_FINISHED, ACTION_INTERRUPTED, ACTION_PREVIEWED};
 
 /// Kind of the event journaled when the daemon starts.
 pub const DAEMON_STARTED: &str = "daemon.started";
@@ -95,10 +107,13 @@ pub struct DaemonOptions {
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub(crate) org: String,
-    pub(crate) view: api::ApprovalView,
+    pub(crate) view: wire::ApprovalView,
     pub(crate) risk: kernos_core::Risk,
     pub(crate) answer: std::sync::mpsc::SyncSender<worker::Answer>,
 }
+
+/// The state as handlers and middleware hold it.
+pub(crate) type St = Arc<State>;
 
 /// Shared state of a running daemon.
 pub struct State {
@@ -126,6 +141,8 @@ pub struct State {
     pub(crate) data_dir: PathBuf,
     pub(crate) local_actor: Actor,
     pub(crate) started: Instant,
+    /// The OpenAPI document, built once: it depends only on the code.
+    pub(crate) openapi: serde_json::Value,
 }
 
 impl std::fmt::Debug for State {
@@ -264,6 +281,7 @@ impl Daemon {
             local_actor: Actor::current_user(),
             started: Instant::now(),
             config: cfg.clone(),
+            openapi: openapi::openapi(),
         });
 
         // Keep the read models current from every published event. A weak reference: the
@@ -276,7 +294,7 @@ impl Daemon {
         }));
 
         let recovered = worker::recover(&state, &boot)?;
-        api::restore_idempotency(&state, &boot)?;
+        idempotency::restore_idempotency(&state, &boot)?;
         drop(boot);
         worker::journal_start(&state, opts.config_text.as_deref())?;
 

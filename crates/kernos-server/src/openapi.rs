@@ -1,19 +1,14 @@
-//! The OpenAPI 3.1 document, assembled here from the Rust types' schemars schemas so it says
+//! The OpenAPI 3.1 document, built from the route table ([`crate::routes::ROUTES`]) and the
+//! wire types' schemars schemas, so it lists exactly the routes the router serves and says
 //! exactly what the handlers accept and return.
 
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use crate::api::{
-    Accepted, ActionDetail, ActionSummary, ApprovalAnswer, ApprovalView, AuditParams, AuditRecord,
-    Cancelled, Decided, Health, KeyCreate, KeyCreated, KeyListParams, ListParams, UndoRequest,
-    UsageView,
-};
-use crate::auth::KeyInfo;
+use crate::auth::Access;
 use crate::error::Problem;
-use crate::sse::EventParams;
-use crate::worker::SubmitRequest;
+use crate::routes::{Content, Param, ROUTES, Reply, Route, Schema, SchemaFn};
 
 struct Doc {
     generator: SchemaGenerator,
@@ -21,12 +16,23 @@ struct Doc {
 
 impl Doc {
     fn schema<T: JsonSchema>(&mut self) -> Value {
-        serde_json::to_value(self.generator.subschema_for::<T>()).unwrap_or(Value::Null)
+        self.of(SchemaGenerator::subschema_for::<T>)
     }
 
-    /// Query parameters from a struct's schema: one parameter per property.
-    fn params<T: JsonSchema>(&mut self) -> Vec<Value> {
-        let root = serde_json::to_value(self.generator.root_schema_for::<T>()).unwrap_or_default();
+    fn of(&mut self, f: SchemaFn) -> Value {
+        serde_json::to_value(f(&mut self.generator)).unwrap_or(Value::Null)
+    }
+
+    fn value(&mut self, s: Schema) -> Value {
+        match s {
+            Schema::Of(f) => self.of(f),
+            Schema::AnyObject => json!({"type": "object"}),
+        }
+    }
+
+    /// Query parameters from a struct's root schema: one parameter per property.
+    fn query_params(&mut self, root: SchemaFn) -> Vec<Value> {
+        let root = serde_json::to_value(root(&mut self.generator)).unwrap_or_default();
         let required: Vec<String> = root["required"]
             .as_array()
             .map(|a| {
@@ -58,32 +64,78 @@ impl Doc {
             })
             .unwrap_or_default()
     }
+
+    fn params(&mut self, params: &[Param]) -> Vec<Value> {
+        let mut out = Vec::new();
+        for p in params {
+            match *p {
+                Param::Path { name, description } => out.push(json!({
+                    "name": name, "in": "path", "required": true,
+                    "description": description, "schema": {"type": "string"},
+                })),
+                Param::Query(root) => out.extend(self.query_params(root)),
+                Param::Header {
+                    name,
+                    description,
+                    schema,
+                } => out.push(json!({
+                    "name": name, "in": "header", "required": false,
+                    "description": description, "schema": schema(),
+                })),
+            }
+        }
+        out
+    }
+
+    fn responses(&mut self, reply: &Reply) -> Value {
+        let content = match reply.content {
+            Content::Json(s) => json_content(self.value(s)),
+            Content::JsonList(s) => json_content(json!({"type": "array", "items": self.value(s)})),
+            Content::Text(media) => json!({media: {"schema": {"type": "string"}}}),
+        };
+        let mut m = Map::new();
+        m.insert(
+            reply.status.to_string(),
+            json!({"description": reply.description, "content": content}),
+        );
+        m.insert(
+            "default".into(),
+            json!({
+                "description": "An RFC 7807 problem document saying what went wrong and what to do (400 bad input, 401 no or bad key, 403 role too low, 404 not found in your organisation, 409 conflict, 413 body too large, 422 not acceptable, 402 quota used up, 429 rate limit or full queue with Retry-After, 503 busy or stopping).",
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            }),
+        );
+        Value::Object(m)
+    }
+
+    fn operation(&mut self, r: &Route) -> Value {
+        let security = match r.access {
+            Access::Public => json!([]),
+            Access::Perm(_) | Access::HostOperator => bearer(),
+        };
+        let mut o = json!({
+            "summary": r.summary,
+            "description": r.description,
+            "security": security,
+            "responses": self.responses(&r.reply),
+        });
+        if !r.params.is_empty() {
+            o["parameters"] = Value::Array(self.params(r.params));
+        }
+        if let Some(b) = r.body {
+            o["requestBody"] =
+                json!({"required": b.required, "content": json_content(self.of(b.schema))});
+        }
+        o
+    }
 }
 
 fn json_content(schema: Value) -> Value {
     json!({"application/json": {"schema": schema}})
 }
 
-fn problem_responses(ok: (&str, &str, Value)) -> Value {
-    let (code, desc, content) = ok;
-    let mut m = Map::new();
-    let mut okv = json!({"description": desc});
-    if !content.is_null() {
-        okv["content"] = content;
-    }
-    m.insert(code.to_owned(), okv);
-    m.insert(
-        "default".into(),
-        json!({
-            "description": "An RFC 7807 problem document saying what went wrong and what to do (400 bad input, 401 no or bad key, 403 role too low, 404 not found in your organisation, 409 conflict, 413 body too large, 422 not acceptable, 402 quota used up, 429 rate limit or full queue with Retry-After, 503 busy or stopping).",
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }),
-    );
-    Value::Object(m)
-}
-
-fn path_param(name: &str, desc: &str) -> Value {
-    json!({"name": name, "in": "path", "required": true, "description": desc, "schema": {"type": "string"}})
+fn bearer() -> Value {
+    json!([{"bearer": []}])
 }
 
 /// The OpenAPI document served at GET /v1/openapi.json.
@@ -95,231 +147,16 @@ pub fn openapi() -> Value {
     };
     // Registered for the `default` responses, which refer to it by name.
     d.schema::<Problem>();
-    let auth = json!([{"bearer": []}]);
-    let public = json!([]);
-    let op = |summary: &str, desc: &str, security: &Value, responses: Value| json!({"summary": summary, "description": desc, "security": security, "responses": responses});
-
-    let submit = {
-        let mut o = op(
-            "Submit an action",
-            "A request in plain language or a plan. Answers 202 at once with the action id; planning and running continue in the background (follow GET /v1/events?action=<id>). Needs operator. An Idempotency-Key header makes retries safe.",
-            &auth,
-            problem_responses(("202", "Accepted", json_content(d.schema::<Accepted>()))),
-        );
-        o["requestBody"] =
-            json!({"required": true, "content": json_content(d.schema::<SubmitRequest>())});
-        o["parameters"] = json!([{"name": "Idempotency-Key", "in": "header", "required": false, "description": "Same key and body within 24 h: the same action id is answered again.", "schema": {"type": "string", "minLength": 1, "maxLength": 255}}]);
-        o
-    };
-    let events = {
-        let mut o = op(
-            "Stream events (SSE)",
-            "Server-Sent Events of your organisation, each with its journal sequence number as id. Resume with Last-Event-ID or ?after=: exactly the missed events in order, then live ones. A gap larger than the replay limit gets a `resync` event. With ?action= and no resume point, the stream starts at that action's first event. Needs viewer.",
-            &auth,
-            problem_responses((
-                "200",
-                "An event stream",
-                json!({"text/event-stream": {"schema": {"type": "string"}}}),
-            )),
-        );
-        let mut params = d.params::<EventParams>();
-        params.push(json!({"name": "Last-Event-ID", "in": "header", "required": false, "description": "Sequence number of the last event received.", "schema": {"type": "string", "pattern": "^[0-9]+$"}}));
-        o["parameters"] = Value::Array(params);
-        o
-    };
-    let list = |d: &mut Doc, summary: &str, desc: &str, item: Value, with_limit: bool| {
-        let mut o = op(
-            summary,
-            desc,
-            &auth,
-            problem_responses((
-                "200",
-                "OK",
-                json_content(json!({"type": "array", "items": item})),
-            )),
-        );
-        if with_limit {
-            o["parameters"] = Value::Array(d.params::<ListParams>());
-        }
-        o
-    };
-    let action_summary = d.schema::<ActionSummary>();
-    let approval_view = d.schema::<ApprovalView>();
-    let actions = list(
-        &mut d,
-        "List actions",
-        "Your organisation's actions, newest first. Needs viewer.",
-        action_summary,
-        true,
-    );
-    let action = {
-        let mut o = op(
-            "One action",
-            "Every event of one action of your organisation. Needs viewer.",
-            &auth,
-            problem_responses(("200", "OK", json_content(d.schema::<ActionDetail>()))),
-        );
-        o["parameters"] = json!([path_param("id", "Action id")]);
-        o
-    };
-    let approvals = list(
-        &mut d,
-        "Pending approvals",
-        "Steps of your organisation waiting for an answer. Needs viewer.",
-        approval_view,
-        false,
-    );
-    let transactions = list(
-        &mut d,
-        "Transactions",
-        "Your organisation's transactions, newest first. Needs viewer.",
-        json!({"type": "object"}),
-        true,
-    );
-    let usage = op(
-        "Usage",
-        "Run units used this month and before, and the quota. Needs viewer.",
-        &auth,
-        problem_responses(("200", "OK", json_content(d.schema::<UsageView>()))),
-    );
-    let tools = list(
-        &mut d,
-        "Tool catalog",
-        "Every tool and action with its effects. Needs viewer.",
-        json!({"type": "object"}),
-        false,
-    );
-    let cancel = {
-        let mut o = op(
-            "Cancel an action",
-            "A running step stops cleanly (journaled as cancelled; what it did can be undone); a queued action never starts. Needs operator.",
-            &auth,
-            problem_responses(("200", "Cancelling", json_content(d.schema::<Cancelled>()))),
-        );
-        o["parameters"] = json!([path_param("id", "Action id")]);
-        o
-    };
-    let decide = {
-        let mut o = op(
-            "Approve or deny a step",
-            "Answers a pending approval. Operators may approve low and medium risk steps, admins and owners high risk ones. Needs operator.",
-            &auth,
-            problem_responses(("200", "Decided", json_content(d.schema::<Decided>()))),
-        );
-        o["parameters"] = json!([path_param("id", "Approval id")]);
-        o["requestBody"] =
-            json!({"required": true, "content": json_content(d.schema::<ApprovalAnswer>())});
-        o
-    };
-    let undo = {
-        let mut o = op(
-            "Undo a transaction",
-            "Queues an undo of one of your organisation's transactions; answers 202 with the action id. Needs operator.",
-            &auth,
-            problem_responses(("202", "Accepted", json_content(d.schema::<Accepted>()))),
-        );
-        o["parameters"] = json!([path_param("tx", "Transaction id")]);
-        o["requestBody"] =
-            json!({"required": false, "content": json_content(d.schema::<UndoRequest>())});
-        o
-    };
-    let keys_list = {
-        let mut o = op(
-            "List API keys",
-            "Keys of your organisation (never the secrets). Needs admin.",
-            &auth,
-            problem_responses((
-                "200",
-                "OK",
-                json_content(json!({"type": "array", "items": d.schema::<KeyInfo>()})),
-            )),
-        );
-        o["parameters"] = Value::Array(d.params::<KeyListParams>());
-        o
-    };
-    let keys_create = {
-        let mut o = op(
-            "Create an API key",
-            "A 256-bit key, shown once in the answer and stored only as its SHA-256. Admins create keys up to admin, owners up to owner. Needs admin.",
-            &auth,
-            problem_responses(("201", "Created", json_content(d.schema::<KeyCreated>()))),
-        );
-        o["requestBody"] =
-            json!({"required": true, "content": json_content(d.schema::<KeyCreate>())});
-        o
-    };
-    let keys_revoke = {
-        let mut o = op(
-            "Revoke an API key",
-            "The key stops working at once. Needs admin.",
-            &auth,
-            problem_responses(("200", "Revoked", json_content(d.schema::<KeyInfo>()))),
-        );
-        o["parameters"] = json!([path_param("id", "Key id")]);
-        o
-    };
-    let audit = {
-        let mut o = op(
-            "Audit log",
-            "Every mutation (actions, approvals, undo, keys, config) of your organisation, oldest first. Needs admin.",
-            &auth,
-            problem_responses((
-                "200",
-                "OK",
-                json_content(json!({"type": "array", "items": d.schema::<AuditRecord>()})),
-            )),
-        );
-        o["parameters"] = Value::Array(d.params::<AuditParams>());
-        o
-    };
-    let audit_csv = {
-        let mut o = op(
-            "Audit log as CSV",
-            "The same records as GET /v1/audit, as CSV. Needs admin.",
-            &auth,
-            problem_responses((
-                "200",
-                "CSV",
-                json!({"text/csv": {"schema": {"type": "string"}}}),
-            )),
-        );
-        o["parameters"] = Value::Array(d.params::<AuditParams>());
-        o
-    };
-    let metrics = op(
-        "Prometheus metrics",
-        "Request latency by route, actions by outcome, queue depth, run units by org. Host operator only (Unix socket, or an owner key of org `local`).",
-        &auth,
-        problem_responses((
-            "200",
-            "Prometheus text",
-            json!({"text/plain": {"schema": {"type": "string"}}}),
-        )),
-    );
-    let health = d.schema::<Health>();
-    let healthz = op(
-        "Liveness",
-        "Always 200 while the process runs.",
-        &public,
-        problem_responses(("200", "OK", json_content(health.clone()))),
-    );
-    let readyz = op(
-        "Readiness",
-        "200 when the journal answers and the daemon is not stopping.",
-        &public,
-        problem_responses(("200", "Ready", json_content(health))),
-    );
-    let spec = op(
-        "This document",
-        "The OpenAPI 3.1 description of the API.",
-        &public,
-        problem_responses(("200", "OK", json_content(json!({"type": "object"})))),
-    );
+    let mut paths = Map::new();
+    for r in ROUTES {
+        let op = d.operation(r);
+        let item = paths.entry(r.path).or_insert_with(|| json!({}));
+        item[r.verb.openapi_key()] = op;
+    }
     let mut components = Map::new();
     for (k, v) in d.generator.take_definitions(true) {
         components.insert(k, v);
     }
-    // Ids and plans reference core types; make sure every $defs entry lives under components.
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -332,28 +169,8 @@ pub fn openapi() -> Value {
             "schemas": Value::Object(components),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key: kn_<id>_<secret>"}},
         },
-        "security": auth,
-        "paths": {
-            "/v1/openapi.json": {"get": spec},
-            "/v1/actions": {"post": submit},
-            "/v1/actions/{id}/cancel": {"post": cancel},
-            "/v1/events": {"get": events},
-            "/v1/state/actions": {"get": actions},
-            "/v1/state/actions/{id}": {"get": action},
-            "/v1/state/approvals": {"get": approvals},
-            "/v1/state/transactions": {"get": transactions},
-            "/v1/state/usage": {"get": usage},
-            "/v1/state/tools": {"get": tools},
-            "/v1/approvals/{id}": {"post": decide},
-            "/v1/undo/{tx}": {"post": undo},
-            "/v1/keys": {"get": keys_list, "post": keys_create},
-            "/v1/keys/{id}": {"delete": keys_revoke},
-            "/v1/audit": {"get": audit},
-            "/v1/audit.csv": {"get": audit_csv},
-            "/metrics": {"get": metrics},
-            "/healthz": {"get": healthz},
-            "/readyz": {"get": readyz},
-        },
+        "security": bearer(),
+        "paths": Value::Object(paths),
     })
 }
 
@@ -372,5 +189,29 @@ mod tests {
         }
         assert!(schemas.contains_key("Problem"));
         assert_eq!(doc["openapi"], "3.1.0");
+    }
+
+    /// Every route of the table is documented, with its verb, and nothing else is.
+    #[test]
+    fn the_document_lists_exactly_the_route_table() {
+        let doc = openapi();
+        let mut documented: Vec<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(p, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |v| (v.clone(), p.clone()))
+            })
+            .collect();
+        let mut table: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|r| (r.verb.openapi_key().to_owned(), r.path.to_owned()))
+            .collect();
+        documented.sort();
+        table.sort();
+        assert_eq!(documented, table);
     }
 }

@@ -1,4 +1,5 @@
-//! GET /v1/events: Server-Sent Events, each with its journal sequence number as `id:`.
+//! The event stream behind GET /v1/events: Server-Sent Events, each with its journal sequence
+//! number as `id:`.
 //!
 //! Resuming (Last-Event-ID or `?after=`) subscribes to the live ring *first*, then replays the
 //! missed events from the journal, then forwards live ones, skipping any sequence number
@@ -12,42 +13,28 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use kernos_journal::Query;
-use schemars::JsonSchema;
-use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
-use crate::api::Q;
-use crate::auth::{Perm, Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::{Published, State};
 
 /// Events per journal page while replaying.
 const PAGE: usize = 1000;
 
-/// GET /v1/events parameters.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-pub struct EventParams {
-    /// Resume after this sequence number (same as the Last-Event-ID header; the header wins).
-    pub after: Option<u64>,
-    /// Only kinds starting with this prefix (e.g. `step.`).
-    pub prefix: Option<String>,
-    /// Only events of this action. Without a resume point the stream then starts at the
-    /// action's first event (so it shows the whole action, however long ago it ran).
-    pub action: Option<String>,
-    /// Only this organisation (it must be the caller's own).
-    pub org: Option<String>,
-}
-
-struct Filter {
-    org: String,
-    prefix: Option<String>,
-    action: Option<String>,
-    audit: bool,
+/// Which events a stream carries.
+pub(crate) struct Filter {
+    /// The caller's organisation: a stream never crosses organisations.
+    pub(crate) org: String,
+    /// Only kinds starting with this.
+    pub(crate) prefix: Option<String>,
+    /// Only this action's events.
+    pub(crate) action: Option<String>,
+    /// Whether `audit.*` events are included (admins and owners only).
+    pub(crate) audit: bool,
 }
 
 impl Filter {
@@ -81,45 +68,9 @@ fn frame(p: &Published) -> SseEvent {
         .data(p.json.as_str())
 }
 
-/// The SSE handler.
-pub(crate) async fn events(
-    axum::extract::State(st): axum::extract::State<Arc<State>>,
-    principal: Principal,
-    headers: HeaderMap,
-    Q(q): Q<EventParams>,
-) -> ApiResult<Response> {
-    principal.require(Perm::Read)?;
-    if let Some(o) = &q.org {
-        if *o != principal.org {
-            return Err(ApiError::forbidden(format!(
-                "you can read events of org {} only",
-                principal.org
-            )));
-        }
-    }
-    if let Some(a) = &q.action {
-        a.parse::<kernos_core::ActionId>()
-            .map_err(|e| ApiError::bad_request(format!("action={a:?} is not an action id: {e}")))?;
-    }
-    let last_id = match headers.get("last-event-id") {
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "Last-Event-ID must be the sequence number of the last event received",
-                    )
-                })?,
-        ),
-        None => None,
-    };
-    let filter = Filter {
-        org: principal.org.clone(),
-        prefix: q.prefix.clone().filter(|p| !p.is_empty()),
-        action: q.action.clone(),
-        audit: principal.role >= Role::Admin,
-    };
+/// Opens a stream of the events `filter` lets through, resuming after `start` when given;
+/// 503 when `server.sse_streams` streams are open already.
+pub(crate) fn stream(st: Arc<State>, filter: Filter, start: Option<u64>) -> ApiResult<Response> {
     let open = st.streams.fetch_add(1, Ordering::AcqRel);
     let guard = StreamSlot(st.clone());
     if open >= st.config.sse_streams {
@@ -137,7 +88,6 @@ pub(crate) async fn events(
     let now = st.hub.head();
     // Subscribe before anything is read, so nothing published from here on is missed.
     let live = st.hub.subscribe();
-    let start = last_id.or(q.after);
     let (tx, rx) = mpsc::channel::<SseEvent>(256);
     tokio::spawn(async move {
         pump(st.clone(), filter, live, start, now, tx).await;

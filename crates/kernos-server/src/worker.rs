@@ -8,52 +8,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kernos_core::event::kind;
-use kernos_core::{ActionId, ApprovalId, CancelToken, Event, NewEvent, Plan, Risk};
+use kernos_core::{ActionId, ApprovalId, CancelToken, Event, NewEvent, Risk};
 use kernos_engine::{
     ActionOutcome, ActionStatus, Approval, ApprovalRequest, Approver, Ask, Quiet, Request, Session,
 };
 use kernos_journal::{Journal, Query};
 use kernos_tools::Env;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{KEY_CREATED, KEY_REVOKED, Principal};
 use crate::limits::{Usage, now_ms};
+use crate::wire::SubmitRequest;
 use crate::{DAEMON_STARTED, DAEMON_STOPPED, Pending, State};
 
 pub use kernos_core::event::kind::{ACTION_FINISHED, ACTION_INTERRUPTED, ACTION_PREVIEWED};
-
-/// POST /v1/actions: a request in plain language, or a plan.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubmitRequest {
-    /// What to do, in plain language (give this or `plan`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<String>,
-    /// A plan to run as it is (give this or `request`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan: Option<Plan>,
-    /// Absolute working directory relative paths refer to (default: the daemon's home).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cwd: Option<String>,
-    /// Only preview: plan and dry-run, change nothing.
-    #[serde(default)]
-    pub dry_run: bool,
-    /// Approve at once every step the submitter's role may approve (like `--yes`); other
-    /// steps still wait for an approval.
-    #[serde(default)]
-    pub auto_approve: bool,
-    /// Follow-up context from an earlier request ("them", "undo that"), as the planner
-    /// returned it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<Value>,
-    /// Undo a transaction instead (give this alone): its id or a unique part of it (at least 4
-    /// characters), or `last` for the newest one of the organisation that changed something
-    /// and was not undone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub undo: Option<String>,
-}
 
 /// A queued action.
 #[derive(Debug)]
@@ -245,7 +214,7 @@ impl Approver for ApiApprover {
         let id = ApprovalId::generate();
         let timeout = Duration::from_secs(self.st.config.approval_timeout_s);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let view = crate::api::ApprovalView {
+        let view = crate::wire::ApprovalView {
             approval: id.to_string(),
             action: self.action.to_string(),
             tx: req.tx.to_string(),

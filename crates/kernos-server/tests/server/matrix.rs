@@ -1,17 +1,56 @@
-//! The permission matrix, walked whole: every role (and no key) against every endpoint.
+//! The permission matrix, walked whole: every role (and no key) against every route of the
+//! route table, and the router against the table.
+
+use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
-use kernos_server::Role;
+use kernos_server::routes::{Route, Verb};
+use kernos_server::{Access, ROUTES, Role};
 use serde_json::{Value, json};
 
 use crate::{Auth, T};
 
-/// Who may call an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Need {
-    Public,
-    Role(Role),
-    HostOperator,
+/// Real targets for the routes' path parameters, so allowed calls reach the handler's logic.
+struct Targets {
+    action: String,
+    tx: String,
+    approval: String,
+    cwd: String,
+}
+
+/// A request for a route of the table: its path with real ids, and a body where it takes one.
+/// A new route with parameters or a body needs a line here (the test says so).
+fn sample(r: &Route, t: &Targets) -> (String, Option<Value>) {
+    match (r.verb, r.path) {
+        (Verb::Post, "/v1/actions") => (
+            r.path.into(),
+            Some(json!({"request": "list files in .", "cwd": t.cwd, "dry_run": true})),
+        ),
+        // The action has finished: allowed callers get 409.
+        (Verb::Post, "/v1/actions/{id}/cancel") => {
+            (format!("/v1/actions/{}/cancel", t.action), None)
+        }
+        (Verb::Get, "/v1/events") => ("/v1/events?after=0&prefix=zzz".into(), None),
+        (Verb::Get, "/v1/state/actions/{id}") => (format!("/v1/state/actions/{}", t.action), None),
+        // Unknown approval ids answer 404, which also counts as "allowed".
+        (Verb::Post, "/v1/approvals/{id}") => (
+            format!("/v1/approvals/{}", t.approval),
+            Some(json!({"approve": false})),
+        ),
+        (Verb::Post, "/v1/undo/{tx}") => (format!("/v1/undo/{}", t.tx), Some(json!({}))),
+        (Verb::Post, "/v1/keys") => (
+            r.path.into(),
+            Some(json!({"role": "viewer", "label": "matrix"})),
+        ),
+        (Verb::Delete, "/v1/keys/{id}") => ("/v1/keys/01j0000000000000000000000a".into(), None),
+        _ => {
+            assert!(
+                !r.path.contains('{') && r.body.is_none(),
+                "no sample request for {r:?}: add one to `sample`"
+            );
+            (r.path.into(), None)
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,8 +65,7 @@ async fn every_role_against_every_endpoint() {
         v
     };
     let owner = keys[3].1.clone();
-    // Real targets so allowed calls reach the handler's logic: an action, a transaction, a
-    // key, and an approval id (unknown ids answer 404, which also counts as "allowed").
+    // An action, its transaction, and an approval id.
     let a = t
         .submit(
             Auth::Key(&owner),
@@ -35,102 +73,27 @@ async fn every_role_against_every_endpoint() {
         )
         .await;
     let d = t.finished(Auth::Key(&owner), &a).await;
-    let tx = d["tx"].as_str().unwrap().to_owned();
-    let fake_approval = kernos_core::ApprovalId::generate().to_string();
+    let targets = Targets {
+        action: a,
+        tx: d["tx"].as_str().unwrap().to_owned(),
+        approval: kernos_core::ApprovalId::generate().to_string(),
+        cwd: t.cwd(),
+    };
 
-    let submit = json!({"request": "list files in .", "cwd": t.cwd(), "dry_run": true});
-    let endpoints: Vec<(&str, String, Option<Value>, Need)> = vec![
-        ("GET", "/healthz".into(), None, Need::Public),
-        ("GET", "/readyz".into(), None, Need::Public),
-        ("GET", "/v1/openapi.json".into(), None, Need::Public),
-        ("GET", "/metrics".into(), None, Need::HostOperator),
-        (
-            "POST",
-            "/v1/actions".into(),
-            Some(submit),
-            Need::Role(Role::Operator),
-        ),
-        (
-            "GET",
-            "/v1/events?after=0&prefix=zzz".into(),
-            None,
-            Need::Role(Role::Viewer),
-        ),
-        (
-            "GET",
-            "/v1/state/actions".into(),
-            None,
-            Need::Role(Role::Viewer),
-        ),
-        (
-            "GET",
-            format!("/v1/state/actions/{a}"),
-            None,
-            Need::Role(Role::Viewer),
-        ),
-        (
-            "GET",
-            "/v1/state/approvals".into(),
-            None,
-            Need::Role(Role::Viewer),
-        ),
-        (
-            "GET",
-            "/v1/state/transactions".into(),
-            None,
-            Need::Role(Role::Viewer),
-        ),
-        (
-            "GET",
-            "/v1/state/usage".into(),
-            None,
-            Need::Role(Role::Viewer),
-        ),
-        (
-            "GET",
-            "/v1/state/tools".into(),
-            None,
-            Need::Role(Role::Viewer),
-        ),
-        (
-            "POST",
-            format!("/v1/approvals/{fake_approval}"),
-            Some(json!({"approve": false})),
-            Need::Role(Role::Operator),
-        ),
-        (
-            "POST",
-            format!("/v1/undo/{tx}"),
-            Some(json!({})),
-            Need::Role(Role::Operator),
-        ),
-        ("GET", "/v1/keys".into(), None, Need::Role(Role::Admin)),
-        (
-            "POST",
-            "/v1/keys".into(),
-            Some(json!({"role": "viewer", "label": "matrix"})),
-            Need::Role(Role::Admin),
-        ),
-        (
-            "DELETE",
-            "/v1/keys/01j0000000000000000000000a".into(),
-            None,
-            Need::Role(Role::Admin),
-        ),
-        ("GET", "/v1/audit".into(), None, Need::Role(Role::Admin)),
-        ("GET", "/v1/audit.csv".into(), None, Need::Role(Role::Admin)),
-    ];
     let mut walked = 0;
-    for (method, path, body, need) in &endpoints {
+    for route in ROUTES {
+        let method = route.verb.as_str();
+        let need = route.access;
+        let (path, body) = sample(route, &targets);
         // No key at all.
         let r = if path.starts_with("/v1/events") {
             None
         } else {
-            Some(t.call(method, path, Auth::None, body.clone()).await)
+            Some(t.call(method, &path, Auth::None, body.clone()).await)
         };
         if let Some(r) = r {
             match need {
-                Need::Public => assert_eq!(r.status, StatusCode::OK, "{method} {path} public"),
+                Access::Public => assert_eq!(r.status, StatusCode::OK, "{method} {path} public"),
                 _ => assert_eq!(
                     r.status,
                     StatusCode::UNAUTHORIZED,
@@ -140,14 +103,14 @@ async fn every_role_against_every_endpoint() {
         }
         for (role, key) in &keys {
             let allowed = match need {
-                Need::Public => true,
-                Need::Role(min) => role >= min,
-                Need::HostOperator => false, // acme is not the local org
+                Access::Public => true,
+                Access::Perm(p) => *role >= p.min_role(),
+                Access::HostOperator => false, // acme is not the local org
             };
             let status = if path.starts_with("/v1/events") {
-                sse_status(&t, path, key).await
+                sse_status(&t, &path, key).await
             } else {
-                t.call(method, path, Auth::Key(key), body.clone())
+                t.call(method, &path, Auth::Key(key), body.clone())
                     .await
                     .status
             };
@@ -170,7 +133,7 @@ async fn every_role_against_every_endpoint() {
             walked += 1;
         }
     }
-    assert_eq!(walked, endpoints.len() * 4);
+    assert_eq!(walked, ROUTES.len() * 4);
 
     // The host operator (the socket's user, or an owner key of org `local`) reads metrics;
     // an admin key of `local` does not.
@@ -199,6 +162,36 @@ async fn every_role_against_every_endpoint() {
             .status,
         StatusCode::FORBIDDEN
     );
+}
+
+/// The router serves the table's routes and nothing else on their paths: each entry answers
+/// through its access check (401 without a key, 200 when public), every other method on the
+/// same path is refused with 405, and a path outside the table is 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_serves_exactly_the_route_table() {
+    let t = T::start();
+    let paths: BTreeSet<&str> = ROUTES.iter().map(|r| r.path).collect();
+    for path in paths {
+        let concrete: String = path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "x" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let route = ROUTES
+                .iter()
+                .find(|r| r.path == path && r.verb.as_str() == method);
+            let status = t.call(method, &concrete, Auth::None, None).await.status;
+            let want = match route.map(|r| r.access) {
+                None => StatusCode::METHOD_NOT_ALLOWED,
+                Some(Access::Public) => StatusCode::OK,
+                Some(_) => StatusCode::UNAUTHORIZED,
+            };
+            assert_eq!(status, want, "{method} {concrete}");
+        }
+    }
+    let r = t.call("GET", "/v1/nothing", Auth::None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
 /// The status of an SSE request (the body never ends, so only the head is read).

@@ -1,0 +1,106 @@
+//! What wraps every request, matched or not: the concurrency limit, the request timeout,
+//! latency metrics by route, problem documents for errors produced outside handlers, and the
+//! answers for unknown paths and methods.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::extract::MatchedPath;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::St;
+use crate::error::{ApiError, PROBLEM_JSON};
+
+/// The answer for a path no route matches.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; the API is described at GET /v1/openapi.json")
+}
+
+/// The answer for a known path called with a method it does not take.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::from_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this endpoint does not take that method; see GET /v1/openapi.json",
+    )
+}
+
+/// Global limits and bookkeeping around every request: the concurrency limit (503 beyond it),
+/// the per-request timeout (to the response head), latency metrics by route, and problem
+/// documents for errors produced outside handlers (bad JSON, body too large…).
+pub(crate) async fn guard(
+    axum::extract::State(st): axum::extract::State<St>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_owned();
+    let in_flight = st.in_flight.fetch_add(1, Ordering::AcqRel);
+    let resp = if in_flight >= st.config.concurrency {
+        ApiError::unavailable(
+            format!(
+                "the daemon is handling {} requests already; retry shortly",
+                st.config.concurrency
+            ),
+            1,
+        )
+        .into_response()
+    } else {
+        match tokio::time::timeout(
+            Duration::from_millis(st.config.request_timeout_ms),
+            next.run(req),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => ApiError::from_status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "no answer within {} ms; retry, or narrow the request (e.g. a smaller limit)",
+                    st.config.request_timeout_ms
+                ),
+            )
+            .into_response(),
+        }
+    };
+    st.in_flight.fetch_sub(1, Ordering::AcqRel);
+    let resp = problemize(resp).await;
+    st.metrics
+        .observe(&method, &route, started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Turns an error response that is not a problem document yet (axum's rejections) into one.
+async fn problemize(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return resp;
+    }
+    let body = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_owned();
+    let advice = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "the request body is too large; send less (see server.body_limit)".to_owned()
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "send the body as JSON with Content-Type: application/json".to_owned()
+        }
+        _ => format!("{text}; see GET /v1/openapi.json for the expected request"),
+    };
+    ApiError::from_status(status, advice).into_response()
+}

@@ -1,0 +1,369 @@
+//! Actions: POST /v1/actions (submit), POST /v1/actions/{id}/cancel, and the read model
+//! GET /v1/state/actions[/{id}]. Also how any new action is queued (undo queues one too).
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kernos_core::event::kind;
+use kernos_core::{ActionId, Event, NewEvent};
+use kernos_journal::Query as JQuery;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::St;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Q};
+use crate::idempotency;
+use crate::quota::check_quota;
+use crate::wire::{
+    Accepted, ActionDetail, ActionStatus, ActionSummary, Cancelled, ListParams, SubmitRequest,
+    clamp_limit,
+};
+use crate::worker::{ACTION_FINISHED, Job};
+
+/// POST /v1/actions.
+pub(super) async fn submit(
+    axum::extract::State(st): axum::extract::State<St>,
+    p: Principal,
+    headers: HeaderMap,
+    Body(req): Body<SubmitRequest>,
+) -> ApiResult<Response> {
+    check_submission(&req)?;
+    check_quota(&st, &p.org)?;
+    let idem = idempotency::from_headers(&headers, &p)?;
+    let hash = idempotency::body_hash(&req);
+    let action = ActionId::generate();
+    if let Some(k) = &idem {
+        if let Some(earlier) = idempotency::claim(&st, k, hash, action)? {
+            return Ok(accepted(earlier, true));
+        }
+    }
+    let payload = json!({
+        "request": req.request,
+        "plan": req.plan,
+        "undo": req.undo,
+        "cwd": req.cwd,
+        "dry_run": req.dry_run,
+        "auto_approve": req.auto_approve,
+        "role": p.role,
+        "source": p.source,
+        "idempotency_key": idem.as_ref().map(|k| k.raw.as_str()),
+        // With the key, so a restarted daemon still recognises a retry (see
+        // `restore_idempotency`).
+        "body_sha256": idem.as_ref().map(|_| idempotency::hex(&hash)),
+    });
+    let queued = enqueue(
+        &st,
+        Job {
+            action,
+            principal: p,
+            req,
+            undo: None,
+        },
+        payload,
+    )
+    .await;
+    if let Err(e) = queued {
+        // Not accepted: a retry with the same key must be able to go through.
+        if let Some(k) = &idem {
+            idempotency::release(&st, k);
+        }
+        return Err(e);
+    }
+    Ok(accepted(action, false))
+}
+
+fn check_submission(req: &SubmitRequest) -> ApiResult<()> {
+    match (&req.request, &req.plan) {
+        (None, None) if req.undo.is_some() => {}
+        (None, None) => {
+            return Err(ApiError::unprocessable(
+                "give `request` (plain language), `plan`, or `undo`",
+            ));
+        }
+        (_, _) if req.undo.is_some() => {
+            return Err(ApiError::unprocessable(
+                "`undo` goes alone: give `undo`, `request` or `plan`, not several",
+            ));
+        }
+        (Some(t), _) if t.trim().is_empty() => {
+            return Err(ApiError::unprocessable(
+                "`request` is empty: say what you want, e.g. \"show the 5 largest files in /var/log\"",
+            ));
+        }
+        (Some(t), _) if t.len() > 4096 => {
+            return Err(ApiError::unprocessable(
+                "`request` is longer than 4096 bytes; shorten it or send a plan",
+            ));
+        }
+        (_, Some(p)) if p.steps.is_empty() => {
+            return Err(ApiError::unprocessable(
+                "the plan has no steps; add at least one",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(c) = &req.cwd {
+        if !c.starts_with('/') || c.contains('\0') {
+            return Err(ApiError::unprocessable(format!(
+                "`cwd` must be an absolute path, not {c:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Queues a job after journaling `action.submitted`. The queue slot is reserved first, so a
+/// full queue answers 429 without journaling anything.
+pub(super) async fn enqueue(st: &St, job: Job, payload: Value) -> ApiResult<()> {
+    if st.is_shutting_down() {
+        return Err(ApiError::unavailable(
+            "the daemon is shutting down; retry against the restarted daemon",
+            5,
+        ));
+    }
+    let depth = st.queued.fetch_add(1, Ordering::AcqRel);
+    if depth >= st.config.queue {
+        st.queued.fetch_sub(1, Ordering::AcqRel);
+        st.metrics.queue_full.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::too_many(
+            "queue-full",
+            format!(
+                "{depth} actions are already waiting (server.queue = {}); retry in a moment",
+                st.config.queue
+            ),
+            1,
+        ));
+    }
+    let ev = NewEvent::new(kind::ACTION_SUBMITTED, job.principal.actor.clone())
+        .org(&job.principal.org)
+        .action(job.action)
+        .payload(payload);
+    if let Err(e) = st.append(ev).await {
+        st.queued.fetch_sub(1, Ordering::AcqRel);
+        return Err(e.into());
+    }
+    if let Err(e) = st.queue.try_send(job) {
+        st.queued.fetch_sub(1, Ordering::AcqRel);
+        let job = match e {
+            std::sync::mpsc::TrySendError::Full(j)
+            | std::sync::mpsc::TrySendError::Disconnected(j) => j,
+        };
+        let _ = st
+            .append(
+                NewEvent::new(ACTION_FINISHED, job.principal.actor.clone())
+                    .org(&job.principal.org)
+                    .action(job.action)
+                    .payload(json!({
+                        "status": ActionStatus::Aborted,
+                        "error": "the queue refused it",
+                        "units": 0.0,
+                    })),
+            )
+            .await;
+        return Err(ApiError::too_many(
+            "queue-full",
+            "the action queue is full; retry in a moment",
+            1,
+        ));
+    }
+    st.metrics.accepted.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The 202 for a queued action, pointing at its state and its events.
+pub(super) fn accepted(action: ActionId, replayed: bool) -> Response {
+    let mut r = (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            action: action.to_string(),
+            status: ActionStatus::Queued,
+            events: format!("/v1/events?action={action}"),
+            replayed,
+        }),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/state/actions/{action}")) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// An action's summary from its `action.submitted` and, once it ended, `action.finished`.
+fn summarise(submitted: &Event, finished: Option<&Event>, started: bool) -> ActionSummary {
+    let fp = finished.map(|f| &f.payload);
+    let status = match fp {
+        Some(p) => ActionStatus::deserialize(&p["status"]).unwrap_or(ActionStatus::Unknown),
+        None if started => ActionStatus::Running,
+        None => ActionStatus::Queued,
+    };
+    ActionSummary {
+        action: submitted.action.map(|a| a.to_string()).unwrap_or_default(),
+        org: submitted.org.clone(),
+        actor: submitted.actor.0.clone(),
+        submitted_ms: submitted.ts_ms,
+        request: submitted.payload["request"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| {
+                submitted.payload["plan"]["request"]
+                    .as_str()
+                    .map(str::to_owned)
+            }),
+        status,
+        tx: fp.and_then(|p| p["tx"].as_str().map(str::to_owned)),
+        units: fp.and_then(|p| p["units"].as_f64()),
+        error: fp.and_then(|p| p["error"].as_str().map(str::to_owned)),
+    }
+}
+
+/// GET /v1/state/actions.
+pub(super) async fn list_actions(
+    axum::extract::State(st): axum::extract::State<St>,
+    p: Principal,
+    Q(q): Q<ListParams>,
+) -> ApiResult<Json<Vec<ActionSummary>>> {
+    let limit = clamp_limit(q.limit, 50, 1000);
+    let org = p.org.clone();
+    let out = st
+        .read(move |j| {
+            let subs = j.query(&JQuery {
+                kind: Some(kind::ACTION_SUBMITTED.into()),
+                org: Some(org.clone()),
+                newest_first: true,
+                limit: Some(limit),
+                ..JQuery::default()
+            })?;
+            let mut out = Vec::with_capacity(subs.len());
+            for s in &subs {
+                let Some(a) = s.action else { continue };
+                let fin = j
+                    .query(&JQuery {
+                        action: Some(a.to_string()),
+                        kind: Some(ACTION_FINISHED.into()),
+                        limit: Some(1),
+                        ..JQuery::default()
+                    })?
+                    .into_iter()
+                    .next();
+                let started = fin.is_some()
+                    || j.count(&JQuery {
+                        action: Some(a.to_string()),
+                        after: Some(s.seq),
+                        limit: Some(1),
+                        ..JQuery::default()
+                    })? > 0;
+                out.push(summarise(s, fin.as_ref(), started));
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(Json(out))
+}
+
+fn parse_action(id: &str) -> ApiResult<ActionId> {
+    id.parse::<ActionId>().map_err(|e| {
+        ApiError::not_found(format!(
+            "no action {id:?} ({e}); list actions with GET /v1/state/actions"
+        ))
+    })
+}
+
+/// GET /v1/state/actions/{id}.
+pub(super) async fn get_action(
+    axum::extract::State(st): axum::extract::State<St>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ActionDetail>> {
+    let a = parse_action(&id)?;
+    let org = p.org.clone();
+    let events = st
+        .read(move |j| {
+            let mut evs = j.query(&JQuery::action(a))?;
+            evs.retain(|e| e.org == org);
+            Ok(evs)
+        })
+        .await?;
+    let Some(sub) = events.iter().find(|e| e.kind == kind::ACTION_SUBMITTED) else {
+        return Err(ApiError::not_found(format!(
+            "no action {id} in org {}; list actions with GET /v1/state/actions",
+            p.org
+        )));
+    };
+    let fin = events.iter().rev().find(|e| e.kind == ACTION_FINISHED);
+    let summary = summarise(sub, fin, events.len() > 1);
+    Ok(Json(ActionDetail { summary, events }))
+}
+
+/// POST /v1/actions/{id}/cancel.
+pub(super) async fn cancel(
+    axum::extract::State(st): axum::extract::State<St>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Cancelled>> {
+    let a = parse_action(&id)?;
+    let running = st
+        .running
+        .lock()
+        .map_err(|_| ApiError::internal("action table unavailable; retry"))?
+        .get(&a)
+        .filter(|(org, _)| *org == p.org)
+        .map(|(_, c)| c.clone());
+    let status = if let Some(c) = running {
+        c.cancel();
+        "cancelling"
+    } else {
+        cancel_queued(&st, &p, a, &id).await?;
+        "cancelled"
+    };
+    st.append(
+        NewEvent::new("audit.action.cancelled", p.actor.clone())
+            .org(&p.org)
+            .action(a)
+            .payload(json!({
+                "actor": p.actor, "org": p.org, "role": p.role, "source": p.source,
+                "before": {"state": if status == "cancelling" {"running"} else {"queued"}},
+                "after": {"state": status},
+            })),
+    )
+    .await?;
+    Ok(Json(Cancelled {
+        action: id,
+        status: status.into(),
+    }))
+}
+
+/// An action that is not running: queued (then it is stopped before it starts), finished
+/// (409), or not the caller's (404).
+async fn cancel_queued(st: &St, p: &Principal, a: ActionId, id: &str) -> ApiResult<()> {
+    let org = p.org.clone();
+    let (exists, finished) = st
+        .read(move |j| {
+            let evs = j.query(&JQuery::action(a))?;
+            Ok((
+                evs.iter()
+                    .any(|e| e.org == org && e.kind == kind::ACTION_SUBMITTED),
+                evs.iter().any(|e| e.kind == ACTION_FINISHED),
+            ))
+        })
+        .await?;
+    if !exists {
+        return Err(ApiError::not_found(format!(
+            "no action {id} in org {}; list actions with GET /v1/state/actions",
+            p.org
+        )));
+    }
+    if finished {
+        return Err(ApiError::conflict(format!(
+            "action {id} has already finished"
+        )));
+    }
+    if let Ok(mut c) = st.cancelled.lock() {
+        c.insert(a);
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! GET /v1/events: checks the parameters and opens the stream (see [`crate::sse`]).
+
+use axum::http::HeaderMap;
+use axum::response::Response;
+
+use crate::St;
+use crate::auth::{Principal, Role};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Q;
+use crate::sse::{self, Filter};
+use crate::wire::EventParams;
+
+/// GET /v1/events.
+pub(super) async fn events(
+    axum::extract::State(st): axum::extract::State<St>,
+    principal: Principal,
+    headers: HeaderMap,
+    Q(q): Q<EventParams>,
+) -> ApiResult<Response> {
+    if let Some(o) = &q.org {
+        if *o != principal.org {
+            return Err(ApiError::forbidden(format!(
+                "you can read events of org {} only",
+                principal.org
+            )));
+        }
+    }
+    if let Some(a) = &q.action {
+        a.parse::<kernos_core::ActionId>()
+            .map_err(|e| ApiError::bad_request(format!("action={a:?} is not an action id: {e}")))?;
+    }
+    let last_id = last_event_id(&headers)?;
+    let filter = Filter {
+        org: principal.org.clone(),
+        prefix: q.prefix.clone().filter(|p| !p.is_empty()),
+        action: q.action.clone(),
+        audit: principal.role >= Role::Admin,
+    };
+    sse::stream(st, filter, last_id.or(q.after))
+}
+
+/// The Last-Event-ID header, if sent; 400 when it is not a sequence number.
+fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    let Some(v) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "Last-Event-ID must be the sequence number of the last event received",
+            )
+        })
+}

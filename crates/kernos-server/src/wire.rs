@@ -1,0 +1,362 @@
+//! Types on the wire: every request and response body and every query string of the API.
+//! They are also the OpenAPI document's schemas, so the document says exactly what the
+//! handlers accept and return.
+
+use kernos_core::{Event, Plan, Risk};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::Role;
+use crate::limits::UsageMonth;
+
+/// Where an action stands or how it ended: the engine's one outcome enum.
+pub use kernos_engine::ActionStatus;
+
+/// POST /v1/actions: a request in plain language, or a plan.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// What to do, in plain language (give this or `plan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// A plan to run as it is (give this or `request`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// Absolute working directory relative paths refer to (default: the daemon's home).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Only preview: plan and dry-run, change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Approve at once every step the submitter's role may approve (like `--yes`); other
+    /// steps still wait for an approval.
+    #[serde(default)]
+    pub auto_approve: bool,
+    /// Follow-up context from an earlier request ("them", "undo that"), as the planner
+    /// returned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Value>,
+    /// Undo a transaction instead (give this alone): its id or a unique part of it (at least 4
+    /// characters), or `last` for the newest one of the organisation that changed something
+    /// and was not undone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<String>,
+}
+
+/// 202 answer to a submission.
+// Doc comments are also the OpenAPI descriptions, where `<id>` is meant literally.
+#[allow(rustdoc::invalid_html_tags)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Accepted {
+    /// The action id: follow it with GET /v1/events?action=<id>.
+    pub action: String,
+    /// Always `queued`.
+    pub status: ActionStatus,
+    /// Where its events stream.
+    pub events: String,
+    /// True when an earlier submission with the same Idempotency-Key is answered again.
+    pub replayed: bool,
+}
+
+/// A step waiting for an answer.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ApprovalView {
+    /// Id to answer with POST /v1/approvals/{id}.
+    pub approval: String,
+    /// Action.
+    pub action: String,
+    /// Transaction.
+    pub tx: String,
+    /// Step index.
+    pub step: usize,
+    /// `tool.action`.
+    pub name: String,
+    /// Resolved arguments.
+    pub args: Value,
+    /// Risk computed by policy.
+    pub risk: Risk,
+    /// Why it has that risk / why policy asks.
+    pub reasons: Vec<String>,
+    /// What it would change, when the preview could say.
+    pub changes: Vec<String>,
+    /// Who submitted the action.
+    pub requested_by: String,
+    /// When it started waiting, ms.
+    pub requested_ms: i64,
+    /// When it will be declined without an answer, ms.
+    pub expires_ms: i64,
+    /// The lowest role that may approve it.
+    pub min_role: Role,
+}
+
+/// POST /v1/approvals/{id} body.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalAnswer {
+    /// Run the step (true) or not (false).
+    pub approve: bool,
+    /// Why (journaled).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Answer to an approval decision.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Decided {
+    /// The approval.
+    pub approval: String,
+    /// What was decided.
+    pub approved: bool,
+}
+
+/// POST /v1/undo/{tx} body (optional).
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UndoRequest {
+    /// Working directory for inverse steps that need one.
+    #[serde(default)]
+    pub cwd: Option<String>,
+}
+
+/// An action in a listing.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ActionSummary {
+    /// Id.
+    pub action: String,
+    /// Organisation.
+    pub org: String,
+    /// Who submitted it.
+    pub actor: String,
+    /// When, ms.
+    pub submitted_ms: i64,
+    /// The request text, when there was one.
+    pub request: Option<String>,
+    /// `queued`, `running`, or how it ended (`committed`, `failed`, `declined`, `denied`,
+    /// `cancelled`, `not_understood`, `invalid`, `previewed`, `undone`, `aborted`,
+    /// `interrupted`, `error`).
+    pub status: ActionStatus,
+    /// Its transaction, once it ran.
+    pub tx: Option<String>,
+    /// Run units charged.
+    pub units: Option<f64>,
+    /// What went wrong, if something did.
+    pub error: Option<String>,
+}
+
+/// One action in full.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ActionDetail {
+    /// Summary.
+    #[serde(flatten)]
+    pub summary: ActionSummary,
+    /// Every event of the action, in order.
+    pub events: Vec<Event>,
+}
+
+/// POST /v1/actions/{id}/cancel answer.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Cancelled {
+    /// The action.
+    pub action: String,
+    /// `cancelling` (a running step stops cleanly) or `cancelled` (it had not started).
+    pub status: String,
+}
+
+/// GET /v1/state/usage.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct UsageView {
+    /// Organisation.
+    pub org: String,
+    /// Current month (UTC), `YYYY-MM`.
+    pub month: String,
+    /// Run units used this month.
+    pub units: f64,
+    /// Monthly quota, if one is set.
+    pub quota: Option<f64>,
+    /// What is left of it.
+    pub remaining: Option<f64>,
+    /// Every month with use, newest first.
+    pub months: Vec<UsageMonth>,
+}
+
+/// POST /v1/keys body.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyCreate {
+    /// Organisation (default: the caller's; another only for the host operator).
+    #[serde(default)]
+    pub org: Option<String>,
+    /// Role of the new key (at most the caller's).
+    pub role: Role,
+    /// Free text, e.g. what uses the key.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// 201 answer: the key, shown this once.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct KeyCreated {
+    /// The secret key. It is not stored (only its SHA-256) and cannot be shown again.
+    pub key: String,
+    /// Public id (for listing and revoking).
+    pub id: String,
+    /// Organisation.
+    pub org: String,
+    /// Role.
+    pub role: Role,
+    /// Label.
+    pub label: String,
+}
+
+/// Listing parameters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct ListParams {
+    /// How many, newest first (default 50, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// GET /v1/keys parameters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct KeyListParams {
+    /// Organisation (only the host operator may name another than its own).
+    pub org: Option<String>,
+}
+
+/// GET /v1/audit parameters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct AuditParams {
+    /// Only this actor (e.g. `key:01j…`, `user:alice`).
+    pub actor: Option<String>,
+    /// Only this mutation: an event kind with or without `audit.` (`key.created`,
+    /// `approval.decided`, `undo.requested`, `config.changed`, `action.submitted`).
+    pub action: Option<String>,
+    /// From this time (RFC 3339 or ms since the epoch).
+    pub since: Option<String>,
+    /// Before this time (RFC 3339 or ms since the epoch).
+    pub until: Option<String>,
+    /// At most this many, oldest first (default 1000, at most 10000).
+    pub limit: Option<usize>,
+}
+
+/// GET /v1/events parameters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct EventParams {
+    /// Resume after this sequence number (same as the Last-Event-ID header; the header wins).
+    pub after: Option<u64>,
+    /// Only kinds starting with this prefix (e.g. `step.`).
+    pub prefix: Option<String>,
+    /// Only events of this action. Without a resume point the stream then starts at the
+    /// action's first event (so it shows the whole action, however long ago it ran).
+    pub action: Option<String>,
+    /// Only this organisation (it must be the caller's own).
+    pub org: Option<String>,
+}
+
+/// One audit record.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct AuditRecord {
+    /// Journal sequence number.
+    pub seq: u64,
+    /// When, ms.
+    pub ts_ms: i64,
+    /// Kind.
+    pub kind: String,
+    /// Who.
+    pub actor: String,
+    /// Organisation.
+    pub org: String,
+    /// Role of the actor.
+    pub role: Option<String>,
+    /// Where the request came from.
+    pub source: Option<String>,
+    /// What it acted on (key, approval, transaction, action).
+    pub target: Option<String>,
+    /// State before, where it applies.
+    pub before: Option<Value>,
+    /// State after, where it applies.
+    pub after: Option<Value>,
+}
+
+/// Health answer.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Health {
+    /// `ok`, `ready` or `stopping`.
+    pub status: String,
+    /// Newest journal sequence number published.
+    pub head: u64,
+}
+
+/// A listing's `limit` parameter: `default` when absent, kept within 1..=`max`.
+pub(crate) fn clamp_limit(limit: Option<usize>, default: usize, max: usize) -> usize {
+    limit.unwrap_or(default).clamp(1, max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The strings the worker journals in `action.finished` (and the engine's transaction
+    /// statuses it passes through) are exactly the enum's names.
+    #[test]
+    fn action_statuses_serialize_as_the_journaled_strings() {
+        let named = [
+            ("queued", ActionStatus::Queued),
+            ("running", ActionStatus::Running),
+            ("committed", ActionStatus::Committed),
+            ("failed", ActionStatus::Failed),
+            ("cancelled", ActionStatus::Cancelled),
+            ("denied", ActionStatus::Denied),
+            ("declined", ActionStatus::Declined),
+            ("not_understood", ActionStatus::NotUnderstood),
+            ("invalid", ActionStatus::Invalid),
+            ("previewed", ActionStatus::Previewed),
+            ("undone", ActionStatus::Undone),
+            ("interrupted", ActionStatus::Interrupted),
+            ("aborted", ActionStatus::Aborted),
+            ("error", ActionStatus::Error),
+            ("unknown", ActionStatus::Unknown),
+        ];
+        for (s, v) in named {
+            assert_eq!(serde_json::to_value(v).unwrap(), json!(s));
+            assert_eq!(serde_json::from_value::<ActionStatus>(json!(s)).unwrap(), v);
+        }
+        use kernos_engine::TxStatus as T;
+        for t in [
+            T::Committed,
+            T::Failed,
+            T::Cancelled,
+            T::Denied,
+            T::Declined,
+        ] {
+            let v: ActionStatus = serde_json::from_value(json!(t.as_str())).unwrap();
+            assert_ne!(v, ActionStatus::Unknown, "{}", t.as_str());
+        }
+        let later: ActionStatus = serde_json::from_value(json!("paused")).unwrap();
+        assert_eq!(later, ActionStatus::Unknown);
+    }
+
+    /// Until the worker journals the enum itself, its literals are checked here: each
+    /// `"status": "…"` it writes must be one of the enum's names.
+    #[test]
+    fn the_workers_status_literals_are_action_statuses() {
+        let src = include_str!("worker.rs");
+        for rest in src.split("\"status\": \"").skip(1) {
+            let lit = rest.split('"').next().unwrap();
+            let v: ActionStatus = serde_json::from_value(json!(lit)).unwrap();
+            assert_ne!(
+                v,
+                ActionStatus::Unknown,
+                "worker.rs journals status {lit:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_default_and_clamp() {
+        assert_eq!(clamp_limit(None, 50, 1000), 50);
+        assert_eq!(clamp_limit(Some(0), 50, 1000), 1);
+        assert_eq!(clamp_limit(Some(5000), 50, 1000), 1000);
+    }
+}
