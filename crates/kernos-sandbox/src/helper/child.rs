@@ -28,7 +28,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::Plan;
+use super::plan::Plan;
+use super::view::MountPlan;
 use crate::protocol::FailKind;
 use crate::sys;
 
@@ -43,31 +44,6 @@ struct MountAttr {
     attr_clr: u64,
     propagation: u64,
     userns_fd: u64,
-}
-
-/// What to hide (a `deny_read` path) and what to show again inside it.
-#[derive(Debug, Clone)]
-pub(crate) struct Hide {
-    pub path: CString,
-    pub is_dir: bool,
-    /// Declared paths below `path`: (absolute source path, path below `path`, is_dir).
-    pub reexpose: Vec<(CString, Vec<CString>, bool)>,
-}
-
-/// The mount view to build in the new mount namespace.
-#[derive(Debug, Clone)]
-pub(crate) struct MountPlan {
-    pub hide: Vec<Hide>,
-    /// Declared writable paths plus the private temp dir (canonical).
-    pub writable: Vec<CString>,
-    /// Size of the private /dev/shm, bytes.
-    pub shm_bytes: u64,
-    /// Mount a /proc of the step's own PID namespace (not for a service step, which has none
-    /// and keeps the host's).
-    pub fresh_proc: bool,
-    /// Undeclared Unix sockets to cover (when the policy declares some, so `connect(2)` is
-    /// open): each one still visible once the view is built gets an empty mount.
-    pub cover_sockets: Vec<CString>,
 }
 
 /// Device nodes the command gets in its private /dev; everything else (disks, /dev/mem, …) is
