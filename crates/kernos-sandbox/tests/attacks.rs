@@ -1675,11 +1675,19 @@ mod service {
         assert!(pid > 1, "no pid file");
         // A real host pid: the test sees it, and it is the daemon the step started.
         assert!(alive(pid), "the daemon died with the step");
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        // `$!` is written right after the fork: the child may still be the control shell's
+        // copy or setsid (whose command lines name daemon.sh too), or be mid-exec (empty).
+        let cmdline = || std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let is_daemon = || {
+            let c = cmdline();
+            let mut args = c.split(|b| *b == 0);
+            args.next() == Some(b"/bin/sh")
+                && args.next().is_some_and(|a| a.ends_with(b"daemon.sh"))
+        };
         assert!(
-            String::from_utf8_lossy(&cmdline).contains("daemon.sh"),
+            eventually(5, is_daemon),
             "pid {pid} is not the daemon: {:?}",
-            String::from_utf8_lossy(&cmdline)
+            String::from_utf8_lossy(&cmdline())
         );
         assert_eq!(status_field(pid, "NoNewPrivs:"), "1");
         assert_eq!(status_field(pid, "Seccomp:"), "2");

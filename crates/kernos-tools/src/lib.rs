@@ -8,6 +8,7 @@
 
 pub mod args;
 mod ctx;
+mod env;
 mod error;
 pub mod output;
 mod probe;
@@ -28,7 +29,8 @@ pub mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use ctx::{Ctx, Env, NoProgress, Progress, RunOpts, normalize};
+pub use ctx::{Ctx, NoProgress, Progress, RunOpts};
+pub use env::{Env, normalize};
 pub use error::{Result, ToolError};
 pub use output::{Change, Output, human_bytes, row};
 pub use registry::{Action, DynAction, Meta, Registry, edit_distance};

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use kernos_core::{Effect, EffectKind, HostPort, Lifetime, NetworkPolicy, SandboxPolicy, Target};
 
-use crate::ctx::Env;
+use crate::env::Env;
 
 /// Credential stores under the home directory that no step reads unless it says so.
 const SECRET_DIRS: &[&str] = &[

@@ -21,7 +21,8 @@ use kernos_core::{
 use kernos_journal::BlobStore;
 use serde_json::Value;
 
-use crate::ctx::{Ctx, Env, NoProgress};
+use crate::ctx::{Ctx, NoProgress};
+use crate::env::Env;
 use crate::output::{Change, Output};
 use crate::registry::Registry;
 use crate::undo::{self, Fingerprint, MemorySink, Record, Recorder, StepRecords};

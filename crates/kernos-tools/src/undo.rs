@@ -20,7 +20,7 @@ use kernos_journal::{BlobId, BlobStore};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ctx::Env;
+use crate::env::Env;
 use crate::error::{Result, ToolError};
 
 /// Metadata needed to restore a file exactly.

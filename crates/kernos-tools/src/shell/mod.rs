@@ -26,7 +26,8 @@ use serde_json::json;
 pub use classify::{Classification, CommandInfo, classify};
 
 use crate::args::ShellRun;
-use crate::ctx::{Ctx, Env, RunOpts, normalize};
+use crate::ctx::{Ctx, RunOpts};
+use crate::env::{Env, normalize};
 use crate::error::{Result, ToolError};
 use crate::output::{Change, Output, row};
 use crate::registry::{Action, Meta, Registry};

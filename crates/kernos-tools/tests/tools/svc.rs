@@ -262,7 +262,7 @@ fn start_stop_with_dry_run_and_undo() {
     // Undo the start: the recorded inverse, run through the registry, stops it.
     f.undo(&start_records);
     assert_eq!(f.state(), "inactive");
-    assert!(!alive(pid), "the service's process is gone");
+    assert!(dies(pid), "the service's process is gone");
 
     // Stopping a stopped service is a no-op.
     assert!(
@@ -296,7 +296,7 @@ fn stop_is_undone_by_start_and_restart_is_honest() {
     assert!(records.is_empty());
     let pid2 = f.status()["pid"].as_u64().unwrap();
     assert_ne!(pid1, pid2);
-    assert!(alive(pid2) && !alive(pid1));
+    assert!(alive(pid2) && dies(pid1));
 
     // stop, then undo: running again.
     let predicted = f.world.dry_run("svc.stop", args.clone()).unwrap();
