@@ -1,20 +1,53 @@
 //! `kernos history`, `kernos show <id>` (`kernos undo` is a request: see `request::run`).
+//! With a daemon running both read through it, like every other command (one view).
 
 use std::process::ExitCode;
 
 use kernos_core::event::kind;
+use kernos_core::{Event, TxId};
 use kernos_engine::payload::{
     StepDecided, StepFailed, StepFinished, TxFinished, TxStarted, TxUndone,
 };
-use kernos_engine::short_id;
+use kernos_engine::{TxSummary, short_id};
 
 use crate::app::App;
+use crate::daemon_client as client;
 use crate::render;
+
+/// The newest transactions: the daemon's view when one runs, else the journal's.
+fn transactions(app: &App, limit: usize) -> anyhow::Result<Vec<TxSummary>> {
+    if client::available(&app.data_dir) {
+        let path = format!("/v1/state/transactions?limit={limit}");
+        let v = client::call(&app.data_dir, "GET", &path, None)?
+            .ok()?
+            .json()?;
+        return Ok(serde_json::from_value(v)?);
+    }
+    Ok(app.reader()?.history(limit, None)?)
+}
+
+/// Every event of a transaction (by full id or a unique part), from the daemon when one runs.
+fn events(app: &App, id: &str) -> anyhow::Result<(TxId, Vec<Event>)> {
+    if client::available(&app.data_dir) {
+        let path = format!("/v1/state/transactions/{id}");
+        let v = client::call(&app.data_dir, "GET", &path, None)?
+            .ok()?
+            .json()?;
+        let events: Vec<Event> = serde_json::from_value(v)?;
+        let tx = events
+            .iter()
+            .find_map(|e| e.tx)
+            .ok_or_else(|| anyhow::anyhow!("the daemon answered a transaction with no events"))?;
+        return Ok((tx, events));
+    }
+    let engine = app.reader()?;
+    let tx = engine.resolve_tx(id)?;
+    Ok((tx, engine.events_of(tx)?))
+}
 
 /// `kernos history`: the newest transactions.
 pub fn history(app: &App, limit: usize) -> anyhow::Result<ExitCode> {
-    let engine = app.reader()?;
-    let txs = engine.history(limit, None)?;
+    let txs = transactions(app, limit)?;
     if app.global.json {
         println!("{}", serde_json::to_string_pretty(&txs)?);
         return Ok(ExitCode::SUCCESS);
@@ -51,9 +84,9 @@ pub fn history(app: &App, limit: usize) -> anyhow::Result<ExitCode> {
 
 /// `kernos show <id>`: a transaction in full, from the journal.
 pub fn show(app: &App, id: &str) -> anyhow::Result<ExitCode> {
+    let (tx, events) = events(app, id)?;
+    // Outputs too large to journal inline live in the blob store, read directly.
     let engine = app.reader()?;
-    let tx = engine.resolve_tx(id)?;
-    let events = engine.events_of(tx)?;
     if app.global.json {
         println!("{}", serde_json::to_string_pretty(&events)?);
         return Ok(ExitCode::SUCCESS);

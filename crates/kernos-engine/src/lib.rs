@@ -357,7 +357,7 @@ impl std::fmt::Debug for Engine {
 }
 
 /// A transaction as the history shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TxSummary {
     /// Transaction id.
     pub tx: TxId,

@@ -734,3 +734,154 @@ fn run_units_are_cpu_seconds_of_sandboxed_children_plus_overhead() {
     let m = text(&d.local("GET", "/metrics", None).body);
     assert!(m.contains("kernos_run_units_total{org=\"acme\"}"), "{m}");
 }
+
+/// One read and one change, each through three front ends — the CLI on its embedded engine,
+/// the CLI through a running daemon, and the HTTP API — journal the same sequence of event
+/// kinds: every front end is an adapter over the engine's one request path.
+#[test]
+fn every_front_end_journals_the_same_sequence_of_event_kinds() {
+    let w = World::new();
+    w.file("logs/big.log", &"x".repeat(5000));
+    w.file("logs/small.log", "x");
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        w.file(name, "x");
+    }
+    let read = "show the 2 largest files in logs";
+    let ok = |out: std::process::Output| assert!(out.status.success(), "{}", text(&out.stderr));
+    ok(w.run(&[read]));
+    ok(w.run(&["--yes", "delete a.txt"]));
+    let d = Daemon::start(&w, &[]);
+    ok(w.run(&[read]));
+    ok(w.run(&["--yes", "delete b.txt"]));
+    let key = new_key(&w, "local", "admin");
+    let cwd = w.cwd.display().to_string();
+    for request in [read, "delete c.txt"] {
+        let a = submit(
+            &d,
+            &key,
+            json!({"request": request, "cwd": cwd, "auto_approve": true}),
+        );
+        assert!(d.finished(&key, &a)["status"] == "committed");
+    }
+    let mut actions: Vec<Value> = d
+        .local("GET", "/v1/state/actions", None)
+        .json()
+        .as_array()
+        .unwrap()
+        .clone();
+    actions.reverse();
+    let kinds: Vec<(String, Vec<String>)> = actions
+        .iter()
+        .map(|a| {
+            let path = format!("/v1/state/actions/{}", a["action"].as_str().unwrap());
+            let events = d.local("GET", &path, None).json()["events"].clone();
+            let kinds = events
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["kind"].as_str().unwrap().to_owned())
+                .collect();
+            (a["request"].as_str().unwrap_or("").to_owned(), kinds)
+        })
+        .collect();
+    assert_eq!(kinds.len(), 6, "{kinds:?}");
+    let expected_read = [
+        "action.submitted",
+        "plan.created",
+        "tx.started",
+        "step.decided",
+        "step.started",
+        "step.finished",
+        "tx.finished",
+        "action.finished",
+    ];
+    for (i, (request, k)) in kinds.iter().enumerate() {
+        let (same_as, _) = &kinds[i % 2];
+        assert_eq!(request.starts_with("delete"), same_as.starts_with("delete"));
+        assert_eq!(
+            k,
+            &kinds[i % 2].1,
+            "front end {} differs for {request:?}",
+            i / 2
+        );
+    }
+    assert_eq!(kinds[0].1, expected_read);
+    let change = &kinds[1].1;
+    for kind in [
+        "action.previewed",
+        "approval.decided",
+        "step.undo_recorded",
+        "tx.finished",
+    ] {
+        assert!(change.contains(&kind.to_owned()), "{change:?}");
+    }
+}
+
+/// With a daemon running, `history`, `show` and `undo` go through it too (one writer, one
+/// view): they see the local organisation's work only, as the daemon shows it, never
+/// another organisation's newer transaction.
+#[test]
+fn history_show_and_undo_go_through_a_running_daemon() {
+    let w = World::new();
+    let mine = w.file("mine.txt", "m");
+    let theirs = w.file("theirs.txt", "t");
+    let d = Daemon::start(&w, &[]);
+    let out = w.run(&["--yes", "delete mine.txt"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let acme = new_key(&w, "acme", "admin");
+    let a = submit(
+        &d,
+        &acme,
+        json!({"request": "delete theirs.txt", "cwd": w.cwd.display().to_string(), "auto_approve": true}),
+    );
+    let fin = d.finished(&acme, &a);
+    assert_eq!(fin["status"], "committed", "{fin}");
+    let their_tx = fin["tx"].as_str().unwrap().to_owned();
+    assert!(!theirs.exists());
+
+    let h = w.run(&["--json", "history"]);
+    assert!(h.status.success(), "{}", text(&h.stderr));
+    let h: Value = serde_json::from_slice(&h.stdout).unwrap();
+    let requests: Vec<&str> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["request"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        requests,
+        ["delete mine.txt"],
+        "the daemon's view of the local org"
+    );
+    let my_tx = h[0]["tx"].as_str().unwrap().to_owned();
+
+    let show = w.run(&["--json", "show", &my_tx[my_tx.len() - 8..]]);
+    assert!(show.status.success(), "{}", text(&show.stderr));
+    let events: Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(events[0]["kind"], "tx.started");
+    let other = w.run(&["show", &their_tx]);
+    assert!(
+        !other.status.success(),
+        "another org's transaction is not shown"
+    );
+    assert!(
+        text(&other.stderr).contains("no transaction"),
+        "{}",
+        text(&other.stderr)
+    );
+
+    let undo = w.run(&["--yes", "undo"]);
+    assert!(
+        undo.status.success(),
+        "{}{}",
+        text(&undo.stdout),
+        text(&undo.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "m");
+    assert!(
+        !theirs.exists(),
+        "the newer transaction of another org was left alone"
+    );
+    let actions = d.local("GET", "/v1/state/actions", None).json();
+    assert_eq!(actions[0]["status"], "undone", "{actions}");
+}

@@ -161,6 +161,24 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         verb: Verb::Get,
+        path: "/v1/state/transactions/{tx}",
+        access: Access::Perm(Perm::Read),
+        summary: "One transaction",
+        description: "Every event of one of your organisation's transactions, in order. The id may be a unique part of it (at least 4 characters), as `kernos show` takes it. Needs viewer.",
+        params: &[Param::Path {
+            name: "tx",
+            description: "Transaction id, or a unique part of it",
+        }],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::JsonList(Schema::AnyObject),
+        },
+        handler: |m| on(m, transactions::get_transaction),
+    },
+    Route {
+        verb: Verb::Get,
         path: "/v1/state/usage",
         access: Access::Perm(Perm::Read),
         summary: "Usage",

@@ -31,6 +31,33 @@ pub(super) async fn list_transactions(
     Ok(Json(v))
 }
 
+/// GET /v1/state/transactions/{tx}.
+pub(super) async fn get_transaction(
+    axum::extract::State(st): axum::extract::State<St>,
+    p: Principal,
+    Path(tx): Path<String>,
+) -> ApiResult<Json<Vec<kernos_core::Event>>> {
+    let st2 = st.clone();
+    let org = p.org.clone();
+    let wanted = tx.clone();
+    let events = tokio::task::spawn_blocking(move || {
+        // Another organisation's transaction is answered exactly like one that does not exist.
+        match st2.engine.resolve_tx(&wanted) {
+            Ok(id) if tx_in_org(&st2, id, &org) => st2.engine.events_of(id).map(Some),
+            Ok(_) | Err(kernos_engine::EngineError::NoSuchTx(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("reading the transaction failed: {e}; retry")))??;
+    events.map(Json).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no transaction {tx} in org {}; list them with GET /v1/state/transactions",
+            p.org
+        ))
+    })
+}
+
 /// The optional body of POST /v1/undo/{tx}: empty means defaults.
 fn undo_body(raw: &[u8]) -> ApiResult<UndoRequest> {
     let body: UndoRequest = if raw.iter().all(u8::is_ascii_whitespace) {
