@@ -37,11 +37,7 @@ pub fn local_time(secs: i64) -> String {
 
 /// How long ago a millisecond timestamp was, roughly: `5s ago`, `3m ago`, `2h ago`, `4d ago`.
 pub fn ago(ms: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let s = ((now - ms) / 1000).max(0);
+    let s = ((kernos_core::time::now_ms() - ms) / 1000).max(0);
     match s {
         0..=59 => format!("{s}s ago"),
         60..=3599 => format!("{}m ago", s / 60),

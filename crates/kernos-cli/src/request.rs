@@ -25,12 +25,7 @@ pub struct ContextStore {
     max_age_ms: i64,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use kernos_core::time::now_ms;
 
 impl ContextStore {
     /// The store for the current directory.

@@ -5,10 +5,12 @@
 
 pub mod event;
 pub mod exec;
+pub mod hex;
 pub mod id;
 pub mod plan;
 pub mod risk;
 pub mod sandbox;
+pub mod time;
 pub mod tool;
 
 pub use event::{Actor, Event, LOCAL_ORG, NewEvent};

@@ -50,10 +50,7 @@ pub fn stored(ev: NewEvent, a: &kernos_journal::Appended) -> Event {
 /// What a store that holds (or defers) an event returns for it until it is written: the event
 /// as given, with `seq` 0, no hash, and the time it was handed over.
 pub fn held(ev: NewEvent) -> Event {
-    let ts_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let ts_ms = kernos_core::time::now_ms();
     Event {
         seq: 0,
         ts_ms,

@@ -64,28 +64,12 @@ fn field(h: &mut blake3::Hasher, v: Option<&[u8]>) {
 
 /// Lower-case hex of a hash.
 pub fn to_hex(h: &[u8; 32]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(64);
-    for b in h {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
+    kernos_core::hex::encode(h)
 }
 
 /// Parses 64 hex characters.
 pub fn from_hex(s: &str) -> Option<[u8; 32]> {
-    let b = s.as_bytes();
-    if b.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        let hi = (b[2 * i] as char).to_digit(16)?;
-        let lo = (b[2 * i + 1] as char).to_digit(16)?;
-        *o = (hi * 16 + lo) as u8;
-    }
-    Some(out)
+    kernos_core::hex::decode32(s)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use kernos_core::{Actor, Event, NewEvent};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -378,12 +378,7 @@ fn decode_event(raw: RawRow) -> Result<Event> {
     })
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use kernos_core::time::now_ms;
 
 /// The directory Kernos keeps its data in: `$KERNOS_DATA_DIR`, else `$XDG_DATA_HOME/kernos`,
 /// else `~/.local/share/kernos`.

@@ -219,20 +219,7 @@ pub fn hash_key(secret: &str) -> String {
     hex(&Sha256::digest(secret.as_bytes()))
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
+use kernos_core::hex::{decode32 as unhex32, encode as hex};
 
 /// Makes a key: 256 random bits from the OS. `who` and `source` go into the audit payload.
 pub fn generate_key(org: &str, role: Role, label: &str, who: &Principal) -> Result<NewKey, String> {

@@ -86,21 +86,7 @@ pub(crate) fn body_hash(req: &SubmitRequest) -> [u8; 32] {
     sha2::Sha256::digest(&bytes).into()
 }
 
-/// Lower-case hex, as the hash is journaled.
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
+pub(crate) use kernos_core::hex::{decode32 as unhex, encode as hex};
 
 /// Refills the idempotency cache from the journal's recent keyed submissions, so a client
 /// that retries because the daemon restarted gets its action back instead of a second one.

@@ -151,13 +151,7 @@ pub fn month_of(ts_ms: i64) -> String {
     format!("{y:04}-{m:02}")
 }
 
-/// Now, ms since the epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use kernos_core::time::now_ms;
 
 /// One organisation's use in one month.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

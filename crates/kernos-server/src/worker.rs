@@ -455,10 +455,7 @@ pub(crate) fn journal_start(
 ) -> Result<(), kernos_journal::JournalError> {
     let hash = config_text.map(|t| {
         use sha2::Digest;
-        sha2::Sha256::digest(t.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        kernos_core::hex::encode(&sha2::Sha256::digest(t.as_bytes()))
     });
     if let Some(h) = &hash {
         let prev = st.store.with_reader(|j| {

@@ -70,6 +70,15 @@ async fn a_second_org_sees_nothing_of_the_first() {
             .call("GET", &format!("/v1/state/actions/{read}"), k, None)
             .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{role}");
+        // A transaction of another org, by full id or by the short part `kernos show` takes,
+        // answers exactly as one that does not exist.
+        for id in [acme_tx.as_str(), &acme_tx[acme_tx.len() - 8..]] {
+            let r = t
+                .call("GET", &format!("/v1/state/transactions/{id}"), k, None)
+                .await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{role} reads {id}");
+            assert!(!String::from_utf8_lossy(&r.body).contains("list files"));
+        }
         let usage = t.call("GET", "/v1/state/usage", k, None).await.json();
         assert_eq!(usage["units"], 0.0, "{role}: {usage}");
         if role >= Role::Operator {

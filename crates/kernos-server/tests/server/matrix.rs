@@ -37,6 +37,9 @@ fn sample(r: &Route, t: &Targets) -> (String, Option<Value>) {
             format!("/v1/approvals/{}", t.approval),
             Some(json!({"approve": false})),
         ),
+        (Verb::Get, "/v1/state/transactions/{tx}") => {
+            (format!("/v1/state/transactions/{}", t.tx), None)
+        }
         (Verb::Post, "/v1/undo/{tx}") => (format!("/v1/undo/{}", t.tx), Some(json!({}))),
         (Verb::Post, "/v1/keys") => (
             r.path.into(),

@@ -231,10 +231,8 @@ impl Hasher {
     }
 
     fn hex(self) -> String {
+        use kernos_core::hex::encode as hex;
         use sha2::Digest;
-        fn hex(b: &[u8]) -> String {
-            b.iter().map(|x| format!("{x:02x}")).collect()
-        }
         match self {
             Hasher::Sha256(h) => hex(&h.finalize()),
             Hasher::Sha512(h) => hex(&h.finalize()),
