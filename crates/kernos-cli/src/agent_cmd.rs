@@ -101,7 +101,9 @@ impl AgentHost for CliHost<'_> {
             ActionOutcome::Ran(report) => report,
             ActionOutcome::Denied { reason } => return stopped(format!("refused: {reason}")),
             ActionOutcome::Stopped { reason }
-                if reason == NEEDS_CONFIRMATION && plan.untrusted_input && self.app.global.yes =>
+                if reason == NEEDS_CONFIRMATION
+                    && plan.untrusted_input
+                    && self.app.opts.approval.yes =>
             {
                 return stopped("this plan was made after reading untrusted text, so --yes does not cover its changes; run it in a terminal to approve them".into());
             }
@@ -138,10 +140,21 @@ impl AgentHost for CliHost<'_> {
 pub fn budget(app: &App) -> Budget {
     let p = &app.config.planner;
     Budget {
-        max_steps: app.global.max_steps.unwrap_or(p.agent_max_steps).max(1),
-        max_tokens: app.global.max_tokens.unwrap_or(p.agent_max_tokens).max(1),
+        max_steps: app
+            .opts
+            .budget
+            .max_steps
+            .unwrap_or(p.agent_max_steps)
+            .max(1),
+        max_tokens: app
+            .opts
+            .budget
+            .max_tokens
+            .unwrap_or(p.agent_max_tokens)
+            .max(1),
         max_time: app
-            .global
+            .opts
+            .budget
             .time
             .unwrap_or(Duration::from_secs(p.agent_time_secs)),
     }
@@ -167,8 +180,8 @@ pub fn run(app: &App, goal: &str, cancel: &CancelToken) -> anyhow::Result<ExitCo
     agent.budget = budget(app);
     agent.lane = cascade.lane_for(goal);
     agent.route = RouteOpts {
-        provider: app.global.provider.clone(),
-        model: app.global.model.clone(),
+        provider: app.opts.planning.provider.clone(),
+        model: app.opts.planning.model.clone(),
     };
     let mut host = CliHost {
         app,

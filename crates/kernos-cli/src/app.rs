@@ -10,14 +10,16 @@ use kernos_engine::Engine;
 use kernos_journal::{BlobStore, Journal};
 use kernos_tools::{Env, Registry};
 
-use crate::cli::Global;
+use crate::cli::{Global, RequestOpts};
 use crate::config::{self, Config};
 use crate::term::Style;
 
 /// A command's view of Kernos.
 pub struct App {
-    /// Global flags.
+    /// Flags that apply to every command.
     pub global: Global,
+    /// The request flags in force (`--yes`, `--model`, …), wherever they were given.
+    pub opts: RequestOpts,
     /// Loaded configuration.
     pub config: Config,
     /// The data directory.
@@ -28,7 +30,7 @@ pub struct App {
 
 impl App {
     /// Loads the configuration and resolves the data directory.
-    pub fn new(global: &Global) -> anyhow::Result<App> {
+    pub fn new(global: &Global, opts: &RequestOpts) -> anyhow::Result<App> {
         let config = config::load()?;
         let data_dir = match &global.data_dir {
             Some(d) => d.clone(),
@@ -39,6 +41,7 @@ impl App {
         };
         Ok(App {
             global: global.clone(),
+            opts: opts.clone(),
             config,
             data_dir,
             style,

@@ -22,6 +22,10 @@ pub struct Cli {
     #[command(flatten)]
     pub global: Global,
 
+    /// Options of the request form (`kernos [OPTIONS] "<request>"`, and the prompt).
+    #[command(flatten)]
+    pub opts: RequestOpts,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -31,78 +35,175 @@ pub struct Cli {
     pub request: Vec<String>,
 }
 
-/// Options shared by every command.
+/// Options that apply to every command, before or after its name.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Run steps that need confirmation without asking (policy denials still stand).
-    #[arg(short = 'y', long, global = true)]
-    pub yes: bool,
-
-    /// Show what would happen; change nothing.
-    #[arg(long, global = true)]
-    pub dry_run: bool,
-
     /// Where Kernos keeps its journal and snapshots [default: $XDG_DATA_HOME/kernos].
     #[arg(long, global = true, env = "KERNOS_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+}
 
-    // ---- language models (issue 7): see llm_cmd.rs -------------------------------------
+/// How a request's changes are approved: for the request form, `undo` and `agent`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Approval {
+    /// Run steps that need confirmation without asking (policy denials still stand).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Show what would happen; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// How a request is planned and the plan shown: for the request form, `plan` and `agent`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Planning {
     /// Show why each step is there (from the model, or from the offline planner).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub explain: bool,
 
     /// Ask this model (skips the offline planner's confident answer).
-    #[arg(
-        long,
-        global = true,
-        value_name = "MODEL",
-        help_heading = "Language models"
-    )]
+    #[arg(long, value_name = "MODEL", help_heading = "Language models")]
     pub model: Option<String>,
 
     /// Ask only this provider (skips the offline planner's confident answer).
-    #[arg(
-        long,
-        global = true,
-        value_name = "NAME",
-        help_heading = "Language models"
-    )]
+    #[arg(long, value_name = "NAME", help_heading = "Language models")]
     pub provider: Option<String>,
 
     /// Neither read nor write the plan cache.
-    #[arg(long, global = true, help_heading = "Language models")]
+    #[arg(long, help_heading = "Language models")]
     pub no_cache: bool,
+}
 
-    /// Agent mode: observe with read-only steps, propose, ask, run, repeat (same as
-    /// `kernos agent`).
-    #[arg(long, global = true, help_heading = "Language models")]
-    pub agent: bool,
-
+/// Agent mode's budgets: for the request form with `--agent`, and `agent`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AgentBudget {
     /// Agent mode: most steps to run.
-    #[arg(
-        long,
-        global = true,
-        value_name = "N",
-        help_heading = "Language models"
-    )]
+    #[arg(long, value_name = "N", help_heading = "Language models")]
     pub max_steps: Option<usize>,
 
     /// Agent mode: most tokens (prompt + completion) to spend.
-    #[arg(
-        long,
-        global = true,
-        value_name = "N",
-        help_heading = "Language models"
-    )]
+    #[arg(long, value_name = "N", help_heading = "Language models")]
     pub max_tokens: Option<u64>,
 
     /// Agent mode: most wall time, e.g. 90s, 5m.
-    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Language models")]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Language models")]
     pub time: Option<std::time::Duration>,
+}
+
+/// Everything that shapes a request. At the top level all of it; a subcommand takes the
+/// groups that apply to it, and [`Cli::request_opts`] puts the two together.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RequestOpts {
+    /// `--yes`, `--dry-run`.
+    #[command(flatten)]
+    pub approval: Approval,
+
+    /// `--explain`, `--model`, `--provider`, `--no-cache`.
+    #[command(flatten)]
+    pub planning: Planning,
+
+    /// Agent mode: observe with read-only steps, propose, ask, run, repeat (same as
+    /// `kernos agent`).
+    #[arg(long, help_heading = "Language models")]
+    pub agent: bool,
+
+    /// `--max-steps`, `--max-tokens`, `--time`.
+    #[command(flatten)]
+    pub budget: AgentBudget,
+}
+
+impl Approval {
+    /// Adds flags given in another place on the command line (`kernos --yes undo`).
+    fn merge(&mut self, other: &Approval) {
+        self.yes |= other.yes;
+        self.dry_run |= other.dry_run;
+    }
+}
+
+impl Planning {
+    /// Adds flags given in another place; a value there wins.
+    fn merge(&mut self, other: &Planning) {
+        self.explain |= other.explain;
+        self.no_cache |= other.no_cache;
+        if other.model.is_some() {
+            self.model.clone_from(&other.model);
+        }
+        if other.provider.is_some() {
+            self.provider.clone_from(&other.provider);
+        }
+    }
+}
+
+impl AgentBudget {
+    /// Adds flags given in another place; a value there wins.
+    fn merge(&mut self, other: &AgentBudget) {
+        self.max_steps = other.max_steps.or(self.max_steps);
+        self.max_tokens = other.max_tokens.or(self.max_tokens);
+        self.time = other.time.or(self.time);
+    }
+}
+
+impl Cli {
+    /// Parses `argv` (the program name first). A request typed without quotes whose first
+    /// word is also a subcommand (`kernos show the 5 largest files in /var/log`) fails to parse
+    /// as that subcommand; it is then read as a request. A flag the subcommand does not take
+    /// is not such a failure: `kernos history --yes` says so rather than running the request
+    /// "history --yes".
+    pub fn parse_args(argv: &[String]) -> Result<Cli, clap::Error> {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        let e = match Cli::try_parse_from(argv) {
+            Ok(c) => return Ok(c),
+            Err(e) => e,
+        };
+        let unknown_flag = e.kind() == ErrorKind::UnknownArgument
+            && matches!(e.get(ContextKind::InvalidArg),
+                        Some(ContextValue::String(a)) if a.starts_with('-'));
+        if unknown_flag || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            return Err(e);
+        }
+        let first_word = argv
+            .iter()
+            .skip(1)
+            .position(|a| !a.starts_with('-'))
+            .map(|i| i + 1);
+        let words = first_word.map(|i| argv.len() - i).unwrap_or(0);
+        if let Some(i) = first_word.filter(|_| words >= 2) {
+            let mut again = argv[..i].to_vec();
+            again.push("--".into());
+            again.extend_from_slice(&argv[i..]);
+            if let Ok(c) = Cli::try_parse_from(&again) {
+                return Ok(c);
+            }
+        }
+        Err(e)
+    }
+
+    /// The request options in force: those given before the subcommand (`kernos --yes undo`)
+    /// with the subcommand's own (`kernos undo --yes`) added.
+    pub fn request_opts(&self) -> RequestOpts {
+        let mut opts = self.opts.clone();
+        match &self.command {
+            Some(Command::Plan { planning, .. }) => opts.planning.merge(planning),
+            Some(Command::Undo { approval, .. }) => opts.approval.merge(approval),
+            Some(Command::Agent {
+                approval,
+                planning,
+                budget,
+                ..
+            }) => {
+                opts.approval.merge(approval);
+                opts.planning.merge(planning);
+                opts.budget.merge(budget);
+            }
+            _ => {}
+        }
+        opts
+    }
 }
 
 /// Subcommands.
@@ -110,6 +211,9 @@ pub struct Global {
 pub enum Command {
     /// Print the plan for a request without running it.
     Plan {
+        /// How to plan.
+        #[command(flatten)]
+        planning: Planning,
         /// The request.
         #[arg(required = true, value_name = "REQUEST")]
         request: Vec<String>,
@@ -135,6 +239,9 @@ pub enum Command {
     },
     /// Undo a transaction (default: the last one that changed something).
     Undo {
+        /// How to approve.
+        #[command(flatten)]
+        approval: Approval,
         /// Transaction id (or its last characters).
         id: Option<String>,
     },
@@ -172,6 +279,15 @@ pub enum Command {
     /// read-only steps, propose the next steps, ask, run, repeat — within step, token and time
     /// budgets (--max-steps, --max-tokens, --time).
     Agent {
+        /// How to approve.
+        #[command(flatten)]
+        approval: Approval,
+        /// How to plan.
+        #[command(flatten)]
+        planning: Planning,
+        /// The budgets.
+        #[command(flatten)]
+        budget: AgentBudget,
         /// The goal.
         #[arg(required = true, value_name = "GOAL")]
         goal: Vec<String>,
@@ -309,12 +425,20 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let argv: Vec<String> = std::iter::once("kernos")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect();
+        Cli::parse_args(&argv)
+    }
+
     #[test]
     fn request_and_subcommands_parse() {
-        let c = Cli::try_parse_from(["kernos", "show the 5 largest files in /var/log"]).unwrap();
+        let c = parse(&["show the 5 largest files in /var/log"]).unwrap();
         assert_eq!(c.request, vec!["show the 5 largest files in /var/log"]);
         assert!(c.command.is_none());
-        let c = Cli::try_parse_from(["kernos", "journal", "tail", "-n", "5", "--json"]).unwrap();
+        let c = parse(&["journal", "tail", "-n", "5", "--json"]).unwrap();
         assert!(c.global.json);
         assert!(matches!(
             c.command,
@@ -324,25 +448,28 @@ mod tests {
             })))
         ));
         // Global options before or after the subcommand keep it a subcommand.
-        let c = Cli::try_parse_from(["kernos", "--data-dir", "/x", "journal", "verify"]).unwrap();
+        let c = parse(&["--data-dir", "/x", "journal", "verify"]).unwrap();
         assert!(matches!(
             c.command,
             Some(Command::Journal(JournalCmd::Verify))
         ));
         assert!(c.request.is_empty());
-        let c = Cli::try_parse_from(["kernos", "journal", "verify", "--data-dir", "/x"]).unwrap();
+        let c = parse(&["journal", "verify", "--data-dir", "/x"]).unwrap();
         assert!(matches!(
             c.command,
             Some(Command::Journal(JournalCmd::Verify))
         ));
-        let c = Cli::try_parse_from(["kernos", "--json", "list", "files", "in", "/etc"]).unwrap();
+        let c = parse(&["--json", "list", "files", "in", "/etc"]).unwrap();
         assert_eq!(c.request, vec!["list", "files", "in", "/etc"]);
-        let c = Cli::try_parse_from(["kernos", "--yes", "delete old.log"]).unwrap();
-        assert!(c.global.yes);
-        let c = Cli::try_parse_from(["kernos", "plan", "--json", "list files"]).unwrap();
+        let c = parse(&["--json", "history"]).unwrap();
+        assert!(matches!(c.command, Some(Command::History { .. })) && c.global.json);
+        let c = parse(&["--yes", "delete old.log"]).unwrap();
+        assert!(c.request_opts().approval.yes);
+        let c = parse(&["--dry-run", "delete old.log"]).unwrap();
+        assert!(c.request_opts().approval.dry_run);
+        let c = parse(&["plan", "--json", "list files"]).unwrap();
         assert!(matches!(c.command, Some(Command::Plan { .. })) && c.global.json);
-        let c = Cli::try_parse_from([
-            "kernos",
+        let c = parse(&[
             "agent",
             "why is nginx failing?",
             "--max-steps",
@@ -352,18 +479,131 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(c.command, Some(Command::Agent { .. })));
-        assert_eq!(c.global.max_steps, Some(4));
-        assert_eq!(c.global.time, Some(std::time::Duration::from_secs(90)));
-        let c = Cli::try_parse_from(["kernos", "--model", "m", "--no-cache", "--explain", "x y"])
-            .unwrap();
-        assert_eq!(c.global.model.as_deref(), Some("m"));
-        assert!(c.global.no_cache && c.global.explain);
-        let c = Cli::try_parse_from(["kernos", "models", "test", "local"]).unwrap();
+        let o = c.request_opts();
+        assert_eq!(o.budget.max_steps, Some(4));
+        assert_eq!(o.budget.time, Some(std::time::Duration::from_secs(90)));
+        let c = parse(&["--model", "m", "--no-cache", "--explain", "x y"]).unwrap();
+        let o = c.request_opts();
+        assert_eq!(o.planning.model.as_deref(), Some("m"));
+        assert!(o.planning.no_cache && o.planning.explain);
+        let c = parse(&["--agent", "--max-steps", "3", "why is this box slow"]).unwrap();
+        assert!(c.request_opts().agent);
+        assert_eq!(c.request_opts().budget.max_steps, Some(3));
+        let c = parse(&["models", "test", "local"]).unwrap();
         assert!(matches!(
             c.command,
             Some(Command::Models {
                 action: Some(ModelsCmd::Test { .. })
             })
         ));
+    }
+
+    #[test]
+    fn request_flags_count_before_or_after_their_subcommand() {
+        for args in [
+            &["--yes", "undo"][..],
+            &["undo", "--yes"],
+            &["undo", "-y", "abc"],
+        ] {
+            let c = parse(args).unwrap();
+            assert!(matches!(c.command, Some(Command::Undo { .. })), "{args:?}");
+            assert!(c.request_opts().approval.yes, "{args:?}");
+        }
+        let c = parse(&["undo", "--dry-run"]).unwrap();
+        assert!(c.request_opts().approval.dry_run);
+        let c = parse(&["--yes", "agent", "--max-steps", "3", "summarise notes.txt"]).unwrap();
+        let o = c.request_opts();
+        assert!(o.approval.yes && o.budget.max_steps == Some(3));
+        let c = parse(&["--provider", "a", "plan", "--provider", "b", "list files"]).unwrap();
+        assert_eq!(c.request_opts().planning.provider.as_deref(), Some("b"));
+        let c = parse(&["plan", "--explain", "--no-cache", "list files"]).unwrap();
+        assert!(c.request_opts().planning.explain && c.request_opts().planning.no_cache);
+    }
+
+    #[test]
+    fn a_subcommand_word_with_more_words_is_a_request_but_a_foreign_flag_is_an_error() {
+        let c = parse(&["show", "the", "5", "largest", "files", "in", "/var/log"]).unwrap();
+        assert!(c.command.is_none());
+        assert_eq!(c.request.join(" "), "show the 5 largest files in /var/log");
+        let c = parse(&["--yes", "undo", "the", "last", "thing"]).unwrap();
+        assert!(c.command.is_none() && c.request_opts().approval.yes);
+        let e = parse(&["history", "--yes"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+        let e = parse(&["sandbox", "probe", "--max-steps", "3"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+
+    /// The help `kernos <args> --help` prints.
+    fn help(args: &[&str]) -> String {
+        let mut args = args.to_vec();
+        args.push("--help");
+        let e = parse(&args).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp, "{args:?}");
+        e.to_string()
+    }
+
+    #[test]
+    fn each_command_documents_only_its_own_flags() {
+        let top = help(&[]);
+        for flag in [
+            "--yes",
+            "--dry-run",
+            "--explain",
+            "--provider",
+            "--model",
+            "--no-cache",
+            "--agent",
+            "--max-steps",
+            "--max-tokens",
+            "--time",
+            "--json",
+            "--data-dir",
+        ] {
+            assert!(top.contains(flag), "kernos --help lacks {flag}");
+        }
+        let request_flags = [
+            "--yes",
+            "--dry-run",
+            "--explain",
+            "--provider",
+            "--model",
+            "--no-cache",
+            "--agent",
+            "--max-steps",
+            "--max-tokens",
+        ];
+        for cmd in [
+            &["sandbox", "exec"][..],
+            &["sandbox", "probe"],
+            &["history"],
+            &["journal", "tail"],
+            &["serve"],
+        ] {
+            let h = help(cmd);
+            for flag in request_flags {
+                assert!(
+                    !h.contains(flag),
+                    "kernos {cmd:?} --help mentions {flag}:\n{h}"
+                );
+            }
+            assert!(h.contains("--json") && h.contains("--data-dir"), "{cmd:?}");
+        }
+        let plan = help(&["plan"]);
+        assert!(plan.contains("--provider") && plan.contains("--explain"));
+        assert!(!plan.contains("--yes") && !plan.contains("--max-steps"));
+        let undo = help(&["undo"]);
+        assert!(undo.contains("--yes") && undo.contains("--dry-run"));
+        assert!(!undo.contains("--provider") && !undo.contains("--max-steps"));
+        let agent = help(&["agent"]);
+        for flag in [
+            "--yes",
+            "--provider",
+            "--max-steps",
+            "--max-tokens",
+            "--time",
+        ] {
+            assert!(agent.contains(flag), "kernos agent --help lacks {flag}");
+        }
+        assert!(!agent.contains("--agent"));
     }
 }

@@ -1,14 +1,28 @@
-//! A small blocking HTTP/1.1 client for the daemon's Unix socket (`<data_dir>/kernos.sock`).
-//! The socket's peer credentials authenticate the caller (same user as the daemon → owner of
-//! the local org), so no key is sent. Enough HTTP for JSON requests and one SSE stream.
+//! The CLI's client for the daemon's Unix socket (`<data_dir>/kernos.sock`): reqwest's blocking
+//! client speaks HTTP over the socket, the workspace's SSE parser reads the event stream. The
+//! socket's peer credentials authenticate the caller (same user as the daemon → owner of the
+//! local org), so no key is sent.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::collections::VecDeque;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use kernos_llm::wire::sse::{SseEvent as WireEvent, SseParser};
+use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
+
+/// How long one call may take, from sending the request to its last body byte. Calls are short
+/// JSON exchanges; what runs long (an action) is followed on the event stream, which has no
+/// timeout.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The origin every request names. The socket decides where it goes; the host is only the
+/// `Host:` header.
+const ORIGIN: &str = "http://kernos";
 
 /// A response with its whole body.
 #[derive(Debug)]
@@ -43,7 +57,8 @@ impl Response {
     }
 }
 
-/// Whether a daemon answers on `data_dir`'s socket (and the user did not opt out).
+/// Whether a daemon answers on `data_dir`'s socket (and the user did not opt out). Only a
+/// connect: no HTTP client is built until a daemon is known to be there.
 pub fn available(data_dir: &Path) -> bool {
     if std::env::var_os("KERNOS_NO_DAEMON").is_some_and(|v| v == "1") {
         return false;
@@ -51,81 +66,51 @@ pub fn available(data_dir: &Path) -> bool {
     kernos_server::daemon_running(data_dir)
 }
 
-fn connect(data_dir: &Path) -> anyhow::Result<UnixStream> {
-    let s = kernos_server::connect(data_dir).with_context(|| {
-        format!(
-            "cannot reach the daemon on {}",
-            kernos_server::socket_path(data_dir).display()
-        )
-    })?;
-    s.set_write_timeout(Some(Duration::from_secs(30)))?;
-    Ok(s)
+/// The client bound to `data_dir`'s socket, built on first use and then shared: a blocking
+/// client owns a runtime thread, so one request following another reuses it (and its
+/// connection pool) instead of starting a new one.
+fn client(data_dir: &Path) -> anyhow::Result<Client> {
+    static CLIENT: Mutex<Option<(PathBuf, Client)>> = Mutex::new(None);
+    let socket = kernos_server::socket_path(data_dir);
+    let mut cached = CLIENT
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the daemon client's lock was poisoned"))?;
+    if let Some((_, c)) = cached.as_ref().filter(|(p, _)| *p == socket) {
+        return Ok(c.clone());
+    }
+    // reqwest builds a TLS configuration even for plain HTTP; the workspace's provider is ring
+    // (see the workspace Cargo.toml), installed before the first client is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = Client::builder()
+        .unix_socket(socket.clone())
+        // No TLS is ever spoken over the socket: an empty root store spares loading (and
+        // requiring) the system's CA certificates.
+        .tls_certs_only(std::iter::empty())
+        // Per request: calls set CALL_TIMEOUT, the event stream runs as long as the action.
+        .timeout(None)
+        .build()
+        .context("cannot set up the HTTP client for the daemon")?;
+    *cached = Some((socket, c.clone()));
+    Ok(c)
 }
 
-fn send(s: &mut UnixStream, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<()> {
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: kernos\r\nConnection: close\r\n");
-    if !body.is_empty() || method == "POST" {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(&body);
-    s.write_all(req.as_bytes())
-        .context("cannot send the request to the daemon")?;
-    Ok(())
-}
-
-/// The head of a response: status and whether the body is chunked (else its length).
-fn read_head(r: &mut BufReader<UnixStream>) -> anyhow::Result<(u16, bool, Option<usize>)> {
-    let mut line = String::new();
-    r.read_line(&mut line)
-        .context("the daemon closed the connection")?;
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("not an HTTP answer from the daemon: {line:?}"))?;
-    let mut chunked = false;
-    let mut len = None;
-    loop {
-        line.clear();
-        r.read_line(&mut line)?;
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            let k = k.trim().to_ascii_lowercase();
-            let v = v.trim();
-            if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
-                chunked = true;
-            } else if k == "content-length" {
-                len = v.parse().ok();
-            }
-        }
-    }
-    Ok((status, chunked, len))
-}
-
-/// Reads one chunk of a chunked body; `None` at the end.
-fn read_chunk(r: &mut BufReader<UnixStream>) -> anyhow::Result<Option<Vec<u8>>> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        return Ok(None);
-    }
-    let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16)
-        .context("bad chunk from the daemon")?;
-    if size == 0 {
-        return Ok(None);
-    }
-    let mut buf = vec![0u8; size];
-    r.read_exact(&mut buf)?;
-    let mut crlf = [0u8; 2];
-    r.read_exact(&mut crlf)?;
-    Ok(Some(buf))
+/// Sends `req`, turning transport failures into a sentence that says what to do.
+fn send(data_dir: &Path, req: RequestBuilder) -> anyhow::Result<reqwest::blocking::Response> {
+    req.send().map_err(|e| {
+        let socket = kernos_server::socket_path(data_dir);
+        let what = if e.is_timeout() {
+            format!(
+                "the daemon on {} did not answer within {} s",
+                socket.display(),
+                CALL_TIMEOUT.as_secs()
+            )
+        } else {
+            format!("cannot reach the daemon on {}", socket.display())
+        };
+        anyhow::Error::new(e).context(format!(
+            "{what}; is `kernos serve` still running? (KERNOS_NO_DAEMON=1 works without it)"
+        ))
+    })
 }
 
 /// One request, whole answer.
@@ -135,22 +120,25 @@ pub fn call(
     path: &str,
     body: Option<&Value>,
 ) -> anyhow::Result<Response> {
-    let mut s = connect(data_dir)?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    send(&mut s, method, path, body)?;
-    let mut r = BufReader::new(s);
-    let (status, chunked, len) = read_head(&mut r)?;
-    let mut body = Vec::new();
-    if chunked {
-        while let Some(c) = read_chunk(&mut r)? {
-            body.extend_from_slice(&c);
-        }
-    } else if let Some(n) = len {
-        body.resize(n, 0);
-        r.read_exact(&mut body)?;
-    } else {
-        r.read_to_end(&mut body)?;
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .with_context(|| format!("{method:?} is not an HTTP method"))?;
+    let is_post = method == reqwest::Method::POST;
+    let mut req = client(data_dir)?
+        .request(method, format!("{ORIGIN}{path}"))
+        .timeout(CALL_TIMEOUT);
+    // A POST always declares JSON, with an empty body when there is none (the daemon's
+    // JSON extractors want the header).
+    if body.is_some() || is_post {
+        req = req
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.map(Value::to_string).unwrap_or_default());
     }
+    let resp = send(data_dir, req)?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .bytes()
+        .context("the daemon's answer broke off; try again")?
+        .to_vec();
     Ok(Response { status, body })
 }
 
@@ -163,51 +151,71 @@ pub struct SseEvent {
     pub data: Value,
 }
 
+impl SseEvent {
+    /// The daemon's event from the parser's: data that is not JSON stays a string.
+    fn from_wire(e: WireEvent) -> SseEvent {
+        let data = serde_json::from_str(&e.data).unwrap_or(Value::String(e.data));
+        SseEvent {
+            kind: e.event.unwrap_or_default(),
+            data,
+        }
+    }
+}
+
 /// An open event stream.
 pub struct Events {
-    r: BufReader<UnixStream>,
-    buf: String,
+    body: reqwest::blocking::Response,
+    parser: SseParser,
+    ready: VecDeque<WireEvent>,
+    ended: bool,
 }
 
 impl Events {
     /// Opens GET `path` as an event stream.
     pub fn open(data_dir: &Path, path: &str) -> anyhow::Result<Events> {
-        let mut s = connect(data_dir)?;
-        send(&mut s, "GET", path, None)?;
-        let mut r = BufReader::new(s);
-        let (status, chunked, _) = read_head(&mut r)?;
-        if status != 200 || !chunked {
+        let req = client(data_dir)?.get(format!("{ORIGIN}{path}"));
+        let body = send(data_dir, req)?;
+        let status = body.status().as_u16();
+        let is_stream = body
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if status != 200 || !is_stream {
             bail!("the daemon did not open an event stream (status {status})");
         }
         Ok(Events {
-            r,
-            buf: String::new(),
+            body,
+            parser: SseParser::new(),
+            ready: VecDeque::new(),
+            ended: false,
         })
     }
 
     /// The next event (blocks); `None` when the stream ends.
     pub fn next_event(&mut self) -> anyhow::Result<Option<SseEvent>> {
+        let mut buf = [0u8; 8192];
         loop {
-            if let Some(i) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..i + 2).collect();
-                let mut kind = String::new();
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        kind = v.trim().to_owned();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
-                    }
+            if let Some(e) = self.ready.pop_front() {
+                if e.event.as_deref().unwrap_or("").is_empty() && e.data.is_empty() {
+                    continue; // an empty event carries nothing
                 }
-                if kind.is_empty() && data.is_empty() {
-                    continue; // keep-alive
-                }
-                let data = serde_json::from_str(&data).unwrap_or(Value::String(data));
-                return Ok(Some(SseEvent { kind, data }));
+                return Ok(Some(SseEvent::from_wire(e)));
             }
-            match read_chunk(&mut self.r)? {
-                Some(c) => self.buf.push_str(&String::from_utf8_lossy(&c)),
-                None => return Ok(None),
+            if self.ended {
+                return Ok(None);
+            }
+            let n = self
+                .body
+                .read(&mut buf)
+                .context("the daemon's event stream broke off")?;
+            if n == 0 {
+                self.ended = true;
+                self.ready.extend(self.parser.finish());
+            } else {
+                let mut out = Vec::new();
+                self.parser.push(&buf[..n], &mut out);
+                self.ready.extend(out);
             }
         }
     }

@@ -238,8 +238,8 @@ pub fn submit(
         .unwrap_or(0);
     let mut body = json!({
         "cwd": env.cwd.display().to_string(),
-        "dry_run": app.global.dry_run,
-        "auto_approve": app.global.yes,
+        "dry_run": app.opts.approval.dry_run,
+        "auto_approve": app.opts.approval.yes,
         "context": conversation,
     });
     match ask {
@@ -361,7 +361,7 @@ fn answer(
             return Ok((true, format!("plan approved by {}", Actor::current_user())));
         }
     }
-    if app.global.yes {
+    if app.opts.approval.yes {
         return Ok((true, "--yes".into()));
     }
     if !interactive {

@@ -45,7 +45,7 @@ impl CliObserver {
             bar: Mutex::new(None),
             spinner: !json && std::io::stderr().is_terminal(),
             json,
-            explain: app.global.explain,
+            explain: app.opts.planning.explain,
             style: app.style,
             home: app.home(),
             plan_len: Mutex::new(0),
@@ -175,7 +175,7 @@ impl CliApprover {
         CliApprover {
             style: app.style,
             home: app.home(),
-            yes: app.global.yes,
+            yes: app.opts.approval.yes,
             interactive: term::interactive(),
             approved: None,
             undo_confirmed: false,

@@ -50,9 +50,9 @@ pub fn cascade(app: &App) -> Cascade {
 /// `--provider`, `--model`, `--no-cache`.
 pub fn options(app: &App) -> PlanOptions {
     PlanOptions {
-        provider: app.global.provider.clone(),
-        model: app.global.model.clone(),
-        no_cache: app.global.no_cache,
+        provider: app.opts.planning.provider.clone(),
+        model: app.opts.planning.model.clone(),
+        no_cache: app.opts.planning.no_cache,
         data: Vec::new(),
     }
 }

@@ -22,7 +22,7 @@ mod txn_cmd;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use kernos_core::CancelToken;
 
 use crate::app::App;
@@ -51,35 +51,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Parses the command line. A request typed without quotes whose first word is also a
-/// subcommand (`kernos show the 5 largest files in /var/log`) fails to parse as that
-/// subcommand; it is then read as a request.
+/// Parses the command line ([`Cli::parse_args`]); help, version and errors end the process.
 fn parse() -> Cli {
     let argv: Vec<String> = std::env::args().collect();
-    match Cli::try_parse_from(&argv) {
-        Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                e.exit();
-            }
-            let first_word = argv
-                .iter()
-                .skip(1)
-                .position(|a| !a.starts_with('-'))
-                .map(|i| i + 1);
-            let words = first_word.map(|i| argv.len() - i).unwrap_or(0);
-            if let Some(i) = first_word.filter(|_| words >= 2) {
-                let mut again = argv[..i].to_vec();
-                again.push("--".into());
-                again.extend_from_slice(&argv[i..]);
-                if let Ok(c) = Cli::try_parse_from(&again) {
-                    return c;
-                }
-            }
-            e.exit()
-        }
-    }
+    Cli::parse_args(&argv).unwrap_or_else(|e| e.exit())
 }
 
 /// The request that Ctrl-C should stop. The first Ctrl-C cancels it (the step stops cleanly
@@ -108,10 +83,11 @@ fn install_ctrlc() {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global.clone();
+    let opts = cli.request_opts();
     let command = match cli.command {
         Some(c) => c,
         None => {
-            let app = App::new(&global)?;
+            let app = App::new(&global, &opts)?;
             let cancel = CancelToken::new();
             set_current_cancel(&cancel);
             install_ctrlc();
@@ -123,7 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return repl::run(&app, &cancel);
             }
             let text = cli.request.join(" ");
-            if global.agent {
+            if opts.agent {
                 return agent_cmd::run(&app, &text, &cancel);
             }
             let store = request::ContextStore::for_cwd(&app);
@@ -165,28 +141,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Config { action } => {
-            let app = App::new(&global).ok();
+            let app = App::new(&global, &opts).ok();
             config_cmd::run(app.as_ref(), action)
         }
         other => {
-            let app = App::new(&global)?;
+            let app = App::new(&global, &opts)?;
             match other {
                 Command::Tools { name, schema } => tools_cmd::run(&app, name.as_deref(), schema),
                 Command::History { limit } => txn_cmd::history(&app, limit),
                 Command::Show { id } => txn_cmd::show(&app, &id),
-                Command::Undo { id } => {
+                Command::Undo { id, .. } => {
                     let cancel = CancelToken::new();
                     set_current_cancel(&cancel);
                     install_ctrlc();
                     request::run(&app, kernos_engine::Ask::Undo(id), &mut None, &cancel)
                 }
                 Command::Doctor => doctor::run(&app),
-                Command::Plan { request } => {
+                Command::Plan { request, .. } => {
                     request::plan_only(&app, &llm_cmd::cascade(&app), &request.join(" "))
                 }
                 Command::Models { action } => llm_cmd::models(&app, action),
                 Command::Usage => llm_cmd::usage(&app),
-                Command::Agent { goal } => {
+                Command::Agent { goal, .. } => {
                     let cancel = CancelToken::new();
                     set_current_cancel(&cancel);
                     install_ctrlc();

@@ -88,12 +88,12 @@ pub fn handle_embedded(
     let engine = app.engine()?;
     let observer = CliObserver::new(app);
     let s = session(app, cancel, &observer);
-    let dry_run = app.global.dry_run;
+    let dry_run = app.opts.approval.dry_run;
     let submitted = ActionSubmitted::embedded_cli(
         &ask,
         &s.env.cwd.display().to_string(),
         dry_run,
-        app.global.yes,
+        app.opts.approval.yes,
     );
     let request = Request {
         ask,
@@ -464,7 +464,7 @@ pub fn plan_only(app: &App, cascade: &Cascade, text: &str) -> anyhow::Result<Exi
         Outcome::Plan { plan, confidence } => {
             if app.global.json {
                 render::json_line(&crate::llm_cmd::plan_json(&planned, &plan, confidence)?)?;
-            } else if app.global.explain {
+            } else if app.opts.planning.explain {
                 crate::llm_cmd::print_why(&plan, app.style, &env.home.display().to_string());
             } else {
                 for (i, s) in plan.steps.iter().enumerate() {
