@@ -51,7 +51,7 @@ pub use auth::{Access, KeyInfo, KeyTable, NewKey, Perm, Principal, Role, generat
 pub use config::ServerConfig;
 pub use error::{ApiError, PROBLEM_JSON, Problem};
 pub use hub::{DaemonStore, Hub, Published};
-pub use listen::{Peer, SOCKET_FILE, ServeOptions, connect, daemon_running, serve};
+pub use listen::{Peer, SOCKET_FILE, ServeOptions, daemon_running, serve};
 pub use openapi::openapi;
 pub use routes::{ROUTES, app};
 pub use wire::{ActionStatus, SubmitRequest};

@@ -401,8 +401,3 @@ impl StopSignals {
 pub fn daemon_running(data_dir: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(crate::socket_path(data_dir)).is_ok()
 }
-
-/// A blocking connection to the daemon's socket (for the CLI's client).
-pub fn connect(data_dir: &Path) -> std::io::Result<std::os::unix::net::UnixStream> {
-    std::os::unix::net::UnixStream::connect(crate::socket_path(data_dir))
-}

@@ -33,14 +33,21 @@ pub(super) async fn submit(
     Body(req): Body<SubmitRequest>,
 ) -> ApiResult<Response> {
     check_submission(&req)?;
-    check_quota(&st, &p.org)?;
     let idem = idempotency::from_headers(&headers, &p)?;
     let hash = idempotency::body_hash(&req);
     let action = ActionId::generate();
+    // A retry is answered with the action it already made before anything else is checked:
+    // that action may since have used the last of the quota the retry would be refused for.
     if let Some(k) = &idem {
         if let Some(earlier) = idempotency::claim(&st, k, hash, action)? {
             return Ok(accepted(earlier, true));
         }
+    }
+    if let Err(e) = check_quota(&st, &p.org) {
+        if let Some(k) = &idem {
+            idempotency::release(&st, k);
+        }
+        return Err(e);
     }
     let payload = json!({
         "request": req.request,
