@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::cache::CacheStats;
-use super::cascade::{Planned, Source};
+use super::planned::{Planned, Source};
 
 /// The `llm.call` payload for one try. `purpose`: `plan`, `agent`, `probe`.
 pub fn call_payload(a: &Attempt, purpose: &str, cache: &str) -> Value {
