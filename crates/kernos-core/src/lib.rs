@@ -7,6 +7,7 @@ pub mod event;
 pub mod exec;
 pub mod id;
 pub mod plan;
+pub mod prom;
 pub mod risk;
 pub mod sandbox;
 pub mod tool;
