@@ -8,6 +8,7 @@ pub mod exec;
 pub mod hex;
 pub mod id;
 pub mod plan;
+pub mod prom;
 pub mod risk;
 pub mod sandbox;
 pub mod time;

@@ -45,6 +45,9 @@ mod router;
 mod types;
 pub mod wire;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub use breaker::{Breaker, BreakerState};
 pub use config::{
     BreakerConfig, ConfigError, LlmConfig, ModelEntry, Price, ProviderConfig, ProviderKind,

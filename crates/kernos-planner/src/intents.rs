@@ -103,6 +103,17 @@ pub(crate) enum Slot {
 }
 
 impl Slot {
+    /// Whether several values of this slot, found under `key` of the arguments, make one
+    /// step each ("restart nginx and redis"); `arg` is the slot's argument name.
+    pub fn fans_out(self, arg: &str, key: &str) -> bool {
+        match self {
+            Slot::Name(true) => arg == key,
+            // Fills `pid` or `name`; several names are several processes.
+            Slot::KillTarget => key == "name",
+            _ => false,
+        }
+    }
+
     /// Whether the intent cannot run without it.
     pub fn required(self) -> bool {
         matches!(
@@ -144,7 +155,32 @@ pub(crate) struct IntentDef {
     pub example: &'static str,
     /// What it needs, for "I need …" messages.
     pub needs: &'static str,
+    /// How it reads the clause beyond its slots.
+    pub flags: Flags,
 }
+
+/// How an intent reads a clause beyond its slots.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Flags {
+    /// "called X" is a file-name pattern (`Slot::Glob`), not an object: "find the file
+    /// called notes.txt".
+    pub named_is_glob: bool,
+    /// Its `path` is a directory to look in: a path that looks like a file (and is not
+    /// counted by lines, words or bytes) makes the reading less likely.
+    pub path_is_dir: bool,
+}
+
+/// No flags.
+const PLAIN: Flags = Flags {
+    named_is_glob: false,
+    path_is_dir: false,
+};
+
+/// The `path` is a directory to look in.
+const IN_DIR: Flags = Flags {
+    named_is_glob: false,
+    path_is_dir: true,
+};
 
 use Slot::*;
 
@@ -164,6 +200,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "show the 5 largest files in /var/log",
         needs: "a place to look",
+        flags: IN_DIR,
     },
     IntentDef {
         action: "fs.usage",
@@ -173,6 +210,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "how much space does /var/cache use",
         needs: "a file or directory to measure",
+        flags: PLAIN,
     },
     IntentDef {
         action: "fs.list",
@@ -182,6 +220,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "list files in /etc",
         needs: "a directory",
+        flags: IN_DIR,
     },
     IntentDef {
         action: "fs.find",
@@ -202,6 +241,10 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "find files larger than 100MB in /home",
         needs: "conditions to match",
+        flags: Flags {
+            named_is_glob: true,
+            path_is_dir: true,
+        },
     },
     IntentDef {
         action: "fs.search",
@@ -217,6 +260,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "search for TODO in src",
         needs: "the text to search for",
+        flags: PLAIN,
     },
     IntentDef {
         action: "fs.read",
@@ -226,6 +270,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "show the first 20 lines of /etc/passwd",
         needs: "the file to read",
+        flags: PLAIN,
     },
     IntentDef {
         action: "fs.write",
@@ -235,6 +280,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "write 'hello world' to greeting.txt",
         needs: "quoted text and a file",
+        flags: PLAIN,
     },
     IntentDef {
         action: "fs.append",
@@ -244,6 +290,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "append 'export EDITOR=vim' to ~/.bashrc",
         needs: "quoted text and a file",
+        flags: PLAIN,
     },
     // An empty file: appending nothing creates it when missing and leaves an existing one's
     // content alone — "create a file" must never truncate one that is there.
@@ -255,6 +302,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "create an empty file called notes.txt in ~/work",
         needs: "the file to create",
+        flags: PLAIN,
     },
     IntentDef {
         action: "fs.mkdir",
@@ -264,6 +312,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "create a folder called reports in ~/work",
         needs: "the directory to create",
+        flags: PLAIN,
     },
     IntentDef {
         action: "fs.copy",
@@ -273,6 +322,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "copy config.yaml to config.yaml.bak",
         needs: "what to copy and where to",
+        flags: PLAIN,
     },
     IntentDef {
         action: "fs.move",
@@ -282,6 +332,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "move report.pdf to ~/Documents",
         needs: "what to move and where to",
+        flags: PLAIN,
     },
     IntentDef {
         action: "fs.delete",
@@ -291,6 +342,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "delete old.log",
         needs: "the file or folder to delete",
+        flags: PLAIN,
     },
     IntentDef {
         action: "fs.chmod",
@@ -304,6 +356,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "make deploy.sh executable",
         needs: "a file and a mode",
+        flags: PLAIN,
     },
     IntentDef {
         action: "fs.archive",
@@ -313,6 +366,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "compress the logs folder into logs.tar.gz",
         needs: "what to pack",
+        flags: PLAIN,
     },
     IntentDef {
         action: "fs.extract",
@@ -322,6 +376,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "extract backup.tar.gz to /tmp/restore",
         needs: "the archive to unpack",
+        flags: PLAIN,
     },
     IntentDef {
         action: "fs.checksum",
@@ -331,6 +386,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "sha256 of ubuntu.iso",
         needs: "the file to hash",
+        flags: PLAIN,
     },
     IntentDef {
         action: "fs.count",
@@ -340,6 +396,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "how many files are in ~/Music",
         needs: "what to count",
+        flags: IN_DIR,
     },
     IntentDef {
         action: "sys.info",
@@ -349,6 +406,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "what OS and kernel am I running",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "sys.disk",
@@ -358,6 +416,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "how much disk space is free",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "sys.memory",
@@ -367,6 +426,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "how much memory is used",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "sys.cpu",
@@ -376,6 +436,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "what is the cpu load",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "sys.uptime",
@@ -385,6 +446,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "how long has this machine been up",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "sys.users",
@@ -394,6 +456,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "who is logged in",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "proc.list",
@@ -403,6 +466,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "top 5 processes by memory",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "proc.find",
@@ -412,6 +476,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "is postgres running",
         needs: "the process name",
+        flags: PLAIN,
     },
     IntentDef {
         action: "proc.kill",
@@ -421,6 +486,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "kill process 4242",
         needs: "a process id or name",
+        flags: PLAIN,
     },
     IntentDef {
         action: "svc.list",
@@ -430,6 +496,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "list services",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "svc.status",
@@ -439,6 +506,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "status of nginx",
         needs: "the service name",
+        flags: PLAIN,
     },
     IntentDef {
         action: "svc.start",
@@ -448,6 +516,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "start the docker service",
         needs: "the service name",
+        flags: PLAIN,
     },
     IntentDef {
         action: "svc.stop",
@@ -457,6 +526,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "stop apache2",
         needs: "the service name",
+        flags: PLAIN,
     },
     IntentDef {
         action: "svc.restart",
@@ -466,6 +536,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "restart nginx",
         needs: "the service name",
+        flags: PLAIN,
     },
     IntentDef {
         action: "svc.enable",
@@ -475,6 +546,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "enable redis at boot",
         needs: "the service name",
+        flags: PLAIN,
     },
     IntentDef {
         action: "svc.disable",
@@ -484,6 +556,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "disable cups",
         needs: "the service name",
+        flags: PLAIN,
     },
     IntentDef {
         action: "svc.logs",
@@ -493,6 +566,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "show logs for the postgresql service",
         needs: "the service name",
+        flags: PLAIN,
     },
     IntentDef {
         action: "logs.errors",
@@ -507,6 +581,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "show errors from the system log in the last hour",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "logs.tail",
@@ -516,6 +591,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "tail /var/log/auth.log",
         needs: "the log file",
+        flags: PLAIN,
     },
     IntentDef {
         action: "pkg.search",
@@ -525,6 +601,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "search packages for image editor",
         needs: "what to search for",
+        flags: PLAIN,
     },
     IntentDef {
         action: "pkg.info",
@@ -534,6 +611,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "is curl installed",
         needs: "the package name",
+        flags: PLAIN,
     },
     IntentDef {
         action: "pkg.install",
@@ -543,6 +621,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "install htop",
         needs: "the package name",
+        flags: PLAIN,
     },
     IntentDef {
         action: "pkg.remove",
@@ -552,6 +631,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "uninstall vlc",
         needs: "the package name",
+        flags: PLAIN,
     },
     IntentDef {
         action: "pkg.list",
@@ -561,6 +641,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "list installed packages",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "pkg.upgradable",
@@ -570,6 +651,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "what updates are available",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "net.interfaces",
@@ -579,6 +661,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "show network interfaces",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "net.ports",
@@ -588,6 +671,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "what is using port 8080",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "net.connections",
@@ -597,6 +681,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "show open network connections",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "net.resolve",
@@ -606,6 +691,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "resolve example.com",
         needs: "a host name",
+        flags: PLAIN,
     },
     IntentDef {
         action: "net.http",
@@ -615,6 +701,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "check if http://localhost:3000/health is up",
         needs: "a URL",
+        flags: PLAIN,
     },
     IntentDef {
         action: "net.ping",
@@ -624,6 +711,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "ping 10.0.0.1",
         needs: "a host",
+        flags: PLAIN,
     },
     IntentDef {
         action: "git.status",
@@ -633,6 +721,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "git status",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "git.log",
@@ -642,6 +731,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "show the last 10 commits",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "git.diff",
@@ -654,6 +744,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "show the diff of src/main.rs",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "git.branches",
@@ -663,6 +754,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: false,
         example: "list git branches",
         needs: "",
+        flags: PLAIN,
     },
     IntentDef {
         action: "shell.run",
@@ -672,6 +764,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "run uname -a",
         needs: "the command line",
+        flags: PLAIN,
     },
 ];
 

@@ -68,11 +68,13 @@
 //! first, then the plan cache, then a model lane, and falls back to the offline answer when no
 //! model answers. Plans from a model go through the same catalog validator.
 
+mod candidate;
+mod clause;
 mod entities;
 mod intents;
 mod lex;
 pub mod llm;
-mod parse;
+mod slots;
 mod units;
 mod vocab;
 
@@ -80,10 +82,11 @@ use kernos_core::{Plan, Step, StepRef};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::candidate::Candidate;
+use crate::clause::{Clause, Referent, expand_home, is_glue};
 use crate::entities::Ent;
 use crate::intents::{Intent, Slot};
 use crate::lex::Kind;
-use crate::parse::{Candidate, Clause, Referent, expand_home, is_glue};
 use crate::vocab::{Class, Prep, Vocab, Word};
 
 /// The name the planner signs its plans with ([`Plan::planner`]).
@@ -361,7 +364,7 @@ impl Planner {
             .iter()
             .enumerate()
             .filter_map(|(i, intent)| {
-                parse::evaluate(
+                candidate::evaluate(
                     i,
                     intent,
                     &clause,
@@ -512,7 +515,7 @@ impl Planner {
         let mut best: Option<Candidate> = None;
         let mut best_bad: Option<Candidate> = None;
         for (i, intent) in self.intents.iter().enumerate() {
-            let Some(c) = parse::evaluate(
+            let Some(c) = candidate::evaluate(
                 i,
                 intent,
                 &clause,

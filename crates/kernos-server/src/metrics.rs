@@ -1,11 +1,12 @@
-//! Prometheus text exposition, hand-rolled: request latency histograms by route, actions by
+//! Prometheus text exposition (written with [`kernos_core::prom`]): request latency histograms by route, actions by
 //! outcome, queue depth, run units by organisation. A few maps behind mutexes; no metrics
 //! stack.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use kernos_core::prom::{Kind, Writer};
 
 /// Upper bounds of the latency buckets, seconds.
 const BUCKETS: [f64; 14] = [
@@ -31,12 +32,6 @@ pub struct Metrics {
     pub queue_full: AtomicU64,
     /// Requests refused by the rate limiter.
     pub rate_limited: AtomicU64,
-}
-
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -71,84 +66,96 @@ impl Metrics {
 
     /// The exposition text. `queue_depth` and `running` are read by the caller.
     pub fn render(&self, queue_depth: usize, running: usize, pending_approvals: usize) -> String {
-        let mut o = String::with_capacity(4096);
-        let _ = writeln!(
-            o,
-            "# HELP kernos_http_request_duration_seconds Time to answer a request (head of the response), by route.\n# TYPE kernos_http_request_duration_seconds histogram"
-        );
-        if let Ok(m) = self.latency.lock() {
-            for ((route, method), h) in m.iter() {
-                let l = format!("route=\"{}\",method=\"{}\"", esc(route), esc(method));
-                for (i, b) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        o,
-                        "kernos_http_request_duration_seconds_bucket{{{l},le=\"{b}\"}} {}",
-                        h.counts[i]
-                    );
-                }
-                let _ = writeln!(
-                    o,
-                    "kernos_http_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}",
-                    h.count
-                );
-                let _ = writeln!(
-                    o,
-                    "kernos_http_request_duration_seconds_sum{{{l}}} {}",
-                    h.sum
-                );
-                let _ = writeln!(
-                    o,
-                    "kernos_http_request_duration_seconds_count{{{l}}} {}",
-                    h.count
-                );
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP kernos_actions_total Actions finished, by outcome.\n# TYPE kernos_actions_total counter"
+        let mut w = Writer::with_capacity(4096);
+        self.render_latency(&mut w);
+        w.family(
+            "kernos_actions_total",
+            Kind::Counter,
+            "Actions finished, by outcome.",
         );
         if let Ok(m) = self.outcomes.lock() {
             for (k, v) in m.iter() {
-                let _ = writeln!(o, "kernos_actions_total{{outcome=\"{}\"}} {v}", esc(k));
+                w.sample("kernos_actions_total", &[("outcome", k)], v);
             }
         }
-        let _ = writeln!(
-            o,
-            "# HELP kernos_actions_accepted_total Actions accepted (202) since start.\n# TYPE kernos_actions_accepted_total counter\nkernos_actions_accepted_total {}",
-            self.accepted.load(Ordering::Relaxed)
+        w.single(
+            "kernos_actions_accepted_total",
+            Kind::Counter,
+            "Actions accepted (202) since start.",
+            self.accepted.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            o,
-            "# HELP kernos_queue_rejections_total Submissions refused because the action queue was full.\n# TYPE kernos_queue_rejections_total counter\nkernos_queue_rejections_total {}",
-            self.queue_full.load(Ordering::Relaxed)
+        w.single(
+            "kernos_queue_rejections_total",
+            Kind::Counter,
+            "Submissions refused because the action queue was full.",
+            self.queue_full.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            o,
-            "# HELP kernos_rate_limited_total Requests refused by the per-key rate limit.\n# TYPE kernos_rate_limited_total counter\nkernos_rate_limited_total {}",
-            self.rate_limited.load(Ordering::Relaxed)
+        w.single(
+            "kernos_rate_limited_total",
+            Kind::Counter,
+            "Requests refused by the per-key rate limit.",
+            self.rate_limited.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            o,
-            "# HELP kernos_queue_depth Actions waiting for a worker.\n# TYPE kernos_queue_depth gauge\nkernos_queue_depth {queue_depth}"
+        w.single(
+            "kernos_queue_depth",
+            Kind::Gauge,
+            "Actions waiting for a worker.",
+            queue_depth,
         );
-        let _ = writeln!(
-            o,
-            "# HELP kernos_actions_running Actions being planned or run.\n# TYPE kernos_actions_running gauge\nkernos_actions_running {running}"
+        w.single(
+            "kernos_actions_running",
+            Kind::Gauge,
+            "Actions being planned or run.",
+            running,
         );
-        let _ = writeln!(
-            o,
-            "# HELP kernos_approvals_pending Steps waiting for approval.\n# TYPE kernos_approvals_pending gauge\nkernos_approvals_pending {pending_approvals}"
+        w.single(
+            "kernos_approvals_pending",
+            Kind::Gauge,
+            "Steps waiting for approval.",
+            pending_approvals,
         );
-        let _ = writeln!(
-            o,
-            "# HELP kernos_run_units_total Run units used (CPU seconds of sandboxed children plus per-step overhead), by organisation.\n# TYPE kernos_run_units_total counter"
+        w.family(
+            "kernos_run_units_total",
+            Kind::Counter,
+            "Run units used (CPU seconds of sandboxed children plus per-step overhead), by organisation.",
         );
         if let Ok(m) = self.units.lock() {
             for (k, v) in m.iter() {
-                let _ = writeln!(o, "kernos_run_units_total{{org=\"{}\"}} {v}", esc(k));
+                w.sample("kernos_run_units_total", &[("org", k)], v);
             }
         }
-        o
+        w.finish()
+    }
+
+    /// The request latency histogram, by route and method.
+    fn render_latency(&self, w: &mut Writer) {
+        const NAME: &str = "kernos_http_request_duration_seconds";
+        w.family(
+            NAME,
+            Kind::Histogram,
+            "Time to answer a request (head of the response), by route.",
+        );
+        let Ok(m) = self.latency.lock() else {
+            return;
+        };
+        for ((route, method), h) in m.iter() {
+            let l = [("route", route.as_str()), ("method", method.as_str())];
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let le = b.to_string();
+                w.sample(
+                    "kernos_http_request_duration_seconds_bucket",
+                    &[l[0], l[1], ("le", &le)],
+                    h.counts[i],
+                );
+            }
+            w.sample(
+                "kernos_http_request_duration_seconds_bucket",
+                &[l[0], l[1], ("le", "+Inf")],
+                h.count,
+            );
+            w.sample("kernos_http_request_duration_seconds_sum", &l, h.sum);
+            w.sample("kernos_http_request_duration_seconds_count", &l, h.count);
+        }
     }
 }
 

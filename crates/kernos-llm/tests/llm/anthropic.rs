@@ -4,8 +4,8 @@ use kernos_llm::{LlmError, Mechanism, RouteOpts, StructuredMode};
 use serde_json::json;
 
 use crate::fixtures::*;
-use crate::server::{FakeServer, Reply};
 use crate::*;
+use kernos_llm::testing::{FakeServer, Reply};
 
 fn sse(v: &[String]) -> Reply {
     Reply::sse(&v.iter().map(String::as_str).collect::<Vec<_>>())
@@ -13,7 +13,7 @@ fn sse(v: &[String]) -> Reply {
 
 #[test]
 fn text_request_headers_and_usage() {
-    let s = FakeServer::start(vec![Reply::json(&anthropic_text(
+    let s = FakeServer::start(vec![Reply::json(anthropic_text(
         "Hi! My name is Claude.",
         "end_turn",
     ))]);
@@ -45,7 +45,7 @@ fn text_request_headers_and_usage() {
 
 #[test]
 fn json_schema_through_output_config() {
-    let s = FakeServer::start(vec![Reply::json(&anthropic_text(PLAN_JSON, "end_turn"))]);
+    let s = FakeServer::start(vec![Reply::json(anthropic_text(PLAN_JSON, "end_turn"))]);
     let r = router(config(vec![anthropic(
         "claude",
         &format!("{}/v1", s.root()),
@@ -70,7 +70,7 @@ fn json_schema_through_output_config() {
 fn rejected_output_config_falls_back_to_forced_tool_use() {
     let s = FakeServer::start(vec![
         Reply::status_json(400, ANTHROPIC_400_OUTPUT_CONFIG),
-        Reply::json(&anthropic_tool_use(PLAN_JSON)),
+        Reply::json(anthropic_tool_use(PLAN_JSON)),
     ]);
     let r = router(config(vec![anthropic("claude", &s.root())]));
     let resp = r
@@ -88,7 +88,7 @@ fn rejected_output_config_falls_back_to_forced_tool_use() {
 
 #[test]
 fn refusal_stop_reason() {
-    let s = FakeServer::start(vec![Reply::json(&anthropic_text(
+    let s = FakeServer::start(vec![Reply::json(anthropic_text(
         "I can't help with deleting other users' files.",
         "refusal",
     ))]);
@@ -104,7 +104,7 @@ fn refusal_stop_reason() {
 
 #[test]
 fn max_tokens_before_the_json_closed() {
-    let s = FakeServer::start(vec![Reply::json(&anthropic_text(
+    let s = FakeServer::start(vec![Reply::json(anthropic_text(
         r#"{"steps": [{"tool": "fs", "act"#,
         "max_tokens",
     ))]);
@@ -212,7 +212,7 @@ fn http_529_and_429_are_retried() {
     let s = FakeServer::start(vec![
         Reply::status_json(529, ANTHROPIC_529),
         Reply::status_json(429, ANTHROPIC_429).with_header("retry-after", "0"),
-        Reply::json(&anthropic_text("ok", "end_turn")),
+        Reply::json(anthropic_text("ok", "end_turn")),
     ]);
     let r = router(config(vec![anthropic("claude", &s.root())]));
     let resp = r

@@ -6,12 +6,12 @@ use kernos_llm::{
 };
 
 use crate::fixtures::*;
-use crate::server::{FakeServer, Reply};
 use crate::*;
+use kernos_llm::testing::{FakeServer, Reply};
 
 #[tokio::test]
 async fn async_api_works_and_the_blocking_form_refuses_inside_a_runtime() {
-    let s = FakeServer::always(Reply::json(&openai_text(PLAN_JSON)));
+    let s = FakeServer::always(Reply::json(openai_text(PLAN_JSON)));
     let cfg = config(vec![openai("oai", &s.v1())]);
     let r = async_router(cfg.clone());
     let resp = r
@@ -26,16 +26,12 @@ async fn async_api_works_and_the_blocking_form_refuses_inside_a_runtime() {
         .unwrap_err();
     assert!(matches!(e, LlmError::BlockingInsideRuntime), "{e}");
     assert!(e.to_string().contains(".await"));
-    assert_eq!(
-        s.request_count(),
-        1,
-        "the refused blocking call sent nothing"
-    );
+    assert_eq!(s.count(), 1, "the refused blocking call sent nothing");
 }
 
 #[test]
 fn one_router_serves_many_threads() {
-    let s = FakeServer::always(Reply::json(&openai_text("hi")));
+    let s = FakeServer::always(Reply::json(openai_text("hi")));
     let r = std::sync::Arc::new(router(config(vec![openai("oai", &s.v1())])));
     let handles: Vec<_> = (0..4)
         .map(|_| {
@@ -50,13 +46,13 @@ fn one_router_serves_many_threads() {
     for h in handles {
         assert_eq!(h.join().unwrap(), "hi");
     }
-    assert_eq!(s.request_count(), 4);
+    assert_eq!(s.count(), 4);
 }
 
 #[test]
 fn route_opts_pin_a_provider_or_a_model() {
-    let a = FakeServer::always(Reply::json(&openai_text("from a")));
-    let b = FakeServer::always(Reply::json(&openai_text("from b")));
+    let a = FakeServer::always(Reply::json(openai_text("from a")));
+    let b = FakeServer::always(Reply::json(openai_text("from b")));
     let mut pb = openai("b", &b.v1());
     pb.lanes.insert("strong".into(), "gpt-4.1".into());
     let r = router(config(vec![openai("a", &a.v1()), pb]));
@@ -71,7 +67,7 @@ fn route_opts_pin_a_provider_or_a_model() {
             .provider,
         "b"
     );
-    assert_eq!(a.request_count(), 0);
+    assert_eq!(a.count(), 0);
 
     // a model listed only by b routes to b first
     let by_model = RouteOpts {
@@ -106,7 +102,7 @@ fn route_opts_pin_a_provider_or_a_model() {
 
 #[test]
 fn probe_reports_latency_usage_and_the_model_echo() {
-    let s = FakeServer::start(vec![Reply::json(&openai_text("ok"))]);
+    let s = FakeServer::start(vec![Reply::json(openai_text("ok"))]);
     let r = router(config(vec![openai("oai", &s.v1())]));
     let p = r.probe("oai", None).unwrap();
     assert_eq!(p.text, "ok");
@@ -124,7 +120,7 @@ fn probe_reports_latency_usage_and_the_model_echo() {
     let r = router(config(vec![openai("oai", &bad.v1())]));
     let e = r.probe("oai", Some("gpt-4o")).unwrap_err();
     assert!(matches!(e, LlmError::Server { status: 500, .. }), "{e}");
-    assert_eq!(bad.request_count(), 1);
+    assert_eq!(bad.count(), 1);
     assert_eq!(bad.requests()[0].body["model"], "gpt-4o");
 }
 
@@ -132,8 +128,8 @@ fn probe_reports_latency_usage_and_the_model_echo() {
 fn metrics_add_up_per_provider_and_model() {
     let s = FakeServer::start(vec![
         Reply::status_json(500, OPENAI_500),
-        Reply::json(&openai_text("one")),
-        Reply::json(&openai_text("two")),
+        Reply::json(openai_text("one")),
+        Reply::json(openai_text("two")),
     ]);
     let r = router(config(vec![openai("oai", &s.v1())]));
     for _ in 0..2 {

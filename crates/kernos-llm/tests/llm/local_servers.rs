@@ -3,8 +3,8 @@
 use kernos_llm::{LlmError, Mechanism, RouteOpts, StructuredMode};
 
 use crate::fixtures::*;
-use crate::server::{FakeServer, Reply};
 use crate::*;
+use kernos_llm::testing::{FakeServer, Reply};
 
 fn sse(v: &[String]) -> Reply {
     Reply::sse(&v.iter().map(String::as_str).collect::<Vec<_>>())
@@ -13,8 +13,8 @@ fn sse(v: &[String]) -> Reply {
 #[test]
 fn llama_server_plain_and_json_schema() {
     let s = FakeServer::start(vec![
-        Reply::json(&llama_text("Hello from llama.cpp")),
-        Reply::json(&llama_text(PLAN_JSON)),
+        Reply::json(llama_text("Hello from llama.cpp")),
+        Reply::json(llama_text(PLAN_JSON)),
     ]);
     let r = router(config(vec![local("llama", &s.v1(), "qwen2.5-7b")]));
     let resp = r
@@ -73,7 +73,7 @@ fn llama_server_without_jinja_rejects_tools_with_its_message() {
 
 #[test]
 fn ollama_with_a_bare_base_url() {
-    let s = FakeServer::start(vec![Reply::json(&ollama_text("Hi there"))]);
+    let s = FakeServer::start(vec![Reply::json(ollama_text("Hi there"))]);
     // pasted as http://host:11434, without /v1
     let r = router(config(vec![local("ollama", &s.root(), "llama3.2")]));
     let resp = r
@@ -115,7 +115,7 @@ fn ollama_model_without_tools_downgrades_to_text_in_auto_mode() {
     let s = FakeServer::start(vec![
         Reply::status_json(400, OPENAI_400_RESPONSE_FORMAT),
         Reply::status_json(400, OLLAMA_400_NO_TOOLS),
-        Reply::json(&ollama_text(&answer)),
+        Reply::json(ollama_text(&answer)),
     ]);
     let r = router(config(vec![local("ollama", &s.v1(), "gemma2:2b")]));
     let resp = r

@@ -12,7 +12,6 @@ mod live;
 mod local_servers;
 mod openai;
 mod resilience;
-mod server;
 
 use std::collections::BTreeMap;
 

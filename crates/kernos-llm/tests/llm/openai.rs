@@ -4,12 +4,12 @@ use kernos_llm::{LlmError, Mechanism, RouteOpts, StructuredMode};
 use serde_json::json;
 
 use crate::fixtures::*;
-use crate::server::{FakeServer, Reply};
 use crate::*;
+use kernos_llm::testing::{FakeServer, Reply};
 
 #[test]
 fn plain_text_request_and_response() {
-    let s = FakeServer::start(vec![Reply::json(&openai_text("Hello! How can I help?"))]);
+    let s = FakeServer::start(vec![Reply::json(openai_text("Hello! How can I help?"))]);
     let r = router(config(vec![openai("oai", &s.v1())]));
     let resp = r
         .complete("fast", &text_req(false), &RouteOpts::default())
@@ -55,7 +55,7 @@ fn plain_text_request_and_response() {
 
 #[test]
 fn json_schema_is_sent_strict_and_the_result_parsed() {
-    let s = FakeServer::start(vec![Reply::json(&openai_text(PLAN_JSON))]);
+    let s = FakeServer::start(vec![Reply::json(openai_text(PLAN_JSON))]);
     let r = router(config(vec![openai("oai", &s.v1())]));
     let resp = r
         .complete("fast", &plan_req(false), &RouteOpts::default())
@@ -76,7 +76,7 @@ fn json_schema_is_sent_strict_and_the_result_parsed() {
 
 #[test]
 fn tool_calls_when_configured() {
-    let s = FakeServer::start(vec![Reply::json(&openai_tool_call(PLAN_JSON))]);
+    let s = FakeServer::start(vec![Reply::json(openai_tool_call(PLAN_JSON))]);
     let r = router(config(vec![with_mode(
         openai("oai", &s.v1()),
         StructuredMode::Tools,
@@ -101,7 +101,7 @@ fn tool_calls_when_configured() {
 #[test]
 fn refusal_is_its_own_error_and_ends_the_cascade() {
     let first = FakeServer::start(vec![Reply::json(OPENAI_REFUSAL)]);
-    let second = FakeServer::always(Reply::json(&openai_text(PLAN_JSON)));
+    let second = FakeServer::always(Reply::json(openai_text(PLAN_JSON)));
     let r = router(config(vec![
         openai("first", &first.v1()),
         openai("second", &second.v1()),
@@ -119,16 +119,16 @@ fn refusal_is_its_own_error_and_ends_the_cascade() {
         other => panic!("expected a refusal, got {other}"),
     }
     assert!(e.to_string().contains("refused the request"));
-    assert_eq!(second.request_count(), 0, "a refusal is not routed around");
-    assert_eq!(first.request_count(), 1, "nor retried");
+    assert_eq!(second.count(), 0, "a refusal is not routed around");
+    assert_eq!(first.count(), 1, "nor retried");
 }
 
 #[test]
 fn rejected_response_format_downgrades_to_tools_and_is_remembered() {
     let s = FakeServer::start(vec![
         Reply::status_json(400, OPENAI_400_RESPONSE_FORMAT),
-        Reply::json(&openai_tool_call(PLAN_JSON)),
-        Reply::json(&openai_tool_call(PLAN_JSON)),
+        Reply::json(openai_tool_call(PLAN_JSON)),
+        Reply::json(openai_tool_call(PLAN_JSON)),
     ]);
     let r = router(config(vec![openai("oai", &s.v1())]));
     let resp = r
@@ -167,7 +167,7 @@ fn explicit_json_schema_mode_does_not_downgrade() {
         msg.contains("request rejected (HTTP 400)") && msg.contains("'response_format'"),
         "{msg}"
     );
-    assert_eq!(s.request_count(), 1, "a 400 is not retried");
+    assert_eq!(s.count(), 1, "a 400 is not retried");
 }
 
 #[test]
@@ -175,7 +175,7 @@ fn a_model_that_ignores_the_schema_gets_its_json_extracted() {
     let prose = format!(
         "Sure! Here's the plan you asked for:\n\n```json\n{PLAN_JSON}\n```\n\nLet me know if you need anything else."
     );
-    let s = FakeServer::start(vec![Reply::json(&openai_text(&prose))]);
+    let s = FakeServer::start(vec![Reply::json(openai_text(&prose))]);
     let r = router(config(vec![openai("oai", &s.v1())]));
     let resp = r
         .complete("fast", &plan_req(false), &RouteOpts::default())
@@ -191,10 +191,10 @@ fn a_model_that_ignores_the_schema_gets_its_json_extracted() {
 #[test]
 fn an_answer_without_usable_json_is_a_clear_error_that_still_costs() {
     let s = FakeServer::start(vec![
-        Reply::json(&openai_text(
+        Reply::json(openai_text(
             "I would list the largest files in the current directory for you.",
         )),
-        Reply::json(&openai_text(r#"{"answer": "use du -sh *"}"#)),
+        Reply::json(openai_text(r#"{"answer": "use du -sh *"}"#)),
     ]);
     let r = router(config(vec![openai("oai", &s.v1())]));
     for expected in ["no JSON object found", "missing required field \"steps\""] {
@@ -227,7 +227,7 @@ fn an_answer_without_usable_json_is_a_clear_error_that_still_costs() {
         );
     }
     assert_eq!(
-        s.request_count(),
+        s.count(),
         2,
         "bad answers are not retried at the same model"
     );
@@ -237,8 +237,8 @@ fn an_answer_without_usable_json_is_a_clear_error_that_still_costs() {
 fn max_completion_tokens_quirk_is_learned() {
     let s = FakeServer::start(vec![
         Reply::status_json(400, OPENAI_400_MAX_TOKENS),
-        Reply::json(&openai_text("hi")),
-        Reply::json(&openai_text("hi")),
+        Reply::json(openai_text("hi")),
+        Reply::json(openai_text("hi")),
     ]);
     let r = router(config(vec![openai("oai", &s.v1())]));
     r.complete("fast", &text_req(false), &RouteOpts::default())
@@ -310,5 +310,5 @@ fn a_wrong_key_is_rejected_with_a_hint_and_not_retried() {
         msg.contains("HTTP 401") && msg.contains("check the API key"),
         "{msg}"
     );
-    assert_eq!(s.request_count(), 1);
+    assert_eq!(s.count(), 1);
 }

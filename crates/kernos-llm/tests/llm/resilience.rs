@@ -6,22 +6,22 @@ use std::time::{Duration, Instant};
 use kernos_llm::{BreakerState, LlmError, RouteOpts};
 
 use crate::fixtures::*;
-use crate::server::{FakeServer, Reply};
 use crate::*;
+use kernos_llm::testing::{FakeServer, Reply};
 
 fn sse(v: &[String]) -> Reply {
     Reply::sse(&v.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn ok_server() -> FakeServer {
-    FakeServer::always(Reply::json(&openai_text("fallback answer")))
+    FakeServer::always(Reply::json(openai_text("fallback answer")))
 }
 
 #[test]
 fn rate_limit_waits_for_retry_after() {
     let s = FakeServer::start(vec![
         Reply::status_json(429, OPENAI_429).with_header("retry-after", "1"),
-        Reply::json(&openai_text("after the wait")),
+        Reply::json(openai_text("after the wait")),
     ]);
     let r = router(config(vec![openai("oai", &s.v1())]));
     let t = Instant::now();
@@ -46,7 +46,7 @@ fn service_unavailable_honours_retry_after_ms() {
         Reply::status_json(503, OPENAI_500)
             .with_header("retry-after-ms", "700")
             .with_header("retry-after", "30"),
-        Reply::json(&openai_text("back")),
+        Reply::json(openai_text("back")),
     ]);
     let r = router(config(vec![openai("oai", &s.v1())]));
     let t = Instant::now();
@@ -81,7 +81,7 @@ fn retry_after_beyond_the_budget_moves_on_at_once() {
         .unwrap();
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert_eq!(resp.provider, "secondary");
-    assert_eq!(primary.request_count(), 1, "no pointless retry");
+    assert_eq!(primary.count(), 1, "no pointless retry");
     assert!(
         resp.attempts[0]
             .error
@@ -104,7 +104,7 @@ fn server_errors_are_retried_then_the_secondary_answers() {
         .unwrap();
     assert_eq!(resp.provider, "secondary");
     assert_eq!(resp.text, "fallback answer");
-    assert_eq!(primary.request_count(), 3, "max_attempts = 3");
+    assert_eq!(primary.count(), 3, "max_attempts = 3");
     assert_eq!(resp.attempts.len(), 4);
     assert!(resp.attempts[..3].iter().all(|a| {
         a.error
@@ -164,7 +164,7 @@ fn a_connection_lost_mid_stream_is_a_truncated_stream() {
         "{e}"
     );
     assert!(e.to_string().contains("cut off before it finished"), "{e}");
-    assert_eq!(s.request_count(), 2, "cut-off streams are retried");
+    assert_eq!(s.count(), 2, "cut-off streams are retried");
     assert_eq!(seen.iter().filter(|e| e.starts_with("started:")).count(), 2);
 }
 
@@ -205,6 +205,7 @@ fn a_body_that_is_not_the_api_format_is_malformed_and_not_retried() {
         headers: Vec::new(),
         content_type: "text/html".into(),
         body: b"<html><body>Welcome to nginx!</body></html>".to_vec(),
+        delay: std::time::Duration::ZERO,
     });
     let r = router(config(vec![openai("oai", &s.v1())]));
     let e = r
@@ -218,7 +219,7 @@ fn a_body_that_is_not_the_api_format_is_malformed_and_not_retried() {
         LlmError::MalformedResponse { .. }
     ));
     assert!(e.to_string().contains("Welcome to nginx"), "{e}");
-    assert_eq!(s.request_count(), 1);
+    assert_eq!(s.count(), 1);
 }
 
 #[test]
@@ -250,12 +251,12 @@ fn breaker_opens_half_opens_and_closes() {
     // Open: the primary is skipped without a request.
     let skipped = call();
     assert_eq!(skipped.provider, "secondary");
-    assert_eq!(primary.request_count(), 2);
+    assert_eq!(primary.count(), 2);
     assert_eq!(skipped.attempts.len(), 1);
 
     // After the cool-down one probe goes through; it succeeds and closes the circuit.
     std::thread::sleep(Duration::from_millis(450));
-    primary.push(Reply::json(&openai_text("primary is back")));
+    primary.push(Reply::json(openai_text("primary is back")));
     let probe = call();
     assert_eq!(probe.provider, "primary");
     assert_eq!(state(), BreakerState::Closed);
@@ -271,9 +272,9 @@ fn breaker_opens_half_opens_and_closes() {
     primary.push(Reply::status_json(503, OPENAI_500));
     assert_eq!(call().provider, "secondary", "the probe failed");
     assert_eq!(state(), BreakerState::Open);
-    let before = primary.request_count();
+    let before = primary.count();
     call();
-    assert_eq!(primary.request_count(), before, "skipped again right after");
+    assert_eq!(primary.count(), before, "skipped again right after");
 }
 
 #[test]
@@ -301,7 +302,7 @@ fn an_open_circuit_is_named_in_the_failure_report() {
             .contains("skipped, circuit open after 1 consecutive failures"),
         "{e}"
     );
-    assert_eq!(s.request_count(), 1);
+    assert_eq!(s.count(), 1);
 }
 
 #[test]
@@ -319,7 +320,7 @@ fn the_retry_budget_bounds_tries_and_time() {
         .unwrap_err();
     let took = t.elapsed();
     assert!(took < Duration::from_millis(1500), "{took:?}");
-    let n = s.request_count();
+    let n = s.count();
     // Back-off of 50–100, 100–200, 200–400 ms fits two to four tries in 700 ms, never ten.
     assert!((2..=5).contains(&n), "{n} tries");
     let LlmError::AllFailed { failures, .. } = &e else {

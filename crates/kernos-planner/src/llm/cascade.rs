@@ -14,10 +14,10 @@ use std::sync::{Arc, OnceLock};
 
 use kernos_llm::{LlmConfig, LlmError, RouteOpts};
 use kernos_tools::Registry;
-use serde::Serialize;
 
 use super::cache::{CacheError, CacheKey, PlanCache, normalise};
-use super::job::{ChatModel, LlmFailure, LlmPlanner, LlmReport};
+use super::job::{ChatModel, LlmFailure, LlmPlanner};
+use super::planned::{CacheUse, Planned, Source};
 use super::prompt::{DataBlock, HostFacts, PROMPT_VERSION, recent_key};
 use crate::{Outcome, PlanContext, Planner};
 
@@ -51,76 +51,6 @@ pub struct PlanOptions {
 impl PlanOptions {
     fn forced(&self) -> bool {
         self.provider.is_some() || self.model.is_some()
-    }
-}
-
-/// Who answered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "source", rename_all = "snake_case")]
-pub enum Source {
-    /// The offline planner (confident, or no model configured, or the model path failed).
-    Offline,
-    /// The plan cache (a model's plan from before).
-    Cache,
-    /// A model, just now.
-    Model {
-        /// Provider.
-        provider: String,
-        /// Model.
-        model: String,
-    },
-}
-
-/// What the plan cache did for this request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CacheUse {
-    /// Not consulted (offline answered, no model configured, or untrusted data).
-    NotUsed,
-    /// Disabled (`--no-cache`, or no cache configured).
-    Off,
-    /// Found.
-    Hit,
-    /// Not found.
-    Miss,
-}
-
-impl CacheUse {
-    /// Lower-case name (journal).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CacheUse::NotUsed => "not_used",
-            CacheUse::Off => "off",
-            CacheUse::Hit => "hit",
-            CacheUse::Miss => "miss",
-        }
-    }
-}
-
-/// The cascade's answer.
-#[derive(Debug)]
-pub struct Planned {
-    /// The outcome, in the offline planner's terms.
-    pub outcome: Outcome,
-    /// Who answered.
-    pub source: Source,
-    /// What the cache did.
-    pub cache: CacheUse,
-    /// The lane asked, when a model was asked.
-    pub lane: Option<String>,
-    /// The model job, when one ran (attempts, tokens, cost, repairs).
-    pub report: Option<LlmReport>,
-    /// One line for the person when the model path was tried and did not answer, e.g.
-    /// "every language-model provider failed …; the offline planner answered".
-    pub notice: Option<String>,
-    /// The offline planner's confidence in its own plan, when it had one.
-    pub offline_confidence: Option<f32>,
-}
-
-impl Planned {
-    /// Whether the model tier was involved (cache or model): the cases worth journaling.
-    pub fn used_llm_tier(&self) -> bool {
-        self.cache != CacheUse::NotUsed || self.report.is_some()
     }
 }
 

@@ -34,6 +34,7 @@ mod answer;
 mod cache;
 mod cascade;
 mod job;
+mod planned;
 mod prompt;
 mod usage;
 
@@ -44,13 +45,12 @@ pub use answer::{Answer, output_schema, read_answer};
 pub use cache::{
     CacheError, CacheKey, CacheStats, Cached, DEFAULT_CAPACITY, DEFAULT_TTL, PlanCache, normalise,
 };
-pub use cascade::{
-    COMPLEX_SCORE, CacheUse, Cascade, DEFAULT_THRESHOLD, PlanOptions, Planned, Source, complexity,
-};
+pub use cascade::{COMPLEX_SCORE, Cascade, DEFAULT_THRESHOLD, PlanOptions, complexity};
 pub use job::{
     ChatModel, DEFAULT_MAX_REPAIRS, HandleModel, JobSpec, LlmFailure, LlmPlanner, LlmReport,
     ModelPlan, PlanJob, fingerprint, repair_text,
 };
+pub use planned::{CacheUse, Planned, Source};
 pub use prompt::{
     DataBlock, HostFacts, MAX_DATA_CHARS, PROMPT_VERSION, action_line, system_prompt, user_message,
     wrap_data,

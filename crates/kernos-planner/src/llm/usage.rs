@@ -2,16 +2,16 @@
 //! tier, and the summaries `kernos usage` and the daemon's metrics show.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use kernos_core::Event;
 use kernos_core::event::kind;
+use kernos_core::prom::{Kind, Writer};
 use kernos_llm::{Attempt, ModelStats};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::cache::CacheStats;
-use super::cascade::{Planned, Source};
+use super::planned::{Planned, Source};
 
 /// The `llm.call` payload for one try. `purpose`: `plan`, `agent`, `probe`.
 pub fn call_payload(a: &Attempt, purpose: &str, cache: &str) -> Value {
@@ -177,104 +177,88 @@ pub fn summarise<'a>(events: impl IntoIterator<Item = &'a Event>) -> UsageSummar
 }
 
 /// A metric family: name, type, help, value per provider/model.
-type Family = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&ModelStats) -> f64,
-);
+type Family = (&'static str, Kind, &'static str, fn(&ModelStats) -> f64);
 
 /// Prometheus text for the daemon's `/metrics`: per provider/model tries, errors, tokens,
 /// cost and latency (from the router's in-process counters), and the plan cache's hits,
 /// misses and size.
 pub fn prometheus(models: &[ModelStats], cache: Option<&CacheStats>) -> String {
-    let mut out = String::new();
+    let mut w = Writer::new();
     let families: [Family; 6] = [
         (
             "kernos_llm_calls_total",
-            "counter",
+            Kind::Counter,
             "Language-model tries.",
             |m| m.calls as f64,
         ),
         (
             "kernos_llm_errors_total",
-            "counter",
+            Kind::Counter,
             "Language-model tries that failed.",
             |m| m.errors as f64,
         ),
         (
             "kernos_llm_input_tokens_total",
-            "counter",
+            Kind::Counter,
             "Prompt tokens.",
             |m| m.input_tokens as f64,
         ),
         (
             "kernos_llm_output_tokens_total",
-            "counter",
+            Kind::Counter,
             "Completion tokens.",
             |m| m.output_tokens as f64,
         ),
         (
             "kernos_llm_cost_usd_total",
-            "counter",
+            Kind::Counter,
             "Cost in US dollars from the configured prices.",
             |m| m.cost_usd,
         ),
         (
             "kernos_llm_latency_ms_total",
-            "counter",
+            Kind::Counter,
             "Sum of try latencies in milliseconds.",
             |m| m.latency_ms_total as f64,
         ),
     ];
-    for (name, ty, help, f) in families {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {ty}");
+    for (name, kind, help, f) in families {
+        w.family(name, kind, help);
         for m in models {
-            let _ = writeln!(
-                out,
-                "{name}{{provider=\"{}\",model=\"{}\"}} {}",
-                label(&m.provider),
-                label(&m.model),
-                f(m)
+            w.sample(
+                name,
+                &[("provider", &m.provider), ("model", &m.model)],
+                f(m),
             );
         }
     }
     if let Some(c) = cache {
-        for (name, ty, help, v) in [
-            (
-                "kernos_plan_cache_hits_total",
-                "counter",
-                "Plan cache hits.",
-                c.hits,
-            ),
-            (
-                "kernos_plan_cache_misses_total",
-                "counter",
-                "Plan cache misses.",
-                c.misses,
-            ),
-            (
-                "kernos_plan_cache_entries",
-                "gauge",
-                "Plans in the cache.",
-                c.entries,
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {ty}\n{name} {v}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP kernos_plan_cache_hit_ratio Plan cache hits / lookups.\n# TYPE kernos_plan_cache_hit_ratio gauge\nkernos_plan_cache_hit_ratio {}",
-            c.hit_rate()
+        w.single(
+            "kernos_plan_cache_hits_total",
+            Kind::Counter,
+            "Plan cache hits.",
+            c.hits,
+        );
+        w.single(
+            "kernos_plan_cache_misses_total",
+            Kind::Counter,
+            "Plan cache misses.",
+            c.misses,
+        );
+        w.single(
+            "kernos_plan_cache_entries",
+            Kind::Gauge,
+            "Plans in the cache.",
+            c.entries,
+        );
+        w.single(
+            "kernos_plan_cache_hit_ratio",
+            Kind::Gauge,
+            "Plan cache hits / lookups.",
+            c.hit_rate(),
         );
     }
-    out
-}
-
-fn label(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    w.finish()
 }
 
 #[cfg(test)]

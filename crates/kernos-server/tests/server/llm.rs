@@ -3,11 +3,9 @@
 //! answering in the real wire format), the plan is cached, and `/metrics` exports the model
 //! tier's calls, tokens, cost and cache hit ratio.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use kernos_llm::testing::{FakeServer, Reply};
 use kernos_llm::{LlmConfig, Price, ProviderConfig, ProviderKind};
 use kernos_planner::llm::{Cascade, HostFacts, PlanCache};
 use kernos_server::{Role, ServerConfig};
@@ -34,48 +32,15 @@ fn completion() -> String {
     .to_string()
 }
 
-/// Answers every request on a loopback port with [`completion`]; counts the requests.
-fn fake_openai() -> (String, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}/v1", l.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut s) = conn else { return };
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = r.read_exact(&mut body);
-            counter.fetch_add(1, Ordering::SeqCst);
-            let answer = completion();
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-        }
-    });
-    (base, hits)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_tail_requests_go_to_the_model_and_metrics_show_tokens_cost_and_cache() {
-    let (base, hits) = fake_openai();
+    // Answers every request with the one-step plan; counts the requests.
+    let llm = FakeServer::always(Reply::json(completion()));
     let cfg = LlmConfig {
         providers: vec![ProviderConfig {
             name: "local".into(),
             kind: ProviderKind::OpenAi,
-            base_url: Some(base),
+            base_url: Some(llm.v1()),
             lanes: [("fast".to_owned(), "small-model".to_owned())].into(),
             prices: [(
                 "small-model".to_owned(),
@@ -129,11 +94,7 @@ async fn long_tail_requests_go_to_the_model_and_metrics_show_tokens_cost_and_cac
             "only the first round asks the model: {kinds:?}"
         );
     }
-    assert_eq!(
-        hits.load(Ordering::SeqCst),
-        1,
-        "the second plan came from the cache"
-    );
+    assert_eq!(llm.count(), 1, "the second plan came from the cache");
 
     let m = metrics(&t).await;
     for line in [

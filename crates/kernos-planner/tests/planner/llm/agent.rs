@@ -10,8 +10,8 @@ use kernos_planner::llm::{Agent, AgentHost, AgentStatus, Budget, HostOutcome, Ob
 use serde_json::{Value, json};
 
 use super::fixtures::openai;
-use super::server::{FakeServer, Reply};
 use super::*;
+use kernos_llm::testing::{FakeServer, Reply};
 
 /// Runs nothing: returns canned output per step and records what it was asked.
 #[derive(Default)]

@@ -11,8 +11,8 @@ use kernos_planner::{Conversation, Outcome};
 use kernos_tools::Registry;
 
 use super::fixtures::openai;
-use super::server::{FakeServer, Reply};
 use super::*;
+use kernos_llm::testing::{FakeServer, Reply};
 
 fn cached_cascade(srv: &FakeServer, cache: PlanCache) -> Cascade {
     cascade(config(vec![provider(
@@ -148,7 +148,7 @@ fn the_key_follows_the_catalog_the_place_and_the_conversation() {
 fn failed_and_untrusted_plans_are_not_cached() {
     let dir = tempfile::tempdir().unwrap();
     let srv = FakeServer::start(vec![
-        Reply::status(400, r#"{"error":{"message":"bad"}}"#),
+        Reply::status_json(400, r#"{"error":{"message":"bad"}}"#),
         Reply::json(openai(&nginx_answer().to_string())),
     ]);
     let c = cached_cascade(&srv, PlanCache::open(dir.path().join("c.db")).unwrap());

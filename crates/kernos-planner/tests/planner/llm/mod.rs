@@ -9,7 +9,6 @@ mod fixtures;
 mod injection;
 mod live;
 mod offline;
-mod server;
 mod wire;
 
 use std::collections::BTreeMap;

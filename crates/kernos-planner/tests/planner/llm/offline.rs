@@ -5,9 +5,9 @@ use kernos_llm::{LlmConfig, StructuredMode};
 use kernos_planner::llm::{CacheUse, PlanOptions, Source};
 use serde_json::Value;
 
-use super::server::closed_port_url;
 use super::*;
 use crate::common::planner;
+use kernos_llm::testing::closed_port_url;
 
 fn requests() -> Vec<String> {
     let catalog = std::fs::read_to_string(

@@ -9,8 +9,8 @@ use kernos_planner::{Outcome, Planner};
 use serde_json::{Value, json};
 
 use super::fixtures::*;
-use super::server::{FakeServer, Reply, closed_port_url};
 use super::*;
+use kernos_llm::testing::{FakeServer, Reply, closed_port_url};
 
 fn plan_of(o: &Outcome) -> &kernos_core::Plan {
     match o {
@@ -339,7 +339,7 @@ fn json_schema_tools_and_text_servers_all_give_the_same_plan() {
 #[test]
 fn a_server_without_json_schema_is_downgraded_and_still_plans() {
     let srv = FakeServer::start(vec![
-        Reply::status(400, OPENAI_400_RESPONSE_FORMAT),
+        Reply::status_json(400, OPENAI_400_RESPONSE_FORMAT),
         Reply::json(openai_tool(&nginx_answer().to_string())),
     ]);
     let c = cascade(config(vec![provider(
@@ -451,8 +451,8 @@ fn primary_down_secondary_answers_and_the_breaker_skips_the_primary() {
 #[test]
 fn rate_limits_are_retried_within_the_budget() {
     let srv = FakeServer::start(vec![
-        Reply::status(429, OPENAI_429).with_header("retry-after-ms", "30"),
-        Reply::status(500, OPENAI_500),
+        Reply::status_json(429, OPENAI_429).with_header("retry-after-ms", "30"),
+        Reply::status_json(500, OPENAI_500),
         Reply::json(openai(&nginx_answer().to_string())),
     ]);
     let mut cfg = config(vec![provider("local", &srv.v1(), StructuredMode::Auto)]);

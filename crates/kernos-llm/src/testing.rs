@@ -1,0 +1,399 @@
+//! Test support (feature `testing`): a fake OpenAI-compatible (and Anthropic-shaped) server on
+//! 127.0.0.1 that replays scripted answers byte for byte and records every request.
+//!
+//! Plain `std::net` with a thread per connection, rather than axum/hyper: tests need control a
+//! framework takes away — cut a chunked body mid-stream, never answer, send a body that is not
+//! JSON, answer late — and need no dependency for it. Used by this crate's client tests and by
+//! the planner's, the CLI's and the daemon's model-tier tests.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A complete response with `Content-Length`, sent after `delay`.
+    Full {
+        /// HTTP status.
+        status: u16,
+        /// Extra response headers.
+        headers: Vec<(String, String)>,
+        /// `Content-Type`.
+        content_type: String,
+        /// The body, as sent.
+        body: Vec<u8>,
+        /// How long to wait before answering.
+        delay: Duration,
+    },
+    /// `text/event-stream` with chunked transfer encoding, one HTTP chunk per piece, `delay`
+    /// between pieces. `complete: false` drops the connection after the last piece without the
+    /// terminating zero-length chunk (a connection lost mid-stream).
+    Stream {
+        /// The chunks, each sent as is.
+        pieces: Vec<String>,
+        /// Pause before each piece.
+        delay: Duration,
+        /// Whether the stream ends properly.
+        complete: bool,
+    },
+    /// Read the request and never answer (until the client gives up and closes).
+    Hang,
+}
+
+impl Reply {
+    /// 200 with a JSON body.
+    pub fn json(body: impl AsRef<[u8]>) -> Reply {
+        Reply::status_json(200, body)
+    }
+
+    /// Any status with a JSON body.
+    pub fn status_json(status: u16, body: impl AsRef<[u8]>) -> Reply {
+        Reply::Full {
+            status,
+            headers: Vec::new(),
+            content_type: "application/json".into(),
+            body: body.as_ref().to_vec(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// Adds a response header (complete responses only).
+    pub fn with_header(mut self, k: &str, v: &str) -> Reply {
+        if let Reply::Full { headers, .. } = &mut self {
+            headers.push((k.into(), v.into()));
+        }
+        self
+    }
+
+    /// Answers only after `d` (complete responses only).
+    pub fn after(mut self, d: Duration) -> Reply {
+        if let Reply::Full { delay, .. } = &mut self {
+            *delay = d;
+        }
+        self
+    }
+
+    /// A complete SSE stream whose events are `events` (each already `data: …\n\n`-framed).
+    pub fn sse(events: &[&str]) -> Reply {
+        Reply::Stream {
+            pieces: events.iter().map(|s| (*s).to_owned()).collect(),
+            delay: Duration::ZERO,
+            complete: true,
+        }
+    }
+}
+
+/// A request the server received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Request path, e.g. `/v1/chat/completions`.
+    pub path: String,
+    /// Request headers, as sent.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body (`Null` when it was not JSON).
+    pub body: Value,
+}
+
+impl Recorded {
+    /// A header's value, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The system prompt and every message's text as (role, text), OpenAI or Anthropic shape.
+    pub fn texts(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(s) = self.body.get("system") {
+            let t = s
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| s.as_array().map(|blocks| joined_text(blocks)))
+                .unwrap_or_default();
+            out.push(("system".to_owned(), t));
+        }
+        for m in self.body["messages"].as_array().into_iter().flatten() {
+            let role = m["role"].as_str().unwrap_or("").to_owned();
+            let content = match &m["content"] {
+                Value::String(s) => s.clone(),
+                Value::Array(parts) => joined_text(parts),
+                _ => String::new(),
+            };
+            out.push((role, content));
+        }
+        out
+    }
+
+    /// The last user message's text.
+    pub fn last_user(&self) -> String {
+        self.texts()
+            .into_iter()
+            .rev()
+            .find(|(r, _)| r == "user")
+            .map(|(_, t)| t)
+            .unwrap_or_default()
+    }
+}
+
+fn joined_text(blocks: &[Value]) -> String {
+    blocks
+        .iter()
+        .filter_map(|b| b["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+struct Shared {
+    replies: Mutex<VecDeque<Reply>>,
+    /// Used when the script is exhausted.
+    fallback: Mutex<Option<Reply>>,
+    requests: Mutex<Vec<Recorded>>,
+    stop: AtomicBool,
+}
+
+/// A lock that survives a panicking test thread: the data is still what the test wants to see.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The fake server; stops accepting when dropped.
+pub struct FakeServer {
+    /// Where it listens (127.0.0.1, an ephemeral port).
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl FakeServer {
+    /// A server answering requests with `replies` in order; when they run out it answers 599
+    /// "script exhausted" so an unexpected extra request shows up in the test.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound.
+    pub fn start(replies: Vec<Reply>) -> FakeServer {
+        let listener =
+            TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind loopback: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("local addr: {e}"));
+        let shared = Arc::new(Shared {
+            replies: Mutex::new(replies.into()),
+            fallback: Mutex::new(None),
+            requests: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        });
+        let s = shared.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || serve(conn, &s));
+            }
+        });
+        FakeServer { addr, shared }
+    }
+
+    /// A server that gives every request the same answer.
+    pub fn always(reply: Reply) -> FakeServer {
+        let s = FakeServer::start(Vec::new());
+        *lock(&s.shared.fallback) = Some(reply);
+        s
+    }
+
+    /// Base URL for an OpenAI-compatible provider (`http://addr/v1`).
+    pub fn v1(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Base URL without a path (Anthropic, or Ollama pasted bare).
+    pub fn root(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// How many requests were received.
+    pub fn count(&self) -> usize {
+        lock(&self.shared.requests).len()
+    }
+
+    /// Appends an answer to the script.
+    pub fn push(&self, reply: Reply) {
+        lock(&self.shared.replies).push_back(reply);
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so its thread ends.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// A local base URL (`…/v1`) nothing listens on: bound, then released.
+///
+/// # Panics
+/// When no loopback port can be bound.
+pub fn closed_port_url() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind loopback: {e}"));
+    let addr = l.local_addr().unwrap_or_else(|e| panic!("local addr: {e}"));
+    drop(l);
+    format!("http://{addr}/v1")
+}
+
+fn serve(mut conn: TcpStream, s: &Shared) {
+    let Some(req) = read_request(&mut conn) else {
+        return;
+    };
+    lock(&s.requests).push(req);
+    let next = lock(&s.replies).pop_front();
+    let reply = next
+        .or_else(|| lock(&s.fallback).clone())
+        .unwrap_or_else(|| {
+            Reply::status_json(
+                599,
+                r#"{"error":{"message":"fake server: script exhausted"}}"#,
+            )
+        });
+    let finished = match reply {
+        Reply::Full {
+            status,
+            headers,
+            content_type,
+            body,
+            delay,
+        } => {
+            send_full(&mut conn, status, &headers, &content_type, &body, delay);
+            true
+        }
+        Reply::Stream {
+            pieces,
+            delay,
+            complete,
+        } => send_stream(&mut conn, &pieces, delay, complete),
+        Reply::Hang => {
+            // Block until the client closes (read returns 0 or fails); bounded so a test that
+            // forgets its timeout cannot hang the suite.
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+            let mut buf = [0u8; 256];
+            while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+            false
+        }
+    };
+    if finished {
+        let _ = conn.flush();
+        let _ = conn.shutdown(Shutdown::Write);
+        // Drain whatever the client still sends so the close is orderly.
+        let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
+        let mut sink = [0u8; 256];
+        while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+    }
+}
+
+fn send_full(
+    conn: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    content_type: &str,
+    body: &[u8],
+    delay: Duration,
+) {
+    if !delay.is_zero() {
+        std::thread::sleep(delay);
+    }
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reason(status),
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = conn.write_all(head.as_bytes());
+    let _ = conn.write_all(body);
+}
+
+/// Sends an SSE stream; `false` when the connection was dropped (on purpose or not).
+fn send_stream(conn: &mut TcpStream, pieces: &[String], delay: Duration, complete: bool) -> bool {
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n\
+                Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    if conn.write_all(head.as_bytes()).is_err() {
+        return false;
+    }
+    for p in pieces {
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        let chunk = format!("{:x}\r\n{p}\r\n", p.len());
+        if conn.write_all(chunk.as_bytes()).is_err() || conn.flush().is_err() {
+            return false;
+        }
+    }
+    if complete {
+        let _ = conn.write_all(b"0\r\n\r\n");
+        return true;
+    }
+    // Reset rather than close cleanly, as a crashed upstream would.
+    let _ = conn.shutdown(Shutdown::Both);
+    false
+}
+
+fn read_request(conn: &mut TcpStream) -> Option<Recorded> {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut r = BufReader::new(conn.try_clone().ok()?);
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let path = line.split_whitespace().nth(1)?.to_owned();
+    let mut headers = Vec::new();
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        let (k, v) = (k.trim().to_owned(), v.trim().to_owned());
+        if k.eq_ignore_ascii_case("content-length") {
+            len = v.parse().ok()?;
+        }
+        headers.push((k, v));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).ok()?;
+    Some(Recorded {
+        path,
+        headers,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    })
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        529 => "Overloaded",
+        _ => "Whatever",
+    }
+}
