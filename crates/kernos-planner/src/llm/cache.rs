@@ -124,12 +124,7 @@ impl std::fmt::Debug for PlanCache {
     }
 }
 
-fn system_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+use kernos_core::time::now_ms as system_now_ms;
 
 impl PlanCache {
     /// Opens (creating) the cache at `path` with the default TTL and capacity.
