@@ -30,8 +30,6 @@ pub(crate) struct Job {
     pub(crate) action: ActionId,
     pub(crate) principal: Principal,
     pub(crate) req: SubmitRequest,
-    /// Set for POST /v1/undo/{tx}: undo this transaction instead of planning.
-    pub(crate) undo: Option<kernos_core::TxId>,
 }
 
 /// An answer to a waiting step.
@@ -134,11 +132,7 @@ fn finish(st: &State, job: &Job, status: ActionStatus, error: &str) {
 /// key's principal), how approval is obtained (the API's approval queue) and where progress
 /// goes (nowhere: subscribers follow the journal).
 fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) {
-    let undo = job
-        .undo
-        .map(|tx| tx.to_string())
-        .or_else(|| job.req.undo.clone());
-    let ask = match (undo, &job.req.plan, &job.req.request) {
+    let ask = match (job.req.undo.clone(), &job.req.plan, &job.req.request) {
         (Some(t), _, _) if t == "last" => Ask::Undo(None),
         (Some(t), _, _) => Ask::Undo(Some(t)),
         (None, Some(p), _) => {

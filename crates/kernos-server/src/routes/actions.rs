@@ -69,7 +69,6 @@ pub(super) async fn submit(
             action,
             principal: p,
             req,
-            undo: None,
         },
         payload,
     )

@@ -124,6 +124,7 @@ pub(super) async fn undo(
     let req = SubmitRequest {
         cwd: body.cwd.clone(),
         auto_approve: true,
+        undo: Some(id.to_string()),
         ..SubmitRequest::default()
     };
     let payload = json!({
@@ -135,7 +136,6 @@ pub(super) async fn undo(
             action,
             principal: p,
             req,
-            undo: Some(id),
         },
         payload,
     )
