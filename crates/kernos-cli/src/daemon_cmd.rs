@@ -443,19 +443,10 @@ fn to_handled(seen: Seen, fin: &Value) -> anyhow::Result<Handled> {
             (status, _, _) => ActionOutcome::Ended { status, error },
         }
     };
-    let conversation = match (&outcome, &seen.plan) {
-        (ActionOutcome::Ran(r), Some(plan)) => Some(Conversation::after_run(
-            plan,
-            r.produced_paths(),
-            r.undoable.then(|| r.tx.to_string()),
-        )),
-        _ => None,
-    };
     Ok(Handled {
         outcome,
         plan: seen.plan,
         preview: seen.preview,
-        conversation,
     })
 }
 

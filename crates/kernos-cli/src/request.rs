@@ -132,8 +132,8 @@ pub fn run(
     cancel: &CancelToken,
 ) -> anyhow::Result<ExitCode> {
     let handled = handle(app, ask, conversation.as_ref(), cancel)?;
-    if let Some(c) = &handled.conversation {
-        *conversation = Some(c.clone());
+    if let Some(c) = handled.conversation() {
+        *conversation = Some(c);
     }
     render(app, &handled)
 }

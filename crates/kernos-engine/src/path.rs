@@ -76,8 +76,6 @@ pub struct Handled {
     pub plan: Option<Plan>,
     /// The preview, when the plan needed one (it changes things, or it was a dry run).
     pub preview: Option<Preview>,
-    /// The context for the next follow-up, when a plan ran; `None` leaves the old one.
-    pub conversation: Option<Conversation>,
 }
 
 impl Handled {
@@ -86,7 +84,6 @@ impl Handled {
             outcome,
             plan: None,
             preview: None,
-            conversation: None,
         }
     }
 
@@ -95,21 +92,24 @@ impl Handled {
             outcome,
             plan: Some(plan),
             preview,
-            conversation: None,
         }
     }
 
     fn ran(plan: Plan, preview: Option<Preview>, report: TxReport) -> Self {
-        let conversation = Conversation::after_run(
-            &plan,
-            report.produced_paths(),
-            report.undoable.then(|| report.tx.to_string()),
-        );
-        Handled {
-            outcome: ActionOutcome::Ran(report),
-            plan: Some(plan),
-            preview,
-            conversation: Some(conversation),
+        Handled::with(ActionOutcome::Ran(report), plan, preview)
+    }
+
+    /// The context for the next follow-up ("them", "that file", "undo that") when a plan
+    /// ran; `None` leaves the previous one. Built on demand: only conversational front ends
+    /// need it.
+    pub fn conversation(&self) -> Option<Conversation> {
+        match (&self.outcome, &self.plan) {
+            (ActionOutcome::Ran(report), Some(plan)) => Some(Conversation::after_run(
+                plan,
+                report.produced_paths(),
+                report.undoable.then(|| report.tx.to_string()),
+            )),
+            _ => None,
         }
     }
 }
