@@ -113,7 +113,7 @@ impl AgentHost for CliHost<'_> {
             other => return stopped(format!("ended {}", other.status())),
         };
         if !self.app.global.json {
-            request::print_report(&report, self.style, &self.home);
+            crate::show::print_report(&report, self.style, &self.home);
         }
         let observations = self.observations(&report);
         match stop_reason(&report) {
@@ -162,7 +162,7 @@ pub fn budget(app: &App) -> Budget {
 
 /// Runs the agent towards `goal`.
 pub fn run(app: &App, goal: &str, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
-    let cascade = crate::llm_cmd::cascade(app);
+    let cascade = app.cascade();
     let (Some(planner), true) = (cascade.llm(), cascade.has_model()) else {
         bail!(
             "agent mode needs a language model, and none is configured: add a [[llm.providers]] \

@@ -58,12 +58,27 @@ impl App {
         self.env().home.display().to_string()
     }
 
+    /// The planner cascade for this configuration (offline planner, models, plan cache).
+    pub fn cascade(&self) -> kernos_planner::llm::Cascade {
+        crate::planning::cascade(&self.config, &self.data_dir)
+    }
+
+    /// `--provider`, `--model`, `--no-cache` as planning options.
+    pub fn plan_options(&self) -> kernos_planner::llm::PlanOptions {
+        kernos_planner::llm::PlanOptions {
+            provider: self.opts.planning.provider.clone(),
+            model: self.opts.planning.model.clone(),
+            no_cache: self.opts.planning.no_cache,
+            data: Vec::new(),
+        }
+    }
+
     /// Opens the journal and builds the engine, planning text requests with the configured
     /// cascade (offline planner, models, cache).
     pub fn engine(&self) -> anyhow::Result<Engine> {
         Ok(self
             .reader()?
-            .with_planner(crate::llm_cmd::cascade(self))
+            .with_planner(self.cascade())
             .with_step_units(self.config.server.step_overhead_units))
     }
 

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::daemon_client::{self as client, Events};
-use crate::{render, request, term};
+use crate::{render, term};
 
 /// `kernos serve [--listen ADDR] [--insecure]`.
 pub fn serve(app: &App, listen: Option<String>, insecure: bool) -> anyhow::Result<ExitCode> {
@@ -42,7 +42,7 @@ pub fn serve(app: &App, listen: Option<String>, insecure: bool) -> anyhow::Resul
             runner: crate::app::runner(&app.config, &app.data_dir),
             home,
             config_text,
-            planner: crate::llm_cmd::cascade(app),
+            planner: app.cascade(),
         },
         kernos_server::ServeOptions {
             listen,
@@ -293,11 +293,11 @@ pub fn submit(
                 let preview: Option<Preview> = serde_json::from_value(p["preview"].clone()).ok();
                 if let (Some(plan), Some(preview)) = (&plan, &preview) {
                     if !json_mode {
-                        request::print_preview(plan, preview, style, &home);
+                        crate::show::print_preview(plan, preview, style, &home);
                     }
                 }
                 if let (false, Some(undo)) = (json_mode, p.get("undo")) {
-                    crate::front::print_undo_plan(
+                    crate::show::print_undo_plan(
                         undo["tx"].as_str().unwrap_or(""),
                         undo["request"].as_str(),
                         undo["items"]
@@ -387,8 +387,8 @@ fn answer(
                         return Ok((true, "confirmed at the prompt".into()));
                     }
                     'n' => return Ok((false, "declined at the prompt".into())),
-                    'd' => request::print_changes(preview, style),
-                    '?' => request::explain(plan, preview, style),
+                    'd' => crate::show::print_changes(preview, style),
+                    '?' => crate::show::explain(plan, preview, style),
                     _ => {}
                 }
             }

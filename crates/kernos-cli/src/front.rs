@@ -5,16 +5,17 @@
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
+use anyhow::Context;
 use kernos_core::event::kind;
 use kernos_core::{Actor, Event, Plan, Risk};
 use kernos_engine::{
-    Approval, ApprovalRequest, Approver, Observer, Preview, Review, UndoPlan, Verdict, short_id,
+    Approval, ApprovalRequest, Approver, Observer, Preview, Review, UndoPlan, Verdict,
 };
 use kernos_planner::llm::Planned;
 
 use crate::app::App;
 use crate::render;
-use crate::request::{explain, print_changes, print_preview};
+use crate::show::{explain, print_changes, print_preview, print_undo_plan};
 use crate::term::{self, Style};
 
 /// The reason recorded when the person answers "no" at a prompt (the prompt already said
@@ -138,24 +139,6 @@ impl Observer for CliObserver {
     }
 }
 
-/// Prints what undo would put back: the transaction, its request, one line per item.
-pub fn print_undo_plan<'a>(
-    tx: &str,
-    request: Option<&str>,
-    items: impl Iterator<Item = &'a str>,
-    s: Style,
-) {
-    println!(
-        "{} {}{}:",
-        s.bold("Undo"),
-        short_id(&tx),
-        request.map(|r| format!(" ({r})")).unwrap_or_default()
-    );
-    for item in items {
-        println!("  - {item}");
-    }
-}
-
 /// Obtains approval at the terminal: the plan prompt (y/n/d/e/?), a prompt per step whose risk
 /// rose once its inputs were known, `--yes`, or — with no terminal and no `--yes` — no.
 pub struct CliApprover {
@@ -266,7 +249,7 @@ impl Approver for CliApprover {
                 Ok('d') => print_changes(review.preview(), self.style),
                 Ok('?') => explain(review.plan(), review.preview(), self.style),
                 Ok('e') => {
-                    let edited = match crate::request::edit_plan(review) {
+                    let edited = match edit_plan(review) {
                         Ok(e) => e,
                         Err(e) => {
                             eprintln!("kernos: cannot edit the plan: {e}");
@@ -308,4 +291,35 @@ pub fn ask_step(style: Style, home: &str, req: &ApprovalRequest<'_>) -> bool {
         term::ask_key("Run this step? [y/n] ", &['y', 'n'], Some('n')),
         Ok('y')
     )
+}
+
+/// Opens the plan under review as TOML in `$EDITOR`; returns the edited plan once it
+/// validates (or `None` if the person gave up).
+fn edit_plan(review: &Review<'_, '_>) -> anyhow::Result<Option<Plan>> {
+    let plan = review.plan();
+    let dir = tempfile::tempdir().context("cannot create a temporary file for editing")?;
+    let path = dir.path().join("plan.toml");
+    let text = format!(
+        "# Edit the plan, save and quit. Lines starting with # are ignored.\n# Steps run in order; a value {{ \"$step\" = 0 }} means \"the output of step 1\".\n\n{}",
+        toml::to_string_pretty(plan)?
+    );
+    std::fs::write(&path, text)?;
+    loop {
+        crate::config_cmd::edit_file(&path)?;
+        let edited = std::fs::read_to_string(&path)?;
+        let parsed: anyhow::Result<Plan> = toml::from_str::<Plan>(&edited)
+            .map_err(anyhow::Error::from)
+            .or_else(|_| serde_json::from_str::<Plan>(&edited).map_err(anyhow::Error::from));
+        let problem = match parsed {
+            Ok(p) => match review.validate(&p) {
+                Ok(()) => return Ok(Some(p)),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        eprintln!("kernos: the edited plan is not valid: {problem}");
+        if term::ask_key("Edit again? [y/n] ", &['y', 'n'], Some('y'))? != 'y' {
+            return Ok(None);
+        }
+    }
 }

@@ -3,16 +3,13 @@
 //! models` and `kernos usage`.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use kernos_core::{Actor, NewEvent, Plan};
 use kernos_journal::{Durability, Journal, JournalOptions, Query};
 use kernos_llm::BlockingRouter;
 use kernos_planner::PlanContext;
-use kernos_planner::llm::{Cascade, HostFacts, PlanCache, PlanOptions, Planned, Source};
-use kernos_tools::Registry;
+use kernos_planner::llm::{Cascade, PlanCache, Planned, Source};
 use serde_json::{Value, json};
 
 use crate::app::App;
@@ -20,47 +17,12 @@ use crate::cli::ModelsCmd;
 use crate::render;
 use crate::term::Style;
 
-/// The plan cache's file in the data directory.
-pub const CACHE_FILE: &str = "plan-cache.db";
-
-/// The cascade for this configuration. Cheap when no provider is configured (the offline
-/// planner alone); the HTTP client is built only when a model is really asked.
-pub fn cascade(app: &App) -> Cascade {
-    let cfg = &app.config;
-    if cfg.llm.providers.is_empty() {
-        return Cascade::offline();
-    }
-    // Registry, machine facts and the cache file are set up only when a request is not
-    // answered confidently offline: a model configured must not slow every command.
-    let mut c = Cascade::lazy(cfg.llm.clone(), || {
-        (Arc::new(Registry::builtin()), HostFacts::detect())
-    })
-    .with_threshold(cfg.planner.confidence_threshold)
-    .with_complex_lane(cfg.planner.complex_lane.clone())
-    .with_max_repairs(cfg.planner.max_repairs);
-    if cfg.planner.cache {
-        let path = app.data_dir.join(CACHE_FILE);
-        let ttl = Duration::from_secs(cfg.planner.cache_ttl_hours.saturating_mul(3600));
-        let cap = cfg.planner.cache_max_entries;
-        c = c.with_cache_lazy(move || PlanCache::open_with(&path, ttl, cap));
-    }
-    c
-}
-
-/// `--provider`, `--model`, `--no-cache`.
-pub fn options(app: &App) -> PlanOptions {
-    PlanOptions {
-        provider: app.opts.planning.provider.clone(),
-        model: app.opts.planning.model.clone(),
-        no_cache: app.opts.planning.no_cache,
-        data: Vec::new(),
-    }
-}
+use crate::planning::CACHE_FILE;
 
 /// Plans a request through the cascade: journals the model tier's calls, prints the
 /// fallback notice (if any) on stderr.
 pub fn plan(app: &App, cascade: &Cascade, text: &str, ctx: &PlanContext) -> Planned {
-    let planned = cascade.plan(text, ctx, &options(app));
+    let planned = cascade.plan(text, ctx, &app.plan_options());
     let events = kernos_planner::llm::events_for(&planned, text);
     journal(app, events);
     if let Some(n) = &planned.notice {

@@ -12,9 +12,11 @@ mod doctor;
 mod front;
 mod journal_cmd;
 mod llm_cmd;
+mod planning;
 mod render;
 mod repl;
 mod request;
+mod show;
 mod term;
 mod tools_cmd;
 mod txn_cmd;
@@ -158,7 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Command::Doctor => doctor::run(&app),
                 Command::Plan { request, .. } => {
-                    request::plan_only(&app, &llm_cmd::cascade(&app), &request.join(" "))
+                    request::plan_only(&app, &app.cascade(), &request.join(" "))
                 }
                 Command::Models { action } => llm_cmd::models(&app, action),
                 Command::Usage => llm_cmd::usage(&app),

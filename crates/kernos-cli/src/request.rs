@@ -3,20 +3,16 @@
 use std::process::ExitCode;
 
 use crate::front::{CliApprover, CliObserver, DECLINED_AT_PROMPT};
-use anyhow::Context;
-use kernos_core::{ActionId, Actor, CancelToken, LOCAL_ORG, Plan, Risk};
+use kernos_core::{ActionId, Actor, CancelToken, LOCAL_ORG};
 use kernos_engine::payload::ActionSubmitted;
-use kernos_engine::{
-    ActionOutcome, ActionStatus, Ask, Handled, Preview, Request, Review, Session, StepStatus,
-    TxReport, TxStatus, short_id,
-};
+use kernos_engine::{ActionOutcome, ActionStatus, Ask, Handled, Request, Session, TxStatus};
 use kernos_planner::llm::Cascade;
 use kernos_planner::{Conversation, Outcome, PlanContext};
 use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::render;
-use crate::term::{self, Style};
+use crate::show::{print_changes, print_report};
 
 /// Per-directory conversation memory for one-shot calls: "them", "undo that" work across
 /// separate `kernos` invocations in the same directory for a few minutes.
@@ -99,7 +95,7 @@ pub fn handle_embedded(
         ask,
         context: conversation.cloned(),
         dry_run,
-        plan_options: crate::llm_cmd::options(app),
+        plan_options: app.plan_options(),
         submitted: Some(submitted),
     };
     let handled = engine.handle(request, &s, &mut CliApprover::new(app));
@@ -259,193 +255,6 @@ pub fn render(app: &App, h: &Handled) -> anyhow::Result<ExitCode> {
                 _ => ExitCode::from(1),
             })
         }
-    }
-}
-
-pub(crate) fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
-    let reversible = preview
-        .steps
-        .iter()
-        .all(|s| s.reversibility != kernos_core::Reversibility::Irreversible);
-    println!(
-        "{} ({} step{}, risk {}{})",
-        style.bold("Plan"),
-        plan.steps.len(),
-        if plan.steps.len() == 1 { "" } else { "s" },
-        style.risk(preview.risk),
-        if preview.read_only {
-            ""
-        } else if reversible {
-            ", reversible"
-        } else {
-            ", NOT fully reversible"
-        }
-    );
-    for s in &preview.steps {
-        println!(
-            "  {}. {:<14} {}   {} {}",
-            s.index + 1,
-            style.bold(&s.name),
-            render::args_line(&s.args, home),
-            style.risk(s.assessment.risk),
-            style.dim(s.reversibility.as_str())
-        );
-        if let Some(changes) = &s.changes {
-            for c in changes.iter().take(5) {
-                println!("       {}", c.describe());
-            }
-            if changes.len() > 5 {
-                println!(
-                    "       {}",
-                    style.dim(&format!("… and {} more (d to see all)", changes.len() - 5))
-                );
-            }
-        }
-        if let Some(n) = &s.note {
-            println!("       {}", style.dim(n));
-        }
-        if s.assessment.risk > Risk::Low {
-            if let Some(r) = s.assessment.reasons.first() {
-                println!(
-                    "       {}",
-                    style.dim(&format!("why {}: {r}", s.assessment.risk))
-                );
-            }
-        }
-    }
-}
-
-pub(crate) fn print_changes(preview: &Preview, style: Style) {
-    for s in &preview.steps {
-        match &s.changes {
-            Some(c) if c.is_empty() => println!(
-                "{}. {}: {}",
-                s.index + 1,
-                s.name,
-                style.dim("changes nothing")
-            ),
-            Some(c) => {
-                println!("{}. {}:", s.index + 1, s.name);
-                for ch in c {
-                    println!("   {}", ch.describe());
-                }
-            }
-            None => println!(
-                "{}. {}: {}",
-                s.index + 1,
-                s.name,
-                style.dim(
-                    s.note
-                        .as_deref()
-                        .unwrap_or("unknown until earlier steps run")
-                )
-            ),
-        }
-    }
-}
-
-pub(crate) fn explain(plan: &Plan, preview: &Preview, style: Style) {
-    for (s, step) in preview.steps.iter().zip(&plan.steps) {
-        println!("{}. {} — {}", s.index + 1, style.bold(&s.name), s.summary);
-        if let Some(why) = &step.why {
-            println!(
-                "   why: {why} {}",
-                style.dim(&format!("({})", crate::llm_cmd::why_source(plan)))
-            );
-        }
-        for e in &s.effects {
-            println!("   {} {}", e.kind, e.target);
-        }
-        println!(
-            "   risk {}: {}",
-            style.risk(s.assessment.risk),
-            s.assessment.reasons.join("; ")
-        );
-        println!(
-            "   {}",
-            match s.reversibility {
-                kernos_core::Reversibility::ReadOnly => "changes nothing",
-                kernos_core::Reversibility::Reversible => "undo puts it back (`kernos undo`)",
-                kernos_core::Reversibility::Irreversible => "cannot be undone",
-            }
-        );
-    }
-}
-
-/// Opens the plan under review as TOML in `$EDITOR`; returns the edited plan once it
-/// validates (or `None` if the person gave up).
-pub(crate) fn edit_plan(review: &Review<'_, '_>) -> anyhow::Result<Option<Plan>> {
-    let plan = review.plan();
-    let dir = tempfile::tempdir().context("cannot create a temporary file for editing")?;
-    let path = dir.path().join("plan.toml");
-    let text = format!(
-        "# Edit the plan, save and quit. Lines starting with # are ignored.\n# Steps run in order; a value {{ \"$step\" = 0 }} means \"the output of step 1\".\n\n{}",
-        toml::to_string_pretty(plan)?
-    );
-    std::fs::write(&path, text)?;
-    loop {
-        crate::config_cmd::edit_file(&path)?;
-        let edited = std::fs::read_to_string(&path)?;
-        let parsed: anyhow::Result<Plan> = toml::from_str::<Plan>(&edited)
-            .map_err(anyhow::Error::from)
-            .or_else(|_| serde_json::from_str::<Plan>(&edited).map_err(anyhow::Error::from));
-        let problem = match parsed {
-            Ok(p) => match review.validate(&p) {
-                Ok(()) => return Ok(Some(p)),
-                Err(e) => e.to_string(),
-            },
-            Err(e) => e.to_string(),
-        };
-        eprintln!("kernos: the edited plan is not valid: {problem}");
-        if term::ask_key("Edit again? [y/n] ", &['y', 'n'], Some('y'))? != 'y' {
-            return Ok(None);
-        }
-    }
-}
-
-pub(crate) fn print_report(report: &TxReport, style: Style, home: &str) {
-    let multi = report.steps.len() > 1;
-    for s in &report.steps {
-        if multi {
-            println!("{}", style.bold(&format!("{}. {}", s.index + 1, s.name)));
-        }
-        match &s.status {
-            StepStatus::Done => {
-                if let Some(out) = &s.output {
-                    if out.changes.is_empty() {
-                        print!("{}", render::output(out, home, style));
-                    } else {
-                        // For changes, the list of what was done says it all; the rows would
-                        // repeat it.
-                        for c in &out.changes {
-                            println!("{} {}", style.green("✓"), c.describe());
-                        }
-                        if let Some(t) = &out.text {
-                            print!("{t}");
-                        }
-                        if let Some(sum) = &out.summary {
-                            println!("{}", style.dim(sum));
-                        }
-                    }
-                }
-            }
-            StepStatus::Failed { error } => println!("{} {error}", style.red("failed:")),
-            StepStatus::Skipped { reason } => {
-                println!("{}", style.dim(&format!("skipped: {reason}")))
-            }
-            StepStatus::Denied { reason } => println!("{} {reason}", style.red("refused:")),
-            StepStatus::Declined { reason } => println!("{} {reason}", style.yellow("not run:")),
-            StepStatus::Cancelled => println!(
-                "{}",
-                style.yellow("cancelled (what was done so far can be undone)")
-            ),
-        }
-    }
-    if report.undoable {
-        println!(
-            "{}",
-            style.dim(&format!("undo with: kernos undo {}", short_id(&report.tx)))
-        );
     }
 }
 

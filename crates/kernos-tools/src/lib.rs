@@ -7,6 +7,7 @@
 //! step's approved effects.
 
 pub mod args;
+mod catalog;
 mod ctx;
 mod env;
 mod error;

@@ -168,21 +168,6 @@ impl Registry {
         }
     }
 
-    /// The v1 catalog.
-    pub fn builtin() -> Self {
-        let mut r = Registry::empty();
-        crate::fs::register(&mut r);
-        crate::sys::register(&mut r);
-        crate::proc::register(&mut r);
-        crate::svc::register(&mut r);
-        crate::pkg::register(&mut r);
-        crate::net::register(&mut r);
-        crate::logs::register(&mut r);
-        crate::git::register(&mut r);
-        crate::shell::register(&mut r);
-        r
-    }
-
     /// Adds an action (replacing one with the same name).
     pub fn register<A: Action>(&mut self, action: A) {
         let m = action.meta();

@@ -1,0 +1,37 @@
+//! How this configuration plans text requests: the planner cascade (offline → plan cache →
+//! model lane → offline) and the per-request options. Built from the configuration alone, so
+//! the engine's builder (`app.rs`) and the model commands (`llm_cmd.rs`) share it without
+//! depending on each other.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kernos_planner::llm::{Cascade, HostFacts, PlanCache};
+use kernos_tools::Registry;
+
+/// The plan cache's file in the data directory.
+pub const CACHE_FILE: &str = "plan-cache.db";
+
+/// The cascade for this configuration. Cheap when no provider is configured (the offline
+/// planner alone); the HTTP client is built only when a model is really asked.
+pub fn cascade(cfg: &crate::config::Config, data_dir: &Path) -> Cascade {
+    if cfg.llm.providers.is_empty() {
+        return Cascade::offline();
+    }
+    // Registry, machine facts and the cache file are set up only when a request is not
+    // answered confidently offline: a model configured must not slow every command.
+    let mut c = Cascade::lazy(cfg.llm.clone(), || {
+        (Arc::new(Registry::builtin()), HostFacts::detect())
+    })
+    .with_threshold(cfg.planner.confidence_threshold)
+    .with_complex_lane(cfg.planner.complex_lane.clone())
+    .with_max_repairs(cfg.planner.max_repairs);
+    if cfg.planner.cache {
+        let path = data_dir.join(CACHE_FILE);
+        let ttl = Duration::from_secs(cfg.planner.cache_ttl_hours.saturating_mul(3600));
+        let cap = cfg.planner.cache_max_entries;
+        c = c.with_cache_lazy(move || PlanCache::open_with(&path, ttl, cap));
+    }
+    c
+}
