@@ -31,7 +31,13 @@ pub(crate) async fn authorize(
     let (mut parts, body) = req.into_parts();
     let who = match authenticate(&parts, &st).and_then(|p| access.check(&p).map(|()| p)) {
         Ok(p) => p,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            // Refused before the handler read the body: read it (up to the limit) and drop it,
+            // so a keep-alive client's next request (its retry after a 429) finds the
+            // connection usable instead of closed under it.
+            let _ = axum::body::to_bytes(body, st.config.body_limit).await;
+            return e.into_response();
+        }
     };
     parts.extensions.insert(who);
     next.run(axum::extract::Request::from_parts(parts, body))
@@ -88,9 +94,10 @@ fn presented_key(parts: &Parts) -> Option<&str> {
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
+        // The scheme is case-insensitive (RFC 9110 §11.1): `Bearer`, `bearer`, `BEARER`.
         .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(rest)
         })
         .map(str::trim)
         .or_else(|| {

@@ -177,6 +177,13 @@ impl IntoResponse for ApiError {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 9110 §11.6.1: a 401 names the scheme the client should use.
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"kernos\""),
+            );
+        }
         r
     }
 }

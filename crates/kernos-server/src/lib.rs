@@ -136,6 +136,8 @@ pub struct State {
     pub(crate) metrics: metrics::Metrics,
     pub(crate) shutting_down: AtomicBool,
     pub(crate) shutdown_tx: tokio::sync::watch::Sender<bool>,
+    /// Bumped each time a key is revoked: open event streams check whether it was theirs.
+    pub(crate) revocations: tokio::sync::watch::Sender<u64>,
     pub(crate) uid: u32,
     pub(crate) home: PathBuf,
     pub(crate) data_dir: PathBuf,
@@ -252,6 +254,7 @@ impl Daemon {
         .with_step_units(cfg.step_overhead_units);
         let (qtx, qrx) = std::sync::mpsc::sync_channel(cfg.queue);
         let (shutdown_tx, _) = tokio::sync::watch::channel(false);
+        let (revocations, _) = tokio::sync::watch::channel(0u64);
         // SAFETY: geteuid has no preconditions and cannot fail.
         let uid = unsafe { libc::geteuid() };
         let state = Arc::new(State {
@@ -275,6 +278,7 @@ impl Daemon {
             metrics,
             shutting_down: AtomicBool::new(false),
             shutdown_tx,
+            revocations,
             uid,
             home: opts.home.clone(),
             data_dir: opts.data_dir.clone(),

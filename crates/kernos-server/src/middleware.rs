@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::extract::MatchedPath;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -41,8 +41,21 @@ pub(crate) async fn guard(
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().as_str().to_owned();
+    if let Some(too_big) = declared_too_large(&req, st.config.body_limit) {
+        // Refused at once: waiting for a body this large (or one never sent) would only hold
+        // a connection and a slot. The connection closes, since the body is not read.
+        let mut resp = too_big.into_response();
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        st.metrics
+            .observe(&method, &route, started.elapsed().as_secs_f64());
+        return resp;
+    }
     let in_flight = st.in_flight.fetch_add(1, Ordering::AcqRel);
     let resp = if in_flight >= st.config.concurrency {
+        // The body is read (up to the limit) and dropped, so a keep-alive client can send its
+        // retry on the same connection.
+        let _ = axum::body::to_bytes(req.into_body(), st.config.body_limit).await;
         ApiError::unavailable(
             format!(
                 "the daemon is handling {} requests already; retry shortly",
@@ -74,6 +87,26 @@ pub(crate) async fn guard(
     st.metrics
         .observe(&method, &route, started.elapsed().as_secs_f64());
     resp
+}
+
+/// 413 when the request declares a `Content-Length` above `limit`.
+fn declared_too_large(req: &axum::extract::Request, limit: usize) -> Option<ApiError> {
+    let len: u64 = req
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (len > limit as u64).then(|| {
+        ApiError::from_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is {len} bytes, more than the {limit} this daemon takes (server.body_limit); send a smaller one"
+            ),
+        )
+    })
 }
 
 /// Turns an error response that is not a problem document yet (axum's rejections) into one.

@@ -10,7 +10,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -35,6 +35,8 @@ pub(crate) struct Filter {
     pub(crate) action: Option<String>,
     /// Whether `audit.*` events are included (admins and owners only).
     pub(crate) audit: bool,
+    /// The API key the stream was opened with: the stream ends when it is revoked.
+    pub(crate) key_id: Option<String>,
 }
 
 impl Filter {
@@ -89,12 +91,19 @@ pub(crate) fn stream(st: Arc<State>, filter: Filter, start: Option<u64>) -> ApiR
     // Subscribe before anything is read, so nothing published from here on is missed.
     let live = st.hub.subscribe();
     let (tx, rx) = mpsc::channel::<SseEvent>(256);
+    // Set when the stream's key is revoked: nothing more is sent, not even what is buffered.
+    let revoked = Arc::new(AtomicBool::new(false));
+    let ended = revoked.clone();
     tokio::spawn(async move {
-        pump(st.clone(), filter, live, start, now, tx).await;
+        pump(st.clone(), filter, live, start, now, tx, ended).await;
         drop(guard);
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
+    let stream = futures_util::stream::unfold((rx, revoked), |(mut rx, revoked)| async move {
+        let e = rx.recv().await?;
+        if revoked.load(Ordering::Acquire) {
+            return None;
+        }
+        Some((Ok::<_, Infallible>(e), (rx, revoked)))
     });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
@@ -118,8 +127,19 @@ async fn pump(
     start: Option<u64>,
     now: u64,
     tx: mpsc::Sender<SseEvent>,
+    revoked: Arc<AtomicBool>,
 ) {
     let mut stop = st.shutdown_tx.subscribe();
+    let mut revocations = st.revocations.subscribe();
+    let key_id = filter.key_id.clone();
+    let key_gone = |st: &State| {
+        key_id.as_deref().is_some_and(|id| {
+            st.keys
+                .read()
+                .map(|k| k.get(id).is_none_or(|k| k.revoked))
+                .unwrap_or(true)
+        })
+    };
     let filter = Arc::new(filter);
     // Without a resume point the stream starts `now` — except when it follows one action: then
     // it starts at that action's first event, so `GET /v1/events?action=<id>` right after the
@@ -167,6 +187,10 @@ async fn pump(
         cursor = head;
     }
     loop {
+        if key_gone(&st) {
+            revoked.store(true, Ordering::Release);
+            return;
+        }
         // Replay (cursor, head] from the journal.
         let target = st.hub.head();
         while cursor < target {
@@ -198,6 +222,13 @@ async fn pump(
                 r = live.recv() => r,
                 _ = stop.changed() => return,
                 _ = tx.closed() => return,
+                _ = revocations.changed() => {
+                    if key_gone(&st) {
+                        revoked.store(true, Ordering::Release);
+                        return;
+                    }
+                    continue;
+                }
             };
             match r {
                 Ok(p) => {

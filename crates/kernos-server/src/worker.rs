@@ -354,6 +354,10 @@ pub(crate) fn on_published(st: &State, p: &crate::Published) {
             if let (Some(e), Ok(mut k)) = (p.event(), st.keys.write()) {
                 k.apply(&e);
             }
+            if p.kind == KEY_REVOKED {
+                // Applied first, so a stream that wakes up finds its key revoked.
+                st.revocations.send_modify(|n| *n = n.wrapping_add(1));
+            }
         }
         ACTION_FINISHED => {
             if let (Ok(f), Ok(mut u)) = (

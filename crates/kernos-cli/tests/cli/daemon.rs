@@ -885,3 +885,56 @@ fn history_show_and_undo_go_through_a_running_daemon() {
     let actions = d.local("GET", "/v1/state/actions", None).json();
     assert_eq!(actions[0]["status"], "undone", "{actions}");
 }
+
+/// Reads one HTTP/1.1 response with a Content-Length body from a kept-alive connection.
+fn read_one(s: &mut std::net::TcpStream) -> (u16, String) {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).unwrap(),
+            1,
+            "the connection closed mid-answer"
+        );
+        raw.push(byte[0]);
+    }
+    let head = text(&raw).to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    (status, head)
+}
+
+/// A request refused before its body was read (bad key, rate limit) leaves a keep-alive
+/// connection usable for the next request, as HTTP/1.1 clients expect.
+#[test]
+fn a_refused_post_keeps_the_connection_alive() {
+    let w = World::new();
+    let d = Daemon::start(&w, &[]);
+    let mut s = std::net::TcpStream::connect(&d.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = json!({"request": "list files in ."}).to_string();
+    let head = format!(
+        "POST /v1/actions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer kn_not_a_key\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    for _ in 0..3 {
+        // The body follows the head a moment later, as on a busy network: the refusal must
+        // not close the connection under the client while the body is on its way.
+        s.write_all(head.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        s.write_all(body.as_bytes()).unwrap();
+        let (status, head) = read_one(&mut s);
+        assert_eq!(status, 401);
+        assert!(!head.contains("connection: close"), "{head}");
+    }
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let (status, _) = read_one(&mut s);
+    assert_eq!(status, 200, "the same connection still answers");
+}

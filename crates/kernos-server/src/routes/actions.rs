@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::St;
-use crate::auth::Principal;
+use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Q};
 use crate::idempotency;
@@ -287,10 +287,12 @@ pub(super) async fn get_action(
 ) -> ApiResult<Json<ActionDetail>> {
     let a = parse_action(&id)?;
     let org = p.org.clone();
+    // Audit records are for those who may read the audit log (as on the event stream).
+    let audit = p.role >= Role::Admin;
     let events = st
         .read(move |j| {
             let mut evs = j.query(&JQuery::action(a))?;
-            evs.retain(|e| e.org == org);
+            evs.retain(|e| e.org == org && (audit || !e.kind.starts_with(kind::AUDIT_PREFIX)));
             Ok(evs)
         })
         .await?;

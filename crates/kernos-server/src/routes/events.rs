@@ -30,13 +30,23 @@ pub(super) async fn events(
             .map_err(|e| ApiError::bad_request(format!("action={a:?} is not an action id: {e}")))?;
     }
     let last_id = last_event_id(&headers)?;
+    let start = last_id.or(q.after);
+    let head = st.hub_head();
+    if let Some(s) = start.filter(|s| *s > head) {
+        // Nobody received an event that does not exist yet: such a resume point would skip
+        // every event until the journal grew past it (forever, for 2^64-1).
+        return Err(ApiError::bad_request(format!(
+            "resume point {s} is beyond the newest event ({head}); resume from an id you received, or leave it out"
+        )));
+    }
     let filter = Filter {
         org: principal.org.clone(),
         prefix: q.prefix.clone().filter(|p| !p.is_empty()),
         action: q.action.clone(),
         audit: principal.role >= Role::Admin,
+        key_id: principal.key_id.clone(),
     };
-    sse::stream(st, filter, last_id.or(q.after))
+    sse::stream(st, filter, start)
 }
 
 /// The Last-Event-ID header, if sent; 400 when it is not a sequence number.
