@@ -9,6 +9,7 @@ mod journal;
 mod llm;
 mod repl;
 mod request;
+mod unix;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
