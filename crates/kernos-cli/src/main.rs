@@ -113,6 +113,15 @@ fn install_ctrlc() {
     });
 }
 
+/// Commands that inspect the record or put things back: they run with a broken config file
+/// (see [`App::salvaged`]), so the way to fix it or to undo is never blocked.
+fn repairs(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::History { .. } | Command::Show { .. } | Command::Undo { .. }
+    )
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global.clone();
     let opts = cli.request_opts();
@@ -173,11 +182,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Config { action } => {
-            let app = App::new(&global, &opts).ok();
+            // `config check/edit/show` report a broken file themselves.
+            let app = App::with_config(&global, &opts, config::load_salvaged().config).ok();
             config_cmd::run(app.as_ref(), action)
         }
         other => {
-            let app = App::new(&global, &opts)?;
+            let app = if matches!(other, Command::Doctor) {
+                // Its "config" check shows the parse error, and fails the doctor.
+                App::with_config(&global, &opts, config::load_salvaged().config)?
+            } else if repairs(&other) {
+                App::salvaged(&global, &opts)?
+            } else {
+                App::new(&global, &opts)?
+            };
             match other {
                 Command::Tools { name, schema } => tools_cmd::run(&app, name.as_deref(), schema),
                 Command::History { limit } => txn_cmd::history(&app, limit),

@@ -57,3 +57,49 @@ fn piped_output_is_not_cut_at_any_width() {
     assert!(stdout.contains(&long), "cut:\n{stdout}");
     assert!(!stdout.contains('…'), "cut:\n{stdout}");
 }
+
+#[test]
+fn a_broken_config_does_not_block_the_way_to_fix_it() {
+    let w = World::new();
+    let config = w.home.join(".config/kernos/config.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    w.file("a.txt", "one");
+    // A change made while the config was fine, to undo once it is broken.
+    let done = w.run(&["--yes", "rename a.txt to b.txt"]);
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    std::fs::write(&config, "[polcy]\nallow_medium = true\n").unwrap();
+
+    // Requests refuse, with the parse error.
+    let refused = w.run(&["show the 2 largest files in ."]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("polcy"));
+
+    // The doctor runs every check; the config one fails, with the parse error.
+    let doctor = w.run(&["doctor"]);
+    assert_eq!(doctor.status.code(), Some(1));
+    assert!(text(&doctor.stdout).contains("journal"));
+    assert!(text(&doctor.stdout).contains("polcy"));
+
+    for args in [&["history"][..], &["--yes", "undo"], &["config", "path"]] {
+        let out = w.run(args);
+        let err = text(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{args:?} blocked by the config: {}{err}",
+            text(&out.stdout)
+        );
+        if args != ["config", "path"] {
+            assert!(err.contains("polcy"), "{args:?} hides the error: {err}");
+        }
+    }
+    assert!(w.cwd.join("a.txt").exists(), "undo ran");
+
+    // `config edit` runs the editor on the broken file and checks the result.
+    let out = w
+        .cmd(&["config", "edit"])
+        .env("EDITOR", "sed -i s/polcy/policy/")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("is valid"));
+}
