@@ -7,6 +7,7 @@ mod daemon;
 mod fake_llm;
 mod journal;
 mod llm;
+mod prompt;
 mod repl;
 mod request;
 mod unix;
