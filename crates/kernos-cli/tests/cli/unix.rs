@@ -103,3 +103,18 @@ fn a_broken_config_does_not_block_the_way_to_fix_it() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("is valid"));
 }
+
+#[test]
+fn proc_find_does_not_match_kernos_or_its_wrappers() {
+    let w = World::new();
+    let kernos = env!("CARGO_BIN_EXE_kernos");
+    // `timeout` and `sh -c` carry the request in their command lines.
+    let line = format!("timeout 60 '{kernos}' 'is zzkernostestd running'");
+    let out = w.program("sh").args(["-c", &line]).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("no running process matches"),
+        "a wrapper was taken for the process:\n{stdout}"
+    );
+}
