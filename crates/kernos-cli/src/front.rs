@@ -250,6 +250,16 @@ impl Approver for CliApprover {
             return Ok(Verdict::Run);
         }
         if !self.interactive {
+            // A plan that only reads and talks to the network (ping, resolve, an HTTP GET),
+            // which policy lets run without asking, is a read: it runs as reads do.
+            let preview = review.preview();
+            let reads = preview.denied.is_none()
+                && preview.steps.iter().all(|s| {
+                    render::reads_only(s) && s.assessment.decision == kernos_core::Decision::Allow
+                });
+            if reads && !review.plan().untrusted_input {
+                return Ok(Verdict::Run);
+            }
             return Ok(Verdict::Stop(NEEDS_CONFIRMATION.into()));
         }
         loop {

@@ -292,6 +292,21 @@ pub fn output(out: &Output, home: &str, style: Style) -> String {
     s
 }
 
+/// Whether a previewed step changes nothing with these arguments: a read-only action, or one
+/// whose concrete effects only read and talk to the network and whose dry run changes
+/// nothing (`net.http` GET, `net.ping`, `net.resolve`).
+pub fn reads_only(s: &kernos_engine::StepPreview) -> bool {
+    s.reversibility == kernos_core::Reversibility::ReadOnly
+        || (!s.effects.is_empty()
+            && s.effects.iter().all(|e| {
+                matches!(
+                    e.kind,
+                    kernos_core::EffectKind::Read | kernos_core::EffectKind::Network
+                )
+            })
+            && s.changes.as_ref().is_some_and(Vec::is_empty))
+}
+
 /// Argument names whose numbers are sizes in bytes.
 const SIZE_ARGS: &[&str] = &["min_size", "max_size", "size"];
 /// Argument names whose numbers are durations in seconds.

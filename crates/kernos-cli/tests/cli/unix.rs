@@ -118,3 +118,27 @@ fn proc_find_does_not_match_kernos_or_its_wrappers() {
         "a wrapper was taken for the process:\n{stdout}"
     );
 }
+
+#[test]
+fn risk_labels_tell_the_truth() {
+    let w = World::new();
+    // Refused in the preview, by rule, not previewed as a medium-risk reversible change.
+    let out = w.run(&["--dry-run", "rm -rf /"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("refused"), "{stdout}");
+    assert!(!stdout.contains("risk medium"), "{stdout}");
+
+    // An HTTP GET reads: not "high, irreversible".
+    let out = w.run(&["--dry-run", "check that http://127.0.0.1:9/health responds"]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("risk low"), "{stdout}");
+    assert!(!stdout.contains("irreversible"), "{stdout}");
+
+    // Resolving a name reads, so it runs without a terminal like any read.
+    let out = w.run(&["resolve localhost"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(!stderr.contains("changes things"), "{stderr}");
+    assert!(stdout.contains("127.0.0.1"), "{stdout}");
+}
