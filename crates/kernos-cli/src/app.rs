@@ -31,7 +31,30 @@ pub struct App {
 impl App {
     /// Loads the configuration and resolves the data directory.
     pub fn new(global: &Global, opts: &RequestOpts) -> anyhow::Result<App> {
-        let config = config::load()?;
+        Self::with_config(global, opts, config::load()?)
+    }
+
+    /// Like [`App::new`], but a broken config file does not stop the command: its valid
+    /// sections are used, defaults for the rest, and the parse error is shown on stderr. For
+    /// the commands that inspect or repair (`doctor`, `history`, `show`, `undo`, `config`):
+    /// a typo in the file must not block the way to fix it or to put things back.
+    pub fn salvaged(global: &Global, opts: &RequestOpts) -> anyhow::Result<App> {
+        let salvaged = config::load_salvaged();
+        if let Some(e) = &salvaged.error {
+            let using = if salvaged.dropped.iter().any(|d| d == "*") {
+                "using the defaults".to_owned()
+            } else {
+                format!("using the defaults for [{}]", salvaged.dropped.join("], ["))
+            };
+            eprintln!("kernos: warning: the config file is not valid; {using}");
+            eprintln!("  because: {e:#}");
+            eprintln!("  fix it with: kernos config edit");
+        }
+        Self::with_config(global, opts, salvaged.config)
+    }
+
+    /// An app with `config` as given (already loaded, salvaged or defaulted by the caller).
+    pub fn with_config(global: &Global, opts: &RequestOpts, config: Config) -> anyhow::Result<App> {
         let data_dir = match &global.data_dir {
             Some(d) => d.clone(),
             None => kernos_journal::default_data_dir()?,

@@ -181,6 +181,79 @@ pub fn load() -> anyhow::Result<Config> {
     parse(&text, &p, std::env::vars())
 }
 
+/// What the commands that repair or inspect (`doctor`, `history`, `show`, `undo`, `config`)
+/// run with when the file is broken: every top-level section that is valid on its own, with
+/// the environment overrides, defaults for the rest. A broken file must not block the way to
+/// fix it.
+#[derive(Debug)]
+pub struct Salvaged {
+    /// The configuration in force.
+    pub config: Config,
+    /// Why the file could not be loaded as written, when it could not.
+    pub error: Option<anyhow::Error>,
+    /// The top-level sections left out (their defaults are used), e.g. `["policy"]`, or
+    /// `["*"]` when the file is not TOML at all.
+    pub dropped: Vec<String>,
+}
+
+/// Loads the configuration like [`load`], salvaging what it can from a broken file.
+pub fn load_salvaged() -> Salvaged {
+    let error = match load() {
+        Ok(config) => {
+            return Salvaged {
+                config,
+                error: None,
+                dropped: Vec::new(),
+            };
+        }
+        Err(e) => e,
+    };
+    let text = path()
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let (config, dropped) = salvage(&text, std::env::vars());
+    Salvaged {
+        config,
+        error: Some(error),
+        dropped,
+    }
+}
+
+/// The valid sections of `text` (each tried alone), with `env` applied; the names of the
+/// sections left out.
+fn salvage(text: &str, env: impl Iterator<Item = (String, String)>) -> (Config, Vec<String>) {
+    let env: Vec<(String, String)> = env.collect();
+    let Ok(table) = toml::from_str::<toml::Table>(text) else {
+        let config = parse("", Path::new("(defaults)"), env.into_iter()).unwrap_or_default();
+        return (config, vec!["*".into()]);
+    };
+    let mut kept = toml::Table::new();
+    let mut dropped = Vec::new();
+    for (name, section) in table {
+        let mut alone = toml::Table::new();
+        alone.insert(name.clone(), section.clone());
+        let ok = toml::to_string(&alone)
+            .ok()
+            .is_some_and(|t| parse(&t, Path::new("(section)"), std::iter::empty()).is_ok());
+        if ok {
+            kept.insert(name, section);
+        } else {
+            dropped.push(name);
+        }
+    }
+    let kept_text = toml::to_string(&kept).unwrap_or_default();
+    match parse(&kept_text, Path::new("(salvaged)"), env.clone().into_iter()) {
+        Ok(c) => (c, dropped),
+        // The sections are fine alone but the environment (or their combination) is not:
+        // the environment's own error is reported with the file's, defaults are used.
+        Err(_) => (
+            parse("", Path::new("(defaults)"), env.into_iter()).unwrap_or_default(),
+            vec!["*".into()],
+        ),
+    }
+}
+
 /// Parses config text, then applies `KERNOS_<SECTION>_<KEY>` overrides from `env`.
 pub fn parse(
     text: &str,
@@ -341,6 +414,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cli.color"), "{e}");
+    }
+
+    #[test]
+    fn a_broken_file_keeps_its_valid_sections() {
+        let text = "[polcy]\nallow_medium = true\n\n[cli]\ncolor = \"never\"\n";
+        let (c, dropped) = salvage(text, env(&[("KERNOS_POLICY_ALLOW_MEDIUM", "true")]));
+        assert_eq!(dropped, vec!["polcy".to_owned()]);
+        assert_eq!(c.cli.color, "never");
+        assert!(c.policy.allow_medium, "environment overrides still apply");
+        let (c, dropped) = salvage("[cli\ncolor = ", env(&[]));
+        assert_eq!(dropped, vec!["*".to_owned()]);
+        assert_eq!(c, Config::default());
+        let (_, dropped) = salvage("[policy]\nprotected = [\"rel\"]\n", env(&[]));
+        assert_eq!(dropped, vec!["policy".to_owned()]);
     }
 
     #[test]

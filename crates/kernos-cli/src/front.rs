@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use kernos_core::event::kind;
-use kernos_core::{Actor, Event, Plan, Risk};
+use kernos_core::{Actor, EffectKind, Event, Plan, Risk, Target};
 use kernos_engine::{
     Approval, ApprovalRequest, Approver, Observer, Preview, Review, UndoPlan, Verdict,
 };
@@ -233,6 +233,16 @@ impl Approver for CliApprover {
             return Ok(Verdict::Run);
         }
         if !self.interactive {
+            // A plan that only reads and talks to the network (ping, resolve, an HTTP GET),
+            // which policy lets run without asking, is a read: it runs as reads do.
+            let preview = review.preview();
+            let reads = preview.denied.is_none()
+                && preview.steps.iter().all(|s| {
+                    render::reads_only(s) && s.assessment.decision == kernos_core::Decision::Allow
+                });
+            if reads && !review.plan().untrusted_input {
+                return Ok(Verdict::Run);
+            }
             return Ok(Verdict::Stop(NEEDS_CONFIRMATION.into()));
         }
         loop {
@@ -243,6 +253,10 @@ impl Approver for CliApprover {
             );
             match key {
                 Ok('y') => {
+                    if !confirmed_by_word(review.preview()) {
+                        println!("nothing done");
+                        return Ok(Verdict::Stop(DECLINED_AT_PROMPT.into()));
+                    }
                     self.approved = Some(review.preview().risk);
                     return Ok(Verdict::Run);
                 }
@@ -273,6 +287,62 @@ impl Approver for CliApprover {
     }
 }
 
+/// The word a person must type to run a previewed plan, when one key is not enough: the
+/// number of entries it deletes when that is more than one (so the count is read, not
+/// guessed), else "yes" for a recursive delete or a high-risk plan; `None` when a key will do.
+pub fn confirmation_word(preview: &Preview) -> Option<String> {
+    let deleted: u64 = preview
+        .steps
+        .iter()
+        .flat_map(|s| s.changes.iter().flatten())
+        .map(|c| match c {
+            kernos_tools::Change::Delete { entries, .. } => *entries,
+            _ => 0,
+        })
+        .sum();
+    let recursive_delete = preview.steps.iter().flat_map(|s| &s.effects).any(|e| {
+        e.kind == EffectKind::Delete
+            && matches!(
+                e.target,
+                Target::Path {
+                    recursive: true,
+                    ..
+                }
+            )
+    });
+    if deleted > 1 {
+        Some(deleted.to_string())
+    } else if recursive_delete || preview.risk == Risk::High {
+        Some("yes".into())
+    } else {
+        None
+    }
+}
+
+/// After a "y": asks for the typed word when the plan needs one; true to run.
+fn confirmed_by_word(preview: &Preview) -> bool {
+    let Some(word) = confirmation_word(preview) else {
+        return true;
+    };
+    let what = if word == "yes" {
+        format!("This is a {} change.", risk_word(preview))
+    } else {
+        format!("This deletes {word} files and folders.")
+    };
+    matches!(
+        term::ask_word(&format!("{what} Type {word} to run it: "), &word),
+        Ok(true)
+    )
+}
+
+fn risk_word(preview: &Preview) -> &'static str {
+    if preview.risk == Risk::High {
+        "high-risk"
+    } else {
+        "recursive"
+    }
+}
+
 /// Asks about one step; true for yes.
 pub fn ask_step(style: Style, home: &str, req: &ApprovalRequest<'_>) -> bool {
     println!(
@@ -287,10 +357,14 @@ pub fn ask_step(style: Style, home: &str, req: &ApprovalRequest<'_>) -> bool {
             .map(String::as_str)
             .unwrap_or("")
     );
-    matches!(
+    let yes = matches!(
         term::ask_key("Run this step? [y/n] ", &['y', 'n'], Some('n')),
         Ok('y')
-    )
+    );
+    // A step whose risk rose to high once its inputs were known is confirmed like a
+    // high-risk plan: with a typed word.
+    yes && (req.assessment.risk != Risk::High
+        || matches!(term::ask_word("Type yes to run it: ", "yes"), Ok(true)))
 }
 
 /// Opens the plan under review as TOML in `$EDITOR`; returns the edited plan once it

@@ -62,7 +62,7 @@ fn print_event(g: &Global, e: &Event) -> anyhow::Result<()> {
         e.kind,
         e.actor,
         ids,
-        render::truncate(&payload, 120)
+        render::fit(&payload, 120)
     );
     Ok(())
 }

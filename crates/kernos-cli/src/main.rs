@@ -39,6 +39,7 @@ fn main() -> ExitCode {
     {
         kernos_sandbox::helper_main();
     }
+    quiet_on_closed_pipe();
     let cli = parse();
     match run(cli) {
         Ok(code) => code,
@@ -51,6 +52,37 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Ends the process the way every Unix filter ends when its reader goes away
+/// (`kernos tools | head -1`): killed by SIGPIPE, silently, exit status 141 in the shell.
+///
+/// Why not simply restore SIGPIPE's default disposition at start-up: then *any* write to a
+/// closed pipe or socket would kill Kernos — the sandbox helper's pipes, the daemon's socket —
+/// in the middle of a step, before the journal records what happened. Keeping SIGPIPE ignored
+/// leaves those as ordinary errors that are handled and recorded; only a failed print to our
+/// own stdout/stderr, whose reader has gone (std panics with "failed printing to stdout"),
+/// becomes the quiet signal death.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            // SAFETY: resetting a signal's disposition and raising it in our own process;
+            // `_exit` is the fallback should the signal somehow be blocked.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+                libc::_exit(141);
+            }
+        }
+        default(info);
+    }));
 }
 
 /// Parses the command line ([`Cli::parse_args`]); help, version and errors end the process.
@@ -81,6 +113,15 @@ fn install_ctrlc() {
             _ => std::process::exit(130),
         }
     });
+}
+
+/// Commands that inspect the record or put things back: they run with a broken config file
+/// (see [`App::salvaged`]), so the way to fix it or to undo is never blocked.
+fn repairs(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::History { .. } | Command::Show { .. } | Command::Undo { .. }
+    )
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -143,11 +184,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Config { action } => {
-            let app = App::new(&global, &opts).ok();
+            // `config check/edit/show` report a broken file themselves.
+            let app = App::with_config(&global, &opts, config::load_salvaged().config).ok();
             config_cmd::run(app.as_ref(), action)
         }
         other => {
-            let app = App::new(&global, &opts)?;
+            let app = if matches!(other, Command::Doctor) {
+                // Its "config" check shows the parse error, and fails the doctor.
+                App::with_config(&global, &opts, config::load_salvaged().config)?
+            } else if repairs(&other) {
+                App::salvaged(&global, &opts)?
+            } else {
+                App::new(&global, &opts)?
+            };
             match other {
                 Command::Tools { name, schema } => tools_cmd::run(&app, name.as_deref(), schema),
                 Command::History { limit } => txn_cmd::history(&app, limit),

@@ -148,10 +148,37 @@ fn right_aligned(k: ColumnKind) -> bool {
     )
 }
 
-/// Terminal width, or 120 when not a terminal.
+/// The width tables are fitted to. Output that goes to a file or a pipe is never cut (a
+/// checksum or a path cut in the middle is wrong, not short); on a terminal `COLUMNS` wins
+/// over the terminal's own size, as in `ls`, and 120 is the fallback.
 pub fn width() -> usize {
-    terminal_size::terminal_size()
-        .map(|(w, _)| w.0 as usize)
+    use std::io::IsTerminal;
+    fit_width(
+        std::io::stdout().is_terminal(),
+        std::env::var("COLUMNS").ok().as_deref(),
+        terminal_size::terminal_size().map(|(w, _)| w.0 as usize),
+    )
+}
+
+/// `s` cut to `max` characters on a terminal; whole when the output goes to a file or a pipe
+/// (see [`width`]).
+pub fn fit(s: &str, max: usize) -> String {
+    if width() == usize::MAX {
+        s.to_owned()
+    } else {
+        truncate(s, max)
+    }
+}
+
+/// [`width`] from what it looks at: whether stdout is a terminal, `COLUMNS`, and the
+/// terminal's size.
+fn fit_width(terminal: bool, columns: Option<&str>, size: Option<usize>) -> usize {
+    if !terminal {
+        return usize::MAX;
+    }
+    columns
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .or(size)
         .filter(|w| *w >= 40)
         .unwrap_or(120)
 }
@@ -265,6 +292,21 @@ pub fn output(out: &Output, home: &str, style: Style) -> String {
     s
 }
 
+/// Whether a previewed step changes nothing with these arguments: a read-only action, or one
+/// whose concrete effects only read and talk to the network and whose dry run changes
+/// nothing (`net.http` GET, `net.ping`, `net.resolve`).
+pub fn reads_only(s: &kernos_engine::StepPreview) -> bool {
+    s.reversibility == kernos_core::Reversibility::ReadOnly
+        || (!s.effects.is_empty()
+            && s.effects.iter().all(|e| {
+                matches!(
+                    e.kind,
+                    kernos_core::EffectKind::Read | kernos_core::EffectKind::Network
+                )
+            })
+            && s.changes.as_ref().is_some_and(Vec::is_empty))
+}
+
 /// Argument names whose numbers are sizes in bytes.
 const SIZE_ARGS: &[&str] = &["min_size", "max_size", "size"];
 /// Argument names whose numbers are durations in seconds.
@@ -311,6 +353,16 @@ pub fn args_line(args: &Map<String, Value>, home: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn piped_output_is_never_cut_and_columns_is_honoured() {
+        assert_eq!(fit_width(false, Some("50"), Some(80)), usize::MAX);
+        assert_eq!(fit_width(true, Some("50"), Some(80)), 50);
+        assert_eq!(fit_width(true, None, Some(80)), 80);
+        assert_eq!(fit_width(true, Some("junk"), Some(80)), 80);
+        assert_eq!(fit_width(true, None, None), 120);
+        assert_eq!(fit_width(true, Some("10"), None), 120);
+    }
 
     #[test]
     fn formats_and_truncates() {

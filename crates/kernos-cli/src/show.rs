@@ -19,7 +19,7 @@ pub fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
         plan.steps.len(),
         if plan.steps.len() == 1 { "" } else { "s" },
         style.risk(preview.risk),
-        if preview.read_only {
+        if preview.read_only || preview.steps.iter().all(render::reads_only) {
             ""
         } else if reversible {
             ", reversible"
@@ -34,7 +34,11 @@ pub fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
             style.bold(&s.name),
             render::args_line(&s.args, home),
             style.risk(s.assessment.risk),
-            style.dim(s.reversibility.as_str())
+            style.dim(if render::reads_only(s) {
+                kernos_core::Reversibility::ReadOnly.as_str()
+            } else {
+                s.reversibility.as_str()
+            })
         );
         if let Some(changes) = &s.changes {
             for c in changes.iter().take(5) {

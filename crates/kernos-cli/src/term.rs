@@ -1,4 +1,4 @@
-//! The terminal: is there one, may we use colour, and a single-key prompt.
+//! The terminal: is there one, may we use colour, a single-key prompt and a typed-word one.
 
 use std::io::{IsTerminal, Read, Write};
 
@@ -102,11 +102,37 @@ impl Drop for RawGuard {
     }
 }
 
+/// Throws away whatever was typed before the question was shown: keys typed ahead (a word
+/// meant for the shell, "stay" while a plan was being made) must never answer a prompt they
+/// did not see. Nothing happens when stdin is not a terminal (a script's answers are kept).
+pub fn discard_typed_ahead() {
+    // SAFETY: tcflush on fd 0; it fails harmlessly (ENOTTY) when stdin is not a terminal.
+    unsafe {
+        libc::tcflush(0, libc::TCIFLUSH);
+    }
+}
+
+/// Asks `question` and reads a whole line: true only when the answer is `word` (surrounding
+/// blanks ignored). For changes one stray key must not start: the person types the word.
+pub fn ask_word(question: &str, word: &str) -> std::io::Result<bool> {
+    let mut out = std::io::stdout();
+    discard_typed_ahead();
+    write!(out, "{question}")?;
+    out.flush()?;
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line)? == 0 {
+        writeln!(out)?;
+        return Ok(false);
+    }
+    Ok(line.trim() == word)
+}
+
 /// Asks `question`, reading one key among `keys` (lower case). Enter picks `default`. Falls
 /// back to reading a line when the terminal cannot be put in raw mode.
 pub fn ask_key(question: &str, keys: &[char], default: Option<char>) -> std::io::Result<char> {
     let mut out = std::io::stdout();
     loop {
+        discard_typed_ahead();
         write!(out, "{question}")?;
         out.flush()?;
         let c = match RawGuard::new() {

@@ -45,6 +45,9 @@ fn events(app: &App, id: &str) -> anyhow::Result<(TxId, Vec<Event>)> {
     Ok((tx, engine.events_of(tx)?))
 }
 
+/// The widest status `history` shows ("interrupted", "cancelled", "succeeded", …).
+const STATUS_WIDTH: usize = 11;
+
 /// `kernos history`: the newest transactions.
 pub fn history(app: &App, limit: usize) -> anyhow::Result<ExitCode> {
     let txs = transactions(app, limit)?;
@@ -60,18 +63,19 @@ pub fn history(app: &App, limit: usize) -> anyhow::Result<ExitCode> {
     }
     let s = app.style;
     for t in txs {
+        // Padded before it is coloured: escape codes count as characters to `format!`.
         let status = match (t.status, t.undone) {
-            (_, true) => s.dim("undone"),
-            (Some(st), _) => st.as_str().to_owned(),
-            (None, _) => s.red("interrupted"),
+            (_, true) => s.dim(&format!("{:<STATUS_WIDTH$}", "undone")),
+            (Some(st), _) => format!("{:<STATUS_WIDTH$}", st.as_str()),
+            (None, _) => s.red(&format!("{:<STATUS_WIDTH$}", "interrupted")),
         };
         let what = t.request.clone().unwrap_or_else(|| t.steps.join(", "));
         println!(
-            "{}  {:>8}  {:<11} {}{}",
+            "{}  {:>8}  {}  {}{}",
             s.bold(&short_id(&t.tx)),
             render::ago(t.started_ms),
             status,
-            render::truncate(&what, 70),
+            render::fit(&what, 70),
             if t.undoable {
                 s.dim("  (undoable)")
             } else {

@@ -192,11 +192,19 @@ impl Engine {
             let spec = action.spec();
             let mut note = None;
             let mut changes = None;
+            let mut refused = None;
             let (args, effects) = match resolve(self, plan, step, &outputs) {
                 Resolved::Ready(args) => {
                     let v = Value::Object(args.clone());
                     let effects = match action.effects(&v, &self.ctx(s, &no_progress, &[])) {
                         Ok(e) => e,
+                        Err(kernos_tools::ToolError::Refused(why)) => {
+                            // A safety rule of the tool (`rm -rf /` holds the data dir): the
+                            // preview says so as policy does, not as a medium-risk change.
+                            note = Some(format!("refused: {why}"));
+                            refused = Some(why);
+                            Vec::new()
+                        }
                         Err(e) => {
                             note = Some(format!("cannot work out its effects: {e}"));
                             Vec::new()
@@ -240,7 +248,14 @@ impl Engine {
                     (step.args.clone(), self.scope_effects(plan, step, action, s))
                 }
             };
-            let assessment = self.assess(plan, action, &effects, s);
+            let mut assessment = self.assess(plan, action, &effects, s);
+            if let Some(why) = refused {
+                assessment = kernos_policy::Assessment {
+                    risk: Risk::High,
+                    decision: Decision::deny(why),
+                    reasons: vec!["refused by a safety rule of the tool".into()],
+                };
+            }
             if let Decision::Deny { reason } = &assessment.decision {
                 denied.get_or_insert_with(|| format!("step {} ({}): {reason}", i + 1, step.name()));
             }

@@ -196,7 +196,17 @@ pub fn assess(spec: &ActionSpec, effects: &[Effect], ctx: &Context, cfg: &Config
         };
         findings.push((r, "changes something".into()));
     }
-    if irreversible && !spec.is_read_only() && !findings.iter().any(|(r, _)| *r == Risk::High) {
+    // "Cannot be undone" is about what these arguments do, not about what the action could
+    // do with others: an HTTP GET of a health check only reads, though a POST could change.
+    let only_reads = !effects.is_empty()
+        && effects
+            .iter()
+            .all(|e| matches!(e.kind, EffectKind::Read | EffectKind::Network));
+    if irreversible
+        && !spec.is_read_only()
+        && !only_reads
+        && !findings.iter().any(|(r, _)| *r == Risk::High)
+    {
         findings.push((Risk::High, "cannot be undone".into()));
     }
 
@@ -709,6 +719,43 @@ mod tests {
             risk_class(&spec(&[EffectKind::Write], Reversibility::Irreversible)),
             Risk::High
         );
+    }
+
+    #[test]
+    fn an_action_that_could_change_but_here_only_reads_is_low() {
+        // net.http: declared irreversible (a POST changes the server), but a GET reads.
+        let http = spec(
+            &[EffectKind::Read, EffectKind::Write, EffectKind::Network],
+            Reversibility::Irreversible,
+        );
+        let host = Target::Host {
+            host: "127.0.0.1".into(),
+            port: Some(8080),
+        };
+        let get = [
+            Effect {
+                kind: EffectKind::Read,
+                target: host.clone(),
+            },
+            Effect {
+                kind: EffectKind::Network,
+                target: host.clone(),
+            },
+        ];
+        let a = check(&http, &get);
+        assert_eq!(a.risk, Risk::Low, "{a:?}");
+        assert!(!a.reasons.iter().any(|r| r.contains("cannot be undone")));
+        let post = [
+            Effect {
+                kind: EffectKind::Write,
+                target: host.clone(),
+            },
+            Effect {
+                kind: EffectKind::Network,
+                target: host,
+            },
+        ];
+        assert_eq!(check(&http, &post).risk, Risk::High);
     }
 
     #[test]

@@ -7,8 +7,10 @@ mod daemon;
 mod fake_llm;
 mod journal;
 mod llm;
+mod prompt;
 mod repl;
 mod request;
+mod unix;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

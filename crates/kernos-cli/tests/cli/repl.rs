@@ -7,11 +7,52 @@ use std::time::{Duration, Instant};
 
 use crate::World;
 
-struct Tmux {
+pub(crate) struct Tmux {
     socket: String,
 }
 
 impl Tmux {
+    /// Starts `shell_cmd` (a shell command line) in a 160×50 tmux session in `w`'s working
+    /// directory on a private server; `None` (the test skips) when tmux is not installed.
+    pub(crate) fn start(w: &World, tag: &str, shell_cmd: &str) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            eprintln!("skipped: tmux is not installed (./scripts/test installs it)");
+            return None;
+        }
+        let tmux = Tmux {
+            socket: format!("kernos-test-{tag}-{}", std::process::id()),
+        };
+        let cwd = w.cwd.display().to_string();
+        let started = tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "main",
+            "-x",
+            "160",
+            "-y",
+            "50",
+            "-c",
+            &cwd,
+            shell_cmd,
+        ]);
+        assert!(started.status.success(), "{}", crate::text(&started.stderr));
+        Some(tmux)
+    }
+
+    /// The command line that runs `kernos` with `args` (already quoted for the shell) in `w`'s
+    /// private environment.
+    pub(crate) fn kernos_line(w: &World, args: &str) -> String {
+        let path = std::env::var("PATH").unwrap_or_default();
+        format!(
+            "env -i PATH='{path}' HOME='{}' XDG_CONFIG_HOME='{}' KERNOS_DATA_DIR='{}' USER=tester NO_COLOR=1 TERM=xterm '{}' {args}",
+            w.home.display(),
+            w.home.join(".config").display(),
+            w.data.display(),
+            env!("CARGO_BIN_EXE_kernos")
+        )
+    }
+
     fn cmd(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
             .arg("-L")
@@ -21,7 +62,7 @@ impl Tmux {
             .unwrap()
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         crate::text(
             &self
                 .cmd(&["capture-pane", "-p", "-t", "main", "-S", "-200"])
@@ -29,14 +70,14 @@ impl Tmux {
         )
     }
 
-    fn send(&self, keys: &[&str]) {
+    pub(crate) fn send(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "main"];
         args.extend_from_slice(keys);
         assert!(self.cmd(&args).status.success());
     }
 
     /// Waits until the screen satisfies `f`, failing with the screen after 20 s.
-    fn wait(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let s = self.screen();
@@ -60,38 +101,11 @@ impl Drop for Tmux {
 
 #[test]
 fn repl_plans_asks_runs_and_undoes() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipped: tmux is not installed (./scripts/test installs it)");
-        return;
-    }
     let w = World::new();
     w.file("big.bin", &"x".repeat(3000));
-    let tmux = Tmux {
-        socket: format!("kernos-test-{}", std::process::id()),
+    let Some(tmux) = Tmux::start(&w, "repl", &Tmux::kernos_line(&w, "")) else {
+        return;
     };
-    let path = std::env::var("PATH").unwrap_or_default();
-    let shell_cmd = format!(
-        "env -i PATH='{path}' HOME='{}' XDG_CONFIG_HOME='{}' KERNOS_DATA_DIR='{}' USER=tester NO_COLOR=1 TERM=xterm '{}'",
-        w.home.display(),
-        w.home.join(".config").display(),
-        w.data.display(),
-        env!("CARGO_BIN_EXE_kernos")
-    );
-    let cwd = w.cwd.display().to_string();
-    let started = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "main",
-        "-x",
-        "160",
-        "-y",
-        "50",
-        "-c",
-        &cwd,
-        &shell_cmd,
-    ]);
-    assert!(started.status.success(), "{}", crate::text(&started.stderr));
 
     tmux.wait("the prompt", |s| s.contains("kernos>"));
     tmux.send(&["create a folder called reports", "Enter"]);

@@ -361,9 +361,21 @@ pub(crate) fn contained(rel: &Path) -> std::result::Result<PathBuf, &'static str
     Ok(out)
 }
 
+/// `n` and its noun, singular for one: "1 file", "3 files", "1 entry", "2 entries".
+pub(crate) fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counted_is_singular_for_one() {
+        assert_eq!(counted(1, "file", "files"), "1 file");
+        assert_eq!(counted(0, "file", "files"), "0 files");
+        assert_eq!(counted(2, "entry", "entries"), "2 entries");
+    }
 
     #[test]
     fn contained_rejects_escapes() {

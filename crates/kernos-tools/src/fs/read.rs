@@ -197,8 +197,8 @@ impl Action for List {
             })
             .collect();
         Ok(Output::table(Vec::new(), rows).with_summary(format!(
-            "{} entries ({} director{}, {} other) in {}, {} in files",
-            entries.len(),
+            "{} ({} director{}, {} other) in {}, {} in files",
+            super::counted(entries.len() as u64, "entry", "entries"),
             dirs,
             if dirs == 1 { "y" } else { "ies" },
             entries.len() - dirs,
@@ -471,13 +471,19 @@ impl Action for Largest {
             })
             .collect();
         let total: u64 = best.iter().map(|b| b.0).sum();
-        let mut summary = format!(
-            "the {} largest {}s under {} ({} together)",
-            rows.len(),
-            kind,
-            root.display(),
-            human_bytes(total)
-        );
+        let mut summary = match rows.len() {
+            0 => format!("no {kind}s under {}", root.display()),
+            1 => format!(
+                "the largest {kind} under {} ({})",
+                root.display(),
+                human_bytes(total)
+            ),
+            n => format!(
+                "the {n} largest {kind}s under {} ({} together)",
+                root.display(),
+                human_bytes(total)
+            ),
+        };
         t.skipped.note(&mut summary);
         Ok(Output::table(Vec::new(), rows).with_summary(summary))
     }
@@ -706,8 +712,8 @@ impl Action for Read {
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let lines = text.lines().count();
         let what = match (a.head, a.tail) {
-            (Some(n), _) => format!("first {} of ", n.min(lines)),
-            (_, Some(n)) => format!("last {} of ", n.min(lines)),
+            (Some(n), _) => format!("first {} of ", lines_word(n.min(lines))),
+            (_, Some(n)) => format!("last {} of ", lines_word(n.min(lines))),
             _ => String::new(),
         };
         let mut summary = format!(
@@ -726,6 +732,15 @@ impl Action for Read {
         let mut out = Output::text(text).with_summary(summary);
         out.truncated = cut;
         Ok(out)
+    }
+}
+
+/// "line" for one, "3 lines" for more: "first line of f", "last 3 lines of f".
+fn lines_word(n: usize) -> String {
+    if n == 1 {
+        "line".into()
+    } else {
+        format!("{n} lines")
     }
 }
 

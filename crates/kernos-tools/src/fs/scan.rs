@@ -403,13 +403,14 @@ impl TextCounts {
     }
 }
 
-fn what_name(w: CountWhat) -> &'static str {
+/// The counted thing's noun, singular and plural.
+fn what_name(w: CountWhat) -> (&'static str, &'static str) {
     match w {
-        CountWhat::Files => "files",
-        CountWhat::Dirs => "dirs",
-        CountWhat::Lines => "lines",
-        CountWhat::Words => "words",
-        CountWhat::Bytes => "bytes",
+        CountWhat::Files => ("file", "files"),
+        CountWhat::Dirs => ("dir", "dirs"),
+        CountWhat::Lines => ("line", "lines"),
+        CountWhat::Words => ("word", "words"),
+        CountWhat::Bytes => ("byte", "bytes"),
     }
 }
 
@@ -460,7 +461,7 @@ impl Action for Count {
                     "{} is a file; count its lines, words or bytes, or give a directory to \
                      count {}",
                     path.display(),
-                    what_name(what)
+                    what_name(what).1
                 )));
             }
             CountWhat::Files | CountWhat::Dirs => {
@@ -522,10 +523,13 @@ impl Action for Count {
                 total
             }
         };
-        let name = what_name(what);
-        let mut summary = format!("{count} {name} in {}", path.display());
+        let (one, many) = what_name(what);
+        let mut summary = format!("{} in {}", super::counted(count, one, many), path.display());
         if is_dir && matches!(what, CountWhat::Lines | CountWhat::Words | CountWhat::Bytes) {
-            summary.push_str(&format!(" (over {text_files} files"));
+            summary.push_str(&format!(
+                " (over {}",
+                super::counted(text_files, "file", "files")
+            ));
             if binary > 0 {
                 summary.push_str(&format!(", {binary} binary skipped"));
             }
@@ -536,7 +540,7 @@ impl Action for Count {
             Vec::new(),
             vec![row([
                 ("path", Value::from(path.display().to_string())),
-                ("what", Value::from(name)),
+                ("what", Value::from(many)),
                 ("count", Value::from(count)),
             ])],
         )

@@ -194,12 +194,16 @@ impl Action for Find {
                 "name is empty: say what to look for, e.g. \"nginx\"".into(),
             ));
         }
-        // Kernos's own command line often contains the words being searched for.
         let me = std::process::id();
+        let carriers = request_carriers();
         let list = procfs::sample(CPU_SAMPLE, |p| {
-            p.pid != me
-                && (p.name.to_lowercase().contains(&needle)
-                    || p.command().to_lowercase().contains(&needle))
+            if p.pid == me {
+                return false;
+            }
+            let by_name = p.name.to_lowercase().contains(&needle);
+            let by_command = p.command().to_lowercase().contains(&needle);
+            // Kernos and its wrappers match only because they carry the request's words.
+            by_name || (by_command && !carriers.contains(&p.pid))
         });
         ctx.check_cancel()?;
         let summary = match list.as_slice() {
@@ -229,6 +233,22 @@ impl Action for Find {
         };
         Ok(Output::table(Vec::new(), rows(&list)).with_summary(summary))
     }
+}
+
+/// Kernos's own process (never a match) and its ancestors (`timeout 60 kernos "is sshd running"`, `sh -c`,
+/// `sudo`): their command lines hold the request, so a match on the command line alone says
+/// nothing about what runs. They still match by name: an ancestor really named `sshd` (a login
+/// over ssh) is an sshd that runs. PID 1 is never counted as a wrapper.
+fn request_carriers() -> std::collections::HashSet<u32> {
+    let mut out = std::collections::HashSet::new();
+    let mut pid = std::process::id();
+    while pid > 1 && out.insert(pid) {
+        match procfs::read(pid) {
+            Some(p) => pid = p.ppid,
+            None => break,
+        }
+    }
+    out
 }
 
 /// The concrete effects of signalling a process: a write on it, plus privileged when it is

@@ -1668,3 +1668,25 @@ fn special_files_are_refused_by_reads_and_left_out_of_archives() {
     assert_eq!(col(&out, "entries"), vec![json!(8)]);
     assert!(out.summary.unwrap().contains("left out 1"));
 }
+
+#[test]
+fn summaries_count_one_thing_in_the_singular() {
+    let w = world();
+    w.file("one/only.txt", b"a\nb\nc\n");
+    fs::create_dir(w.root.join("empty")).unwrap();
+    let summary = |name: &str, args: Value| run(&w, name, args).summary.unwrap();
+    let s = summary("fs.list", json!({"path": "one"}));
+    assert!(s.starts_with("1 entry ("), "{s}");
+    let s = summary("fs.largest", json!({"path": "one", "count": 5}));
+    assert!(s.starts_with("the largest file under"), "{s}");
+    let s = summary("fs.largest", json!({"path": "empty", "count": 5}));
+    assert!(s.starts_with("no files under"), "{s}");
+    let s = summary("fs.read", json!({"path": "one/only.txt", "head": 1}));
+    assert!(s.starts_with("first line of"), "{s}");
+    let s = summary("fs.read", json!({"path": "one/only.txt", "tail": 2}));
+    assert!(s.starts_with("last 2 lines of"), "{s}");
+    let s = summary("fs.count", json!({"path": "one", "what": "files"}));
+    assert!(s.starts_with("1 file in"), "{s}");
+    let s = summary("fs.count", json!({"path": "one", "what": "lines"}));
+    assert!(s.contains("(over 1 file)"), "{s}");
+}
