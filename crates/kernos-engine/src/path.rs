@@ -13,17 +13,19 @@
 use std::sync::OnceLock;
 
 use kernos_core::event::kind;
-use kernos_core::{Decision, NewEvent, Plan, Risk, TxId};
+use kernos_core::{ActionSpec, Decision, Effect, EffectKind, NewEvent, Plan, Risk, Target, TxId};
 use kernos_journal::{JournalError, Query};
 use kernos_planner::llm::{Cascade, PlanOptions, Planned, events_for};
 use kernos_planner::{Conversation, Outcome, PlanContext};
+use kernos_policy::Assessment;
+use kernos_tools::undo::Inverse;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::payload::ActionSubmitted;
 use crate::{
     ActionOutcome, ActionStatus, Approval, ApprovalRequest, Approver, Engine, Preview, Result,
-    Session, TxReport,
+    Session, TxReport, UndoPlan,
 };
 
 /// What is asked.
@@ -444,19 +446,17 @@ impl Engine {
                 ),
             ),
         ]);
-        let assessment = kernos_policy::Assessment {
-            risk: Risk::Medium,
-            decision: Decision::Ask {
-                reason: "undo changes files back".into(),
-            },
-            reasons: vec!["undo puts back what the transaction changed".into()],
-        };
+        let effects = self.undo_effects(&plan, s);
+        let assessment = self.assess_undo(tx, &effects, s);
+        if let Decision::Deny { reason } = &assessment.decision {
+            return Ok(failed(format!("undo refused: {reason}")));
+        }
         let req = ApprovalRequest {
             tx,
             step: 0,
             name: "undo",
             args: &args,
-            effects: &[],
+            effects: &effects,
             assessment: &assessment,
             changes: None,
             untrusted: false,
@@ -466,6 +466,89 @@ impl Engine {
         }
         let report = self.undo(tx, s, approver)?;
         Ok(Handled::of(ActionOutcome::Undone(report)))
+    }
+
+    /// What undoing touches: each recorded inverse as the effect it has (putting a file back
+    /// writes it, removing what a step created deletes it, a tree moved back from the trash is
+    /// written recursively), and an inverse step's own declared effects.
+    fn undo_effects(&self, plan: &UndoPlan, s: &Session<'_>) -> Vec<Effect> {
+        let on = |kind, path: &std::path::Path, recursive| Effect {
+            kind,
+            target: Target::Path {
+                path: path.to_path_buf(),
+                recursive,
+            },
+        };
+        let mut out = Vec::new();
+        for item in &plan.items {
+            match &item.record.inverse {
+                Inverse::RestoreFile { path, .. } | Inverse::SetMode { path, .. } => {
+                    out.push(on(EffectKind::Write, path, false));
+                }
+                Inverse::Remove { path, dir } => out.push(on(EffectKind::Delete, path, *dir)),
+                Inverse::RemoveTree { path } => out.push(on(EffectKind::Delete, path, true)),
+                Inverse::MoveBack { from, to } => {
+                    out.push(on(EffectKind::Write, to, from.is_dir()));
+                }
+                Inverse::Step { tool, action, args } => {
+                    out.extend(self.declared_effects(tool, action, args, s));
+                }
+            }
+        }
+        out
+    }
+
+    /// The effects an action declares for `args` (none when it is unknown or cannot say).
+    fn declared_effects(
+        &self,
+        tool: &str,
+        action: &str,
+        args: &Value,
+        s: &Session<'_>,
+    ) -> Vec<Effect> {
+        let no_progress = kernos_tools::NoProgress;
+        self.registry
+            .get(tool, action)
+            .and_then(|a| a.effects(args, &self.ctx(s, &no_progress, &[])).ok())
+            .unwrap_or_default()
+    }
+
+    /// Policy's verdict on undoing `tx`: computed from the effects of the inverse, like any
+    /// plan, and never below the risk the transaction's own steps were judged at — putting
+    /// back an admin-approved change takes someone who could have approved it. Undo always
+    /// asks (a person, or a standing approval up to the asker's role).
+    fn assess_undo(&self, tx: TxId, effects: &[Effect], s: &Session<'_>) -> Assessment {
+        let spec = ActionSpec {
+            name: "undo".into(),
+            summary: "put back what a transaction changed".into(),
+            args_schema: Value::Null,
+            effects: vec![EffectKind::Write, EffectKind::Delete],
+            reversibility: kernos_core::Reversibility::Reversible,
+            output: Vec::new(),
+        };
+        let mut a = kernos_policy::assess(&spec, effects, &self.policy_ctx(&s.env), &self.policy);
+        let original = self
+            .events_of(tx)
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| e.kind == kind::STEP_DECIDED)
+            .filter_map(|e| serde_json::from_value::<Risk>(e.payload["risk"].clone()).ok())
+            .max();
+        if let Some(r) = original.filter(|r| *r > a.risk) {
+            a.risk = r;
+            a.reasons.insert(
+                0,
+                format!("undoes a change that was judged {r} risk when it ran"),
+            );
+        }
+        if !matches!(a.decision, Decision::Deny { .. }) {
+            a.decision = Decision::Ask {
+                reason: "undo changes files back".into(),
+            };
+        }
+        a.reasons
+            .push("undo puts back what the transaction changed".into());
+        a
     }
 
     /// Journals `action.previewed` and shows the preview to the observer.

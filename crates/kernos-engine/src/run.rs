@@ -132,7 +132,7 @@ impl UndoSink for JournalSink<'_> {
 }
 
 impl Engine {
-    fn ctx<'a>(
+    pub(crate) fn ctx<'a>(
         &'a self,
         s: &'a Session<'a>,
         progress: &'a dyn Progress,

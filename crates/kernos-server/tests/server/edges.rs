@@ -173,7 +173,7 @@ async fn a_401_names_its_scheme_and_the_scheme_is_case_insensitive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_sees_an_action_without_its_audit_records() {
     let t = T::start();
-    t.file("old.log", "x");
+    t.file("work/old.log", "x");
     let op = t.key("acme", Role::Operator).await;
     let viewer = t.key("acme", Role::Viewer).await;
     let admin = t.key("acme", Role::Admin).await;
@@ -219,4 +219,77 @@ async fn a_viewer_sees_an_action_without_its_audit_records() {
         "{seen_by_viewer:?}"
     );
     assert!(seen_by_viewer.contains(&"action.finished".to_owned()));
+}
+
+/// Undo's risk comes from what it touches and is never below what the undone change was judged:
+/// an operator cannot put back an admin-approved high-risk recursive delete on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undoing_a_high_risk_change_needs_whoever_could_approve_it() {
+    let t = T::start();
+    t.file("work/olddir/a.txt", "a");
+    t.file("work/olddir/sub/b.txt", "b");
+    let op = t.key("acme", Role::Operator).await;
+    let admin = t.key("acme", Role::Admin).await;
+    let a = t
+        .submit(
+            Auth::Key(&op),
+            json!({"request": "delete the folder olddir", "cwd": t.cwd(), "auto_approve": true}),
+        )
+        .await;
+    let p = t.pending(Auth::Key(&op), &a).await;
+    assert_eq!(p["risk"], "high", "{p}");
+    let id = p["approval"].as_str().unwrap().to_owned();
+    let r = t
+        .call(
+            "POST",
+            &format!("/v1/approvals/{id}"),
+            Auth::Key(&admin),
+            Some(json!({"approve": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let done = t.finished(Auth::Key(&op), &a).await;
+    assert_eq!(done["status"], "committed", "{done}");
+    let dir = std::path::Path::new(&t.cwd()).join("olddir");
+    assert!(!dir.exists());
+    let tx = done["tx"].as_str().unwrap();
+
+    // The operator's undo (auto-approving what an operator may) waits for an admin.
+    let r = t
+        .call(
+            "POST",
+            &format!("/v1/undo/{tx}"),
+            Auth::Key(&op),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let u = r.json()["action"].as_str().unwrap().to_owned();
+    let p = t.pending(Auth::Key(&op), &u).await;
+    assert_eq!(p["name"], "undo");
+    assert_eq!(p["risk"], "high", "{p}");
+    assert_eq!(p["min_role"], "admin");
+    let uid = p["approval"].as_str().unwrap().to_owned();
+    let r = t
+        .call(
+            "POST",
+            &format!("/v1/approvals/{uid}"),
+            Auth::Key(&op),
+            Some(json!({"approve": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(!dir.exists(), "nothing was put back without an admin");
+    let r = t
+        .call(
+            "POST",
+            &format!("/v1/approvals/{uid}"),
+            Auth::Key(&admin),
+            Some(json!({"approve": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let d = t.finished(Auth::Key(&op), &u).await;
+    assert_eq!(d["status"], "undone", "{d}");
+    assert_eq!(std::fs::read_to_string(dir.join("sub/b.txt")).unwrap(), "b");
 }
