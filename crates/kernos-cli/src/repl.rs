@@ -82,7 +82,7 @@ pub fn run(app: &App, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
         files: FilenameCompleter::new(),
     }));
     let history = app.data_dir.join("repl_history");
-    let _ = std::fs::create_dir_all(&app.data_dir);
+    let _ = kernos_journal::create_private_dir(&app.data_dir);
     let _ = rl.load_history(&history);
     let mut conversation: Option<Conversation> = None;
     println!(

@@ -51,7 +51,7 @@ impl ContextStore {
     /// Saves the conversation (best effort: losing it only loses follow-up convenience).
     pub fn save(&self, c: &Conversation) {
         if let Some(dir) = self.path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+            let _ = kernos_journal::create_private_dir(dir);
         }
         let v = json!({"saved_ms": now_ms(), "conversation": c});
         let tmp = self.path.with_extension("tmp");

@@ -380,6 +380,40 @@ fn decode_event(raw: RawRow) -> Result<Event> {
 
 use kernos_core::time::now_ms;
 
+/// Creates `dir` and any missing parents readable by their owner only (0700): the data
+/// directory and everything Kernos keeps in it are private, whatever the umask. Existing
+/// directories are left as they are.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Makes the database file private (0600) before SQLite opens it, creating it empty when it
+/// is new: SQLite gives its `-wal` and `-shm` files the database file's mode, so all three
+/// stay unreadable to other users even where the directory or the umask is loose.
+fn private_db_file(db_path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |e| JournalError::io("cannot make the journal private", db_path, e);
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(db_path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = fs::metadata(db_path).map_err(io)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                fs::set_permissions(db_path, fs::Permissions::from_mode(0o600)).map_err(io)?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
 /// The directory Kernos keeps its data in: `$KERNOS_DATA_DIR`, else `$XDG_DATA_HOME/kernos`,
 /// else `~/.local/share/kernos`.
 pub fn default_data_dir() -> Result<PathBuf> {
@@ -445,11 +479,9 @@ impl Journal {
         let db_path = dir.join(DB_FILE);
         if !opts.read_only {
             // Private by default: the journal records what users did and command output.
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
+            create_private_dir(&dir)
                 .map_err(|e| JournalError::io("cannot create data directory", &dir, e))?;
+            private_db_file(&db_path)?;
         }
         let flags = if opts.read_only {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX

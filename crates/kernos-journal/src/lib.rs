@@ -23,6 +23,6 @@ pub use error::{JournalError, Result};
 pub use group::{Appender, BACKSTOP_PAGES, CommitHook, GroupCommitter, GroupOptions, Link, Reply};
 pub use journal::{
     Appended, DB_FILE, Durability, Journal, JournalOptions, MAX_PAYLOAD_BYTES, PreparedEvent,
-    Query, Tamper, VerifyReport, default_data_dir,
+    Query, Tamper, VerifyReport, create_private_dir, default_data_dir,
 };
 pub use schema::CURRENT as SCHEMA_VERSION;

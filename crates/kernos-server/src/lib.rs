@@ -214,6 +214,7 @@ impl Daemon {
     /// starts the workers.
     pub fn start(opts: DaemonOptions) -> Result<Daemon, ServerError> {
         opts.config.validate().map_err(ServerError::Config)?;
+        refuse_shared_data_dir(&opts.data_dir)?;
         let cfg = opts.config.clone();
         let jopts = JournalOptions {
             durability: cfg.journal_durability(),
@@ -398,6 +399,25 @@ impl Daemon {
         st.store.shutdown();
         st.hub.close();
     }
+}
+
+/// The daemon serves many users and organisations from one data directory: if other local
+/// users can read it, they can read every journal event, output and deleted file. Refuses to
+/// start then, with the fix; a directory that does not exist yet is created private.
+pub(crate) fn refuse_shared_data_dir(dir: &Path) -> Result<(), ServerError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return Ok(());
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(ServerError::Config(format!(
+            "the data directory {} can be read by other users (mode {mode:o}): they could read the journal, command output and the trash. Make it private with `chmod 700 {}` and start again",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Sends the daemon's logs to stderr; `KERNOS_LOG` picks the level (`info` by default, e.g.

@@ -273,10 +273,12 @@ async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), Server
         )));
     }
     let socket: PathBuf = crate::socket_path(&opts.data_dir);
-    std::fs::create_dir_all(&opts.data_dir).map_err(|e| ServerError::Io {
+    kernos_journal::create_private_dir(&opts.data_dir).map_err(|e| ServerError::Io {
         what: format!("cannot create {}", opts.data_dir.display()),
         source: e,
     })?;
+    // Before the socket exists: a refused start leaves nothing behind.
+    crate::refuse_shared_data_dir(&opts.data_dir)?;
     let unix = bind_unix(&socket)?;
     let tcp = if so.tcp {
         Some(TcpListener::bind(addr).await.map_err(|e| ServerError::Io {

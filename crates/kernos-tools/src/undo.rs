@@ -447,7 +447,10 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 /// A fresh, empty directory inside the trash for one deleted item.
 fn trash_slot(env: &Env) -> Result<PathBuf> {
     let root = env.trash_dir();
-    fs::create_dir_all(&root).map_err(|e| ToolError::io("cannot create trash", &root, e))?;
+    // Private: the trash holds what users deleted.
+    std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&root)
+        .map_err(|e| ToolError::io("cannot create trash", &root, e))?;
     let slot = root.join(kernos_core::RawId::generate().to_string());
     fs::create_dir(&slot).map_err(|e| ToolError::io("cannot create trash", &slot, e))?;
     Ok(slot)

@@ -197,3 +197,42 @@ echo "runs=$i"
         .count();
     assert_eq!(committed, runs, "{h}");
 }
+
+/// What Kernos keeps is private to its owner whatever the umask or a directory made earlier:
+/// the journal (and SQLite's -wal/-shm beside it) 0600, the data directory and the trash 0700;
+/// the daemon refuses a data directory other users can read, and says how to fix it.
+#[test]
+fn the_data_directory_is_private_and_the_daemon_refuses_a_shared_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let w = crate::World::new();
+    let f = w.file("gone.txt", "x");
+    let out = w.run(&["--yes", "delete gone.txt"]);
+    assert!(out.status.success(), "{}", crate::text(&out.stderr));
+    assert!(!f.exists());
+    assert_eq!(mode(&w.data), 0o700);
+    for name in ["journal.db", "journal.db-wal", "journal.db-shm"] {
+        let p = w.data.join(name);
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{name}");
+        }
+    }
+    assert_eq!(mode(&w.data.join("trash")), 0o700);
+
+    // A journal made before, with a loose mode, is made private when opened for writing.
+    std::fs::set_permissions(
+        w.data.join("journal.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    assert!(w.run(&["--yes", "write 'x' to new.txt"]).status.success());
+    assert_eq!(mode(&w.data.join("journal.db")), 0o600);
+
+    // A data directory others can read: the daemon does not start, and says how to fix it.
+    std::fs::set_permissions(&w.data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = w.run(&["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = crate::text(&out.stderr);
+    assert!(err.contains("chmod 700"), "{err}");
+    assert!(!w.data.join("kernos.sock").exists(), "nothing left behind");
+}

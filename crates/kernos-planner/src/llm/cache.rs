@@ -145,7 +145,12 @@ impl PlanCache {
         };
         if let Some(dir) = path.parent() {
             // Best effort: opening reports the real problem if the directory is missing.
-            let _ = std::fs::create_dir_all(dir);
+            // Private, like the rest of the data directory it lives in.
+            let _ = std::os::unix::fs::DirBuilderExt::mode(
+                std::fs::DirBuilder::new().recursive(true),
+                0o700,
+            )
+            .create(dir);
         }
         let conn = match init(&path) {
             Ok(c) => c,
