@@ -168,18 +168,29 @@ pub(crate) struct Flags {
     /// Its `path` is a directory to look in: a path that looks like a file (and is not
     /// counted by lines, words or bytes) makes the reading less likely.
     pub path_is_dir: bool,
+    /// Its `path` is made by it (mkdir, write, append), so it need not exist already.
+    pub creates: bool,
 }
 
 /// No flags.
 const PLAIN: Flags = Flags {
     named_is_glob: false,
     path_is_dir: false,
+    creates: false,
+};
+
+/// The `path` is made by the action.
+const CREATES: Flags = Flags {
+    named_is_glob: false,
+    path_is_dir: false,
+    creates: true,
 };
 
 /// The `path` is a directory to look in.
 const IN_DIR: Flags = Flags {
     named_is_glob: false,
     path_is_dir: true,
+    creates: false,
 };
 
 use Slot::*;
@@ -244,6 +255,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         flags: Flags {
             named_is_glob: true,
             path_is_dir: true,
+            creates: false,
         },
     },
     IntentDef {
@@ -280,7 +292,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "write 'hello world' to greeting.txt",
         needs: "quoted text and a file",
-        flags: PLAIN,
+        flags: CREATES,
     },
     IntentDef {
         action: "fs.append",
@@ -290,7 +302,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "append 'export EDITOR=vim' to ~/.bashrc",
         needs: "quoted text and a file",
-        flags: PLAIN,
+        flags: CREATES,
     },
     // An empty file: appending nothing creates it when missing and leaves an existing one's
     // content alone — "create a file" must never truncate one that is there.
@@ -302,7 +314,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "create an empty file called notes.txt in ~/work",
         needs: "the file to create",
-        flags: PLAIN,
+        flags: CREATES,
     },
     IntentDef {
         action: "fs.mkdir",
@@ -312,7 +324,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "create a folder called reports in ~/work",
         needs: "the directory to create",
-        flags: PLAIN,
+        flags: CREATES,
     },
     IntentDef {
         action: "fs.copy",
@@ -481,7 +493,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "proc.kill",
         triggers: "kill | stop process | kill process | signal | @signal",
-        cues: "process force signal named running",
+        cues: "process force signal named running pid",
         slots: &[("pid", KillTarget), ("signal", Signal)],
         mutating: true,
         example: "kill process 4242",

@@ -1335,6 +1335,9 @@ impl<'c, 'a> Filler<'c, 'a> {
                 && self.word(i).tok.low.ends_with('s')
         });
         let contents = self.has("contents");
+        if contents {
+            self.take_concept("contents");
+        }
         self.take_ent(k);
         let path = self.expand(parent);
         if quant.is_empty() && plural_noun.is_none() && !contents {
