@@ -105,10 +105,13 @@ pub(crate) fn path_grounded(value: &str, words: &[Word], cwd: &str) -> bool {
             )
         })
     };
+    // "the folder called x": "called" introduces a name, it is none.
+    let naming = matches!(w.tok.low.as_str(), "called" | "named");
     matches!(w.tok.kind, Kind::Quoted | Kind::Pathy)
         || !is_vocabulary(w)
-        || place_noun(i + 1)
-        || i > 0 && place_noun(i - 1)
+        || !naming
+            && w.lex.class == Class::Content
+            && (place_noun(i + 1) || i > 0 && place_noun(i - 1))
 }
 
 /// Whether `p` exists, relative to `cwd` when it is relative.

@@ -461,7 +461,7 @@ impl Planner {
     #[doc(hidden)]
     pub fn explain(&self, request: &str, ctx: &PlanContext) -> Vec<String> {
         let words = self.vocab.annotate(lex::lex(request));
-        let clause = Clause::new(request, &words, &self.vocab);
+        let clause = Clause::new(request, &words, &self.vocab, &ctx.cwd);
         let referent = self.referent(&[], ctx);
         let mut c: Vec<Candidate> = self
             .intents
@@ -614,7 +614,7 @@ impl Planner {
         ctx: &PlanContext,
         steps: &[Step],
     ) -> Result<Candidate, Failure> {
-        let clause = Clause::new(src, w, &self.vocab);
+        let clause = Clause::new(src, w, &self.vocab, &ctx.cwd);
         let referent = self.referent(steps, ctx);
         let mut best: Option<Candidate> = None;
         let mut best_bad: Option<Candidate> = None;
@@ -885,7 +885,7 @@ impl Planner {
         if !(has_same || about || only_again) {
             return None;
         }
-        let clause = Clause::new(request, w, &self.vocab);
+        let clause = Clause::new(request, w, &self.vocab, &ctx.cwd);
         // The new value: a path, a host, or an unknown word.
         let mut value: Option<(String, bool)> = None;
         for e in &clause.ents {
@@ -1397,7 +1397,8 @@ mod debug_tests {
     fn explain() {
         let all = std::env::var("KERNOS_EXPLAIN").unwrap_or_default();
         let p = Planner::new();
-        let ctx = PlanContext::new("/home/u", "/home/u");
+        let cwd = std::env::var("KERNOS_EXPLAIN_CWD").unwrap_or_else(|_| "/home/u".into());
+        let ctx = PlanContext::new("/home/u", cwd);
         for req in all.split("||") {
             println!("== {req}");
             if std::env::var_os("KERNOS_EXPLAIN_ALL").is_some() {
@@ -1413,6 +1414,10 @@ mod debug_tests {
                     )
                 }
                 other => println!("   {other:?}"),
+            }
+            let unused = p.understand(req, &ctx).unused;
+            if !unused.is_empty() {
+                println!("   unused: {unused:?}");
             }
         }
     }

@@ -562,6 +562,16 @@ impl<'c, 'a> Filler<'c, 'a> {
             .path_ents()
             .into_iter()
             .find(|(_, _, p, _)| matches!(p, Some(Prep::Loc)));
+        // "a folder called reports in archive": after a name, any word after "in" is the
+        // place, even one that is a keyword elsewhere.
+        if let (Some(b), None) = (base.as_deref(), parent.as_ref()) {
+            if let Some(i) = self.word_place().filter(|_| !b.starts_with(['/', '~'])) {
+                self.take_word(i);
+                let path = format!("{}/{b}", self.word(i).tok.raw);
+                out.insert(arg.into(), Value::from(self.expand(&path)));
+                return Ok(());
+            }
+        }
         let path = match (base, parent) {
             (Some(b), Some((k, par, _, _))) if !b.starts_with('/') && !b.starts_with('~') => {
                 self.take_ent(k);
@@ -576,6 +586,15 @@ impl<'c, 'a> Filler<'c, 'a> {
         };
         out.insert(arg.into(), Value::from(self.expand(&path)));
         Ok(())
+    }
+
+    /// A free word right after "in"/"under"/"inside": a place, whatever it means elsewhere.
+    fn word_place(&self) -> Option<usize> {
+        (0..self.c.w.len()).find(|&i| {
+            self.free(i)
+                && self.word(i).tok.kind == Kind::Word
+                && self.prep_before(i) == Some(Prep::Loc)
+        })
     }
 
     /// A path said without "in" (a path entity, else a word naming one), taken.
