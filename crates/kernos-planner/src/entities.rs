@@ -1035,7 +1035,13 @@ fn globs(s: &mut Scan<'_>) {
                         t.low.as_str(),
                         "pdfs" | "isos" | "mp3s" | "mp4s" | "jpgs" | "pngs" | "csvs"
                     );
-                if next_is_file || ext_before || plural {
+                // "every mp4", "all the isos": an extension said as a word after a
+                // quantifier is that kind of file.
+                let after_every = *ext == t.low.trim_end_matches('s')
+                    && (1..=2).any(|k| {
+                        i >= k && matches!(s.low(i - k), "every" | "all" | "each" | "any")
+                    });
+                if next_is_file || ext_before || plural || after_every {
                     s.push(Ent::Glob(format!("*.{ext}")), i, i + 1);
                     continue;
                 }

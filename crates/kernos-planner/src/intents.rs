@@ -462,7 +462,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     },
     IntentDef {
         action: "sys.users",
-        triggers: "users | who | who users",
+        triggers: "users | who | who users | who system",
         cues: "users system show list",
         slots: &[],
         mutating: false,

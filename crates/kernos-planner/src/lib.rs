@@ -364,6 +364,7 @@ impl Planner {
     pub fn understand(&self, request: &str, ctx: &PlanContext) -> Understood {
         let mut words = self.vocab.annotate(lex::lex(request));
         self.wishes(&mut words);
+        fillers(&mut words);
         if words.iter().all(|w| is_glue(w, &self.vocab)) {
             return Outcome::NotUnderstood {
                 message: "The request is empty: say what you want done, e.g. \u{201c}show the 5 largest files in /var/log\u{201d}.".into(),
@@ -373,6 +374,17 @@ impl Planner {
         }
         if let Some(o) = self.undo(&words, ctx) {
             return o.into();
+        }
+        if let Some(word) = vague_age(&words) {
+            return Understood {
+                outcome: Outcome::NotUnderstood {
+                    message: format!(
+                        "How {word} is \u{201c}{word}\u{201d}? I won't guess an age: say e.g. \u{201c}older than 30 days\u{201d}."
+                    ),
+                    suggestions: self.suggest(&words, request, None),
+                },
+                unused: vec![word],
+            };
         }
         if let Some(o) = self.follow_up(request, &words, ctx) {
             return o.into();
@@ -1145,6 +1157,45 @@ impl Planner {
             })
             .collect()
     }
+}
+
+/// Phrases that add nothing a plan could carry are marked as glue: "(and) its
+/// subdirectories" restates that a walk is recursive, and "its" there points at no earlier
+/// result.
+fn fillers(w: &mut [Word]) {
+    for i in 0..w.len().saturating_sub(1) {
+        let next = w[i + 1].tok.low.as_str();
+        let sub = next.starts_with("sub") && next.len() > 4;
+        if matches!(w[i].tok.low.as_str(), "its" | "their" | "all") && sub {
+            for x in &mut w[i..i + 2] {
+                x.lex.class = Class::Glue;
+                x.lex.concept = None;
+                x.fuzzy = None;
+            }
+        }
+    }
+}
+
+/// "the old log files": an age said without a number ("old", "stale"), which no argument can
+/// carry as it is — asked about rather than ignored. "30 days old", "older than a week" and
+/// "how old is" are not vague.
+fn vague_age(w: &[Word]) -> Option<String> {
+    let unit = |x: &Word| {
+        matches!(x.tok.kind, Kind::Num | Kind::NumUnit)
+            || x.tok.low.trim_end_matches('s').ends_with("day")
+            || matches!(
+                x.tok.low.trim_end_matches('s'),
+                "week" | "month" | "year" | "hour" | "minute" | "second" | "fortnight"
+            )
+    };
+    w.iter().enumerate().find_map(|(i, x)| {
+        let vague = x.tok.kind == Kind::Word
+            && matches!(x.tok.low.as_str(), "old" | "older" | "stale")
+            && !(i > 0 && unit(&w[i - 1]))
+            && !w.get(i + 1).is_some_and(|n| n.tok.low == "than")
+            && !(i > 0 && w[i - 1].tok.low == "how");
+        vague.then(|| x.tok.raw.clone())
+    })
 }
 
 /// Words no table knows (at most three), for "I don't know …" messages.

@@ -1444,6 +1444,14 @@ impl<'c, 'a> Filler<'c, 'a> {
             out.insert(arg.into(), Value::from(v));
             return Ok(());
         }
+        if matches!(slot, Slot::Dest | Slot::CopyDest) {
+            if let Some(i) = self.command_line_dest() {
+                let v = self.word(i).tok.raw.clone();
+                self.take_word(i);
+                out.insert(arg.into(), Value::from(self.expand(&v)));
+                return Ok(());
+            }
+        }
         match slot {
             Slot::OptDest => Ok(()),
             // Derived from the source once it is known: "<src>.bak", "<src>.tar.gz"
@@ -1454,6 +1462,32 @@ impl<'c, 'a> Filler<'c, 'a> {
                 Ok(())
             }
             _ => Err(self.need()),
+        }
+    }
+
+    /// "cp -r src dst", "mv a b": written like a command line (the trigger first, then flags
+    /// and exactly two plain words or paths), the second is the destination.
+    fn command_line_dest(&self) -> Option<usize> {
+        let &t = self.trigger_words.first()?;
+        if self.c.first_content(self.vocab) != Some(t) {
+            return None;
+        }
+        let rest: Vec<usize> = (t + 1..self.c.w.len())
+            .filter(|&j| self.c.w[j].tok.kind != Kind::Flag)
+            .collect();
+        let plain = |j: usize| {
+            self.c.in_ent[j].is_none()
+                && self.c.w[j].tok.kind == Kind::Word
+                && self.c.w[j].lex.class == Class::Content
+                && !self.c.w[j].lex.concept.is_some_and(|c| self.own.has(c))
+        };
+        let path_ent = |j: usize| {
+            self.c.in_ent[j]
+                .is_some_and(|k| matches!(self.c.ents[k].ent, Ent::Path { prep: None, .. }))
+        };
+        match rest.as_slice() {
+            [a, b] if (plain(*a) || path_ent(*a)) && plain(*b) && self.free(*b) => Some(*b),
+            _ => None,
         }
     }
 
