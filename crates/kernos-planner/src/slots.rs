@@ -823,7 +823,13 @@ impl<'c, 'a> Filler<'c, 'a> {
                             "every" | "any" | "each" | "all"
                         )
                 } else {
-                    self.free(j) && self.word(j).tok.kind == Kind::Word
+                    // "find tiny files": a word before "files" describes them, it is no
+                    // text to search for.
+                    self.free(j)
+                        && self.word(j).tok.kind == Kind::Word
+                        && !(j + 1 < self.c.w.len()
+                            && self.c.in_ent[j + 1].is_none()
+                            && (self.concept_is(j + 1, "file") || self.concept_is(j + 1, "dir")))
                 };
             ok.then_some(j)
         })
