@@ -50,7 +50,18 @@
 //!   contents of ./dist and is fine);
 //! - at least three quarters of the request's meaningful words are explained;
 //! - every pronoun resolves (to an earlier step of the same request, else the
-//!   [`Conversation`]) and every condition it was given can be applied.
+//!   [`Conversation`]) and every condition it was given can be applied;
+//! - the whole plan's confidence is at least the documented bar
+//!   ([`llm::DEFAULT_THRESHOLD`], 0.8): below it the answer is "not understood", naming the
+//!   words no argument took ([`Understood::unused`]);
+//! - every target of a changing step is grounded: a path that exists or was written as one
+//!   (a `/`, `~`, an extension, quotes, "the X folder"), a name the user quoted or that means
+//!   nothing else to the vocabulary, or one the machine has (a unit, a package, a process). A
+//!   word of the sentence ("enable") or a typo ("largst") never becomes a name.
+//!
+//! A word after "in"/"under"/"inside" that names an entry of the working directory
+//! ([`PlanContext::cwd`]) is that path, even when it is a keyword ("in cache", "in logs"). An
+//! age said without a number ("the old log files") is asked about, never ignored.
 //!
 //! Read-only plans tolerate typos (with lower confidence), but never silently drop an exact
 //! change word: "delete the 3 largest files" becomes `fs.largest` → `fs.delete`, and "kill the
@@ -106,7 +117,8 @@ const MIN_CHANGE_PLAN_CONFIDENCE: f32 = llm::DEFAULT_THRESHOLD;
 pub struct PlanContext {
     /// The user's home directory: `~` and "my home folder" expand to it.
     pub home: String,
-    /// The working directory (relative paths stay relative; this is for callers and logs).
+    /// The working directory. Relative paths stay relative in plans; the planner looks
+    /// words up here ("in cache" when `./cache` exists) and grounds changing steps' targets.
     pub cwd: String,
     /// What the previous request did, for follow-ups ("delete them", "do the same for /opt").
     pub conversation: Option<Conversation>,
@@ -401,13 +413,11 @@ impl Planner {
             }
             match self.part(request, part, ctx, &mut draft) {
                 Ok(c) => confidence = confidence.min(c),
-                Err(f) => return self.not_understood(request, &words, f).into(),
+                Err(f) => return self.not_understood(request, &words, f),
             }
         }
         if draft.steps.is_empty() {
-            return self
-                .not_understood(request, &words, Failure::Nothing(Vec::new()))
-                .into();
+            return self.not_understood(request, &words, Failure::Nothing(Vec::new()));
         }
         let confidence = (confidence * 100.0).round() / 100.0;
         let changes = draft
@@ -1192,7 +1202,7 @@ fn vague_age(w: &[Word]) -> Option<String> {
         let vague = x.tok.kind == Kind::Word
             && matches!(x.tok.low.as_str(), "old" | "older" | "stale")
             && !(i > 0 && unit(&w[i - 1]))
-            && !w.get(i + 1).is_some_and(|n| n.tok.low == "than")
+            && w.get(i + 1).is_none_or(|n| n.tok.low != "than")
             && !(i > 0 && w[i - 1].tok.low == "how");
         vague.then(|| x.tok.raw.clone())
     })

@@ -588,11 +588,13 @@ impl<'c, 'a> Filler<'c, 'a> {
         Ok(())
     }
 
-    /// A free word right after "in"/"under"/"inside": a place, whatever it means elsewhere.
+    /// A free word right after "in"/"under"/"inside": a place, whatever it means elsewhere
+    /// (but not a typo of a keyword: that is no name the user chose).
     fn word_place(&self) -> Option<usize> {
         (0..self.c.w.len()).find(|&i| {
             self.free(i)
                 && self.word(i).tok.kind == Kind::Word
+                && self.word(i).fuzzy.is_none()
                 && self.prep_before(i) == Some(Prep::Loc)
         })
     }

@@ -70,6 +70,16 @@ fn a_word_after_in_that_names_a_folder_here_is_that_folder() {
     }
 }
 
+/// "called X in Y": Y is the place even when it is a keyword and not there yet (the
+/// misspelt-trigger generator must not see this one, so it lives here, not in paraphrases).
+#[test]
+fn a_folder_called_x_in_a_keyword_is_made_there() {
+    let ctx = ctx_in(std::path::Path::new("/nonexistent-kernos-test"));
+    let p = plan_in("make a folder called q3 in archive", &ctx);
+    assert_eq!(p.steps[0].name(), "fs.mkdir");
+    assert_eq!(p.steps[0].args["path"], "archive/q3");
+}
+
 #[test]
 fn a_place_word_that_is_not_there_never_becomes_a_change_in_the_current_directory() {
     let empty = tempfile::tempdir().unwrap();
