@@ -132,6 +132,20 @@ pub struct FsFind {
     /// At most this many results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// Order the matches by modification time before `limit` applies: `newest` first ("the
+    /// 5 most recently modified files") or `oldest` first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<FindSort>,
+}
+
+/// The order of `fs.find`'s matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FindSort {
+    /// Most recently modified first.
+    Newest,
+    /// Least recently modified first.
+    Oldest,
 }
 
 /// Files or directories, for `fs.largest`.

@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use kernos_core::{ColumnKind, Effect, EffectKind, Reversibility};
 use serde_json::{Map, Value};
 
-use crate::args::{EntryType, FsFind, FsLargest, FsList, FsRead, FsUsage, SizeKind};
+use crate::args::{EntryType, FindSort, FsFind, FsLargest, FsList, FsRead, FsUsage, SizeKind};
 use crate::ctx::Ctx;
 use crate::error::{Result, ToolError};
 use crate::output::{Output, human_bytes, row};
@@ -319,7 +319,8 @@ impl Action for Find {
                     return Ok(true);
                 }
             }
-            if rows.len() >= limit {
+            // Sorted results are cut after sorting: every match has to be seen first.
+            if a.sort.is_none() && rows.len() >= limit {
                 truncated = true;
                 return Ok(false);
             }
@@ -329,6 +330,14 @@ impl Action for Find {
             rows.push(entry_row(e.path(), &m));
             Ok(true)
         })?;
+        if let Some(order) = a.sort {
+            truncated = sort_by_mtime(&mut rows, order, limit);
+            bytes = rows
+                .iter()
+                .filter(|r| r.get("type").and_then(Value::as_str) == Some("file"))
+                .filter_map(|r| r.get("size").and_then(Value::as_u64))
+                .sum();
+        }
         let mut summary = format!(
             "{} match{} under {} ({} in files)",
             rows.len(),
@@ -344,6 +353,28 @@ impl Action for Find {
         out.truncated = truncated;
         Ok(out)
     }
+}
+
+/// Orders `rows` by their `modified` column (ties by path) and keeps the first `limit`;
+/// whether any were cut.
+fn sort_by_mtime(rows: &mut Vec<Map<String, Value>>, order: FindSort, limit: usize) -> bool {
+    let key = |r: &Map<String, Value>| {
+        let t = r.get("modified").and_then(Value::as_i64).unwrap_or(0);
+        let p = r.get("path").and_then(Value::as_str).unwrap_or("").to_owned();
+        (t, p)
+    };
+    rows.sort_by(|a, b| {
+        let (ta, pa) = key(a);
+        let (tb, pb) = key(b);
+        let by_time = match order {
+            FindSort::Newest => tb.cmp(&ta),
+            FindSort::Oldest => ta.cmp(&tb),
+        };
+        by_time.then(pa.cmp(&pb))
+    });
+    let cut = rows.len() > limit;
+    rows.truncate(limit);
+    cut
 }
 
 // -------------------------------------------------------------------------------- largest

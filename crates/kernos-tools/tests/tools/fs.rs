@@ -1668,3 +1668,36 @@ fn special_files_are_refused_by_reads_and_left_out_of_archives() {
     assert_eq!(col(&out, "entries"), vec![json!(8)]);
     assert!(out.summary.unwrap().contains("left out 1"));
 }
+
+#[test]
+fn find_sorted_by_modification_time_keeps_the_newest_or_oldest_after_sorting() {
+    let w = world();
+    for (name, secs) in [("a.txt", 50), ("b.txt", 10), ("c.txt", 30), ("d.txt", 90)] {
+        w.file(&format!("t/{name}"), b"x");
+        age(w.root.join("t").join(name), secs * 3600);
+    }
+    let names = |o: &Output| -> Vec<String> {
+        paths(o)
+            .iter()
+            .map(|p| p.rsplit('/').next().unwrap().to_owned())
+            .collect()
+    };
+    let o = run(
+        &w,
+        "fs.find",
+        json!({"path": "t", "type": "file", "sort": "newest", "limit": 2}),
+    );
+    assert_eq!(names(&o), ["b.txt", "c.txt"]);
+    assert!(o.truncated);
+    let o = run(
+        &w,
+        "fs.find",
+        json!({"path": "t", "type": "file", "sort": "oldest", "limit": 3}),
+    );
+    assert_eq!(names(&o), ["d.txt", "a.txt", "c.txt"]);
+    let o = run(&w, "fs.find", json!({"path": "t", "sort": "oldest"}));
+    assert_eq!(names(&o).len(), 4);
+    assert!(!o.truncated);
+    let e = err(&w, "fs.find", json!({"path": "t", "sort": "biggest"}));
+    assert!(e.to_string().contains("newest"), "{e}");
+}
