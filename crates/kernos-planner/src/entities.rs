@@ -1253,6 +1253,10 @@ fn counts(s: &mut Scan<'_>) {
                     start = i - 1;
                 }
                 "top" => pos = CountPos::Head,
+                // "the newest 10 files" is an order over files (fs.find's sort), not the
+                // tail of a file.
+                "latest" | "recent" | "newest"
+                    if s.is_concept(i + 1, "file") || s.is_concept(i + 1, "dir") => {}
                 "last" | "tail" | "latest" | "recent" | "newest" | "final" => {
                     pos = CountPos::Tail;
                     start = i - 1;

@@ -74,6 +74,8 @@ pub(crate) enum Slot {
     Signal,
     /// Process sort key.
     Sort,
+    /// fs.find: newest or oldest first ("the 5 most recently modified files").
+    MtimeOrder,
     /// Process owner.
     User,
     /// Permission mode.
@@ -235,8 +237,8 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     },
     IntentDef {
         action: "fs.find",
-        triggers: "find | which file | where file | file @size | file @age | @glob | dir empty | file empty | which dir | file modified | dir modified | where @glob | @size | modified @age",
-        cues: "file dir modified empty hidden show list named",
+        triggers: "find | which file | where file | file @size | file @age | @glob | dir empty | file empty | which dir | file modified | dir modified | where @glob | @size | modified @age | newest file | oldest file | newest dir | oldest dir | newest modified | oldest modified | newest @count | oldest @count",
+        cues: "file dir modified empty hidden show list named newest oldest",
         slots: &[
             ("path", Where(Some("."))),
             ("name", Glob),
@@ -248,6 +250,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
             ("empty", Flag(&["empty"])),
             ("hidden", Flag(&["hidden"])),
             ("limit", Count),
+            ("sort", MtimeOrder),
         ],
         mutating: false,
         example: "find files larger than 100MB in /home",
@@ -573,7 +576,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "svc.logs",
         triggers: "logs | logs service",
-        cues: "service show line",
+        cues: "service show line newest",
         slots: &[("name", Name(false)), ("lines", Count), ("since", Since)],
         mutating: false,
         example: "show logs for the postgresql service",
@@ -583,7 +586,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "logs.errors",
         triggers: "error | error logs",
-        cues: "logs show system failed",
+        cues: "logs show system failed newest",
         slots: &[
             ("since", Since),
             ("today", Today),
@@ -738,7 +741,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "git.log",
         triggers: "commit | git logs | git commit",
-        cues: "git repo show logs",
+        cues: "git repo show logs newest",
         slots: &[("count", Count), ("repo", Where(Some(".")))],
         mutating: false,
         example: "show the last 10 commits",

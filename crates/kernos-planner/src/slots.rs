@@ -420,6 +420,7 @@ impl<'c, 'a> Filler<'c, 'a> {
             Slot::KillTarget => self.kill_target(out),
             Slot::Signal => self.signal(arg, out),
             Slot::Sort => self.sort(arg, out),
+            Slot::MtimeOrder => self.mtime_order(arg, out),
             Slot::User => self.user(arg, out),
             Slot::Mode => self.mode(arg, out),
             Slot::Algo => self.algo(arg, out),
@@ -1016,6 +1017,17 @@ impl<'c, 'a> Filler<'c, 'a> {
         for key in ["memory", "cpu"] {
             if self.take_concept(key) {
                 out.insert(arg.into(), Value::from(key));
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// `Slot::MtimeOrder`: "newest"/"most recently modified" or "oldest"/"least recently".
+    fn mtime_order(&mut self, arg: &'static str, out: &mut Map<String, Value>) -> Filled {
+        for order in ["newest", "oldest"] {
+            if self.take_concept(order) {
+                out.insert(arg.into(), Value::from(order));
                 return Ok(());
             }
         }

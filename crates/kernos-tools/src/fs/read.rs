@@ -360,7 +360,11 @@ impl Action for Find {
 fn sort_by_mtime(rows: &mut Vec<Map<String, Value>>, order: FindSort, limit: usize) -> bool {
     let key = |r: &Map<String, Value>| {
         let t = r.get("modified").and_then(Value::as_i64).unwrap_or(0);
-        let p = r.get("path").and_then(Value::as_str).unwrap_or("").to_owned();
+        let p = r
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         (t, p)
     };
     rows.sort_by(|a, b| {
