@@ -48,11 +48,13 @@ pub(crate) struct Clause<'a> {
     pub bits: Bits,
     /// Concepts that came from typo corrections only.
     pub fuzzy_bits: Bits,
+    /// The working directory, where words naming places are looked up.
+    pub cwd: &'a str,
 }
 
 impl<'a> Clause<'a> {
     /// Analyses a clause; `cwd` is where relative places are looked up.
-    pub fn new(src: &'a str, w: &'a [Word], vocab: &Vocab, cwd: &str) -> Clause<'a> {
+    pub fn new(src: &'a str, w: &'a [Word], vocab: &Vocab, cwd: &'a str) -> Clause<'a> {
         let mut ents = entities::extract(w, vocab);
         existing_places(w, &mut ents, cwd);
         let mut in_ent = vec![None; w.len()];
@@ -122,6 +124,7 @@ impl<'a> Clause<'a> {
             in_ent,
             bits,
             fuzzy_bits,
+            cwd,
         }
     }
 

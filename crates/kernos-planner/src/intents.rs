@@ -204,7 +204,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "fs.largest",
         triggers: "largest | top file | top dir | which file use space | which dir use space | what use space | sort size",
-        cues: "file dir space use size show list find most",
+        cues: "file dir space use size show list find most recursive",
         slots: &[
             ("path", Where(Some("."))),
             ("count", Count),
@@ -228,8 +228,12 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "fs.list",
         triggers: "list | show file | show dir | contents dir | hidden file | hidden | what @dirpath | contents @dirpath | show @dirpath",
-        cues: "file dir hidden show contents",
-        slots: &[("path", Where(Some("."))), ("all", Flag(HIDDEN))],
+        cues: "file dir hidden show contents recursive",
+        slots: &[
+            ("path", Where(Some("."))),
+            ("all", Flag(HIDDEN)),
+            ("recursive", Flag(&["recursive", "-R"])),
+        ],
         mutating: false,
         example: "list files in /etc",
         needs: "a directory",
@@ -238,7 +242,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "fs.find",
         triggers: "find | which file | where file | file @size | file @age | @glob | dir empty | file empty | which dir | file modified | dir modified | where @glob | @size | modified @age | newest file | oldest file | newest dir | oldest dir | newest modified | oldest modified | newest @count | oldest @count",
-        cues: "file dir modified empty hidden show list named newest oldest",
+        cues: "file dir modified empty hidden show list named newest oldest recursive",
         slots: &[
             ("path", Where(Some("."))),
             ("name", Glob),
@@ -264,7 +268,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "fs.search",
         triggers: "grep | find | grep file",
-        cues: "file line show find",
+        cues: "file line show find recursive",
         slots: &[
             ("pattern", Pattern),
             ("path", Where(Some("."))),
@@ -406,7 +410,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "fs.count",
         triggers: "count | howmany | count line",
-        cues: "file dir line words bytes show",
+        cues: "file dir line words bytes show recursive",
         slots: &[("path", Where(Some("."))), ("what", CountWhat)],
         mutating: false,
         example: "how many files are in ~/Music",

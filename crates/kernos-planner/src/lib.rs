@@ -376,7 +376,7 @@ impl Planner {
     pub fn understand(&self, request: &str, ctx: &PlanContext) -> Understood {
         let mut words = self.vocab.annotate(lex::lex(request));
         self.wishes(&mut words);
-        fillers(&mut words);
+        fillers(&mut words, self.vocab.id("recursive"));
         if words.iter().all(|w| is_glue(w, &self.vocab)) {
             return Outcome::NotUnderstood {
                 message: "The request is empty: say what you want done, e.g. \u{201c}show the 5 largest files in /var/log\u{201d}.".into(),
@@ -1169,19 +1169,19 @@ impl Planner {
     }
 }
 
-/// Phrases that add nothing a plan could carry are marked as glue: "(and) its
-/// subdirectories" restates that a walk is recursive, and "its" there points at no earlier
+/// "(and) its subdirectories", "including all subfolders": says the walk is recursive (which
+/// a listing needs said, and the other walks are anyway); "its" there points at no earlier
 /// result.
-fn fillers(w: &mut [Word]) {
+fn fillers(w: &mut [Word], recursive: Option<vocab::Cid>) {
     for i in 0..w.len().saturating_sub(1) {
         let next = w[i + 1].tok.low.as_str();
         let sub = next.starts_with("sub") && next.len() > 4;
         if matches!(w[i].tok.low.as_str(), "its" | "their" | "all") && sub {
-            for x in &mut w[i..i + 2] {
-                x.lex.class = Class::Glue;
-                x.lex.concept = None;
-                x.fuzzy = None;
-            }
+            w[i].lex.class = Class::Glue;
+            w[i].lex.concept = None;
+            w[i].fuzzy = None;
+            w[i + 1].lex.concept = recursive;
+            w[i + 1].fuzzy = None;
         }
     }
 }

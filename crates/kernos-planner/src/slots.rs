@@ -484,6 +484,15 @@ impl<'c, 'a> Filler<'c, 'a> {
                 out.contains_key("pattern")
                     .then(|| self.first_plain_word())
                     .flatten()
+            })
+            // "list src recursively": a plain word naming an entry of the working directory.
+            .or_else(|| {
+                (0..self.c.w.len()).find(|&i| {
+                    self.free_plain(i)
+                        && self.word(i).tok.kind == Kind::Word
+                        && self.word(i).fuzzy.is_none()
+                        && crate::grounding::exists(&self.word(i).tok.raw, self.c.cwd)
+                })
             });
         if let Some(i) = word {
             let v = self.word(i).tok.raw.clone();

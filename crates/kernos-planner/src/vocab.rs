@@ -135,7 +135,7 @@ const CONCEPTS: &[&[&str]] = &[
     &["unsupported", "format", "reformat", "shred", "reboot", "poweroff", "mkfs", "fdisk", "chown", "encrypt", "decrypt", "unmount", "umount", "eject", "overclock", "downgrade", "hibernate", "suspend"],
     &["again"],
     &["undo", "revert", "rollback", "unrevert"],
-    &["recursive", "recursively"],
+    &["recursive", "recursively", "subtree"],
     &["ignorecase"],
     &["regex", "regexp"],
     &["force", "forcefully", "forced", "hard"],
@@ -179,7 +179,7 @@ const GLUE: &[&str] = &[
     "really", "real", "very", "much", "many", "still", "ever", "already", "instantly",
     "immediately", "asap", "yes", "yeah", "ones", "im", "ill", "existing", "their", "than",
     "his", "her", "thing", "sure", "send", "bit", "little", "hmm", "um", "well", "alright", "whats",
-    "set", "else",
+    "set", "else", "including", "incl",
 ];
 
 /// Quantifiers that are not a path: "delete everything" must not delete a file named so.

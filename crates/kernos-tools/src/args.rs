@@ -93,6 +93,10 @@ pub struct FsList {
     /// Include hidden entries (names starting with a dot).
     #[serde(default)]
     pub all: bool,
+    /// List the whole tree below the directory, not only its own entries (names are then
+    /// relative to it, like `ls -R`/`find`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recursive: bool,
 }
 
 /// `fs.find`: files matching conditions, searched recursively.

@@ -58,6 +58,7 @@ fn a_word_after_in_that_names_a_folder_here_is_that_folder() {
         ("git status of the repo in repo", 0, "repo"),
         ("show me everything under my docs", 0, "docs"),
         ("make a directory named q4 in archive", 0, "archive/q4"),
+        ("list src recursively", 0, "src"),
     ] {
         let p = plan_in(req, &ctx);
         let got = p.steps[step]

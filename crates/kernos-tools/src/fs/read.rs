@@ -152,7 +152,7 @@ impl Action for List {
         Ok(vec![read_effect(
             ctx,
             &arg_path(ctx, &a.path, "path")?,
-            false,
+            a.recursive,
         )])
     }
 
@@ -160,7 +160,10 @@ impl Action for List {
         let dir = arg_path(ctx, &a.path, "path")?;
         let m = stat_root(&dir)?;
         let mut entries: Vec<(PathBuf, String, fs::Metadata)> = Vec::new();
-        if m.is_dir() {
+        let mut truncated = false;
+        if m.is_dir() && a.recursive {
+            truncated = list_tree(ctx, &dir, a.all, &mut entries)?;
+        } else if m.is_dir() {
             let rd = fs::read_dir(&dir).map_err(|e| ToolError::io("cannot list", &dir, e))?;
             for e in rd {
                 let e = e.map_err(|e| ToolError::io("cannot list", &dir, e))?;
@@ -196,16 +199,57 @@ impl Action for List {
                 r
             })
             .collect();
-        Ok(Output::table(Vec::new(), rows).with_summary(format!(
-            "{} entries ({} director{}, {} other) in {}, {} in files",
+        let mut summary = format!(
+            "{} entries ({} director{}, {} other) in {}{}, {} in files",
             entries.len(),
             dirs,
             if dirs == 1 { "y" } else { "ies" },
             entries.len() - dirs,
             dir.display(),
+            if a.recursive { " and below" } else { "" },
             human_bytes(bytes)
-        )))
+        );
+        if truncated {
+            summary.push_str(&format!("; stopped at {LIST_TREE_LIMIT} entries"));
+        }
+        let mut out = Output::table(Vec::new(), rows).with_summary(summary);
+        out.truncated = truncated;
+        Ok(out)
     }
+}
+
+/// Most entries a recursive listing returns.
+const LIST_TREE_LIMIT: usize = 10_000;
+
+/// Every entry below `dir` (not `dir` itself), named by its path relative to `dir`, in walk
+/// order; whether the listing stopped at [`LIST_TREE_LIMIT`].
+fn list_tree(
+    ctx: &Ctx<'_>,
+    dir: &Path,
+    hidden: bool,
+    entries: &mut Vec<(PathBuf, String, fs::Metadata)>,
+) -> Result<bool> {
+    let mut truncated = false;
+    walk(ctx, dir, hidden, None, |e| {
+        if e.depth() == 0 {
+            return Ok(true);
+        }
+        if entries.len() >= LIST_TREE_LIMIT {
+            truncated = true;
+            return Ok(false);
+        }
+        if let Ok(m) = e.metadata() {
+            let name = e
+                .path()
+                .strip_prefix(dir)
+                .unwrap_or(e.path())
+                .display()
+                .to_string();
+            entries.push((e.path().to_path_buf(), name, m));
+        }
+        Ok(true)
+    })?;
+    Ok(truncated)
 }
 
 // ----------------------------------------------------------------------------------- find

@@ -1701,3 +1701,31 @@ fn find_sorted_by_modification_time_keeps_the_newest_or_oldest_after_sorting() {
     let e = err(&w, "fs.find", json!({"path": "t", "sort": "biggest"}));
     assert!(e.to_string().contains("newest"), "{e}");
 }
+
+#[test]
+fn list_recursive_names_every_entry_below_relative_to_the_directory() {
+    let w = world();
+    project(&w);
+    let o = run(&w, "fs.list", json!({"path": "proj", "recursive": true}));
+    let names: Vec<String> = col(&o, "name")
+        .into_iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    for want in [
+        "README.md",
+        "src",
+        "src/main.rs",
+        "src/lib.rs",
+        "bin/run.sh",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+    }
+    assert!(o.summary.as_deref().unwrap_or("").contains("and below"));
+    // Without it, only the directory's own entries.
+    let o = run(&w, "fs.list", json!({"path": "proj"}));
+    assert!(
+        col(&o, "name")
+            .iter()
+            .all(|n| !n.as_str().unwrap().contains('/'))
+    );
+}
