@@ -365,6 +365,22 @@ pub struct FsChecksum {
     pub algorithm: HashAlgo,
 }
 
+/// `fs.duplicates`: files with the same content under a directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FsDuplicates {
+    /// Where to look (searched recursively).
+    #[serde(default = "dot")]
+    pub path: String,
+    /// Only files at least this many bytes (default 1: empty files are all alike and not
+    /// reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_size: Option<u64>,
+    /// Include hidden files and directories.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+}
+
 /// What `fs.count` counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -1610,6 +1610,7 @@ fn every_catalog_action_is_registered_with_a_path_column_where_it_returns_rows()
             "fs.copy",
             "fs.count",
             "fs.delete",
+            "fs.duplicates",
             "fs.extract",
             "fs.find",
             "fs.largest",
@@ -1728,4 +1729,37 @@ fn list_recursive_names_every_entry_below_relative_to_the_directory() {
             .iter()
             .all(|n| !n.as_str().unwrap().contains('/'))
     );
+}
+
+#[test]
+fn duplicates_groups_identical_content_and_ignores_hard_links_and_empty_files() {
+    let w = world();
+    w.file("d/a.txt", b"same content\n");
+    w.file("d/sub/b.txt", b"same content\n");
+    w.file("d/c.txt", b"other content\n"); // same size as nothing else
+    w.file("d/d.txt", b"same-size-diff\n");
+    w.file("d/e.txt", b"same-size-DIFF\n"); // same size as d.txt, different bytes
+    w.file("d/empty1", b"");
+    w.file("d/empty2", b"");
+    fs::hard_link(w.root.join("d/a.txt"), w.root.join("d/link.txt")).unwrap();
+    let o = run(&w, "fs.duplicates", json!({"path": "d"}));
+    let got: Vec<String> = paths(&o).iter().map(|p| rel(&w, p)).collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().any(|p| p == "d/sub/b.txt"), "{got:?}");
+    assert!(
+        got.iter().any(|p| p == "d/a.txt" || p == "d/link.txt"),
+        "{got:?}"
+    );
+    assert_eq!(col(&o, "group"), [json!(1), json!(1)]);
+    assert_eq!(col(&o, "size")[0], json!(13));
+    assert!(
+        o.summary.as_deref().unwrap_or("").contains("1 group"),
+        "{:?}",
+        o.summary
+    );
+    // A size floor leaves small files out.
+    let o = run(&w, "fs.duplicates", json!({"path": "d", "min_size": 100}));
+    assert!(paths(&o).is_empty());
+    let e = err(&w, "fs.duplicates", json!({"path": "d", "min": 1}));
+    assert!(e.to_string().contains("min"), "{e}");
 }
