@@ -266,6 +266,20 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         },
     },
     IntentDef {
+        action: "fs.duplicates",
+        triggers: "duplicates | duplicates file | same contents | same contents file | copy same",
+        cues: "file show find list dir contents same",
+        slots: &[
+            ("path", Where(Some("."))),
+            ("min_size", MinSize),
+            ("hidden", Flag(&["hidden"])),
+        ],
+        mutating: false,
+        example: "find duplicate files in ~/Pictures",
+        needs: "a place to look",
+        flags: IN_DIR,
+    },
+    IntentDef {
         action: "fs.search",
         triggers: "grep | find | grep file",
         cues: "file line show find recursive",
@@ -873,6 +887,7 @@ mod tests {
             "fs.extract",
             "fs.checksum",
             "fs.count",
+            "fs.duplicates",
             "sys.info",
             "sys.disk",
             "sys.memory",

@@ -376,7 +376,11 @@ impl Planner {
     pub fn understand(&self, request: &str, ctx: &PlanContext) -> Understood {
         let mut words = self.vocab.annotate(lex::lex(request));
         self.wishes(&mut words);
-        fillers(&mut words, self.vocab.id("recursive"));
+        fillers(
+            &mut words,
+            self.vocab.id("recursive"),
+            self.vocab.id("duplicates"),
+        );
         if words.iter().all(|w| is_glue(w, &self.vocab)) {
             return Outcome::NotUnderstood {
                 message: "The request is empty: say what you want done, e.g. \u{201c}show the 5 largest files in /var/log\u{201d}.".into(),
@@ -1169,13 +1173,19 @@ impl Planner {
     }
 }
 
-/// "(and) its subdirectories", "including all subfolders": says the walk is recursive (which
-/// a listing needs said, and the other walks are anyway); "its" there points at no earlier
-/// result.
-fn fillers(w: &mut [Word], recursive: Option<vocab::Cid>) {
+/// Words whose meaning depends on their neighbour. "(and) its subdirectories", "including
+/// all subfolders": says the walk is recursive (which a listing needs said, and the other
+/// walks are anyway); "its" there points at no earlier result. "duplicate photos" are
+/// duplicates, "duplicate x.conf" is a copy.
+fn fillers(w: &mut [Word], recursive: Option<vocab::Cid>, duplicates: Option<vocab::Cid>) {
     for i in 0..w.len().saturating_sub(1) {
         let next = w[i + 1].tok.low.as_str();
         let sub = next.starts_with("sub") && next.len() > 4;
+        // "duplicate files/photos" are duplicates, not a request to copy them.
+        if w[i].tok.low == "duplicate" && next.ends_with('s') && w[i + 1].tok.kind == Kind::Word {
+            w[i].lex.concept = duplicates;
+            w[i].fuzzy = None;
+        }
         if matches!(w[i].tok.low.as_str(), "its" | "their" | "all") && sub {
             w[i].lex.class = Class::Glue;
             w[i].lex.concept = None;

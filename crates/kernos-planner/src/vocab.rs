@@ -38,6 +38,7 @@ const CONCEPTS: &[&[&str]] = &[
     &["grep", "rg", "ack", "appear", "appears", "occur", "occurs", "mention", "mentions", "mentioning", "contain", "contains", "containing", "occurrence", "occurrences", "matching", "match", "matches", "import", "imports", "imported", "importing", "references", "referenced", "referencing"],
     &["modified", "changed", "touched", "edited", "created", "written", "updated", "accessed", "altered", "change", "changes"],
     &["empty", "blank"],
+    &["duplicates", "duplicated", "dupes", "dups", "dupe", "identical", "dedupe", "dedup", "deduplicate"],
     &["newest", "recent", "recently", "freshest", "newly"],
     &["oldest", "stalest", "earliest"],
     &["read", "cat", "less", "more", "bat"],

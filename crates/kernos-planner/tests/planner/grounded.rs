@@ -199,3 +199,18 @@ fn the_cascade_carries_the_unused_words() {
         planned.unused
     );
 }
+
+#[test]
+fn duplicates_are_found_never_deleted_by_guess() {
+    let ctx = ctx_in(std::path::Path::new("/nonexistent-kernos-test"));
+    let p = plan_in("look for duplicate files in /srv/media", &ctx);
+    assert_eq!(p.steps[0].name(), "fs.duplicates");
+    for req in [
+        "delete duplicate files in ~/Pictures",
+        "remove the dupes under /srv/media",
+    ] {
+        if let Outcome::Plan { plan, .. } = planner().plan(req, &ctx) {
+            assert!(!is_change(&plan), "{req}: {:?}", plan.steps);
+        }
+    }
+}
