@@ -1026,8 +1026,11 @@ fn globs(s: &mut Scan<'_>) {
                 continue;
             }
         }
-        // "pdf files", "python files", "pdfs"
-        if t.kind == Kind::Word {
+        // "pdf files", "python files", "pdfs" — but "zip up docs", "tar the logs": an
+        // extension that is also a verb, said first, is the verb.
+        let verb_first =
+            s.w[i].lex.concept.is_some() && s.w[..i].iter().all(|x| x.lex.class != Class::Content);
+        if t.kind == Kind::Word && !verb_first {
             if let Some((_, ext)) = EXT_WORDS.iter().find(|(w, _)| *w == t.low) {
                 let plural = t.low.ends_with('s')
                     && t.low.len() > 3
