@@ -2,8 +2,9 @@
 //! each entity covers, and the concepts present (exactly or only through a typo correction).
 
 use crate::entities::{self, Ent, Entity};
+use crate::grounding;
 use crate::lex::Kind;
-use crate::vocab::{Cid, Class, MAX_CONCEPTS, Vocab, Word};
+use crate::vocab::{Cid, Class, MAX_CONCEPTS, Prep, Vocab, Word};
 
 /// A set of concepts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,12 +48,15 @@ pub(crate) struct Clause<'a> {
     pub bits: Bits,
     /// Concepts that came from typo corrections only.
     pub fuzzy_bits: Bits,
+    /// The working directory, where words naming places are looked up.
+    pub cwd: &'a str,
 }
 
 impl<'a> Clause<'a> {
-    /// Analyses a clause.
-    pub fn new(src: &'a str, w: &'a [Word], vocab: &Vocab) -> Clause<'a> {
-        let ents = entities::extract(w, vocab);
+    /// Analyses a clause; `cwd` is where relative places are looked up.
+    pub fn new(src: &'a str, w: &'a [Word], vocab: &Vocab, cwd: &'a str) -> Clause<'a> {
+        let mut ents = entities::extract(w, vocab);
+        existing_places(w, &mut ents, cwd);
         let mut in_ent = vec![None; w.len()];
         for (k, e) in ents.iter().enumerate() {
             if matches!(e.ent, Ent::Id(_)) {
@@ -120,12 +124,50 @@ impl<'a> Clause<'a> {
             in_ent,
             bits,
             fuzzy_bits,
+            cwd,
         }
     }
 
     /// Index of the first word that is not glue.
     pub fn first_content(&self, vocab: &Vocab) -> Option<usize> {
         self.w.iter().position(|x| !is_glue(x, vocab))
+    }
+}
+
+/// "in cache", "under my logs": an ordinary word after a place preposition that names a file
+/// or directory of the working directory is that path, not the word's usual meaning.
+fn existing_places(w: &[Word], ents: &mut Vec<Entity>, cwd: &str) {
+    for i in 1..w.len() {
+        let x = &w[i];
+        if x.tok.kind != Kind::Word || ents.iter().any(|e| e.start <= i && i < e.end) {
+            continue;
+        }
+        let mut j = i - 1;
+        while j > 0
+            && matches!(
+                w[j].tok.low.as_str(),
+                "the" | "my" | "our" | "this" | "that"
+            )
+        {
+            j -= 1;
+        }
+        if w[j].lex.class != Class::Prep(Prep::Loc) || !grounding::exists(&x.tok.raw, cwd) {
+            continue;
+        }
+        let file = std::path::Path::new(cwd).join(&x.tok.raw).is_file();
+        let at = ents.iter().position(|e| e.start > i).unwrap_or(ents.len());
+        ents.insert(
+            at,
+            Entity {
+                ent: Ent::Path {
+                    path: x.tok.raw.clone(),
+                    prep: Some(Prep::Loc),
+                    file,
+                },
+                start: i,
+                end: i + 1,
+            },
+        );
     }
 }
 

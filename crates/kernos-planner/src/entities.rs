@@ -1026,8 +1026,11 @@ fn globs(s: &mut Scan<'_>) {
                 continue;
             }
         }
-        // "pdf files", "python files", "pdfs"
-        if t.kind == Kind::Word {
+        // "pdf files", "python files", "pdfs" — but "zip up docs", "tar the logs": an
+        // extension that is also a verb, said first, is the verb.
+        let verb_first =
+            s.w[i].lex.concept.is_some() && s.w[..i].iter().all(|x| x.lex.class != Class::Content);
+        if t.kind == Kind::Word && !verb_first {
             if let Some((_, ext)) = EXT_WORDS.iter().find(|(w, _)| *w == t.low) {
                 let plural = t.low.ends_with('s')
                     && t.low.len() > 3
@@ -1035,7 +1038,13 @@ fn globs(s: &mut Scan<'_>) {
                         t.low.as_str(),
                         "pdfs" | "isos" | "mp3s" | "mp4s" | "jpgs" | "pngs" | "csvs"
                     );
-                if next_is_file || ext_before || plural {
+                // "every mp4", "all the isos": an extension said as a word after a
+                // quantifier is that kind of file.
+                let after_every = *ext == t.low.trim_end_matches('s')
+                    && (1..=2).any(|k| {
+                        i >= k && matches!(s.low(i - k), "every" | "all" | "each" | "any")
+                    });
+                if next_is_file || ext_before || plural || after_every {
                     s.push(Ent::Glob(format!("*.{ext}")), i, i + 1);
                     continue;
                 }
@@ -1247,6 +1256,10 @@ fn counts(s: &mut Scan<'_>) {
                     start = i - 1;
                 }
                 "top" => pos = CountPos::Head,
+                // "the newest 10 files" is an order over files (fs.find's sort), not the
+                // tail of a file.
+                "latest" | "recent" | "newest"
+                    if s.is_concept(i + 1, "file") || s.is_concept(i + 1, "dir") => {}
                 "last" | "tail" | "latest" | "recent" | "newest" | "final" => {
                     pos = CountPos::Tail;
                     start = i - 1;

@@ -74,6 +74,8 @@ pub(crate) enum Slot {
     Signal,
     /// Process sort key.
     Sort,
+    /// fs.find: newest or oldest first ("the 5 most recently modified files").
+    MtimeOrder,
     /// Process owner.
     User,
     /// Permission mode.
@@ -168,18 +170,29 @@ pub(crate) struct Flags {
     /// Its `path` is a directory to look in: a path that looks like a file (and is not
     /// counted by lines, words or bytes) makes the reading less likely.
     pub path_is_dir: bool,
+    /// Its `path` is made by it (mkdir, write, append), so it need not exist already.
+    pub creates: bool,
 }
 
 /// No flags.
 const PLAIN: Flags = Flags {
     named_is_glob: false,
     path_is_dir: false,
+    creates: false,
+};
+
+/// The `path` is made by the action.
+const CREATES: Flags = Flags {
+    named_is_glob: false,
+    path_is_dir: false,
+    creates: true,
 };
 
 /// The `path` is a directory to look in.
 const IN_DIR: Flags = Flags {
     named_is_glob: false,
     path_is_dir: true,
+    creates: false,
 };
 
 use Slot::*;
@@ -191,7 +204,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "fs.largest",
         triggers: "largest | top file | top dir | which file use space | which dir use space | what use space | sort size",
-        cues: "file dir space use size show list find most",
+        cues: "file dir space use size show list find most recursive",
         slots: &[
             ("path", Where(Some("."))),
             ("count", Count),
@@ -215,8 +228,12 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "fs.list",
         triggers: "list | show file | show dir | contents dir | hidden file | hidden | what @dirpath | contents @dirpath | show @dirpath",
-        cues: "file dir hidden show contents",
-        slots: &[("path", Where(Some("."))), ("all", Flag(HIDDEN))],
+        cues: "file dir hidden show contents recursive",
+        slots: &[
+            ("path", Where(Some("."))),
+            ("all", Flag(HIDDEN)),
+            ("recursive", Flag(&["recursive", "-R"])),
+        ],
         mutating: false,
         example: "list files in /etc",
         needs: "a directory",
@@ -224,8 +241,8 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     },
     IntentDef {
         action: "fs.find",
-        triggers: "find | which file | where file | file @size | file @age | @glob | dir empty | file empty | which dir | file modified | dir modified | where @glob | @size | modified @age",
-        cues: "file dir modified empty hidden show list named",
+        triggers: "find | which file | where file | file @size | file @age | @glob | dir empty | file empty | which dir | file modified | dir modified | where @glob | @size | modified @age | newest file | oldest file | newest dir | oldest dir | newest modified | oldest modified | newest @count | oldest @count",
+        cues: "file dir modified empty hidden show list named newest oldest recursive",
         slots: &[
             ("path", Where(Some("."))),
             ("name", Glob),
@@ -237,6 +254,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
             ("empty", Flag(&["empty"])),
             ("hidden", Flag(&["hidden"])),
             ("limit", Count),
+            ("sort", MtimeOrder),
         ],
         mutating: false,
         example: "find files larger than 100MB in /home",
@@ -244,12 +262,27 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         flags: Flags {
             named_is_glob: true,
             path_is_dir: true,
+            creates: false,
         },
+    },
+    IntentDef {
+        action: "fs.duplicates",
+        triggers: "duplicates | duplicates file | same contents | same contents file | copy same",
+        cues: "file show find list dir contents same",
+        slots: &[
+            ("path", Where(Some("."))),
+            ("min_size", MinSize),
+            ("hidden", Flag(&["hidden"])),
+        ],
+        mutating: false,
+        example: "find duplicate files in ~/Pictures",
+        needs: "a place to look",
+        flags: IN_DIR,
     },
     IntentDef {
         action: "fs.search",
         triggers: "grep | find | grep file",
-        cues: "file line show find",
+        cues: "file line show find recursive",
         slots: &[
             ("pattern", Pattern),
             ("path", Where(Some("."))),
@@ -280,7 +313,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "write 'hello world' to greeting.txt",
         needs: "quoted text and a file",
-        flags: PLAIN,
+        flags: CREATES,
     },
     IntentDef {
         action: "fs.append",
@@ -290,7 +323,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "append 'export EDITOR=vim' to ~/.bashrc",
         needs: "quoted text and a file",
-        flags: PLAIN,
+        flags: CREATES,
     },
     // An empty file: appending nothing creates it when missing and leaves an existing one's
     // content alone — "create a file" must never truncate one that is there.
@@ -302,7 +335,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "create an empty file called notes.txt in ~/work",
         needs: "the file to create",
-        flags: PLAIN,
+        flags: CREATES,
     },
     IntentDef {
         action: "fs.mkdir",
@@ -312,7 +345,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
         mutating: true,
         example: "create a folder called reports in ~/work",
         needs: "the directory to create",
-        flags: PLAIN,
+        flags: CREATES,
     },
     IntentDef {
         action: "fs.copy",
@@ -391,7 +424,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "fs.count",
         triggers: "count | howmany | count line",
-        cues: "file dir line words bytes show",
+        cues: "file dir line words bytes show recursive",
         slots: &[("path", Where(Some("."))), ("what", CountWhat)],
         mutating: false,
         example: "how many files are in ~/Music",
@@ -450,7 +483,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     },
     IntentDef {
         action: "sys.users",
-        triggers: "users | who | who users",
+        triggers: "users | who | who users | who system",
         cues: "users system show list",
         slots: &[],
         mutating: false,
@@ -481,7 +514,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "proc.kill",
         triggers: "kill | stop process | kill process | signal | @signal",
-        cues: "process force signal named running",
+        cues: "process force signal named running pid",
         slots: &[("pid", KillTarget), ("signal", Signal)],
         mutating: true,
         example: "kill process 4242",
@@ -561,7 +594,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "svc.logs",
         triggers: "logs | logs service",
-        cues: "service show line",
+        cues: "service show line newest",
         slots: &[("name", Name(false)), ("lines", Count), ("since", Since)],
         mutating: false,
         example: "show logs for the postgresql service",
@@ -571,7 +604,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "logs.errors",
         triggers: "error | error logs",
-        cues: "logs show system failed",
+        cues: "logs show system failed newest",
         slots: &[
             ("since", Since),
             ("today", Today),
@@ -726,7 +759,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "git.log",
         triggers: "commit | git logs | git commit",
-        cues: "git repo show logs",
+        cues: "git repo show logs newest",
         slots: &[("count", Count), ("repo", Where(Some(".")))],
         mutating: false,
         example: "show the last 10 commits",
@@ -854,6 +887,7 @@ mod tests {
             "fs.extract",
             "fs.checksum",
             "fs.count",
+            "fs.duplicates",
             "sys.info",
             "sys.disk",
             "sys.memory",

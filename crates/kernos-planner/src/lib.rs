@@ -50,7 +50,18 @@
 //!   contents of ./dist and is fine);
 //! - at least three quarters of the request's meaningful words are explained;
 //! - every pronoun resolves (to an earlier step of the same request, else the
-//!   [`Conversation`]) and every condition it was given can be applied.
+//!   [`Conversation`]) and every condition it was given can be applied;
+//! - the whole plan's confidence is at least the documented bar
+//!   ([`llm::DEFAULT_THRESHOLD`], 0.8): below it the answer is "not understood", naming the
+//!   words no argument took ([`Understood::unused`]);
+//! - every target of a changing step is grounded: a path that exists or was written as one
+//!   (a `/`, `~`, an extension, quotes, "the X folder"), a name the user quoted or that means
+//!   nothing else to the vocabulary, or one the machine has (a unit, a package, a process). A
+//!   word of the sentence ("enable") or a typo ("largst") never becomes a name.
+//!
+//! A word after "in"/"under"/"inside" that names an entry of the working directory
+//! ([`PlanContext::cwd`]) is that path, even when it is a keyword ("in cache", "in logs"). An
+//! age said without a number ("the old log files") is asked about, never ignored.
 //!
 //! Read-only plans tolerate typos (with lower confidence), but never silently drop an exact
 //! change word: "delete the 3 largest files" becomes `fs.largest` → `fs.delete`, and "kill the
@@ -71,6 +82,7 @@
 mod candidate;
 mod clause;
 mod entities;
+mod grounding;
 mod intents;
 mod lex;
 pub mod llm;
@@ -94,15 +106,19 @@ pub const PLANNER_NAME: &str = "offline";
 
 /// Least confidence for a plan that only reads.
 const MIN_READ_CONFIDENCE: f32 = 0.5;
-/// Least confidence for a plan that changes something.
+/// Least confidence for a clause that changes something.
 const MIN_CHANGE_CONFIDENCE: f32 = 0.75;
+/// Least confidence for a whole plan with a changing step: the documented bar
+/// (`confidence_threshold`). Below it the planner says what it did not understand instead.
+const MIN_CHANGE_PLAN_CONFIDENCE: f32 = llm::DEFAULT_THRESHOLD;
 
 /// Everything a plan may depend on besides the request text.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlanContext {
     /// The user's home directory: `~` and "my home folder" expand to it.
     pub home: String,
-    /// The working directory (relative paths stay relative; this is for callers and logs).
+    /// The working directory. Relative paths stay relative in plans; the planner looks
+    /// words up here ("in cache" when `./cache` exists) and grounds changing steps' targets.
     pub cwd: String,
     /// What the previous request did, for follow-ups ("delete them", "do the same for /opt").
     pub conversation: Option<Conversation>,
@@ -200,6 +216,41 @@ pub enum Outcome {
     },
 }
 
+/// An [`Outcome`] and the words of the request no part of the plan explains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Understood {
+    /// What the planner made of the request.
+    pub outcome: Outcome,
+    /// Words (or phrases) neither consumed by an argument nor known filler, in order. A plan
+    /// that changes something below the confidence bar is never returned; a read-only one
+    /// may be, and then these are what a front end should warn about.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unused: Vec<String>,
+}
+
+impl From<Outcome> for Understood {
+    fn from(outcome: Outcome) -> Understood {
+        Understood {
+            outcome,
+            unused: Vec::new(),
+        }
+    }
+}
+
+impl Understood {
+    fn with_unused(mut self, unused: Vec<String>) -> Understood {
+        self.unused = unused;
+        self
+    }
+}
+
+/// Steps planned so far, and the words their clauses left unexplained.
+#[derive(Debug, Clone, Default)]
+struct Draft {
+    steps: Vec<Step>,
+    unused: Vec<String>,
+}
+
 /// The offline planner. Build once ([`Planner::new`]), then call [`Planner::plan`] for each
 /// request; it holds only immutable tables and is `Send + Sync`.
 #[derive(Debug)]
@@ -233,6 +284,14 @@ enum Failure {
     Weak {
         intent: usize,
         unexplained: Vec<String>,
+    },
+    /// A plan with a change, below the confidence bar; the words it could not place.
+    Unused(Vec<String>),
+    /// A change's target is not something real: the word, and what it was taken for.
+    Ungrounded {
+        intent: Option<usize>,
+        word: String,
+        role: &'static str,
     },
 }
 
@@ -308,48 +367,119 @@ impl Planner {
 
     /// Turns a request into a plan, an undo, or a "not understood" with suggestions.
     pub fn plan(&self, request: &str, ctx: &PlanContext) -> Outcome {
+        self.understand(request, ctx).outcome
+    }
+
+    /// Like [`Planner::plan`], and also says which words of the request no part of the plan
+    /// explains, so a front end can warn about a read-only plan that left some out (a plan
+    /// that changes something is never made with words left over below the confidence bar).
+    pub fn understand(&self, request: &str, ctx: &PlanContext) -> Understood {
         let mut words = self.vocab.annotate(lex::lex(request));
         self.wishes(&mut words);
+        fillers(
+            &mut words,
+            self.vocab.id("recursive"),
+            self.vocab.id("duplicates"),
+        );
         if words.iter().all(|w| is_glue(w, &self.vocab)) {
             return Outcome::NotUnderstood {
                 message: "The request is empty: say what you want done, e.g. \u{201c}show the 5 largest files in /var/log\u{201d}.".into(),
                 suggestions: self.suggest(&words, request, None),
-            };
+            }
+            .into();
         }
         if let Some(o) = self.undo(&words, ctx) {
-            return o;
+            return o.into();
+        }
+        if let Some(word) = vague_age(&words, &ctx.cwd) {
+            return Understood {
+                outcome: Outcome::NotUnderstood {
+                    message: format!(
+                        "How {word} is \u{201c}{word}\u{201d}? I won't guess an age: say e.g. \u{201c}older than 30 days\u{201d}."
+                    ),
+                    suggestions: self.suggest(&words, request, None),
+                },
+                unused: vec![word],
+            };
         }
         if let Some(o) = self.follow_up(request, &words, ctx) {
-            return o;
+            return o.into();
         }
         if let Some(o) = self.literal_command(request, &words) {
-            return o;
+            return o.into();
         }
-        let mut steps: Vec<Step> = Vec::new();
+        let mut draft = Draft::default();
         let mut confidence = 1.0f32;
         for range in self.hard_split(&words) {
             let part = &words[range];
             if part.iter().all(|w| is_glue(w, &self.vocab)) {
                 continue;
             }
-            match self.part(request, part, ctx, &mut steps) {
+            match self.part(request, part, ctx, &mut draft) {
                 Ok(c) => confidence = confidence.min(c),
                 Err(f) => return self.not_understood(request, &words, f),
             }
         }
-        if steps.is_empty() {
+        if draft.steps.is_empty() {
             return self.not_understood(request, &words, Failure::Nothing(Vec::new()));
         }
+        let confidence = (confidence * 100.0).round() / 100.0;
+        let changes = draft
+            .steps
+            .iter()
+            .any(|s| self.is_mutating(&s.tool, &s.action));
+        if changes && confidence < MIN_CHANGE_PLAN_CONFIDENCE {
+            return self
+                .not_understood(request, &words, Failure::Unused(draft.unused.clone()))
+                .with_unused(draft.unused);
+        }
+        if changes {
+            if let Err(f) = self.grounded(&draft.steps, &words, ctx) {
+                return self
+                    .not_understood(request, &words, f)
+                    .with_unused(draft.unused);
+            }
+        }
         let plan = Plan {
-            steps,
+            steps: draft.steps,
             request: Some(request.to_owned()),
             planner: Some(PLANNER_NAME.to_owned()),
             untrusted_input: false,
         };
-        Outcome::Plan {
-            plan,
-            confidence: (confidence * 100.0).round() / 100.0,
+        Understood {
+            outcome: Outcome::Plan { plan, confidence },
+            unused: draft.unused,
         }
+    }
+
+    /// Every target of every changing step is real or written as one (see `grounding.rs`).
+    fn grounded(&self, steps: &[Step], words: &[Word], ctx: &PlanContext) -> Result<(), Failure> {
+        for s in steps {
+            let Some((i, intent)) = self
+                .intents
+                .iter()
+                .enumerate()
+                .find(|(_, i)| i.tool == s.tool && i.name == s.action && i.def.mutating)
+            else {
+                continue;
+            };
+            let creates = intent.def.flags.creates;
+            if let Some((word, role)) = grounding::ungrounded(s, creates, words, &ctx.cwd) {
+                return Err(Failure::Ungrounded {
+                    intent: Some(i),
+                    word,
+                    role,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `tool.action` is one the table marks as changing something.
+    fn is_mutating(&self, tool: &str, action: &str) -> bool {
+        self.intents
+            .iter()
+            .any(|i| i.tool == tool && i.name == action && i.def.mutating)
     }
 
     /// Diagnostics: every triggered intent on the whole request (as one clause), best first,
@@ -357,7 +487,7 @@ impl Planner {
     #[doc(hidden)]
     pub fn explain(&self, request: &str, ctx: &PlanContext) -> Vec<String> {
         let words = self.vocab.annotate(lex::lex(request));
-        let clause = Clause::new(request, &words, &self.vocab);
+        let clause = Clause::new(request, &words, &self.vocab, &ctx.cwd);
         let referent = self.referent(&[], ctx);
         let mut c: Vec<Candidate> = self
             .intents
@@ -434,12 +564,12 @@ impl Planner {
         src: &str,
         w: &[Word],
         ctx: &PlanContext,
-        steps: &mut Vec<Step>,
+        draft: &mut Draft,
     ) -> Result<f32, Failure> {
-        let whole = self.clause(src, w, ctx, steps);
+        let whole = self.clause(src, w, ctx, &draft.steps);
         if let Ok(c) = &whole {
             if c.unexplained.is_empty() {
-                return Ok(self.commit(src, w, c, steps));
+                return Ok(self.commit(src, w, c, draft));
             }
         }
         let mut specific: Option<Failure> = None;
@@ -448,10 +578,10 @@ impl Planner {
             if !matches!(low, "and" | "," | "also" | "plus" | "&") || s == 0 || s + 1 >= w.len() {
                 continue;
             }
-            let Ok(left) = self.clause(src, &w[..s], ctx, steps) else {
+            let Ok(left) = self.clause(src, &w[..s], ctx, &draft.steps) else {
                 continue;
             };
-            let mut tentative = steps.clone();
+            let mut tentative = draft.clone();
             let lc = self.commit(src, &w[..s], &left, &mut tentative);
             let mut r = s + 1;
             while r < w.len() && matches!(w[r].tok.low.as_str(), "and" | "," | "also" | "plus") {
@@ -462,7 +592,7 @@ impl Planner {
             }
             match self.part(src, &w[r..], ctx, &mut tentative) {
                 Ok(rc) => {
-                    *steps = tentative;
+                    *draft = tentative;
                     return Ok(lc.min(rc));
                 }
                 // "find big files and mvoe them": the misspelt change is the real problem,
@@ -474,7 +604,7 @@ impl Planner {
             }
         }
         match (whole, specific) {
-            (Ok(c), _) => Ok(self.commit(src, w, &c, steps)),
+            (Ok(c), _) => Ok(self.commit(src, w, &c, draft)),
             (Err(_), Some(f)) => Err(f),
             (Err(f), None) => Err(f),
         }
@@ -510,7 +640,7 @@ impl Planner {
         ctx: &PlanContext,
         steps: &[Step],
     ) -> Result<Candidate, Failure> {
-        let clause = Clause::new(src, w, &self.vocab);
+        let clause = Clause::new(src, w, &self.vocab, &ctx.cwd);
         let referent = self.referent(steps, ctx);
         let mut best: Option<Candidate> = None;
         let mut best_bad: Option<Candidate> = None;
@@ -619,8 +749,10 @@ impl Planner {
         })
     }
 
-    /// Appends a candidate's steps; returns its confidence.
-    fn commit(&self, src: &str, w: &[Word], c: &Candidate, steps: &mut Vec<Step>) -> f32 {
+    /// Appends a candidate's steps and the words it left unexplained; returns its confidence.
+    fn commit(&self, src: &str, w: &[Word], c: &Candidate, draft: &mut Draft) -> f32 {
+        draft.unused.extend(c.unexplained.iter().cloned());
+        let steps = &mut draft.steps;
         let intent = &self.intents[c.intent];
         let why = clause_text(src, w);
         let prev = steps.len().checked_sub(1);
@@ -779,7 +911,7 @@ impl Planner {
         if !(has_same || about || only_again) {
             return None;
         }
-        let clause = Clause::new(request, w, &self.vocab);
+        let clause = Clause::new(request, w, &self.vocab, &ctx.cwd);
         // The new value: a path, a host, or an unknown word.
         let mut value: Option<(String, bool)> = None;
         for e in &clause.ents {
@@ -894,9 +1026,34 @@ impl Planner {
 
     // ------------------------------------------------------------------- not understood
 
-    fn not_understood(&self, request: &str, w: &[Word], f: Failure) -> Outcome {
+    fn not_understood(&self, request: &str, w: &[Word], f: Failure) -> Understood {
         let trimmed = request.trim();
+        let mut unused = Vec::new();
         let (message, first) = match &f {
+            Failure::Unused(words) => {
+                unused = words.clone();
+                let m = if words.is_empty() {
+                    format!(
+                        "I'm not sure enough of \u{201c}{trimmed}\u{201d} to plan a change: rephrase it with the exact paths or names."
+                    )
+                } else {
+                    format!(
+                        "I didn't understand \u{201c}{}\u{201d} in \u{201c}{trimmed}\u{201d}, and I never guess a change: say it as a path (./{}) or rephrase.",
+                        words.join(" "),
+                        words[0]
+                    )
+                };
+                (m, None)
+            }
+            Failure::Ungrounded { intent, word, role } => {
+                unused = vec![word.clone()];
+                (
+                    format!(
+                        "I could not match \u{201c}{word}\u{201d} to a real {role}, and I never guess a change: name an existing one, or quote it if it is right."
+                    ),
+                    *intent,
+                )
+            }
             Failure::Nothing(unknown) => {
                 let unknown = if unknown.is_empty() {
                     unknown_words(w)
@@ -968,9 +1125,12 @@ impl Planner {
                 )
             }
         };
-        Outcome::NotUnderstood {
-            message,
-            suggestions: self.suggest(w, request, first),
+        Understood {
+            outcome: Outcome::NotUnderstood {
+                message,
+                suggestions: self.suggest(w, request, first),
+            },
+            unused,
         }
     }
 
@@ -1011,6 +1171,59 @@ impl Planner {
             })
             .collect()
     }
+}
+
+/// Words whose meaning depends on their neighbour. "(and) its subdirectories", "including
+/// all subfolders": says the walk is recursive (which a listing needs said, and the other
+/// walks are anyway); "its" there points at no earlier result. "duplicate photos" are
+/// duplicates, "duplicate x.conf" is a copy.
+fn fillers(w: &mut [Word], recursive: Option<vocab::Cid>, duplicates: Option<vocab::Cid>) {
+    for i in 0..w.len().saturating_sub(1) {
+        let next = w[i + 1].tok.low.as_str();
+        let sub = next.starts_with("sub") && next.len() > 4;
+        // "duplicate files/photos" are duplicates, not a request to copy them.
+        if w[i].tok.low == "duplicate" && next.ends_with('s') && w[i + 1].tok.kind == Kind::Word {
+            w[i].lex.concept = duplicates;
+            w[i].fuzzy = None;
+        }
+        if matches!(w[i].tok.low.as_str(), "its" | "their" | "all") && sub {
+            w[i].lex.class = Class::Glue;
+            w[i].lex.concept = None;
+            w[i].fuzzy = None;
+            w[i + 1].lex.concept = recursive;
+            w[i + 1].fuzzy = None;
+        }
+    }
+}
+
+/// "the old log files": an age said without a number ("old", "stale"), which no argument can
+/// carry as it is — asked about rather than ignored. "30 days old", "older than a week" and
+/// "how old is" are not vague, and neither is a word used as a name: after "folder", "file",
+/// "called"…, or naming something that exists in the working directory ("delete the folder
+/// old").
+fn vague_age(w: &[Word], cwd: &str) -> Option<String> {
+    let unit = |x: &Word| {
+        matches!(x.tok.kind, Kind::Num | Kind::NumUnit)
+            || x.tok.low.trim_end_matches('s').ends_with("day")
+            || matches!(
+                x.tok.low.trim_end_matches('s'),
+                "week" | "month" | "year" | "hour" | "minute" | "second" | "fortnight"
+            )
+    };
+    w.iter().enumerate().find_map(|(i, x)| {
+        let vague = x.tok.kind == Kind::Word
+            && matches!(x.tok.low.as_str(), "old" | "older" | "stale")
+            && !(i > 0 && unit(&w[i - 1]))
+            && w.get(i + 1).is_none_or(|n| n.tok.low != "than")
+            && !(i > 0 && w[i - 1].tok.low == "how")
+            && !(i > 0
+                && matches!(
+                    w[i - 1].tok.low.as_str(),
+                    "folder" | "directory" | "dir" | "file" | "called" | "named"
+                ))
+            && !std::path::Path::new(cwd).join(&x.tok.raw).exists();
+        vague.then(|| x.tok.raw.clone())
+    })
 }
 
 /// Words no table knows (at most three), for "I don't know …" messages.
@@ -1263,7 +1476,8 @@ mod debug_tests {
     fn explain() {
         let all = std::env::var("KERNOS_EXPLAIN").unwrap_or_default();
         let p = Planner::new();
-        let ctx = PlanContext::new("/home/u", "/home/u");
+        let cwd = std::env::var("KERNOS_EXPLAIN_CWD").unwrap_or_else(|_| "/home/u".into());
+        let ctx = PlanContext::new("/home/u", cwd);
         for req in all.split("||") {
             println!("== {req}");
             if std::env::var_os("KERNOS_EXPLAIN_ALL").is_some() {
@@ -1279,6 +1493,10 @@ mod debug_tests {
                     )
                 }
                 other => println!("   {other:?}"),
+            }
+            let unused = p.understand(req, &ctx).unused;
+            if !unused.is_empty() {
+                println!("   unused: {unused:?}");
             }
         }
     }

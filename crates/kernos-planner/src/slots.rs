@@ -420,6 +420,7 @@ impl<'c, 'a> Filler<'c, 'a> {
             Slot::KillTarget => self.kill_target(out),
             Slot::Signal => self.signal(arg, out),
             Slot::Sort => self.sort(arg, out),
+            Slot::MtimeOrder => self.mtime_order(arg, out),
             Slot::User => self.user(arg, out),
             Slot::Mode => self.mode(arg, out),
             Slot::Algo => self.algo(arg, out),
@@ -483,6 +484,15 @@ impl<'c, 'a> Filler<'c, 'a> {
                 out.contains_key("pattern")
                     .then(|| self.first_plain_word())
                     .flatten()
+            })
+            // "list src recursively": a plain word naming an entry of the working directory.
+            .or_else(|| {
+                (0..self.c.w.len()).find(|&i| {
+                    self.free_plain(i)
+                        && self.word(i).tok.kind == Kind::Word
+                        && self.word(i).fuzzy.is_none()
+                        && crate::grounding::exists(&self.word(i).tok.raw, self.c.cwd)
+                })
             });
         if let Some(i) = word {
             let v = self.word(i).tok.raw.clone();
@@ -562,6 +572,16 @@ impl<'c, 'a> Filler<'c, 'a> {
             .path_ents()
             .into_iter()
             .find(|(_, _, p, _)| matches!(p, Some(Prep::Loc)));
+        // "a folder called reports in archive": after a name, any word after "in" is the
+        // place, even one that is a keyword elsewhere.
+        if let (Some(b), None) = (base.as_deref(), parent.as_ref()) {
+            if let Some(i) = self.word_place().filter(|_| !b.starts_with(['/', '~'])) {
+                self.take_word(i);
+                let path = format!("{}/{b}", self.word(i).tok.raw);
+                out.insert(arg.into(), Value::from(self.expand(&path)));
+                return Ok(());
+            }
+        }
         let path = match (base, parent) {
             (Some(b), Some((k, par, _, _))) if !b.starts_with('/') && !b.starts_with('~') => {
                 self.take_ent(k);
@@ -576,6 +596,17 @@ impl<'c, 'a> Filler<'c, 'a> {
         };
         out.insert(arg.into(), Value::from(self.expand(&path)));
         Ok(())
+    }
+
+    /// A free word right after "in"/"under"/"inside": a place, whatever it means elsewhere
+    /// (but not a typo of a keyword: that is no name the user chose).
+    fn word_place(&self) -> Option<usize> {
+        (0..self.c.w.len()).find(|&i| {
+            self.free(i)
+                && self.word(i).tok.kind == Kind::Word
+                && self.word(i).fuzzy.is_none()
+                && self.prep_before(i) == Some(Prep::Loc)
+        })
     }
 
     /// A path said without "in" (a path entity, else a word naming one), taken.
@@ -804,7 +835,13 @@ impl<'c, 'a> Filler<'c, 'a> {
                             "every" | "any" | "each" | "all"
                         )
                 } else {
-                    self.free(j) && self.word(j).tok.kind == Kind::Word
+                    // "find tiny files": a word before "files" describes them, it is no
+                    // text to search for.
+                    self.free(j)
+                        && self.word(j).tok.kind == Kind::Word
+                        && !(j + 1 < self.c.w.len()
+                            && self.c.in_ent[j + 1].is_none()
+                            && (self.concept_is(j + 1, "file") || self.concept_is(j + 1, "dir")))
                 };
             ok.then_some(j)
         })
@@ -989,6 +1026,17 @@ impl<'c, 'a> Filler<'c, 'a> {
         for key in ["memory", "cpu"] {
             if self.take_concept(key) {
                 out.insert(arg.into(), Value::from(key));
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// `Slot::MtimeOrder`: "newest"/"most recently modified" or "oldest"/"least recently".
+    fn mtime_order(&mut self, arg: &'static str, out: &mut Map<String, Value>) -> Filled {
+        for order in ["newest", "oldest"] {
+            if self.take_concept(order) {
+                out.insert(arg.into(), Value::from(order));
                 return Ok(());
             }
         }
@@ -1335,6 +1383,9 @@ impl<'c, 'a> Filler<'c, 'a> {
                 && self.word(i).tok.low.ends_with('s')
         });
         let contents = self.has("contents");
+        if contents {
+            self.take_concept("contents");
+        }
         self.take_ent(k);
         let path = self.expand(parent);
         if quant.is_empty() && plural_noun.is_none() && !contents {
@@ -1422,6 +1473,14 @@ impl<'c, 'a> Filler<'c, 'a> {
             out.insert(arg.into(), Value::from(v));
             return Ok(());
         }
+        if matches!(slot, Slot::Dest | Slot::CopyDest) {
+            if let Some(i) = self.command_line_dest() {
+                let v = self.word(i).tok.raw.clone();
+                self.take_word(i);
+                out.insert(arg.into(), Value::from(self.expand(&v)));
+                return Ok(());
+            }
+        }
         match slot {
             Slot::OptDest => Ok(()),
             // Derived from the source once it is known: "<src>.bak", "<src>.tar.gz"
@@ -1432,6 +1491,32 @@ impl<'c, 'a> Filler<'c, 'a> {
                 Ok(())
             }
             _ => Err(self.need()),
+        }
+    }
+
+    /// "cp -r src dst", "mv a b": written like a command line (the trigger first, then flags
+    /// and exactly two plain words or paths), the second is the destination.
+    fn command_line_dest(&self) -> Option<usize> {
+        let &t = self.trigger_words.first()?;
+        if self.c.first_content(self.vocab) != Some(t) {
+            return None;
+        }
+        let rest: Vec<usize> = (t + 1..self.c.w.len())
+            .filter(|&j| self.c.w[j].tok.kind != Kind::Flag)
+            .collect();
+        let plain = |j: usize| {
+            self.c.in_ent[j].is_none()
+                && self.c.w[j].tok.kind == Kind::Word
+                && self.c.w[j].lex.class == Class::Content
+                && !self.c.w[j].lex.concept.is_some_and(|c| self.own.has(c))
+        };
+        let path_ent = |j: usize| {
+            self.c.in_ent[j]
+                .is_some_and(|k| matches!(self.c.ents[k].ent, Ent::Path { prep: None, .. }))
+        };
+        match rest.as_slice() {
+            [a, b] if (plain(*a) || path_ent(*a)) && plain(*b) && self.free(*b) => Some(*b),
+            _ => None,
         }
     }
 

@@ -93,6 +93,10 @@ pub struct FsList {
     /// Include hidden entries (names starting with a dot).
     #[serde(default)]
     pub all: bool,
+    /// List the whole tree below the directory, not only its own entries (names are then
+    /// relative to it, like `ls -R`/`find`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recursive: bool,
 }
 
 /// `fs.find`: files matching conditions, searched recursively.
@@ -132,6 +136,20 @@ pub struct FsFind {
     /// At most this many results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// Order the matches by modification time before `limit` applies: `newest` first ("the
+    /// 5 most recently modified files") or `oldest` first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<FindSort>,
+}
+
+/// The order of `fs.find`'s matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FindSort {
+    /// Most recently modified first.
+    Newest,
+    /// Least recently modified first.
+    Oldest,
 }
 
 /// Files or directories, for `fs.largest`.
@@ -345,6 +363,22 @@ pub struct FsChecksum {
     /// Algorithm.
     #[serde(default)]
     pub algorithm: HashAlgo,
+}
+
+/// `fs.duplicates`: files with the same content under a directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FsDuplicates {
+    /// Where to look (searched recursively).
+    #[serde(default = "dot")]
+    pub path: String,
+    /// Only files at least this many bytes (default 1: empty files are all alike and not
+    /// reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_size: Option<u64>,
+    /// Include hidden files and directories.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
 }
 
 /// What `fs.count` counts.

@@ -333,12 +333,15 @@ impl Cascade {
 
     /// Plans a request (see the module docs).
     pub fn plan(&self, request: &str, ctx: &PlanContext, opts: &PlanOptions) -> Planned {
-        let offline = self.offline.plan(request, ctx);
+        let understood = self.offline.understand(request, ctx);
+        let offline = understood.outcome;
+        let unused = understood.unused;
         let offline_confidence = match &offline {
             Outcome::Plan { confidence, .. } => Some(*confidence),
             _ => None,
         };
-        let answer_offline = |outcome: Outcome, cache, notice| Planned {
+        let answer_offline = |outcome: Outcome, cache, notice, unused| Planned {
+            unused,
             outcome,
             source: Source::Offline,
             cache,
@@ -355,10 +358,10 @@ impl Cascade {
             Outcome::NotUnderstood { .. } => false,
         };
         let Some(tier) = &self.tier else {
-            return answer_offline(offline, CacheUse::NotUsed, None);
+            return answer_offline(offline, CacheUse::NotUsed, None, unused);
         };
         if confident {
-            return answer_offline(offline, CacheUse::NotUsed, None);
+            return answer_offline(offline, CacheUse::NotUsed, None, unused);
         }
 
         // The cache: only for requests without untrusted data.
@@ -397,6 +400,7 @@ impl Cascade {
                                     report: None,
                                     notice: None,
                                     offline_confidence,
+                                    unused: Vec::new(),
                                 };
                             }
                             cache_use = CacheUse::Miss;
@@ -422,6 +426,7 @@ impl Cascade {
                     Some(format!(
                         "language model unavailable ({e}); the offline planner answered"
                     )),
+                    unused,
                 );
             }
         };
@@ -459,6 +464,7 @@ impl Cascade {
                     report: Some(report),
                     notice,
                     offline_confidence,
+                    unused: Vec::new(),
                 }
             }
             Err((declined, why)) => {
@@ -490,6 +496,7 @@ impl Cascade {
                     report: Some(report),
                     notice,
                     offline_confidence,
+                    unused,
                 }
             }
         }

@@ -67,6 +67,9 @@ pub struct Planned {
     pub notice: Option<String>,
     /// The offline planner's confidence in its own plan, when it had one.
     pub offline_confidence: Option<f32>,
+    /// Words of the request the offline plan did not explain (its answer only): a front end
+    /// shows them with a read-only plan below the bar, and `kernos plan --json` reports them.
+    pub unused: Vec<String>,
 }
 
 impl Planned {

@@ -132,6 +132,7 @@ pub fn shape_registry() -> &'static Registry {
         add::<FsExtract>(&mut r, "fs", "extract", false);
         add::<FsChecksum>(&mut r, "fs", "checksum", false);
         add::<FsCount>(&mut r, "fs", "count", false);
+        add::<FsDuplicates>(&mut r, "fs", "duplicates", true);
         for n in ["info", "memory", "cpu", "uptime", "users"] {
             add::<NoArgs>(&mut r, "sys", n, false);
         }

@@ -5,6 +5,7 @@
 mod catalog;
 mod common;
 mod conversation;
+mod grounded;
 mod llm;
 mod negatives;
 mod paraphrases;

@@ -23,6 +23,7 @@
 
 mod archive;
 mod chmod;
+mod duplicates;
 mod edit;
 mod ops;
 mod read;
@@ -52,6 +53,7 @@ pub fn register(r: &mut Registry) {
     r.register(scan::Search);
     r.register(scan::Checksum);
     r.register(scan::Count);
+    r.register(duplicates::Duplicates);
     r.register(edit::Write);
     r.register(edit::Append);
     r.register(edit::Mkdir);

@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use kernos_core::{ColumnKind, Effect, EffectKind, Reversibility};
 use serde_json::{Map, Value};
 
-use crate::args::{EntryType, FsFind, FsLargest, FsList, FsRead, FsUsage, SizeKind};
+use crate::args::{EntryType, FindSort, FsFind, FsLargest, FsList, FsRead, FsUsage, SizeKind};
 use crate::ctx::Ctx;
 use crate::error::{Result, ToolError};
 use crate::output::{Output, human_bytes, row};
@@ -152,7 +152,7 @@ impl Action for List {
         Ok(vec![read_effect(
             ctx,
             &arg_path(ctx, &a.path, "path")?,
-            false,
+            a.recursive,
         )])
     }
 
@@ -160,7 +160,10 @@ impl Action for List {
         let dir = arg_path(ctx, &a.path, "path")?;
         let m = stat_root(&dir)?;
         let mut entries: Vec<(PathBuf, String, fs::Metadata)> = Vec::new();
-        if m.is_dir() {
+        let mut truncated = false;
+        if m.is_dir() && a.recursive {
+            truncated = list_tree(ctx, &dir, a.all, &mut entries)?;
+        } else if m.is_dir() {
             let rd = fs::read_dir(&dir).map_err(|e| ToolError::io("cannot list", &dir, e))?;
             for e in rd {
                 let e = e.map_err(|e| ToolError::io("cannot list", &dir, e))?;
@@ -196,16 +199,57 @@ impl Action for List {
                 r
             })
             .collect();
-        Ok(Output::table(Vec::new(), rows).with_summary(format!(
-            "{} ({} director{}, {} other) in {}, {} in files",
+        let mut summary = format!(
+            "{} ({} director{}, {} other) in {}{}, {} in files",
             super::counted(entries.len() as u64, "entry", "entries"),
             dirs,
             if dirs == 1 { "y" } else { "ies" },
             entries.len() - dirs,
             dir.display(),
+            if a.recursive { " and below" } else { "" },
             human_bytes(bytes)
-        )))
+        );
+        if truncated {
+            summary.push_str(&format!("; stopped at {LIST_TREE_LIMIT} entries"));
+        }
+        let mut out = Output::table(Vec::new(), rows).with_summary(summary);
+        out.truncated = truncated;
+        Ok(out)
     }
+}
+
+/// Most entries a recursive listing returns.
+const LIST_TREE_LIMIT: usize = 10_000;
+
+/// Every entry below `dir` (not `dir` itself), named by its path relative to `dir`, in walk
+/// order; whether the listing stopped at [`LIST_TREE_LIMIT`].
+fn list_tree(
+    ctx: &Ctx<'_>,
+    dir: &Path,
+    hidden: bool,
+    entries: &mut Vec<(PathBuf, String, fs::Metadata)>,
+) -> Result<bool> {
+    let mut truncated = false;
+    walk(ctx, dir, hidden, None, |e| {
+        if e.depth() == 0 {
+            return Ok(true);
+        }
+        if entries.len() >= LIST_TREE_LIMIT {
+            truncated = true;
+            return Ok(false);
+        }
+        if let Ok(m) = e.metadata() {
+            let name = e
+                .path()
+                .strip_prefix(dir)
+                .unwrap_or(e.path())
+                .display()
+                .to_string();
+            entries.push((e.path().to_path_buf(), name, m));
+        }
+        Ok(true)
+    })?;
+    Ok(truncated)
 }
 
 // ----------------------------------------------------------------------------------- find
@@ -319,7 +363,8 @@ impl Action for Find {
                     return Ok(true);
                 }
             }
-            if rows.len() >= limit {
+            // Sorted results are cut after sorting: every match has to be seen first.
+            if a.sort.is_none() && rows.len() >= limit {
                 truncated = true;
                 return Ok(false);
             }
@@ -329,6 +374,14 @@ impl Action for Find {
             rows.push(entry_row(e.path(), &m));
             Ok(true)
         })?;
+        if let Some(order) = a.sort {
+            truncated = sort_by_mtime(&mut rows, order, limit);
+            bytes = rows
+                .iter()
+                .filter(|r| r.get("type").and_then(Value::as_str) == Some("file"))
+                .filter_map(|r| r.get("size").and_then(Value::as_u64))
+                .sum();
+        }
         let mut summary = format!(
             "{} match{} under {} ({} in files)",
             rows.len(),
@@ -344,6 +397,32 @@ impl Action for Find {
         out.truncated = truncated;
         Ok(out)
     }
+}
+
+/// Orders `rows` by their `modified` column (ties by path) and keeps the first `limit`;
+/// whether any were cut.
+fn sort_by_mtime(rows: &mut Vec<Map<String, Value>>, order: FindSort, limit: usize) -> bool {
+    let key = |r: &Map<String, Value>| {
+        let t = r.get("modified").and_then(Value::as_i64).unwrap_or(0);
+        let p = r
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        (t, p)
+    };
+    rows.sort_by(|a, b| {
+        let (ta, pa) = key(a);
+        let (tb, pb) = key(b);
+        let by_time = match order {
+            FindSort::Newest => tb.cmp(&ta),
+            FindSort::Oldest => ta.cmp(&tb),
+        };
+        by_time.then(pa.cmp(&pb))
+    });
+    let cut = rows.len() > limit;
+    rows.truncate(limit);
+    cut
 }
 
 // -------------------------------------------------------------------------------- largest

@@ -1610,6 +1610,7 @@ fn every_catalog_action_is_registered_with_a_path_column_where_it_returns_rows()
             "fs.copy",
             "fs.count",
             "fs.delete",
+            "fs.duplicates",
             "fs.extract",
             "fs.find",
             "fs.largest",
@@ -1689,4 +1690,98 @@ fn summaries_count_one_thing_in_the_singular() {
     assert!(s.starts_with("1 file in"), "{s}");
     let s = summary("fs.count", json!({"path": "one", "what": "lines"}));
     assert!(s.contains("(over 1 file)"), "{s}");
+}
+
+#[test]
+fn find_sorted_by_modification_time_keeps_the_newest_or_oldest_after_sorting() {
+    let w = world();
+    for (name, secs) in [("a.txt", 50), ("b.txt", 10), ("c.txt", 30), ("d.txt", 90)] {
+        w.file(&format!("t/{name}"), b"x");
+        age(w.root.join("t").join(name), secs * 3600);
+    }
+    let names = |o: &Output| -> Vec<String> {
+        paths(o)
+            .iter()
+            .map(|p| p.rsplit('/').next().unwrap().to_owned())
+            .collect()
+    };
+    let o = run(
+        &w,
+        "fs.find",
+        json!({"path": "t", "type": "file", "sort": "newest", "limit": 2}),
+    );
+    assert_eq!(names(&o), ["b.txt", "c.txt"]);
+    assert!(o.truncated);
+    let o = run(
+        &w,
+        "fs.find",
+        json!({"path": "t", "type": "file", "sort": "oldest", "limit": 3}),
+    );
+    assert_eq!(names(&o), ["d.txt", "a.txt", "c.txt"]);
+    let o = run(&w, "fs.find", json!({"path": "t", "sort": "oldest"}));
+    assert_eq!(names(&o).len(), 4);
+    assert!(!o.truncated);
+    let e = err(&w, "fs.find", json!({"path": "t", "sort": "biggest"}));
+    assert!(e.to_string().contains("newest"), "{e}");
+}
+
+#[test]
+fn list_recursive_names_every_entry_below_relative_to_the_directory() {
+    let w = world();
+    project(&w);
+    let o = run(&w, "fs.list", json!({"path": "proj", "recursive": true}));
+    let names: Vec<String> = col(&o, "name")
+        .into_iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    for want in [
+        "README.md",
+        "src",
+        "src/main.rs",
+        "src/lib.rs",
+        "bin/run.sh",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+    }
+    assert!(o.summary.as_deref().unwrap_or("").contains("and below"));
+    // Without it, only the directory's own entries.
+    let o = run(&w, "fs.list", json!({"path": "proj"}));
+    assert!(
+        col(&o, "name")
+            .iter()
+            .all(|n| !n.as_str().unwrap().contains('/'))
+    );
+}
+
+#[test]
+fn duplicates_groups_identical_content_and_ignores_hard_links_and_empty_files() {
+    let w = world();
+    w.file("d/a.txt", b"same content\n");
+    w.file("d/sub/b.txt", b"same content\n");
+    w.file("d/c.txt", b"other content\n"); // same size as nothing else
+    w.file("d/d.txt", b"same-size-diff\n");
+    w.file("d/e.txt", b"same-size-DIFF\n"); // same size as d.txt, different bytes
+    w.file("d/empty1", b"");
+    w.file("d/empty2", b"");
+    fs::hard_link(w.root.join("d/a.txt"), w.root.join("d/link.txt")).unwrap();
+    let o = run(&w, "fs.duplicates", json!({"path": "d"}));
+    let got: Vec<String> = paths(&o).iter().map(|p| rel(&w, p)).collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().any(|p| p == "d/sub/b.txt"), "{got:?}");
+    assert!(
+        got.iter().any(|p| p == "d/a.txt" || p == "d/link.txt"),
+        "{got:?}"
+    );
+    assert_eq!(col(&o, "group"), [json!(1), json!(1)]);
+    assert_eq!(col(&o, "size")[0], json!(13));
+    assert!(
+        o.summary.as_deref().unwrap_or("").contains("1 group"),
+        "{:?}",
+        o.summary
+    );
+    // A size floor leaves small files out.
+    let o = run(&w, "fs.duplicates", json!({"path": "d", "min_size": 100}));
+    assert!(paths(&o).is_empty());
+    let e = err(&w, "fs.duplicates", json!({"path": "d", "min": 1}));
+    assert!(e.to_string().contains("min"), "{e}");
 }
