@@ -1690,3 +1690,97 @@ fn summaries_count_one_thing_in_the_singular() {
     let s = summary("fs.count", json!({"path": "one", "what": "lines"}));
     assert!(s.contains("(over 1 file)"), "{s}");
 }
+
+#[test]
+fn walks_skip_special_files_and_say_how_many() {
+    let w = world();
+    project(&w);
+    mkfifo(&w.root.join("proj/pipe"));
+    mkfifo(&w.root.join("proj/src/pipe2"));
+    for (name, args) in [
+        ("fs.search", json!({"path": "proj", "pattern": "hello"})),
+        ("fs.find", json!({"path": "proj"})),
+        ("fs.count", json!({"path": "proj", "what": "lines"})),
+        ("fs.checksum", json!({"path": "proj"})),
+        ("fs.largest", json!({"path": "proj", "count": 3})),
+        ("fs.usage", json!({"path": "proj"})),
+    ] {
+        let out = run(&w, name, args);
+        let s = out.summary.clone().unwrap();
+        assert!(s.contains("skipped 2 special files"), "{name}: {s}");
+        assert!(
+            !paths(&out).iter().any(|p| p.contains("pipe")),
+            "{name} listed a FIFO"
+        );
+    }
+}
+
+#[test]
+fn a_blocking_kernel_file_is_refused_at_once_and_kernel_file_systems_are_not_walked() {
+    let w = world();
+    // /proc/kmsg waits for the next kernel message (and takes it from the system log).
+    let t0 = std::time::Instant::now();
+    for (name, args) in [
+        ("fs.search", json!({"path": "/proc/kmsg", "pattern": "foo"})),
+        ("fs.read", json!({"path": "/proc/kmsg"})),
+        ("fs.count", json!({"path": "/proc/kmsg"})),
+        ("fs.checksum", json!({"path": "/proc/kmsg"})),
+    ] {
+        let e = err(&w, name, args).to_string();
+        assert!(e.contains("blocks or never ends"), "{name}: {e}");
+    }
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    // An ordinary kernel file named directly is still read.
+    let out = run(
+        &w,
+        "fs.search",
+        json!({"path": "/proc/self/status", "pattern": "Pid"}),
+    );
+    assert!(!out.rows.is_empty());
+    // A walk that reaches a kernel file system does not go in, and says so.
+    fs::create_dir(w.root.join("mnt")).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "proc", "proc"])
+        .arg(w.root.join("mnt"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if mounted {
+        w.file("mnt2/notes.txt", b"foo here\n");
+        let out = w.execute("fs.search", json!({"path": ".", "pattern": "foo"}));
+        let _ = std::process::Command::new("umount")
+            .arg(w.root.join("mnt"))
+            .status();
+        let out = out.unwrap().0;
+        let s = out.summary.unwrap();
+        assert!(s.contains("the kernel's file systems"), "{s}");
+        assert!(s.contains("/mnt"), "{s}");
+        assert_eq!(out.rows.len(), 1, "only the user's file matched");
+    }
+    // Searching /proc itself (the user asked for it) walks it but never opens kmsg.
+    let t0 = std::time::Instant::now();
+    let out = run(
+        &w,
+        "fs.search",
+        json!({"path": "/proc/sys/kernel", "pattern": "zzzz-no-such", "glob": "ostype"}),
+    );
+    assert!(out.rows.is_empty());
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn walks_skip_kernos_data_directory_and_say_so() {
+    let mut w = world();
+    w.env.data_dir = w.root.join("kdata");
+    w.file("kdata/trash/01/old.log", b"needle in the trash\n");
+    w.file("kdata/journal.db", b"needle");
+    w.file("notes/a.log", b"needle here\n");
+    let out = run(&w, "fs.search", json!({"path": ".", "pattern": "needle"}));
+    assert_eq!(out.rows.len(), 1);
+    let s = out.summary.unwrap();
+    assert!(s.contains("Kernos's data directory"), "{s}");
+    let out = run(&w, "fs.find", json!({"path": ".", "name": "*.log"}));
+    assert_eq!(paths(&out).len(), 1, "{:?}", paths(&out));
+    // Asked about the data directory itself, a walk looks inside.
+    let out = run(&w, "fs.find", json!({"path": "kdata", "name": "*.log"}));
+    assert_eq!(paths(&out).len(), 1);
+}
