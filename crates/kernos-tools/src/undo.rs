@@ -404,6 +404,23 @@ pub fn move_path(from: &Path, to: &Path) -> Result<()> {
 /// Copies a file, symlink or directory tree, preserving modes, mtimes and (when permitted)
 /// owners. Refuses to overwrite: `to` must not exist.
 pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    copy_tree_with(from, to, &mut |_| Ok(()))
+}
+
+/// Bytes a copy moves between two calls of its `tick`: small enough that a stop request is
+/// honoured within a fraction of a second, large enough not to cost anything.
+pub const COPY_CHUNK: usize = 1 << 20;
+
+/// Like [`copy_tree`], calling `tick` with the size of each chunk written (at most
+/// [`COPY_CHUNK`]) and before each entry of a tree (with 0). An error from `tick` (a stop
+/// request) ends the copy at once and is returned. What was copied so far stays where it is:
+/// the caller recorded the whole target for undo before starting, so undo removes it.
+pub fn copy_tree_with(
+    from: &Path,
+    to: &Path,
+    tick: &mut dyn FnMut(u64) -> Result<()>,
+) -> Result<()> {
+    tick(0)?;
     let m = fs::symlink_metadata(from).map_err(|e| ToolError::io("cannot stat", from, e))?;
     let ft = m.file_type();
     if ft.is_symlink() {
@@ -415,7 +432,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         let rd = fs::read_dir(from).map_err(|e| ToolError::io("cannot list", from, e))?;
         for e in rd {
             let e = e.map_err(|e| ToolError::io("cannot list", from, e))?;
-            copy_tree(&e.path(), &to.join(e.file_name()))?;
+            copy_tree_with(&e.path(), &to.join(e.file_name()), tick)?;
         }
     } else if !ft.is_file() {
         // Opening a FIFO would block forever and a device may never end: refuse instead.
@@ -430,7 +447,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
             .create_new(true)
             .open(to)
             .map_err(|e| ToolError::io("cannot create", to, e))?;
-        io::copy(&mut src, &mut dst).map_err(|e| ToolError::io("cannot copy to", to, e))?;
+        copy_chunks(&mut src, &mut dst, from, to, tick)?;
         dst.sync_all()
             .map_err(|e| ToolError::io("cannot sync", to, e))?;
     }
@@ -442,6 +459,29 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     let _ = std::os::unix::fs::lchown(to, Some(m.uid()), Some(m.gid()));
     set_mtime(to, mtime_ns(&m)).map_err(|e| ToolError::io("cannot set time of", to, e))?;
     Ok(())
+}
+
+/// Copies `src` to `dst` in chunks of [`COPY_CHUNK`], calling `tick` after each.
+pub fn copy_chunks(
+    src: &mut fs::File,
+    dst: &mut fs::File,
+    from: &Path,
+    to: &Path,
+    tick: &mut dyn FnMut(u64) -> Result<()>,
+) -> Result<()> {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; COPY_CHUNK];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ToolError::io("cannot read", from, e)),
+        };
+        dst.write_all(&buf[..n])
+            .map_err(|e| ToolError::io("cannot copy to", to, e))?;
+        tick(n as u64)?;
+    }
 }
 
 /// A fresh, empty directory inside the trash for one deleted item.

@@ -1784,3 +1784,67 @@ fn walks_skip_kernos_data_directory_and_say_so() {
     let out = run(&w, "fs.find", json!({"path": "kdata", "name": "*.log"}));
     assert_eq!(paths(&out).len(), 1);
 }
+
+/// Cancels the world's token once a copy has reported `after` bytes.
+struct StopAfter {
+    cancel: kernos_core::CancelToken,
+    after: u64,
+    seen: std::sync::Mutex<Vec<(u64, String)>>,
+}
+
+impl kernos_tools::Progress for StopAfter {
+    fn update(&self, done: u64, _: Option<u64>, what: &str) {
+        self.seen.lock().unwrap().push((done, what.to_owned()));
+        if done >= self.after {
+            self.cancel.cancel();
+        }
+    }
+}
+
+#[test]
+fn a_stop_request_ends_a_copy_between_chunks_and_undo_removes_what_was_copied() {
+    for source in ["big/a.bin", "big"] {
+        let mut w = world();
+        let chunk = kernos_tools::undo::COPY_CHUNK;
+        w.file("big/a.bin", &vec![7u8; 8 * chunk]);
+        w.file("big/b.bin", &vec![8u8; 8 * chunk]);
+        w.file("big/sub/c.bin", &vec![9u8; 8 * chunk]);
+        let before = tree_state(&w.root);
+        w.progress = Box::new(StopAfter {
+            cancel: w.cancel.clone(),
+            after: 2 * chunk as u64,
+            seen: Default::default(),
+        });
+        let (out, records) =
+            w.execute_recorded("fs.copy", json!({"source": source, "dest": "copy"}));
+        assert!(
+            matches!(out, Err(ToolError::Cancelled)),
+            "{source}: the copy ran on: {:?}",
+            out.map(|o| o.summary)
+        );
+        // It stopped within a chunk of the request: far from the 8 or 24 chunks asked for.
+        let copied: u64 = bytes_beneath(&w.root.join("copy"));
+        assert!(
+            copied <= 3 * chunk as u64,
+            "{source}: {copied} bytes copied after the stop request"
+        );
+        // What was copied is recorded: undo leaves the tree as it was.
+        assert!(!records.records.is_empty(), "{source}: nothing recorded");
+        let problems = w.undo(&records.records, &records.after);
+        assert!(problems.is_empty(), "{source}: {problems:?}");
+        assert_eq!(tree_state(&w.root), before, "{source}");
+    }
+}
+
+/// Bytes of the regular files at or beneath `p` (0 when it does not exist).
+fn bytes_beneath(p: &Path) -> u64 {
+    let Ok(m) = fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if m.is_file() {
+        return m.len();
+    }
+    fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| bytes_beneath(&e.path())).sum())
+        .unwrap_or(0)
+}
