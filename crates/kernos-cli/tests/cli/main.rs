@@ -6,6 +6,7 @@
 mod daemon;
 mod fake_llm;
 mod journal;
+mod lifetime;
 mod llm;
 mod prompt;
 mod repl;
