@@ -8,8 +8,9 @@
 //!
 //! After a step, the engine stores a [`Fingerprint`] of each touched path. Undo first compares
 //! every fingerprint with the path as it is now; anything that changed since is reported and
-//! left alone instead of clobbered. Everything deleted — including what undo itself removes —
-//! goes to the trash, never straight to oblivion.
+//! left alone instead of clobbered. Everything a step deletes goes to the trash, never straight
+//! to oblivion; what undo removes is only what the transaction itself created, unchanged since,
+//! and is removed for good (keeping copies of copies would only fill the trash).
 
 use std::fs;
 use std::io;
@@ -688,7 +689,7 @@ pub fn check(record: &Record, after: Option<&Fingerprint>) -> Option<String> {
 
 /// Applies one record's file inverse. `Inverse::Step` is the engine's to run (it needs the
 /// registry and the sandbox); here it is an error.
-pub fn apply(record: &Record, env: &Env, blobs: &BlobStore) -> Result<()> {
+pub fn apply(record: &Record, _env: &Env, blobs: &BlobStore) -> Result<()> {
     match &record.inverse {
         Inverse::RestoreFile { path, snapshot } => {
             blobs.copy_to(&snapshot.blob, path)?;
@@ -699,10 +700,20 @@ pub fn apply(record: &Record, env: &Env, blobs: &BlobStore) -> Result<()> {
             set_mtime(path, m.mtime_ns)
                 .map_err(|e| ToolError::io("cannot set time of", path, e))?;
         }
-        Inverse::Remove { path, .. } | Inverse::RemoveTree { path } => {
-            // Into the trash, not gone: undo never destroys data either.
-            let dest = trash_slot(env)?.join(path.file_name().unwrap_or_default());
-            move_path(path, &dest)?;
+        Inverse::Remove { path, dir } => {
+            // Removed for good, not trashed: the step created it and `check` found it exactly
+            // as the step left it, so nothing the user had is lost (see `crate::trash`).
+            let removed = if *dir {
+                fs::remove_dir(path)
+            } else {
+                fs::remove_file(path)
+            };
+            removed.map_err(|e| ToolError::io("cannot remove", path, e))?;
+        }
+        Inverse::RemoveTree { path } => {
+            // A copied tree, unchanged since the copy (its whole-tree fingerprint matched):
+            // removed for good like the above, so undoing a big copy frees the space.
+            fs::remove_dir_all(path).map_err(|e| ToolError::io("cannot remove", path, e))?;
         }
         Inverse::MoveBack { from, to } => move_path(from, to)?,
         Inverse::SetMode { path, mode } => {

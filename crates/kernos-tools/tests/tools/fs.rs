@@ -1848,3 +1848,27 @@ fn bytes_beneath(p: &Path) -> u64 {
         .map(|rd| rd.flatten().map(|e| bytes_beneath(&e.path())).sum())
         .unwrap_or(0)
 }
+
+#[test]
+fn undoing_a_copy_frees_its_space_instead_of_filling_the_trash() {
+    let w = world();
+    w.file("src/a.bin", &[1u8; 4096]);
+    w.file("src/sub/b.bin", &[2u8; 4096]);
+    w.file("one.txt", b"one");
+    w.round_trip("fs.copy", json!({"source": "src", "dest": "copy"}));
+    w.round_trip("fs.copy", json!({"source": "one.txt", "dest": "two.txt"}));
+    assert!(
+        kernos_tools::trash::list(&w.env).unwrap().is_empty(),
+        "undo of a copy put the copy in the trash"
+    );
+    // A delete still goes to the trash, so undo can put it back.
+    let (_, recs) = w
+        .execute("fs.delete", json!({"path": "src", "recursive": true}))
+        .unwrap();
+    let items = kernos_tools::trash::list(&w.env).unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].bytes, 8192);
+    assert!(w.undo(&recs.records, &recs.after).is_empty());
+    kernos_tools::trash::tidy(&w.env);
+    assert!(kernos_tools::trash::list(&w.env).unwrap().is_empty());
+}
