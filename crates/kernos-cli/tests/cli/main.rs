@@ -11,6 +11,7 @@ mod llm;
 mod prompt;
 mod repl;
 mod request;
+mod trash;
 mod unix;
 
 use std::path::{Path, PathBuf};
