@@ -485,6 +485,24 @@ pub fn copy_chunks(
     }
 }
 
+/// Whether the entry `path` may be taken out of its directory: the directory is writable and
+/// searchable by us and not on a read-only file system (`access` answers both, for root too).
+fn removable(path: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let c = std::ffi::CString::new(parent.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c` is a valid NUL-terminated path.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// A fresh, empty directory inside the trash for one deleted item.
 fn trash_slot(env: &Env) -> Result<PathBuf> {
     let root = env.trash_dir();
@@ -592,6 +610,9 @@ impl<'a> Recorder<'a> {
     /// path inside the trash.
     pub fn trash(&mut self, path: &Path) -> Result<PathBuf> {
         fs::symlink_metadata(path).map_err(|e| ToolError::io("cannot delete", path, e))?;
+        // A delete that cannot happen must fail before its record is journaled: a record of a
+        // move that never took place would make the transaction look undoable.
+        removable(path).map_err(|e| ToolError::io("cannot delete", path, e))?;
         let name = path
             .file_name()
             .ok_or_else(|| ToolError::Refused(format!("cannot delete {}", path.display())))?;

@@ -1872,3 +1872,54 @@ fn undoing_a_copy_frees_its_space_instead_of_filling_the_trash() {
     kernos_tools::trash::tidy(&w.env);
     assert!(kernos_tools::trash::list(&w.env).unwrap().is_empty());
 }
+
+#[test]
+fn a_delete_that_cannot_happen_records_nothing_to_undo() {
+    let w = world();
+    let ro = w.root.join("ro");
+    fs::create_dir(&ro).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&ro)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        return; // needs root; the CI runs as root
+    }
+    fs::write(ro.join("f.txt"), b"x").unwrap();
+    let remounted = std::process::Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&ro)
+        .status()
+        .is_ok_and(|s| s.success());
+    let (out, records) = w.execute_recorded("fs.delete", json!({"path": "ro/f.txt"}));
+    let _ = std::process::Command::new("umount").arg(&ro).status();
+    assert!(remounted);
+    let e = out
+        .err()
+        .expect("deleting from a read-only file system failed");
+    assert!(e.to_string().contains("cannot delete"), "{e}");
+    assert!(
+        records.records.is_empty(),
+        "a failed delete left an undo record: {:?}",
+        records.records
+    );
+}
+
+#[test]
+fn a_directory_copy_previews_its_size() {
+    let w = world();
+    w.file("src/a.bin", &[1u8; 3000]);
+    w.file("src/sub/b.bin", &[2u8; 2000]);
+    let changes = w
+        .dry_run("fs.copy", json!({"source": "src", "dest": "dst"}))
+        .unwrap();
+    let said: Vec<String> = changes.iter().map(Change::describe).collect();
+    assert!(
+        said.iter()
+            .any(|d| d.contains("create directory") && d.contains("(4.9 KiB)")),
+        "{said:?}"
+    );
+    let mk = w.dry_run("fs.mkdir", json!({"path": "new"})).unwrap();
+    assert!(!mk[0].describe().contains('('), "{}", mk[0].describe());
+}
