@@ -1895,9 +1895,9 @@ fn a_delete_that_cannot_happen_records_nothing_to_undo() {
     let (out, records) = w.execute_recorded("fs.delete", json!({"path": "ro/f.txt"}));
     let _ = std::process::Command::new("umount").arg(&ro).status();
     assert!(remounted);
-    let e = out
-        .err()
-        .expect("deleting from a read-only file system failed");
+    let Err(e) = out else {
+        panic!("deleting from a read-only file system did not fail");
+    };
     assert!(e.to_string().contains("cannot delete"), "{e}");
     assert!(
         records.records.is_empty(),
