@@ -306,6 +306,41 @@ pub enum Command {
     /// Manage the daemon's API keys (through the daemon when it runs, else in the journal).
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// What deletes keep so undo can bring it back: list it, see its size, empty it.
+    #[command(subcommand)]
+    Trash(TrashCmd),
+}
+
+/// `kernos trash …`
+#[derive(Debug, Subcommand)]
+pub enum TrashCmd {
+    /// Every item in the trash, oldest first: where it came from, the transaction that
+    /// deleted it, its size and age.
+    List,
+    /// The trash's total size and item count.
+    Size,
+    /// Remove items for good. Their transactions can no longer be undone (journaled as
+    /// `trash.emptied`). Without a filter, everything.
+    Empty {
+        /// Only items deleted longer ago than this, e.g. 7d, 12h, 30m.
+        #[arg(long, value_name = "DUR", value_parser = parse_age)]
+        older_than: Option<std::time::Duration>,
+        /// Only items larger than this, e.g. 100M, 2G.
+        #[arg(long, value_name = "SIZE", value_parser = kernos_sandbox::parse_size)]
+        larger_than: Option<u64>,
+        /// Do not ask.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// `7d`, `12h`, `30m`, `2w`; a bare number means days.
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    if let Ok(days) = t.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(days * 86_400));
+    }
+    humantime::parse_duration(t).map_err(|e| format!("{s:?} is not an age like 7d or 12h: {e}"))
 }
 
 /// `kernos models …`

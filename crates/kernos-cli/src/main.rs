@@ -19,6 +19,7 @@ mod request;
 mod show;
 mod term;
 mod tools_cmd;
+mod trash_cmd;
 mod txn_cmd;
 
 use std::process::ExitCode;
@@ -227,6 +228,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     daemon_cmd::keys_list(&app, org.as_deref())
                 }
                 Command::Keys(cli::KeysCmd::Revoke { id }) => daemon_cmd::keys_revoke(&app, &id),
+                Command::Trash(cmd) => trash_cmd::run(&app, cmd),
                 Command::Journal(_)
                 | Command::Completions { .. }
                 | Command::Config { .. }

@@ -21,6 +21,7 @@ mod path;
 pub mod payload;
 mod run;
 mod store;
+mod trash;
 mod undo;
 
 use std::path::PathBuf;
@@ -40,6 +41,7 @@ pub use error::{EngineError, Result};
 pub use outcome::{ActionOutcome, ActionStatus};
 pub use path::{Ask, Handled, Request, Review, Verdict};
 pub use store::{EventStore, JournalStore, held, stored};
+pub use trash::{TRASH_EMPTIED, TrashEntry};
 pub use undo::{UndoItem, UndoPlan, UndoReport};
 
 /// How a transaction ended.

@@ -173,6 +173,10 @@ impl Engine {
                     }
                 }
                 _ => {
+                    if let Some(gone) = emptied_from_trash(&item.record.inverse, &s.env) {
+                        report.conflicts.push(gone);
+                        continue;
+                    }
                     if let Some(conflict) = undo::check(&item.record, item.after.as_ref()) {
                         report.conflicts.push(conflict);
                         continue;
@@ -259,4 +263,20 @@ impl Engine {
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
+}
+
+/// When `inverse` would bring something back from the trash that is no longer there (the
+/// trash was emptied since, by `kernos trash empty` or its size budget), says so plainly.
+fn emptied_from_trash(inverse: &Inverse, env: &kernos_tools::Env) -> Option<String> {
+    let Inverse::MoveBack { from, to } = inverse else {
+        return None;
+    };
+    (kernos_tools::trash::contains(env, from) && std::fs::symlink_metadata(from).is_err()).then(
+        || {
+            format!(
+                "{} cannot be put back: it was emptied from Kernos's trash since",
+                to.display()
+            )
+        },
+    )
 }

@@ -26,6 +26,7 @@ pub mod proc;
 pub mod shell;
 pub mod svc;
 pub mod sys;
+pub mod trash;
 
 #[cfg(feature = "testing")]
 pub mod testing;

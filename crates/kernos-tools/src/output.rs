@@ -111,9 +111,19 @@ impl Change {
     /// One line for previews, e.g. `delete /tmp/x (3 entries, 1.2 KiB)`.
     pub fn describe(&self) -> String {
         match self {
+            // A copied tree carries its size (what the preview of a copy must show); a
+            // directory made empty does not.
             Change::Create {
-                path, dir: true, ..
-            } => format!("create directory {}", path.display()),
+                path,
+                dir: true,
+                bytes,
+            } => format!(
+                "create directory {}{}",
+                path.display(),
+                bytes
+                    .map(|b| format!(" ({})", human_bytes(b)))
+                    .unwrap_or_default()
+            ),
             Change::Create { path, bytes, .. } => {
                 format!(
                     "create {}{}",

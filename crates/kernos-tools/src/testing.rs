@@ -21,7 +21,7 @@ use kernos_core::{
 use kernos_journal::BlobStore;
 use serde_json::Value;
 
-use crate::ctx::{Ctx, NoProgress};
+use crate::ctx::{Ctx, NoProgress, Progress};
 use crate::env::Env;
 use crate::output::{Change, Output};
 use crate::registry::Registry;
@@ -140,6 +140,8 @@ pub struct World {
     pub registry: Registry,
     /// Cancellation for the next call.
     pub cancel: CancelToken,
+    /// Where actions report progress (nowhere unless a test sets it, e.g. to cancel midway).
+    pub progress: Box<dyn Progress>,
     /// Runs the actions' child processes.
     runner: Arc<dyn ProcessRunner>,
 }
@@ -172,6 +174,7 @@ impl World {
             blobs,
             registry: Registry::builtin(),
             cancel: CancelToken::new(),
+            progress: Box::new(NoProgress),
             runner,
         }
     }
@@ -192,7 +195,7 @@ impl World {
             runner: &*self.runner,
             cancel: &self.cancel,
             blobs: &self.blobs,
-            progress: &NoProgress,
+            progress: &*self.progress,
             effects,
         }
     }
@@ -212,14 +215,28 @@ impl World {
 
     /// Executes `tool.action`, returning its output, undo records and their after-states.
     pub fn execute(&self, name: &str, args: Value) -> crate::Result<(Output, StepRecords)> {
+        let (out, records) = self.execute_recorded(name, args);
+        out.map(|o| (o, records))
+    }
+
+    /// Executes `tool.action` and keeps its undo records whatever the outcome, as the engine
+    /// does: a step that failed or was stopped midway is undone from what it recorded.
+    pub fn execute_recorded(
+        &self,
+        name: &str,
+        args: Value,
+    ) -> (crate::Result<Output>, StepRecords) {
         let a = self.action(name);
-        let effects = a.effects(&args, &self.ctx(&[]))?;
+        let effects = match a.effects(&args, &self.ctx(&[])) {
+            Ok(e) => e,
+            Err(e) => return (Err(e), StepRecords::default()),
+        };
         let mut sink = MemorySink::default();
         let ctx = self.ctx(&effects);
         let mut rec = Recorder::new(&mut sink, &self.env, &self.blobs);
-        let out = a.execute(&args, &ctx, &mut rec)?;
+        let out = a.execute(&args, &ctx, &mut rec);
         sink.0.finish();
-        Ok((out, sink.0))
+        (out, sink.0)
     }
 
     /// Undoes records as the engine does: in reverse, checking each against its after-state

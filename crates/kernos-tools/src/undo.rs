@@ -8,8 +8,9 @@
 //!
 //! After a step, the engine stores a [`Fingerprint`] of each touched path. Undo first compares
 //! every fingerprint with the path as it is now; anything that changed since is reported and
-//! left alone instead of clobbered. Everything deleted — including what undo itself removes —
-//! goes to the trash, never straight to oblivion.
+//! left alone instead of clobbered. Everything a step deletes goes to the trash, never straight
+//! to oblivion; what undo removes is only what the transaction itself created, unchanged since,
+//! and is removed for good (keeping copies of copies would only fill the trash).
 
 use std::fs;
 use std::io;
@@ -404,6 +405,23 @@ pub fn move_path(from: &Path, to: &Path) -> Result<()> {
 /// Copies a file, symlink or directory tree, preserving modes, mtimes and (when permitted)
 /// owners. Refuses to overwrite: `to` must not exist.
 pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    copy_tree_with(from, to, &mut |_| Ok(()))
+}
+
+/// Bytes a copy moves between two calls of its `tick`: small enough that a stop request is
+/// honoured within a fraction of a second, large enough not to cost anything.
+pub const COPY_CHUNK: usize = 1 << 20;
+
+/// Like [`copy_tree`], calling `tick` with the size of each chunk written (at most
+/// [`COPY_CHUNK`]) and before each entry of a tree (with 0). An error from `tick` (a stop
+/// request) ends the copy at once and is returned. What was copied so far stays where it is:
+/// the caller recorded the whole target for undo before starting, so undo removes it.
+pub fn copy_tree_with(
+    from: &Path,
+    to: &Path,
+    tick: &mut dyn FnMut(u64) -> Result<()>,
+) -> Result<()> {
+    tick(0)?;
     let m = fs::symlink_metadata(from).map_err(|e| ToolError::io("cannot stat", from, e))?;
     let ft = m.file_type();
     if ft.is_symlink() {
@@ -415,7 +433,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         let rd = fs::read_dir(from).map_err(|e| ToolError::io("cannot list", from, e))?;
         for e in rd {
             let e = e.map_err(|e| ToolError::io("cannot list", from, e))?;
-            copy_tree(&e.path(), &to.join(e.file_name()))?;
+            copy_tree_with(&e.path(), &to.join(e.file_name()), tick)?;
         }
     } else if !ft.is_file() {
         // Opening a FIFO would block forever and a device may never end: refuse instead.
@@ -430,7 +448,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
             .create_new(true)
             .open(to)
             .map_err(|e| ToolError::io("cannot create", to, e))?;
-        io::copy(&mut src, &mut dst).map_err(|e| ToolError::io("cannot copy to", to, e))?;
+        copy_chunks(&mut src, &mut dst, from, to, tick)?;
         dst.sync_all()
             .map_err(|e| ToolError::io("cannot sync", to, e))?;
     }
@@ -442,6 +460,47 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     let _ = std::os::unix::fs::lchown(to, Some(m.uid()), Some(m.gid()));
     set_mtime(to, mtime_ns(&m)).map_err(|e| ToolError::io("cannot set time of", to, e))?;
     Ok(())
+}
+
+/// Copies `src` to `dst` in chunks of [`COPY_CHUNK`], calling `tick` after each.
+pub fn copy_chunks(
+    src: &mut fs::File,
+    dst: &mut fs::File,
+    from: &Path,
+    to: &Path,
+    tick: &mut dyn FnMut(u64) -> Result<()>,
+) -> Result<()> {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; COPY_CHUNK];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ToolError::io("cannot read", from, e)),
+        };
+        dst.write_all(&buf[..n])
+            .map_err(|e| ToolError::io("cannot copy to", to, e))?;
+        tick(n as u64)?;
+    }
+}
+
+/// Whether the entry `path` may be taken out of its directory: the directory is writable and
+/// searchable by us and not on a read-only file system (`access` answers both, for root too).
+fn removable(path: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let c = std::ffi::CString::new(parent.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c` is a valid NUL-terminated path.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// A fresh, empty directory inside the trash for one deleted item.
@@ -554,6 +613,9 @@ impl<'a> Recorder<'a> {
     /// path inside the trash.
     pub fn trash(&mut self, path: &Path) -> Result<PathBuf> {
         fs::symlink_metadata(path).map_err(|e| ToolError::io("cannot delete", path, e))?;
+        // A delete that cannot happen must fail before its record is journaled: a record of a
+        // move that never took place would make the transaction look undoable.
+        removable(path).map_err(|e| ToolError::io("cannot delete", path, e))?;
         let name = path
             .file_name()
             .ok_or_else(|| ToolError::Refused(format!("cannot delete {}", path.display())))?;
@@ -651,7 +713,7 @@ pub fn check(record: &Record, after: Option<&Fingerprint>) -> Option<String> {
 
 /// Applies one record's file inverse. `Inverse::Step` is the engine's to run (it needs the
 /// registry and the sandbox); here it is an error.
-pub fn apply(record: &Record, env: &Env, blobs: &BlobStore) -> Result<()> {
+pub fn apply(record: &Record, _env: &Env, blobs: &BlobStore) -> Result<()> {
     match &record.inverse {
         Inverse::RestoreFile { path, snapshot } => {
             blobs.copy_to(&snapshot.blob, path)?;
@@ -662,10 +724,20 @@ pub fn apply(record: &Record, env: &Env, blobs: &BlobStore) -> Result<()> {
             set_mtime(path, m.mtime_ns)
                 .map_err(|e| ToolError::io("cannot set time of", path, e))?;
         }
-        Inverse::Remove { path, .. } | Inverse::RemoveTree { path } => {
-            // Into the trash, not gone: undo never destroys data either.
-            let dest = trash_slot(env)?.join(path.file_name().unwrap_or_default());
-            move_path(path, &dest)?;
+        Inverse::Remove { path, dir } => {
+            // Removed for good, not trashed: the step created it and `check` found it exactly
+            // as the step left it, so nothing the user had is lost (see `crate::trash`).
+            let removed = if *dir {
+                fs::remove_dir(path)
+            } else {
+                fs::remove_file(path)
+            };
+            removed.map_err(|e| ToolError::io("cannot remove", path, e))?;
+        }
+        Inverse::RemoveTree { path } => {
+            // A copied tree, unchanged since the copy (its whole-tree fingerprint matched):
+            // removed for good like the above, so undoing a big copy frees the space.
+            fs::remove_dir_all(path).map_err(|e| ToolError::io("cannot remove", path, e))?;
         }
         Inverse::MoveBack { from, to } => move_path(from, to)?,
         Inverse::SetMode { path, mode } => {

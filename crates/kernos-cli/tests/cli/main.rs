@@ -6,10 +6,12 @@
 mod daemon;
 mod fake_llm;
 mod journal;
+mod lifetime;
 mod llm;
 mod prompt;
 mod repl;
 mod request;
+mod trash;
 mod unix;
 
 use std::path::{Path, PathBuf};

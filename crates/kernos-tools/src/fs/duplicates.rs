@@ -135,7 +135,7 @@ fn same_content(
                 Ok((h, _)) => by_hash.entry(h).or_default().push(p),
                 Err(ToolError::Cancelled) => return Err(ToolError::Cancelled),
                 // Unreadable or gone since the walk: counted, not fatal.
-                Err(_) => skipped.0 += 1,
+                Err(_) => skipped.unreadable += 1,
             }
         }
         for (hash, mut paths) in by_hash {

@@ -28,6 +28,7 @@ mod edit;
 mod ops;
 mod read;
 mod scan;
+mod special;
 mod transfer;
 
 use std::collections::HashSet;
@@ -173,10 +174,14 @@ impl DataDir {
     }
 }
 
-/// Fails unless `p` is a regular file: reading a FIFO would block and a device may never end.
+/// Fails unless `p` is a regular file that can be read to its end: reading a FIFO would
+/// block, a device may never end, and so would a few kernel files (`/proc/kmsg`).
 pub(crate) fn regular_file(p: &Path, m: &Metadata) -> Result<()> {
     if m.is_file() {
-        return Ok(());
+        return match special::blocking_kernel_file(p) {
+            Some(why) => Err(ToolError::Refused(why)),
+            None => Ok(()),
+        };
     }
     Err(ToolError::Refused(format!(
         "{} is a {}, not a regular file; {}",

@@ -3,14 +3,14 @@
 //! its execution applies the list in order — so the two cannot disagree.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 
 use crate::ctx::Ctx;
 use crate::error::{Result, ToolError};
 use crate::output::Change;
-use crate::undo::{Recorder, copy_tree, move_path, mtime_ns, set_mtime};
+use crate::undo::{Recorder, copy_chunks, copy_tree_with, move_path, mtime_ns, set_mtime};
 
 use super::mode_str;
 
@@ -175,8 +175,9 @@ impl Op {
         }
     }
 
-    /// Records the inverse, then makes the change.
-    pub(crate) fn apply(&self, rec: &mut Recorder<'_>) -> Result<()> {
+    /// Records the inverse, then makes the change. Copies stop between chunks when `ctx` is
+    /// cancelled (see [`copy_tree_with`]); what they wrote is already recorded for undo.
+    pub(crate) fn apply(&self, ctx: &Ctx<'_>, rec: &mut Recorder<'_>) -> Result<()> {
         match self {
             Op::Mkdir(p) => {
                 rec.before_mkdir(p)?;
@@ -211,11 +212,11 @@ impl Op {
                 } else {
                     rec.before_write(to)?;
                 }
-                copy_tree(from, to)
+                copy_tree_with(from, to, &mut watch(ctx, to))
             }
             Op::CopyOver { from, to, .. } => {
                 rec.before_write(to)?;
-                copy_over(from, to)
+                copy_over(from, to, &mut watch(ctx, to))
             }
             Op::Replace { path, .. } => {
                 rec.before_write(path)?;
@@ -235,9 +236,27 @@ impl Op {
     }
 }
 
+/// What a copy calls between chunks: stop when asked, and report the bytes copied so far.
+fn watch<'a>(ctx: &'a Ctx<'_>, to: &'a std::path::Path) -> impl FnMut(u64) -> Result<()> + 'a {
+    let mut copied = 0u64;
+    let what = to.display().to_string();
+    move |n| {
+        ctx.check_cancel()?;
+        copied += n;
+        if n > 0 {
+            ctx.progress.update(copied, None, &what);
+        }
+        Ok(())
+    }
+}
+
 /// Replaces an existing file's content with another's, and gives it the source's mode and
 /// modification time (as `cp -p` would). In place, so links to the target stay linked.
-fn copy_over(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+fn copy_over(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    tick: &mut dyn FnMut(u64) -> Result<()>,
+) -> Result<()> {
     let m = fs::metadata(from).map_err(|e| ToolError::io("cannot read", from, e))?;
     let mut src = fs::File::open(from).map_err(|e| ToolError::io("cannot open", from, e))?;
     let mut dst = OpenOptions::new()
@@ -245,7 +264,7 @@ fn copy_over(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
         .truncate(true)
         .open(to)
         .map_err(|e| ToolError::io("cannot write", to, e))?;
-    io::copy(&mut src, &mut dst).map_err(|e| ToolError::io("cannot copy to", to, e))?;
+    copy_chunks(&mut src, &mut dst, from, to, tick)?;
     drop(dst);
     fs::set_permissions(to, fs::Permissions::from_mode(m.mode() & 0o7777))
         .map_err(|e| ToolError::io("cannot set mode of", to, e))?;
@@ -264,7 +283,7 @@ pub(crate) fn run(ops: &[Op], ctx: &Ctx<'_>, rec: &mut Recorder<'_>) -> Result<V
     let mut done = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
         ctx.check_cancel()?;
-        op.apply(rec)?;
+        op.apply(ctx, rec)?;
         let change = op.change();
         ctx.progress
             .update(i as u64 + 1, Some(total), &change.describe());

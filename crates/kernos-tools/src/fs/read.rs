@@ -22,8 +22,9 @@ use crate::output::{Output, human_bytes, row};
 use crate::registry::{Action, Meta};
 use crate::undo::Recorder;
 
+use super::special;
 use super::{
-    TICK, arg_path, is_hidden, kind_name, looks_binary, mode_str, mtime_secs, name_glob,
+    DataDir, TICK, arg_path, is_hidden, kind_name, looks_binary, mode_str, mtime_secs, name_glob,
     nonempty_dir, regular_file,
 };
 
@@ -48,24 +49,75 @@ pub(crate) fn stat_root(p: &Path) -> Result<fs::Metadata> {
     })
 }
 
-/// Counts entries a walk could not read, for the summary.
+/// What a walk left out, for the summary: entries it could not read, special files
+/// (devices, FIFOs, sockets, blocking kernel files), the kernel's file systems below the root
+/// and Kernos's own data directory.
 #[derive(Default)]
-pub(crate) struct Skipped(pub(crate) u64);
+pub(crate) struct Skipped {
+    /// Entries that could not be read.
+    pub(crate) unreadable: u64,
+    /// Devices, FIFOs, sockets and kernel files that block.
+    pub(crate) special: u64,
+    /// Mount points of kernel file systems (`/proc`, `/sys`) not descended into.
+    pub(crate) kernel: Vec<PathBuf>,
+    /// Kernos's data directory, when the walk passed it by.
+    pub(crate) data_dir: Option<PathBuf>,
+}
 
 impl Skipped {
+    /// Adds what another walk left out.
+    pub(crate) fn add(&mut self, other: Skipped) {
+        self.unreadable += other.unreadable;
+        self.special += other.special;
+        self.kernel.extend(other.kernel);
+        if self.data_dir.is_none() {
+            self.data_dir = other.data_dir;
+        }
+    }
+
+    /// Appends " (skipped …)" to a summary when anything was left out.
     pub(crate) fn note(&self, summary: &mut String) {
-        if self.0 > 0 {
-            summary.push_str(&format!(
-                " ({} unreadable entr{} skipped)",
-                self.0,
-                if self.0 == 1 { "y" } else { "ies" }
+        let mut parts = Vec::new();
+        if self.unreadable > 0 {
+            parts.push(format!(
+                "{} unreadable entr{}",
+                self.unreadable,
+                if self.unreadable == 1 { "y" } else { "ies" }
             ));
+        }
+        if self.special > 0 {
+            parts.push(super::counted(
+                self.special,
+                "special file",
+                "special files",
+            ));
+        }
+        if !self.kernel.is_empty() {
+            let list: Vec<String> = self
+                .kernel
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            parts.push(format!("the kernel's file systems {}", list.join(", ")));
+        }
+        if let Some(d) = &self.data_dir {
+            parts.push(format!("Kernos's data directory {}", d.display()));
+        }
+        if !parts.is_empty() {
+            summary.push_str(&format!(" (skipped {})", parts.join("; ")));
         }
     }
 }
 
 /// Walks `root` (not following symlinks beneath it), calling `f` for each readable entry
 /// (the root included, at depth 0). Hidden entries below the root are skipped unless `hidden`.
+///
+/// Never handed to `f`, and counted in the returned [`Skipped`]: devices, FIFOs and sockets
+/// (opening one may block forever), the kernel's file systems below the root (`/proc`,
+/// `/sys`: a search from `/` is about the user's files, and some kernel files block or never
+/// end), blocking kernel files when the root itself is on one (`/proc/kmsg`), and Kernos's
+/// data directory unless the root is inside it (the trash and the journal are not the
+/// user's files, and a plan to change them would be refused).
 pub(crate) fn walk(
     ctx: &Ctx<'_>,
     root: &Path,
@@ -79,24 +131,52 @@ pub(crate) fn walk(
     if let Some(d) = max_depth {
         w = w.max_depth(d);
     }
+    let data = DataDir::of(ctx);
+    let prune_data = !data.contains(root);
+    let root_dev = fs::metadata(root).ok().map(|m| m.dev());
+    let root_on_kernel_fs = special::on_kernel_fs(root);
+    let mut kernel = special::KernelFsCache::allowing(root_dev);
     let mut skipped = Skipped::default();
     let mut n = 0u64;
-    let it = w
+    let mut it = w
         .into_iter()
         .filter_entry(|e| hidden || e.depth() == 0 || !is_hidden(e.file_name()));
-    for e in it {
+    while let Some(e) = it.next() {
         n += 1;
         if n % TICK == 0 {
             ctx.check_cancel()?;
             ctx.progress.update(n, None, &format!("{} entries", n));
         }
-        match e {
-            Ok(e) => {
-                if !f(&e)? {
-                    break;
+        let Ok(e) = e else {
+            skipped.unreadable += 1;
+            continue;
+        };
+        let ft = e.file_type();
+        if e.depth() > 0 {
+            if prune_data && data.contains(e.path()) {
+                skipped.data_dir = Some(e.path().to_path_buf());
+                if ft.is_dir() {
+                    it.skip_current_dir();
+                }
+                continue;
+            }
+            if ft.is_dir() {
+                let dev = e.metadata().map(|m| m.dev()).ok();
+                if dev.is_some_and(|d| kernel.is_kernel(d, e.path())) {
+                    skipped.kernel.push(e.path().to_path_buf());
+                    it.skip_current_dir();
+                    continue;
                 }
             }
-            Err(_) => skipped.0 += 1,
+            if special::is_special(ft)
+                || (root_on_kernel_fs && ft.is_file() && special::blocking_name(e.file_name()))
+            {
+                skipped.special += 1;
+                continue;
+            }
+        }
+        if !f(&e)? {
+            break;
         }
     }
     Ok(skipped)
@@ -773,7 +853,8 @@ impl Action for Read {
         }
         let m = stat_root(&path)?;
         regular_file(&path, &m)?;
-        let mut f = fs::File::open(&path).map_err(|e| ToolError::io("cannot read", &path, e))?;
+        let mut f =
+            special::open_read(&path).map_err(|e| ToolError::io("cannot read", &path, e))?;
         let len = m.len();
         let io = |e| ToolError::io("cannot read", &path, e);
         let (bytes, cut) = match a.tail {

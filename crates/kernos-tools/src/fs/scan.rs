@@ -17,6 +17,7 @@ use crate::registry::{Action, Meta};
 use crate::undo::Recorder;
 
 use super::read::{Skipped, read_effect, stat_root, walk};
+use super::special;
 use super::{arg_path, arg_paths, looks_binary, name_glob, regular_file};
 
 // --------------------------------------------------------------------------------- search
@@ -121,8 +122,8 @@ impl Action for Search {
             ctx.check_cancel()?;
             ctx.progress
                 .update(i as u64, Some(total), &path.display().to_string());
-            let Ok(f) = fs::File::open(path) else {
-                skipped.0 += 1;
+            let Ok(f) = special::open_read(path) else {
+                skipped.unreadable += 1;
                 continue;
             };
             let mut r = BufReader::with_capacity(64 * 1024, f);
@@ -133,7 +134,7 @@ impl Action for Search {
                 }
                 Ok(_) => {}
                 Err(_) => {
-                    skipped.0 += 1;
+                    skipped.unreadable += 1;
                     continue;
                 }
             }
@@ -146,7 +147,7 @@ impl Action for Search {
                     Ok(0) => break,
                     Ok(_) => {}
                     Err(_) => {
-                        skipped.0 += 1;
+                        skipped.unreadable += 1;
                         break;
                     }
                 }
@@ -255,7 +256,7 @@ fn algo_name(a: HashAlgo) -> &'static str {
 
 /// Hashes a file in 256 KiB blocks; returns the hex digest and the size.
 pub(crate) fn hash_file(ctx: &Ctx<'_>, p: &Path, a: HashAlgo) -> Result<(String, u64)> {
-    let mut f = fs::File::open(p).map_err(|e| ToolError::io("cannot read", p, e))?;
+    let mut f = special::open_read(p).map_err(|e| ToolError::io("cannot read", p, e))?;
     let mut h = Hasher::new(a);
     let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
@@ -315,7 +316,7 @@ impl Action for Checksum {
                     }
                     Ok(true)
                 })?;
-                skipped.0 += s.0;
+                skipped.add(s);
             } else {
                 regular_file(&p, &m)?;
                 files.push(p);
@@ -496,7 +497,8 @@ impl Action for Count {
                         text_files += 1;
                         continue;
                     }
-                    let file = fs::File::open(f).map_err(|e| ToolError::io("cannot read", f, e))?;
+                    let file =
+                        special::open_read(f).map_err(|e| ToolError::io("cannot read", f, e))?;
                     match TextCounts::of(ctx.cancel, file) {
                         Ok(Some(c)) => {
                             text_files += 1;
@@ -516,7 +518,7 @@ impl Action for Count {
                         Ok(None) => binary += 1,
                         Err(_) => {
                             ctx.check_cancel()?;
-                            skipped.0 += 1;
+                            skipped.unreadable += 1;
                         }
                     }
                 }

@@ -1754,6 +1754,221 @@ fn list_recursive_names_every_entry_below_relative_to_the_directory() {
 }
 
 #[test]
+fn walks_skip_special_files_and_say_how_many() {
+    let w = world();
+    project(&w);
+    mkfifo(&w.root.join("proj/pipe"));
+    mkfifo(&w.root.join("proj/src/pipe2"));
+    for (name, args) in [
+        ("fs.search", json!({"path": "proj", "pattern": "hello"})),
+        ("fs.find", json!({"path": "proj"})),
+        ("fs.count", json!({"path": "proj", "what": "lines"})),
+        ("fs.checksum", json!({"path": "proj"})),
+        ("fs.largest", json!({"path": "proj", "count": 3})),
+        ("fs.usage", json!({"path": "proj"})),
+    ] {
+        let out = run(&w, name, args);
+        let s = out.summary.clone().unwrap();
+        assert!(s.contains("skipped 2 special files"), "{name}: {s}");
+        assert!(
+            !paths(&out).iter().any(|p| p.contains("pipe")),
+            "{name} listed a FIFO"
+        );
+    }
+}
+
+#[test]
+fn a_blocking_kernel_file_is_refused_at_once_and_kernel_file_systems_are_not_walked() {
+    let w = world();
+    // /proc/kmsg waits for the next kernel message (and takes it from the system log).
+    let t0 = std::time::Instant::now();
+    for (name, args) in [
+        ("fs.search", json!({"path": "/proc/kmsg", "pattern": "foo"})),
+        ("fs.read", json!({"path": "/proc/kmsg"})),
+        ("fs.count", json!({"path": "/proc/kmsg"})),
+        ("fs.checksum", json!({"path": "/proc/kmsg"})),
+    ] {
+        let e = err(&w, name, args).to_string();
+        assert!(e.contains("blocks or never ends"), "{name}: {e}");
+    }
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    // An ordinary kernel file named directly is still read.
+    let out = run(
+        &w,
+        "fs.search",
+        json!({"path": "/proc/self/status", "pattern": "Pid"}),
+    );
+    assert!(!out.rows.is_empty());
+    // A walk that reaches a kernel file system does not go in, and says so.
+    fs::create_dir(w.root.join("mnt")).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "proc", "proc"])
+        .arg(w.root.join("mnt"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if mounted {
+        w.file("mnt2/notes.txt", b"foo here\n");
+        let out = w.execute("fs.search", json!({"path": ".", "pattern": "foo"}));
+        let _ = std::process::Command::new("umount")
+            .arg(w.root.join("mnt"))
+            .status();
+        let out = out.unwrap().0;
+        let s = out.summary.unwrap();
+        assert!(s.contains("the kernel's file systems"), "{s}");
+        assert!(s.contains("/mnt"), "{s}");
+        assert_eq!(out.rows.len(), 1, "only the user's file matched");
+    }
+    // Searching /proc itself (the user asked for it) walks it but never opens kmsg.
+    let t0 = std::time::Instant::now();
+    let out = run(
+        &w,
+        "fs.search",
+        json!({"path": "/proc/sys/kernel", "pattern": "zzzz-no-such", "glob": "ostype"}),
+    );
+    assert!(out.rows.is_empty());
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn walks_skip_kernos_data_directory_and_say_so() {
+    let mut w = world();
+    w.env.data_dir = w.root.join("kdata");
+    w.file("kdata/trash/01/old.log", b"needle in the trash\n");
+    w.file("kdata/journal.db", b"needle");
+    w.file("notes/a.log", b"needle here\n");
+    let out = run(&w, "fs.search", json!({"path": ".", "pattern": "needle"}));
+    assert_eq!(out.rows.len(), 1);
+    let s = out.summary.unwrap();
+    assert!(s.contains("Kernos's data directory"), "{s}");
+    let out = run(&w, "fs.find", json!({"path": ".", "name": "*.log"}));
+    assert_eq!(paths(&out).len(), 1, "{:?}", paths(&out));
+    // Asked about the data directory itself, a walk looks inside.
+    let out = run(&w, "fs.find", json!({"path": "kdata", "name": "*.log"}));
+    assert_eq!(paths(&out).len(), 1);
+}
+
+/// Cancels the world's token once a copy has reported `after` bytes.
+struct StopAfter {
+    cancel: kernos_core::CancelToken,
+    after: u64,
+    seen: std::sync::Mutex<Vec<(u64, String)>>,
+}
+
+impl kernos_tools::Progress for StopAfter {
+    fn update(&self, done: u64, _: Option<u64>, what: &str) {
+        self.seen.lock().unwrap().push((done, what.to_owned()));
+        if done >= self.after {
+            self.cancel.cancel();
+        }
+    }
+}
+
+#[test]
+fn a_stop_request_ends_a_copy_between_chunks_and_undo_removes_what_was_copied() {
+    for source in ["big/a.bin", "big"] {
+        let mut w = world();
+        let chunk = kernos_tools::undo::COPY_CHUNK;
+        w.file("big/a.bin", &vec![7u8; 8 * chunk]);
+        w.file("big/b.bin", &vec![8u8; 8 * chunk]);
+        w.file("big/sub/c.bin", &vec![9u8; 8 * chunk]);
+        let before = tree_state(&w.root);
+        w.progress = Box::new(StopAfter {
+            cancel: w.cancel.clone(),
+            after: 2 * chunk as u64,
+            seen: Default::default(),
+        });
+        let (out, records) =
+            w.execute_recorded("fs.copy", json!({"source": source, "dest": "copy"}));
+        assert!(
+            matches!(out, Err(ToolError::Cancelled)),
+            "{source}: the copy ran on: {:?}",
+            out.map(|o| o.summary)
+        );
+        // It stopped within a chunk of the request: far from the 8 or 24 chunks asked for.
+        let copied: u64 = bytes_beneath(&w.root.join("copy"));
+        assert!(
+            copied <= 3 * chunk as u64,
+            "{source}: {copied} bytes copied after the stop request"
+        );
+        // What was copied is recorded: undo leaves the tree as it was.
+        assert!(!records.records.is_empty(), "{source}: nothing recorded");
+        let problems = w.undo(&records.records, &records.after);
+        assert!(problems.is_empty(), "{source}: {problems:?}");
+        assert_eq!(tree_state(&w.root), before, "{source}");
+    }
+}
+
+/// Bytes of the regular files at or beneath `p` (0 when it does not exist).
+fn bytes_beneath(p: &Path) -> u64 {
+    let Ok(m) = fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if m.is_file() {
+        return m.len();
+    }
+    fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| bytes_beneath(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+#[test]
+fn undoing_a_copy_frees_its_space_instead_of_filling_the_trash() {
+    let w = world();
+    w.file("src/a.bin", &[1u8; 4096]);
+    w.file("src/sub/b.bin", &[2u8; 4096]);
+    w.file("one.txt", b"one");
+    w.round_trip("fs.copy", json!({"source": "src", "dest": "copy"}));
+    w.round_trip("fs.copy", json!({"source": "one.txt", "dest": "two.txt"}));
+    assert!(
+        kernos_tools::trash::list(&w.env).unwrap().is_empty(),
+        "undo of a copy put the copy in the trash"
+    );
+    // A delete still goes to the trash, so undo can put it back.
+    let (_, recs) = w
+        .execute("fs.delete", json!({"path": "src", "recursive": true}))
+        .unwrap();
+    let items = kernos_tools::trash::list(&w.env).unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].bytes, 8192);
+    assert!(w.undo(&recs.records, &recs.after).is_empty());
+    kernos_tools::trash::tidy(&w.env);
+    assert!(kernos_tools::trash::list(&w.env).unwrap().is_empty());
+}
+
+#[test]
+fn a_delete_that_cannot_happen_records_nothing_to_undo() {
+    let w = world();
+    let ro = w.root.join("ro");
+    fs::create_dir(&ro).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&ro)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        return; // needs root; the CI runs as root
+    }
+    fs::write(ro.join("f.txt"), b"x").unwrap();
+    let remounted = std::process::Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&ro)
+        .status()
+        .is_ok_and(|s| s.success());
+    let (out, records) = w.execute_recorded("fs.delete", json!({"path": "ro/f.txt"}));
+    let _ = std::process::Command::new("umount").arg(&ro).status();
+    assert!(remounted);
+    let Err(e) = out else {
+        panic!("deleting from a read-only file system did not fail");
+    };
+    assert!(e.to_string().contains("cannot delete"), "{e}");
+    assert!(
+        records.records.is_empty(),
+        "a failed delete left an undo record: {:?}",
+        records.records
+    );
+}
+
+#[test]
 fn duplicates_groups_identical_content_and_ignores_hard_links_and_empty_files() {
     let w = world();
     w.file("d/a.txt", b"same content\n");
@@ -1784,4 +1999,22 @@ fn duplicates_groups_identical_content_and_ignores_hard_links_and_empty_files() 
     assert!(paths(&o).is_empty());
     let e = err(&w, "fs.duplicates", json!({"path": "d", "min": 1}));
     assert!(e.to_string().contains("min"), "{e}");
+}
+
+#[test]
+fn a_directory_copy_previews_its_size() {
+    let w = world();
+    w.file("src/a.bin", &[1u8; 3000]);
+    w.file("src/sub/b.bin", &[2u8; 2000]);
+    let changes = w
+        .dry_run("fs.copy", json!({"source": "src", "dest": "dst"}))
+        .unwrap();
+    let said: Vec<String> = changes.iter().map(Change::describe).collect();
+    assert!(
+        said.iter()
+            .any(|d| d.contains("create directory") && d.contains("(4.9 KiB)")),
+        "{said:?}"
+    );
+    let mk = w.dry_run("fs.mkdir", json!({"path": "new"})).unwrap();
+    assert!(!mk[0].describe().contains('('), "{}", mk[0].describe());
 }
