@@ -114,6 +114,16 @@ impl Observer for CliObserver {
         if let Some(n) = &planned.notice {
             eprintln!("kernos: {n}");
         }
+        // Changes the planner was unsure of were refused already; a read that left words
+        // unexplained still runs, but never silently.
+        if let (false, kernos_planner::Outcome::Plan { .. }) =
+            (planned.unused.is_empty(), &planned.outcome)
+        {
+            eprintln!(
+                "kernos: note: this plan does not use \u{201c}{}\u{201d}; check it is what you meant",
+                planned.unused.join("\u{201d}, \u{201c}")
+            );
+        }
         if let (true, false, kernos_planner::Outcome::Plan { plan, .. }) =
             (self.explain, self.json, &planned.outcome)
         {

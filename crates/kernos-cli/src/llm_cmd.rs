@@ -443,6 +443,8 @@ pub fn plan_json(planned: &Planned, plan: &Plan, confidence: f32) -> anyhow::Res
     if planned.used_llm_tier() {
         v["cache"] = json!(planned.cache.as_str());
     }
+    // What the plan does not account for: scripts see it as plainly as a person does.
+    v["unused"] = json!(planned.unused);
     Ok(v)
 }
 

@@ -290,3 +290,23 @@ fn refused_targets_are_refused_even_with_yes() {
     assert!(journal.exists() && w.home.exists());
     assert!(w.run(&["journal", "verify"]).status.success());
 }
+
+/// A word the plan does not account for is never dropped silently: `plan --json` lists it and a
+/// read that runs anyway says so on stderr.
+#[test]
+fn words_the_plan_does_not_use_are_reported() {
+    let w = crate::World::new();
+    std::fs::create_dir_all(w.cwd.join("cache")).unwrap();
+    let out = w.run(&["plan", "--json", "show the largest files in cache zorblax"]);
+    assert!(out.status.success(), "{}", crate::text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["unused"], serde_json::json!(["zorblax"]), "{v}");
+    assert_eq!(v["steps"][0]["args"]["path"], "cache", "{v}");
+    let out = w.run(&["show the largest files in cache zorblax"]);
+    assert!(out.status.success(), "{}", crate::text(&out.stderr));
+    assert!(
+        crate::text(&out.stderr).contains("does not use \u{201c}zorblax\u{201d}"),
+        "{}",
+        crate::text(&out.stderr)
+    );
+}
