@@ -126,7 +126,8 @@ impl App {
 /// be set up, every step that needs a child process fails with the reason — Kernos never falls
 /// back to running children unconfined.
 pub fn runner(config: &Config, data_dir: &std::path::Path) -> Arc<dyn ProcessRunner> {
-    match kernos_sandbox::SandboxRunner::new() {
+    // This binary is its own sandbox helper (see `main`), under any name it was given.
+    match kernos_sandbox::embedded_helper().map(kernos_sandbox::SandboxRunner::with_helper) {
         Ok(r) => Arc::new(
             kernos_sandbox::Configured::new(r, config.sandbox.allow_weaker)
                 .deny_read(data_dir.to_path_buf()),

@@ -69,13 +69,13 @@ const HELP: &str = "Type what you want, e.g.:
   find log files older than 30 days in /var/log
   ...and then: compress them into old-logs.tar.gz
   undo that
-Commands: help, history, tools, exit (or Ctrl-D).";
+Commands: help, history, tools, clear, exit (or Ctrl-D).";
 
 /// Runs the prompt until exit.
 pub fn run(app: &App, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
     let registry = kernos_tools::Registry::builtin();
     let mut names: Vec<String> = registry.names().map(str::to_owned).collect();
-    names.extend(["help", "history", "tools", "exit", "quit", "undo"].map(String::from));
+    names.extend(["help", "history", "tools", "clear", "exit", "quit", "undo"].map(String::from));
     let mut rl: Editor<KernosHelper, DefaultHistory> = Editor::new()?;
     rl.set_helper(Some(KernosHelper {
         names,
@@ -99,6 +99,11 @@ pub fn run(app: &App, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
                 let _ = rl.add_history_entry(line);
                 let result = match line {
                     "exit" | "quit" => break,
+                    "clear" | "cls" => {
+                        // As in a shell: the screen is cleared, history and context stay.
+                        let _ = rl.clear_screen();
+                        Ok(ExitCode::SUCCESS)
+                    }
                     "help" | "?" => {
                         println!("{HELP}");
                         Ok(ExitCode::SUCCESS)

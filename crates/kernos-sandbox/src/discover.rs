@@ -47,6 +47,17 @@ pub fn find_helper() -> Result<PathBuf, ExecError> {
     )))
 }
 
+/// The helper for a binary that embeds it (calls `helper_main` when started with the helper
+/// argument, as `kernos` does): `$KERNOS_SANDBOX_HELPER` if set, else the running executable
+/// itself — whatever it is called, so a renamed or copied `kernos` keeps its sandbox.
+pub fn embedded_helper() -> Result<PathBuf, ExecError> {
+    if std::env::var_os(HELPER_ENV).is_some_and(|p| !p.is_empty()) {
+        return find_helper();
+    }
+    std::env::current_exe()
+        .map_err(|e| ExecError::Helper(format!("cannot locate the running executable: {e}")))
+}
+
 fn is_executable(p: &Path) -> bool {
     let Ok(c) = crate::sys::cpath(p) else {
         return false;

@@ -71,7 +71,7 @@ pub use cli::{
     run_exec_command_with,
 };
 pub use configured::Configured;
-pub use discover::{HELPER_BIN, HELPER_ENV, find_helper};
+pub use discover::{HELPER_BIN, HELPER_ENV, embedded_helper, find_helper};
 pub use helper::helper_main;
 pub use probe::{CgroupInfo, Features, probe};
 pub use protocol::HELPER_ARG;

@@ -228,7 +228,10 @@ pub struct FsSearch {
     pub limit: Option<usize>,
 }
 
-/// `fs.write`: write text to a file, replacing what is there (undo restores it).
+/// `fs.write`: write text to a file, replacing what is there (undo restores it). Like
+/// `fs.append`, it leaves a text file that ends with a newline (non-empty text without one gets
+/// one), so `cat` and `wc -l` see a whole line and a later append needs no repair; `exact`
+/// writes the bytes as given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FsWrite {
@@ -236,6 +239,9 @@ pub struct FsWrite {
     pub path: String,
     /// The text to write.
     pub content: String,
+    /// Write `content` byte for byte, without adding a final newline.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact: bool,
 }
 
 /// `fs.append`: add text at the end of a file (a newline is added first if the file does not

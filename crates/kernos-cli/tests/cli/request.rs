@@ -310,3 +310,28 @@ fn words_the_plan_does_not_use_are_reported() {
         crate::text(&out.stderr)
     );
 }
+
+/// A copied or renamed `kernos` is still its own sandbox helper: steps that start a process
+/// run confined, not refused for want of a helper called `kernos`.
+#[test]
+fn a_renamed_binary_keeps_its_sandbox() {
+    let w = crate::World::new();
+    let renamed = w.root().join("kos");
+    std::fs::copy(env!("CARGO_BIN_EXE_kernos"), &renamed).unwrap();
+    let out = w
+        .program(renamed.to_str().unwrap())
+        .args(["--yes", "run the command \"uname -s\""])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        crate::text(&out.stdout),
+        crate::text(&out.stderr)
+    );
+    assert!(
+        crate::text(&out.stdout).contains("Linux"),
+        "{}",
+        crate::text(&out.stdout)
+    );
+}

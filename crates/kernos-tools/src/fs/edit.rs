@@ -91,13 +91,22 @@ const FILE_COLUMNS: &[(&str, ColumnKind)] =
 /// `fs.write`.
 pub(crate) struct Write;
 
+/// The bytes `fs.write` puts in the file: the text, ending with a newline unless `exact`.
+fn written(a: &FsWrite) -> Vec<u8> {
+    let mut content = a.content.as_bytes().to_vec();
+    if !a.exact && !content.is_empty() && !content.ends_with(b"\n") {
+        content.push(b'\n');
+    }
+    content
+}
+
 fn plan_write(ctx: &Ctx<'_>, a: &FsWrite) -> Result<(PathBuf, Vec<Op>)> {
     let path = target_file(ctx, &a.path)?;
     let mut ops = parent_ops(&path)?;
     let old = existing_file(&path)?;
     ops.push(Op::Write {
         path: path.clone(),
-        content: a.content.as_bytes().to_vec(),
+        content: written(a),
         old,
     });
     Ok((path, ops))
@@ -136,7 +145,7 @@ impl Action for Write {
         let summary = format!(
             "{verb} {} ({})",
             path.display(),
-            human_bytes(a.content.len() as u64)
+            human_bytes(written(a).len() as u64)
         );
         Ok(file_output(&path, changes, summary))
     }

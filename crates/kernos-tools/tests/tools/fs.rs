@@ -113,8 +113,9 @@ fn write_creates_a_file_and_missing_parents_and_undo_removes_them() {
                 dir: true
             },
             Change::Create {
+                // "buy milk" and the final newline a text file ends with.
                 path: w.root.join("notes/2024/todo.txt"),
-                bytes: Some(8),
+                bytes: Some(9),
                 dir: false
             },
         ]
@@ -141,12 +142,24 @@ fn write_overwrites_and_undo_restores_content_mode_and_time() {
         vec![Change::Overwrite {
             path: p.clone(),
             old_bytes: 11,
-            new_bytes: 3
+            new_bytes: 4
         }]
     );
     assert_eq!(read(&p), "old content");
     run(&w, "fs.write", json!({"path": "a.txt", "content": "new"}));
-    assert_eq!(read(&p), "new");
+    assert_eq!(
+        read(&p),
+        "new\n",
+        "a text file ends with a newline, as append leaves it"
+    );
+    run(
+        &w,
+        "fs.write",
+        json!({"path": "a.txt", "content": "new", "exact": true}),
+    );
+    assert_eq!(read(&p), "new", "exact: byte for byte");
+    run(&w, "fs.write", json!({"path": "a.txt", "content": "two\n"}));
+    assert_eq!(read(&p), "two\n", "a newline already there is not doubled");
     assert_eq!(mode(&p), 0o640, "overwriting in place keeps the mode");
 }
 
@@ -171,7 +184,10 @@ fn write_through_a_symlink_changes_the_target_and_says_so() {
     let w = world();
     let target = w.file("real/t.txt", b"v1");
     symlink(&target, w.root.join("link.txt")).unwrap();
-    let out = w.round_trip("fs.write", json!({"path": "link.txt", "content": "v2"}));
+    let out = w.round_trip(
+        "fs.write",
+        json!({"path": "link.txt", "content": "v2", "exact": true}),
+    );
     assert_eq!(
         out.changes,
         vec![Change::Overwrite {
@@ -1419,7 +1435,7 @@ fn effects_follow_symlinks_to_their_real_targets() {
         changes,
         vec![Change::Create {
             path: real_outside.join("passwd"),
-            bytes: Some(1),
+            bytes: Some(2),
             dir: false
         }]
     );
