@@ -105,6 +105,32 @@ impl App {
             .with_step_units(self.config.server.step_overhead_units))
     }
 
+    /// The engine for a data directory that exists but cannot be written (mounted read-only,
+    /// say): nothing is journaled, so it only reads — changes are refused, with `why`.
+    pub fn unrecorded_engine(&self, why: String) -> anyhow::Result<Engine> {
+        Ok(Engine::new(
+            Arc::new(Registry::builtin()),
+            Arc::new(kernos_engine::Unrecorded),
+            BlobStore::open(self.data_dir.join("blobs"), true)?,
+            runner(&self.config, &self.data_dir),
+            self.config.policy.clone(),
+            self.data_dir.clone(),
+        )
+        .with_planner(self.cascade())
+        .with_step_units(self.config.server.step_overhead_units)
+        .unrecorded(why))
+    }
+
+    /// Whether the data directory exists and this process cannot write in it.
+    pub fn data_dir_unwritable(&self) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c) = std::ffi::CString::new(self.data_dir.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: a valid C string; access(2) only checks.
+        self.data_dir.is_dir() && unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0
+    }
+
     /// Opens the journal and builds an engine for reading it (history, show): no planner is
     /// set up.
     pub fn reader(&self) -> anyhow::Result<Engine> {

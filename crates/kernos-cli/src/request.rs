@@ -81,7 +81,17 @@ pub fn handle_embedded(
     conversation: Option<&Conversation>,
     cancel: &CancelToken,
 ) -> anyhow::Result<Handled> {
-    let engine = app.engine()?;
+    let engine = match app.engine() {
+        Ok(e) => e,
+        Err(e) if app.data_dir_unwritable() => {
+            let why = format!("{} cannot be written", app.data_dir.display());
+            eprintln!(
+                "kernos: warning: {why} ({e}); reads run but are not recorded, changes are refused"
+            );
+            app.unrecorded_engine(why)?
+        }
+        Err(e) => return Err(e),
+    };
     let observer = CliObserver::new(app);
     let s = session(app, cancel, &observer);
     let dry_run = app.opts.approval.dry_run;

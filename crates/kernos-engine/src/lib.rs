@@ -40,7 +40,7 @@ use serde_json::{Map, Value};
 pub use error::{EngineError, Result};
 pub use outcome::{ActionOutcome, ActionStatus};
 pub use path::{Ask, Handled, Request, Review, Verdict};
-pub use store::{EventStore, JournalStore, held, stored};
+pub use store::{EventStore, JournalStore, Unrecorded, held, stored};
 pub use trash::{TRASH_EMPTIED, TrashEntry};
 pub use undo::{UndoItem, UndoPlan, UndoReport};
 
@@ -344,6 +344,8 @@ pub struct Engine {
     data_dir: PathBuf,
     planner: Option<kernos_planner::llm::Cascade>,
     step_units: f64,
+    /// Why nothing can be journaled, when that is so: the engine then only reads.
+    unrecorded: Option<String>,
 }
 
 /// Run units charged per step on top of the CPU seconds of its sandboxed children, unless the
@@ -401,7 +403,17 @@ impl Engine {
             data_dir,
             planner: None,
             step_units: DEFAULT_STEP_UNITS,
+            unrecorded: None,
         }
+    }
+
+    /// Marks an engine whose events cannot be journaled (it runs over [`Unrecorded`], e.g.
+    /// because the data directory is read-only): reads still run and show their results,
+    /// changes and undo are refused — a change must be on record before it happens, or it
+    /// could not be undone.
+    pub fn unrecorded(mut self, why: impl Into<String>) -> Self {
+        self.unrecorded = Some(why.into());
+        self
     }
 
     /// Plans text requests with `planner` (the offline planner, the configured models, the

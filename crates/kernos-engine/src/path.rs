@@ -364,6 +364,9 @@ impl Engine {
         if dry_run {
             return Ok(Handled::with(ActionOutcome::Previewed, plan, Some(preview)));
         }
+        if let Some(why) = self.refused_unrecorded() {
+            return Ok(Handled::with(why, plan, Some(preview)));
+        }
         // From here a step may change something: every event must be on disk before the next
         // step acts (and the record of what was asked must not wait on a person), so nothing
         // is held any more.
@@ -407,6 +410,9 @@ impl Engine {
         approver: &mut dyn Approver,
     ) -> Result<Handled> {
         self.store.release()?;
+        if let Some(why) = self.refused_unrecorded() {
+            return Ok(Handled::of(why));
+        }
         let failed = |error: String| {
             Handled::of(ActionOutcome::Ended {
                 status: ActionStatus::Failed,
@@ -549,6 +555,16 @@ impl Engine {
         a.reasons
             .push("undo puts back what the transaction changed".into());
         a
+    }
+
+    /// The refusal of a change (or undo) by an engine that cannot journal it.
+    fn refused_unrecorded(&self) -> Option<ActionOutcome> {
+        self.unrecorded.as_ref().map(|why| ActionOutcome::Ended {
+            status: ActionStatus::Failed,
+            error: format!(
+                "not run: the journal cannot be written ({why}), and a change must be on record before it happens so it can be undone; make the data directory writable. Reads still work"
+            ),
+        })
     }
 
     /// Journals `action.previewed` and shows the preview to the observer.

@@ -210,3 +210,19 @@ mod tests {
         );
     }
 }
+
+/// A store that records nothing, for when the journal cannot be written (a read-only data
+/// directory): events are handed back as given and reads find nothing. An engine on it only
+/// reads — see [`crate::Engine::unrecorded`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Unrecorded;
+
+impl EventStore for Unrecorded {
+    fn append(&self, ev: NewEvent) -> Result<Event, JournalError> {
+        Ok(held(ev))
+    }
+
+    fn query(&self, _: &Query) -> Result<Vec<Event>, JournalError> {
+        Ok(Vec::new())
+    }
+}

@@ -236,3 +236,48 @@ fn the_data_directory_is_private_and_the_daemon_refuses_a_shared_one() {
     assert!(err.contains("chmod 700"), "{err}");
     assert!(!w.data.join("kernos.sock").exists(), "nothing left behind");
 }
+
+/// A data directory mounted read-only (in a mount namespace of the test's own): a read still
+/// shows its result, with a warning that it was not recorded; a change is refused and the
+/// file stays.
+#[test]
+fn a_read_only_data_directory_still_shows_reads_and_refuses_changes() {
+    let w = crate::World::new();
+    let f = w.file("keep.txt", "k");
+    assert!(w.run(&["how much memory is used"]).status.success());
+    let script = r#"
+mount --bind -o ro "$DATA" "$DATA" || exit 99
+"$K" "how much memory is used" >"$OUT1" 2>"$ERR1"; echo "read=$?"
+"$K" --yes "delete keep.txt" >/dev/null 2>"$ERR2"; echo "change=$?"
+"#;
+    let r = w.root().to_path_buf();
+    let out = w
+        .program("unshare")
+        .args(["-Urm", "sh", "-c", script])
+        .env("DATA", &w.data)
+        .env("K", env!("CARGO_BIN_EXE_kernos"))
+        .env("OUT1", r.join("out1"))
+        .env("ERR1", r.join("err1"))
+        .env("ERR2", r.join("err2"))
+        .output();
+    let out = match out {
+        Ok(o) if o.status.code() != Some(99) && !crate::text(&o.stderr).contains("unshare:") => o,
+        other => {
+            eprintln!("skipped: cannot bind-mount read-only here (unshare -Urm): {other:?}");
+            return;
+        }
+    };
+    let stdout = crate::text(&out.stdout);
+    assert!(stdout.contains("read=0"), "{stdout}");
+    assert!(stdout.contains("change=1"), "{stdout}");
+    let shown = std::fs::read_to_string(r.join("out1")).unwrap();
+    assert!(shown.contains("memory"), "the result is shown: {shown}");
+    let warned = std::fs::read_to_string(r.join("err1")).unwrap();
+    assert!(warned.contains("not recorded"), "{warned}");
+    let refused = std::fs::read_to_string(r.join("err2")).unwrap();
+    assert!(
+        refused.contains("make the data directory writable"),
+        "{refused}"
+    );
+    assert!(f.exists(), "nothing was changed");
+}
