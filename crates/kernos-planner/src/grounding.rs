@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use kernos_core::{Step, StepRef};
-use serde_json::Value;
 
 use crate::lex::Kind;
 use crate::vocab::{Class, Word};
@@ -45,7 +44,7 @@ pub(crate) fn ungrounded(
         if StepRef::from_value(v).is_some() {
             continue;
         }
-        for value in strings(v) {
+        for value in crate::strings_of(v) {
             let ok = match target {
                 Target::Existing => path_grounded(&value, words, cwd),
                 Target::Name => name_grounded(&value, &step.tool, words),
@@ -62,17 +61,6 @@ pub(crate) fn ungrounded(
         }
     }
     None
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(a) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// The word of the request that produced `value`, if one did verbatim.

@@ -1251,7 +1251,8 @@ fn clause_text(src: &str, w: &[Word]) -> String {
     }
 }
 
-fn strings_of(v: &Value) -> Vec<String> {
+/// The strings a JSON argument holds: itself, or the strings of an array.
+pub(crate) fn strings_of(v: &Value) -> Vec<String> {
     match v {
         Value::String(s) => vec![s.clone()],
         Value::Array(a) => a

@@ -24,22 +24,6 @@ fn wait_or_kill(child: &mut Child, limit: Duration, what: &str) -> std::process:
     }
 }
 
-/// Waits until the journal of `w` has a `step.started` event.
-fn wait_for_step(w: &World) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let j = kernos_journal::Journal::open_read_only(&w.data).ok();
-        let started = j
-            .and_then(|j| j.query(&kernos_journal::Query::kind("step.started")).ok())
-            .is_some_and(|e| !e.is_empty());
-        if started {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the step never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Pids of processes whose command line is exactly `argv`.
 fn processes_running(argv: &[&str]) -> Vec<u32> {
     let want: Vec<u8> = argv
@@ -84,7 +68,7 @@ fn a_steps_processes_die_with_the_kernos_that_started_them() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_step(&w);
+    crate::wait_for_step(&w);
     let deadline = Instant::now() + Duration::from_secs(10);
     while processes_running(&argv).is_empty() {
         assert!(Instant::now() < deadline, "the step's sleep never ran");
@@ -125,7 +109,7 @@ fn ctrl_c_stops_a_directory_copy_and_undo_removes_the_part_copied() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_step(&w);
+    crate::wait_for_step(&w);
     let t0 = Instant::now();
     // SAFETY: kill(2) on the child this test started.
     unsafe {

@@ -172,3 +172,22 @@ fn doctor_says_what_works_and_what_to_fix() {
         "{s}"
     );
 }
+
+/// Waits until the journal of `w` has a `step.started` event.
+pub(crate) fn wait_for_step(w: &World) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let j = kernos_journal::Journal::open_read_only(&w.data).ok();
+        let started = j
+            .and_then(|j| j.query(&kernos_journal::Query::kind("step.started")).ok())
+            .is_some_and(|e| !e.is_empty());
+        if started {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -239,21 +239,7 @@ fn ctrl_c_stops_the_step_and_records_it() {
         .spawn()
         .unwrap();
     // Wait until the step is running (journaled), then interrupt.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let j = kernos_journal::Journal::open_read_only(&w.data).ok();
-        let started = j
-            .and_then(|j| j.query(&kernos_journal::Query::kind("step.started")).ok())
-            .is_some_and(|e| !e.is_empty());
-        if started {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the step never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    crate::wait_for_step(&w);
     let t0 = std::time::Instant::now();
     // SAFETY: kill(2) on the child this test started.
     unsafe {
