@@ -185,14 +185,7 @@ async fn a_viewer_sees_an_action_without_its_audit_records() {
         .await;
     let approval = t.pending(Auth::Key(&op), &a).await;
     let id = approval["approval"].as_str().unwrap();
-    let r = t
-        .call(
-            "POST",
-            &format!("/v1/approvals/{id}"),
-            Auth::Key(&admin),
-            Some(json!({"approve": true})),
-        )
-        .await;
+    let r = t.answer(&admin, id, true).await;
     assert_eq!(r.status, StatusCode::OK);
     t.finished(Auth::Key(&op), &a).await;
     let kinds = |key: &str| {
@@ -239,14 +232,7 @@ async fn undoing_a_high_risk_change_needs_whoever_could_approve_it() {
     let p = t.pending(Auth::Key(&op), &a).await;
     assert_eq!(p["risk"], "high", "{p}");
     let id = p["approval"].as_str().unwrap().to_owned();
-    let r = t
-        .call(
-            "POST",
-            &format!("/v1/approvals/{id}"),
-            Auth::Key(&admin),
-            Some(json!({"approve": true})),
-        )
-        .await;
+    let r = t.answer(&admin, &id, true).await;
     assert_eq!(r.status, StatusCode::OK);
     let done = t.finished(Auth::Key(&op), &a).await;
     assert_eq!(done["status"], "committed", "{done}");
@@ -270,24 +256,10 @@ async fn undoing_a_high_risk_change_needs_whoever_could_approve_it() {
     assert_eq!(p["risk"], "high", "{p}");
     assert_eq!(p["min_role"], "admin");
     let uid = p["approval"].as_str().unwrap().to_owned();
-    let r = t
-        .call(
-            "POST",
-            &format!("/v1/approvals/{uid}"),
-            Auth::Key(&op),
-            Some(json!({"approve": true})),
-        )
-        .await;
+    let r = t.answer(&op, &uid, true).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(!dir.exists(), "nothing was put back without an admin");
-    let r = t
-        .call(
-            "POST",
-            &format!("/v1/approvals/{uid}"),
-            Auth::Key(&admin),
-            Some(json!({"approve": true})),
-        )
-        .await;
+    let r = t.answer(&admin, &uid, true).await;
     assert_eq!(r.status, StatusCode::OK);
     let d = t.finished(Auth::Key(&op), &u).await;
     assert_eq!(d["status"], "undone", "{d}");

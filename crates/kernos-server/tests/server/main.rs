@@ -226,6 +226,17 @@ impl T {
         }
     }
 
+    /// Answers a pending approval with `key`.
+    pub(crate) async fn answer(&self, key: &str, approval: &str, approve: bool) -> Resp {
+        self.call(
+            "POST",
+            &format!("/v1/approvals/{approval}"),
+            Auth::Key(key),
+            Some(json!({"approve": approve})),
+        )
+        .await
+    }
+
     /// A new key (made by the host operator over the socket).
     pub(crate) async fn key(&self, org: &str, role: Role) -> String {
         let r = self
