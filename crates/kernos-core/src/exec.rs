@@ -175,9 +175,16 @@ pub trait ProcessRunner: Send + Sync {
 }
 
 /// A cheap, clonable flag that says "stop what you are doing" (Ctrl-C, shutdown, a timeout
-/// decided from outside).
+/// decided from outside). A [`CancelToken::child`] also stops when its parent does, so one
+/// step can be stopped (its time limit) without stopping the whole action.
 #[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
+pub struct CancelToken(Arc<Flag>);
+
+#[derive(Debug, Default)]
+struct Flag {
+    set: AtomicBool,
+    parent: Option<CancelToken>,
+}
 
 impl CancelToken {
     /// A token that is not cancelled.
@@ -185,20 +192,44 @@ impl CancelToken {
         Self::default()
     }
 
-    /// Asks everyone holding a clone to stop.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+    /// A token cancelled by its own [`cancel`](Self::cancel) or by this one's.
+    pub fn child(&self) -> Self {
+        CancelToken(Arc::new(Flag {
+            set: AtomicBool::new(false),
+            parent: Some(self.clone()),
+        }))
     }
 
-    /// Whether stop was asked.
+    /// Asks everyone holding a clone (and every child) to stop.
+    pub fn cancel(&self) {
+        self.0.set.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether stop was asked, of this token or of an ancestor.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.set.load(Ordering::SeqCst)
+            || self
+                .0
+                .parent
+                .as_ref()
+                .is_some_and(CancelToken::is_cancelled)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_stops_with_its_parent_but_not_the_other_way() {
+        let parent = CancelToken::new();
+        let child = parent.child();
+        child.cancel();
+        assert!(child.is_cancelled() && !parent.is_cancelled());
+        let child = parent.child();
+        parent.cancel();
+        assert!(child.is_cancelled());
+    }
 
     #[test]
     fn cancel_is_shared() {

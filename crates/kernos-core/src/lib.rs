@@ -11,6 +11,8 @@ pub mod plan;
 pub mod prom;
 pub mod risk;
 pub mod sandbox;
+pub mod scope;
+pub mod secret;
 pub mod time;
 pub mod tool;
 
@@ -19,7 +21,8 @@ pub use exec::{CancelToken, ExecError, ExecOutcome, ExecRequest, ProcessRunner, 
 pub use id::{ActionId, ApprovalId, IdError, RawId, TxId};
 pub use plan::{MAX_STEPS, Plan, PlanIssue, Step, StepRef};
 pub use risk::{Decision, Risk};
-pub use sandbox::{HostPort, Lifetime, Limits, NetworkPolicy, SandboxPolicy};
+pub use sandbox::{HostPort, Lifetime, Limits, NetworkPolicy, SandboxPolicy, ThreadView};
+pub use scope::FsScope;
 pub use tool::{
     ActionSpec, Column, ColumnKind, Effect, EffectKind, Reversibility, Target, ToolSpec,
 };

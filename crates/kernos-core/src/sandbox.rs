@@ -186,6 +186,21 @@ impl Default for SandboxPolicy {
     }
 }
 
+/// The filesystem one thread of Kernos's own process may reach while it does a step's
+/// in-process work (the file tools read and write without a child process): the kernel
+/// (Landlock) enforces it on that thread alone, so a symlink, a walk or a bug cannot reach what
+/// the step's declaration and the organisation's scope did not grant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ThreadView {
+    /// Trees the thread may read.
+    pub read: Vec<PathBuf>,
+    /// Trees it may create, change and remove in (readable only if also under `read`).
+    pub write: Vec<PathBuf>,
+    /// Paths inside those trees it must not read or change: secret locations and Kernos's own
+    /// data. Landlock can only grant, so these are carved out by granting their siblings.
+    pub hide: Vec<PathBuf>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kernos_core::{ActionSpec, Decision, Effect, EffectKind, Reversibility, Risk, Target};
+use kernos_core::{ActionSpec, Decision, Effect, EffectKind, FsScope, Reversibility, Risk, Target};
 use serde::{Deserialize, Serialize};
 
 /// Who is acting, and where: what "home", "here" and "ourselves" mean.
@@ -31,6 +31,9 @@ pub struct Context {
     pub uid: u32,
     /// Kernos's own process id.
     pub pid: u32,
+    /// The organisation's filesystem scope on a shared host; `None` for the host operator
+    /// (the whole machine).
+    pub scope: Option<FsScope>,
 }
 
 /// Tunable parts of policy (from the config file).
@@ -74,13 +77,16 @@ pub fn assess(spec: &ActionSpec, effects: &[Effect], ctx: &Context, cfg: &Config
     let irreversible = spec.reversibility == Reversibility::Irreversible;
 
     for e in effects {
+        if let Some(why) = outside_scope(e, ctx) {
+            deny.get_or_insert(why);
+            continue;
+        }
         match (&e.kind, &e.target) {
             (EffectKind::Read, Target::Path { path, .. }) => {
-                if is_secret(path, ctx) {
-                    findings.push((
-                        Risk::Medium,
-                        format!("reads credentials or Kernos's data ({})", path.display()),
-                    ));
+                if let Some(what) = secret(path, ctx) {
+                    // High, so only an admin can approve it through the daemon: a password
+                    // hash or a private key is never an operator's routine read.
+                    findings.push((Risk::High, format!("reads {what} at {}", path.display())));
                 } else {
                     findings.push((Risk::Low, "reads only".into()));
                 }
@@ -312,20 +318,40 @@ pub fn is_system(path: &Path, cfg: &Config) -> bool {
         || cfg.system.iter().any(|p| path.starts_with(p))
 }
 
-fn is_secret(path: &Path, ctx: &Context) -> bool {
-    if path.starts_with(&ctx.data_dir) {
-        return true;
+/// What secret `path` holds (see [`kernos_core::secret`]), if any. An organisation's own
+/// workspace lies inside the data directory; its scope grants it, so it is not a secret to it.
+fn secret(path: &Path, ctx: &Context) -> Option<String> {
+    if path.starts_with(&ctx.data_dir) && ctx.scope.as_ref().is_some_and(|s| s.may_read(path)) {
+        return None;
     }
-    [".ssh", ".gnupg", ".aws", ".kube", ".password-store"]
-        .iter()
-        .any(|d| path.starts_with(ctx.home.join(d)))
-        || path == Path::new("/etc/shadow")
-        || path == Path::new("/etc/gshadow")
+    kernos_core::secret::secret_reason(path, &ctx.home, &ctx.data_dir)
+}
+
+/// Why effect `e` is outside the organisation's filesystem scope, if it is. Only paths are
+/// scoped; processes, services and packages are governed by roles.
+fn outside_scope(e: &Effect, ctx: &Context) -> Option<String> {
+    let scope = ctx.scope.as_ref()?;
+    let Target::Path { path, .. } = &e.target else {
+        return None;
+    };
+    let (allowed, verb) = match e.kind {
+        EffectKind::Read => (scope.may_read(path), "read"),
+        _ => (scope.may_write(path), "change"),
+    };
+    (!allowed).then(|| {
+        format!(
+            "{} is outside this organisation's filesystem scope ({}), so no step may {verb} it; \
+             the operator can widen the scope in the daemon's configuration",
+            path.display(),
+            scope.describe()
+        )
+    })
 }
 
 /// Why changing `path` is refused outright, if it is.
 fn refused_path(path: &Path, deleting: bool, ctx: &Context, cfg: &Config) -> Option<String> {
-    if path.starts_with(&ctx.data_dir) {
+    let own_workspace = ctx.scope.as_ref().is_some_and(|s| s.may_write(path));
+    if path.starts_with(&ctx.data_dir) && !own_workspace {
         return Some(format!(
             "{} is Kernos's own journal and data",
             path.display()
@@ -384,6 +410,7 @@ mod tests {
             data_dir: "/home/ann/.local/share/kernos".into(),
             uid: 1000,
             pid: 4242,
+            scope: None,
         }
     }
 
@@ -419,17 +446,78 @@ mod tests {
     }
 
     #[test]
-    fn reading_secrets_asks() {
-        let a = check(
+    fn reading_secrets_asks_at_high_risk_backups_included() {
+        for p in [
+            "/home/ann/.ssh/id_ed25519",
+            "/etc/shadow-",
+            "/etc/gshadow",
+            "/etc/ssh/ssh_host_rsa_key",
+            "/root/.aws/credentials",
+            "/home/ann/.local/share/kernos/journal.db",
+        ] {
+            let a = check(&read(), &[Effect::path(EffectKind::Read, p, false)]);
+            assert_eq!(a.risk, Risk::High, "{p}");
+            assert!(matches!(a.decision, Decision::Ask { .. }), "{p}");
+        }
+    }
+
+    fn scoped() -> Context {
+        Context {
+            scope: Some(FsScope {
+                read: vec!["/srv/shared".into()],
+                write: vec!["/home/ann/.local/share/kernos/orgs/a/work".into()],
+            }),
+            ..ctx()
+        }
+    }
+
+    #[test]
+    fn a_scoped_organisation_reaches_only_its_scope() {
+        let c = scoped();
+        let cfg = Config::default();
+        let work = "/home/ann/.local/share/kernos/orgs/a/work/notes.txt";
+        let a = assess(
             &read(),
-            &[Effect::path(
-                EffectKind::Read,
-                "/home/ann/.ssh/id_ed25519",
-                false,
-            )],
+            &[Effect::path(EffectKind::Read, work, false)],
+            &c,
+            &cfg,
         );
-        assert_eq!(a.risk, Risk::Medium);
-        assert!(matches!(a.decision, Decision::Ask { .. }));
+        assert_eq!(a.decision, Decision::Allow, "its own workspace: {a:?}");
+        let a = assess(
+            &write(),
+            &[Effect::path(EffectKind::Write, work, false)],
+            &c,
+            &cfg,
+        );
+        assert!(matches!(a.decision, Decision::Ask { .. }), "{a:?}");
+        for (spec, kind, p) in [
+            (
+                read(),
+                EffectKind::Read,
+                "/home/ann/.local/share/kernos/orgs/b/work/x",
+            ),
+            (
+                read(),
+                EffectKind::Read,
+                "/home/ann/.local/share/kernos/trash",
+            ),
+            (read(), EffectKind::Read, "/etc/passwd"),
+            (write(), EffectKind::Write, "/srv/shared/x"),
+            (write(), EffectKind::Delete, "/home/ann/notes.txt"),
+        ] {
+            let a = assess(&spec, &[Effect::path(kind, p, true)], &c, &cfg);
+            match &a.decision {
+                Decision::Deny { reason } => assert!(reason.contains("scope"), "{reason}"),
+                d => panic!("{p}: {d:?}"),
+            }
+        }
+        let a = assess(
+            &read(),
+            &[Effect::path(EffectKind::Read, "/srv/shared/a", true)],
+            &c,
+            &cfg,
+        );
+        assert_eq!(a.decision, Decision::Allow);
     }
 
     #[test]
