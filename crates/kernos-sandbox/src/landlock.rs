@@ -26,7 +26,7 @@ const FS_MAKE_FIFO: u64 = 1 << 10;
 const FS_MAKE_BLOCK: u64 = 1 << 11;
 const FS_MAKE_SYM: u64 = 1 << 12;
 /// ABI 2: link/rename into another directory.
-const FS_REFER: u64 = 1 << 13;
+pub(crate) const FS_REFER: u64 = 1 << 13;
 /// ABI 3: truncate.
 pub(crate) const FS_TRUNCATE: u64 = 1 << 14;
 /// ABI 5: ioctl on device files.
@@ -203,28 +203,7 @@ impl Ruleset {
                 }
                 Err(e) => return Err(format!("Landlock rule for {:?}: {e}", rule.path)),
             };
-            let mut access = rule.access & self.handled_fs;
-            if !is_dir(target.as_raw_fd()) {
-                access &= FS_FILE_RIGHTS;
-            }
-            if access == 0 {
-                continue;
-            }
-            let attr = PathBeneathAttr {
-                allowed_access: access,
-                parent_fd: target.as_raw_fd(),
-            };
-            // SAFETY: valid pointer to a packed attr struct for RULE_PATH_BENEATH.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_landlock_add_rule,
-                    ruleset.as_raw_fd(),
-                    RULE_PATH_BENEATH,
-                    &attr as *const PathBeneathAttr,
-                    0u32,
-                )
-            };
-            if let Err(e) = sys::cvt_l(r) {
+            if let Err(e) = add_path_rule(&ruleset, &target, rule.access & self.handled_fs) {
                 if rule.required {
                     return Err(format!("Landlock rule for {:?}: {e}", rule.path));
                 }
@@ -262,6 +241,63 @@ impl Ruleset {
         sys::cvt_l(r).map_err(|e| format!("landlock_restrict_self: {e}"))?;
         Ok(())
     }
+}
+
+/// A new ruleset handling `handled_fs` (filesystem rights only; no network, no scoping).
+pub(crate) fn create_fs_ruleset(handled_fs: u64) -> io::Result<OwnedFd> {
+    let attr = RulesetAttr {
+        handled_access_fs: handled_fs,
+        handled_access_net: 0,
+        scoped: 0,
+    };
+    // SAFETY: `attr` is a valid repr(C) struct; 8 bytes is the ABI 1 size, which every
+    // version accepts when the later fields are zero.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            &attr as *const RulesetAttr,
+            8usize,
+            0u32,
+        )
+    };
+    let fd = sys::cvt_l(fd)?;
+    // SAFETY: the kernel returned a fresh descriptor (close-on-exec by default).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Grants `access` beneath `target` (an `O_PATH` descriptor) in `ruleset`; rights that make no
+/// sense on a regular file are dropped when `target` is one. Nothing to grant is not an error.
+pub(crate) fn add_path_rule(ruleset: &OwnedFd, target: &OwnedFd, access: u64) -> io::Result<()> {
+    let mut access = access;
+    if !is_dir(target.as_raw_fd()) {
+        access &= FS_FILE_RIGHTS;
+    }
+    if access == 0 {
+        return Ok(());
+    }
+    let attr = PathBeneathAttr {
+        allowed_access: access,
+        parent_fd: target.as_raw_fd(),
+    };
+    // SAFETY: valid pointer to a packed attr struct for RULE_PATH_BENEATH.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset.as_raw_fd(),
+            RULE_PATH_BENEATH,
+            &attr as *const PathBeneathAttr,
+            0u32,
+        )
+    };
+    sys::cvt_l(r).map(|_| ())
+}
+
+/// Restricts the calling thread by `ruleset` (which stays usable for other threads). The
+/// thread must have `no_new_privs` set.
+pub(crate) fn restrict_thread(ruleset: &OwnedFd) -> io::Result<()> {
+    // SAFETY: plain syscall on a ruleset descriptor.
+    let r = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0u32) };
+    sys::cvt_l(r).map(|_| ())
 }
 
 fn is_dir(fd: RawFd) -> bool {

@@ -64,6 +64,7 @@ mod protocol;
 mod runner;
 mod seccomp;
 mod sys;
+mod thread;
 
 pub use cgroup::CgroupVersion;
 pub use cli::{
@@ -76,3 +77,4 @@ pub use helper::helper_main;
 pub use probe::{CgroupInfo, Features, probe};
 pub use protocol::HELPER_ARG;
 pub use runner::{NoSink, OutputSink, RunReport, SandboxRunner};
+pub use thread::{ConfineError, ThreadConfiner};
