@@ -15,6 +15,7 @@
 //! `action.finished`, supplying who asks ([`Session`]), how approval is obtained
 //! ([`Approver`]) and where progress goes ([`Observer`]).
 
+mod confine;
 mod error;
 mod outcome;
 mod path;
@@ -37,6 +38,7 @@ use kernos_tools::{Change, Env, Output, Registry};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use confine::DEFAULT_STEP_TIME_LIMIT;
 pub use error::{EngineError, Result};
 pub use outcome::{ActionOutcome, ActionStatus};
 pub use path::{Ask, Handled, Request, Review, Verdict};
@@ -346,6 +348,10 @@ pub struct Engine {
     step_units: f64,
     /// Why nothing can be journaled, when that is so: the engine then only reads.
     unrecorded: Option<String>,
+    /// Confines the threads that do steps' in-process work (prepared views are kept).
+    confiner: kernos_sandbox::ThreadConfiner,
+    /// How long a step's in-process work may run.
+    step_time_limit: std::time::Duration,
 }
 
 /// Run units charged per step on top of the CPU seconds of its sandboxed children, unless the
@@ -404,7 +410,16 @@ impl Engine {
             planner: None,
             step_units: DEFAULT_STEP_UNITS,
             unrecorded: None,
+            confiner: kernos_sandbox::ThreadConfiner::new(),
+            step_time_limit: confine::DEFAULT_STEP_TIME_LIMIT,
         }
+    }
+
+    /// Stops a step's in-process work after `limit` (steps that run a program have the
+    /// sandbox's own wall-clock limit as well).
+    pub fn with_step_time_limit(mut self, limit: std::time::Duration) -> Self {
+        self.step_time_limit = limit;
+        self
     }
 
     /// Marks an engine whose events cannot be journaled (it runs over [`Unrecorded`], e.g.
@@ -466,6 +481,7 @@ impl Engine {
             data_dir: self.data_dir.clone(),
             uid: env.uid,
             pid: std::process::id(),
+            scope: env.scope.clone(),
         }
     }
 

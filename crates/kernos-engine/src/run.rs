@@ -6,6 +6,7 @@ use kernos_core::event::kind;
 use kernos_core::{
     ColumnKind, Decision, Effect, EffectKind, Plan, Risk, Step, StepRef, Target, TxId,
 };
+use kernos_journal::BlobStore;
 use kernos_policy::Assessment;
 use kernos_tools::{
     Ctx, DynAction, Output, Progress, Record, Recorder, StepRecords, ToolError, UndoSink,
@@ -148,6 +149,17 @@ impl Engine {
         }
     }
 
+    /// The undo-snapshot store of a session's vault: the engine's own for the host operator,
+    /// the organisation's under its vault otherwise (no step sees another's snapshots).
+    pub(crate) fn vault_blobs(&self, env: &kernos_tools::Env) -> kernos_tools::Result<BlobStore> {
+        if env.vault == self.data_dir {
+            return Ok(self.blobs.clone());
+        }
+        BlobStore::open(env.vault.join("blobs"), false).map_err(|e| {
+            ToolError::Failed(format!("cannot open the organisation's undo store: {e}"))
+        })
+    }
+
     fn action_of(&self, step: &Step) -> Result<&dyn DynAction> {
         self.registry.get(&step.tool, &step.action).ok_or_else(|| {
             crate::EngineError::Invalid(vec![kernos_core::PlanIssue {
@@ -218,21 +230,37 @@ impl Engine {
                     if held {
                         note = Some("runs only after approval (untrusted plan, network)".into());
                     }
+                    // A read that policy would not let run unasked (a credential store, a
+                    // path outside the organisation's scope) is not run to preview it either:
+                    // its output would be shown before anyone approved reading it.
+                    let decision = self.assess(plan, action, &effects, s).decision;
+                    if spec.is_read_only() && decision != Decision::Allow && note.is_none() {
+                        note = Some("runs only once it is approved".into());
+                    }
                     if note.is_none() {
-                        let ctx = self.ctx(s, &no_progress, &effects);
-                        if spec.is_read_only() {
-                            let mut sink = kernos_tools::undo::MemorySink::default();
-                            let mut rec = Recorder::new(&mut sink, &s.env, &self.blobs);
-                            match action.execute(&v, &ctx, &mut rec) {
-                                Ok(out) => outputs[i] = Some(out),
-                                Err(e) => note = Some(format!("fails: {e}")),
+                        let mut sink = kernos_tools::undo::MemorySink::default();
+                        let read_only = spec.is_read_only();
+                        let blobs = &self.blobs;
+                        let done = self.confined(s, &effects, &mut sink, |c, sink| {
+                            let ctx = c.ctx(&s.env, &no_progress, &effects, blobs);
+                            if read_only {
+                                let mut rec = Recorder::new(sink, &s.env, blobs);
+                                action.execute(&v, &ctx, &mut rec).map(Ok)
+                            } else {
+                                action.dry_run(&v, &ctx).map(Err)
                             }
-                            changes = Some(Vec::new());
-                        } else {
-                            match action.dry_run(&v, &ctx) {
-                                Ok(c) => changes = Some(c),
-                                Err(e) => note = Some(format!("would fail: {e}")),
+                        });
+                        match (done, read_only) {
+                            (Ok(Ok(out)), _) => {
+                                outputs[i] = Some(out);
+                                changes = Some(Vec::new());
                             }
+                            (Ok(Err(c)), _) => changes = Some(c),
+                            (Err(e), true) => {
+                                note = Some(format!("fails: {e}"));
+                                changes = Some(Vec::new());
+                            }
+                            (Err(e), false) => note = Some(format!("would fail: {e}")),
                         }
                     }
                     (args, effects)
@@ -533,11 +561,13 @@ impl Engine {
             };
             let result = match reused {
                 Some(out) => Ok(out),
-                None => {
-                    let ctx = self.ctx(s, &progress, &effects);
-                    let mut rec = Recorder::new(&mut sink, &s.env, &self.blobs);
-                    action.execute(&v, &ctx, &mut rec)
-                }
+                None => self.vault_blobs(&s.env).and_then(|blobs| {
+                    self.confined(s, &effects, &mut sink, |c, sink| {
+                        let ctx = c.ctx(&s.env, &progress, &effects, &blobs);
+                        let mut rec = Recorder::new(sink, &s.env, &blobs);
+                        action.execute(&v, &ctx, &mut rec)
+                    })
+                }),
             };
             sink.records.finish();
             let after = sink.records.after.clone();

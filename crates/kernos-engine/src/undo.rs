@@ -181,7 +181,10 @@ impl Engine {
                         report.conflicts.push(conflict);
                         continue;
                     }
-                    match undo::apply(&item.record, &s.env, &self.blobs) {
+                    let applied = self
+                        .vault_blobs(&s.env)
+                        .and_then(|blobs| undo::apply(&item.record, &s.env, &blobs));
+                    match applied {
                         Ok(()) => report.undone.push(item.description.clone()),
                         Err(e) => report.failed.push(format!("{}: {e}", item.description)),
                     }
@@ -251,17 +254,16 @@ impl Engine {
             }
             Decision::Allow => {}
         }
-        let ctx = kernos_tools::Ctx {
-            effects: &effects,
-            ..ctx
-        };
         // An undo is not itself undoable; its records are kept only in memory.
         let mut sink = kernos_tools::undo::MemorySink::default();
-        let mut rec = Recorder::new(&mut sink, &s.env, &self.blobs);
-        action
-            .execute(&v, &ctx, &mut rec)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        let blobs = self.vault_blobs(&s.env).map_err(|e| e.to_string())?;
+        self.confined(s, &effects, &mut sink, |c, sink| {
+            let ctx = c.ctx(&s.env, &no_progress, &effects, &blobs);
+            let mut rec = Recorder::new(sink, &s.env, &blobs);
+            action.execute(&v, &ctx, &mut rec)
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
     }
 }
 

@@ -105,6 +105,8 @@ fn session<'a>(st: &State, job: &Job, cancel: &CancelToken, observer: &'a Quiet)
             cwd,
             home: st.home.clone(),
             data_dir: st.data_dir.clone(),
+            vault: st.data_dir.clone(),
+            scope: None,
             uid: st.uid,
         },
         actor: job.principal.actor.clone(),

@@ -3,6 +3,7 @@
 //! Its own module because both the action context (`ctx`) and the sandbox policy derivation
 //! (`sandbox`) need it, and neither should depend on the other for it.
 
+use kernos_core::FsScope;
 use std::path::{Component, Path, PathBuf};
 
 /// Where and as whom Kernos runs.
@@ -14,6 +15,12 @@ pub struct Env {
     pub home: PathBuf,
     /// Kernos's data directory (journal, blobs, trash). Steps may never touch it.
     pub data_dir: PathBuf,
+    /// Where this session's trash and undo snapshots live: the data directory for the host
+    /// operator, `<data_dir>/orgs/<org>` for an organisation with a filesystem scope, so no
+    /// organisation's step can see what another deleted.
+    pub vault: PathBuf,
+    /// The organisation's filesystem scope; `None` for the host operator (the whole machine).
+    pub scope: Option<FsScope>,
     /// Effective user id.
     pub uid: u32,
 }
@@ -31,6 +38,8 @@ impl Env {
         Env {
             cwd,
             home,
+            vault: data_dir.clone(),
+            scope: None,
             data_dir,
             uid,
         }
@@ -38,7 +47,7 @@ impl Env {
 
     /// Where deleted things go until undo or purge.
     pub fn trash_dir(&self) -> PathBuf {
-        self.data_dir.join("trash")
+        self.vault.join("trash")
     }
 
     /// Turns an argument path into an absolute, lexically normalised path: `~` and `~/x` are
@@ -118,6 +127,8 @@ mod tests {
             cwd: "/work/proj".into(),
             home: "/home/ann".into(),
             data_dir: "/home/ann/.local/share/kernos".into(),
+            vault: "/home/ann/.local/share/kernos".into(),
+            scope: None,
             uid: 1000,
         }
     }

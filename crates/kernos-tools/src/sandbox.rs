@@ -13,20 +13,22 @@
 
 use std::path::{Path, PathBuf};
 
-use kernos_core::{Effect, EffectKind, HostPort, Lifetime, NetworkPolicy, SandboxPolicy, Target};
+use std::fs;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kernos_core::secret::{HOME_SECRETS, SYSTEM_SECRETS};
+use kernos_core::{
+    Effect, EffectKind, HostPort, Lifetime, NetworkPolicy, SandboxPolicy, Target, ThreadView,
+};
 
 use crate::env::Env;
 
-/// Credential stores under the home directory that no step reads unless it says so.
-const SECRET_DIRS: &[&str] = &[
-    ".ssh",
-    ".gnupg",
-    ".aws",
-    ".kube",
-    ".docker",
-    ".password-store",
-    ".config/gcloud",
-];
+/// Trees a step of an organisation with a filesystem scope never sees in a child process
+/// unless its scope grants them: where people and other tenants keep files. (The child still
+/// needs the system — programs, libraries, `/etc` — to run at all; its Landlock domain keeps
+/// it from writing outside what was declared.)
+const SHARED_TREES: &[&str] = &["/home", "/root", "/srv", "/mnt", "/media"];
 
 /// Control sockets of the service managers `svc` drives: `systemctl` talks to systemd over the
 /// first as root, and over the D-Bus system bus otherwise.
@@ -135,22 +137,149 @@ fn policy_with_sockets(effects: &[Effect], env: &Env, manager: &[PathBuf]) -> Sa
             .chain(p.write.iter())
             .any(|r| r.starts_with(d))
     };
-    let mut deny: Vec<PathBuf> = Vec::new();
-    if !declared_read(&env.data_dir) {
-        deny.push(env.data_dir.clone());
-    }
-    for s in SECRET_DIRS {
-        let d = env.home.join(s);
-        if !declared_read(&d) {
-            deny.push(d);
+    let mut deny: Vec<PathBuf> = secret_paths(env)
+        .into_iter()
+        .filter(|d| !declared_read(d))
+        .collect();
+    deny.extend(data_dir_hidden(env));
+    if let Some(scope) = &env.scope {
+        for t in SHARED_TREES {
+            let t = Path::new(t);
+            if scope.may_read(t) {
+                continue;
+            }
+            // A granted tree inside a shared one stays visible: hide its siblings instead.
+            let keep: Vec<PathBuf> = scope
+                .read
+                .iter()
+                .chain(&scope.write)
+                .filter(|r| r.starts_with(t))
+                .cloned()
+                .collect();
+            deny.extend(hide_except(t, &keep));
         }
     }
+    deny.sort();
+    deny.dedup();
     p.deny_read = deny;
     p.write.sort();
     p.write.dedup();
     p.read.sort();
     p.read.dedup();
     p
+}
+
+/// The credential stores that exist on this machine (see [`kernos_core::secret`]): the system
+/// ones, SSH host keys, and the stores in the acting user's home, `/root` and every home under
+/// `/home`. Listed afresh at most every few seconds (a step starts often; homes rarely appear).
+pub fn secret_paths(env: &Env) -> Vec<PathBuf> {
+    static CACHE: Mutex<Option<(Instant, PathBuf, Vec<PathBuf>)>> = Mutex::new(None);
+    if let Ok(c) = CACHE.lock()
+        && let Some((at, home, v)) = c.as_ref()
+        && *home == env.home
+        && at.elapsed() < Duration::from_secs(5)
+    {
+        return v.clone();
+    }
+    let mut v: Vec<PathBuf> = SYSTEM_SECRETS.iter().map(PathBuf::from).collect();
+    if let Ok(rd) = fs::read_dir("/etc/ssh") {
+        v.extend(
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| kernos_core::secret::credential_reason(p, &env.home).is_some()),
+        );
+    }
+    let mut homes = vec![env.home.clone(), PathBuf::from("/root")];
+    if let Ok(rd) = fs::read_dir("/home") {
+        homes.extend(rd.flatten().map(|e| e.path()));
+    }
+    for h in homes {
+        v.extend(HOME_SECRETS.iter().map(|s| h.join(s)));
+    }
+    // The acting user's stores are listed even when absent (the helper skips what does not
+    // exist, and one may appear during the step); other homes only with what they hold.
+    v.retain(|p| p.starts_with(&env.home) || fs::symlink_metadata(p).is_ok());
+    v.sort();
+    v.dedup();
+    if let Ok(mut c) = CACHE.lock() {
+        *c = Some((Instant::now(), env.home.clone(), v.clone()));
+    }
+    v
+}
+
+/// What of Kernos's data directory a step must not see: all of it but this session's vault
+/// (its trash and undo snapshots, which its own deletes and writes fill) and any scope root
+/// inside it (an organisation's workspace).
+fn data_dir_hidden(env: &Env) -> Vec<PathBuf> {
+    let mut keep = vault_dirs(env).to_vec();
+    if let Some(s) = &env.scope {
+        keep.extend(s.read.iter().chain(&s.write).cloned());
+    }
+    hide_except(&env.data_dir, &keep)
+}
+
+/// The directories of a session's vault: its trash and its undo-snapshot store.
+pub fn vault_dirs(env: &Env) -> [PathBuf; 2] {
+    [env.trash_dir(), env.vault.join("blobs")]
+}
+
+/// The paths that hide everything under `root` except the `keep` paths inside it: `root`
+/// itself when no kept path is inside it, otherwise the siblings along the way down to each.
+pub fn hide_except(root: &Path, keep: &[PathBuf]) -> Vec<PathBuf> {
+    let inside: Vec<&PathBuf> = keep.iter().filter(|k| k.starts_with(root)).collect();
+    if inside.is_empty() {
+        return vec![root.to_path_buf()];
+    }
+    if inside.iter().any(|k| k.as_path() == root) {
+        return Vec::new();
+    }
+    let Ok(rd) = fs::read_dir(root) else {
+        return vec![root.to_path_buf()];
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        out.extend(hide_except(&e.path(), keep));
+    }
+    out
+}
+
+/// The filesystem view of a step's in-process work (see [`ThreadView`]): the scope's trees
+/// (the whole machine for the host operator) to read; the step's declared writable roots and
+/// the session's vault to change; hidden, the credential stores it did not name and
+/// Kernos's data directory but the vault and the organisation's workspace.
+pub fn thread_view(effects: &[Effect], env: &Env) -> ThreadView {
+    let read = match &env.scope {
+        None => vec![PathBuf::from("/")],
+        Some(s) => s.read.iter().chain(&s.write).cloned().collect(),
+    };
+    let mut write: Vec<PathBuf> = vault_dirs(env).to_vec();
+    let mut named: Vec<&Path> = Vec::new();
+    for e in effects {
+        if let Target::Path { path, .. } = &e.target {
+            named.push(path);
+            if matches!(e.kind, EffectKind::Write | EffectKind::Delete) {
+                write.extend(in_process_writable_root(path));
+            }
+        }
+    }
+    let mut hide: Vec<PathBuf> = secret_paths(env)
+        .into_iter()
+        .filter(|s| !named.iter().any(|p| p.starts_with(s)))
+        .collect();
+    hide.extend(data_dir_hidden(env));
+    ThreadView { read, write, hide }
+}
+
+/// What in-process work must be able to change to change `path`: its nearest existing
+/// ancestor directory, never the root itself. The parent, not the path: removing or renaming
+/// a directory into the trash is a change to the directory holding it, and the file tools
+/// create missing parent directories as `mkdir -p` does.
+fn in_process_writable_root(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .skip(1)
+        .find(|d| d.is_dir())
+        .filter(|d| *d != Path::new("/"))
+        .map(Path::to_path_buf)
 }
 
 /// What must be writable to change `path`: the path itself if it is an existing directory,
@@ -177,6 +306,8 @@ mod tests {
             cwd: "/w".into(),
             home: "/home/u".into(),
             data_dir: "/home/u/.local/share/kernos".into(),
+            vault: "/home/u/.local/share/kernos".into(),
+            scope: None,
             uid: 1000,
         }
     }

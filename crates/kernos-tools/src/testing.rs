@@ -163,6 +163,8 @@ impl World {
             cwd: root.clone(),
             home: root.clone(),
             data_dir: data.clone(),
+            vault: data.clone(),
+            scope: None,
             uid: 0,
         };
         let blobs =

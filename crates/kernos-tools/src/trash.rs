@@ -141,6 +141,8 @@ mod tests {
             cwd: d.path().into(),
             home: d.path().into(),
             data_dir: d.path().join("data"),
+            vault: d.path().join("data"),
+            scope: None,
             uid: 0,
         };
         assert!(list(&env).unwrap().is_empty());

@@ -777,6 +777,8 @@ mod tests {
             cwd: root.clone(),
             home: root.clone(),
             data_dir: data.clone(),
+            vault: data.clone(),
+            scope: None,
             uid: 0,
         };
         let blobs = BlobStore::open(data.join("blobs"), false).unwrap();

@@ -86,6 +86,8 @@ fn session_at(root: &Path, data: &Path) -> Session<'static> {
             cwd: root.to_path_buf(),
             home: root.to_path_buf(),
             data_dir: data.to_path_buf(),
+            vault: data.to_path_buf(),
+            scope: None,
             uid: 1000,
         },
         actor: Actor::user("tester"),

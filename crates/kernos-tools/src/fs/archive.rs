@@ -316,11 +316,18 @@ fn plan_archive(ctx: &Ctx<'_>, a: &FsArchive) -> Result<ArchivePlan> {
             )));
         }
         let data = DataDir::of(ctx);
+        let home = ctx.env.home.clone();
+        // Credential stores below the root stay out, as every walk leaves them out: an
+        // archive of /etc must not be a readable copy of /etc/shadow.
         let walk = walkdir::WalkDir::new(&top)
             .follow_links(false)
             .sort_by_file_name()
             .into_iter()
-            .filter_entry(move |e| !data.contains(e.path()));
+            .filter_entry(move |e| {
+                !data.contains(e.path())
+                    && (e.depth() == 0
+                        || kernos_core::secret::credential_reason(e.path(), &home).is_none())
+            });
         for e in walk {
             ctx.check_cancel()?;
             let e = e.map_err(|e| {

@@ -62,6 +62,9 @@ pub(crate) struct Skipped {
     pub(crate) kernel: Vec<PathBuf>,
     /// Kernos's data directory, when the walk passed it by.
     pub(crate) data_dir: Option<PathBuf>,
+    /// Credential stores passed by (`/etc/shadow`, `~/.ssh`, …; see
+    /// [`kernos_core::secret`]): a walk never reads them, whatever its root.
+    pub(crate) secrets: Vec<PathBuf>,
 }
 
 impl Skipped {
@@ -73,6 +76,7 @@ impl Skipped {
         if self.data_dir.is_none() {
             self.data_dir = other.data_dir;
         }
+        self.secrets.extend(other.secrets);
     }
 
     /// Appends " (skipped …)" to a summary when anything was left out.
@@ -103,6 +107,26 @@ impl Skipped {
         if let Some(d) = &self.data_dir {
             parts.push(format!("Kernos's data directory {}", d.display()));
         }
+        if !self.secrets.is_empty() {
+            let mut list: Vec<String> = self
+                .secrets
+                .iter()
+                .take(3)
+                .map(|p| p.display().to_string())
+                .collect();
+            if self.secrets.len() > 3 {
+                list.push(format!("{} more", self.secrets.len() - 3));
+            }
+            parts.push(format!(
+                "{} ({})",
+                super::counted(
+                    self.secrets.len() as u64,
+                    "credential store",
+                    "credential stores"
+                ),
+                list.join(", ")
+            ));
+        }
         if !parts.is_empty() {
             summary.push_str(&format!(" (skipped {})", parts.join("; ")));
         }
@@ -115,9 +139,11 @@ impl Skipped {
 /// Never handed to `f`, and counted in the returned [`Skipped`]: devices, FIFOs and sockets
 /// (opening one may block forever), the kernel's file systems below the root (`/proc`,
 /// `/sys`: a search from `/` is about the user's files, and some kernel files block or never
-/// end), blocking kernel files when the root itself is on one (`/proc/kmsg`), and Kernos's
+/// end), blocking kernel files when the root itself is on one (`/proc/kmsg`), Kernos's
 /// data directory unless the root is inside it (the trash and the journal are not the
-/// user's files, and a plan to change them would be refused).
+/// user's files, and a plan to change them would be refused), and credential stores below the
+/// root (`/etc/shadow-`, `~/.ssh`: a search of `/etc` must not be a way to read what reading
+/// `/etc/shadow` by name would ask about).
 pub(crate) fn walk(
     ctx: &Ctx<'_>,
     root: &Path,
@@ -153,6 +179,13 @@ pub(crate) fn walk(
         };
         let ft = e.file_type();
         if e.depth() > 0 {
+            if kernos_core::secret::credential_reason(e.path(), &ctx.env.home).is_some() {
+                skipped.secrets.push(e.path().to_path_buf());
+                if ft.is_dir() {
+                    it.skip_current_dir();
+                }
+                continue;
+            }
             if prune_data && data.contains(e.path()) {
                 skipped.data_dir = Some(e.path().to_path_buf());
                 if ft.is_dir() {

@@ -296,6 +296,8 @@ mod tests {
             cwd: "/w".into(),
             home: "/home/u".into(),
             data_dir: "/home/u/.local/share/kernos".into(),
+            vault: "/home/u/.local/share/kernos".into(),
+            scope: None,
             uid: 1000,
         }
     }

@@ -160,6 +160,8 @@ fn a_model_that_obeys_an_injection_still_cannot_change_anything_unasked() {
             cwd: home.join("work"),
             home: home.clone(),
             data_dir: data_dir.clone(),
+            vault: data_dir.clone(),
+            scope: None,
             uid: 1000,
         },
         actor: Actor::user("tester"),
