@@ -513,7 +513,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     },
     IntentDef {
         action: "proc.kill",
-        triggers: "kill | stop process | kill process | signal | @signal",
+        triggers: "kill | stop process | stop @pid | kill process | signal | @signal",
         cues: "process force signal named running pid",
         slots: &[("pid", KillTarget), ("signal", Signal)],
         mutating: true,

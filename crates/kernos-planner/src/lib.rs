@@ -454,6 +454,13 @@ impl Planner {
 
     /// Every target of every changing step is real or written as one (see `grounding.rs`).
     fn grounded(&self, steps: &[Step], words: &[Word], ctx: &PlanContext) -> Result<(), Failure> {
+        let pids: Vec<u32> = entities::extract(words, &self.vocab)
+            .into_iter()
+            .filter_map(|e| match e.ent {
+                Ent::Pid(p) => Some(p),
+                _ => None,
+            })
+            .collect();
         for s in steps {
             let Some((i, intent)) = self
                 .intents
@@ -464,7 +471,7 @@ impl Planner {
                 continue;
             };
             let creates = intent.def.flags.creates;
-            if let Some((word, role)) = grounding::ungrounded(s, creates, words, &ctx.cwd) {
+            if let Some((word, role)) = grounding::ungrounded(s, creates, words, &pids, &ctx.cwd) {
                 return Err(Failure::Ungrounded {
                     intent: Some(i),
                     word,
@@ -1047,12 +1054,16 @@ impl Planner {
             }
             Failure::Ungrounded { intent, word, role } => {
                 unused = vec![word.clone()];
-                (
+                let m = if *role == "process id" {
+                    format!(
+                        "I can't tell that \u{201c}{word}\u{201d} is meant as a process id, and I never guess a change: say e.g. \u{201c}kill process {word}\u{201d} or \u{201c}kill pid {word}\u{201d}."
+                    )
+                } else {
                     format!(
                         "I could not match \u{201c}{word}\u{201d} to a real {role}, and I never guess a change: name an existing one, or quote it if it is right."
-                    ),
-                    *intent,
-                )
+                    )
+                };
+                (m, *intent)
             }
             Failure::Nothing(unknown) => {
                 let unknown = if unknown.is_empty() {

@@ -180,7 +180,7 @@ const GLUE: &[&str] = &[
     "really", "real", "very", "much", "many", "still", "ever", "already", "instantly",
     "immediately", "asap", "yes", "yeah", "ones", "im", "ill", "existing", "their", "than",
     "his", "her", "thing", "sure", "send", "bit", "little", "hmm", "um", "well", "alright", "whats",
-    "set", "else", "including", "incl",
+    "set", "else", "including", "incl", "whose",
 ];
 
 /// Quantifiers that are not a path: "delete everything" must not delete a file named so.

@@ -232,3 +232,37 @@ fn old_used_as_a_name_is_that_name_not_an_age() {
         Outcome::NotUnderstood { .. }
     ));
 }
+
+#[test]
+fn a_pid_is_read_as_one_and_a_number_said_otherwise_is_never_signalled() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let ctx = ctx_in(std::path::Path::new("/nonexistent-kernos-test"));
+    for req in [
+        format!("kill process {pid}"),
+        format!("stop process id {pid}"),
+        format!("terminate process number {pid}"),
+        format!("kill the process whose id is {pid}"),
+        format!("kill pid #{pid}"),
+        format!("kill -9 {pid}"),
+    ] {
+        let p = plan_in(&req, &ctx);
+        assert_eq!(p.steps[0].name(), "proc.kill", "{req}");
+        assert_eq!(p.steps[0].args["pid"], pid, "{req}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // A count is no pid: nothing may signal pid 3 or pid 2.
+    for req in ["kill the top 3 processes", "kill 2 nginx processes"] {
+        if let Outcome::Plan { plan, .. } = planner().plan(req, &ctx) {
+            assert!(
+                plan.steps.iter().all(|s| s.args.get("pid").is_none()),
+                "{req}: {:?}",
+                plan.steps
+            );
+        }
+    }
+}
