@@ -95,7 +95,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::candidate::Candidate;
-use crate::clause::{Clause, Referent, expand_home, is_glue};
+use crate::clause::{Bits, Clause, Referent, expand_home, is_glue};
 use crate::entities::Ent;
 use crate::intents::{Intent, Slot};
 use crate::lex::Kind;
@@ -257,6 +257,9 @@ struct Draft {
 pub struct Planner {
     vocab: Vocab,
     intents: Vec<Intent>,
+    /// The concepts that trigger a changing intent ("delete", "copy", "compress"): the bare
+    /// word after one that names an entry of the working directory is that entry.
+    change_verbs: Bits,
 }
 
 impl Default for Planner {
@@ -351,7 +354,19 @@ impl Planner {
     pub fn new() -> Planner {
         let vocab = Vocab::new();
         let (intents, _unknown) = intents::compile(&vocab);
-        Planner { vocab, intents }
+        let mut change_verbs = Bits::default();
+        for i in intents.iter().filter(|i| i.def.mutating) {
+            for alt in &i.triggers {
+                if let Some(&c) = alt.first().filter(|&&c| !vocab.is_glue_concept(c)) {
+                    change_verbs.set(c);
+                }
+            }
+        }
+        Planner {
+            vocab,
+            intents,
+            change_verbs,
+        }
     }
 
     /// Every action the planner can produce, with an example request.
@@ -494,7 +509,7 @@ impl Planner {
     #[doc(hidden)]
     pub fn explain(&self, request: &str, ctx: &PlanContext) -> Vec<String> {
         let words = self.vocab.annotate(lex::lex(request));
-        let clause = Clause::new(request, &words, &self.vocab, &ctx.cwd);
+        let clause = Clause::new(request, &words, &self.vocab, &ctx.cwd, &self.change_verbs);
         let referent = self.referent(&[], ctx);
         let mut c: Vec<Candidate> = self
             .intents
@@ -647,7 +662,7 @@ impl Planner {
         ctx: &PlanContext,
         steps: &[Step],
     ) -> Result<Candidate, Failure> {
-        let clause = Clause::new(src, w, &self.vocab, &ctx.cwd);
+        let clause = Clause::new(src, w, &self.vocab, &ctx.cwd, &self.change_verbs);
         let referent = self.referent(steps, ctx);
         let mut best: Option<Candidate> = None;
         let mut best_bad: Option<Candidate> = None;
@@ -918,7 +933,7 @@ impl Planner {
         if !(has_same || about || only_again) {
             return None;
         }
-        let clause = Clause::new(request, w, &self.vocab, &ctx.cwd);
+        let clause = Clause::new(request, w, &self.vocab, &ctx.cwd, &self.change_verbs);
         // The new value: a path, a host, or an unknown word.
         let mut value: Option<(String, bool)> = None;
         for e in &clause.ents {

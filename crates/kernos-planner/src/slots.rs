@@ -750,10 +750,16 @@ impl<'c, 'a> Filler<'c, 'a> {
         Ok(())
     }
 
-    /// `Slot::Recursive`: said, or the object is a directory.
+    /// `Slot::Recursive`: said, or the object is a directory ("the folder big": the noun
+    /// may be part of the place it names).
     fn recursive(&mut self, arg: &'static str, out: &mut Map<String, Value>) -> Filled {
         let said = self.flag_present(&["recursive", "-r", "-R", "-rf", "-fr", "-Rf"]);
-        let dir_noun = self.has("dir");
+        let dir_noun = self.has("dir")
+            || self.c.ents.iter().enumerate().any(|(k, e)| {
+                self.used_ent[k]
+                    && matches!(e.ent, Ent::Path { .. })
+                    && (e.start..e.end).any(|i| self.concept_is(i, "dir"))
+            });
         if said || dir_noun {
             out.insert(arg.into(), Value::from(true));
         }

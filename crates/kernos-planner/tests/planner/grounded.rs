@@ -12,7 +12,10 @@ const MUTATING_TOOLS: &[&str] = &["fs.delete", "fs.move", "fs.copy", "fs.mkdir",
 /// A scratch tree whose folders are ordinary words.
 fn tree() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    for sub in ["cache", "logs", "big", "repo", "docs", "archive", "src"] {
+    for sub in [
+        "cache", "logs", "big", "repo", "docs", "archive", "src", "old", "largest", "new", "files",
+        "tmp",
+    ] {
         std::fs::create_dir(d.path().join(sub)).unwrap();
     }
     d
@@ -265,4 +268,112 @@ fn a_pid_is_read_as_one_and_a_number_said_otherwise_is_never_signalled() {
             );
         }
     }
+}
+
+/// A folder whose name is a word of the vocabulary ("big", "archive", "largest", "files"),
+/// named as a place — beside "folder"/"directory", after in/to/into/from, or as the bare object
+/// of a change — is that folder, whatever the verb; the word's usual meaning does not also
+/// apply ("count files in the folder big" counts files, not directories).
+#[test]
+fn a_folder_named_by_a_vocabulary_word_is_that_folder_across_verbs() {
+    let d = tree();
+    std::fs::write(d.path().join("notes.txt"), "n").unwrap();
+    let ctx = ctx_in(d.path());
+    let cases: &[(&str, &str, &str, Value)] = &[
+        ("delete the folder big", "fs.delete", "path", "big".into()),
+        (
+            "remove the directory largest",
+            "fs.delete",
+            "path",
+            "largest".into(),
+        ),
+        (
+            "trash the directory named new",
+            "fs.delete",
+            "path",
+            "new".into(),
+        ),
+        ("delete logs", "fs.delete", "path", "logs".into()),
+        (
+            "erase the files folder",
+            "fs.delete",
+            "path",
+            "files".into(),
+        ),
+        ("list the folder cache", "fs.list", "path", "cache".into()),
+        (
+            "what is inside the tmp directory",
+            "fs.list",
+            "path",
+            "tmp".into(),
+        ),
+        (
+            "look for pdf files in the folder archive",
+            "fs.find",
+            "type",
+            "file".into(),
+        ),
+        ("search old for TODO", "fs.search", "path", "old".into()),
+        (
+            "count the files in the folder big",
+            "fs.count",
+            "what",
+            "files".into(),
+        ),
+        (
+            "how many files does the folder largest hold",
+            "fs.count",
+            "path",
+            "largest".into(),
+        ),
+        (
+            "create a folder q2 in the folder archive",
+            "fs.mkdir",
+            "path",
+            "archive/q2".into(),
+        ),
+        (
+            "make a new directory drafts inside new",
+            "fs.mkdir",
+            "path",
+            "new/drafts".into(),
+        ),
+        (
+            "copy notes.txt to archive",
+            "fs.copy",
+            "dest",
+            "archive".into(),
+        ),
+        (
+            "copy notes.txt into the folder big",
+            "fs.copy",
+            "dest",
+            "big".into(),
+        ),
+        (
+            "move notes.txt into the cache folder",
+            "fs.move",
+            "dest",
+            "cache".into(),
+        ),
+        (
+            "copy the folder files to tmp",
+            "fs.copy",
+            "source",
+            "files".into(),
+        ),
+    ];
+    for (req, action, arg, want) in cases {
+        let p = plan_in(req, &ctx);
+        assert_eq!(p.steps.len(), 1, "{req}: {:?}", p.steps);
+        assert_eq!(p.steps[0].name(), *action, "{req}: {:?}", p.steps);
+        assert_eq!(p.steps[0].args[*arg], *want, "{req}: {:?}", p.steps);
+    }
+    // A folder named as a folder is deleted as one.
+    let p = plan_in("delete the folder big", &ctx);
+    assert_eq!(p.steps[0].args["recursive"], true);
+    // Where no such folder exists, the word keeps its meaning.
+    let elsewhere = ctx_in(tempfile::tempdir().unwrap().path());
+    let p = plan_in("show the big files in /srv", &elsewhere);
+    assert_eq!(p.steps[0].name(), "fs.largest");
 }
