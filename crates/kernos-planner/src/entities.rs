@@ -668,6 +668,31 @@ fn quantities(s: &mut Scan<'_>) {
             };
             end += 1;
         } else if a0 == "ago" {
+            // "modified 30 days ago" is that day: older than 30 days, newer than 31 (as
+            // `find -mtime 30`), never "within the last 30 days".
+            let on_that_day = !matched && qstart > 0 && s.is_concept(qstart - 1, "modified");
+            if on_that_day {
+                if let Some((Dim::Time, mult)) = unit {
+                    s.push(
+                        Ent::Age {
+                            secs: units::scale(n, mult),
+                            rel: Rel::Older,
+                        },
+                        start,
+                        end,
+                    );
+                    s.push(
+                        Ent::Age {
+                            secs: units::scale(n + 1.0, mult),
+                            rel: Rel::Newer,
+                        },
+                        end,
+                        end + 1,
+                    );
+                    i = end + 1;
+                    continue;
+                }
+            }
             rel = if cmp == Cmp::Greater {
                 Rel::Older
             } else {
@@ -1373,6 +1398,15 @@ mod tests {
         assert!(ents("not touched in a week").contains(&Ent::Age {
             secs: 604_800,
             rel: Rel::Older
+        }));
+        let day = ents("files modified 3 days ago");
+        assert!(day.contains(&Ent::Age {
+            secs: 3 * 86_400,
+            rel: Rel::Older
+        }));
+        assert!(day.contains(&Ent::Age {
+            secs: 4 * 86_400,
+            rel: Rel::Newer
         }));
         assert!(ents("3 days old").contains(&Ent::Age {
             secs: 259_200,

@@ -484,7 +484,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "sys.users",
         triggers: "users | who | who users | who system",
-        cues: "users system show list",
+        cues: "users system show list use",
         slots: &[],
         mutating: false,
         example: "who is logged in",

@@ -1320,9 +1320,13 @@ impl<'c, 'a> Filler<'c, 'a> {
             "type".into(),
             Value::from(if dirs { "dir" } else { "file" }),
         );
+        // "modified" says the ages are modification times, which is what fs.find filters by.
+        let ages = m.contains_key("older_than") || m.contains_key("newer_than");
         for i in 0..self.c.w.len() {
             if self.c.in_ent[i].is_none()
-                && (self.concept_is(i, "file") || self.concept_is(i, "dir"))
+                && (self.concept_is(i, "file")
+                    || self.concept_is(i, "dir")
+                    || ages && self.concept_is(i, "modified"))
             {
                 self.used_word[i] = true;
             }

@@ -322,6 +322,8 @@ pub(crate) struct Word {
 #[rustfmt::skip]
 const PHRASES: &[(&[&str], &str)] = &[
     (&["get", "rid", "of"], "delete"),
+    (&["copies", "of", "each", "other"], "duplicates"),
+    (&["copies", "of", "one", "another"], "duplicates"),
     (&["how", "much"], "howmuch"),
     (&["how", "many"], "howmany"),
     (&["how", "long"], "howlong"),

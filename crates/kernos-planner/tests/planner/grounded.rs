@@ -173,6 +173,8 @@ fn a_vague_age_is_asked_about_not_ignored() {
         "get rid of the old log files",
         "remove stale tmp files in /var/tmp",
         "find old pdfs in ~/Downloads",
+        "remove old backups from /var/backups",
+        "which stale files are under /srv/cache",
     ] {
         match planner().plan(req, &ctx) {
             Outcome::NotUnderstood { message, .. } => {
