@@ -41,7 +41,7 @@ pub use error::{EngineError, Result};
 pub use outcome::{ActionOutcome, ActionStatus};
 pub use path::{Ask, Handled, Request, Review, Verdict};
 pub use store::{EventStore, JournalStore, Unrecorded, held, stored};
-pub use trash::{TRASH_EMPTIED, TrashEntry};
+pub use trash::{PurgedItem, TRASH_EMPTIED, TrashEntry, TrashPurge};
 pub use undo::{UndoItem, UndoPlan, UndoReport};
 
 /// How a transaction ended.
@@ -332,6 +332,9 @@ pub struct Preview {
     pub denied: Option<String>,
     /// True when every step only reads.
     pub read_only: bool,
+    /// Older trash items the plan's deletes push out of the trash for good (its budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trash: Option<TrashPurge>,
 }
 
 /// The engine.
@@ -346,6 +349,8 @@ pub struct Engine {
     step_units: f64,
     /// Why nothing can be journaled, when that is so: the engine then only reads.
     unrecorded: Option<String>,
+    /// How much the trash may keep.
+    trash_budget: kernos_tools::trash::Budget,
 }
 
 /// Run units charged per step on top of the CPU seconds of its sandboxed children, unless the
@@ -404,7 +409,15 @@ impl Engine {
             planner: None,
             step_units: DEFAULT_STEP_UNITS,
             unrecorded: None,
+            trash_budget: kernos_tools::trash::Budget::default(),
         }
+    }
+
+    /// Keeps the trash to `budget` (`[trash]` in the configuration): previews name what a
+    /// delete pushes out, runs remove it.
+    pub fn with_trash_budget(mut self, budget: kernos_tools::trash::Budget) -> Self {
+        self.trash_budget = budget;
+        self
     }
 
     /// Marks an engine whose events cannot be journaled (it runs over [`Unrecorded`], e.g.
