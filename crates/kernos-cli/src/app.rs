@@ -102,7 +102,8 @@ impl App {
         Ok(self
             .reader()?
             .with_planner(self.cascade())
-            .with_step_units(self.config.server.step_overhead_units))
+            .with_step_units(self.config.server.step_overhead_units)
+            .with_trash_budget(self.config.trash))
     }
 
     /// The engine for a data directory that exists but cannot be written (mounted read-only,

@@ -23,6 +23,8 @@ pub struct Config {
     pub llm: kernos_llm::LlmConfig,
     /// The daemon (`kernos serve`).
     pub server: kernos_server::ServerConfig,
+    /// How much Kernos's trash keeps (what deletes put aside for undo).
+    pub trash: kernos_tools::trash::Budget,
 }
 
 /// `[cli]`
@@ -113,6 +115,13 @@ pub const TEMPLATE: &str = r#"# Kernos configuration. Every setting can also be 
 
 [sandbox]
 # allow_weaker = false      # run even if Landlock/seccomp/namespaces are missing
+
+[trash]
+# What deletes put aside so `kernos undo` can bring it back. When a delete would take the
+# trash over the budget, its preview names the oldest items that then go for good (their
+# undo no longer works); `kernos trash` lists and empties it by hand.
+# max_bytes = "2GiB"        # bytes or a size ("500M", "10GiB"); 0 = no size limit
+# max_age_days = 0          # items older than this go at the next delete; 0 = kept
 
 [planner]
 # context_minutes = 15      # how long follow-ups ("them", "undo that") refer back
@@ -320,7 +329,7 @@ fn validate(c: &Config) -> anyhow::Result<()> {
 /// Sections the generic `KERNOS_<SECTION>_<KEY>` form applies to. `llm` is left out on
 /// purpose: its providers are a list the generic form cannot address, so `KERNOS_LLM_*` goes
 /// to `LlmConfig::apply_env` (see `parse`).
-const SECTIONS: &[&str] = &["cli", "policy", "sandbox", "planner", "server"];
+const SECTIONS: &[&str] = &["cli", "policy", "sandbox", "planner", "server", "trash"];
 
 /// Applies `KERNOS_<SECTION>_<KEY>=value` (value parsed as a TOML value, else taken as a
 /// string). Variables for other purposes (`KERNOS_DATA_DIR`, `KERNOS_CONFIG`) are ignored.

@@ -63,6 +63,9 @@ pub fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
             }
         }
     }
+    if let Some(t) = &preview.trash {
+        println!("{} {}", style.yellow("warning:"), t.describe());
+    }
 }
 
 /// What each step would change, in full (the prompt's `d`, and a dry run's result).

@@ -2,7 +2,9 @@
 //!
 //! Emptying is itself a change: the transactions whose items go can no longer be undone. It
 //! warns, asks (unless `--yes`), journals `trash.emptied` per transaction before removing
-//! anything, and `kernos undo` of such a transaction then says the trash was emptied.
+//! anything, and `kernos undo` of such a transaction then says the trash was emptied. The
+//! configured budget (`[trash] max_bytes`, `max_age_days`) is kept automatically by the
+//! engine whenever a delete fills the trash; `size` shows it.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -111,15 +113,34 @@ fn list(app: &App) -> anyhow::Result<ExitCode> {
 fn size(app: &App) -> anyhow::Result<ExitCode> {
     let items = trash::list(&app.env())?;
     let total: u64 = items.iter().map(|i| i.bytes).sum();
+    let budget = app.config.trash;
     if app.global.json {
-        println!("{}", json!({"bytes": total, "items": items.len()}));
+        println!(
+            "{}",
+            json!({
+                "bytes": total,
+                "items": items.len(),
+                "max_bytes": budget.max_bytes,
+                "max_age_days": budget.max_age_days,
+            })
+        );
     } else {
         println!(
-            "{} in {} item{} ({})",
+            "{} in {} item{} ({}); budget {}{}",
             human_bytes(total),
             items.len(),
             if items.len() == 1 { "" } else { "s" },
-            app.env().trash_dir().display()
+            app.env().trash_dir().display(),
+            if budget.max_bytes == 0 {
+                "unlimited".to_owned()
+            } else {
+                human_bytes(budget.max_bytes)
+            },
+            if budget.max_age_days == 0 {
+                String::new()
+            } else {
+                format!(", items kept {} days", budget.max_age_days)
+            }
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -43,7 +43,7 @@ pub use error::{EngineError, Result};
 pub use outcome::{ActionOutcome, ActionStatus};
 pub use path::{Ask, Handled, Request, Review, Verdict};
 pub use store::{EventStore, JournalStore, Unrecorded, held, stored};
-pub use trash::{TRASH_EMPTIED, TrashEntry};
+pub use trash::{PurgedItem, TRASH_EMPTIED, TrashEntry, TrashPurge};
 pub use undo::{UndoItem, UndoPlan, UndoReport};
 
 /// How a transaction ended.
@@ -334,6 +334,9 @@ pub struct Preview {
     pub denied: Option<String>,
     /// True when every step only reads.
     pub read_only: bool,
+    /// Older trash items the plan's deletes push out of the trash for good (its budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trash: Option<TrashPurge>,
 }
 
 /// The engine.
@@ -352,6 +355,8 @@ pub struct Engine {
     confiner: kernos_sandbox::ThreadConfiner,
     /// How long a step's in-process work may run.
     step_time_limit: std::time::Duration,
+    /// How much the trash may keep.
+    trash_budget: kernos_tools::trash::Budget,
 }
 
 /// Run units charged per step on top of the CPU seconds of its sandboxed children, unless the
@@ -412,6 +417,7 @@ impl Engine {
             unrecorded: None,
             confiner: kernos_sandbox::ThreadConfiner::new(),
             step_time_limit: confine::DEFAULT_STEP_TIME_LIMIT,
+            trash_budget: kernos_tools::trash::Budget::default(),
         }
     }
 
@@ -419,6 +425,13 @@ impl Engine {
     /// sandbox's own wall-clock limit as well).
     pub fn with_step_time_limit(mut self, limit: std::time::Duration) -> Self {
         self.step_time_limit = limit;
+        self
+    }
+
+    /// Keeps the trash to `budget` (`[trash]` in the configuration): previews name what a
+    /// delete pushes out, runs remove it.
+    pub fn with_trash_budget(mut self, budget: kernos_tools::trash::Budget) -> Self {
+        self.trash_budget = budget;
         self
     }
 

@@ -310,11 +310,16 @@ impl Engine {
                 .get(&st.tool, &st.action)
                 .is_some_and(|a| a.spec().is_read_only())
         });
+        let trash = self.trash_purge(
+            &s.env,
+            steps.iter().flat_map(|p| p.changes.iter().flatten()),
+        );
         Ok(Preview {
             steps,
             risk,
             denied,
             read_only,
+            trash,
         })
     }
 
@@ -632,6 +637,10 @@ impl Engine {
                 cpu_ms,
             },
         )?;
+        if undo_records > 0 {
+            // Failing leaves the items in the trash: nothing goes without a record.
+            let _ = self.enforce_trash_budget(s, tx);
+        }
         Ok(TxReport {
             tx,
             status,

@@ -1,5 +1,6 @@
 //! Undo of a transaction: its recorded inverses, applied in reverse, each checked first.
 
+use crate::trash::Emptied;
 use kernos_core::event::kind;
 use kernos_core::{Decision, Event, Step, TxId};
 use kernos_tools::undo::{self, Inverse};
@@ -144,6 +145,7 @@ impl Engine {
         approver: &mut dyn Approver,
     ) -> Result<UndoReport> {
         let plan = self.undo_plan(tx)?;
+        let emptied = self.trash_emptied(tx);
         self.append(s, "tx.undo_started", tx, serde_json::json!({"items": plan.items.iter().map(|i| &i.description).collect::<Vec<_>>()}))?;
         let mut report = UndoReport {
             tx,
@@ -173,7 +175,7 @@ impl Engine {
                     }
                 }
                 _ => {
-                    if let Some(gone) = emptied_from_trash(&item.record.inverse, &s.env) {
+                    if let Some(gone) = emptied_from_trash(&item.record.inverse, &s.env, &emptied) {
                         report.conflicts.push(gone);
                         continue;
                     }
@@ -268,17 +270,35 @@ impl Engine {
 }
 
 /// When `inverse` would bring something back from the trash that is no longer there (the
-/// trash was emptied since, by `kernos trash empty` or its size budget), says so plainly.
-fn emptied_from_trash(inverse: &Inverse, env: &kernos_tools::Env) -> Option<String> {
+/// trash was emptied since, by `kernos trash empty` or its size budget), says so plainly:
+/// by what, and when, as the journal's `trash.emptied` records it.
+fn emptied_from_trash(
+    inverse: &Inverse,
+    env: &kernos_tools::Env,
+    emptied: &[Emptied],
+) -> Option<String> {
     let Inverse::MoveBack { from, to } = inverse else {
         return None;
     };
-    (kernos_tools::trash::contains(env, from) && std::fs::symlink_metadata(from).is_err()).then(
-        || {
+    if !kernos_tools::trash::contains(env, from) || std::fs::symlink_metadata(from).is_ok() {
+        return None;
+    }
+    let why = emptied
+        .iter()
+        .rev()
+        .find(|e| e.paths.iter().any(|p| p == to))
+        .map(|e| {
+            let at =
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.ts_ms.max(0) as u64);
             format!(
-                "{} cannot be put back: it was emptied from Kernos's trash since",
-                to.display()
+                " by {} at {}",
+                e.reason,
+                humantime::format_rfc3339_seconds(at)
             )
-        },
-    )
+        })
+        .unwrap_or_else(|| " since".to_owned());
+    Some(format!(
+        "{} cannot be put back: it was emptied from Kernos's trash{why}",
+        to.display()
+    ))
 }

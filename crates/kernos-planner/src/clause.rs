@@ -53,10 +53,17 @@ pub(crate) struct Clause<'a> {
 }
 
 impl<'a> Clause<'a> {
-    /// Analyses a clause; `cwd` is where relative places are looked up.
-    pub fn new(src: &'a str, w: &'a [Word], vocab: &Vocab, cwd: &'a str) -> Clause<'a> {
+    /// Analyses a clause; `cwd` is where relative places are looked up, `change_verbs` the
+    /// concepts that make a changing intent (whose bare object may be an entry of `cwd`).
+    pub fn new(
+        src: &'a str,
+        w: &'a [Word],
+        vocab: &Vocab,
+        cwd: &'a str,
+        change_verbs: &Bits,
+    ) -> Clause<'a> {
         let mut ents = entities::extract(w, vocab);
-        existing_places(w, &mut ents, cwd);
+        existing_places(w, &mut ents, cwd, vocab, change_verbs);
         let mut in_ent = vec![None; w.len()];
         for (k, e) in ents.iter().enumerate() {
             if matches!(e.ent, Ent::Id(_)) {
@@ -130,28 +137,52 @@ impl<'a> Clause<'a> {
 
     /// Index of the first word that is not glue.
     pub fn first_content(&self, vocab: &Vocab) -> Option<usize> {
-        self.w.iter().position(|x| !is_glue(x, vocab))
+        first_content(self.w, vocab)
     }
 }
 
-/// "in cache", "under my logs": an ordinary word after a place preposition that names a file
-/// or directory of the working directory is that path, not the word's usual meaning.
-fn existing_places(w: &[Word], ents: &mut Vec<Entity>, cwd: &str) {
-    for i in 1..w.len() {
+/// Words the user plainly used as a place, which win over their vocabulary meaning when they
+/// name an entry of the working directory: after a place preposition ("in cache", "under my
+/// logs", "copy x to archive", "from old"), beside a place noun ("the folder big", "the logs
+/// directory"), or as the bare object of a changing verb ("delete big"). A place noun beside
+/// the word is part of the place, so it says nothing about what to list, find or count
+/// ("count files in the folder big" counts files).
+fn existing_places(
+    w: &[Word],
+    ents: &mut Vec<Entity>,
+    cwd: &str,
+    vocab: &Vocab,
+    change_verbs: &Bits,
+) {
+    let taken = |ents: &[Entity], i: usize| ents.iter().any(|e| e.start <= i && i < e.end);
+    for i in 0..w.len() {
         let x = &w[i];
-        if x.tok.kind != Kind::Word || ents.iter().any(|e| e.start <= i && i < e.end) {
+        if x.tok.kind != Kind::Word || taken(ents, i) || !grounding::exists(&x.tok.raw, cwd) {
             continue;
         }
-        let mut j = i - 1;
-        while j > 0
-            && matches!(
-                w[j].tok.low.as_str(),
-                "the" | "my" | "our" | "this" | "that"
-            )
-        {
+        let noun_before = i > 0 && is_place_noun(&w[i - 1]) && !taken(ents, i - 1);
+        // "the big folder" names one; "a new folder" describes one to be made.
+        let indefinite = i > 0 && matches!(w[i - 1].tok.low.as_str(), "a" | "an");
+        let noun_after = !noun_before && !indefinite && w.get(i + 1).is_some_and(is_place_noun);
+        let start = if noun_before { i - 1 } else { i };
+        let end = if noun_after { i + 2 } else { i + 1 };
+        let mut j = start;
+        while j > 0 && is_determiner(&w[j - 1]) {
             j -= 1;
         }
-        if w[j].lex.class != Class::Prep(Prep::Loc) || !grounding::exists(&x.tok.raw, cwd) {
+        let prep = match j.checked_sub(1).map(|p| w[p].lex.class) {
+            Some(Class::Prep(p @ (Prep::Loc | Prep::Dest | Prep::Src))) => Some(p),
+            _ => None,
+        };
+        let object = j > 0
+            && prep.is_none()
+            && w[j - 1].lex.concept.is_some_and(|c| change_verbs.has(c))
+            && first_content(&w[..j - 1], vocab).is_none()
+            && w.get(end).is_none_or(|n| {
+                matches!(n.lex.class, Class::Glue | Class::Prep(_))
+                    || matches!(n.tok.kind, Kind::Punct)
+            });
+        if prep.is_none() && !noun_before && !noun_after && !object {
             continue;
         }
         let file = std::path::Path::new(cwd).join(&x.tok.raw).is_file();
@@ -161,14 +192,35 @@ fn existing_places(w: &[Word], ents: &mut Vec<Entity>, cwd: &str) {
             Entity {
                 ent: Ent::Path {
                     path: x.tok.raw.clone(),
-                    prep: Some(Prep::Loc),
+                    prep,
                     file,
                 },
-                start: i,
-                end: i + 1,
+                start,
+                end,
             },
         );
     }
+}
+
+/// "folder", "directory", "dir", "subfolder", "file": one place, named by the word beside it.
+fn is_place_noun(w: &Word) -> bool {
+    matches!(
+        w.tok.low.as_str(),
+        "folder" | "directory" | "dir" | "subfolder" | "subdirectory" | "file"
+    )
+}
+
+/// Articles and possessives between a preposition or verb and the place it governs.
+fn is_determiner(w: &Word) -> bool {
+    matches!(
+        w.tok.low.as_str(),
+        "the" | "my" | "our" | "this" | "that" | "your"
+    )
+}
+
+/// Index of the first word of `w` that is not glue.
+fn first_content(w: &[Word], vocab: &Vocab) -> Option<usize> {
+    w.iter().position(|x| !is_glue(x, vocab))
 }
 
 /// Glue: weightless when judging coverage.

@@ -668,6 +668,31 @@ fn quantities(s: &mut Scan<'_>) {
             };
             end += 1;
         } else if a0 == "ago" {
+            // "modified 30 days ago" is that day: older than 30 days, newer than 31 (as
+            // `find -mtime 30`), never "within the last 30 days".
+            let on_that_day = !matched && qstart > 0 && s.is_concept(qstart - 1, "modified");
+            if on_that_day {
+                if let Some((Dim::Time, mult)) = unit {
+                    s.push(
+                        Ent::Age {
+                            secs: units::scale(n, mult),
+                            rel: Rel::Older,
+                        },
+                        start,
+                        end,
+                    );
+                    s.push(
+                        Ent::Age {
+                            secs: units::scale(n + 1.0, mult),
+                            rel: Rel::Newer,
+                        },
+                        end,
+                        end + 1,
+                    );
+                    i = end + 1;
+                    continue;
+                }
+            }
             rel = if cmp == Cmp::Greater {
                 Rel::Older
             } else {
@@ -838,7 +863,11 @@ fn ports_pids_modes_signals(s: &mut Scan<'_>) {
         } else {
             String::new()
         };
-        let num: Option<u64> = (t.kind == Kind::Num).then(|| t.raw.parse().ok()).flatten();
+        let num: Option<u64> = match t.raw.strip_prefix('#') {
+            // "process #4242"
+            Some(digits) => digits.parse().ok(),
+            None => (t.kind == Kind::Num).then(|| t.raw.parse().ok()).flatten(),
+        };
         if let Some(p) = t.raw.strip_prefix(':').and_then(|p| p.parse::<u16>().ok()) {
             s.push(Ent::Port(p), i, i + 1);
             continue;
@@ -850,12 +879,9 @@ fn ports_pids_modes_signals(s: &mut Scan<'_>) {
                     continue;
                 }
             }
-            if s.is_concept(i.wrapping_sub(1), "pid")
-                || (i > 0 && s.is_concept(i - 1, "process") && kill_ctx)
-                || (i > 0 && s.is_concept(i - 1, "process") && prev == "process")
-            {
+            if let Some(start) = written_as_pid(s, i, kill_ctx) {
                 if let Ok(p) = u32::try_from(n) {
-                    s.push(Ent::Pid(p), i, i + 1);
+                    s.push(Ent::Pid(p), start, i + 1);
                     continue;
                 }
             }
@@ -903,6 +929,40 @@ fn ports_pids_modes_signals(s: &mut Scan<'_>) {
             s.push(Ent::Signal(t.raw.to_uppercase()), i, i + 1);
         }
     }
+}
+
+/// Whether the number at `i` was written as a process id, and where that wording starts:
+/// "pid 4242", "process 4242" (said as "process", or in a request to kill or signal),
+/// "process id 4242", "the process whose id is 4242", "process number 4242", "kill 4242",
+/// "kill -9 4242", "send SIGKILL to 4242". A number said otherwise ("kill the top 3") is
+/// no pid, so it can never become the target of a signal (see `grounding.rs`).
+fn written_as_pid(s: &Scan<'_>, i: usize, kill_ctx: bool) -> Option<usize> {
+    let p = i.checked_sub(1)?;
+    if s.is_concept(p, "pid") || s.is_concept(p, "process") && (kill_ctx || s.low(p) == "process") {
+        return Some(i);
+    }
+    let mut j = p;
+    while j > 0 && matches!(s.low(j), "is" | "=" | ":" | "the" | "of") {
+        j -= 1;
+    }
+    if s.is_concept(j, "pid") {
+        // "the process whose pid is 777"
+        return Some(i);
+    }
+    if matches!(s.low(j), "id" | "number" | "num" | "no" | "#") && s.free(j) {
+        let process_before =
+            (j.saturating_sub(4)..j).any(|k| s.is_concept(k, "process") || s.is_concept(k, "pid"));
+        return process_before.then_some(j);
+    }
+    let after_signal = s
+        .out
+        .iter()
+        .any(|e| matches!(e.ent, Ent::Signal(_)) && (e.end == i || e.end == p && s.low(p) == "to"));
+    // "kill 4242", not "kill 2 nginx processes": nothing but the end or another pid follows.
+    let alone = s.w.get(i + 1).is_none_or(|n| {
+        matches!(n.tok.kind, Kind::Punct | Kind::Num) || n.lex.class == Class::Glue
+    });
+    (kill_ctx && alone && (s.is_concept(p, "kill") || after_signal)).then_some(i)
 }
 
 fn sort_keys(s: &mut Scan<'_>) {
@@ -1339,6 +1399,15 @@ mod tests {
             secs: 604_800,
             rel: Rel::Older
         }));
+        let day = ents("files modified 3 days ago");
+        assert!(day.contains(&Ent::Age {
+            secs: 3 * 86_400,
+            rel: Rel::Older
+        }));
+        assert!(day.contains(&Ent::Age {
+            secs: 4 * 86_400,
+            rel: Rel::Newer
+        }));
         assert!(ents("3 days old").contains(&Ent::Age {
             secs: 259_200,
             rel: Rel::Older
@@ -1387,7 +1456,33 @@ mod tests {
         assert!(ents("ping 10.0.0.1").contains(&Ent::Host("10.0.0.1".into())));
         assert!(ents("resolve example.com").contains(&Ent::Host("example.com".into())));
         assert!(ents("what is using port 8080").contains(&Ent::Port(8080)));
-        assert!(ents("kill process 4242").contains(&Ent::Pid(4242)));
+        for pid in [
+            "kill process 4242",
+            "stop process id 4242",
+            "terminate process number 4242",
+            "kill the process whose id is 4242",
+            "kill process #4242",
+            "kill 4242",
+            "kill -9 4242",
+            "send SIGKILL to 4242",
+        ] {
+            assert!(
+                ents(pid).contains(&Ent::Pid(4242)),
+                "{pid}: {:?}",
+                ents(pid)
+            );
+        }
+        for count in [
+            "kill the top 3 processes",
+            "kill 2 nginx processes",
+            "show 4242 lines",
+        ] {
+            assert!(
+                !ents(count).iter().any(|e| matches!(e, Ent::Pid(_))),
+                "{count}: {:?}",
+                ents(count)
+            );
+        }
         assert!(ents("show the first 20 lines").contains(&Ent::Count {
             n: 20,
             pos: CountPos::Head

@@ -17,6 +17,8 @@ pub(crate) enum Target {
     Existing,
     /// A service, package or process.
     Name,
+    /// A process id.
+    Pid,
 }
 
 /// Which argument of a step is a target, and of which kind; `creates`: the step's `path`
@@ -26,15 +28,25 @@ pub(crate) fn target_of(arg: &str, creates: bool) -> Option<Target> {
         "path" if creates => None,
         "path" | "source" | "archive" => Some(Target::Existing),
         "name" | "packages" | "unit" => Some(Target::Name),
+        "pid" => Some(Target::Pid),
         _ => None,
     }
 }
 
 /// The first target of `step` that is not grounded: (the word, what it was taken for).
+/// `pids`: the numbers the request wrote as process ids ("pid 4242", "process 4242",
+/// "kill 4242"); a pid is grounded only by being one of them, never by a number said for
+/// something else ("kill the top 3 processes" signals no pid 3).
+///
+/// Whether a grounded pid runs now is not checked here: a plan is made from the words and
+/// must not change with what happens to run at this instant (plans are cached and compared
+/// across machines). `proc.kill` looks the pid up when the plan is previewed and refuses it,
+/// naming the pid, before anything is asked or signalled.
 pub(crate) fn ungrounded(
     step: &Step,
     creates: bool,
     words: &[Word],
+    pids: &[u32],
     cwd: &str,
 ) -> Option<(String, &'static str)> {
     for (arg, v) in &step.args {
@@ -44,10 +56,18 @@ pub(crate) fn ungrounded(
         if StepRef::from_value(v).is_some() {
             continue;
         }
+        if target == Target::Pid {
+            let said = v.as_u64().and_then(|n| u32::try_from(n).ok());
+            if !said.is_some_and(|p| pids.contains(&p)) {
+                return Some((v.to_string(), "process id"));
+            }
+            continue;
+        }
         for value in crate::strings_of(v) {
             let ok = match target {
                 Target::Existing => path_grounded(&value, words, cwd),
                 Target::Name => name_grounded(&value, &step.tool, words),
+                Target::Pid => true,
             };
             if !ok {
                 let role = match (target, step.tool.as_str()) {
@@ -55,6 +75,7 @@ pub(crate) fn ungrounded(
                     (Target::Name, "svc") => "service",
                     (Target::Name, "pkg") => "package",
                     (Target::Name, _) => "process",
+                    (Target::Pid, _) => "process id",
                 };
                 return Some((value, role));
             }
@@ -181,9 +202,19 @@ mod tests {
         let v = Vocab::new();
         let w = v.annotate(lex("enable largst frobnicator"));
         let step = |n: &str| Step::new("svc", "enable").arg("name", n);
-        assert!(ungrounded(&step("largst"), false, &w, "/").is_some());
-        assert!(ungrounded(&step("enable"), false, &w, "/").is_some());
-        assert!(ungrounded(&step("frobnicator"), false, &w, "/").is_none());
+        assert!(ungrounded(&step("largst"), false, &w, &[], "/").is_some());
+        assert!(ungrounded(&step("enable"), false, &w, &[], "/").is_some());
+        assert!(ungrounded(&step("frobnicator"), false, &w, &[], "/").is_none());
+    }
+
+    #[test]
+    fn a_pid_is_grounded_only_when_written_as_one() {
+        let v = Vocab::new();
+        let w = v.annotate(lex("kill process 4242"));
+        let step = |p: u32| Step::new("proc", "kill").arg("pid", p);
+        assert!(ungrounded(&step(4242), false, &w, &[4242], "/").is_none());
+        let (word, role) = ungrounded(&step(3), false, &w, &[4242], "/").unwrap_or_default();
+        assert_eq!((word.as_str(), role), ("3", "process id"));
     }
 
     #[test]

@@ -484,7 +484,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     IntentDef {
         action: "sys.users",
         triggers: "users | who | who users | who system",
-        cues: "users system show list",
+        cues: "users system show list use",
         slots: &[],
         mutating: false,
         example: "who is logged in",
@@ -513,7 +513,7 @@ pub(crate) const INTENTS: &[IntentDef] = &[
     },
     IntentDef {
         action: "proc.kill",
-        triggers: "kill | stop process | kill process | signal | @signal",
+        triggers: "kill | stop process | stop @pid | kill process | signal | @signal",
         cues: "process force signal named running pid",
         slots: &[("pid", KillTarget), ("signal", Signal)],
         mutating: true,

@@ -95,7 +95,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::candidate::Candidate;
-use crate::clause::{Clause, Referent, expand_home, is_glue};
+use crate::clause::{Bits, Clause, Referent, expand_home, is_glue};
 use crate::entities::Ent;
 use crate::intents::{Intent, Slot};
 use crate::lex::Kind;
@@ -257,6 +257,9 @@ struct Draft {
 pub struct Planner {
     vocab: Vocab,
     intents: Vec<Intent>,
+    /// The concepts that trigger a changing intent ("delete", "copy", "compress"): the bare
+    /// word after one that names an entry of the working directory is that entry.
+    change_verbs: Bits,
 }
 
 impl Default for Planner {
@@ -351,7 +354,19 @@ impl Planner {
     pub fn new() -> Planner {
         let vocab = Vocab::new();
         let (intents, _unknown) = intents::compile(&vocab);
-        Planner { vocab, intents }
+        let mut change_verbs = Bits::default();
+        for i in intents.iter().filter(|i| i.def.mutating) {
+            for alt in &i.triggers {
+                if let Some(&c) = alt.first().filter(|&&c| !vocab.is_glue_concept(c)) {
+                    change_verbs.set(c);
+                }
+            }
+        }
+        Planner {
+            vocab,
+            intents,
+            change_verbs,
+        }
     }
 
     /// Every action the planner can produce, with an example request.
@@ -454,6 +469,13 @@ impl Planner {
 
     /// Every target of every changing step is real or written as one (see `grounding.rs`).
     fn grounded(&self, steps: &[Step], words: &[Word], ctx: &PlanContext) -> Result<(), Failure> {
+        let pids: Vec<u32> = entities::extract(words, &self.vocab)
+            .into_iter()
+            .filter_map(|e| match e.ent {
+                Ent::Pid(p) => Some(p),
+                _ => None,
+            })
+            .collect();
         for s in steps {
             let Some((i, intent)) = self
                 .intents
@@ -464,7 +486,7 @@ impl Planner {
                 continue;
             };
             let creates = intent.def.flags.creates;
-            if let Some((word, role)) = grounding::ungrounded(s, creates, words, &ctx.cwd) {
+            if let Some((word, role)) = grounding::ungrounded(s, creates, words, &pids, &ctx.cwd) {
                 return Err(Failure::Ungrounded {
                     intent: Some(i),
                     word,
@@ -487,7 +509,7 @@ impl Planner {
     #[doc(hidden)]
     pub fn explain(&self, request: &str, ctx: &PlanContext) -> Vec<String> {
         let words = self.vocab.annotate(lex::lex(request));
-        let clause = Clause::new(request, &words, &self.vocab, &ctx.cwd);
+        let clause = Clause::new(request, &words, &self.vocab, &ctx.cwd, &self.change_verbs);
         let referent = self.referent(&[], ctx);
         let mut c: Vec<Candidate> = self
             .intents
@@ -640,7 +662,7 @@ impl Planner {
         ctx: &PlanContext,
         steps: &[Step],
     ) -> Result<Candidate, Failure> {
-        let clause = Clause::new(src, w, &self.vocab, &ctx.cwd);
+        let clause = Clause::new(src, w, &self.vocab, &ctx.cwd, &self.change_verbs);
         let referent = self.referent(steps, ctx);
         let mut best: Option<Candidate> = None;
         let mut best_bad: Option<Candidate> = None;
@@ -911,7 +933,7 @@ impl Planner {
         if !(has_same || about || only_again) {
             return None;
         }
-        let clause = Clause::new(request, w, &self.vocab, &ctx.cwd);
+        let clause = Clause::new(request, w, &self.vocab, &ctx.cwd, &self.change_verbs);
         // The new value: a path, a host, or an unknown word.
         let mut value: Option<(String, bool)> = None;
         for e in &clause.ents {
@@ -1047,12 +1069,16 @@ impl Planner {
             }
             Failure::Ungrounded { intent, word, role } => {
                 unused = vec![word.clone()];
-                (
+                let m = if *role == "process id" {
+                    format!(
+                        "I can't tell that \u{201c}{word}\u{201d} is meant as a process id, and I never guess a change: say e.g. \u{201c}kill process {word}\u{201d} or \u{201c}kill pid {word}\u{201d}."
+                    )
+                } else {
                     format!(
                         "I could not match \u{201c}{word}\u{201d} to a real {role}, and I never guess a change: name an existing one, or quote it if it is right."
-                    ),
-                    *intent,
-                )
+                    )
+                };
+                (m, *intent)
             }
             Failure::Nothing(unknown) => {
                 let unknown = if unknown.is_empty() {

@@ -750,10 +750,16 @@ impl<'c, 'a> Filler<'c, 'a> {
         Ok(())
     }
 
-    /// `Slot::Recursive`: said, or the object is a directory.
+    /// `Slot::Recursive`: said, or the object is a directory ("the folder big": the noun
+    /// may be part of the place it names).
     fn recursive(&mut self, arg: &'static str, out: &mut Map<String, Value>) -> Filled {
         let said = self.flag_present(&["recursive", "-r", "-R", "-rf", "-fr", "-Rf"]);
-        let dir_noun = self.has("dir");
+        let dir_noun = self.has("dir")
+            || self.c.ents.iter().enumerate().any(|(k, e)| {
+                self.used_ent[k]
+                    && matches!(e.ent, Ent::Path { .. })
+                    && (e.start..e.end).any(|i| self.concept_is(i, "dir"))
+            });
         if said || dir_noun {
             out.insert(arg.into(), Value::from(true));
         }
@@ -1314,9 +1320,13 @@ impl<'c, 'a> Filler<'c, 'a> {
             "type".into(),
             Value::from(if dirs { "dir" } else { "file" }),
         );
+        // "modified" says the ages are modification times, which is what fs.find filters by.
+        let ages = m.contains_key("older_than") || m.contains_key("newer_than");
         for i in 0..self.c.w.len() {
             if self.c.in_ent[i].is_none()
-                && (self.concept_is(i, "file") || self.concept_is(i, "dir"))
+                && (self.concept_is(i, "file")
+                    || self.concept_is(i, "dir")
+                    || ages && self.concept_is(i, "modified"))
             {
                 self.used_word[i] = true;
             }

@@ -180,7 +180,7 @@ const GLUE: &[&str] = &[
     "really", "real", "very", "much", "many", "still", "ever", "already", "instantly",
     "immediately", "asap", "yes", "yeah", "ones", "im", "ill", "existing", "their", "than",
     "his", "her", "thing", "sure", "send", "bit", "little", "hmm", "um", "well", "alright", "whats",
-    "set", "else", "including", "incl",
+    "set", "else", "including", "incl", "whose",
 ];
 
 /// Quantifiers that are not a path: "delete everything" must not delete a file named so.
@@ -322,6 +322,8 @@ pub(crate) struct Word {
 #[rustfmt::skip]
 const PHRASES: &[(&[&str], &str)] = &[
     (&["get", "rid", "of"], "delete"),
+    (&["copies", "of", "each", "other"], "duplicates"),
+    (&["copies", "of", "one", "another"], "duplicates"),
     (&["how", "much"], "howmuch"),
     (&["how", "many"], "howmany"),
     (&["how", "long"], "howlong"),

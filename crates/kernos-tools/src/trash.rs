@@ -14,7 +14,106 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Deserializer, Serialize};
+
 use crate::env::Env;
+
+/// How much the trash may keep (`[trash]` in the configuration). It is enforced whenever a
+/// change puts something into the trash: the oldest items that no longer fit leave it for
+/// good, and the preview of that change names them first, since their transactions can then
+/// no longer be undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Budget {
+    /// Most bytes the trash keeps: a number of bytes or a size such as `"2GiB"` or `"500M"`
+    /// (binary units). 0: no size limit.
+    #[serde(deserialize_with = "size")]
+    pub max_bytes: u64,
+    /// Items kept longer than this many days go when the next change fills the trash. 0: kept
+    /// however old.
+    pub max_age_days: u64,
+}
+
+/// 2 GiB: enough to undo everyday deletes, small enough that a forgotten trash never fills the
+/// disk (the size that prompted the budget was a data directory of 6.3 GiB).
+pub const DEFAULT_MAX_BYTES: u64 = 2 << 30;
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            max_bytes: DEFAULT_MAX_BYTES,
+            max_age_days: 0,
+        }
+    }
+}
+
+impl Budget {
+    /// What must leave the trash for good so that it, with `incoming` more bytes, keeps to
+    /// the budget at `now_s`: items older than the age limit, then the oldest until the rest
+    /// fits. Items for which `keep` holds (what the running transaction just put there) are
+    /// never chosen — a delete that was just approved as undoable stays undoable — so an
+    /// item larger than the whole budget is kept, alone, until the next change that fills
+    /// the trash.
+    pub fn to_purge(
+        &self,
+        items: &[TrashItem],
+        incoming: u64,
+        now_s: i64,
+        keep: impl Fn(&TrashItem) -> bool,
+    ) -> Vec<TrashItem> {
+        let max_age_s = i64::try_from(self.max_age_days.saturating_mul(86_400)).unwrap_or(i64::MAX);
+        let too_old = |i: &TrashItem| self.max_age_days > 0 && now_s - i.trashed_s > max_age_s;
+        let mut total: u64 = items.iter().map(|i| i.bytes).sum::<u64>() + incoming;
+        let mut out = Vec::new();
+        for i in items.iter().filter(|i| !keep(i)) {
+            let over = self.max_bytes > 0 && total > self.max_bytes;
+            if over || too_old(i) {
+                total = total.saturating_sub(i.bytes);
+                out.push(i.clone());
+            }
+        }
+        out
+    }
+}
+
+/// `max_bytes` as a number of bytes or a size written with a unit.
+fn size<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(b) => Ok(b),
+        Size::Text(t) => parse_size(&t).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{t:?} is not a size: write bytes (2147483648) or a size like \"2GiB\", \"500M\""
+            ))
+        }),
+    }
+}
+
+/// "2GiB", "500M", "1.5g", "4096", "10 KB": binary units, like the rest of Kernos.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let unit = unit.trim().trim_end_matches('b').trim_end_matches('i');
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => return None,
+    };
+    let v = n * mult as f64;
+    (v.is_finite() && v >= 0.0 && v < u64::MAX as f64).then_some(v as u64)
+}
 
 /// One deleted item waiting in the trash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,21 +175,6 @@ pub fn tidy(env: &Env) {
     }
 }
 
-/// The oldest items to remove so that the trash, with `incoming` more bytes, fits in
-/// `budget` bytes. Empty when it fits already.
-pub fn over_budget(items: &[TrashItem], incoming: u64, budget: u64) -> Vec<TrashItem> {
-    let mut total: u64 = items.iter().map(|i| i.bytes).sum::<u64>() + incoming;
-    let mut out = Vec::new();
-    for i in items {
-        if total <= budget {
-            break;
-        }
-        total = total.saturating_sub(i.bytes);
-        out.push(i.clone());
-    }
-    out
-}
-
 /// Whether `p` is inside the trash of `env`.
 pub fn contains(env: &Env, p: &Path) -> bool {
     p.starts_with(env.trash_dir())
@@ -125,13 +209,44 @@ mod tests {
     }
 
     #[test]
-    fn over_budget_pushes_out_the_oldest_first() {
+    fn the_budget_purges_the_oldest_and_the_too_old_but_never_what_is_kept() {
         let items = [item(50, 1), item(30, 2), item(20, 3)];
-        assert!(over_budget(&items, 0, 100).is_empty());
-        let out = over_budget(&items, 10, 100);
-        assert_eq!(out, vec![item(50, 1)]);
-        let out = over_budget(&items, 60, 100);
-        assert_eq!(out, vec![item(50, 1), item(30, 2)]);
+        let b = Budget {
+            max_bytes: 100,
+            max_age_days: 0,
+        };
+        assert!(b.to_purge(&items, 0, 10, |_| false).is_empty());
+        assert_eq!(
+            b.to_purge(&items, 60, 10, |_| false),
+            vec![item(50, 1), item(30, 2)]
+        );
+        // Larger than the whole budget: everything else goes, the kept item stays.
+        let kept = |i: &TrashItem| i.trashed_s == 3;
+        assert_eq!(
+            b.to_purge(&items, 500, 10, kept),
+            vec![item(50, 1), item(30, 2)]
+        );
+        let aged = Budget {
+            max_bytes: 0,
+            max_age_days: 1,
+        };
+        assert_eq!(
+            aged.to_purge(&items, 0, 86_400 + 2, |_| false),
+            vec![item(50, 1)]
+        );
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units_and_the_budget_reads_from_toml() {
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("500M"), Some(500 << 20));
+        assert_eq!(parse_size("10 kb"), Some(10 << 10));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("lots"), None);
+        let b: Budget = serde_json::from_str(r#"{"max_bytes": "1.5k"}"#).unwrap();
+        assert_eq!(b.max_bytes, 1536);
+        assert_eq!(b.max_age_days, 0);
+        assert!(serde_json::from_str::<Budget>(r#"{"max_bytes": "huge"}"#).is_err());
     }
 
     #[test]

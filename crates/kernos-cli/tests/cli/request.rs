@@ -321,3 +321,22 @@ fn a_renamed_binary_keeps_its_sandbox() {
         crate::text(&out.stdout)
     );
 }
+
+/// A pid that runs nowhere (above the kernel's largest possible pid) is planned as written and
+/// refused by the preview, naming it, before anything is asked or signalled.
+#[test]
+fn a_pid_that_does_not_run_is_refused_in_the_preview_naming_it() {
+    let w = crate::World::new();
+    let pid = "4194305";
+    let req = format!("kill process {pid}");
+    let out = w.run(&["--dry-run", &req]);
+    let all = format!("{}{}", crate::text(&out.stdout), crate::text(&out.stderr));
+    assert!(
+        all.contains(&format!("no process with pid {pid} is running")),
+        "{all}"
+    );
+    let out = w.run(&["--yes", &req]);
+    let all = format!("{}{}", crate::text(&out.stdout), crate::text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains(&format!("pid {pid}")), "{all}");
+}

@@ -12,7 +12,10 @@ const MUTATING_TOOLS: &[&str] = &["fs.delete", "fs.move", "fs.copy", "fs.mkdir",
 /// A scratch tree whose folders are ordinary words.
 fn tree() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    for sub in ["cache", "logs", "big", "repo", "docs", "archive", "src"] {
+    for sub in [
+        "cache", "logs", "big", "repo", "docs", "archive", "src", "old", "largest", "new", "files",
+        "tmp",
+    ] {
         std::fs::create_dir(d.path().join(sub)).unwrap();
     }
     d
@@ -170,6 +173,8 @@ fn a_vague_age_is_asked_about_not_ignored() {
         "get rid of the old log files",
         "remove stale tmp files in /var/tmp",
         "find old pdfs in ~/Downloads",
+        "remove old backups from /var/backups",
+        "which stale files are under /srv/cache",
     ] {
         match planner().plan(req, &ctx) {
             Outcome::NotUnderstood { message, .. } => {
@@ -231,4 +236,146 @@ fn old_used_as_a_name_is_that_name_not_an_age() {
         planner().plan("get rid of the old log files", &elsewhere),
         Outcome::NotUnderstood { .. }
     ));
+}
+
+#[test]
+fn a_pid_is_read_as_one_and_a_number_said_otherwise_is_never_signalled() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let ctx = ctx_in(std::path::Path::new("/nonexistent-kernos-test"));
+    for req in [
+        format!("kill process {pid}"),
+        format!("stop process id {pid}"),
+        format!("terminate process number {pid}"),
+        format!("kill the process whose id is {pid}"),
+        format!("kill pid #{pid}"),
+        format!("kill -9 {pid}"),
+    ] {
+        let p = plan_in(&req, &ctx);
+        assert_eq!(p.steps[0].name(), "proc.kill", "{req}");
+        assert_eq!(p.steps[0].args["pid"], pid, "{req}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // A count is no pid: nothing may signal pid 3 or pid 2.
+    for req in ["kill the top 3 processes", "kill 2 nginx processes"] {
+        if let Outcome::Plan { plan, .. } = planner().plan(req, &ctx) {
+            assert!(
+                plan.steps.iter().all(|s| s.args.get("pid").is_none()),
+                "{req}: {:?}",
+                plan.steps
+            );
+        }
+    }
+}
+
+/// A folder whose name is a word of the vocabulary ("big", "archive", "largest", "files"),
+/// named as a place — beside "folder"/"directory", after in/to/into/from, or as the bare object
+/// of a change — is that folder, whatever the verb; the word's usual meaning does not also
+/// apply ("count files in the folder big" counts files, not directories).
+#[test]
+fn a_folder_named_by_a_vocabulary_word_is_that_folder_across_verbs() {
+    let d = tree();
+    std::fs::write(d.path().join("notes.txt"), "n").unwrap();
+    let ctx = ctx_in(d.path());
+    let cases: &[(&str, &str, &str, Value)] = &[
+        ("delete the folder big", "fs.delete", "path", "big".into()),
+        (
+            "remove the directory largest",
+            "fs.delete",
+            "path",
+            "largest".into(),
+        ),
+        (
+            "trash the directory named new",
+            "fs.delete",
+            "path",
+            "new".into(),
+        ),
+        ("delete logs", "fs.delete", "path", "logs".into()),
+        (
+            "erase the files folder",
+            "fs.delete",
+            "path",
+            "files".into(),
+        ),
+        ("list the folder cache", "fs.list", "path", "cache".into()),
+        (
+            "what is inside the tmp directory",
+            "fs.list",
+            "path",
+            "tmp".into(),
+        ),
+        (
+            "look for pdf files in the folder archive",
+            "fs.find",
+            "type",
+            "file".into(),
+        ),
+        ("search old for TODO", "fs.search", "path", "old".into()),
+        (
+            "count the files in the folder big",
+            "fs.count",
+            "what",
+            "files".into(),
+        ),
+        (
+            "how many files does the folder largest hold",
+            "fs.count",
+            "path",
+            "largest".into(),
+        ),
+        (
+            "create a folder q2 in the folder archive",
+            "fs.mkdir",
+            "path",
+            "archive/q2".into(),
+        ),
+        (
+            "make a new directory drafts inside new",
+            "fs.mkdir",
+            "path",
+            "new/drafts".into(),
+        ),
+        (
+            "copy notes.txt to archive",
+            "fs.copy",
+            "dest",
+            "archive".into(),
+        ),
+        (
+            "copy notes.txt into the folder big",
+            "fs.copy",
+            "dest",
+            "big".into(),
+        ),
+        (
+            "move notes.txt into the cache folder",
+            "fs.move",
+            "dest",
+            "cache".into(),
+        ),
+        (
+            "copy the folder files to tmp",
+            "fs.copy",
+            "source",
+            "files".into(),
+        ),
+    ];
+    for (req, action, arg, want) in cases {
+        let p = plan_in(req, &ctx);
+        assert_eq!(p.steps.len(), 1, "{req}: {:?}", p.steps);
+        assert_eq!(p.steps[0].name(), *action, "{req}: {:?}", p.steps);
+        assert_eq!(p.steps[0].args[*arg], *want, "{req}: {:?}", p.steps);
+    }
+    // A folder named as a folder is deleted as one.
+    let p = plan_in("delete the folder big", &ctx);
+    assert_eq!(p.steps[0].args["recursive"], true);
+    // Where no such folder exists, the word keeps its meaning.
+    let elsewhere = ctx_in(tempfile::tempdir().unwrap().path());
+    let p = plan_in("show the big files in /srv", &elsewhere);
+    assert_eq!(p.steps[0].name(), "fs.largest");
 }
