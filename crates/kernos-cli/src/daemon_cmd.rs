@@ -43,6 +43,7 @@ pub fn serve(app: &App, listen: Option<String>, insecure: bool) -> anyhow::Resul
             home,
             config_text,
             planner: app.cascade(),
+            trash_budget: app.config.trash,
         },
         kernos_server::ServeOptions {
             listen,

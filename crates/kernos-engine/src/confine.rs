@@ -140,13 +140,14 @@ impl Engine {
                         let (req, c) = *call;
                         let _ = reply.send(self.runner.run(&req, &c));
                     }
-                    Err(RecvTimeoutError::Timeout) => {
-                        if !timed_out && Instant::now() >= deadline {
-                            timed_out = true;
-                            cancel.cancel();
-                        }
-                    }
+                    Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => break,
+                }
+                // Checked after every call too: a step that records all the time never lets
+                // the wait time out.
+                if !timed_out && Instant::now() >= deadline {
+                    timed_out = true;
+                    cancel.cancel();
                 }
             }
             handle.join().unwrap_or_else(|_| {

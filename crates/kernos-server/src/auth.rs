@@ -249,8 +249,13 @@ pub fn generate_key(org: &str, role: Role, label: &str, who: &Principal) -> Resu
 
 /// Organisation names: 1–64 of `a-z 0-9 - _ .`, so they are safe in URLs, logs and CSV.
 pub fn validate_org(org: &str) -> Result<(), String> {
-    let ok = !org.is_empty()
-        && org.len() <= 64
+    // The name is also a directory under the data directory (its workspace and vault), so it
+    // starts with a letter or digit: never `.` or `..`.
+    let ok = org.len() <= 64
+        && org
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && org
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
@@ -258,7 +263,8 @@ pub fn validate_org(org: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{org:?} is not an organisation name: use 1-64 characters of a-z, 0-9, '-', '_' and '.'"
+            "{org:?} is not an organisation name: use 1-64 characters of a-z, 0-9, '-', '_' and \
+             '.', starting with a letter or digit"
         ))
     }
 }

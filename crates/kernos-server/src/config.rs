@@ -37,6 +37,10 @@ pub struct ServerConfig {
     pub step_overhead_units: f64,
     /// Monthly run-unit quota per organisation (organisations not listed are unlimited).
     pub quotas: BTreeMap<String, f64>,
+    /// Filesystem scope per organisation other than `local`: trees its steps may read and
+    /// write besides its own workspace (`<data_dir>/orgs/<org>/work`), which is always in it.
+    /// An organisation not listed reaches its workspace only.
+    pub scopes: BTreeMap<String, kernos_core::FsScope>,
     /// Journal sync policy for the daemon: `normal` (commits reach the OS before an answer,
     /// fsynced at checkpoints: survives a killed daemon) or `full` (fsync every commit).
     pub durability: String,
@@ -69,6 +73,7 @@ impl Default for ServerConfig {
             approval_timeout_s: 600,
             step_overhead_units: 0.01,
             quotas: BTreeMap::new(),
+            scopes: BTreeMap::new(),
             durability: "normal".into(),
             sse_buffer: 4096,
             sse_streams: 1024,
@@ -113,6 +118,7 @@ impl ServerConfig {
                 return Err(format!("server.quotas.{org} must be a non-negative number"));
             }
         }
+        crate::scope::validate(&self.scopes)?;
         if !["normal", "full"].contains(&self.durability.as_str()) {
             return Err(format!(
                 "server.durability must be \"normal\" or \"full\", not {:?}",
@@ -161,6 +167,9 @@ pub const TEMPLATE: &str = r#"
 # sse_streams = 1024          # event streams open at once; beyond it 503
 # [server.quotas]
 # acme = 1000.0               # run units per calendar month (UTC)
+# [server.scopes.acme]        # what org acme's steps may reach besides its workspace
+# read = ["/srv/shared"]      #   (<data_dir>/orgs/acme/work); the local org has the machine
+# write = ["/srv/acme"]
 "#;
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ mod middleware;
 mod openapi;
 mod quota;
 pub mod routes;
+mod scope;
 mod sse;
 pub mod wire;
 mod worker;
@@ -101,6 +102,8 @@ pub struct DaemonOptions {
     /// How text requests are planned: the same cascade as the CLI (offline planner, then the
     /// configured language models and the plan cache). `Cascade::offline()` for none.
     pub planner: Cascade,
+    /// How much the trash may keep (`[trash]`, the same the CLI uses).
+    pub trash_budget: kernos_tools::trash::Budget,
 }
 
 /// A step waiting for POST /v1/approvals/{id}.
@@ -214,6 +217,7 @@ impl Daemon {
     /// starts the workers.
     pub fn start(opts: DaemonOptions) -> Result<Daemon, ServerError> {
         opts.config.validate().map_err(ServerError::Config)?;
+        scope::check_roots(&opts.config.scopes, &opts.data_dir).map_err(ServerError::Config)?;
         refuse_shared_data_dir(&opts.data_dir)?;
         let cfg = opts.config.clone();
         let jopts = JournalOptions {
@@ -252,7 +256,8 @@ impl Daemon {
             opts.data_dir.clone(),
         )
         .with_planner(opts.planner)
-        .with_step_units(cfg.step_overhead_units);
+        .with_step_units(cfg.step_overhead_units)
+        .with_trash_budget(opts.trash_budget);
         let (qtx, qrx) = std::sync::mpsc::sync_channel(cfg.queue);
         let (shutdown_tx, _) = tokio::sync::watch::channel(false);
         let (revocations, _) = tokio::sync::watch::channel(0u64);

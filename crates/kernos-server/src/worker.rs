@@ -13,7 +13,6 @@ use kernos_engine::{
     ActionOutcome, ActionStatus, Approval, ApprovalRequest, Approver, Ask, Quiet, Request, Session,
 };
 use kernos_journal::{Journal, Query};
-use kernos_tools::Env;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -94,21 +93,8 @@ pub(crate) fn run(st: Arc<State>, rx: Arc<Mutex<Receiver<Job>>>) {
 
 /// The session of a job: who asks (the key's principal), from where, for which action.
 fn session<'a>(st: &State, job: &Job, cancel: &CancelToken, observer: &'a Quiet) -> Session<'a> {
-    let cwd = job
-        .req
-        .cwd
-        .as_deref()
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| st.home.clone());
     Session {
-        env: Env {
-            cwd,
-            home: st.home.clone(),
-            data_dir: st.data_dir.clone(),
-            vault: st.data_dir.clone(),
-            scope: None,
-            uid: st.uid,
-        },
+        env: crate::scope::env_for(st, &job.principal.org, job.req.cwd.as_deref()),
         actor: job.principal.actor.clone(),
         org: job.principal.org.clone(),
         action: job.action,

@@ -22,6 +22,7 @@ struct Daemon {
 
 impl Daemon {
     fn start(w: &World, args: &[&str]) -> Daemon {
+        grant_acme(w);
         let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
         all.extend_from_slice(args);
         let mut c = w.cmd(&all);
@@ -231,6 +232,20 @@ fn new_key(w: &World, org: &str, role: &str) -> String {
     let k = text(&out.stdout).trim().to_owned();
     assert!(k.starts_with("kn_"), "{k}");
     k
+}
+
+/// The organisation these tests use works in the world's tree, as if the operator had
+/// granted it (an organisation reaches only its own workspace unless configured).
+fn grant_acme(w: &World) {
+    let path = w.home.join(".config/kernos/config.toml");
+    let mut toml = std::fs::read_to_string(&path).unwrap_or_default();
+    if !toml.contains("[server.scopes.acme]") {
+        toml.push_str(&format!(
+            "\n[server.scopes.acme]\nwrite = [\"{}\"]\n",
+            w.home.display()
+        ));
+        config(w, &toml);
+    }
 }
 
 fn config(w: &World, toml: &str) {

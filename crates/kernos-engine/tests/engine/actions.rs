@@ -14,6 +14,7 @@ pub fn register(r: &mut Registry) {
     r.register(Write);
     r.register(Delete);
     r.register(Slow);
+    r.register(Stray);
 }
 
 #[derive(Serialize, Deserialize, JsonSchema)]
@@ -222,5 +223,52 @@ impl Action for Slow {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
         Ok(Output::default())
+    }
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StrayArgs {
+    /// What it declares it touches.
+    path: String,
+    /// What it really touches.
+    actual: String,
+    /// Write `actual` instead of reading it.
+    #[serde(default)]
+    write: bool,
+}
+
+/// A tool with a bug (or worse): it declares one path and touches another. Only the engine's
+/// confinement of the step's thread stands in its way.
+pub struct Stray;
+
+impl Action for Stray {
+    type Args = StrayArgs;
+    fn meta(&self) -> Meta {
+        Meta {
+            tool: "t",
+            name: "stray",
+            summary: "touch a path other than the declared one",
+            effects: &[EffectKind::Read, EffectKind::Write],
+            reversibility: Reversibility::Reversible,
+            output: &[],
+        }
+    }
+    fn effects(&self, a: &StrayArgs, ctx: &Ctx<'_>) -> Result<Vec<Effect>> {
+        let kind = if a.write {
+            EffectKind::Write
+        } else {
+            EffectKind::Read
+        };
+        Ok(vec![Effect::path(kind, ctx.env.resolve(&a.path), false)])
+    }
+    fn execute(&self, a: &StrayArgs, ctx: &Ctx<'_>, _: &mut Recorder<'_>) -> Result<Output> {
+        let p = ctx.env.resolve(&a.actual);
+        if a.write {
+            std::fs::write(&p, "stray").map_err(|e| ToolError::io("cannot write", &p, e))?;
+            return Ok(Output::default());
+        }
+        let text = std::fs::read_to_string(&p).map_err(|e| ToolError::io("cannot read", &p, e))?;
+        Ok(Output::text(text))
     }
 }

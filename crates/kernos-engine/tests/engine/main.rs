@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod actions;
+mod confinement;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -9,6 +9,7 @@ mod isolation;
 mod llm;
 mod matrix;
 mod sse;
+mod tenancy;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,9 +43,20 @@ impl ProcessRunner for NoChildren {
 fn options(
     data: &std::path::Path,
     home: &std::path::Path,
-    config: ServerConfig,
+    mut config: ServerConfig,
     planner: kernos_planner::llm::Cascade,
 ) -> DaemonOptions {
+    // The organisations most tests use work in `home`, as if the operator had granted them
+    // that tree; organisations without an entry reach only their own workspace.
+    for org in ["acme", "globex"] {
+        config
+            .scopes
+            .entry(org.into())
+            .or_insert_with(|| kernos_core::FsScope {
+                read: vec![],
+                write: vec![home.to_path_buf()],
+            });
+    }
     DaemonOptions {
         data_dir: data.to_path_buf(),
         config,
@@ -57,6 +69,7 @@ fn options(
         home: home.to_path_buf(),
         config_text: None,
         planner,
+        trash_budget: kernos_tools::trash::Budget::default(),
     }
 }
 

@@ -127,11 +127,13 @@ pub(crate) fn lstat_or_err(p: &Path) -> Result<Metadata> {
     fs::symlink_metadata(p).map_err(|e| ToolError::io("cannot read", p, e))
 }
 
-/// Refuses targets inside Kernos's data directory.
+/// Refuses targets inside Kernos's data directory, but for an organisation's own workspace
+/// there (its scope grants it).
 pub(crate) fn guard_write(ctx: &Ctx<'_>, p: &Path) -> Result<()> {
     let data = &ctx.env.data_dir;
     let data_real = ctx.env.real(data);
-    if p.starts_with(data) || p.starts_with(&data_real) {
+    let own = ctx.env.scope.as_ref().is_some_and(|s| s.may_write(p));
+    if !own && (p.starts_with(data) || p.starts_with(&data_real)) {
         return Err(ToolError::Refused(format!(
             "{} is inside Kernos's data directory {}; steps never change the journal, its \
              snapshots or the trash. Choose a path outside it",
