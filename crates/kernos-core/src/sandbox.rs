@@ -199,6 +199,9 @@ pub struct ThreadView {
     /// Paths inside those trees it must not read or change: secret locations and Kernos's own
     /// data. Landlock can only grant, so these are carved out by granting their siblings.
     pub hide: Vec<PathBuf>,
+    /// Paths inside hidden ones that stay reachable (the session's vault and workspace inside
+    /// the data directory).
+    pub show: Vec<PathBuf>,
 }
 
 #[cfg(test)]

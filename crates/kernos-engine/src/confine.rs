@@ -106,7 +106,9 @@ impl Engine {
         for d in kernos_tools::sandbox::vault_dirs(&s.env) {
             // The view can only grant what exists; a vault that cannot be made (a read-only
             // data directory) is simply not writable, and a change fails on it clearly.
-            let _ = kernos_journal::create_private_dir(&d);
+            if !d.is_dir() {
+                let _ = kernos_journal::create_private_dir(&d);
+            }
         }
         let must_confine = s.env.scope.is_some();
         let cancel = s.cancel.child();
@@ -117,20 +119,32 @@ impl Engine {
             let thread_cancel = cancel.clone();
             let confiner = &self.confiner;
             let view = &view;
-            let handle = scope.spawn(move || {
-                if let Err(e) = confiner.confine_current_thread(view) {
-                    if must_confine || !matches!(e, kernos_sandbox::ConfineError::Unavailable(_)) {
-                        return Err(ToolError::Refused(e.to_string()));
+            let spawned = std::thread::Builder::new()
+                .name("kernos-step".into())
+                .spawn_scoped(scope, move || {
+                    if let Err(e) = confiner.confine_current_thread(view) {
+                        if must_confine
+                            || !matches!(e, kernos_sandbox::ConfineError::Unavailable(_))
+                        {
+                            return Err(ToolError::Refused(e.to_string()));
+                        }
                     }
+                    let runner = ForwardRunner(tx.clone());
+                    let mut sink = ForwardSink(tx);
+                    let c = Confined {
+                        runner: &runner,
+                        cancel: &thread_cancel,
+                    };
+                    work(&c, &mut sink)
+                });
+            let handle = match spawned {
+                Ok(h) => h,
+                Err(e) => {
+                    return Err(ToolError::Failed(format!(
+                        "cannot start the step's thread: {e}; nothing was done"
+                    )));
                 }
-                let runner = ForwardRunner(tx.clone());
-                let mut sink = ForwardSink(tx);
-                let c = Confined {
-                    runner: &runner,
-                    cancel: &thread_cancel,
-                };
-                work(&c, &mut sink)
-            });
+            };
             loop {
                 match rx.recv_timeout(Duration::from_millis(50)) {
                     Ok(Call::Record(records, reply)) => {

@@ -59,16 +59,27 @@ const READ: u64 = FS_READ_FILE | FS_READ_DIR;
 /// A directory listed to carve out a hidden path, with its mtime (seconds, nanoseconds) then.
 type Listed = (PathBuf, i64, i64);
 
-/// What a read layer is prepared for: its roots and its hidden paths.
-type ViewKey = (Vec<PathBuf>, Vec<PathBuf>);
+/// The two layers of a confined thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Layer {
+    Read,
+    Write,
+}
 
-/// A prepared read layer and the directories whose listing it depends on.
-struct ReadLayer {
+/// What a layer is prepared for: which layer, its roots, hidden and shown paths, as given.
+type LayerKey = (Layer, Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>);
+
+/// Prepared layers kept at most; beyond it the cache starts afresh (changing steps each bring
+/// their own write roots).
+const MAX_PREPARED: usize = 256;
+
+/// A prepared layer and the directories whose listing it depends on.
+struct Prepared {
     ruleset: Arc<OwnedFd>,
     listed: Vec<Listed>,
 }
 
-impl ReadLayer {
+impl Prepared {
     fn still_current(&self) -> bool {
         self.listed.iter().all(|(d, sec, nsec)| {
             fs::metadata(d).is_ok_and(|m| m.mtime() == *sec && m.mtime_nsec() == *nsec)
@@ -76,10 +87,10 @@ impl ReadLayer {
     }
 }
 
-/// Confines threads to views, keeping prepared read layers. Share one per process.
+/// Confines threads to views, keeping prepared layers. Share one per process.
 #[derive(Default)]
 pub struct ThreadConfiner {
-    layers: Mutex<HashMap<ViewKey, Arc<ReadLayer>>>,
+    layers: Mutex<HashMap<LayerKey, Arc<Prepared>>>,
 }
 
 impl std::fmt::Debug for ThreadConfiner {
@@ -103,9 +114,8 @@ impl ThreadConfiner {
     /// made for the purpose: it cannot be undone, and it sets `no_new_privs` on the thread.
     pub fn confine_current_thread(&self, view: &ThreadView) -> Result<(), ConfineError> {
         let abi = landlock::abi().map_err(ConfineError::Unavailable)?;
-        let hide = canonical(&view.hide);
-        let read = self.read_layer(abi, canonical(&view.read), hide.clone())?;
-        let write = write_layer(abi, &canonical(&view.write), &hide)?;
+        let read = self.layer(abi, Layer::Read, &view.read, view)?;
+        let write = self.layer(abi, Layer::Write, &view.write, view)?;
         // SAFETY: prctl with these arguments only sets a flag on the calling thread.
         let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
         sys::cvt(r).map_err(|e| failed("no_new_privs", e))?;
@@ -113,33 +123,47 @@ impl ThreadConfiner {
         landlock::restrict_thread(&write).map_err(|e| failed("write layer", e))
     }
 
-    fn read_layer(
+    /// The prepared `which` layer granting beneath `roots`, carving out the view's hidden
+    /// paths; built (paths resolved, directories listed) only when not prepared or stale.
+    fn layer(
         &self,
         abi: u32,
-        roots: Vec<PathBuf>,
-        hide: Vec<PathBuf>,
+        which: Layer,
+        roots: &[PathBuf],
+        view: &ThreadView,
     ) -> Result<Arc<OwnedFd>, ConfineError> {
-        let key = (roots, hide);
+        let key = (which, roots.to_vec(), view.hide.clone(), view.show.clone());
         if let Some(l) = self.cached(&key) {
             return Ok(l);
         }
-        // Every ruleset forbids moving a file to another directory unless it grants REFER
-        // there (the kernel treats that right as always handled), so the read layer grants
-        // it wherever it grants reading; the write layer decides where moves may happen.
-        let rights = READ | (landlock::fs_rights_for(abi) & landlock::FS_REFER);
-        let (ruleset, listed) = build(rights, rights, &key.0, &key.1)?;
-        let layer = Arc::new(ReadLayer {
+        let rights = match which {
+            // Every ruleset forbids moving a file to another directory unless it grants
+            // REFER there (the kernel treats that right as always handled), so the read
+            // layer grants it wherever it grants reading; the write layer decides where
+            // moves may happen.
+            Layer::Read => READ | (landlock::fs_rights_for(abi) & landlock::FS_REFER),
+            Layer::Write => landlock::fs_rights_for(abi) & !READ,
+        };
+        let carved = Carve {
+            hide: canonical(&view.hide),
+            show: canonical(&view.show),
+        };
+        let (ruleset, listed) = build(rights, &canonical(roots), &carved)?;
+        let prepared = Arc::new(Prepared {
             ruleset: Arc::new(ruleset),
             listed,
         });
-        let fd = layer.ruleset.clone();
+        let fd = prepared.ruleset.clone();
         if let Ok(mut m) = self.layers.lock() {
-            m.insert(key, layer);
+            if m.len() >= MAX_PREPARED {
+                m.clear();
+            }
+            m.insert(key, prepared);
         }
         Ok(fd)
     }
 
-    fn cached(&self, key: &ViewKey) -> Option<Arc<OwnedFd>> {
+    fn cached(&self, key: &LayerKey) -> Option<Arc<OwnedFd>> {
         let layer = self.layers.lock().ok()?.get(key).cloned()?;
         layer.still_current().then(|| layer.ruleset.clone())
     }
@@ -152,32 +176,47 @@ fn failed(what: impl Into<String>, source: io::Error) -> ConfineError {
     }
 }
 
-/// The write layer: every right but reading, granted beneath `roots` less `hide`.
-fn write_layer(abi: u32, roots: &[PathBuf], hide: &[PathBuf]) -> Result<OwnedFd, ConfineError> {
-    let handled = landlock::fs_rights_for(abi) & !READ;
-    build(handled, handled, roots, hide).map(|(fd, _)| fd)
+/// What to carve out of the granted trees: hidden paths, and paths inside them shown again.
+struct Carve {
+    hide: Vec<PathBuf>,
+    show: Vec<PathBuf>,
 }
 
-/// A ruleset handling `handled` that grants `access` beneath each root, carving out `hide`.
-/// Returns it with the directories it had to list (and their mtimes).
+impl Carve {
+    fn hidden(&self, p: &Path) -> bool {
+        self.hide.iter().any(|h| p.starts_with(h)) && !self.show.iter().any(|s| p.starts_with(s))
+    }
+
+    /// Whether the answer of `hidden` differs somewhere strictly below `p`.
+    fn mixed_below(&self, p: &Path) -> bool {
+        let below = |v: &[PathBuf]| v.iter().any(|x| x.starts_with(p) && x != p);
+        if self.hidden(p) {
+            below(&self.show)
+        } else {
+            below(&self.hide)
+        }
+    }
+}
+
+/// A ruleset handling and granting `rights` beneath each root, carved. Returns it with the
+/// directories it had to list (and their mtimes).
 fn build(
-    handled: u64,
-    access: u64,
+    rights: u64,
     roots: &[PathBuf],
-    hide: &[PathBuf],
+    carved: &Carve,
 ) -> Result<(OwnedFd, Vec<Listed>), ConfineError> {
     let ruleset =
-        landlock::create_fs_ruleset(handled).map_err(|e| failed("landlock_create_ruleset", e))?;
+        landlock::create_fs_ruleset(rights).map_err(|e| failed("landlock_create_ruleset", e))?;
     let mut grants = Vec::new();
     let mut listed = Vec::new();
     for r in roots {
-        carve(r, hide, &mut grants, &mut listed);
+        carve(r, carved, &mut grants, &mut listed);
     }
     // A directory on the way down to a hidden path stays listable (Landlock grants beneath, so
     // this also lets the names inside hidden directories be listed; their contents are not).
-    let listing = access & FS_READ_DIR;
+    let listing = rights & FS_READ_DIR;
     let on_the_way = listed.iter().map(|(d, _, _)| (d, listing));
-    for (g, rights) in grants.iter().map(|g| (g, access)).chain(on_the_way) {
+    for (g, rights) in grants.iter().map(|g| (g, rights)).chain(on_the_way) {
         if rights == 0 {
             continue;
         }
@@ -192,16 +231,15 @@ fn build(
     Ok((ruleset, listed))
 }
 
-/// The paths to grant so that everything beneath `root` but `hide` is reachable: `root`
-/// itself when nothing hidden lies below it, nothing when it is hidden, otherwise each of its
-/// entries in turn. Symbolic links among the entries are not granted (what they point to is
-/// reachable, or not, where it lies).
-fn carve(root: &Path, hide: &[PathBuf], grants: &mut Vec<PathBuf>, listed: &mut Vec<Listed>) {
-    if hide.iter().any(|h| root.starts_with(h)) {
-        return;
-    }
-    if !hide.iter().any(|h| h.starts_with(root)) {
-        grants.push(root.to_path_buf());
+/// The paths to grant so that everything beneath `root` but the hidden paths is reachable:
+/// `root` itself when the answer is the same everywhere below it (nothing when that answer is
+/// "hidden"), otherwise each of its entries in turn. Symbolic links among the entries are not
+/// granted (what they point to is reachable, or not, where it lies).
+fn carve(root: &Path, c: &Carve, grants: &mut Vec<PathBuf>, listed: &mut Vec<Listed>) {
+    if !c.mixed_below(root) {
+        if !c.hidden(root) {
+            grants.push(root.to_path_buf());
+        }
         return;
     }
     let Ok(meta) = fs::symlink_metadata(root) else {
@@ -218,7 +256,7 @@ fn carve(root: &Path, hide: &[PathBuf], grants: &mut Vec<PathBuf>, listed: &mut 
         if e.file_type().is_ok_and(|t| t.is_symlink()) {
             continue;
         }
-        carve(&e.path(), hide, grants, listed);
+        carve(&e.path(), c, grants, listed);
     }
 }
 
@@ -267,6 +305,7 @@ mod tests {
             read: vec![root.clone()],
             write: vec![],
             hide: vec![root.join("etc/shadow"), root.join("etc/ssl/private")],
+            show: vec![],
         };
         let r = root.clone();
         let (passwd, listing, shadow, key, write) = on_confined(view, move || {
@@ -308,6 +347,7 @@ mod tests {
             read: vec![root.join("mine")],
             write: vec![root.join("mine")],
             hide: vec![],
+            show: vec![],
         };
         let r = root.clone();
         let (own, via_link_read, via_link_write) = on_confined(view, move || {
@@ -335,6 +375,7 @@ mod tests {
             read: vec![root.clone()],
             write: vec![],
             hide: vec![root.join("hidden")],
+            show: vec![],
         };
         let c = ThreadConfiner::new();
         let read = |p: PathBuf| {

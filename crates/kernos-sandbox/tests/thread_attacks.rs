@@ -37,6 +37,7 @@ impl Tree {
             read: vec![self.root.clone()],
             write: vec![self.root.join("open")],
             hide: vec![self.root.join("hidden.txt")],
+            show: vec![],
         }
     }
 

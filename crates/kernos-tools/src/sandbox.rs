@@ -253,7 +253,8 @@ pub fn hide_except(root: &Path, keep: &[PathBuf]) -> Vec<PathBuf> {
 /// The filesystem view of a step's in-process work (see [`ThreadView`]): the scope's trees
 /// (the whole machine for the host operator) to read; the step's declared writable roots and
 /// the session's vault to change; hidden, the credential stores it did not name and
-/// Kernos's data directory but the vault and the organisation's workspace.
+/// Kernos's data directory but the vault and the organisation's workspace. Cheap to make (no
+/// listing): the confiner keeps what it prepared for an identical view.
 pub fn thread_view(effects: &[Effect], env: &Env) -> ThreadView {
     let read = match &env.scope {
         None => vec![PathBuf::from("/")],
@@ -282,8 +283,23 @@ pub fn thread_view(effects: &[Effect], env: &Env) -> ThreadView {
         .into_iter()
         .filter(|s| !named.iter().any(|p| p.starts_with(s)))
         .collect();
-    hide.extend(data_dir_hidden(env));
-    ThreadView { read, write, hide }
+    hide.push(env.data_dir.clone());
+    let mut show = vault_dirs(env).to_vec();
+    if let Some(s) = &env.scope {
+        show.extend(
+            s.read
+                .iter()
+                .chain(&s.write)
+                .filter(|r| r.starts_with(&env.data_dir))
+                .cloned(),
+        );
+    }
+    ThreadView {
+        read,
+        write,
+        hide,
+        show,
+    }
 }
 
 /// What in-process work must be able to change to change `path`: its nearest existing

@@ -110,6 +110,12 @@ fn ctrl_c_stops_a_directory_copy_and_undo_removes_the_part_copied() {
         .spawn()
         .unwrap();
     crate::wait_for_step(&w);
+    // Ctrl-C while bytes are being copied (the step has started: now the copy itself).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_dir(&dst).is_ok_and(|mut d| d.next().is_some()) {
+        assert!(Instant::now() < deadline, "the copy never began");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let t0 = Instant::now();
     // SAFETY: kill(2) on the child this test started.
     unsafe {
