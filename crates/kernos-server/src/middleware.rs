@@ -41,6 +41,11 @@ pub(crate) async fn guard(
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().as_str().to_owned();
+    if let Some(refused) = head_too_large(&req) {
+        st.metrics
+            .observe(&method, &route, started.elapsed().as_secs_f64());
+        return refused.into_response();
+    }
     if let Some(too_big) = declared_too_large(&req, st.config.body_limit) {
         // Refused at once: waiting for a body this large (or one never sent) would only hold
         // a connection and a slot. The connection closes, since the body is not read.
@@ -87,6 +92,42 @@ pub(crate) async fn guard(
     st.metrics
         .observe(&method, &route, started.elapsed().as_secs_f64());
     resp
+}
+
+/// Longest request target answered; longer ones get 414 as a problem document. Below hyper's
+/// own limit, whose refusal has no body (and no hook to give it one).
+const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Most header bytes answered; more get 431 as a problem document (hyper's own limit, far
+/// above, answers with an empty body).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// 414 for a very long request target, 431 for very large headers.
+fn head_too_large(req: &axum::extract::Request) -> Option<ApiError> {
+    let uri = req.uri().to_string().len();
+    if uri > MAX_URI_BYTES {
+        return Some(ApiError::from_status(
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "the request target is {uri} bytes, more than the {MAX_URI_BYTES} this daemon \
+                 reads; send long values in a JSON body instead"
+            ),
+        ));
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    (headers > MAX_HEADER_BYTES).then(|| {
+        ApiError::from_status(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "the headers are {headers} bytes, more than the {MAX_HEADER_BYTES} this daemon \
+                 reads; send fewer or shorter headers"
+            ),
+        )
+    })
 }
 
 /// 413 when the request declares a `Content-Length` above `limit`.

@@ -135,6 +135,34 @@ async fn a_huge_declared_body_gets_413_at_once_and_the_connection_closes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_request_target_or_huge_headers_get_problem_documents() {
+    let t = T::start();
+    let k = t.key("acme", Role::Viewer).await;
+    let long = format!("/v1/state/actions?limit=1&x={}", "a".repeat(9000));
+    let r = t.call("GET", &long, Auth::Key(&k), None).await;
+    assert_eq!(r.status, StatusCode::URI_TOO_LONG);
+    assert_eq!(r.headers["content-type"], kernos_server::PROBLEM_JSON);
+    assert!(r.json()["detail"].as_str().unwrap().contains("JSON body"));
+    let big = "b".repeat(70 * 1024);
+    let r = t
+        .call_with(
+            "GET",
+            "/v1/state/actions",
+            Auth::Key(&k),
+            None,
+            &[("x-padding", big.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(r.headers["content-type"], kernos_server::PROBLEM_JSON);
+    // Ordinary requests are untouched.
+    let r = t
+        .call("GET", "/v1/state/actions?limit=1", Auth::Key(&k), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_401_names_its_scheme_and_the_scheme_is_case_insensitive() {
     let t = T::start();
     let r = t.call("GET", "/v1/state/actions", Auth::None, None).await;
