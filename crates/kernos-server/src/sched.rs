@@ -118,7 +118,12 @@ pub(crate) struct Scheduler {
     max_parked: usize,
     max_parked_per_org: usize,
     inner: Mutex<Inner>,
-    cv: Condvar,
+    /// Idle worker threads wait here for a job (woken one per job made ready).
+    work: Condvar,
+    /// Parked actions whose answer came wait here for a slot.
+    grant: Condvar,
+    /// Shutdown waits here for the worker threads to end.
+    stopped: Condvar,
 }
 
 impl Scheduler {
@@ -141,7 +146,9 @@ impl Scheduler {
                 free: slots,
                 ..Inner::default()
             }),
-            cv: Condvar::new(),
+            work: Condvar::new(),
+            grant: Condvar::new(),
+            stopped: Condvar::new(),
         }
     }
 
@@ -223,10 +230,10 @@ impl Scheduler {
                 g.idle -= 1;
                 g.serving -= 1;
                 g.live -= 1;
-                self.cv.notify_all();
+                self.stopped.notify_all();
                 return None;
             }
-            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+            g = self.work.wait(g).unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -242,6 +249,7 @@ impl Scheduler {
         if surplus {
             g.serving -= 1;
             g.live -= 1;
+            self.stopped.notify_all();
         }
         self.dispatch(&mut g);
         surplus
@@ -283,7 +291,7 @@ impl Scheduler {
         let mut g = self.lock();
         g.serving -= 1;
         g.live -= 1;
-        self.cv.notify_all();
+        self.stopped.notify_all();
     }
 
     /// The answer came. With `take_slot` (the step will run) waits for a slot, ahead of the
@@ -309,7 +317,7 @@ impl Scheduler {
         }
         self.dispatch(&mut g);
         while !g.granted.remove(&ticket) {
-            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+            g = self.grant.wait(g).unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -332,7 +340,6 @@ impl Scheduler {
         }
         g.queued = 0;
         self.dispatch(&mut g);
-        self.cv.notify_all();
         out
     }
 
@@ -352,7 +359,7 @@ impl Scheduler {
                 return false;
             }
             g = self
-                .cv
+                .stopped
                 .wait_timeout(g, left.min(Duration::from_millis(50)))
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
@@ -403,7 +410,7 @@ impl Scheduler {
     /// Hands free slots out, one org at a time in turn: a waiting resumer first, else the
     /// oldest queued job (only while an idle thread can take it). Orgs at their cap wait.
     fn dispatch(&self, g: &mut Inner) {
-        let mut served_any = false;
+        let mut granted = false;
         while g.free > 0 {
             let mut served = false;
             for _ in 0..g.ring.len() {
@@ -431,10 +438,12 @@ impl Scheduler {
                 }
                 if let Some(t) = ticket {
                     g.granted.insert(t);
+                    granted = true;
                 }
                 if let Some(j) = job {
                     g.queued -= 1;
                     g.ready.push_back(j);
+                    self.work.notify_one();
                 }
                 if served {
                     g.free -= 1;
@@ -444,10 +453,12 @@ impl Scheduler {
             if !served {
                 break;
             }
-            served_any = true;
         }
-        if served_any || g.closed {
-            self.cv.notify_all();
+        if granted {
+            self.grant.notify_all();
+        }
+        if g.closed {
+            self.work.notify_all();
         }
     }
 }
