@@ -192,7 +192,7 @@ impl Scheduler {
         if !was_waiting {
             g.ring.push_back(org);
         }
-        self.dispatch(&mut g);
+        self.dispatch(&mut g, false);
         Ok(())
     }
 
@@ -215,12 +215,27 @@ impl Scheduler {
         Some(job)
     }
 
-    /// Called by a worker thread: the next job it runs, holding a slot, or `None` when the
-    /// daemon shuts down and there is no more work for it (the thread then ends).
-    pub(crate) fn next_job(&self) -> Option<Job> {
+    /// Called by a worker thread: ends its previous job (`finished`: the job's org and whether
+    /// it still held its slot) and returns the next job it runs, holding a slot, or `None`
+    /// when the thread should end (the daemon shuts down, or it is one too many after a parked
+    /// action came back). One lock for both, and a thread that frees a slot takes the next job
+    /// itself rather than waking another.
+    pub(crate) fn next_job(&self, finished: Option<(&str, bool)>) -> Option<Job> {
         let mut g = self.lock();
+        if let Some((org, holds_slot)) = finished {
+            if holds_slot {
+                self.release(&mut g, org);
+            }
+            if g.serving > self.slots {
+                g.serving -= 1;
+                g.live -= 1;
+                self.dispatch(&mut g, false);
+                self.stopped.notify_all();
+                return None;
+            }
+        }
         g.idle += 1;
-        self.dispatch(&mut g);
+        self.dispatch(&mut g, true);
         loop {
             if let Some(job) = g.ready.pop_front() {
                 g.idle -= 1;
@@ -235,24 +250,6 @@ impl Scheduler {
             }
             g = self.work.wait(g).unwrap_or_else(|p| p.into_inner());
         }
-    }
-
-    /// A worker thread finished the job of `org`, which held a slot (`holds_slot`) or ended
-    /// without one (a declined step needs none to journal its end). `true` when the thread is
-    /// one too many (a parked action came back while its replacement served) and should end.
-    pub(crate) fn done(&self, org: &str, holds_slot: bool) -> bool {
-        let mut g = self.lock();
-        if holds_slot {
-            self.release(&mut g, org);
-        }
-        let surplus = g.serving > self.slots;
-        if surplus {
-            g.serving -= 1;
-            g.live -= 1;
-            self.stopped.notify_all();
-        }
-        self.dispatch(&mut g);
-        surplus
     }
 
     /// A step of `org` starts waiting for approval: its slot (when it holds one) goes to other
@@ -282,7 +279,7 @@ impl Scheduler {
             g.serving += 1;
             g.live += 1;
         }
-        self.dispatch(&mut g);
+        self.dispatch(&mut g, false);
         Ok(Parked { spawn })
     }
 
@@ -315,7 +312,7 @@ impl Scheduler {
         if !was_waiting {
             g.ring.push_back(org.to_owned());
         }
-        self.dispatch(&mut g);
+        self.dispatch(&mut g, false);
         while !g.granted.remove(&ticket) {
             g = self.grant.wait(g).unwrap_or_else(|p| p.into_inner());
         }
@@ -339,7 +336,7 @@ impl Scheduler {
             }
         }
         g.queued = 0;
-        self.dispatch(&mut g);
+        self.dispatch(&mut g, false);
         out
     }
 
@@ -409,8 +406,10 @@ impl Scheduler {
 
     /// Hands free slots out, one org at a time in turn: a waiting resumer first, else the
     /// oldest queued job (only while an idle thread can take it). Orgs at their cap wait.
-    fn dispatch(&self, g: &mut Inner) {
+    /// `caller_takes`: the calling thread is idle and takes the first job itself (no wake-up).
+    fn dispatch(&self, g: &mut Inner, caller_takes: bool) {
         let mut granted = false;
+        let mut wake = !(caller_takes && g.ready.is_empty());
         while g.free > 0 {
             let mut served = false;
             for _ in 0..g.ring.len() {
@@ -443,7 +442,10 @@ impl Scheduler {
                 if let Some(j) = job {
                     g.queued -= 1;
                     g.ready.push_back(j);
-                    self.work.notify_one();
+                    if wake {
+                        self.work.notify_one();
+                    }
+                    wake = true;
                 }
                 if served {
                     g.free -= 1;

@@ -44,12 +44,13 @@ pub(crate) fn spawn(st: &Arc<State>) -> std::io::Result<()> {
 /// shutdown (queued actions are then journaled as aborted by [`abort_queued`]) or until the
 /// thread is one too many.
 fn run(st: Arc<State>) {
-    while let Some(job) = st.sched.next_job() {
-        let org = job.principal.org.clone();
+    let mut finished: Option<(String, bool)> = None;
+    while let Some(job) = st
+        .sched
+        .next_job(finished.as_ref().map(|(org, holds)| (org.as_str(), *holds)))
+    {
         let holds_slot = start(&st, &job);
-        if st.sched.done(&org, holds_slot) {
-            return;
-        }
+        finished = Some((job.principal.org.clone(), holds_slot));
     }
 }
 
