@@ -233,11 +233,37 @@ pub enum Approval {
     Decline(String),
 }
 
+/// A step about to be decided, asked of [`Approver::admit`]: may it start at all? Asked for
+/// every step of a run (reads too), before policy's verdict is journaled and before any
+/// approval is asked for, so nobody is asked to approve a step that could not start.
+#[derive(Debug, Clone, Copy)]
+pub struct StepAdmission<'a> {
+    /// The transaction.
+    pub tx: TxId,
+    /// Step index.
+    pub step: usize,
+    /// `tool.action`.
+    pub name: &'a str,
+    /// Run units this transaction has used so far (CPU seconds of sandboxed children plus
+    /// `step_units` per step that ran), as `action.finished` will charge them.
+    pub spent: f64,
+    /// Run units charged per step on top of its CPU time (the least a step can cost).
+    pub step_units: f64,
+}
+
 /// How approval is obtained: the CLI prompt, the daemon's approval queue, a fixed rule (and
 /// later an agent's lease, an MCP client's elicitation, a fleet controller).
 pub trait Approver {
     /// Decides about one step policy asks about (also undo as a whole, named `undo`).
     fn approve(&mut self, req: &ApprovalRequest<'_>) -> Approval;
+
+    /// Whether a step may start, whatever policy says of it: a front end's own limits (the
+    /// daemon checks and reserves the organisation's run-unit quota here). A decline ends the
+    /// run like a policy refusal (the step is journaled as denied, with the reason); earlier
+    /// steps' changes stay undoable. The default admits every step.
+    fn admit(&mut self, _step: &StepAdmission<'_>) -> Approval {
+        Approval::Approve(String::new())
+    }
 
     /// Reviews a plan that changes things, once it is previewed and before any step runs. It
     /// may replace the plan ([`Review::replace`]). The default runs it: each step policy asks

@@ -6,7 +6,7 @@ use kernos_planner::Suggestion;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{StepStatus, TxReport, TxStatus, UndoPlan, UndoReport};
+use crate::{StepReport, StepStatus, TxReport, TxStatus, UndoPlan, UndoReport};
 
 /// Where an action stands: waiting or running (the daemon's read models), or how it ended (what
 /// `action.finished` records). One enum for every front end and the API; the serialized names
@@ -183,7 +183,7 @@ impl ActionOutcome {
             }
             ActionOutcome::Ran(report) => {
                 let (units, steps_run) = units(report, step_units);
-                json!({
+                let mut v = json!({
                     "status": status,
                     "tx": report.tx,
                     "undoable": report.undoable,
@@ -191,7 +191,11 @@ impl ActionOutcome {
                     "units": units,
                     "steps_run": steps_run,
                     "steps": step_summaries(report),
-                })
+                });
+                if let (Some(why), Value::Object(m)) = (stopped_by(report), &mut v) {
+                    m.insert("error".into(), json!(why));
+                }
+                v
             }
             ActionOutcome::Undone(r) => {
                 json!({"status": status, "tx": r.tx, "undo": r, "units": 0.0})
@@ -205,13 +209,32 @@ impl ActionOutcome {
 
 /// Run units for a report, rounded to a millionth, and the number of steps that ran.
 fn units(report: &TxReport, step_units: f64) -> (f64, u64) {
-    let steps = report
-        .steps
+    run_units(&report.steps, report.cpu_ms, step_units)
+}
+
+/// Run units of the steps so far (those that ran or failed are charged `step_units` each, on
+/// top of `cpu_ms` of sandboxed children), rounded to a millionth, and how many steps ran.
+/// One rule for the charge at the end and the running total [`crate::StepAdmission`] reports.
+pub(crate) fn run_units(steps: &[StepReport], cpu_ms: u64, step_units: f64) -> (f64, u64) {
+    let ran = steps
         .iter()
         .filter(|s| matches!(s.status, StepStatus::Done | StepStatus::Failed { .. }))
         .count() as u64;
-    let u = report.cpu_ms as f64 / 1000.0 + step_units * steps as f64;
-    ((u * 1e6).round() / 1e6, steps)
+    let u = cpu_ms as f64 / 1000.0 + step_units * ran as f64;
+    ((u * 1e6).round() / 1e6, ran)
+}
+
+/// Why a run stopped short, naming the step: the first step that failed, was refused or
+/// was declined (what the action's `error` says, e.g. a quota refusal).
+fn stopped_by(report: &TxReport) -> Option<String> {
+    report.steps.iter().find_map(|s| {
+        let why = match &s.status {
+            StepStatus::Failed { error } => error,
+            StepStatus::Denied { reason } | StepStatus::Declined { reason } => reason,
+            _ => return None,
+        };
+        Some(format!("step {} ({}): {why}", s.index + 1, s.name))
+    })
 }
 
 /// One line per step: index, name, risk and how it ended.

@@ -18,8 +18,8 @@ use crate::payload::{
     UndoRecorded,
 };
 use crate::{
-    Approval, ApprovalRequest, Approver, Engine, Preview, Result, Session, StepPreview, StepReport,
-    StepStatus, TxReport, TxStatus,
+    Approval, ApprovalRequest, Approver, Engine, Preview, Result, Session, StepAdmission,
+    StepPreview, StepReport, StepStatus, TxReport, TxStatus,
 };
 
 /// Outputs bigger than this (as JSON) go to the blob store; the journal keeps a cut copy.
@@ -470,7 +470,8 @@ impl Engine {
                     continue;
                 }
             };
-            let assessment = self.assess(plan, action, &effects, s);
+            let mut assessment = self.assess(plan, action, &effects, s);
+            self.admit(tx, i, &name, (&reports, cpu_ms), &mut assessment, approver);
             report.assessment = Some(assessment.clone());
             let decision_name = match &assessment.decision {
                 Decision::Allow => "allow",
@@ -648,6 +649,35 @@ impl Engine {
             undoable: undo_records > 0,
             cpu_ms,
         })
+    }
+
+    /// Asks the approver whether step `step` may start at all (a front end's limits, such as
+    /// a quota), unless policy already refuses it. A decline becomes policy's verdict: the
+    /// step is journaled as denied with the reason, like any refusal.
+    fn admit(
+        &self,
+        tx: TxId,
+        step: usize,
+        name: &str,
+        (reports, cpu_ms): (&[StepReport], u64),
+        assessment: &mut Assessment,
+        approver: &mut dyn Approver,
+    ) {
+        if matches!(assessment.decision, Decision::Deny { .. }) {
+            return;
+        }
+        let (spent, _) = crate::outcome::run_units(reports, cpu_ms, self.step_units);
+        let ask = StepAdmission {
+            tx,
+            step,
+            name,
+            spent,
+            step_units: self.step_units,
+        };
+        if let Approval::Decline(reason) = approver.admit(&ask) {
+            assessment.reasons.insert(0, reason.clone());
+            assessment.decision = Decision::deny(reason);
+        }
     }
 
     /// The journaled form of an output: inline when small, otherwise the full output in the

@@ -17,8 +17,17 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS.
     pub tls_key: Option<PathBuf>,
-    /// Blocking workers that plan and run actions (each runs one action at a time).
+    /// Run slots: actions planned and run at once. A step waiting for approval holds none.
     pub workers: usize,
+    /// Slots one organisation may hold at once; unset: all but a quarter of `workers` (at
+    /// least one), so other organisations always find a free slot (see [`ServerConfig::running_cap`]).
+    pub max_running_per_org: Option<usize>,
+    /// Actions of one organisation that may wait for approval at once; beyond it the step is
+    /// declined at once, saying so.
+    pub max_waiting_per_org: usize,
+    /// Actions of every organisation that may wait for approval at once (each holds a parked
+    /// thread, no slot).
+    pub max_waiting: usize,
     /// Actions waiting for a worker; beyond it a submission gets 429.
     pub queue: usize,
     /// Sustained requests per second per API key (token bucket refill rate).
@@ -64,6 +73,9 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             workers: 16,
+            max_running_per_org: None,
+            max_waiting_per_org: 256,
+            max_waiting: 1024,
             queue: 1024,
             rate_per_sec: 200.0,
             rate_burst: 400.0,
@@ -95,6 +107,8 @@ impl ServerConfig {
         }
         let positive = [
             ("server.workers", self.workers),
+            ("server.max_waiting_per_org", self.max_waiting_per_org),
+            ("server.max_waiting", self.max_waiting),
             ("server.queue", self.queue),
             ("server.body_limit", self.body_limit),
             ("server.concurrency", self.concurrency),
@@ -106,6 +120,9 @@ impl ServerConfig {
             if v == 0 {
                 return Err(format!("{name} must be at least 1"));
             }
+        }
+        if self.max_running_per_org == Some(0) {
+            return Err("server.max_running_per_org must be at least 1 (or unset)".into());
         }
         if !(self.rate_per_sec > 0.0 && self.rate_burst >= 1.0) {
             return Err("server.rate_per_sec must be > 0 and server.rate_burst >= 1".into());
@@ -126,6 +143,20 @@ impl ServerConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Slots one organisation may hold: `max_running_per_org`, or by default `workers` less a
+    /// quarter of them (at least one left to others when there are two or more), so a busy
+    /// organisation leaves room for the rest while a lone one still uses most of the daemon.
+    pub fn running_cap(&self) -> usize {
+        self.max_running_per_org
+            .unwrap_or_else(|| {
+                self.workers
+                    - (self.workers / 4)
+                        .max(1)
+                        .min(self.workers.saturating_sub(1))
+            })
+            .clamp(1, self.workers.max(1))
     }
 
     /// The listen address, parsed.
@@ -154,7 +185,10 @@ pub const TEMPLATE: &str = r#"
 # listen = "127.0.0.1:7878"   # non-loopback needs tls_cert/tls_key (or --insecure)
 # tls_cert = "/etc/kernos/cert.pem"
 # tls_key = "/etc/kernos/key.pem"
-# workers = 16                # actions planned and run at once
+# workers = 16                # actions planned and run at once (run slots)
+# max_running_per_org = 12    # slots one org may hold; default: workers less a quarter
+# max_waiting_per_org = 256   # actions of one org waiting for approval (they hold no slot)
+# max_waiting = 1024          # actions of all orgs waiting for approval
 # queue = 1024                # actions waiting; beyond it 429
 # rate_per_sec = 200.0        # per API key
 # rate_burst = 400.0
@@ -199,5 +233,28 @@ mod tests {
             ..ServerConfig::default()
         };
         assert!(bad.validate().unwrap_err().contains("durability"));
+        let bad = ServerConfig {
+            max_running_per_org: Some(0),
+            ..ServerConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("max_running_per_org"));
+    }
+
+    #[test]
+    fn an_org_may_hold_all_slots_but_a_quarter_by_default() {
+        let cap = |workers, set| {
+            ServerConfig {
+                workers,
+                max_running_per_org: set,
+                ..ServerConfig::default()
+            }
+            .running_cap()
+        };
+        assert_eq!(cap(16, None), 12);
+        assert_eq!(cap(4, None), 3);
+        assert_eq!(cap(2, None), 1);
+        assert_eq!(cap(1, None), 1);
+        assert_eq!(cap(16, Some(2)), 2);
+        assert_eq!(cap(4, Some(9)), 4, "never more than there are slots");
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! HTTP ─► auth (API key hash / Unix peer) ─► role check ─► rate limit ─► handler
-//!   POST /v1/actions ─► journal action.submitted ─► bounded queue ─► blocking worker
-//!        worker: planner ─► engine preview/run (approvals wait for POST /v1/approvals/{id})
+//!   POST /v1/actions ─► journal action.submitted ─► per-org queue ─► run slot (round robin,
+//!        per-org cap) ─► worker: the engine's request path; a step waiting for
+//!        POST /v1/approvals/{id} gives its slot back; quota reserved before each step
 //!   every append ─► group commit ─► commit hook ─► hub ─► SSE subscribers, read models
 //! ```
 //!
@@ -15,7 +16,8 @@
 //!
 //! Modules: [`routes`] (the table and one handler module per resource) → [`wire`] (request
 //! and response types), `authn`/`middleware`/`extract` (around handlers), `idempotency`,
-//! `quota`; `worker` runs queued actions; `openapi` reads the table.
+//! `quota`; `sched` shares the run slots between organisations; `worker` runs queued actions;
+//! `openapi` reads the table.
 
 pub mod auth;
 mod authn;
@@ -31,6 +33,7 @@ mod middleware;
 mod openapi;
 mod quota;
 pub mod routes;
+mod sched;
 mod scope;
 mod sse;
 pub mod wire;
@@ -127,10 +130,11 @@ pub struct State {
     pub(crate) keys: RwLock<KeyTable>,
     pub(crate) usage: Mutex<limits::Usage>,
     pub(crate) approvals: Mutex<HashMap<ApprovalId, Pending>>,
-    pub(crate) queue: std::sync::mpsc::SyncSender<worker::Job>,
-    pub(crate) queued: AtomicUsize,
+    /// Run slots and the per-organisation queues.
+    pub(crate) sched: sched::Scheduler,
     pub(crate) in_flight: AtomicUsize,
     pub(crate) streams: AtomicUsize,
+    /// Actions taken off the queue and not ended: holding a slot, or parked on an approval.
     pub(crate) running: Mutex<HashMap<ActionId, (String, CancelToken)>>,
     /// Queued actions asked to stop before they started (removed when dequeued).
     pub(crate) cancelled: Mutex<std::collections::HashSet<ActionId>>,
@@ -198,7 +202,6 @@ impl State {
 /// A running daemon: state, workers, the external-append poller.
 pub struct Daemon {
     state: Arc<State>,
-    workers: Vec<std::thread::JoinHandle<()>>,
     poller: Option<std::thread::JoinHandle<()>>,
     /// Actions found interrupted by a crash at start: `(action, org)`.
     pub recovered: Vec<(ActionId, String)>,
@@ -258,7 +261,6 @@ impl Daemon {
         .with_planner(opts.planner)
         .with_step_units(cfg.step_overhead_units)
         .with_trash_budget(opts.trash_budget);
-        let (qtx, qrx) = std::sync::mpsc::sync_channel(cfg.queue);
         let (shutdown_tx, _) = tokio::sync::watch::channel(false);
         let (revocations, _) = tokio::sync::watch::channel(0u64);
         // SAFETY: geteuid has no preconditions and cannot fail.
@@ -270,8 +272,13 @@ impl Daemon {
             keys: RwLock::new(keys),
             usage: Mutex::new(usage),
             approvals: Mutex::new(HashMap::new()),
-            queue: qtx,
-            queued: AtomicUsize::new(0),
+            sched: sched::Scheduler::new(
+                cfg.workers,
+                cfg.running_cap(),
+                cfg.queue,
+                cfg.max_waiting,
+                cfg.max_waiting_per_org,
+            ),
             in_flight: AtomicUsize::new(0),
             streams: AtomicUsize::new(0),
             running: Mutex::new(HashMap::new()),
@@ -308,20 +315,17 @@ impl Daemon {
         drop(boot);
         worker::journal_start(&state, opts.config_text.as_deref())?;
 
-        let qrx = Arc::new(Mutex::new(qrx));
-        let workers = (0..cfg.workers)
-            .map(|i| {
-                let st = state.clone();
-                let rx = qrx.clone();
-                std::thread::Builder::new()
-                    .name(format!("kernos-worker-{i}"))
-                    .spawn(move || worker::run(st, rx))
-                    .map_err(|e| ServerError::Io {
-                        what: "cannot start a worker thread".into(),
-                        source: e,
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        for _ in 0..cfg.workers {
+            state.sched.thread_started();
+            if let Err(e) = worker::spawn(&state) {
+                state.sched.spawn_failed();
+                state.sched.close();
+                return Err(ServerError::Io {
+                    what: "cannot start a worker thread".into(),
+                    source: e,
+                });
+            }
+        }
 
         let poll_state = Arc::downgrade(&state);
         let poller = std::thread::Builder::new()
@@ -345,7 +349,6 @@ impl Daemon {
 
         Ok(Daemon {
             state,
-            workers,
             poller: Some(poller),
             recovered,
         })
@@ -356,13 +359,15 @@ impl Daemon {
         self.state.clone()
     }
 
-    /// Stops: refuses new work, cancels running steps (they stop cleanly and are journaled as
-    /// cancelled), declines waiting approvals, marks queued actions aborted, waits for the
+    /// Stops: refuses new work, marks queued actions aborted, cancels running steps (they
+    /// stop cleanly and are journaled as cancelled), declines waiting approvals, waits for the
     /// workers up to `grace`, journals `daemon.stopped`, flushes the journal.
     pub fn shutdown(mut self, grace: Duration) {
         let st = self.state.clone();
         st.shutting_down.store(true, Ordering::Release);
         let _ = st.shutdown_tx.send(true);
+        let queued = st.sched.close();
+        worker::abort_queued(&st, &queued);
         if let Ok(r) = st.running.lock() {
             for (_, c) in r.values() {
                 c.cancel();
@@ -376,19 +381,10 @@ impl Daemon {
                 });
             }
         }
-        // Workers see the flag, drain the queue (marking each aborted) and exit once the
-        // channel is empty; wake them by closing it.
-        let deadline = Instant::now() + grace;
-        let workers = std::mem::take(&mut self.workers);
-        // Replace the sender held in the state by dropping our side: the state's sender stays
-        // alive, so workers exit on the flag after the queue is empty.
-        for w in workers {
-            while !w.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if w.is_finished() {
-                let _ = w.join();
-            }
+        // Idle workers end at once; busy ones when their action has ended (parked ones take a
+        // slot again to journal the decline).
+        if !st.sched.wait_stopped(Instant::now() + grace) {
+            tracing::warn!("some actions did not stop within {grace:?}");
         }
         let _ = st
             .store

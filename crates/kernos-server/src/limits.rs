@@ -168,10 +168,15 @@ pub struct UsageMonth {
     pub cpu_ms: u64,
 }
 
-/// Run units per organisation and month, from `action.finished` events.
+/// Run units per organisation and month, from `action.finished` events, and the units
+/// reserved by actions still running (so concurrent actions of one organisation cannot
+/// together overrun its quota).
 #[derive(Debug, Default)]
 pub struct Usage {
     by: HashMap<(String, String), UsageMonth>,
+    /// Per running action: its organisation and the units it may use up to the end of the
+    /// step it is on (what it has spent plus that step's estimate).
+    reserved: HashMap<ActionId, (String, f64)>,
 }
 
 impl Usage {
@@ -197,6 +202,39 @@ impl Usage {
             .get(&(org.to_owned(), month_of(ts_ms)))
             .map(|u| u.units)
             .unwrap_or(0.0)
+    }
+
+    /// What the next step of `org` is expected to cost: the mean units per step it has run
+    /// this month (CPU time varies by what it runs), and never less than `floor`, the
+    /// overhead every step is charged. An estimate, not a bound: a step that burns more CPU
+    /// than the mean overruns by the difference.
+    pub fn step_estimate(&self, org: &str, ts_ms: i64, floor: f64) -> f64 {
+        let mean = self
+            .by
+            .get(&(org.to_owned(), month_of(ts_ms)))
+            .filter(|u| u.steps > 0)
+            .map(|u| u.units / u.steps as f64)
+            .unwrap_or(0.0);
+        mean.max(floor)
+    }
+
+    /// Sets what running `action` of `org` may use (replacing its earlier reservation).
+    pub fn reserve(&mut self, org: &str, action: ActionId, units: f64) {
+        self.reserved.insert(action, (org.to_owned(), units));
+    }
+
+    /// Drops `action`'s reservation (it finished: its units are counted as used now).
+    pub fn release(&mut self, action: ActionId) {
+        self.reserved.remove(&action);
+    }
+
+    /// Units reserved by running actions of `org`, other than `except`.
+    pub fn reserved(&self, org: &str, except: Option<ActionId>) -> f64 {
+        self.reserved
+            .iter()
+            .filter(|(a, (o, _))| o == org && Some(**a) != except)
+            .map(|(_, (_, u))| u)
+            .sum()
     }
 
     /// Every month of `org`, newest first.
@@ -252,5 +290,27 @@ mod tests {
         assert_eq!(u.units("acme", 1_709_251_000_000), 1.5);
         assert_eq!(u.months("acme").len(), 2);
         assert!(u.months("globex").is_empty());
+    }
+
+    #[test]
+    fn reservations_count_for_others_and_estimates_follow_the_mean_step() {
+        let now = 1_709_251_200_000;
+        let mut u = Usage::default();
+        assert_eq!(
+            u.step_estimate("acme", now, 0.01),
+            0.01,
+            "no history: the overhead"
+        );
+        u.add("acme", now, 1.0, 4, 960);
+        assert_eq!(u.step_estimate("acme", now, 0.01), 0.25);
+        let (a, b) = (ActionId::generate(), ActionId::generate());
+        u.reserve("acme", a, 0.5);
+        u.reserve("acme", b, 0.25);
+        u.reserve("acme", b, 0.3);
+        u.reserve("globex", ActionId::generate(), 7.0);
+        assert!((u.reserved("acme", Some(a)) - 0.3).abs() < 1e-9);
+        assert!((u.reserved("acme", None) - 0.8).abs() < 1e-9);
+        u.release(b);
+        assert!((u.reserved("acme", None) - 0.5).abs() < 1e-9);
     }
 }

@@ -64,8 +64,15 @@ impl Metrics {
         }
     }
 
-    /// The exposition text. `queue_depth` and `running` are read by the caller.
-    pub fn render(&self, queue_depth: usize, running: usize, pending_approvals: usize) -> String {
+    /// The exposition text. `queue_depth`, `running`, the pending approvals and the
+    /// per-organisation scheduler gauges are read by the caller.
+    pub(crate) fn render(
+        &self,
+        queue_depth: usize,
+        running: usize,
+        pending_approvals: usize,
+        orgs: &[crate::sched::OrgGauges],
+    ) -> String {
         let mut w = Writer::with_capacity(4096);
         self.render_latency(&mut w);
         w.family(
@@ -114,6 +121,28 @@ impl Metrics {
             "Steps waiting for approval.",
             pending_approvals,
         );
+        for (name, help, get) in [
+            (
+                "kernos_org_queued",
+                "Actions waiting for a run slot, by organisation.",
+                (|g| g.queued) as fn(&crate::sched::OrgGauges) -> usize,
+            ),
+            (
+                "kernos_org_running",
+                "Run slots held, by organisation (at most server.max_running_per_org).",
+                |g| g.running,
+            ),
+            (
+                "kernos_org_waiting_approval",
+                "Actions waiting for approval (holding no slot), by organisation.",
+                |g| g.parked,
+            ),
+        ] {
+            w.family(name, Kind::Gauge, help);
+            for g in orgs {
+                w.sample(name, &[("org", &g.org)], get(g));
+            }
+        }
         w.family(
             "kernos_run_units_total",
             Kind::Counter,
@@ -170,7 +199,13 @@ mod tests {
         m.observe("GET", "/v1/state/actions", 0.2);
         m.action_finished("committed");
         m.units("acme", 1.5);
-        let t = m.render(3, 1, 0);
+        let orgs = [crate::sched::OrgGauges {
+            org: "acme".into(),
+            queued: 2,
+            running: 1,
+            parked: 4,
+        }];
+        let t = m.render(3, 1, 0, &orgs);
         assert!(t.contains(
             "kernos_http_request_duration_seconds_bucket{route=\"/v1/state/actions\",method=\"GET\",le=\"0.001\"} 1"
         ));
@@ -180,5 +215,8 @@ mod tests {
         assert!(t.contains("kernos_actions_total{outcome=\"committed\"} 1"));
         assert!(t.contains("kernos_queue_depth 3"));
         assert!(t.contains("kernos_run_units_total{org=\"acme\"} 1.5"));
+        assert!(t.contains("kernos_org_queued{org=\"acme\"} 2"));
+        assert!(t.contains("kernos_org_running{org=\"acme\"} 1"));
+        assert!(t.contains("kernos_org_waiting_approval{org=\"acme\"} 4"));
     }
 }

@@ -2,15 +2,15 @@
 //! path ([`kernos_engine::Engine::handle`]), as every front end does. Steps that policy asks
 //! about wait for POST /v1/approvals/{id}.
 
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use kernos_core::event::kind;
 use kernos_core::{ActionId, ApprovalId, CancelToken, Event, NewEvent, Risk};
 use kernos_engine::{
     ActionOutcome, ActionStatus, Approval, ApprovalRequest, Approver, Ask, Quiet, Request, Session,
+    StepAdmission,
 };
 use kernos_journal::{Journal, Query};
 use serde::Deserialize;
@@ -18,18 +18,10 @@ use serde_json::{Value, json};
 
 use crate::auth::{KEY_CREATED, KEY_REVOKED, Principal};
 use crate::limits::{Usage, now_ms};
-use crate::wire::SubmitRequest;
+use crate::sched::Job;
 use crate::{DAEMON_STARTED, DAEMON_STOPPED, Pending, State};
 
 pub use kernos_core::event::kind::{ACTION_FINISHED, ACTION_INTERRUPTED, ACTION_PREVIEWED};
-
-/// A queued action.
-#[derive(Debug)]
-pub(crate) struct Job {
-    pub(crate) action: ActionId,
-    pub(crate) principal: Principal,
-    pub(crate) req: SubmitRequest,
-}
 
 /// An answer to a waiting step.
 #[derive(Debug, Clone)]
@@ -38,56 +30,80 @@ pub(crate) struct Answer {
     pub(crate) reason: String,
 }
 
-/// The worker loop: one action at a time until shutdown; at shutdown, queued actions are
-/// journaled as aborted rather than dropped silently.
-pub(crate) fn run(st: Arc<State>, rx: Arc<Mutex<Receiver<Job>>>) {
-    loop {
-        let next = match rx.lock() {
-            Ok(r) => r.recv_timeout(Duration::from_millis(100)),
-            Err(_) => return,
-        };
-        match next {
-            Ok(job) => {
-                st.queued.fetch_sub(1, Ordering::AcqRel);
-                if st.is_shutting_down() {
-                    finish(
-                        &st,
-                        &job,
-                        ActionStatus::Aborted,
-                        "the daemon shut down before the action started; submit it again",
-                    );
-                    continue;
-                }
-                let was_cancelled = st
-                    .cancelled
-                    .lock()
-                    .map(|mut c| c.remove(&job.action))
-                    .unwrap_or(false);
-                if was_cancelled {
-                    finish(
-                        &st,
-                        &job,
-                        ActionStatus::Cancelled,
-                        "cancelled before it started",
-                    );
-                    continue;
-                }
-                let cancel = CancelToken::new();
-                if let Ok(mut r) = st.running.lock() {
-                    r.insert(job.action, (job.principal.org.clone(), cancel.clone()));
-                }
-                run_job(&st, &job, &cancel);
-                if let Ok(mut r) = st.running.lock() {
-                    r.remove(&job.action);
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                if st.is_shutting_down() && st.queued.load(Ordering::Acquire) == 0 {
-                    return;
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => return,
-        }
+/// Starts a worker thread (one more thread serving the run slots).
+pub(crate) fn spawn(st: &Arc<State>) -> std::io::Result<()> {
+    let s = st.clone();
+    std::thread::Builder::new()
+        .name("kernos-worker".into())
+        .spawn(move || run(s))
+        .map(|_| ())
+}
+
+/// The worker loop: one action at a time, each holding a run slot the scheduler gave it, until
+/// shutdown (queued actions are then journaled as aborted by [`abort_queued`]) or until the
+/// thread is one too many.
+fn run(st: Arc<State>) {
+    let mut finished: Option<(String, bool)> = None;
+    while let Some(job) = st
+        .sched
+        .next_job(finished.as_ref().map(|(org, holds)| (org.as_str(), *holds)))
+    {
+        let holds_slot = start(&st, &job);
+        finished = Some((job.principal.org.clone(), holds_slot));
+    }
+}
+
+/// Runs a job that got a slot, unless it was cancelled or the daemon is stopping. Returns
+/// whether it still holds the slot (a job whose step was declined after waiting ends
+/// without one).
+fn start(st: &Arc<State>, job: &Job) -> bool {
+    if st.is_shutting_down() {
+        abort(st, job);
+        return true;
+    }
+    let was_cancelled = st
+        .cancelled
+        .lock()
+        .map(|mut c| c.remove(&job.action))
+        .unwrap_or(false);
+    if was_cancelled {
+        finish(
+            st,
+            job,
+            ActionStatus::Cancelled,
+            "cancelled before it started",
+        );
+        return true;
+    }
+    let cancel = CancelToken::new();
+    if let Ok(mut r) = st.running.lock() {
+        r.insert(job.action, (job.principal.org.clone(), cancel.clone()));
+    }
+    let holds_slot = run_job(st, job, &cancel);
+    // Its `action.finished` was counted as used before the append returned (the commit hook
+    // runs first), so dropping the reservation now leaves no moment uncounted.
+    if st.config.quotas.contains_key(&job.principal.org) {
+        crate::quota::release(st, job.action);
+    }
+    if let Ok(mut r) = st.running.lock() {
+        r.remove(&job.action);
+    }
+    holds_slot
+}
+
+fn abort(st: &State, job: &Job) {
+    finish(
+        st,
+        job,
+        ActionStatus::Aborted,
+        "the daemon shut down before the action started; submit it again",
+    );
+}
+
+/// Journals queued actions a shutdown took off the queue as aborted.
+pub(crate) fn abort_queued(st: &State, jobs: &[Job]) {
+    for job in jobs {
+        abort(st, job);
     }
 }
 
@@ -104,7 +120,7 @@ fn session<'a>(st: &State, job: &Job, cancel: &CancelToken, observer: &'a Quiet)
 }
 
 /// Ends a job that never reached the request path (cancelled while queued, shutdown).
-fn finish(st: &State, job: &Job, status: ActionStatus, error: &str) {
+pub(crate) fn finish(st: &State, job: &Job, status: ActionStatus, error: &str) {
     let quiet = Quiet;
     let s = session(st, job, &CancelToken::new(), &quiet);
     let outcome = ActionOutcome::Ended {
@@ -118,8 +134,9 @@ fn finish(st: &State, job: &Job, status: ActionStatus, error: &str) {
 
 /// Runs one job on the engine's request path; this adapter supplies only who asks (the
 /// key's principal), how approval is obtained (the API's approval queue) and where progress
-/// goes (nowhere: subscribers follow the journal).
-fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) {
+/// goes (nowhere: subscribers follow the journal). Returns whether the job still holds its
+/// slot.
+fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) -> bool {
     let ask = match (job.req.undo.clone(), &job.req.plan, &job.req.request) {
         (Some(t), _, _) if t == "last" => Ask::Undo(None),
         (Some(t), _, _) => Ask::Undo(Some(t)),
@@ -132,7 +149,8 @@ fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) {
         }
         (None, None, Some(text)) => Ask::Text(text.clone()),
         (None, None, None) => {
-            return finish(st, job, ActionStatus::Invalid, "neither request nor plan");
+            finish(st, job, ActionStatus::Invalid, "neither request nor plan");
+            return true;
         }
     };
     let request = Request {
@@ -155,10 +173,12 @@ fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) {
         action: job.action,
         auto: job.req.auto_approve,
         cancel: cancel.clone(),
+        holds_slot: true,
     };
     if let Err(e) = st.engine.handle(request, &s, &mut approver) {
         tracing::error!(action = %job.action, "the action ended with an error: {e}");
     }
+    approver.holds_slot
 }
 
 /// Whether transaction `tx` belongs to `org` (so no org can undo another's work).
@@ -174,6 +194,8 @@ struct ApiApprover {
     action: ActionId,
     auto: bool,
     cancel: CancelToken,
+    /// Whether the action holds a run slot (not after a declined wait).
+    holds_slot: bool,
 }
 
 impl Approver for ApiApprover {
@@ -193,6 +215,44 @@ impl Approver for ApiApprover {
                 self.principal.actor, self.principal.role
             ));
         }
+        // Waiting for a person holds no run slot: it goes to other work until the answer.
+        let parked = match self.st.sched.park(&self.principal.org, self.holds_slot) {
+            Ok(p) => p,
+            Err(e) => return Approval::Decline(e.to_string()),
+        };
+        if parked.spawn {
+            if let Err(e) = spawn(&self.st) {
+                tracing::error!("cannot start a worker thread for the freed slot: {e}");
+                self.st.sched.spawn_failed();
+            }
+        }
+        let answer = self.wait_for_answer(req);
+        // A step that will run takes a slot again; a declined one only journals its end, so
+        // a cancelled or refused action ends at once, however busy the slots are.
+        self.holds_slot = matches!(answer, Approval::Approve(_));
+        self.st.sched.unpark(&self.principal.org, self.holds_slot);
+        answer
+    }
+
+    fn admit(&mut self, step: &StepAdmission<'_>) -> Approval {
+        match crate::quota::admit_step(
+            &self.st,
+            &self.principal.org,
+            self.action,
+            step.spent,
+            step.step_units,
+        ) {
+            Ok(()) => Approval::Approve(String::new()),
+            Err(e) => Approval::Decline(e.to_string()),
+        }
+    }
+}
+
+impl ApiApprover {
+    /// Journals `approval.requested` and waits (parked) for POST /v1/approvals/{id}, the
+    /// timeout, or cancellation.
+    fn wait_for_answer(&self, req: &ApprovalRequest<'_>) -> Approval {
+        let risk = req.assessment.risk;
         let id = ApprovalId::generate();
         let timeout = Duration::from_secs(self.st.config.approval_timeout_s);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -269,9 +329,7 @@ impl Approver for ApiApprover {
             )),
         }
     }
-}
 
-impl ApiApprover {
     fn forget(&self, id: ApprovalId) {
         if let Ok(mut a) = self.st.approvals.lock() {
             a.remove(&id);

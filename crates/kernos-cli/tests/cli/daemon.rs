@@ -556,7 +556,7 @@ fn limits_quota_idempotency_and_audit_csv_over_http() {
     let w = World::new();
     config(
         &w,
-        "[server]\nrate_per_sec = 1.0\nrate_burst = 4.0\nstep_overhead_units = 0.01\n[server.quotas]\nacme = 0.005\n",
+        "[server]\nrate_per_sec = 1.0\nrate_burst = 4.0\nstep_overhead_units = 0.01\n[server.quotas]\nacme = 0.01\n",
     );
     let d = Daemon::start(&w, &[]);
     let op = new_key(&w, "acme", "operator");
@@ -569,7 +569,7 @@ fn limits_quota_idempotency_and_audit_csv_over_http() {
     assert_eq!((r1.status, r2.status), (202, 202));
     assert_eq!(r1.json()["action"], r2.json()["action"]);
     d.finished(&admin, r1.json()["action"].as_str().unwrap());
-    // Quota: 0.01 units used of 0.005.
+    // Quota: room for one step (each is admitted before it starts); 0.01 units used of 0.01.
     let r = d.http("POST", "/v1/actions", Some(&op), Some(body.clone()));
     assert_eq!(r.status, 402, "{}", text(&r.body));
     assert_eq!(

@@ -19,11 +19,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Q};
 use crate::idempotency;
 use crate::quota::check_quota;
+use crate::sched::Job;
 use crate::wire::{
     Accepted, ActionDetail, ActionStatus, ActionSummary, Cancelled, ListParams, SubmitRequest,
     clamp_limit,
 };
-use crate::worker::{ACTION_FINISHED, Job};
+use crate::worker::ACTION_FINISHED;
 
 /// POST /v1/actions.
 pub(super) async fn submit(
@@ -43,7 +44,13 @@ pub(super) async fn submit(
             return Ok(accepted(earlier, true));
         }
     }
-    if let Err(e) = check_quota(&st, &p.org) {
+    // Undo is never charged: a used-up quota must not stop anyone putting their work back.
+    let quota = if req.undo.is_some() {
+        Ok(())
+    } else {
+        check_quota(&st, &p.org)
+    };
+    if let Err(e) = quota {
         if let Some(k) = &idem {
             idempotency::release(&st, k);
         }
@@ -132,9 +139,7 @@ pub(super) async fn enqueue(st: &St, job: Job, payload: Value) -> ApiResult<()> 
             5,
         ));
     }
-    let depth = st.queued.fetch_add(1, Ordering::AcqRel);
-    if depth >= st.config.queue {
-        st.queued.fetch_sub(1, Ordering::AcqRel);
+    if let Err(depth) = st.sched.reserve() {
         st.metrics.queue_full.fetch_add(1, Ordering::Relaxed);
         return Err(ApiError::too_many(
             "queue-full",
@@ -150,35 +155,40 @@ pub(super) async fn enqueue(st: &St, job: Job, payload: Value) -> ApiResult<()> 
         .action(job.action)
         .payload(payload);
     if let Err(e) = st.append(ev).await {
-        st.queued.fetch_sub(1, Ordering::AcqRel);
+        st.sched.unreserve();
         return Err(e.into());
     }
-    if let Err(e) = st.queue.try_send(job) {
-        st.queued.fetch_sub(1, Ordering::AcqRel);
-        let job = match e {
-            std::sync::mpsc::TrySendError::Full(j)
-            | std::sync::mpsc::TrySendError::Disconnected(j) => j,
-        };
-        let _ = st
-            .append(
-                NewEvent::new(ACTION_FINISHED, job.principal.actor.clone())
-                    .org(&job.principal.org)
-                    .action(job.action)
-                    .payload(json!({
-                        "status": ActionStatus::Aborted,
-                        "error": "the queue refused it",
-                        "units": 0.0,
-                    })),
-            )
-            .await;
-        return Err(ApiError::too_many(
-            "queue-full",
-            "the action queue is full; retry in a moment",
-            1,
+    if let Err(job) = st.sched.push(job) {
+        // The daemon began to stop while the submission was being journaled.
+        end_unstarted(
+            st,
+            &job,
+            ActionStatus::Aborted,
+            "the daemon shut down before the action started; submit it again",
+        )
+        .await;
+        return Err(ApiError::unavailable(
+            "the daemon is shutting down; retry against the restarted daemon",
+            5,
         ));
     }
     st.metrics.accepted.fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+/// Journals the end of an action that never started (taken off the queue).
+async fn end_unstarted(st: &St, job: &Job, status: ActionStatus, error: &str) {
+    let outcome = kernos_engine::ActionOutcome::Ended {
+        status,
+        error: error.to_owned(),
+    };
+    let ev = NewEvent::new(ACTION_FINISHED, job.principal.actor.clone())
+        .org(&job.principal.org)
+        .action(job.action)
+        .payload(outcome.finished_payload(0.0));
+    if let Err(e) = st.append(ev).await {
+        tracing::error!(action = %job.action, "cannot journal the end of the action: {e}");
+    }
 }
 
 /// The 202 for a queued action, pointing at its state and its events.
@@ -370,6 +380,18 @@ async fn cancel_queued(st: &St, p: &Principal, a: ActionId, id: &str) -> ApiResu
             "action {id} has already finished"
         )));
     }
+    // Taken off its queue and ended now, rather than when its turn would have come.
+    if let Some(job) = st.sched.remove(a) {
+        end_unstarted(
+            st,
+            &job,
+            ActionStatus::Cancelled,
+            "cancelled before it started",
+        )
+        .await;
+        return Ok(());
+    }
+    // Between the queue and a worker: the worker ends it before it starts.
     if let Ok(mut c) = st.cancelled.lock() {
         c.insert(a);
     }

@@ -1,7 +1,5 @@
 //! The daemon itself: GET /healthz, GET /readyz, GET /metrics and GET /v1/openapi.json.
 
-use std::sync::atomic::Ordering;
-
 use axum::Json;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -48,7 +46,7 @@ pub(super) async fn metrics(axum::extract::State(st): axum::extract::State<St>) 
     let running = st.running.lock().map(|r| r.len()).unwrap_or(0);
     let mut text = st
         .metrics
-        .render(st.queued.load(Ordering::Acquire), running, pending);
+        .render(st.sched.queued(), running, pending, &st.sched.gauges());
     // The model tier's counters (tokens, cost, cache hit ratio) read the plan cache's
     // SQLite file: off the async threads.
     let planner = st.clone();

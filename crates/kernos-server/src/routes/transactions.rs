@@ -12,9 +12,9 @@ use crate::St;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Q;
-use crate::quota::check_quota;
+use crate::sched::Job;
 use crate::wire::{ListParams, SubmitRequest, UndoRequest, clamp_limit};
-use crate::worker::{Job, tx_in_org};
+use crate::worker::tx_in_org;
 
 /// GET /v1/state/transactions.
 pub(super) async fn list_transactions(
@@ -107,7 +107,6 @@ pub(super) async fn undo(
     let Some(plan) = plan else {
         return Err(no_tx());
     };
-    check_quota(&st, &p.org)?;
     let items: Vec<&str> = plan.items.iter().map(|i| i.description.as_str()).collect();
     let action = ActionId::generate();
     st.append(

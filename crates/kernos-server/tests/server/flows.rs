@@ -271,16 +271,9 @@ async fn a_full_queue_answers_429_instead_of_growing() {
         queue: 1,
         ..ServerConfig::default()
     });
-    t.file("work/busy.log", "x");
     let op = t.key("acme", Role::Operator).await;
-    // The only worker waits on an approval; one more fits in the queue; the next does not.
-    let blocker = t
-        .submit(
-            Auth::Key(&op),
-            json!({"request": "delete busy.log", "cwd": t.cwd()}),
-        )
-        .await;
-    let p = t.pending(Auth::Key(&op), &blocker).await;
+    // The only slot is held; one more fits in the queue; the next does not.
+    let blocker = t.hold(Auth::Key(&op)).await;
     let queued = t
         .submit(
             Auth::Key(&op),
@@ -303,14 +296,11 @@ async fn a_full_queue_answers_429_instead_of_growing() {
             .unwrap()
             .contains("server.queue")
     );
-    let id = p["approval"].as_str().unwrap();
-    t.call(
-        "POST",
-        &format!("/v1/approvals/{id}"),
-        Auth::Key(&op),
-        Some(json!({"approve": false})),
-    )
-    .await;
+    t.let_go();
+    assert_eq!(
+        t.finished(Auth::Key(&op), &blocker).await["status"],
+        "committed"
+    );
     assert_eq!(
         t.finished(Auth::Key(&op), &queued).await["status"],
         "committed"
@@ -353,7 +343,8 @@ async fn the_rate_limit_is_per_key_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_org_over_its_monthly_quota_gets_402() {
     let mut quotas = std::collections::BTreeMap::new();
-    quotas.insert("acme".to_owned(), 0.015);
+    // Room for two steps: each is admitted before it starts, so usage meets it exactly.
+    quotas.insert("acme".to_owned(), 0.02);
     let t = T::with(ServerConfig {
         quotas,
         step_overhead_units: 0.01,
@@ -379,7 +370,7 @@ async fn an_org_over_its_monthly_quota_gets_402() {
         .call("GET", "/v1/state/usage", Auth::Key(&op), None)
         .await
         .json();
-    assert_eq!(u["quota"], 0.015);
+    assert_eq!(u["quota"], 0.02);
     assert_eq!(u["remaining"], 0.0);
     assert!((u["units"].as_f64().unwrap() - 0.02).abs() < 1e-9, "{u}");
     // Another org is not affected.

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod edges;
+mod fairness;
 mod flows;
 mod isolation;
 mod llm;
@@ -13,6 +14,7 @@ mod tenancy;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -26,15 +28,42 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 /// Tools used here run in process; anything that would spawn a child is refused, so a test can
-/// never run a real command on the host.
-#[derive(Debug)]
-struct NoChildren;
+/// never run a real command on the host. One exception runs nothing either: a command line
+/// naming [`HOLD`] stands for a long step, held (holding its run slot) until the test lets it
+/// go or the action is cancelled.
+#[derive(Debug, Default)]
+struct NoChildren {
+    /// Held steps so far.
+    entered: AtomicUsize,
+    /// Whether held steps may end.
+    open: AtomicBool,
+}
+
+/// The word that makes a `shell.run` step a held one (see [`NoChildren`]).
+pub(crate) const HOLD: &str = "kernos-test-hold";
 
 impl ProcessRunner for NoChildren {
-    fn run(&self, _: &ExecRequest, _: &CancelToken) -> Result<ExecOutcome, ExecError> {
-        Err(ExecError::Unavailable(
-            "tests run no child processes".into(),
-        ))
+    fn run(&self, req: &ExecRequest, cancel: &CancelToken) -> Result<ExecOutcome, ExecError> {
+        if !req.argv.iter().any(|a| a.contains(HOLD)) {
+            return Err(ExecError::Unavailable(
+                "tests run no child processes".into(),
+            ));
+        }
+        self.entered.fetch_add(1, Ordering::AcqRel);
+        let until = Instant::now() + Duration::from_secs(60);
+        while !self.open.load(Ordering::Acquire) && Instant::now() < until {
+            if cancel.is_cancelled() {
+                return Ok(ExecOutcome {
+                    stopped: Some(kernos_core::StopReason::Cancelled),
+                    ..ExecOutcome::default()
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(ExecOutcome {
+            code: Some(0),
+            ..ExecOutcome::default()
+        })
     }
 }
 
@@ -45,6 +74,7 @@ fn options(
     home: &std::path::Path,
     mut config: ServerConfig,
     planner: kernos_planner::llm::Cascade,
+    runner: Arc<NoChildren>,
 ) -> DaemonOptions {
     // The organisations most tests use work in `home`, as if the operator had granted them
     // that tree; organisations without an entry reach only their own workspace.
@@ -65,7 +95,7 @@ fn options(
             system: vec![home.join("sys")],
             ..kernos_policy::Config::default()
         },
-        runner: Arc::new(NoChildren),
+        runner,
         home: home.to_path_buf(),
         config_text: None,
         planner,
@@ -108,6 +138,7 @@ pub(crate) struct T {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) home: PathBuf,
     daemon: Option<Daemon>,
+    runner: Arc<NoChildren>,
     pub(crate) st: Arc<State>,
     pub(crate) app: Router,
 }
@@ -136,14 +167,22 @@ impl T {
         config: ServerConfig,
         planner: kernos_planner::llm::Cascade,
     ) -> T {
-        let daemon =
-            Daemon::start(options(&dir.path().join("data"), &home, config, planner)).unwrap();
+        let runner = Arc::new(NoChildren::default());
+        let daemon = Daemon::start(options(
+            &dir.path().join("data"),
+            &home,
+            config,
+            planner,
+            runner.clone(),
+        ))
+        .unwrap();
         let st = daemon.state();
         let app = kernos_server::app(st.clone());
         T {
             dir,
             home,
             daemon: Some(daemon),
+            runner,
             st,
             app,
         }
@@ -158,6 +197,7 @@ impl T {
             &self.home,
             ServerConfig::default(),
             kernos_planner::llm::Cascade::offline(),
+            self.runner.clone(),
         ))
         .unwrap();
         self.st = daemon.state();
@@ -327,8 +367,9 @@ impl T {
         }
     }
 
-    /// With one worker: a delete of `file` waiting for approval (holding the worker), and a
-    /// read queued behind it. Returns their action ids.
+    /// With one worker: a delete of `file` waiting for approval (holding no slot), a held
+    /// step holding the only slot, and a read queued behind it. Returns the waiting and the
+    /// queued action ids.
     pub(crate) async fn waiting_and_queued(&self, op: &str, file: &str) -> (String, String) {
         let waiting = self
             .submit(
@@ -337,6 +378,7 @@ impl T {
             )
             .await;
         self.pending(Auth::Key(op), &waiting).await;
+        self.hold(Auth::Key(op)).await;
         let queued = self
             .submit(
                 Auth::Key(op),
@@ -344,6 +386,34 @@ impl T {
             )
             .await;
         (waiting, queued)
+    }
+
+    /// Submits a plan whose one step is held (see [`NoChildren`]) and waits until it holds
+    /// its run slot; returns the action id.
+    pub(crate) async fn hold(&self, auth: Auth<'_>) -> String {
+        let before = self.runner.entered.load(Ordering::Acquire);
+        let a = self.submit(auth, Self::held_plan()).await;
+        let until = Instant::now() + Duration::from_secs(30);
+        while self.runner.entered.load(Ordering::Acquire) == before {
+            assert!(Instant::now() < until, "the held step never started");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        a
+    }
+
+    /// A plan whose one step is held until [`T::let_go`] (or cancellation).
+    pub(crate) fn held_plan() -> Value {
+        json!({"plan": {"steps": [{"tool": "shell", "action": "run", "args": {"command": format!("echo {HOLD}")}}]}})
+    }
+
+    /// Held steps that have started so far.
+    pub(crate) fn held(&self) -> usize {
+        self.runner.entered.load(Ordering::Acquire)
+    }
+
+    /// Lets every held step (now and later) end.
+    pub(crate) fn let_go(&self) {
+        self.runner.open.store(true, Ordering::Release);
     }
 
     /// Writes a file under home/work.
