@@ -5,6 +5,7 @@
 
 mod agent;
 mod cache;
+mod examples;
 mod fixtures;
 mod injection;
 mod live;
