@@ -79,15 +79,18 @@ pub fn strict_form(schema: &Value) -> Value {
 
 /// `{"anyOf": [schema, {"type": "null"}]}`, flattened when `schema` is already a union.
 fn nullable(schema: Value) -> Value {
-    let null = serde_json::json!({"type": "null"});
+    let null_type = serde_json::json!({"type": "null"});
     match schema {
         Value::Object(mut o) if o.len() == 1 && o.contains_key("anyOf") => {
             if let Some(Value::Array(alts)) = o.get_mut("anyOf") {
-                alts.push(null);
+                alts.push(null_type);
             }
             Value::Object(o)
         }
-        other => serde_json::json!({"anyOf": [other, null]}),
+        other => Value::Object(serde_json::Map::from_iter([(
+            "anyOf".to_owned(),
+            Value::Array(vec![other, null_type]),
+        )])),
     }
 }
 

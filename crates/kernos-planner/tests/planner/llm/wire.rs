@@ -12,13 +12,6 @@ use super::fixtures::*;
 use super::*;
 use kernos_llm::testing::{FakeServer, Reply, closed_port_url};
 
-fn plan_of(o: &Outcome) -> &kernos_core::Plan {
-    match o {
-        Outcome::Plan { plan, .. } => plan,
-        other => panic!("expected a plan, got {other:?}"),
-    }
-}
-
 #[test]
 fn a_long_tail_request_becomes_a_validated_plan_from_the_model() {
     let srv = FakeServer::start(vec![Reply::json(openai(&nginx_answer().to_string()))]);
