@@ -335,7 +335,7 @@ impl Router {
             let start = Instant::now();
             let limit = Duration::from_millis(p.timeout_ms);
             let r = self
-                .try_once(i, &model, &req, Mechanism::None, limit, None, &mut |_| {})
+                .try_once(i, &model, &req, Mechanism::None, limit, &mut |_| {})
                 .await;
             let latency_ms = ms(start.elapsed());
             match r {
@@ -570,7 +570,8 @@ impl Router {
         // a bounded number of times (the mode only moves forward, each quirk bit is set once),
         // so this bound is never the one that stops us.
         let mut adaptations = 0;
-        let n_ctx = self.context_size(i, deadline).await;
+        // Asked once per provider; `try_once` reads what it said.
+        self.context_size(i, deadline).await;
         loop {
             let now = Instant::now();
             let allowed = self.breaker(i).allow(now);
@@ -599,9 +600,7 @@ impl Router {
                 model,
             });
             let start = Instant::now();
-            let r = self
-                .try_once(i, model, req, mechanism, limit, n_ctx, sink)
-                .await;
+            let r = self.try_once(i, model, req, mechanism, limit, sink).await;
             let latency_ms = ms(start.elapsed());
             let mut record = |usage: Usage, error: Option<String>| {
                 let a = Attempt {
@@ -688,9 +687,9 @@ impl Router {
         req: &ChatRequest,
         mechanism: Mechanism,
         limit: Duration,
-        n_ctx: Option<u32>,
         sink: &mut (dyn FnMut(StreamEvent<'_>) + Send),
     ) -> Result<TryOk, TryError> {
+        let n_ctx = self.known_context(i);
         let p = &self.inner.cfg.providers[i];
         let fail = |e: LlmError| TryError::Fail(e, Usage::default());
         let key = match &p.api_key_env {

@@ -11,6 +11,7 @@ mod honest;
 mod injection;
 mod live;
 mod offline;
+mod replay;
 mod wire;
 
 use std::collections::BTreeMap;
