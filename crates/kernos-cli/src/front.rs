@@ -114,6 +114,9 @@ impl Observer for CliObserver {
         if let Some(n) = &planned.notice {
             eprintln!("kernos: {n}");
         }
+        if let kernos_planner::llm::Source::Model { provider, model } = &planned.source {
+            eprintln!("kernos: planned by the language model {provider}/{model}");
+        }
         // Changes the planner was unsure of were refused already; a read that left words
         // unexplained still runs, but never silently.
         if let (false, kernos_planner::Outcome::Plan { .. }) =

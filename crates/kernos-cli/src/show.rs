@@ -13,8 +13,15 @@ pub fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
         .steps
         .iter()
         .all(|s| s.reversibility != kernos_core::Reversibility::Irreversible);
+    // A plan a language model wrote says so: the person judges it knowing who wrote it.
+    let by_model = plan
+        .planner
+        .as_deref()
+        .and_then(|p| p.strip_prefix("llm:"))
+        .map(|m| format!(", planned by the language model {m}"))
+        .unwrap_or_default();
     println!(
-        "{} ({} step{}, risk {}{})",
+        "{} ({} step{}, risk {}{}{})",
         style.bold("Plan"),
         plan.steps.len(),
         if plan.steps.len() == 1 { "" } else { "s" },
@@ -25,7 +32,8 @@ pub fn print_preview(plan: &Plan, preview: &Preview, style: Style, home: &str) {
             ", reversible"
         } else {
             ", NOT fully reversible"
-        }
+        },
+        by_model
     );
     for s in &preview.steps {
         println!(

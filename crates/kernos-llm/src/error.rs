@@ -135,6 +135,22 @@ pub enum LlmError {
         detail: String,
     },
 
+    /// The prompt plus the answer do not fit the model's context window ("Context size has
+    /// been exceeded", "maximum context length"). The same request fails the same way every
+    /// time, so it is never retried.
+    #[error(
+        "{provider}: the request does not fit the model's context window{}: {message}",
+        context.map(|n| format!(" ({n} tokens)")).unwrap_or_default()
+    )]
+    ContextExceeded {
+        /// Provider name.
+        provider: String,
+        /// The server's context size, when known.
+        context: Option<u32>,
+        /// The server's message (or ours, when the prompt alone is too long to send).
+        message: String,
+    },
+
     /// The model stopped at `max_tokens` before the structured answer was complete.
     #[error(
         "{provider}: the answer hit max_tokens ({max_tokens}) before the JSON was complete; raise max_tokens"
@@ -315,6 +331,7 @@ impl LlmError {
             LlmError::MalformedResponse { .. } => "malformed_response",
             LlmError::TruncatedStream { .. } => "truncated_stream",
             LlmError::OutputTruncated { .. } => "output_truncated",
+            LlmError::ContextExceeded { .. } => "context_exceeded",
             LlmError::InvalidJson { .. } => "invalid_json",
             LlmError::Refused { .. } => "refused",
             LlmError::BudgetExhausted { .. } => "budget_exhausted",

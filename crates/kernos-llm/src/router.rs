@@ -2,7 +2,7 @@
 //! and a wall-time budget, adapts to what each server supports, and meters every try.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -51,11 +51,25 @@ struct ProviderState {
     downgrade: AtomicU8,
     /// Learned [`Quirks`] as bits.
     quirks: AtomicU8,
+    /// The server's context size in tokens, [`CTX_UNKNOWN`] until asked, [`CTX_NONE`] when it
+    /// does not say (llama.cpp's `GET /props` reports it).
+    n_ctx: AtomicU32,
 }
 
 const Q_MAX_COMPLETION: u8 = 1;
 const Q_NO_TEMPERATURE: u8 = 2;
 const Q_NO_STREAM_OPTIONS: u8 = 4;
+const Q_STRICT_REQUIRED: u8 = 8;
+
+/// `ProviderState::n_ctx` before the server was asked.
+const CTX_UNKNOWN: u32 = 0;
+/// `ProviderState::n_ctx` when the server does not say.
+const CTX_NONE: u32 = u32::MAX;
+/// Tokens kept free between the prompt estimate and the context size: the estimate is
+/// rough and chat templates add their own tokens.
+const CTX_MARGIN: u32 = 64;
+/// Fewest answer tokens worth asking for; less room than this means the prompt is too long.
+const MIN_ANSWER_TOKENS: u32 = 48;
 
 impl fmt::Debug for Router {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -161,13 +175,24 @@ impl Router {
         let state = cfg
             .providers
             .iter()
-            .map(|_| ProviderState {
+            .map(|p| ProviderState {
                 breaker: Mutex::new(Breaker::new(
                     cfg.breaker.failure_threshold,
                     Duration::from_millis(cfg.breaker.cooldown_ms),
                 )),
                 downgrade: AtomicU8::new(0),
-                quirks: AtomicU8::new(0),
+                // OpenAI's own API is known to want strict schemas with every property
+                // required; other servers teach it with a 400 if they want it too.
+                quirks: AtomicU8::new(
+                    if p.kind == ProviderKind::OpenAi
+                        && p.endpoint().starts_with("https://api.openai.com/")
+                    {
+                        Q_STRICT_REQUIRED
+                    } else {
+                        0
+                    },
+                ),
+                n_ctx: AtomicU32::new(CTX_UNKNOWN),
             })
             .collect();
         Ok(Router {
@@ -367,6 +392,57 @@ impl Router {
         })
     }
 
+    /// The context size provider `i` reported, if it was asked and said.
+    fn known_context(&self, i: usize) -> Option<u32> {
+        match self.inner.state[i].n_ctx.load(Ordering::Relaxed) {
+            CTX_UNKNOWN | CTX_NONE => None,
+            n => Some(n),
+        }
+    }
+
+    /// The server's context size in tokens, asked once per provider: llama.cpp's
+    /// `GET /props` reports `n_ctx` (under `default_generation_settings` in current versions).
+    /// Only OpenAI-compatible servers that are not OpenAI's own are asked; any failure means
+    /// "unknown" and the answer is then limited by `max_tokens` alone.
+    async fn context_size(&self, i: usize, deadline: Instant) -> Option<u32> {
+        let st = &self.inner.state[i];
+        match st.n_ctx.load(Ordering::Relaxed) {
+            CTX_UNKNOWN => {}
+            CTX_NONE => return None,
+            n => return Some(n),
+        }
+        let p = &self.inner.cfg.providers[i];
+        let base = p.effective_base_url().trim_end_matches('/');
+        if p.kind != ProviderKind::OpenAi || base.starts_with("https://api.openai.com") {
+            st.n_ctx.store(CTX_NONE, Ordering::Relaxed);
+            return None;
+        }
+        let root = base.strip_suffix("/v1").unwrap_or(base);
+        let limit = Duration::from_secs(3).min(deadline.saturating_duration_since(Instant::now()));
+        let mut rb = self.inner.http.get(format!("{root}/props"));
+        for (k, v) in &p.headers {
+            rb = rb.header(k.as_str(), v.as_str());
+        }
+        let got = tokio::time::timeout(limit, async {
+            let resp = rb.send().await.ok()?;
+            if !resp.status().is_success() {
+                return None;
+            }
+            let body = resp.bytes().await.ok()?;
+            let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            v.pointer("/default_generation_settings/n_ctx")
+                .or_else(|| v.get("n_ctx"))
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n > 0 && *n != CTX_NONE)
+        })
+        .await
+        .ok()
+        .flatten();
+        st.n_ctx.store(got.unwrap_or(CTX_NONE), Ordering::Relaxed);
+        got
+    }
+
     fn index(&self, name: &str) -> Option<usize> {
         self.inner.cfg.providers.iter().position(|p| p.name == name)
     }
@@ -466,6 +542,7 @@ impl Router {
             max_completion_tokens: q & Q_MAX_COMPLETION != 0,
             no_temperature: q & Q_NO_TEMPERATURE != 0,
             no_stream_options: q & Q_NO_STREAM_OPTIONS != 0,
+            strict_all_required: q & Q_STRICT_REQUIRED != 0,
         }
     }
 
@@ -493,6 +570,8 @@ impl Router {
         // a bounded number of times (the mode only moves forward, each quirk bit is set once),
         // so this bound is never the one that stops us.
         let mut adaptations = 0;
+        // Asked once per provider; `try_once` reads what it said.
+        self.context_size(i, deadline).await;
         loop {
             let now = Instant::now();
             let allowed = self.breaker(i).allow(now);
@@ -610,6 +689,7 @@ impl Router {
         limit: Duration,
         sink: &mut (dyn FnMut(StreamEvent<'_>) + Send),
     ) -> Result<TryOk, TryError> {
+        let n_ctx = self.known_context(i);
         let p = &self.inner.cfg.providers[i];
         let fail = |e: LlmError| TryError::Fail(e, Usage::default());
         let key = match &p.api_key_env {
@@ -624,7 +704,21 @@ impl Router {
             },
             None => None,
         };
-        let max_tokens = req.max_tokens.unwrap_or(p.max_tokens);
+        let max_tokens = match answer_room(
+            req,
+            mechanism,
+            req.max_tokens.unwrap_or(p.max_tokens),
+            n_ctx,
+        ) {
+            Ok(n) => n,
+            Err(message) => {
+                return Err(fail(LlmError::ContextExceeded {
+                    provider: p.name.clone(),
+                    context: n_ctx,
+                    message,
+                }));
+            }
+        };
         let body = wire::encode(
             p.kind,
             &EncodeArgs {
@@ -841,6 +935,13 @@ impl Router {
             },
             Exchange::Truncated(detail) => LlmError::TruncatedStream { provider, detail },
             Exchange::Malformed(detail) => LlmError::MalformedResponse { provider, detail },
+            Exchange::StreamServer { message, .. } if context_exceeded(&message) => {
+                LlmError::ContextExceeded {
+                    provider,
+                    context: self.known_context(i),
+                    message,
+                }
+            }
             Exchange::StreamServer {
                 status: 429,
                 message,
@@ -868,6 +969,27 @@ impl Router {
                 body,
             } => {
                 let (message, param) = wire::error_message(&body);
+                if status >= 400 && context_exceeded(&message) {
+                    return TryError::Fail(
+                        LlmError::ContextExceeded {
+                            provider,
+                            context: self.known_context(i),
+                            message,
+                        },
+                        Usage::default(),
+                    );
+                }
+                if status >= 500 && bad_schema(&message) {
+                    // The server cannot use the schema: the same request fails the same way.
+                    return TryError::Fail(
+                        LlmError::Rejected {
+                            provider,
+                            status,
+                            message,
+                        },
+                        Usage::default(),
+                    );
+                }
                 match status {
                     429 => LlmError::RateLimited {
                         provider,
@@ -915,6 +1037,19 @@ impl Router {
         let m = message.to_ascii_lowercase();
         let param = param.unwrap_or("").to_ascii_lowercase();
         let mentions = |words: &[&str]| words.iter().any(|w| m.contains(w) || param.contains(w));
+        let q = st.quirks.load(Ordering::Relaxed);
+        if has_schema
+            && p.kind == ProviderKind::OpenAi
+            && q & Q_STRICT_REQUIRED == 0
+            && m.contains("required")
+            && mentions(&["schema", "response_format", "strict"])
+        {
+            st.quirks.fetch_or(Q_STRICT_REQUIRED, Ordering::Relaxed);
+            return Some(TryError::Quirk(format!(
+                "{}: the server wants every schema property required ({message}); re-sending the strict form",
+                p.name
+            )));
+        }
         if has_schema && p.structured == StructuredMode::Auto {
             let next = match mechanism {
                 Mechanism::JsonSchema
@@ -944,7 +1079,6 @@ impl Router {
                 )));
             }
         }
-        let q = st.quirks.load(Ordering::Relaxed);
         let bit = if p.kind == ProviderKind::OpenAi
             && mentions(&["max_completion_tokens"])
             && q & Q_MAX_COMPLETION == 0
@@ -969,6 +1103,65 @@ impl Router {
             p.name
         )))
     }
+}
+
+/// An error message saying the prompt and answer do not fit the context window: llama.cpp
+/// ("Context size has been exceeded", "the request exceeds the available context size"),
+/// OpenAI and vLLM ("maximum context length is … tokens"), Ollama, Anthropic ("prompt is too
+/// long").
+fn context_exceeded(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("context size")
+        || m.contains("context length")
+        || m.contains("context window")
+        || (m.contains("exceed") && m.contains("context"))
+        || m.contains("prompt is too long")
+        || m.contains("too many tokens")
+}
+
+/// A server error caused by the schema itself (llama.cpp turning it into a grammar).
+fn bad_schema(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    (m.contains("grammar") || m.contains("schema"))
+        && (m.contains("invalid")
+            || m.contains("failed")
+            || m.contains("unsupported")
+            || m.contains("parse"))
+}
+
+/// Tokens the answer may use: `want`, less when the server's context (`n_ctx`) minus the
+/// prompt leaves less room; `Err` when the prompt alone leaves too little. The prompt is
+/// estimated at 3 characters a token (JSON and code run denser than prose's 4).
+fn answer_room(
+    req: &ChatRequest,
+    mechanism: Mechanism,
+    want: u32,
+    n_ctx: Option<u32>,
+) -> Result<u32, String> {
+    let Some(n_ctx) = n_ctx else {
+        return Ok(want);
+    };
+    let mut chars = wire::system_prompt(req, mechanism).chars().count()
+        + req
+            .messages
+            .iter()
+            .map(|m| m.content.chars().count() + 16)
+            .sum::<usize>();
+    if matches!(mechanism, Mechanism::Tools) {
+        // A tool's parameters are shown to the model through the chat template.
+        chars += req
+            .schema
+            .as_ref()
+            .map_or(0, |s| s.schema.to_string().len());
+    }
+    let prompt = u32::try_from(chars.div_ceil(3)).unwrap_or(u32::MAX);
+    let room = n_ctx.saturating_sub(prompt).saturating_sub(CTX_MARGIN);
+    if room < MIN_ANSWER_TOKENS {
+        return Err(format!(
+            "the prompt is about {prompt} tokens and the context holds {n_ctx}; not sent"
+        ));
+    }
+    Ok(want.min(room))
 }
 
 fn stream_failure(f: StreamFailure) -> Exchange {

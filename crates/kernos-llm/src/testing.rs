@@ -156,6 +156,8 @@ struct Shared {
     /// Used when the script is exhausted.
     fallback: Mutex<Option<Reply>>,
     requests: Mutex<Vec<Recorded>>,
+    /// What `GET /props` reports as the context size (llama.cpp's way); `None`: 404.
+    n_ctx: Mutex<Option<u32>>,
     stop: AtomicBool,
 }
 
@@ -187,6 +189,7 @@ impl FakeServer {
             replies: Mutex::new(replies.into()),
             fallback: Mutex::new(None),
             requests: Mutex::new(Vec::new()),
+            n_ctx: Mutex::new(None),
             stop: AtomicBool::new(false),
         });
         let s = shared.clone();
@@ -230,6 +233,14 @@ impl FakeServer {
         lock(&self.shared.requests).len()
     }
 
+    /// Answers `GET /props` as llama.cpp's server does, reporting a context of `n` tokens
+    /// (without this it answers 404, as servers without the endpoint do). Such requests are
+    /// neither recorded nor scripted.
+    pub fn with_context(self, n: u32) -> FakeServer {
+        *lock(&self.shared.n_ctx) = Some(n);
+        self
+    }
+
     /// Appends an answer to the script.
     pub fn push(&self, reply: Reply) {
         lock(&self.shared.replies).push_back(reply);
@@ -256,9 +267,38 @@ pub fn closed_port_url() -> String {
 }
 
 fn serve(mut conn: TcpStream, s: &Shared) {
-    let Some(req) = read_request(&mut conn) else {
+    let Some((method, req)) = read_request(&mut conn) else {
         return;
     };
+    if method == "GET" && req.path.ends_with("/props") {
+        let n_ctx = *lock(&s.n_ctx);
+        match n_ctx {
+            Some(n) => {
+                let body = format!(
+                    r#"{{"default_generation_settings":{{"n_ctx":{n},"params":{{}}}},"total_slots":1,"model_path":"fake.gguf"}}"#
+                );
+                send_full(
+                    &mut conn,
+                    200,
+                    &[],
+                    "application/json",
+                    body.as_bytes(),
+                    Duration::ZERO,
+                );
+            }
+            None => send_full(
+                &mut conn,
+                404,
+                &[],
+                "text/plain",
+                b"File Not Found",
+                Duration::ZERO,
+            ),
+        }
+        let _ = conn.flush();
+        let _ = conn.shutdown(Shutdown::Write);
+        return;
+    }
     lock(&s.requests).push(req);
     let next = lock(&s.replies).pop_front();
     let reply = next
@@ -353,11 +393,12 @@ fn send_stream(conn: &mut TcpStream, pieces: &[String], delay: Duration, complet
     false
 }
 
-fn read_request(conn: &mut TcpStream) -> Option<Recorded> {
+fn read_request(conn: &mut TcpStream) -> Option<(String, Recorded)> {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let mut r = BufReader::new(conn.try_clone().ok()?);
     let mut line = String::new();
     r.read_line(&mut line).ok()?;
+    let method = line.split_whitespace().next()?.to_owned();
     let path = line.split_whitespace().nth(1)?.to_owned();
     let mut headers = Vec::new();
     let mut len = 0usize;
@@ -377,11 +418,14 @@ fn read_request(conn: &mut TcpStream) -> Option<Recorded> {
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).ok()?;
-    Some(Recorded {
-        path,
-        headers,
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    })
+    Some((
+        method,
+        Recorded {
+            path,
+            headers,
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        },
+    ))
 }
 
 fn reason(status: u16) -> &'static str {

@@ -497,6 +497,33 @@ impl Planner {
         Ok(())
     }
 
+    /// Whether `request` refers to the previous one: "undo that", "do the same for /opt",
+    /// "again", or a pronoun ("delete them", "compress those files") before anything in the
+    /// request itself it could point at (in "find big logs and delete them", "them" is the
+    /// first clause's result). Only a follow-up should see the previous request: shown to a
+    /// model otherwise, a small one copies the old plan.
+    pub fn refers_back(&self, request: &str, ctx: &PlanContext) -> bool {
+        if ctx.conversation.is_none() {
+            return false;
+        }
+        let mut words = self.vocab.annotate(lex::lex(request));
+        self.wishes(&mut words);
+        fillers(
+            &mut words,
+            self.vocab.id("recursive"),
+            self.vocab.id("duplicates"),
+        );
+        if self.undo(&words, ctx).is_some() || self.follow_up(request, &words, ctx).is_some() {
+            return true;
+        }
+        entities::extract(&words, &self.vocab).iter().any(|e| {
+            matches!(e.ent, Ent::Pronoun { .. })
+                && !words[..e.start]
+                    .iter()
+                    .any(|w| matches!(w.tok.low.as_str(), "and" | "then" | "," | ";" | "&&" | "|"))
+        })
+    }
+
     /// Whether `tool.action` is one the table marks as changing something.
     fn is_mutating(&self, tool: &str, action: &str) -> bool {
         self.intents

@@ -25,6 +25,73 @@ pub struct Quirks {
     pub no_temperature: bool,
     /// Do not send `stream_options` (servers that reject unknown fields).
     pub no_stream_options: bool,
+    /// Send a strict schema in [`strict_form`]: OpenAI's strict structured outputs require
+    /// every property of every object to be listed in `required` (llama.cpp and others take
+    /// optional properties as they are, and a grammar lets the model skip them).
+    pub strict_all_required: bool,
+}
+
+/// `schema` as OpenAI's strict mode wants it: every object lists all its properties in
+/// `required`, and a property that was optional becomes nullable (`null` = not given), so
+/// the meaning is unchanged.
+pub fn strict_form(schema: &Value) -> Value {
+    match schema {
+        Value::Object(o) => {
+            let mut out: serde_json::Map<String, Value> = o
+                .iter()
+                .map(|(k, v)| {
+                    let v = if k == "properties" {
+                        v.clone()
+                    } else {
+                        strict_form(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect();
+            if let Some(props) = o.get("properties").and_then(Value::as_object) {
+                let required: Vec<&str> = o
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let mut new_props = serde_json::Map::new();
+                for (k, v) in props {
+                    let v = strict_form(v);
+                    let v = if required.contains(&k.as_str()) {
+                        v
+                    } else {
+                        nullable(v)
+                    };
+                    new_props.insert(k.clone(), v);
+                }
+                out.insert(
+                    "required".into(),
+                    Value::Array(props.keys().map(|k| Value::from(k.as_str())).collect()),
+                );
+                out.insert("properties".into(), Value::Object(new_props));
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(strict_form).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `{"anyOf": [schema, {"type": "null"}]}`, flattened when `schema` is already a union.
+fn nullable(schema: Value) -> Value {
+    let null_type = serde_json::json!({"type": "null"});
+    match schema {
+        Value::Object(mut o) if o.len() == 1 && o.contains_key("anyOf") => {
+            if let Some(Value::Array(alts)) = o.get_mut("anyOf") {
+                alts.push(null_type);
+            }
+            Value::Object(o)
+        }
+        other => Value::Object(serde_json::Map::from_iter([(
+            "anyOf".to_owned(),
+            Value::Array(vec![other, null_type]),
+        )])),
+    }
 }
 
 /// Everything a request body needs.

@@ -45,6 +45,13 @@ pub fn request_body(a: &EncodeArgs<'_>) -> Value {
         body.insert("stream_options".into(), json!({"include_usage": true}));
     }
     if let Some(s) = &req.schema {
+        let strict_schema;
+        let schema = if s.strict && a.quirks.strict_all_required {
+            strict_schema = super::strict_form(&s.schema);
+            &strict_schema
+        } else {
+            &s.schema
+        };
         match a.mechanism {
             Mechanism::JsonSchema => {
                 let mut js = Map::new();
@@ -52,7 +59,7 @@ pub fn request_body(a: &EncodeArgs<'_>) -> Value {
                 if !s.description.is_empty() {
                     js.insert("description".into(), Value::from(s.description.as_str()));
                 }
-                js.insert("schema".into(), s.schema.clone());
+                js.insert("schema".into(), schema.clone());
                 js.insert("strict".into(), Value::Bool(s.strict));
                 body.insert(
                     "response_format".into(),
@@ -63,7 +70,7 @@ pub fn request_body(a: &EncodeArgs<'_>) -> Value {
                 let mut f = Map::new();
                 f.insert("name".into(), Value::from(s.name.as_str()));
                 f.insert("description".into(), Value::from(s.description.as_str()));
-                f.insert("parameters".into(), s.schema.clone());
+                f.insert("parameters".into(), schema.clone());
                 if s.strict {
                     f.insert("strict".into(), Value::Bool(true));
                 }
@@ -347,6 +354,7 @@ mod tests {
             max_completion_tokens: true,
             no_temperature: true,
             no_stream_options: true,
+            strict_all_required: false,
         };
         let b = request_body(&a);
         assert_eq!(b["tool_choice"]["function"]["name"], "plan");

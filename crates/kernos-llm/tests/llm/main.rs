@@ -7,6 +7,7 @@
 
 mod anthropic;
 mod api;
+mod context;
 mod fixtures;
 mod live;
 mod local_servers;

@@ -276,6 +276,7 @@ impl<'a> Agent<'a> {
                     agent: true,
                     untrusted: !observations.is_empty(),
                     max_tokens: None,
+                    actions: Vec::new(),
                 },
             );
             report.tokens += job.tokens();

@@ -1,16 +1,14 @@
 //! The answer format asked of the model, and reading an answer back into a [`Plan`].
 //!
-//! The format is strict-JSON-schema compatible (OpenAI `strict: true`, Anthropic structured
-//! outputs, llama.cpp / Ollama grammars): every object closes `additionalProperties` and lists
-//! every property as required. Because strict mode forbids free-form objects, a step's
-//! arguments are a list of `{name, value}` pairs whose values are a string, an integer, a
-//! boolean, a list of strings or a reference to an earlier step's rows — every argument type
-//! of the catalog is one of those. The action name is an `enum` of the catalog, so a
-//! constrained server cannot even spell an action that does not exist.
+//! The format is a tagged union per action (see [`output_schema_for`]): each step is
+//! `{"action": "fs.find", "args": {…that action's own arguments…}, "why": "…"}`, so a server
+//! that constrains decoding to the schema cannot produce an unknown action, argument name or
+//! type. Every object closes `additionalProperties`.
 //!
-//! Reading is lenient, because servers without constrained decoding answer in whatever shape
-//! the model likes: arguments as a plain object or as JSON text, `{"$step": 0}` references,
-//! `tool` and `action` given separately. What matters is that the result then passes the
+//! Reading is lenient where that is safe, because servers without constrained decoding answer
+//! in whatever shape the model likes: arguments as `{name, value}` pairs (the format before
+//! the union) or as JSON text, `{"$step": 0}` references, `tool` and `action` given
+//! separately, `"5"` for an integer. What matters is that the result then passes the
 //! catalog's validator, the same one the offline planner's plans go through.
 
 use kernos_core::{Plan, PlanIssue, Step, StepRef};
@@ -21,76 +19,54 @@ use serde_json::{Map, Value, json};
 /// Longest `why` kept per step.
 const MAX_WHY: usize = 240;
 
-/// The output schema for plans (`agent`: with the `done` flag of agent mode).
+/// The output schema for plans over the whole catalog (`agent`: with the `done` flag of agent
+/// mode). See [`output_schema_for`].
 pub fn output_schema(registry: &Registry, agent: bool) -> OutputSchema {
-    let actions: Vec<Value> = registry.names().map(Value::from).collect();
-    let mut props = Map::new();
-    props.insert(
-        "steps".into(),
-        json!({"type": "array", "items": {"$ref": "#/$defs/step"}}),
-    );
-    props.insert(
-        "message".into(),
-        json!({
-            "type": "string",
-            "description": if agent {
-                "When done: the answer to the user. Otherwise what you are checking (may be empty)."
-            } else {
-                "Empty when there are steps; otherwise one sentence saying why no plan fits."
+    output_schema_for(registry, &[], agent)
+}
+
+/// The output schema for plans using only `actions` (names like `fs.find`; empty, or no known
+/// name among them, means the whole catalog).
+///
+/// Each step is a tagged union over the actions: `{"action": "fs.find", "args": {…}}` where
+/// `args` is that action's own argument object, compiled from the schema the registry derives
+/// from its Rust type — names, types, enums and required arguments, nothing else allowed. A
+/// server that constrains decoding to the schema (llama.cpp's grammar, OpenAI's strict
+/// structured outputs, Anthropic's tool input schema) then cannot produce an unknown action,
+/// an unknown or misspelt argument, or a value of the wrong type. Optional arguments and the
+/// `message` are left out of `required`, so a grammar lets the model skip them (fewer tokens)
+/// and puts them after the required ones; strict OpenAI mode gets them back as nullable
+/// (`kernos_llm::wire::strict_form`).
+pub fn output_schema_for(registry: &Registry, actions: &[String], agent: bool) -> OutputSchema {
+    let mut variants: Vec<Value> = Vec::new();
+    for tool in registry.tools() {
+        for a in &tool.actions {
+            let name = format!("{}.{}", tool.name, a.name);
+            if actions.is_empty() || actions.contains(&name) {
+                variants.push(step_variant(&name, &a.args_schema));
             }
-        }),
-    );
-    let mut required = vec![json!("steps"), json!("message")];
+        }
+    }
+    if variants.is_empty() && !actions.is_empty() {
+        return output_schema_for(registry, &[], agent);
+    }
+    let steps = json!({
+        "type": "array",
+        "items": if variants.len() == 1 { variants.remove(0) } else { json!({"anyOf": variants}) }
+    });
+    let mut props = Map::new();
+    props.insert("steps".into(), steps);
+    props.insert("message".into(), json!({"type": "string"}));
+    let mut required = vec![json!("steps")];
     if agent {
-        props.insert(
-            "done".into(),
-            json!({"type": "boolean", "description": "True when the goal is reached or cannot be; then steps is empty."}),
-        );
-        required.push(json!("done"));
+        props.insert("done".into(), json!({"type": "boolean"}));
+        required.insert(0, json!("done"));
     }
     let schema = json!({
         "type": "object",
         "properties": props,
         "required": required,
         "additionalProperties": false,
-        "$defs": {
-            "step": {
-                "type": "object",
-                "properties": {
-                    "action": {"type": "string", "enum": actions},
-                    "args": {"type": "array", "items": {"$ref": "#/$defs/arg"}},
-                    "needs": {"type": "array", "items": {"type": "integer"}},
-                    "why": {"type": "string"}
-                },
-                "required": ["action", "args", "needs", "why"],
-                "additionalProperties": false
-            },
-            "arg": {
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string"},
-                    "value": {"anyOf": [
-                        {"type": "string"},
-                        {"type": "integer"},
-                        {"type": "boolean"},
-                        {"type": "array", "items": {"type": "string"}},
-                        {"$ref": "#/$defs/ref"}
-                    ]}
-                },
-                "required": ["name", "value"],
-                "additionalProperties": false
-            },
-            "ref": {
-                "type": "object",
-                "description": "The rows of an earlier step: its index and the column to use.",
-                "properties": {
-                    "step": {"type": "integer"},
-                    "column": {"type": "string"}
-                },
-                "required": ["step", "column"],
-                "additionalProperties": false
-            }
-        }
     });
     OutputSchema {
         name: if agent {
@@ -106,6 +82,138 @@ pub fn output_schema(registry: &Registry, agent: bool) -> OutputSchema {
         },
         schema,
         strict: true,
+    }
+}
+
+/// One arm of the step union: this action's name as a one-value enum and its arguments.
+fn step_variant(name: &str, args_schema: &Value) -> Value {
+    let empty = Map::new();
+    let defs = args_schema
+        .get("$defs")
+        .or_else(|| args_schema.get("definitions"))
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    json!({
+        "type": "object",
+        "properties": {
+            "action": {"type": "string", "enum": [name]},
+            "args": compile_object(args_schema, defs, 0),
+            "why": {"type": "string"},
+        },
+        "required": ["action", "args"],
+        "additionalProperties": false,
+    })
+}
+
+/// How a step reference is written in an answer.
+fn ref_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"step": {"type": "integer", "minimum": 0}, "column": {"type": "string"}},
+        "required": ["step", "column"],
+        "additionalProperties": false,
+    })
+}
+
+/// An object schema in the subset every constraining server accepts: its properties compiled,
+/// its own `required`, nothing else allowed.
+fn compile_object(s: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
+    let mut props = Map::new();
+    if let Some(p) = s.get("properties").and_then(Value::as_object) {
+        for (k, v) in p {
+            props.insert(k.clone(), compile(v, defs, depth + 1));
+        }
+    }
+    let required: Vec<Value> = s
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter(|n| n.as_str().is_some_and(|n| props.contains_key(n)))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "type": "object",
+        "properties": props,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+/// One property schema, inlined and simplified: `$ref`s resolved (a step reference becomes
+/// [`ref_schema`]), `null` alternatives dropped (an absent argument is "not given"), one-value
+/// `oneOf`s of strings folded into an `enum`, documentation keywords dropped.
+fn compile(p: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
+    if depth > 8 {
+        return json!({});
+    }
+    if let Some(r) = p.get("$ref").and_then(Value::as_str) {
+        let name = r.rsplit('/').next().unwrap_or(r);
+        if name == "StepRef" {
+            return ref_schema();
+        }
+        return defs
+            .get(name)
+            .map_or_else(|| json!({}), |d| compile(d, defs, depth + 1));
+    }
+    if let Some(e) = p.get("enum").and_then(Value::as_array) {
+        let vals: Vec<Value> = e.iter().filter(|v| !v.is_null()).cloned().collect();
+        return json!({"type": "string", "enum": vals});
+    }
+    if let Some(c) = p.get("const") {
+        return json!({"type": "string", "enum": [c]});
+    }
+    for k in ["anyOf", "oneOf"] {
+        if let Some(alts) = p.get(k).and_then(Value::as_array) {
+            let alts: Vec<Value> = alts
+                .iter()
+                .filter(|a| a.get("type").and_then(Value::as_str) != Some("null"))
+                .map(|a| compile(a, defs, depth + 1))
+                .collect();
+            let consts: Option<Vec<Value>> = alts
+                .iter()
+                .map(|a| match a.get("enum").and_then(Value::as_array) {
+                    Some(e) if a.get("type") == Some(&json!("string")) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(|v| v.into_iter().flatten().collect());
+            return match (consts, alts.len()) {
+                (Some(vals), n) if n > 0 => json!({"type": "string", "enum": vals}),
+                (_, 1) => alts.into_iter().next().unwrap_or_else(|| json!({})),
+                _ => json!({"anyOf": alts}),
+            };
+        }
+    }
+    let types: Vec<&str> = match p.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|t| *t != "null")
+            .collect(),
+        _ => Vec::new(),
+    };
+    let one = |t: &str| -> Value {
+        match t {
+            "array" => json!({
+                "type": "array",
+                "items": p.get("items").map_or_else(|| json!({}), |i| compile(i, defs, depth + 1)),
+            }),
+            "object" => compile_object(p, defs, depth),
+            "integer" => match p.get("minimum").and_then(Value::as_i64) {
+                Some(m) => json!({"type": "integer", "minimum": m}),
+                None => json!({"type": "integer"}),
+            },
+            other => json!({"type": other}),
+        }
+    };
+    match types.as_slice() {
+        [] => json!({}),
+        [t] => one(t),
+        ts => json!({"anyOf": ts.iter().map(|t| one(t)).collect::<Vec<_>>()}),
     }
 }
 
@@ -230,6 +338,16 @@ pub fn read_answer(v: &Value, registry: &Registry) -> Result<Answer, Vec<PlanIss
                 format!("must be a list of step indexes, not {}", kind_of(other)),
             ),
         }
+        if let Some(a) = registry.get(&tool, &name) {
+            coerce_args(&mut step.args, &a.spec().args_schema);
+        }
+        for (_, r) in step.refs() {
+            if !step.needs.contains(&r.step) {
+                step.needs.push(r.step);
+            }
+        }
+        step.needs.sort_unstable();
+        step.needs.dedup();
         step.why = s
             .get("why")
             .and_then(Value::as_str)
@@ -245,6 +363,44 @@ pub fn read_answer(v: &Value, registry: &Registry) -> Result<Answer, Vec<PlanIss
         message,
         done,
     })
+}
+
+/// Reads values the way a person would where that cannot change their meaning: `"5"` for a
+/// declared integer is 5, `"true"` for a boolean is true, a number for a string is its digits,
+/// one string where a list of strings is declared is a list of one. Anything else is left for
+/// the validator to reject.
+fn coerce_args(args: &mut Map<String, Value>, args_schema: &Value) {
+    let empty = Map::new();
+    let defs = args_schema
+        .get("$defs")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let Some(props) = args_schema.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    for (k, v) in args.iter_mut() {
+        let Some(p) = props.get(k) else { continue };
+        let p = compile(p, defs, 0);
+        let ty = p.get("type").and_then(Value::as_str);
+        let fixed = match (ty, &*v) {
+            (Some("integer"), Value::String(t)) => t.trim().parse::<i64>().ok().map(Value::from),
+            (Some("boolean"), Value::String(t)) => match t.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" => Some(Value::Bool(true)),
+                "false" | "no" => Some(Value::Bool(false)),
+                _ => None,
+            },
+            (Some("string"), Value::Number(n)) => Some(Value::String(n.to_string())),
+            (Some("array"), Value::String(t))
+                if p["items"].get("type").and_then(Value::as_str) == Some("string") =>
+            {
+                Some(Value::Array(vec![Value::String(t.clone())]))
+            }
+            _ => None,
+        };
+        if let Some(f) = fixed {
+            *v = f;
+        }
+    }
 }
 
 /// Arguments as pairs, an object, or JSON text of an object.
@@ -362,41 +518,105 @@ mod tests {
         Registry::builtin()
     }
 
-    #[test]
-    fn schema_is_strict_everywhere() {
-        fn walk(v: &Value, at: &str) {
-            if let Some(o) = v.as_object() {
-                if o.get("type") == Some(&json!("object")) {
-                    assert_eq!(o.get("additionalProperties"), Some(&json!(false)), "{at}");
-                    let props: Vec<&String> = o["properties"].as_object().unwrap().keys().collect();
-                    let req: Vec<&str> = o["required"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .collect();
-                    for p in props {
-                        assert!(req.contains(&p.as_str()), "{at}: {p} not required");
-                    }
-                }
-                for (k, x) in o {
-                    walk(x, &format!("{at}/{k}"));
-                }
-            } else if let Some(a) = v.as_array() {
-                for (i, x) in a.iter().enumerate() {
-                    walk(x, &format!("{at}/{i}"));
+    /// Every object closed; in the strict form every property required. Returns the objects
+    /// seen.
+    fn walk(v: &Value, at: &str, strict: bool, n: &mut usize) {
+        if let Some(o) = v.as_object() {
+            if o.get("type") == Some(&json!("object")) {
+                *n += 1;
+                assert_eq!(o.get("additionalProperties"), Some(&json!(false)), "{at}");
+                let req: Vec<&str> = o["required"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+                for p in o["properties"].as_object().unwrap().keys() {
+                    assert!(
+                        !strict || req.contains(&p.as_str()),
+                        "{at}: {p} not required"
+                    );
                 }
             }
+            for (k, x) in o {
+                walk(x, &format!("{at}/{k}"), strict, n);
+            }
+        } else if let Some(a) = v.as_array() {
+            for (i, x) in a.iter().enumerate() {
+                walk(x, &format!("{at}/{i}"), strict, n);
+            }
         }
+    }
+
+    #[test]
+    fn schema_is_a_closed_union_of_the_actions() {
         for agent in [false, true] {
             let s = output_schema(&reg(), agent);
             assert!(s.strict);
-            walk(&s.schema, "");
-            let names = s.schema["$defs"]["step"]["properties"]["action"]["enum"]
+            let mut n = 0;
+            walk(&s.schema, "", false, &mut n);
+            let mut m = 0;
+            walk(&kernos_llm::wire::strict_form(&s.schema), "", true, &mut m);
+            assert_eq!(n, m);
+            let arms = s.schema["properties"]["steps"]["items"]["anyOf"]
                 .as_array()
                 .unwrap();
-            assert!(names.contains(&json!("fs.find")));
+            assert_eq!(arms.len(), reg().names().count());
         }
+        let s = output_schema_for(&reg(), &["fs.find".into(), "fs.delete".into()], false);
+        let arms = s.schema["properties"]["steps"]["items"]["anyOf"]
+            .as_array()
+            .unwrap();
+        assert_eq!(arms.len(), 2);
+        let find = arms
+            .iter()
+            .find(|a| a["properties"]["action"]["enum"] == json!(["fs.find"]))
+            .unwrap();
+        let args = &find["properties"]["args"];
+        assert_eq!(
+            args["properties"]["min_size"],
+            json!({"type": "integer", "minimum": 0})
+        );
+        assert_eq!(
+            args["properties"]["type"],
+            json!({"type": "string", "enum": ["file", "dir", "symlink"]})
+        );
+        assert_eq!(args["required"], json!([]));
+        let delete = arms
+            .iter()
+            .find(|a| a["properties"]["action"]["enum"] == json!(["fs.delete"]))
+            .unwrap();
+        let path = &delete["properties"]["args"]["properties"]["path"]["anyOf"];
+        assert_eq!(path.as_array().unwrap().len(), 3, "{path}");
+        assert_eq!(path[0]["required"], json!(["step", "column"]));
+        // Unknown names only: the whole catalog.
+        let all = output_schema_for(&reg(), &["nope.nope".into()], false);
+        assert_eq!(all, output_schema(&reg(), false));
+    }
+
+    #[test]
+    fn numbers_and_booleans_written_as_text_are_read() {
+        let r = reg();
+        let a = read_answer(
+            &json!({"steps": [
+                {"action": "fs.largest", "args": {"path": "/var/log", "count": "5"}},
+                {"action": "fs.delete", "args": {"path": {"step": 0, "column": "path"}, "recursive": "true"}},
+                {"action": "pkg.install", "args": {"packages": "htop"}}
+            ]}),
+            &r,
+        )
+        .unwrap();
+        assert_eq!(a.plan.steps[0].args["count"], json!(5));
+        assert_eq!(a.plan.steps[1].args["recursive"], json!(true));
+        assert_eq!(a.plan.steps[1].needs, [0], "a reference implies the order");
+        assert!(r.validate(&a.plan).is_empty(), "{:?}", r.validate(&a.plan));
+        // Not a number: left for the validator, which says so.
+        let b = read_answer(
+            &json!({"steps": [{"action": "fs.largest", "args": {"path": "/", "count": "five"}}]}),
+            &r,
+        )
+        .unwrap();
+        assert!(!r.validate(&b.plan).is_empty());
     }
 
     #[test]

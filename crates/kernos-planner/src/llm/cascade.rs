@@ -8,7 +8,9 @@
 //!    repaired by [`LlmPlanner`] and, when valid, cached.
 //! 3. When no provider is configured, or every provider failed, or the model's plans stayed
 //!    invalid, the result is exactly the offline planner's outcome — with a one-line notice
-//!    saying why the model did not answer.
+//!    saying why the model did not answer. Except with `--provider`/`--model`: the person
+//!    asked for that model, so its failure is the answer (not understood, saying why), never
+//!    an offline plan run in its place.
 
 use std::sync::{Arc, OnceLock};
 
@@ -16,7 +18,7 @@ use kernos_llm::{LlmConfig, LlmError, RouteOpts};
 use kernos_tools::Registry;
 
 use super::cache::{CacheError, CacheKey, PlanCache, normalise};
-use super::job::{ChatModel, LlmFailure, LlmPlanner};
+use super::job::{ChatModel, Hints, LlmFailure, LlmPlanner};
 use super::planned::{CacheUse, Planned, Source};
 use super::prompt::{DataBlock, HostFacts, PROMPT_VERSION, recent_key};
 use crate::{Outcome, PlanContext, Planner};
@@ -316,7 +318,7 @@ impl Cascade {
             ),
             None => ("", String::new()),
         };
-        let recent = recent_key(ctx);
+        let recent = recent_key(ctx, self.offline.refers_back(request, ctx));
         let norm = normalise(request);
         CacheKey::from_parts(&[
             PROMPT_VERSION,
@@ -419,6 +421,9 @@ impl Cascade {
 
         let model = match self.model() {
             Ok(m) => m,
+            Err(e) if opts.forced() => {
+                return forced_failure(&e, cache_use, offline_confidence);
+            }
             Err(e) => {
                 return answer_offline(
                     offline,
@@ -435,9 +440,11 @@ impl Cascade {
             provider: opts.provider.clone(),
             model: opts.model.clone(),
         };
-        let report = tier
+        let hints = Hints::from_outcome(&offline, self.offline.refers_back(request, ctx));
+        let spec = tier
             .planner()
-            .plan(model, request, ctx, &opts.data, &lane, &route);
+            .plan_spec(request, ctx, &opts.data, &lane, &route, &hints);
+        let report = tier.planner().run(model, spec);
         let result = match &report.result {
             Ok(mp) => Ok(mp.clone()),
             Err(LlmFailure::Declined(m)) => Err((true, m.clone())),
@@ -466,6 +473,12 @@ impl Cascade {
                     offline_confidence,
                     unused: Vec::new(),
                 }
+            }
+            Err((_, why)) if opts.forced() => {
+                let mut p = forced_failure(&why, cache_use, offline_confidence);
+                p.lane = Some(lane);
+                p.report = Some(report);
+                p
             }
             Err((declined, why)) => {
                 let outcome = match offline {
@@ -500,6 +513,31 @@ impl Cascade {
                 }
             }
         }
+    }
+}
+
+/// `--provider`/`--model` asked for a model, and it did not plan: say why and stop. Running
+/// the offline planner's plan instead would act on a plan nobody asked for.
+fn forced_failure(why: &str, cache: CacheUse, offline_confidence: Option<f32>) -> Planned {
+    let why = why.replace('\n', " ");
+    Planned {
+        outcome: Outcome::NotUnderstood {
+            message: format!(
+                "The language model asked for (--provider/--model) did not plan this: {why}. \
+                 Nothing was run; try again without --provider/--model to let the offline \
+                 planner answer."
+            ),
+            suggestions: Vec::new(),
+        },
+        source: Source::Offline,
+        cache,
+        lane: None,
+        report: None,
+        notice: Some(format!(
+            "language model did not plan this ({why}); --provider/--model: not falling back to the offline planner"
+        )),
+        offline_confidence,
+        unused: Vec::new(),
     }
 }
 

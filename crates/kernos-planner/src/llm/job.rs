@@ -17,12 +17,18 @@ use kernos_llm::{
 use kernos_tools::Registry;
 use serde_json::Value;
 
-use super::answer::{clip_line, output_schema, read_answer};
-use super::prompt::{DataBlock, HostFacts, system_prompt, user_message};
-use crate::PlanContext;
+use super::answer::{clip_line, output_schema, output_schema_for, read_answer};
+use super::prompt::{DataBlock, HostFacts, plan_message, system_prompt};
+use super::select::{Selection, Selector};
+use crate::{Outcome, PlanContext, Planner};
 
 /// Repairs after the first answer, by default (so at most three model calls per plan).
 pub const DEFAULT_MAX_REPAIRS: u32 = 2;
+
+/// Answer tokens asked for a one-shot plan: a plan of a few steps is 30–200 tokens, so this
+/// stops a model that runs on (and the router lowers it further to what the server's context
+/// leaves).
+pub const PLAN_MAX_TOKENS: u32 = 400;
 
 /// Anything that answers chat requests through the lanes and the fallback cascade of
 /// providers: the [`BlockingRouter`] in the CLI, a test double elsewhere.
@@ -113,6 +119,8 @@ pub struct LlmPlanner {
     agent_system: OnceLock<String>,
     plan_schema: OnceLock<OutputSchema>,
     agent_schema: OnceLock<OutputSchema>,
+    selector: OnceLock<Selector>,
+    offline: OnceLock<Planner>,
     max_repairs: u32,
 }
 
@@ -134,6 +142,32 @@ pub struct JobSpec {
     pub untrusted: bool,
     /// Token limit per answer (`None`: the provider's `max_tokens`).
     pub max_tokens: Option<u32>,
+    /// The actions the answer may use (the schema's union); empty: the whole catalog.
+    pub actions: Vec<String>,
+}
+
+/// What the offline planner tells the model tier about a request: the actions its candidates
+/// name, and whether the request refers to the previous one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hints {
+    /// Actions of the offline plan (even one below the confidence bar).
+    pub actions: Vec<String>,
+    /// The request refers to the previous one ("delete them", "do the same for /opt"): only
+    /// then does the previous request go into the prompt.
+    pub follow_up: bool,
+}
+
+impl Hints {
+    /// Hints from the offline planner's outcome for the request, and its follow-up decision.
+    pub fn from_outcome(outcome: &Outcome, follow_up: bool) -> Hints {
+        let actions = match outcome {
+            Outcome::Plan { plan, .. } => plan.steps.iter().map(kernos_core::Step::name).collect(),
+            // Its suggestions are the closest things it can do, often unrelated to the
+            // request: similarity chooses better than they do.
+            Outcome::NotUnderstood { .. } | Outcome::Undo { .. } => Vec::new(),
+        };
+        Hints { actions, follow_up }
+    }
 }
 
 /// A plan from a model, validated.
@@ -218,6 +252,8 @@ impl LlmPlanner {
             agent_system: OnceLock::new(),
             plan_schema: OnceLock::new(),
             agent_schema: OnceLock::new(),
+            selector: OnceLock::new(),
+            offline: OnceLock::new(),
             max_repairs: DEFAULT_MAX_REPAIRS,
         }
     }
@@ -244,17 +280,24 @@ impl LlmPlanner {
             .get_or_init(|| self.registry.catalog_version())
     }
 
-    /// The system prompt (`agent`: agent mode's).
+    /// The system prompt (`agent`: agent mode's). The one-shot prompt is the rules and the
+    /// machine: fixed, so a server's prompt cache holds it.
     pub fn system_prompt(&self, agent: bool) -> &str {
-        let cell = if agent {
-            &self.agent_system
-        } else {
-            &self.plan_system
-        };
-        cell.get_or_init(|| system_prompt(&self.registry, agent))
+        if agent {
+            return self
+                .agent_system
+                .get_or_init(|| system_prompt(&self.registry, true));
+        }
+        self.plan_system.get_or_init(|| {
+            format!(
+                "{}\n{}\n",
+                system_prompt(&self.registry, false),
+                super::prompt::machine_line(&self.facts)
+            )
+        })
     }
 
-    /// The answer format (`agent`: agent mode's).
+    /// The answer format over the whole catalog (`agent`: agent mode's).
     pub fn schema(&self, agent: bool) -> &OutputSchema {
         let cell = if agent {
             &self.agent_schema
@@ -264,8 +307,40 @@ impl LlmPlanner {
         cell.get_or_init(|| output_schema(&self.registry, agent))
     }
 
+    /// The index that picks a request's actions and examples, built on first use.
+    pub fn selector(&self) -> &Selector {
+        self.selector.get_or_init(|| {
+            let extra: Vec<(String, String)> = self
+                .offline()
+                .capabilities()
+                .into_iter()
+                .map(|s| (s.action, s.example))
+                .collect();
+            Selector::new(&self.registry, &extra)
+        })
+    }
+
+    fn offline(&self) -> &Planner {
+        self.offline.get_or_init(Planner::new)
+    }
+
+    /// What the offline planner says about `request` (see [`Hints`]).
+    pub fn hints(&self, request: &str, ctx: &PlanContext) -> Hints {
+        let offline = self.offline();
+        Hints::from_outcome(
+            &offline.plan(request, ctx),
+            offline.refers_back(request, ctx),
+        )
+    }
+
+    /// The actions and examples `request` gets.
+    pub fn select(&self, request: &str, hints: &Hints) -> Selection {
+        self.selector().select(request, &hints.actions)
+    }
+
     /// What to ask for a one-shot request. `data` is untrusted text to show the model (it
-    /// makes the plan [`Plan::untrusted_input`]).
+    /// makes the plan [`Plan::untrusted_input`]). The offline planner is asked for
+    /// [`Hints`]; [`LlmPlanner::plan_spec`] takes them from a caller that already has them.
     pub fn request_spec(
         &self,
         request: &str,
@@ -274,22 +349,51 @@ impl LlmPlanner {
         lane: &str,
         route: &RouteOpts,
     ) -> JobSpec {
+        let hints = self.hints(request, ctx);
+        self.plan_spec(request, ctx, data, lane, route, &hints)
+    }
+
+    /// [`LlmPlanner::request_spec`] with the offline planner's hints given.
+    pub fn plan_spec(
+        &self,
+        request: &str,
+        ctx: &PlanContext,
+        data: &[DataBlock],
+        lane: &str,
+        route: &RouteOpts,
+        hints: &Hints,
+    ) -> JobSpec {
+        let selection = self.select(request, hints);
         JobSpec {
             request: request.to_owned(),
-            user: user_message(request, ctx, &self.facts, data),
+            user: plan_message(
+                request,
+                ctx,
+                data,
+                &self.registry,
+                &selection,
+                hints.follow_up,
+            ),
             lane: lane.to_owned(),
             route: route.clone(),
             agent: false,
             untrusted: !data.is_empty(),
-            max_tokens: None,
+            max_tokens: Some(PLAN_MAX_TOKENS),
+            actions: selection.actions,
         }
     }
 
     /// Starts a job.
     pub fn start(&self, spec: JobSpec) -> PlanJob<'_> {
         let messages = vec![Message::user(spec.user.clone())];
+        let schema = if spec.actions.is_empty() {
+            self.schema(spec.agent).clone()
+        } else {
+            output_schema_for(&self.registry, &spec.actions, spec.agent)
+        };
         PlanJob {
             planner: self,
+            schema,
             spec,
             messages,
             repairs: 0,
@@ -359,6 +463,8 @@ impl LlmPlanner {
 #[derive(Debug)]
 pub struct PlanJob<'p> {
     planner: &'p LlmPlanner,
+    /// The answer format for this job's actions.
+    schema: OutputSchema,
     spec: JobSpec,
     messages: Vec<Message>,
     repairs: u32,
@@ -377,7 +483,7 @@ impl PlanJob<'_> {
         Some(ChatRequest {
             system: self.planner.system_prompt(self.spec.agent).to_owned(),
             messages: self.messages.clone(),
-            schema: Some(self.planner.schema(self.spec.agent).clone()),
+            schema: Some(self.schema.clone()),
             max_tokens: self.spec.max_tokens,
             // Plans should be the same every time for the same request (and the cache relies
             // on nothing better being one call away).

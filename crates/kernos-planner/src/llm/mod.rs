@@ -36,25 +36,27 @@ mod cascade;
 mod job;
 mod planned;
 mod prompt;
+mod select;
 mod usage;
 
 pub use agent::{
     Agent, AgentHost, AgentReport, AgentStatus, Budget, HostOutcome, Observation, Stop,
 };
-pub use answer::{Answer, output_schema, read_answer};
+pub use answer::{Answer, output_schema, output_schema_for, read_answer};
 pub use cache::{
     CacheError, CacheKey, CacheStats, Cached, DEFAULT_CAPACITY, DEFAULT_TTL, PlanCache, normalise,
 };
 pub use cascade::{COMPLEX_SCORE, Cascade, DEFAULT_THRESHOLD, PlanOptions, complexity};
 pub use job::{
-    ChatModel, DEFAULT_MAX_REPAIRS, HandleModel, JobSpec, LlmFailure, LlmPlanner, LlmReport,
-    ModelPlan, PlanJob, fingerprint, repair_text,
+    ChatModel, DEFAULT_MAX_REPAIRS, HandleModel, Hints, JobSpec, LlmFailure, LlmPlanner, LlmReport,
+    ModelPlan, PLAN_MAX_TOKENS, PlanJob, fingerprint, repair_text,
 };
 pub use planned::{CacheUse, Planned, Source};
 pub use prompt::{
-    DataBlock, HostFacts, MAX_DATA_CHARS, PROMPT_VERSION, action_line, system_prompt, user_message,
-    wrap_data,
+    DataBlock, HostFacts, MAX_DATA_CHARS, PROMPT_VERSION, action_line, machine_line, plan_message,
+    system_prompt, user_message, wrap_data,
 };
+pub use select::{EXAMPLES, Example, Selection, Selector};
 pub use usage::{
     ModelUsage, UsageSummary, call_payload, events_for, plan_payload, prometheus, summarise,
 };

@@ -126,8 +126,18 @@ fn the_key_follows_the_catalog_the_place_and_the_conversation() {
         last_request: Some("restart nginx".into()),
         ..Conversation::default()
     });
-    assert_eq!(c.plan(NGINX, &follow, &o).cache, CacheUse::Miss);
-    assert_eq!(srv.count(), 4);
+    // A conversation the request does not refer to is not in the prompt, so not in the key
+    // either; one it refers to ("restart it") is.
+    assert_eq!(c.plan(NGINX, &follow, &o).cache, CacheUse::Hit);
+    assert_eq!(
+        c.cache_key(NGINX, &follow, &o),
+        c.cache_key(NGINX, &ctx(), &o)
+    );
+    assert_ne!(
+        c.cache_key("restart it", &follow, &o),
+        c.cache_key("restart it", &ctx(), &o)
+    );
+    assert_eq!(srv.count(), 3);
 
     // A catalog with one action fewer: its version differs, so nothing cached before is served.
     let mut smaller = Registry::empty();
@@ -139,7 +149,7 @@ fn the_key_follows_the_catalog_the_place_and_the_conversation() {
     })
     .with_cache(PlanCache::open(&path).unwrap());
     assert_eq!(c2.plan(NGINX, &ctx(), &o).cache, CacheUse::Miss);
-    assert_eq!(srv.count(), 5);
+    assert_eq!(srv.count(), 4);
     // …while the full catalog still hits its own entry in the same file.
     assert_eq!(c.plan(NGINX, &ctx(), &o).cache, CacheUse::Hit);
 }

@@ -5,10 +5,13 @@
 
 mod agent;
 mod cache;
+mod examples;
 mod fixtures;
+mod honest;
 mod injection;
 mod live;
 mod offline;
+mod replay;
 mod wire;
 
 use std::collections::BTreeMap;
@@ -127,3 +130,11 @@ pub fn nginx_answer() -> Value {
 }
 
 pub const NGINX: &str = "why is nginx failing?";
+
+/// The plan of an outcome that must be one.
+pub fn plan_of(o: &kernos_planner::Outcome) -> &kernos_core::Plan {
+    match o {
+        kernos_planner::Outcome::Plan { plan, .. } => plan,
+        other => panic!("expected a plan, got {other:?}"),
+    }
+}

@@ -12,13 +12,6 @@ use super::fixtures::*;
 use super::*;
 use kernos_llm::testing::{FakeServer, Reply, closed_port_url};
 
-fn plan_of(o: &Outcome) -> &kernos_core::Plan {
-    match o {
-        Outcome::Plan { plan, .. } => plan,
-        other => panic!("expected a plan, got {other:?}"),
-    }
-}
-
 #[test]
 fn a_long_tail_request_becomes_a_validated_plan_from_the_model() {
     let srv = FakeServer::start(vec![Reply::json(openai(&nginx_answer().to_string()))]);
@@ -57,7 +50,8 @@ fn a_long_tail_request_becomes_a_validated_plan_from_the_model() {
     assert_eq!((r.calls, r.repairs, r.tokens()), (1, 0, 1500));
     assert_eq!(r.attempts[0].mechanism, Mechanism::JsonSchema);
 
-    // What was sent: the strict schema, the catalog in the system prompt, the context and the
+    // What was sent: the schema (a union over the actions chosen for this request), the
+    // rules and the machine in the fixed system prompt, the chosen actions, the context and the
     // request in the user message — and nothing about risk coming from the model.
     let sent = &srv.requests()[0];
     assert_eq!(sent.path, "/v1/chat/completions");
@@ -65,24 +59,45 @@ fn a_long_tail_request_becomes_a_validated_plan_from_the_model() {
     assert_eq!(rf["type"], "json_schema");
     assert_eq!(rf["json_schema"]["strict"], true);
     assert_eq!(rf["json_schema"]["schema"]["additionalProperties"], false);
+    let arms: Vec<&str> = rf["json_schema"]["schema"]["properties"]["steps"]["items"]["anyOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["properties"]["action"]["enum"][0].as_str().unwrap())
+        .collect();
+    assert!(
+        arms.contains(&"svc.logs") && arms.contains(&"shell.run"),
+        "{arms:?}"
+    );
+    assert!(
+        arms.len() <= 8,
+        "only the actions the request needs: {arms:?}"
+    );
     let texts = sent.texts();
     assert_eq!(texts[0].0, "system");
+    assert!(texts[0].1.contains("You do not decide risk"));
     assert!(
         texts[0]
             .1
-            .contains("svc.logs(name: str, lines?: int = 50, since?: int)"),
+            .contains("Machine: Debian GNU/Linux 12 (bookworm)"),
         "{}",
         texts[0].1
     );
-    assert!(texts[0].1.contains("You do not decide risk"));
+    assert!(texts[0].1.contains("services: systemd"));
+    assert!(
+        !texts[0].1.contains("svc.logs("),
+        "no catalog in the fixed prefix"
+    );
     let user = sent.last_user();
     assert!(
-        user.contains("Machine: Debian GNU/Linux 12 (bookworm)"),
+        user.contains("svc.logs(name: str, lines?: int = 50, since?: int)"),
         "{user}"
     );
-    assert!(user.contains("services: systemd"));
     assert!(user.contains("Working directory: /home/u/work"));
-    assert!(user.ends_with("Request: why is nginx failing?"), "{user}");
+    assert!(
+        user.ends_with("Request: why is nginx failing?\nAnswer:"),
+        "{user}"
+    );
     assert_eq!(sent.body["temperature"], 0.0);
 }
 
