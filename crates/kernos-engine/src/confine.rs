@@ -14,7 +14,9 @@
 use std::sync::mpsc::{self, RecvTimeoutError, Sender, SyncSender};
 use std::time::{Duration, Instant};
 
-use kernos_core::{CancelToken, Effect, ExecError, ExecOutcome, ExecRequest, ProcessRunner};
+use kernos_core::{
+    CancelToken, Effect, ExecError, ExecOutcome, ExecRequest, ProcessRunner, Target,
+};
 use kernos_journal::BlobStore;
 use kernos_tools::undo::{Record, UndoSink};
 use kernos_tools::{Ctx, Env, Progress, Result as ToolResult, ToolError};
@@ -102,6 +104,21 @@ impl Engine {
         sink: &mut dyn UndoSink,
         work: impl FnOnce(&Confined<'_>, &mut dyn UndoSink) -> ToolResult<T> + Send,
     ) -> ToolResult<T> {
+        if !effects
+            .iter()
+            .any(|e| matches!(e.target, Target::Path { .. }))
+        {
+            // A step that names no path (a system, process, service, package or network
+            // query) reads only what its tool's code chooses and starts programs only through
+            // the sandbox: nothing a plan says can aim it at a file, so it runs here, without
+            // the cost of a thread. Its waits are bounded where they happen (network
+            // timeouts, the sandbox's wall clock).
+            let c = Confined {
+                runner: self.runner.as_ref(),
+                cancel: &s.cancel,
+            };
+            return work(&c, sink);
+        }
         let view = kernos_tools::sandbox::thread_view(effects, &s.env);
         for d in kernos_tools::sandbox::vault_dirs(&s.env) {
             // The view can only grant what exists; a vault that cannot be made (a read-only

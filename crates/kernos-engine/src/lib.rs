@@ -381,6 +381,8 @@ pub struct Engine {
     confiner: kernos_sandbox::ThreadConfiner,
     /// How long a step's in-process work may run.
     step_time_limit: std::time::Duration,
+    /// Organisations' undo stores already opened (created and cleaned) by this engine.
+    vaults_opened: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
     /// How much the trash may keep.
     trash_budget: kernos_tools::trash::Budget,
 }
@@ -443,6 +445,7 @@ impl Engine {
             unrecorded: None,
             confiner: kernos_sandbox::ThreadConfiner::new(),
             step_time_limit: confine::DEFAULT_STEP_TIME_LIMIT,
+            vaults_opened: std::sync::Mutex::default(),
             trash_budget: kernos_tools::trash::Budget::default(),
         }
     }

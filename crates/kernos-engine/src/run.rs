@@ -155,9 +155,16 @@ impl Engine {
         if env.vault == self.data_dir {
             return Ok(self.blobs.clone());
         }
-        BlobStore::open(env.vault.join("blobs"), false).map_err(|e| {
+        let root = env.vault.join("blobs");
+        // Opened (created, leftovers cleaned) once per vault; after that only named.
+        let opened = self.vaults_opened.lock().is_ok_and(|v| v.contains(&root));
+        let store = BlobStore::open(&root, opened).map_err(|e| {
             ToolError::Failed(format!("cannot open the organisation's undo store: {e}"))
-        })
+        })?;
+        if !opened && let Ok(mut v) = self.vaults_opened.lock() {
+            v.insert(root);
+        }
+        Ok(store)
     }
 
     fn action_of(&self, step: &Step) -> Result<&dyn DynAction> {

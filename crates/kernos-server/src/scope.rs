@@ -35,7 +35,9 @@ pub(crate) fn env_for(st: &State, org: &str, cwd: Option<&str>) -> Env {
     }
     let vault = org_dir(&st.data_dir, org);
     let work = vault.join("work");
-    if let Err(e) = kernos_journal::create_private_dir(&work) {
+    if !work.is_dir()
+        && let Err(e) = kernos_journal::create_private_dir(&work)
+    {
         // The steps will fail on it with the path named; the daemon itself goes on.
         tracing::warn!(org, "cannot create the workspace {}: {e}", work.display());
     }
