@@ -389,13 +389,7 @@ impl Planner {
     /// explains, so a front end can warn about a read-only plan that left some out (a plan
     /// that changes something is never made with words left over below the confidence bar).
     pub fn understand(&self, request: &str, ctx: &PlanContext) -> Understood {
-        let mut words = self.vocab.annotate(lex::lex(request));
-        self.wishes(&mut words);
-        fillers(
-            &mut words,
-            self.vocab.id("recursive"),
-            self.vocab.id("duplicates"),
-        );
+        let words = self.words(request);
         if words.iter().all(|w| is_glue(w, &self.vocab)) {
             return Outcome::NotUnderstood {
                 message: "The request is empty: say what you want done, e.g. \u{201c}show the 5 largest files in /var/log\u{201d}.".into(),
@@ -506,13 +500,7 @@ impl Planner {
         if ctx.conversation.is_none() {
             return false;
         }
-        let mut words = self.vocab.annotate(lex::lex(request));
-        self.wishes(&mut words);
-        fillers(
-            &mut words,
-            self.vocab.id("recursive"),
-            self.vocab.id("duplicates"),
-        );
+        let words = self.words(request);
         if self.undo(&words, ctx).is_some() || self.follow_up(request, &words, ctx).is_some() {
             return true;
         }
@@ -522,6 +510,19 @@ impl Planner {
                     .iter()
                     .any(|w| matches!(w.tok.low.as_str(), "and" | "then" | "," | ";" | "&&" | "|"))
         })
+    }
+
+    /// The request's words, annotated with the vocabulary, wishes marked and fillers dropped:
+    /// what every reading of a request starts from.
+    fn words(&self, request: &str) -> Vec<Word> {
+        let mut words = self.vocab.annotate(lex::lex(request));
+        self.wishes(&mut words);
+        fillers(
+            &mut words,
+            self.vocab.id("recursive"),
+            self.vocab.id("duplicates"),
+        );
+        words
     }
 
     /// Whether `tool.action` is one the table marks as changing something.

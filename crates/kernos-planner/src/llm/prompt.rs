@@ -269,6 +269,20 @@ pub fn plan_message(
         }
     }
     s.push('\n');
+    push_where_and_what(&mut s, ctx, follow_up, data, request);
+    s.push_str("\nAnswer:");
+    s
+}
+
+/// The variable end of a prompt: where the user is, what they asked last (when `follow_up`),
+/// any untrusted data (wrapped), then the request itself, last so it is freshest.
+fn push_where_and_what(
+    s: &mut String,
+    ctx: &PlanContext,
+    follow_up: bool,
+    data: &[DataBlock],
+    request: &str,
+) {
     if !ctx.home.is_empty() {
         let _ = writeln!(s, "Home directory (~): {}", ctx.home);
     }
@@ -286,8 +300,7 @@ pub fn plan_message(
         s.push_str(&wrap_data(d));
         s.push('\n');
     }
-    let _ = write!(s, "\nRequest: {}\nAnswer:", request.trim());
-    s
+    let _ = write!(s, "\nRequest: {}", request.trim());
 }
 
 /// The machine, as the rules' last line (it changes only with the machine, so it belongs to
@@ -452,22 +465,7 @@ pub fn user_message(
     let mut s = String::with_capacity(512);
     s.push_str(&facts.line());
     s.push('\n');
-    if !ctx.home.is_empty() {
-        let _ = writeln!(s, "Home directory (~): {}", ctx.home);
-    }
-    if !ctx.cwd.is_empty() {
-        let _ = writeln!(s, "Working directory: {}", ctx.cwd);
-    }
-    if let Some(line) = recent(ctx) {
-        s.push_str(&line);
-        s.push('\n');
-    }
-    for d in data {
-        s.push('\n');
-        s.push_str(&wrap_data(d));
-        s.push('\n');
-    }
-    let _ = write!(s, "\nRequest: {}", request.trim());
+    push_where_and_what(&mut s, ctx, true, data, request);
     s
 }
 

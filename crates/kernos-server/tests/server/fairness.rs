@@ -70,6 +70,17 @@ async fn finished_or_pending(t: &T, key: &str, action: &str) -> Option<Value> {
     }
 }
 
+/// A daemon with `workers` run slots and an operator key of each of two organisations.
+async fn two_orgs(workers: usize) -> (T, String, String) {
+    let t = T::with(ServerConfig {
+        workers,
+        ..ServerConfig::default()
+    });
+    let a = t.key("acme", Role::Operator).await;
+    let b = t.key("globex", Role::Operator).await;
+    (t, a, b)
+}
+
 /// A delete of `file` (in the work directory): medium risk, so it waits for approval.
 fn delete(t: &T, file: &str) -> Value {
     json!({"request": format!("delete {file}"), "cwd": t.cwd()})
@@ -77,12 +88,7 @@ fn delete(t: &T, file: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_waiting_for_approval_hold_no_slot_so_another_orgs_read_runs_at_once() {
-    let t = T::with(ServerConfig {
-        workers: 2,
-        ..ServerConfig::default()
-    });
-    let a = t.key("acme", Role::Operator).await;
-    let b = t.key("globex", Role::Operator).await;
+    let (t, a, b) = two_orgs(2).await;
     // Three times as many waiting actions as there are slots: all of them get as far as
     // asking (each once held a worker until answered, so only two could).
     let mut waiting = Vec::new();
@@ -167,12 +173,7 @@ async fn too_many_waiting_actions_are_declined_at_once_saying_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_org_cannot_hold_every_slot() {
     // Four slots: one organisation may hold three (all but a quarter).
-    let t = T::with(ServerConfig {
-        workers: 4,
-        ..ServerConfig::default()
-    });
-    let a = t.key("acme", Role::Operator).await;
-    let b = t.key("globex", Role::Operator).await;
+    let (t, a, b) = two_orgs(4).await;
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(t.hold(Auth::Key(&a)).await);
@@ -204,12 +205,7 @@ async fn one_org_cannot_hold_every_slot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freed_slots_go_round_the_organisations_in_turn() {
-    let t = T::with(ServerConfig {
-        workers: 1,
-        ..ServerConfig::default()
-    });
-    let a = t.key("acme", Role::Operator).await;
-    let b = t.key("globex", Role::Operator).await;
+    let (t, a, b) = two_orgs(1).await;
     let read = || json!({"request": "list files in .", "cwd": t.cwd()});
     let blocker = t.hold(Auth::Key(&a)).await;
     let mut acme = Vec::new();
