@@ -6,7 +6,8 @@
 //!   cargo run --release -p kernos-server --example loadgen -- ADDR KEY PID [CLIENTS] [ACTIONS] [PACED_RATE]
 //!
 //! The first tenth of the actions (at most 10,000) are sent paced at PACED_RATE actions/s in
-//! total (default 1000), the rest as fast as the clients can.
+//! total (default 1000), the rest as fast as the clients can. Each submits a `sys.uptime` plan,
+//! or the body in `KERNOS_BENCH_PLAN`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is a failed run
 
@@ -118,7 +119,12 @@ fn main() {
     }
     std::thread::sleep(Duration::from_millis(300));
 
-    let body = r#"{"plan":{"steps":[{"tool":"sys","action":"uptime","args":{}}]}}"#;
+    // KERNOS_BENCH_PLAN: another submission body, e.g. a step that touches files (the file
+    // tools run on a confined thread; sys.uptime does not).
+    let body: &'static str = match std::env::var("KERNOS_BENCH_PLAN") {
+        Ok(b) => Box::leak(b.into_boxed_str()),
+        Err(_) => r#"{"plan":{"steps":[{"tool":"sys","action":"uptime","args":{}}]}}"#,
+    };
     let paced_n = (total / 10).min(10_000);
     // Phase 1: paced, 50 clients at `paced_rate` actions/s in total: latency when the daemon
     // is busy but not saturated.

@@ -169,13 +169,6 @@ fn policy_with_sockets(effects: &[Effect], env: &Env, manager: &[PathBuf]) -> Sa
     p
 }
 
-/// What a scoped organisation's in-process work may read beyond its scope: the system's own
-/// description of itself, which tools without a path argument read (`sys.uptime` reads
-/// `/proc/uptime`, `proc.list` reads `/proc`, `sys.info` reads `/etc/os-release`). Policy still
-/// refuses a step that *names* a path here; credential stores stay hidden, and Landlock keeps
-/// other processes' `/proc/PID/environ` and `fd` closed to a confined thread.
-const SYSTEM_VIEW: &[&str] = &["/proc", "/sys", "/etc", "/usr"];
-
 /// The credential stores that exist on this machine (see [`kernos_core::secret`]): the system
 /// ones, SSH host keys, and the stores in the acting user's home, `/root` and every home under
 /// `/home`. Listed afresh at most every few seconds (a step starts often; homes rarely appear).
@@ -266,7 +259,6 @@ pub fn thread_view(effects: &[Effect], env: &Env) -> ThreadView {
             .chain(&s.write)
             .cloned()
             .chain(vault_dirs(env))
-            .chain(SYSTEM_VIEW.iter().map(PathBuf::from))
             .collect(),
     };
     let mut write: Vec<PathBuf> = vault_dirs(env).to_vec();
