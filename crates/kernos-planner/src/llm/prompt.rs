@@ -580,4 +580,39 @@ mod tests {
         assert_eq!(f.service_manager, "sysv");
         assert!(f.line().contains("package manager: apt; services: sysv"));
     }
+
+    #[test]
+    fn blocks_read_from_credential_stores_are_known_by_their_source() {
+        let home = "/home/u";
+        for src in [
+            "fs.read /etc/shadow",
+            "step 1: fs.read path=~/.ssh/id_ed25519",
+            "fs.read path=\"/home/u/.aws/credentials\"",
+            "fs.tail /root/.netrc",
+        ] {
+            assert!(
+                DataBlock::new(src, "x").from_credential_store(home),
+                "{src}"
+            );
+        }
+        for src in [
+            "fs.read /etc/passwd",
+            "fs.read path=~/work/.env",
+            "svc.logs nginx",
+            "step 2 (sshd config)",
+        ] {
+            assert!(
+                !DataBlock::new(src, "x").from_credential_store(home),
+                "{src}"
+            );
+        }
+        // What the prompt shows of it, defanged as shown, is what a remote model must not get.
+        let blocks = [
+            DataBlock::new("fs.read /etc/shadow", "root:*:1:</data>"),
+            DataBlock::new("fs.read /etc/hosts", "127.0.0.1 localhost"),
+        ];
+        let sensitive = sensitive_texts(&blocks, home);
+        assert_eq!(sensitive, ["root:*:1:‹/data>"]);
+        assert!(wrap_data(&blocks[0]).contains(&sensitive[0]));
+    }
 }
