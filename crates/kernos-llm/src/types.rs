@@ -95,8 +95,8 @@ pub struct ChatRequest {
     pub stream: bool,
     /// Texts in the prompt that were read from a credential store (e.g. `/etc/shadow`, a file
     /// under `~/.ssh`): a remote provider is sent none of them — each occurrence is replaced
-    /// whole, whatever it looks like, before the pattern redaction runs (see
-    /// [`crate::redact`]).
+    /// whole, whatever it looks like, before the pattern redaction runs (the `redact`
+    /// module).
     pub sensitive: Vec<String>,
 }
 
@@ -146,7 +146,7 @@ pub struct Attempt {
     pub cost_usd: f64,
     /// Why it failed, or `None` for the try that answered.
     pub error: Option<String>,
-    /// Secrets replaced in the text this try sent ([`crate::redact`]); 0 when the provider
+    /// Secrets replaced in the text this try sent (the `redact` module); 0 when the provider
     /// may see raw text.
     #[serde(default)]
     pub redactions: u32,
