@@ -109,6 +109,7 @@ fn request() -> ChatRequest {
         max_tokens: Some(1024),
         temperature: Some(0.0),
         stream: false,
+        sensitive: Vec::new(),
     }
 }
 

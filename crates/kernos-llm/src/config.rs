@@ -244,6 +244,10 @@ pub struct LlmConfig {
     pub retry: RetryConfig,
     /// Circuit-breaker settings.
     pub breaker: BreakerConfig,
+    /// Whether a provider on this machine (loopback address, `localhost`, unix socket) is sent
+    /// the prompt as it is. Secrets are always redacted for every other provider; `false`
+    /// redacts for local models too.
+    pub raw_for_loopback: bool,
 }
 
 impl Default for LlmConfig {
@@ -254,6 +258,7 @@ impl Default for LlmConfig {
             providers: Vec::new(),
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
+            raw_for_loopback: true,
         }
     }
 }

@@ -13,6 +13,9 @@
 //!   mechanism the server supports ([`StructuredMode`]); `auto` learns per provider.
 //! - [`Router::probe`] and [`LlmConfig::models`] back `kernos models test` and `kernos models`.
 //! - [`wire`]: the codecs, public for benchmarks and tools.
+//! - [`redact`]: secrets are taken out of every request to a provider not on this machine
+//!   (and, unless [`LlmConfig::raw_for_loopback`], to local ones too); [`Attempt::redactions`]
+//!   counts them.
 //!
 //! Nothing here talks to the network except to the configured providers, and nothing at build
 //! time.
@@ -40,6 +43,7 @@ mod breaker;
 mod config;
 mod error;
 mod metrics;
+pub mod redact;
 mod retry;
 mod router;
 mod types;

@@ -27,6 +27,8 @@ pub struct ModelStats {
     pub cost_usd: f64,
     /// Sum of try latencies (divide by `calls` for the mean).
     pub latency_ms_total: u64,
+    /// Secrets replaced in the text sent, summed over tries.
+    pub redactions: u64,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +57,7 @@ impl Meter {
         s.output_tokens += a.usage.output_tokens;
         s.cost_usd += a.cost_usd;
         s.latency_ms_total += a.latency_ms;
+        s.redactions += u64::from(a.redactions);
     }
 
     pub(crate) fn snapshot(&self) -> Vec<ModelStats> {

@@ -1,6 +1,7 @@
 //! The router: picks providers for a lane, walks the cascade with breakers, retries, timeouts
 //! and a wall-time budget, adapts to what each server supports, and meters every try.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,6 +13,7 @@ use crate::breaker::{Breaker, BreakerState};
 use crate::config::{LlmConfig, ProviderConfig, ProviderKind, StructuredMode};
 use crate::error::{LlmError, ProviderFailure};
 use crate::metrics::{Meter, ModelStats};
+use crate::redact;
 use crate::retry::{backoff, jitter_unit, parse_retry_after};
 use crate::types::{
     Attempt, ChatRequest, ChatResponse, Mechanism, Message, RouteOpts, StreamEvent, Usage,
@@ -349,6 +351,7 @@ impl Router {
                         usage: ok.usage,
                         cost_usd: cost,
                         error: None,
+                        redactions: 0,
                     });
                     return Ok(ProbeReport {
                         provider: p.name.clone(),
@@ -380,6 +383,7 @@ impl Router {
                         usage,
                         cost_usd: self.cost(i, &model, usage),
                         error: Some(e.to_string()),
+                        redactions: 0,
                     });
                     return Err(e);
                 }
@@ -553,6 +557,16 @@ impl Router {
             .map_or(0.0, |p| p.cost(usage.input_tokens, usage.output_tokens))
     }
 
+    /// The request as provider `i` may see it: with its secrets redacted unless the provider
+    /// is on this machine and configured to see raw text, and how many were redacted.
+    fn outbound<'r>(&self, i: usize, req: &'r ChatRequest) -> (Cow<'r, ChatRequest>, u32) {
+        let p = &self.inner.cfg.providers[i];
+        if self.inner.cfg.raw_for_loopback && redact::is_loopback(p.effective_base_url()) {
+            return (Cow::Borrowed(req), 0);
+        }
+        redact::redact_request(req)
+    }
+
     /// All tries at one provider for one call.
     async fn run_provider(
         &self,
@@ -572,6 +586,9 @@ impl Router {
         let mut adaptations = 0;
         // Asked once per provider; `try_once` reads what it said.
         self.context_size(i, deadline).await;
+        // Decided here, per provider, since only the provider says where the text goes.
+        let (req, redactions) = self.outbound(i, req);
+        let req = req.as_ref();
         loop {
             let now = Instant::now();
             let allowed = self.breaker(i).allow(now);
@@ -611,6 +628,7 @@ impl Router {
                     usage,
                     cost_usd: self.cost(i, model, usage),
                     error,
+                    redactions,
                 };
                 self.inner.meter.record(&a);
                 attempts.push(a);
@@ -631,6 +649,7 @@ impl Router {
                         finish_reason: ok.finish_reason,
                         mechanism_used: ok.mechanism_used,
                         attempts: Vec::new(),
+                        redactions,
                     });
                 }
                 Err(TryError::Downgrade(msg)) | Err(TryError::Quirk(msg)) if adaptations < 8 => {

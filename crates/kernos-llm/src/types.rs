@@ -93,6 +93,11 @@ pub struct ChatRequest {
     pub temperature: Option<f32>,
     /// Stream the answer (SSE). Gives [`ChatResponse::first_token_ms`] and [`StreamEvent`]s.
     pub stream: bool,
+    /// Texts in the prompt that were read from a credential store (e.g. `/etc/shadow`, a file
+    /// under `~/.ssh`): a remote provider is sent none of them — each occurrence is replaced
+    /// whole, whatever it looks like, before the pattern redaction runs (the `redact`
+    /// module).
+    pub sensitive: Vec<String>,
 }
 
 /// Which way the structured answer was obtained.
@@ -141,6 +146,10 @@ pub struct Attempt {
     pub cost_usd: f64,
     /// Why it failed, or `None` for the try that answered.
     pub error: Option<String>,
+    /// Secrets replaced in the text this try sent (the `redact` module); 0 when the provider
+    /// may see raw text.
+    #[serde(default)]
+    pub redactions: u32,
 }
 
 /// The answer.
@@ -170,6 +179,8 @@ pub struct ChatResponse {
     pub mechanism_used: Mechanism,
     /// Every try made for this call, in order, the successful one last.
     pub attempts: Vec<Attempt>,
+    /// Secrets replaced in the text sent to the provider that answered.
+    pub redactions: u32,
 }
 
 impl ChatResponse {

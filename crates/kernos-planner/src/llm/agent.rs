@@ -15,7 +15,7 @@ use kernos_llm::{Attempt, RouteOpts};
 use serde::Serialize;
 
 use super::job::{ChatModel, JobSpec, LlmPlanner};
-use super::prompt::{DataBlock, wrap_data};
+use super::prompt::{DataBlock, sensitive_texts, wrap_data};
 use crate::PlanContext;
 
 /// Observations shown to the model, newest last; older ones are dropped past this many
@@ -277,6 +277,7 @@ impl<'a> Agent<'a> {
                     untrusted: !observations.is_empty(),
                     max_tokens: None,
                     actions: Vec::new(),
+                    sensitive: sensitive_texts(&observations, &ctx.home),
                 },
             );
             report.tokens += job.tokens();

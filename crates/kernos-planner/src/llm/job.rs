@@ -18,7 +18,7 @@ use kernos_tools::Registry;
 use serde_json::Value;
 
 use super::answer::{clip_line, output_schema, output_schema_for, read_answer};
-use super::prompt::{DataBlock, HostFacts, plan_message, system_prompt};
+use super::prompt::{DataBlock, HostFacts, plan_message, sensitive_texts, system_prompt};
 use super::select::{Selection, Selector};
 use crate::{Outcome, PlanContext, Planner};
 
@@ -144,6 +144,9 @@ pub struct JobSpec {
     pub max_tokens: Option<u32>,
     /// The actions the answer may use (the schema's union); empty: the whole catalog.
     pub actions: Vec<String>,
+    /// Texts in `user` read from a credential store ([`super::prompt::sensitive_texts`]): a
+    /// remote model is sent none of them ([`ChatRequest::sensitive`]).
+    pub sensitive: Vec<String>,
 }
 
 /// What the offline planner tells the model tier about a request: the actions its candidates
@@ -380,6 +383,7 @@ impl LlmPlanner {
             untrusted: !data.is_empty(),
             max_tokens: Some(PLAN_MAX_TOKENS),
             actions: selection.actions,
+            sensitive: sensitive_texts(data, &ctx.home),
         }
     }
 
@@ -489,6 +493,7 @@ impl PlanJob<'_> {
             // on nothing better being one call away).
             temperature: Some(0.0),
             stream: false,
+            sensitive: self.spec.sensitive.clone(),
         })
     }
 

@@ -54,7 +54,7 @@ pub use job::{
 pub use planned::{CacheUse, Planned, Source};
 pub use prompt::{
     DataBlock, HostFacts, MAX_DATA_CHARS, PROMPT_VERSION, action_line, machine_line, plan_message,
-    system_prompt, user_message, wrap_data,
+    sensitive_texts, system_prompt, user_message, wrap_data,
 };
 pub use select::{EXAMPLES, Example, Selection, Selector};
 pub use usage::{

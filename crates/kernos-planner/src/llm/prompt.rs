@@ -8,7 +8,7 @@
 //! comes after it.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kernos_core::{ActionSpec, ColumnKind, Reversibility};
 use kernos_tools::Registry;
@@ -153,10 +153,45 @@ impl DataBlock {
     }
 }
 
+impl DataBlock {
+    /// Whether the text was read from a credential store (`/etc/shadow`, `~/.ssh/id_ed25519`,
+    /// …; [`kernos_core::secret`]): its source names such a path, as a word of its own or an
+    /// argument's value (`fs.read /etc/shadow`, `fs.read path=~/.aws/credentials`). `home`
+    /// expands `~`.
+    pub fn from_credential_store(&self, home: &str) -> bool {
+        let home_dir = Path::new(home);
+        self.source
+            .split(|c: char| c.is_whitespace() || matches!(c, '=' | '(' | ')' | ',' | '"' | '\''))
+            .filter_map(|w| {
+                if let Some(rest) = w.strip_prefix("~/") {
+                    (!home.is_empty()).then(|| home_dir.join(rest))
+                } else {
+                    w.starts_with('/').then(|| PathBuf::from(w))
+                }
+            })
+            .any(|p| kernos_core::secret::credential_reason(&p, home_dir).is_some())
+    }
+}
+
+/// The texts of `blocks` read from a credential store, exactly as [`wrap_data`] shows them:
+/// what [`kernos_llm::ChatRequest::sensitive`] holds so a remote model sees none of them.
+pub fn sensitive_texts<'a>(
+    blocks: impl IntoIterator<Item = &'a DataBlock>,
+    home: &str,
+) -> Vec<String> {
+    blocks
+        .into_iter()
+        .filter(|b| b.from_credential_store(home))
+        .map(shown_text)
+        .filter(|t| !t.trim().is_empty())
+        .collect()
+}
+
 /// Wraps untrusted text so it cannot pass for instructions: inside a `<data>` element whose
 /// closing tag cannot occur in the text (any `</data` in it is defanged), labelled with its
 /// source, clipped.
 pub fn wrap_data(block: &DataBlock) -> String {
+    let text = shown_text(block);
     let source: String = block
         .source
         .chars()
@@ -164,6 +199,11 @@ pub fn wrap_data(block: &DataBlock) -> String {
         .map(|c| if c == '"' { '\'' } else { c })
         .take(200)
         .collect();
+    format!("<data source=\"{source}\">\n{text}\n</data>")
+}
+
+/// A block's text as the prompt shows it: clipped, tags defanged.
+fn shown_text(block: &DataBlock) -> String {
     let mut text = clip(&block.text, MAX_DATA_CHARS);
     // Case-insensitive: a model may take </DATA> as the end too. Replacing "<" keeps the text
     // readable while making the tag impossible.
@@ -172,7 +212,7 @@ pub fn wrap_data(block: &DataBlock) -> String {
             text = text.replace(pat, &pat.replace('<', "‹"));
         }
     }
-    format!("<data source=\"{source}\">\n{text}\n</data>")
+    text
 }
 
 fn clip(s: &str, n: usize) -> String {
@@ -539,5 +579,40 @@ mod tests {
         assert_eq!(f.package_managers, ["apt"]);
         assert_eq!(f.service_manager, "sysv");
         assert!(f.line().contains("package manager: apt; services: sysv"));
+    }
+
+    #[test]
+    fn blocks_read_from_credential_stores_are_known_by_their_source() {
+        let home = "/home/u";
+        for src in [
+            "fs.read /etc/shadow",
+            "step 1: fs.read path=~/.ssh/id_ed25519",
+            "fs.read path=\"/home/u/.aws/credentials\"",
+            "fs.tail /root/.netrc",
+        ] {
+            assert!(
+                DataBlock::new(src, "x").from_credential_store(home),
+                "{src}"
+            );
+        }
+        for src in [
+            "fs.read /etc/passwd",
+            "fs.read path=~/work/.env",
+            "svc.logs nginx",
+            "step 2 (sshd config)",
+        ] {
+            assert!(
+                !DataBlock::new(src, "x").from_credential_store(home),
+                "{src}"
+            );
+        }
+        // What the prompt shows of it, defanged as shown, is what a remote model must not get.
+        let blocks = [
+            DataBlock::new("fs.read /etc/shadow", "root:*:1:</data>"),
+            DataBlock::new("fs.read /etc/hosts", "127.0.0.1 localhost"),
+        ];
+        let sensitive = sensitive_texts(&blocks, home);
+        assert_eq!(sensitive, ["root:*:1:‹/data>"]);
+        assert!(wrap_data(&blocks[0]).contains(&sensitive[0]));
     }
 }

@@ -27,6 +27,7 @@ pub fn call_payload(a: &Attempt, purpose: &str, cache: &str) -> Value {
         "latency_ms": a.latency_ms,
         "error": a.error,
         "cache": cache,
+        "redactions": a.redactions,
     })
 }
 
@@ -184,7 +185,7 @@ type Family = (&'static str, Kind, &'static str, fn(&ModelStats) -> f64);
 /// misses and size.
 pub fn prometheus(models: &[ModelStats], cache: Option<&CacheStats>) -> String {
     let mut w = Writer::new();
-    let families: [Family; 6] = [
+    let families: [Family; 7] = [
         (
             "kernos_llm_calls_total",
             Kind::Counter,
@@ -220,6 +221,12 @@ pub fn prometheus(models: &[ModelStats], cache: Option<&CacheStats>) -> String {
             Kind::Counter,
             "Sum of try latencies in milliseconds.",
             |m| m.latency_ms_total as f64,
+        ),
+        (
+            "kernos_llm_redactions_total",
+            Kind::Counter,
+            "Secrets redacted from text sent to models.",
+            |m| m.redactions as f64,
         ),
     ];
     for (name, kind, help, f) in families {
