@@ -42,6 +42,7 @@ mod error;
 mod metrics;
 mod retry;
 mod router;
+mod sched;
 mod types;
 pub mod wire;
 
@@ -57,6 +58,7 @@ pub use error::{LlmError, ProviderFailure};
 pub use metrics::ModelStats;
 pub use retry::{backoff, parse_retry_after};
 pub use router::{BlockingRouter, ProbeReport, ProviderHealth, Router};
+pub use sched::{ClientStats, DEFAULT_CLIENT, SchedStats};
 pub use types::{
     Attempt, ChatRequest, ChatResponse, Mechanism, Message, OutputSchema, Role, RouteOpts,
     StreamEvent, Usage,
