@@ -98,10 +98,11 @@ async fn agent(r: Router, a: Agent, t0: Instant, step: usize) -> (Duration, Dura
     (waiting, t0.elapsed(), failed)
 }
 
-fn agents(orgs: usize, per_org: &[usize]) -> Vec<Agent> {
+/// Agents of each org (`per_org[org]` of them), clients named by org.
+fn agents(per_org: &[usize]) -> Vec<Agent> {
     let mut out = Vec::new();
-    for org in 0..orgs {
-        for _ in 0..per_org[org] {
+    for (org, &count) in per_org.iter().enumerate() {
+        for _ in 0..count {
             out.push(Agent {
                 client: format!("org{org}"),
                 org,
@@ -210,7 +211,7 @@ fn main() {
         service()
     );
     // One agent per client, as the planner cascade's clients are.
-    let mut solo = agents(n, &vec![1; n]);
+    let mut solo = agents(&vec![1; n]);
     for (i, a) in solo.iter_mut().enumerate() {
         a.client = format!("local/agent{i}");
     }
@@ -227,8 +228,8 @@ fn main() {
 
     // Five orgs of n/10 agents each; then org0 runs ten times as many.
     let per = (n / 10).max(1);
-    let calm = agents(5, &[per; 5]);
-    let flood = agents(5, &[10 * per, per, per, per, per]);
+    let calm = agents(&[per; 5]);
+    let flood = agents(&[10 * per, per, per, per, per]);
     println!("flood: 5 orgs of {per} agents; then org0 with {}", 10 * per);
     for (name, slots) in [("naive", 100_000u32), ("scheduler", SLOTS as u32)] {
         let a = run(&rt, &calm, slots, false);

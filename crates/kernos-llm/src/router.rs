@@ -289,12 +289,13 @@ impl Router {
             lane
         };
         let candidates = self.candidates(lane, opts)?;
+        let client = opts.client.as_deref().unwrap_or(DEFAULT_CLIENT);
         let deadline = Instant::now() + Duration::from_millis(self.inner.cfg.retry.budget_ms);
         let mut attempts = Vec::new();
         let mut failures = Vec::new();
         for (i, model) in candidates {
             match self
-                .run_provider(i, &model, req, opts, deadline, &mut attempts, sink)
+                .run_provider(i, &model, req, (client, deadline), &mut attempts, sink)
                 .await
             {
                 Ok(mut resp) => {
@@ -573,20 +574,19 @@ impl Router {
             .map_or(0.0, |p| p.cost(usage.input_tokens, usage.output_tokens))
     }
 
-    /// All tries at one provider for one call.
+    /// All tries at one provider for one call on behalf of `client`, ending by `deadline`;
+    /// each try first waits for a slot of the provider.
     async fn run_provider(
         &self,
         i: usize,
         model: &str,
         req: &ChatRequest,
-        opts: &RouteOpts,
-        deadline: Instant,
+        (client, deadline): (&str, Instant),
         attempts: &mut Vec<Attempt>,
         sink: &mut (dyn FnMut(StreamEvent<'_>) + Send),
     ) -> Result<ChatResponse, LlmError> {
         let p = &self.inner.cfg.providers[i];
         let queue = &self.inner.state[i].queue;
-        let client = opts.client.as_deref().unwrap_or(DEFAULT_CLIENT);
         let cost = sched::weigh(
             prompt_estimate(req),
             u64::from(req.max_tokens.unwrap_or(p.max_tokens)),
