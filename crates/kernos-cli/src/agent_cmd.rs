@@ -182,6 +182,7 @@ pub fn run(app: &App, goal: &str, cancel: &CancelToken) -> anyhow::Result<ExitCo
     agent.route = RouteOpts {
         provider: app.opts.planning.provider.clone(),
         model: app.opts.planning.model.clone(),
+        ..RouteOpts::default()
     };
     let mut host = CliHost {
         app,

@@ -111,6 +111,12 @@ pub struct ProviderConfig {
     pub headers: BTreeMap<String, String>,
     /// `max_tokens` when the request does not set one.
     pub max_tokens: u32,
+    /// Calls sent at once: the server's parallel slots (llama.cpp `--parallel`, a hosted
+    /// API's concurrency). More only queue inside the server, where Kernos cannot share them
+    /// fairly. `None`: what llama.cpp's `GET /props` reports as `total_slots`, else
+    /// [`ProviderConfig::DEFAULT_LOCAL_SLOTS`] for a plain-http server and
+    /// [`ProviderConfig::DEFAULT_HOSTED_SLOTS`] for a hosted API.
+    pub slots: Option<u32>,
 }
 
 impl Default for ProviderConfig {
@@ -127,11 +133,32 @@ impl Default for ProviderConfig {
             structured: StructuredMode::Auto,
             headers: BTreeMap::new(),
             max_tokens: 2048,
+            slots: None,
         }
     }
 }
 
 impl ProviderConfig {
+    /// Slots assumed for a server over plain http (usually local: llama.cpp's default is 4
+    /// parallel slots when it picks them itself).
+    pub const DEFAULT_LOCAL_SLOTS: u32 = 4;
+    /// Slots assumed for a hosted API over https (concurrency there is bounded by rate limits,
+    /// which the `Retry-After` feedback handles).
+    pub const DEFAULT_HOSTED_SLOTS: u32 = 16;
+
+    /// Slots in force before the server was asked: configured, else the default by kind.
+    pub fn default_slots(&self) -> u32 {
+        self.slots.unwrap_or_else(|| {
+            if self.kind == ProviderKind::Anthropic
+                || self.effective_base_url().starts_with("https://")
+            {
+                Self::DEFAULT_HOSTED_SLOTS
+            } else {
+                Self::DEFAULT_LOCAL_SLOTS
+            }
+        })
+    }
+
     /// The base URL in force (configured or the vendor default).
     pub fn effective_base_url(&self) -> &str {
         self.base_url
@@ -499,6 +526,12 @@ impl LlmConfig {
             if p.max_tokens == 0 {
                 return Err(ConfigError::new(f("max_tokens"), "must be at least 1"));
             }
+            if p.slots == Some(0) {
+                return Err(ConfigError::new(
+                    f("slots"),
+                    "must be at least 1 (the calls the server runs at once)",
+                ));
+            }
             for (k, v) in &p.headers {
                 if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
                     return Err(ConfigError::new(
@@ -582,7 +615,7 @@ impl LlmConfig {
     ///   `KERNOS_LLM_RETRY_{MAX_ATTEMPTS,BASE_DELAY_MS,MAX_DELAY_MS,BUDGET_MS}`,
     ///   `KERNOS_LLM_BREAKER_{FAILURE_THRESHOLD,COOLDOWN_MS}`;
     /// - per provider, `<NAME>` being its name upper-cased with `-` as `_`:
-    ///   `KERNOS_LLM_<NAME>_{BASE_URL,KIND,MODEL,API_KEY_ENV,TIMEOUT_MS,STRUCTURED,MAX_TOKENS}`
+    ///   `KERNOS_LLM_<NAME>_{BASE_URL,KIND,MODEL,API_KEY_ENV,TIMEOUT_MS,STRUCTURED,MAX_TOKENS,SLOTS}`
     ///   and `KERNOS_LLM_<NAME>_LANE_<LANE>=model`. `BASE_URL`, `KIND` or `MODEL` for a name
     ///   not in the file adds that provider (so a config-less run can use a local server).
     ///
@@ -648,12 +681,13 @@ impl LlmConfig {
             "TIMEOUT_MS",
             "STRUCTURED",
             "MAX_TOKENS",
+            "SLOTS",
         ];
         let unknown = || {
             ConfigError::new(
                 var,
                 "unknown setting; expected KERNOS_LLM_<PROVIDER>_<BASE_URL|KIND|MODEL|API_KEY_ENV|\
-                 TIMEOUT_MS|STRUCTURED|MAX_TOKENS|LANE_<LANE>>, KERNOS_LLM_DEFAULT_LANE, \
+                 TIMEOUT_MS|STRUCTURED|MAX_TOKENS|SLOTS|LANE_<LANE>>, KERNOS_LLM_DEFAULT_LANE, \
                  KERNOS_LLM_ORDER, KERNOS_LLM_RETRY_* or KERNOS_LLM_BREAKER_*",
             )
         };
@@ -725,6 +759,10 @@ impl LlmConfig {
             "MAX_TOKENS" => {
                 p.max_tokens =
                     u32::try_from(num(v)?).map_err(|_| ConfigError::new(var, "too large"))?;
+            }
+            "SLOTS" => {
+                p.slots =
+                    Some(u32::try_from(num(v)?).map_err(|_| ConfigError::new(var, "too large"))?);
             }
             "STRUCTURED" => {
                 p.structured = match v {

@@ -46,6 +46,7 @@ mod metrics;
 pub mod redact;
 mod retry;
 mod router;
+mod sched;
 mod types;
 pub mod wire;
 
@@ -61,6 +62,7 @@ pub use error::{LlmError, ProviderFailure};
 pub use metrics::ModelStats;
 pub use retry::{backoff, parse_retry_after};
 pub use router::{BlockingRouter, ProbeReport, ProviderHealth, Router};
+pub use sched::{ClientStats, DEFAULT_CLIENT, SchedStats};
 pub use types::{
     Attempt, ChatRequest, ChatResponse, Mechanism, Message, OutputSchema, Role, RouteOpts,
     StreamEvent, Usage,

@@ -15,6 +15,7 @@ use crate::error::{LlmError, ProviderFailure};
 use crate::metrics::{Meter, ModelStats};
 use crate::redact;
 use crate::retry::{backoff, jitter_unit, parse_retry_after};
+use crate::sched::{self, DEFAULT_CLIENT, Queue, SchedStats};
 use crate::types::{
     Attempt, ChatRequest, ChatResponse, Mechanism, Message, RouteOpts, StreamEvent, Usage,
 };
@@ -24,6 +25,8 @@ use crate::wire::{
 
 /// Largest response body read (a misbehaving server must not exhaust memory).
 const MAX_BODY: usize = 16 << 20;
+/// Longest a provider's `Retry-After` stops dispatch to it.
+const MAX_PAUSE: Duration = Duration::from_secs(60);
 /// Largest error body read.
 const MAX_ERROR_BODY: usize = 64 << 10;
 
@@ -56,6 +59,8 @@ struct ProviderState {
     /// The server's context size in tokens, [`CTX_UNKNOWN`] until asked, [`CTX_NONE`] when it
     /// does not say (llama.cpp's `GET /props` reports it).
     n_ctx: AtomicU32,
+    /// Slots and the fair queue in front of them: every try waits here.
+    queue: Arc<Queue>,
 }
 
 const Q_MAX_COMPLETION: u8 = 1;
@@ -195,6 +200,7 @@ impl Router {
                     },
                 ),
                 n_ctx: AtomicU32::new(CTX_UNKNOWN),
+                queue: Queue::new(&p.name, p.default_slots() as usize),
             })
             .collect();
         Ok(Router {
@@ -222,6 +228,12 @@ impl Router {
     /// Totals per provider/model since the router was built.
     pub fn metrics(&self) -> Vec<ModelStats> {
         self.inner.meter.snapshot()
+    }
+
+    /// Each provider's scheduler: slots, calls running and waiting, waits, and tokens served
+    /// per client; in config order.
+    pub fn scheduler(&self) -> Vec<SchedStats> {
+        self.inner.state.iter().map(|s| s.queue.stats()).collect()
     }
 
     /// Breaker state and current structured mechanism of every provider, in cascade order.
@@ -279,12 +291,13 @@ impl Router {
             lane
         };
         let candidates = self.candidates(lane, opts)?;
+        let client = opts.client.as_deref().unwrap_or(DEFAULT_CLIENT);
         let deadline = Instant::now() + Duration::from_millis(self.inner.cfg.retry.budget_ms);
         let mut attempts = Vec::new();
         let mut failures = Vec::new();
         for (i, model) in candidates {
             match self
-                .run_provider(i, &model, req, deadline, &mut attempts, sink)
+                .run_provider(i, &model, req, (client, deadline), &mut attempts, sink)
                 .await
             {
                 Ok(mut resp) => {
@@ -434,6 +447,14 @@ impl Router {
             }
             let body = resp.bytes().await.ok()?;
             let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            if p.slots.is_none()
+                && let Some(n) = v
+                    .get("total_slots")
+                    .and_then(serde_json::Value::as_u64)
+                    .filter(|n| (1..=4096).contains(n))
+            {
+                st.queue.set_slots(usize::try_from(n).unwrap_or(1));
+            }
             v.pointer("/default_generation_settings/n_ctx")
                 .or_else(|| v.get("n_ctx"))
                 .and_then(serde_json::Value::as_u64)
@@ -567,17 +588,23 @@ impl Router {
         redact::redact_request(req)
     }
 
-    /// All tries at one provider for one call.
+    /// All tries at one provider for one call on behalf of `client`, ending by `deadline`;
+    /// each try first waits for a slot of the provider.
     async fn run_provider(
         &self,
         i: usize,
         model: &str,
         req: &ChatRequest,
-        deadline: Instant,
+        (client, deadline): (&str, Instant),
         attempts: &mut Vec<Attempt>,
         sink: &mut (dyn FnMut(StreamEvent<'_>) + Send),
     ) -> Result<ChatResponse, LlmError> {
         let p = &self.inner.cfg.providers[i];
+        let queue = &self.inner.state[i].queue;
+        let cost = sched::weigh(
+            prompt_estimate(req),
+            u64::from(req.max_tokens.unwrap_or(p.max_tokens)),
+        );
         let retry = &self.inner.cfg.retry;
         let mut tries: u32 = 0;
         // Downgrades and quirks re-send at once without counting as a try; each can happen only
@@ -610,6 +637,21 @@ impl Router {
                     }),
                 });
             }
+            let permit = match tokio::time::timeout(left, queue.acquire(client, cost)).await {
+                Ok(Some(permit)) => permit,
+                Ok(None) => return Err(LlmError::Setup("the model scheduler stopped".into())),
+                Err(_elapsed) => {
+                    return Err(LlmError::BudgetExhausted {
+                        attempts: tries,
+                        last: Box::new(LlmError::Timeout {
+                            provider: p.name.clone(),
+                            after: left,
+                        }),
+                    });
+                }
+            };
+            // The wait for a slot is not the server's time: the try's own limit starts now.
+            let left = deadline.saturating_duration_since(Instant::now());
             let limit = Duration::from_millis(p.timeout_ms).min(left);
             let mechanism = self.mechanism(i, req.schema.is_some());
             sink(StreamEvent::Started {
@@ -619,6 +661,19 @@ impl Router {
             let start = Instant::now();
             let r = self.try_once(i, model, req, mechanism, limit, sink).await;
             let latency_ms = ms(start.elapsed());
+            match &r {
+                Ok(ok) => permit.finish(ok.usage),
+                Err(TryError::Fail(e, usage)) => {
+                    if let Some(ra) = e.retry_after() {
+                        // The server is full or rate-limited: no try of anyone's starts
+                        // before it said to come back; the waiting calls stay queued.
+                        // Capped: a bogus header must not stall every caller for hours.
+                        queue.pause(ra.min(MAX_PAUSE));
+                    }
+                    permit.finish(*usage);
+                }
+                Err(_) => permit.finish(Usage::default()),
+            }
             let mut record = |usage: Usage, error: Option<String>| {
                 let a = Attempt {
                     provider: p.name.clone(),
@@ -1221,13 +1276,18 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn estimate_usage(req: &ChatRequest, d: &Decoded) -> Usage {
-    let input: u64 = wire::estimate_tokens(&req.system)
+/// Prompt tokens of a request, estimated from its text.
+fn prompt_estimate(req: &ChatRequest) -> u64 {
+    wire::estimate_tokens(&req.system)
         + req
             .messages
             .iter()
             .map(|m| wire::estimate_tokens(&m.content))
-            .sum::<u64>();
+            .sum::<u64>()
+}
+
+fn estimate_usage(req: &ChatRequest, d: &Decoded) -> Usage {
+    let input = prompt_estimate(req);
     let output =
         wire::estimate_tokens(&d.text) + d.tool_args.as_deref().map_or(0, wire::estimate_tokens);
     Usage {
@@ -1372,19 +1432,19 @@ mod tests {
         );
         let pin = RouteOpts {
             provider: Some("b".into()),
-            model: None,
+            ..RouteOpts::default()
         };
         assert_eq!(names(r.candidates("strong", &pin).unwrap()), ["b-big"]);
         let by_model = RouteOpts {
-            provider: None,
             model: Some("b-big".into()),
+            ..RouteOpts::default()
         };
         let c = r.candidates("fast", &by_model).unwrap();
         assert_eq!(c[0], (1, "b-big".to_owned()));
         assert_eq!(names(c), ["b-big", "a-small", "c-any"]);
         let unknown = RouteOpts {
             provider: Some("zz".into()),
-            model: None,
+            ..RouteOpts::default()
         };
         assert!(matches!(
             r.candidates("fast", &unknown),

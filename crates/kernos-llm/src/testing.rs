@@ -9,8 +9,8 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -89,6 +89,27 @@ impl Reply {
     }
 }
 
+/// How a server with parallel slots behaves, for scheduler tests and the scheduler bench: `slots`
+/// generations run at once, each taking `per_prompt_token` per prompt token (prompt processing)
+/// and `per_output_token` per answer token (decoding, per slot: on a GPU decoding is bound by
+/// memory bandwidth, so a few parallel slots barely slow each other); requests beyond the slots
+/// wait in a FIFO queue, as llama.cpp's server queues them; beyond `queue_limit` waiting ones
+/// the server answers 429 with `Retry-After: 1`. Prompt tokens are counted at 4 characters a
+/// token; the answer is `min(max_tokens, output_tokens)` tokens long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotModel {
+    /// Generations at once.
+    pub slots: usize,
+    /// Requests allowed to wait for a slot before 429s.
+    pub queue_limit: usize,
+    /// Prompt-processing time per prompt token.
+    pub per_prompt_token: Duration,
+    /// Decoding time per answer token.
+    pub per_output_token: Duration,
+    /// Answer length when `max_tokens` allows it.
+    pub output_tokens: u32,
+}
+
 /// A request the server received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -159,6 +180,14 @@ struct Shared {
     /// What `GET /props` reports as the context size (llama.cpp's way); `None`: 404.
     n_ctx: Mutex<Option<u32>>,
     stop: AtomicBool,
+    /// The slot model answering when the script is exhausted.
+    model: Mutex<Option<SlotModel>>,
+    /// (running, waiting) under the slot model.
+    slots: Mutex<(usize, usize)>,
+    slot_freed: Condvar,
+    /// Chat requests being answered now, and the most there ever were.
+    active: AtomicUsize,
+    max_active: AtomicUsize,
 }
 
 /// A lock that survives a panicking test thread: the data is still what the test wants to see.
@@ -191,6 +220,11 @@ impl FakeServer {
             requests: Mutex::new(Vec::new()),
             n_ctx: Mutex::new(None),
             stop: AtomicBool::new(false),
+            model: Mutex::new(None),
+            slots: Mutex::new((0, 0)),
+            slot_freed: Condvar::new(),
+            active: AtomicUsize::new(0),
+            max_active: AtomicUsize::new(0),
         });
         let s = shared.clone();
         std::thread::spawn(move || {
@@ -211,6 +245,20 @@ impl FakeServer {
         let s = FakeServer::start(Vec::new());
         *lock(&s.shared.fallback) = Some(reply);
         s
+    }
+
+    /// A server modelling a real one with slots (see [`SlotModel`]): every chat request not
+    /// answered by a scripted reply ([`FakeServer::push`]) is answered by the model with a
+    /// chat completion whose usage reports the modelled tokens.
+    pub fn with_slots(model: SlotModel) -> FakeServer {
+        let s = FakeServer::start(Vec::new());
+        *lock(&s.shared.model) = Some(model);
+        s
+    }
+
+    /// The most chat requests the server was answering at the same time.
+    pub fn max_concurrency(&self) -> usize {
+        self.shared.max_active.load(Ordering::SeqCst)
     }
 
     /// Base URL for an OpenAI-compatible provider (`http://addr/v1`).
@@ -274,8 +322,9 @@ fn serve(mut conn: TcpStream, s: &Shared) {
         let n_ctx = *lock(&s.n_ctx);
         match n_ctx {
             Some(n) => {
+                let slots = lock(&s.model).map_or(4, |m| m.slots);
                 let body = format!(
-                    r#"{{"default_generation_settings":{{"n_ctx":{n},"params":{{}}}},"total_slots":1,"model_path":"fake.gguf"}}"#
+                    r#"{{"default_generation_settings":{{"n_ctx":{n},"params":{{}}}},"total_slots":{slots},"model_path":"fake.gguf"}}"#
                 );
                 send_full(
                     &mut conn,
@@ -299,9 +348,18 @@ fn serve(mut conn: TcpStream, s: &Shared) {
         let _ = conn.shutdown(Shutdown::Write);
         return;
     }
+    let body = req.body.clone();
     lock(&s.requests).push(req);
     let next = lock(&s.replies).pop_front();
-    let reply = next
+    let model = *lock(&s.model);
+    let now = s.active.fetch_add(1, Ordering::SeqCst) + 1;
+    s.max_active.fetch_max(now, Ordering::SeqCst);
+    let reply = match (next, model) {
+        (None, Some(m)) => Some(modelled(s, m, &body)),
+        (next, _) => next,
+    };
+    s.active.fetch_sub(1, Ordering::SeqCst);
+    let reply = reply
         .or_else(|| lock(&s.fallback).clone())
         .unwrap_or_else(|| {
             Reply::status_json(
@@ -342,6 +400,64 @@ fn serve(mut conn: TcpStream, s: &Shared) {
         let mut sink = [0u8; 256];
         while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
     }
+}
+
+/// Answers one request as [`SlotModel`] says: waits for a slot (or 429s when too many wait),
+/// then takes the modelled time.
+fn modelled(s: &Shared, m: SlotModel, body: &Value) -> Reply {
+    {
+        let mut q = lock(&s.slots);
+        if q.0 >= m.slots {
+            if q.1 >= m.queue_limit {
+                return Reply::status_json(
+                    429,
+                    r#"{"error":{"message":"fake server: queue full","type":"rate_limit"}}"#,
+                )
+                .with_header("Retry-After", "1");
+            }
+            q.1 += 1;
+            while q.0 >= m.slots {
+                q = s.slot_freed.wait(q).unwrap_or_else(PoisonError::into_inner);
+            }
+            q.1 -= 1;
+        }
+        q.0 += 1;
+    }
+    let rec = Recorded {
+        path: String::new(),
+        headers: Vec::new(),
+        body: body.clone(),
+    };
+    let chars: usize = rec.texts().iter().map(|(_, t)| t.chars().count()).sum();
+    let prompt = u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX);
+    let max = body["max_tokens"]
+        .as_u64()
+        .or_else(|| body["max_completion_tokens"].as_u64())
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(u32::MAX);
+    let output = m.output_tokens.min(max);
+    std::thread::sleep(m.per_prompt_token * prompt + m.per_output_token * output);
+    {
+        let mut q = lock(&s.slots);
+        q.0 -= 1;
+    }
+    s.slot_freed.notify_one();
+    let answer = serde_json::json!({
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "model": body["model"],
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": "ok"},
+            "finish_reason": "stop"
+        }],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": output,
+            "total_tokens": prompt + output
+        }
+    });
+    Reply::json(answer.to_string())
 }
 
 fn send_full(
@@ -440,4 +556,42 @@ fn reason(status: u16) -> &'static str {
         529 => "Overloaded",
         _ => "Whatever",
     }
+}
+
+/// The scheduler's own cost per call, for the scheduler bench: `calls` calls from `clients`
+/// clients contend for `slots` slots of one queue (all submitted, then served as slots free),
+/// with no model and no network; returns the mean time per call of acquiring, being handed a
+/// slot and releasing it with a usage correction.
+///
+/// # Panics
+/// When a current-thread runtime cannot be built.
+pub fn sched_overhead(slots: usize, clients: usize, calls: usize) -> Duration {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let q = crate::sched::Queue::new("bench", slots);
+    let names: Vec<String> = (0..clients.max(1)).map(|i| format!("org{i}")).collect();
+    let start = std::time::Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::with_capacity(calls);
+        for i in 0..calls {
+            let q = q.clone();
+            let name = names[i % names.len()].clone();
+            tasks.push(tokio::spawn(async move {
+                if let Some(p) = q.acquire(&name, 500).await {
+                    tokio::task::yield_now().await;
+                    p.finish(crate::types::Usage {
+                        input_tokens: 300,
+                        output_tokens: 90,
+                        estimated: false,
+                    });
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    start.elapsed() / u32::try_from(calls.max(1)).unwrap_or(u32::MAX)
 }

@@ -199,6 +199,9 @@ pub struct RouteOpts {
     /// first provider in the cascade that lists the model (in a lane or a price), else the first
     /// provider; later providers in the cascade keep their lane models.
     pub model: Option<String>,
+    /// Who the call is for (an organisation, or `org/agent`): the scheduler shares each
+    /// provider's slots fairly by tokens between clients. `None`: `local`.
+    pub client: Option<String>,
 }
 
 /// Progress of a streamed call, given to the callback of [`crate::Router::complete_with`].

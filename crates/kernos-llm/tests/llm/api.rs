@@ -59,7 +59,7 @@ fn route_opts_pin_a_provider_or_a_model() {
 
     let pinned = RouteOpts {
         provider: Some("b".into()),
-        model: None,
+        ..RouteOpts::default()
     };
     assert_eq!(
         r.complete("fast", &text_req(false), &pinned)
@@ -71,8 +71,8 @@ fn route_opts_pin_a_provider_or_a_model() {
 
     // a model listed only by b routes to b first
     let by_model = RouteOpts {
-        provider: None,
         model: Some("gpt-4.1".into()),
+        ..RouteOpts::default()
     };
     let resp = r.complete("fast", &text_req(false), &by_model).unwrap();
     assert_eq!(resp.provider, "b");
@@ -89,7 +89,7 @@ fn route_opts_pin_a_provider_or_a_model() {
             &text_req(false),
             &RouteOpts {
                 provider: Some("c".into()),
-                model: None,
+                ..RouteOpts::default()
             },
         )
         .unwrap_err();

@@ -13,6 +13,7 @@ mod live;
 mod local_servers;
 mod openai;
 mod resilience;
+mod sched;
 
 use std::collections::BTreeMap;
 

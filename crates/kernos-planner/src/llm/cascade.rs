@@ -439,6 +439,7 @@ impl Cascade {
         let route = RouteOpts {
             provider: opts.provider.clone(),
             model: opts.model.clone(),
+            client: None,
         };
         let hints = Hints::from_outcome(&offline, self.offline.refers_back(request, ctx));
         let spec = tier

@@ -1,0 +1,373 @@
+//! Fair scheduling of model calls. A model server runs a fixed number of generations at once
+//! (llama.cpp's slots, vLLM's batch, a hosted API's concurrency limit); sending more only queues
+//! them inside the server, where the first client to flood it wins. So every try waits here for
+//! a slot of its provider, and a freed slot goes to the waiting client that has been served the
+//! fewest tokens: the virtual token counter of Sheng et al., "Fairness in Serving Large Language
+//! Models" (OSDI 2024).
+//!
+//! - Each client (an organisation, or `org/agent`) has a counter of weighted tokens served
+//!   (input × [`W_IN`] + output × [`W_OUT`]). A try is charged its estimate when it is
+//!   dispatched (prompt estimate + `max_tokens`) and corrected to the real usage when the
+//!   answer comes back.
+//! - A client that was not waiting and starts to has its counter lifted to the smallest counter
+//!   among the waiting clients (or to the virtual time, the last dispatched counter, when none
+//!   waits): being idle banks no credit, so no waiting client falls more than about one call's
+//!   tokens behind another.
+//! - A slot is never left idle while a call waits (work conserving), except while the provider
+//!   asked us to back off: a `Retry-After` pauses dispatch until then; waiting calls stay queued.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::types::Usage;
+
+/// Weight of a prompt token in a client's counter.
+pub(crate) const W_IN: i64 = 1;
+/// Weight of an answer token: generating costs the server about twice a prompt token (the
+/// paper's choice too).
+pub(crate) const W_OUT: i64 = 2;
+
+/// The client name used when the caller does not give one.
+pub const DEFAULT_CLIENT: &str = "local";
+
+/// One provider's queue and slots.
+#[derive(Debug)]
+pub(crate) struct Queue {
+    name: String,
+    st: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    slots: usize,
+    in_flight: usize,
+    paused_until: Option<Instant>,
+    clients: BTreeMap<String, Client>,
+    /// The counter of the client served last, before its charge: where a client that starts
+    /// waiting while nobody else waits is lifted to.
+    vtime: i64,
+    seq: u64,
+    dispatched: u64,
+    wait_total: Duration,
+    wait_max: Duration,
+    paused: u64,
+    max_in_flight: usize,
+}
+
+#[derive(Debug, Default)]
+struct Client {
+    counter: i64,
+    queue: VecDeque<Waiter>,
+    in_flight: usize,
+    calls: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    wait_total: Duration,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    seq: u64,
+    cost: i64,
+    since: Instant,
+    tx: oneshot::Sender<Permit>,
+}
+
+/// A held slot. [`Permit::finish`] corrects the client's charge to what the try really used;
+/// dropping it without (a cancelled call) keeps the estimate charged and frees the slot.
+#[derive(Debug)]
+pub(crate) struct Permit {
+    q: Arc<Queue>,
+    client: String,
+    charged: i64,
+    done: bool,
+}
+
+/// What the scheduler of one provider is doing, for `/metrics` and `kernos models`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SchedStats {
+    /// Provider name.
+    pub provider: String,
+    /// Calls it runs at once.
+    pub slots: usize,
+    /// Calls running now.
+    pub in_flight: usize,
+    /// Calls waiting for a slot now.
+    pub queued: usize,
+    /// Most calls that ran at once.
+    pub max_in_flight: usize,
+    /// Tries given a slot since start.
+    pub dispatched: u64,
+    /// Sum of the time tries waited for a slot.
+    pub wait_ms_total: u64,
+    /// Longest wait for a slot.
+    pub wait_ms_max: u64,
+    /// Times the provider said to back off (`Retry-After`).
+    pub paused: u64,
+    /// Per client, by name.
+    pub clients: Vec<ClientStats>,
+}
+
+/// One client's share of a provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientStats {
+    /// The client (organisation, or `org/agent`).
+    pub client: String,
+    /// Its calls waiting now.
+    pub queued: usize,
+    /// Its calls running now.
+    pub in_flight: usize,
+    /// Tries served.
+    pub calls: u64,
+    /// Prompt tokens served.
+    pub input_tokens: u64,
+    /// Answer tokens served.
+    pub output_tokens: u64,
+    /// Sum of its tries' waits for a slot.
+    pub wait_ms_total: u64,
+    /// Its virtual token counter (weighted tokens, lifted when it came back from idle).
+    pub counter: i64,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    // Plain counters and queues: a panic elsewhere cannot leave them half-updated in a way
+    // that matters more than losing the scheduler would.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The weighted cost of a usage.
+pub(crate) fn weigh(input: u64, output: u64) -> i64 {
+    let w = |n: u64, k: i64| i64::try_from(n).unwrap_or(i64::MAX / 4).saturating_mul(k);
+    w(input, W_IN).saturating_add(w(output, W_OUT))
+}
+
+/// Removes a waiter that gave up (its call was cancelled or timed out) before it got a slot.
+struct Cancel<'a> {
+    q: &'a Arc<Queue>,
+    client: &'a str,
+    seq: u64,
+}
+
+impl Drop for Cancel<'_> {
+    fn drop(&mut self) {
+        let mut st = lock(&self.q.st);
+        if let Some(c) = st.clients.get_mut(self.client) {
+            c.queue.retain(|w| w.seq != self.seq);
+        }
+    }
+}
+
+impl Queue {
+    pub(crate) fn new(name: &str, slots: usize) -> Arc<Queue> {
+        Arc::new(Queue {
+            name: name.to_owned(),
+            st: Mutex::new(State {
+                slots: slots.max(1),
+                in_flight: 0,
+                paused_until: None,
+                clients: BTreeMap::new(),
+                vtime: 0,
+                seq: 0,
+                dispatched: 0,
+                wait_total: Duration::ZERO,
+                wait_max: Duration::ZERO,
+                paused: 0,
+                max_in_flight: 0,
+            }),
+        })
+    }
+
+    /// Waits for a slot for `client`, charging `cost` weighted tokens when it is given.
+    /// `None` only if the scheduler dropped the request, which it does not do.
+    pub(crate) async fn acquire(self: &Arc<Queue>, client: &str, cost: i64) -> Option<Permit> {
+        let (tx, rx) = oneshot::channel();
+        let seq = {
+            let mut st = lock(&self.st);
+            let seq = st.seq;
+            st.seq += 1;
+            let floor = st
+                .clients
+                .iter()
+                .filter(|(n, c)| !c.queue.is_empty() && n.as_str() != client)
+                .map(|(_, c)| c.counter)
+                .min()
+                .unwrap_or(st.vtime);
+            let c = st.clients.entry(client.to_owned()).or_default();
+            if c.queue.is_empty() {
+                c.counter = c.counter.max(floor);
+            }
+            c.queue.push_back(Waiter {
+                seq,
+                cost,
+                since: Instant::now(),
+                tx,
+            });
+            seq
+        };
+        self.dispatch();
+        let guard = Cancel {
+            q: self,
+            client,
+            seq,
+        };
+        let got = rx.await.ok();
+        drop(guard);
+        got
+    }
+
+    /// Hands free slots to waiting calls, fairest first.
+    pub(crate) fn dispatch(self: &Arc<Queue>) {
+        let mut grants = Vec::new();
+        {
+            let mut st = lock(&self.st);
+            let now = Instant::now();
+            if let Some(t) = st.paused_until {
+                if t > now {
+                    return;
+                }
+                st.paused_until = None;
+            }
+            while st.in_flight < st.slots {
+                let Some(name) = st
+                    .clients
+                    .iter()
+                    .filter_map(|(n, c)| c.queue.front().map(|w| (c.counter, w.seq, n)))
+                    .min()
+                    .map(|(_, _, n)| n.clone())
+                else {
+                    break;
+                };
+                let st = &mut *st;
+                let Some(c) = st.clients.get_mut(&name) else {
+                    break;
+                };
+                let Some(w) = c.queue.pop_front() else {
+                    break;
+                };
+                if w.tx.is_closed() {
+                    continue;
+                }
+                let waited = now.saturating_duration_since(w.since);
+                st.vtime = c.counter;
+                c.counter = c.counter.saturating_add(w.cost);
+                c.in_flight += 1;
+                c.wait_total += waited;
+                st.in_flight += 1;
+                st.max_in_flight = st.max_in_flight.max(st.in_flight);
+                st.dispatched += 1;
+                st.wait_total += waited;
+                st.wait_max = st.wait_max.max(waited);
+                grants.push((
+                    w.tx,
+                    Permit {
+                        q: self.clone(),
+                        client: name,
+                        charged: w.cost,
+                        done: false,
+                    },
+                ));
+            }
+        }
+        // Outside the lock: a grant whose receiver just went away comes back and is dropped,
+        // which frees its slot and dispatches again.
+        for (tx, p) in grants {
+            let _ = tx.send(p);
+        }
+    }
+
+    /// The provider said to come back after `after`: no new try starts before then.
+    pub(crate) fn pause(self: &Arc<Queue>, after: Duration) {
+        let until = Instant::now() + after;
+        {
+            let mut st = lock(&self.st);
+            st.paused += 1;
+            st.paused_until = Some(st.paused_until.map_or(until, |t| t.max(until)));
+        }
+        // Wake the queue when the pause ends, even if no call finishes meanwhile.
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            let q = self.clone();
+            h.spawn(async move {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await;
+                q.dispatch();
+            });
+        }
+    }
+
+    /// Sets the number of slots (e.g. what the server reported) unless it was configured.
+    pub(crate) fn set_slots(self: &Arc<Queue>, n: usize) {
+        lock(&self.st).slots = n.max(1);
+        self.dispatch();
+    }
+
+    pub(crate) fn stats(&self) -> SchedStats {
+        let st = lock(&self.st);
+        SchedStats {
+            provider: self.name.clone(),
+            slots: st.slots,
+            in_flight: st.in_flight,
+            queued: st.clients.values().map(|c| c.queue.len()).sum(),
+            max_in_flight: st.max_in_flight,
+            dispatched: st.dispatched,
+            wait_ms_total: ms(st.wait_total),
+            wait_ms_max: ms(st.wait_max),
+            paused: st.paused,
+            clients: st
+                .clients
+                .iter()
+                .map(|(n, c)| ClientStats {
+                    client: n.clone(),
+                    queued: c.queue.len(),
+                    in_flight: c.in_flight,
+                    calls: c.calls,
+                    input_tokens: c.input_tokens,
+                    output_tokens: c.output_tokens,
+                    wait_ms_total: ms(c.wait_total),
+                    counter: c.counter,
+                })
+                .collect(),
+        }
+    }
+
+    fn release(self: &Arc<Queue>, client: &str, correction: i64, usage: Option<Usage>) {
+        {
+            let mut st = lock(&self.st);
+            st.in_flight = st.in_flight.saturating_sub(1);
+            if let Some(c) = st.clients.get_mut(client) {
+                c.in_flight = c.in_flight.saturating_sub(1);
+                c.counter = c.counter.saturating_add(correction);
+                if let Some(u) = usage {
+                    c.calls += 1;
+                    c.input_tokens += u.input_tokens;
+                    c.output_tokens += u.output_tokens;
+                }
+            }
+        }
+        self.dispatch();
+    }
+}
+
+impl Permit {
+    /// Frees the slot, charging the client what the try really used instead of the estimate.
+    pub(crate) fn finish(mut self, usage: Usage) {
+        self.done = true;
+        let real = weigh(usage.input_tokens, usage.output_tokens);
+        self.q
+            .release(&self.client, real - self.charged, Some(usage));
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if !self.done {
+            self.q.release(&self.client, 0, None);
+        }
+    }
+}
