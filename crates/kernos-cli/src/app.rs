@@ -93,6 +93,7 @@ impl App {
             model: self.opts.planning.model.clone(),
             no_cache: self.opts.planning.no_cache,
             data: Vec::new(),
+            client: None,
         }
     }
 

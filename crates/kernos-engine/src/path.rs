@@ -299,7 +299,12 @@ impl Engine {
             conversation,
         };
         let planner = self.planner.as_ref().unwrap_or_else(|| offline_planner());
-        let planned: Planned = planner.plan(text, &ctx, opts);
+        // Model time is shared fairly between organisations: charge this one's.
+        let opts = PlanOptions {
+            client: opts.client.clone().or_else(|| Some(s.org.clone())),
+            ..opts.clone()
+        };
+        let planned: Planned = planner.plan(text, &ctx, &opts);
         for (kind, payload) in events_for(&planned, text) {
             self.append_action(s, kind, payload)?;
         }

@@ -48,6 +48,9 @@ pub struct PlanOptions {
     /// Untrusted text to show the model (file contents, command output). The plan is then
     /// [`kernos_core::Plan::untrusted_input`] and never cached.
     pub data: Vec<DataBlock>,
+    /// Whose share of the model servers the call is charged to in the router's fair
+    /// scheduler: the organisation asking (the engine fills it in from the session).
+    pub client: Option<String>,
 }
 
 impl PlanOptions {
@@ -439,7 +442,7 @@ impl Cascade {
         let route = RouteOpts {
             provider: opts.provider.clone(),
             model: opts.model.clone(),
-            client: None,
+            client: opts.client.clone(),
         };
         let hints = Hints::from_outcome(&offline, self.offline.refers_back(request, ctx));
         let spec = tier
