@@ -266,12 +266,12 @@ impl Cascade {
         let Some(t) = &self.tier else {
             return String::new();
         };
-        let models = match t.model.get() {
-            Some(Ok(m)) => m.metrics(),
-            _ => Vec::new(),
+        let (models, sched) = match t.model.get() {
+            Some(Ok(m)) => (m.metrics(), m.scheduler()),
+            _ => (Vec::new(), Vec::new()),
         };
         let cache = self.cache().and_then(|c| c.stats().ok());
-        super::usage::prometheus(&models, cache.as_ref())
+        super::usage::prometheus(&models, cache.as_ref(), &sched)
     }
 
     /// Whether a model can be asked at all.

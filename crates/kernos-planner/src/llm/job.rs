@@ -46,6 +46,12 @@ pub trait ChatModel: Send + Sync {
     fn metrics(&self) -> Vec<ModelStats> {
         Vec::new()
     }
+
+    /// What each provider's fair scheduler is doing: slots, queue, waits, tokens per client
+    /// (the daemon's `/metrics`). A test double that schedules nothing answers nothing.
+    fn scheduler(&self) -> Vec<kernos_llm::SchedStats> {
+        Vec::new()
+    }
 }
 
 impl std::fmt::Debug for dyn ChatModel + '_ {
@@ -66,6 +72,10 @@ impl ChatModel for BlockingRouter {
 
     fn metrics(&self) -> Vec<ModelStats> {
         self.router().metrics()
+    }
+
+    fn scheduler(&self) -> Vec<kernos_llm::SchedStats> {
+        self.router().scheduler()
     }
 }
 
@@ -104,6 +114,10 @@ impl ChatModel for HandleModel {
 
     fn metrics(&self) -> Vec<ModelStats> {
         self.router.metrics()
+    }
+
+    fn scheduler(&self) -> Vec<kernos_llm::SchedStats> {
+        self.router.scheduler()
     }
 }
 

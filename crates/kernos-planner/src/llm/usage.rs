@@ -181,9 +181,13 @@ pub fn summarise<'a>(events: impl IntoIterator<Item = &'a Event>) -> UsageSummar
 type Family = (&'static str, Kind, &'static str, fn(&ModelStats) -> f64);
 
 /// Prometheus text for the daemon's `/metrics`: per provider/model tries, errors, tokens,
-/// cost and latency (from the router's in-process counters), and the plan cache's hits,
-/// misses and size.
-pub fn prometheus(models: &[ModelStats], cache: Option<&CacheStats>) -> String {
+/// cost and latency (from the router's in-process counters), the plan cache's hits, misses
+/// and size, and each provider's fair scheduler (queue, waits, tokens per client).
+pub fn prometheus(
+    models: &[ModelStats],
+    cache: Option<&CacheStats>,
+    sched: &[kernos_llm::SchedStats],
+) -> String {
     let mut w = Writer::new();
     let families: [Family; 7] = [
         (
@@ -265,7 +269,85 @@ pub fn prometheus(models: &[ModelStats], cache: Option<&CacheStats>) -> String {
             c.hit_rate(),
         );
     }
+    scheduler_families(&mut w, sched);
     w.finish()
+}
+
+/// The scheduler's series: per provider (slots, running, queued, wait) and per client of it
+/// (queued, tokens served, wait).
+fn scheduler_families(w: &mut Writer, sched: &[kernos_llm::SchedStats]) {
+    type P = fn(&kernos_llm::SchedStats) -> f64;
+    let providers: [(&str, Kind, &str, P); 4] = [
+        (
+            "kernos_llm_sched_slots",
+            Kind::Gauge,
+            "Calls a provider runs at once.",
+            |p| p.slots as f64,
+        ),
+        (
+            "kernos_llm_sched_running",
+            Kind::Gauge,
+            "Calls running at a provider.",
+            |p| p.in_flight as f64,
+        ),
+        (
+            "kernos_llm_sched_queued",
+            Kind::Gauge,
+            "Calls waiting for a slot of a provider.",
+            |p| p.queued as f64,
+        ),
+        (
+            "kernos_llm_sched_wait_seconds_total",
+            Kind::Counter,
+            "Time calls waited for a slot.",
+            |p| p.wait_ms_total as f64 / 1000.0,
+        ),
+    ];
+    for (name, kind, help, f) in providers {
+        w.family(name, kind, help);
+        for p in sched {
+            w.sample(name, &[("provider", &p.provider)], f(p));
+        }
+    }
+    type C = fn(&kernos_llm::ClientStats) -> f64;
+    let clients: [(&str, Kind, &str, C); 4] = [
+        (
+            "kernos_llm_client_queued",
+            Kind::Gauge,
+            "A client's calls waiting for a slot.",
+            |c| c.queued as f64,
+        ),
+        (
+            "kernos_llm_client_input_tokens_total",
+            Kind::Counter,
+            "Prompt tokens served to a client.",
+            |c| c.input_tokens as f64,
+        ),
+        (
+            "kernos_llm_client_output_tokens_total",
+            Kind::Counter,
+            "Answer tokens served to a client.",
+            |c| c.output_tokens as f64,
+        ),
+        (
+            "kernos_llm_client_wait_seconds_total",
+            Kind::Counter,
+            "Time a client's calls waited for a slot.",
+            |c| c.wait_ms_total as f64 / 1000.0,
+        ),
+    ];
+    for (name, kind, help, f) in clients {
+        w.family(name, kind, help);
+        for p in sched {
+            for c in &p.clients {
+                w.sample(
+                    name,
+                    &[("provider", &p.provider), ("client", &c.client)],
+                    f(c),
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -337,11 +419,48 @@ mod tests {
                 hits: 1,
                 misses: 3,
             }),
+            &[kernos_llm::SchedStats {
+                provider: "local".into(),
+                slots: 4,
+                in_flight: 1,
+                queued: 2,
+                max_in_flight: 4,
+                dispatched: 9,
+                wait_ms_total: 1500,
+                wait_ms_max: 700,
+                paused: 0,
+                clients: vec![kernos_llm::ClientStats {
+                    client: "acme".into(),
+                    queued: 2,
+                    in_flight: 1,
+                    calls: 9,
+                    input_tokens: 900,
+                    output_tokens: 120,
+                    wait_ms_total: 1500,
+                    counter: 1140,
+                }],
+            }],
         );
         assert!(
             text.contains("kernos_llm_calls_total{provider=\"a\\\"b\",model=\"m\"} 3"),
             "{text}"
         );
         assert!(text.contains("kernos_plan_cache_hit_ratio 0.25"), "{text}");
+        assert!(
+            text.contains("kernos_llm_sched_queued{provider=\"local\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "kernos_llm_client_output_tokens_total{provider=\"local\",client=\"acme\"} 120"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "kernos_llm_client_wait_seconds_total{provider=\"local\",client=\"acme\"} 1.5"
+            ),
+            "{text}"
+        );
     }
 }

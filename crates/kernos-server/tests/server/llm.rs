@@ -105,6 +105,10 @@ async fn long_tail_requests_go_to_the_model_and_metrics_show_tokens_cost_and_cac
         "kernos_plan_cache_hits_total 1",
         "kernos_plan_cache_misses_total 1",
         "kernos_plan_cache_hit_ratio 0.5",
+        // The model's time was charged to the organisation that asked.
+        "kernos_llm_client_input_tokens_total{provider=\"local\",client=\"acme\"} 1200",
+        "kernos_llm_client_output_tokens_total{provider=\"local\",client=\"acme\"} 300",
+        "kernos_llm_sched_queued{provider=\"local\"} 0",
     ] {
         assert!(m.contains(line), "missing {line}:\n{m}");
     }
