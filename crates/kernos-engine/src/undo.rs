@@ -2,7 +2,7 @@
 
 use crate::trash::Emptied;
 use kernos_core::event::kind;
-use kernos_core::{Decision, Event, Step, TxId};
+use kernos_core::{Decision, Effect, EffectKind, Event, Step, TxId};
 use kernos_tools::undo::{self, Inverse};
 use kernos_tools::{Fingerprint, Record, Recorder};
 use serde::{Deserialize, Serialize};
@@ -183,9 +183,14 @@ impl Engine {
                         report.conflicts.push(conflict);
                         continue;
                     }
-                    let applied = self
-                        .vault_blobs(&s.env)
-                        .and_then(|blobs| undo::apply(&item.record, &s.env, &blobs));
+                    let applied = self.vault_blobs(&s.env).and_then(|blobs| {
+                        // Confined like any step: the record's paths are what it changes.
+                        let effects = record_effects(&item.record.inverse);
+                        let mut sink = kernos_tools::undo::MemorySink::default();
+                        self.confined(s, &effects, &mut sink, |_, _| {
+                            undo::apply(&item.record, &s.env, &blobs)
+                        })
+                    });
                     match applied {
                         Ok(()) => report.undone.push(item.description.clone()),
                         Err(e) => report.failed.push(format!("{}: {e}", item.description)),
@@ -266,6 +271,19 @@ impl Engine {
         })
         .map(|_| ())
         .map_err(|e| e.to_string())
+    }
+}
+
+/// The paths an inverse changes, as the effects its confined thread is granted: what it
+/// restores, removes (to the trash) or moves back, and where it moves from.
+fn record_effects(inverse: &Inverse) -> Vec<Effect> {
+    let write = |p: &std::path::Path| Effect::path(EffectKind::Write, p.to_path_buf(), false);
+    let delete = |p: &std::path::Path| Effect::path(EffectKind::Delete, p.to_path_buf(), true);
+    match inverse {
+        Inverse::RestoreFile { path, .. } | Inverse::SetMode { path, .. } => vec![write(path)],
+        Inverse::Remove { path, .. } | Inverse::RemoveTree { path } => vec![delete(path)],
+        Inverse::MoveBack { from, to } => vec![delete(from), write(to)],
+        Inverse::Step { .. } => Vec::new(),
     }
 }
 
