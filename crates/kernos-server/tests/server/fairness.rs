@@ -81,6 +81,20 @@ async fn two_orgs(workers: usize) -> (T, String, String) {
     (t, a, b)
 }
 
+/// Submits a read of the work directory with `key` and waits for how it ended.
+async fn read_runs(t: &T, key: &str) -> String {
+    let read = t
+        .submit(
+            Auth::Key(key),
+            json!({"request": "list files in .", "cwd": t.cwd()}),
+        )
+        .await;
+    t.finished(Auth::Key(key), &read).await["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// A delete of `file` (in the work directory): medium risk, so it waits for approval.
 fn delete(t: &T, file: &str) -> Value {
     json!({"request": format!("delete {file}"), "cwd": t.cwd()})
@@ -107,16 +121,7 @@ async fn actions_waiting_for_approval_hold_no_slot_so_another_orgs_read_runs_at_
     );
     assert!(m.contains("kernos_org_running{org=\"acme\"} 0"), "{m}");
     // Another organisation's read runs while every one of them still waits.
-    let read = t
-        .submit(
-            Auth::Key(&b),
-            json!({"request": "list files in .", "cwd": t.cwd()}),
-        )
-        .await;
-    assert_eq!(
-        t.finished(Auth::Key(&b), &read).await["status"],
-        "committed"
-    );
+    assert_eq!(read_runs(&t, &b).await, "committed");
     assert_eq!(approvals(&t, &a).await.len(), 6, "still waiting");
     for id in &waiting {
         assert_eq!(status(&t, &a, id).await, "running");
@@ -185,16 +190,7 @@ async fn one_org_cannot_hold_every_slot() {
     assert!(m.contains("kernos_org_queued{org=\"acme\"} 1"), "{m}");
     assert!(m.contains("kernos_queue_depth 1"), "{m}");
     // globex's read takes the free slot while acme's three still run.
-    let read = t
-        .submit(
-            Auth::Key(&b),
-            json!({"request": "list files in .", "cwd": t.cwd()}),
-        )
-        .await;
-    assert_eq!(
-        t.finished(Auth::Key(&b), &read).await["status"],
-        "committed"
-    );
+    assert_eq!(read_runs(&t, &b).await, "committed");
     assert_eq!(t.held(), 3);
     assert_eq!(status(&t, &a, &fourth).await, "queued");
     t.let_go();
@@ -329,16 +325,7 @@ async fn a_quota_is_reserved_before_each_step_so_waiting_plans_cannot_overrun_it
         .call("POST", "/v1/actions", Auth::Key(&a), Some(delete(&t, "x")))
         .await;
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
-    let read = t
-        .submit(
-            Auth::Key(&b),
-            json!({"request": "list files in .", "cwd": t.cwd()}),
-        )
-        .await;
-    assert_eq!(
-        t.finished(Auth::Key(&b), &read).await["status"],
-        "committed"
-    );
+    assert_eq!(read_runs(&t, &b).await, "committed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
