@@ -411,6 +411,33 @@ pub fn usage(app: &App) -> anyhow::Result<ExitCode> {
                 &rows,
             );
         }
+        // Only worth a table when more than one organisation used the models (a daemon).
+        if s.orgs.len() > 1 {
+            let rows: Vec<Vec<String>> = s
+                .orgs
+                .iter()
+                .map(|o| {
+                    vec![
+                        o.org.clone(),
+                        o.calls.to_string(),
+                        o.input_tokens.to_string(),
+                        o.output_tokens.to_string(),
+                        format!("${:.4}", o.cost_usd),
+                    ]
+                })
+                .collect();
+            print_table(
+                &["organisation", "calls", "tokens in", "tokens out", "cost"],
+                &rows,
+            );
+        }
+        if s.redactions > 0 {
+            println!(
+                "{} secret{} redacted from prompts before they left this machine",
+                s.redactions,
+                if s.redactions == 1 { " was" } else { "s were" }
+            );
+        }
         println!(
             "{} request{} reached the model tier: {} planned by a model, {} from the cache, {} fell back to the offline planner; total ${:.4}",
             s.requests,

@@ -90,11 +90,30 @@ pub struct ModelUsage {
     pub mean_latency_ms: u64,
 }
 
+/// Model tries charged to one organisation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct OrgUsage {
+    /// The organisation.
+    pub org: String,
+    /// Tries.
+    pub calls: u64,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Cost, US dollars.
+    pub cost_usd: f64,
+}
+
 /// What `kernos usage` shows.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct UsageSummary {
     /// Per provider/model, by cost then name.
     pub models: Vec<ModelUsage>,
+    /// Per organisation, by name.
+    pub orgs: Vec<OrgUsage>,
+    /// Secrets redacted from prompts before they left the machine.
+    pub redactions: u64,
     /// Requests that reached the model tier.
     pub requests: u64,
     /// Of those, answered from the cache.
@@ -114,6 +133,7 @@ pub struct UsageSummary {
 /// Summarises `llm.call` and `llm.plan` events (other kinds are ignored).
 pub fn summarise<'a>(events: impl IntoIterator<Item = &'a Event>) -> UsageSummary {
     let mut by: BTreeMap<(String, String), (ModelUsage, u64)> = BTreeMap::new();
+    let mut orgs: BTreeMap<String, OrgUsage> = BTreeMap::new();
     let mut s = UsageSummary::default();
     for e in events {
         let p = &e.payload;
@@ -138,6 +158,15 @@ pub fn summarise<'a>(events: impl IntoIterator<Item = &'a Event>) -> UsageSummar
                 m.output_tokens += num("output_tokens");
                 m.cost_usd += p.get("cost_usd").and_then(Value::as_f64).unwrap_or(0.0);
                 *lat += num("latency_ms");
+                let o = orgs.entry(e.org.clone()).or_insert_with(|| OrgUsage {
+                    org: e.org.clone(),
+                    ..OrgUsage::default()
+                });
+                o.calls += 1;
+                o.input_tokens += num("input_tokens");
+                o.output_tokens += num("output_tokens");
+                o.cost_usd += p.get("cost_usd").and_then(Value::as_f64).unwrap_or(0.0);
+                s.redactions += num("redactions");
             }
             kind::LLM_PLAN => {
                 s.requests += 1;
@@ -155,6 +184,7 @@ pub fn summarise<'a>(events: impl IntoIterator<Item = &'a Event>) -> UsageSummar
             _ => {}
         }
     }
+    s.orgs = orgs.into_values().collect();
     s.models = by
         .into_values()
         .map(|(mut m, lat)| {
@@ -380,6 +410,13 @@ mod tests {
                 kind::LLM_CALL,
                 json!({"provider": "a", "model": "m", "input_tokens": 50, "output_tokens": 0, "cost_usd": 0.25, "latency_ms": 10, "error": "boom"}),
             ),
+            Event {
+                org: "acme".into(),
+                ..ev(
+                    kind::LLM_CALL,
+                    json!({"provider": "b", "model": "n", "input_tokens": 7, "output_tokens": 3, "cost_usd": 0.0, "latency_ms": 5, "error": null, "redactions": 2}),
+                )
+            },
             ev(kind::LLM_PLAN, json!({"source": "model", "cache": "miss"})),
             ev(kind::LLM_PLAN, json!({"source": "cache", "cache": "hit"})),
             ev(kind::LLM_PLAN, json!({"source": "cache", "cache": "hit"})),
@@ -387,8 +424,8 @@ mod tests {
             ev("step.started", json!({})),
         ];
         let s = summarise(&evs);
-        assert_eq!(s.models.len(), 1);
-        let m = &s.models[0];
+        assert_eq!(s.models.len(), 2);
+        let m = s.models.iter().find(|m| m.provider == "a").unwrap();
         assert_eq!(
             (m.calls, m.errors, m.input_tokens, m.output_tokens),
             (2, 1, 150, 20)
@@ -406,6 +443,13 @@ mod tests {
             (4, 2, 1, 1, 1)
         );
         assert!((s.cache_hit_rate - 2.0 / 3.0).abs() < 1e-12);
+        let by_org: Vec<(&str, u64, u64, u64)> = s
+            .orgs
+            .iter()
+            .map(|o| (o.org.as_str(), o.calls, o.input_tokens, o.output_tokens))
+            .collect();
+        assert_eq!(by_org, [("acme", 1, 7, 3), ("local", 2, 150, 20)]);
+        assert_eq!(s.redactions, 2);
 
         let text = prometheus(
             &[ModelStats {
