@@ -65,8 +65,12 @@ pub fn credential_reason(path: &Path, home: &Path) -> Option<String> {
         return Some(format!("a private key ({})", key.display()));
     }
     let homes = [Some(home), home_of(path)];
+    // Walks ask this for every entry: compare without building paths.
     for h in homes.into_iter().flatten() {
-        if let Some(s) = HOME_SECRETS.iter().find(|s| path.starts_with(h.join(s))) {
+        let Ok(rest) = path.strip_prefix(h) else {
+            continue;
+        };
+        if let Some(s) = HOME_SECRETS.iter().find(|s| rest.starts_with(s)) {
             return Some(format!("a credential store ({})", h.join(s).display()));
         }
     }

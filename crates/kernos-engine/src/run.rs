@@ -212,7 +212,7 @@ impl Engine {
             let mut note = None;
             let mut changes = None;
             let mut refused = None;
-            let (args, effects) = match resolve(self, plan, step, &outputs) {
+            let (args, effects, assessed) = match resolve(self, plan, step, &outputs) {
                 Resolved::Ready(args) => {
                     let v = Value::Object(args.clone());
                     let effects = match action.effects(&v, &self.ctx(s, &no_progress, &[])) {
@@ -240,8 +240,9 @@ impl Engine {
                     // A read that policy would not let run unasked (a credential store, a
                     // path outside the organisation's scope) is not run to preview it either:
                     // its output would be shown before anyone approved reading it.
-                    let decision = self.assess(plan, action, &effects, s).decision;
-                    if spec.is_read_only() && decision != Decision::Allow && note.is_none() {
+                    let assessed = self.assess(plan, action, &effects, s);
+                    if spec.is_read_only() && assessed.decision != Decision::Allow && note.is_none()
+                    {
                         note = Some("runs only once it is approved".into());
                     }
                     if note.is_none() {
@@ -270,20 +271,24 @@ impl Engine {
                             (Err(e), false) => note = Some(format!("would fail: {e}")),
                         }
                     }
-                    (args, effects)
+                    (args, effects, Some(assessed))
                 }
                 Resolved::Empty(reason) => {
                     outputs[i] = Some(Output::default());
                     note = Some(reason);
                     changes = Some(Vec::new());
-                    (step.args.clone(), Vec::new())
+                    (step.args.clone(), Vec::new(), None)
                 }
                 Resolved::Pending(src) => {
                     note = Some(format!("acts on what step {} produces", src + 1));
-                    (step.args.clone(), self.scope_effects(plan, step, action, s))
+                    (
+                        step.args.clone(),
+                        self.scope_effects(plan, step, action, s),
+                        None,
+                    )
                 }
             };
-            let mut assessment = self.assess(plan, action, &effects, s);
+            let mut assessment = assessed.unwrap_or_else(|| self.assess(plan, action, &effects, s));
             if let Some(why) = refused {
                 assessment = kernos_policy::Assessment {
                     risk: Risk::High,

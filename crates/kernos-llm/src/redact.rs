@@ -42,20 +42,17 @@ const KEY: &str = r"[A-Za-z0-9_.-]*(?:password|passwd|passphrase|pwd|secret|toke
 /// A value: quoted (whatever is inside) or bare (up to a space, quote, separator).
 const VALUE: &str = r#""[^"\n]+"|'[^'\n]+'|[^\s"'&;,]+"#;
 
-fn rule(kind: &'static str, pattern: &str, group: usize) -> Rule {
-    Rule {
-        kind,
-        // The patterns are constants checked by the unit tests; a bad one is a build bug.
-        #[allow(clippy::expect_used)]
-        re: Regex::new(pattern).expect("redaction pattern compiles"),
-        group,
-    }
+/// A rule, or `None` if its pattern does not compile. The patterns are constants; the unit test
+/// `every_rule_compiles` fails the build's tests if one does not, so a rule is never dropped
+/// unnoticed.
+fn rule(kind: &'static str, pattern: &str, group: usize) -> Option<Rule> {
+    Regex::new(pattern).ok().map(|re| Rule { kind, re, group })
 }
 
 /// The rules, most specific first: a token inside an assignment is named by its own kind, and
 /// what one rule replaced is a marker the later ones leave alone.
 static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
-    vec![
+    [
         // A PEM (or PGP) private key; one cut off before its END line is redacted to the end
         // of the text, since what follows the BEGIN line is key material.
         rule(
@@ -113,6 +110,9 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             1,
         ),
     ]
+    .into_iter()
+    .flatten()
+    .collect()
 });
 
 /// Whether an assignment's value is not a secret itself: a marker an earlier rule left, a
@@ -219,6 +219,12 @@ pub fn is_loopback(base_url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_rule_compiles() {
+        // One per `rule(…)` in `RULES`: a pattern that fails to compile would be dropped.
+        assert_eq!(RULES.len(), 15);
+    }
     use crate::types::Message;
 
     fn red(s: &str) -> (String, u32) {

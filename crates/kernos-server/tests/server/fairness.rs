@@ -18,17 +18,24 @@ async fn metrics(t: &T) -> String {
     String::from_utf8(r.body).unwrap()
 }
 
+/// An action's detail as it is now, without waiting for it to end.
+async fn detail(t: &T, key: &str, action: &str) -> Value {
+    t.call(
+        "GET",
+        &format!("/v1/state/actions/{action}"),
+        Auth::Key(key),
+        None,
+    )
+    .await
+    .json()
+}
+
 /// The status of an action, without waiting for it to end.
 async fn status(t: &T, key: &str, action: &str) -> String {
-    let r = t
-        .call(
-            "GET",
-            &format!("/v1/state/actions/{action}"),
-            Auth::Key(key),
-            None,
-        )
-        .await;
-    r.json()["status"].as_str().unwrap().to_owned()
+    detail(t, key, action).await["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// The ids of `key`'s org's pending approvals.
@@ -43,15 +50,7 @@ async fn approvals(t: &T, key: &str) -> Vec<Value> {
 async fn finished_or_pending(t: &T, key: &str, action: &str) -> Option<Value> {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let r = t
-            .call(
-                "GET",
-                &format!("/v1/state/actions/{action}"),
-                Auth::Key(key),
-                None,
-            )
-            .await;
-        let d = r.json();
+        let d = detail(t, key, action).await;
         if !matches!(d["status"].as_str(), Some("queued" | "running")) {
             return Some(d);
         }
