@@ -157,6 +157,8 @@ pub fn budget(app: &App) -> Budget {
             .budget
             .time
             .unwrap_or(Duration::from_secs(p.agent_time_secs)),
+        max_units: None,
+        max_cost_usd: None,
     }
 }
 

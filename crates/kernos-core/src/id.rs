@@ -212,6 +212,10 @@ id_type!(
     /// A pending approval: a step waiting for someone to say yes or no.
     ApprovalId
 );
+id_type!(
+    /// An agent: a goal worked on across many actions, outliving the request that spawned it.
+    AgentId
+);
 
 #[cfg(test)]
 mod tests {

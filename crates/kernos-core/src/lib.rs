@@ -3,6 +3,7 @@
 //!
 //! This crate does no I/O and has no opinion about how things run; it only says what things are.
 
+pub mod agent;
 pub mod event;
 pub mod exec;
 pub mod hex;
@@ -18,7 +19,8 @@ pub mod tool;
 
 pub use event::{Actor, Event, LOCAL_ORG, NewEvent};
 pub use exec::{CancelToken, ExecError, ExecOutcome, ExecRequest, ProcessRunner, StopReason};
-pub use id::{ActionId, ApprovalId, IdError, RawId, TxId};
+pub use agent::{AgentState, Wait};
+pub use id::{ActionId, AgentId, ApprovalId, IdError, RawId, TxId};
 pub use plan::{MAX_STEPS, Plan, PlanIssue, Step, StepRef};
 pub use risk::{Decision, Risk};
 pub use sandbox::{HostPort, Lifetime, Limits, NetworkPolicy, SandboxPolicy, ThreadView};

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use kernos_core::Plan;
 use kernos_llm::{Attempt, RouteOpts};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::job::{ChatModel, JobSpec, LlmPlanner};
 use super::prompt::{DataBlock, sensitive_texts, wrap_data};
@@ -23,23 +23,37 @@ use crate::PlanContext;
 const MAX_OBSERVATION_CHARS: usize = 24_000;
 
 /// Limits of one agent run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Budget {
     /// Steps run (observations and actions).
     pub max_steps: usize,
     /// Prompt plus completion tokens over every model call.
     pub max_tokens: u64,
-    /// Wall time.
+    /// Wall time spent working (a daemon restart does not reset it).
     #[serde(with = "millis")]
     pub max_time: Duration,
+    /// Run units its actions may use (CPU seconds plus a charge per step), if limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_units: Option<f64>,
+    /// US dollars its model calls may cost, if limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
 }
 
 mod millis {
+    use serde::Deserialize;
+
     pub fn serialize<S: serde::Serializer>(
         d: &std::time::Duration,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::time::Duration, D::Error> {
+        u64::deserialize(d).map(std::time::Duration::from_millis)
     }
 }
 
@@ -49,12 +63,14 @@ impl Default for Budget {
             max_steps: 12,
             max_tokens: 60_000,
             max_time: Duration::from_secs(300),
+            max_units: None,
+            max_cost_usd: None,
         }
     }
 }
 
 /// Where the run is, for the live display.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentStatus {
     /// Turn number (1-based).
     pub turn: u32,
@@ -89,7 +105,7 @@ impl std::fmt::Display for AgentStatus {
 }
 
 /// What one step showed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
     /// The step, e.g. `svc.logs name=nginx`.
     pub step: String,
@@ -146,6 +162,20 @@ pub enum Stop {
         /// The limit.
         max: u64,
     },
+    /// Out of run units.
+    UnitBudget {
+        /// Units used.
+        used: f64,
+        /// The limit.
+        max: f64,
+    },
+    /// Out of money.
+    CostBudget {
+        /// US dollars spent.
+        used: f64,
+        /// The limit.
+        max: f64,
+    },
     /// Out of time.
     TimeBudget {
         /// Seconds used.
@@ -176,6 +206,12 @@ impl std::fmt::Display for Stop {
             Stop::TokenBudget { used, max } => {
                 write!(f, "token budget reached: {used} of {max} tokens used")
             }
+            Stop::UnitBudget { used, max } => {
+                write!(f, "run-unit budget reached: {used:.2} of {max:.2} units used")
+            }
+            Stop::CostBudget { used, max } => {
+                write!(f, "cost budget reached: ${used:.4} of ${max:.4} spent")
+            }
             Stop::TimeBudget { used_s, max_s } => {
                 write!(f, "time budget reached: {used_s} s of {max_s} s used")
             }
@@ -183,6 +219,121 @@ impl std::fmt::Display for Stop {
             Stop::ModelFailed { reason } => write!(f, "the model gave no usable plan: {reason}"),
         }
     }
+}
+
+/// What an agent has done and seen: everything it needs to go on where it was after a
+/// pause or a daemon restart. The daemon snapshots it into the blob store after every turn.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    /// The goal, as the person gave it.
+    pub goal: String,
+    /// Turns (model calls that produced a plan or an answer).
+    pub turns: u32,
+    /// Steps run.
+    pub steps: usize,
+    /// Tokens used.
+    pub tokens: u64,
+    /// Cost of its model calls, US dollars.
+    pub cost_usd: f64,
+    /// Run units its actions used.
+    pub units: f64,
+    /// Time spent working before the current run, milliseconds.
+    pub elapsed_ms: u64,
+    /// What the steps showed, oldest first (data, never instructions).
+    pub observations: Vec<Observation>,
+    /// The model's messages, one per turn that had one.
+    pub notes: Vec<String>,
+    /// Every plan proposed, in order (the last may not have run).
+    pub plans: Vec<Plan>,
+}
+
+impl Memory {
+    /// A fresh memory for `goal`.
+    pub fn new(goal: &str) -> Self {
+        Memory {
+            goal: goal.trim().to_owned(),
+            ..Memory::default()
+        }
+    }
+
+    /// Takes in what a plan of `planned` steps did. Steps count once they ran: a plan stopped
+    /// before running costs none. Returns why the agent must stop, if it must.
+    pub fn record(&mut self, outcome: HostOutcome, planned: usize) -> Option<Stop> {
+        let (obs, stopped) = match outcome {
+            HostOutcome::Ran(o) => {
+                self.steps += planned;
+                (o, None)
+            }
+            HostOutcome::Stopped {
+                observations,
+                reason,
+            } => {
+                self.steps += observations.len();
+                (observations, Some(reason))
+            }
+        };
+        self.observations.extend(obs);
+        stopped.map(|reason| Stop::Stopped { reason })
+    }
+
+    /// The first budget this memory has used up, if any (`elapsed` is the time worked so far).
+    pub fn over_budget(&self, b: &Budget, elapsed: Duration) -> Option<Stop> {
+        if elapsed >= b.max_time {
+            return Some(Stop::TimeBudget {
+                used_s: elapsed.as_secs(),
+                max_s: b.max_time.as_secs(),
+            });
+        }
+        if self.tokens >= b.max_tokens {
+            return Some(Stop::TokenBudget {
+                used: self.tokens,
+                max: b.max_tokens,
+            });
+        }
+        if let Some(max) = b.max_units.filter(|m| self.units >= *m) {
+            return Some(Stop::UnitBudget {
+                used: self.units,
+                max,
+            });
+        }
+        if let Some(max) = b.max_cost_usd.filter(|m| self.cost_usd >= *m) {
+            return Some(Stop::CostBudget {
+                used: self.cost_usd,
+                max,
+            });
+        }
+        if self.steps >= b.max_steps {
+            return Some(Stop::StepBudget {
+                used: self.steps,
+                max: b.max_steps,
+                wanted: 1,
+            });
+        }
+        None
+    }
+}
+
+/// What the agent wants to do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Run this plan (its steps count against the budget once they ran).
+    Run {
+        /// The plan, already in [`Memory::plans`].
+        plan: Plan,
+        /// What the model said about it ("checking the logs first"), maybe empty.
+        message: String,
+    },
+    /// Stop, for this reason.
+    Stop(Stop),
+}
+
+/// One turn's result: what to do next and the model tries it took (for metering).
+#[derive(Debug, Clone)]
+pub struct Thought {
+    /// What to do next.
+    pub next: Next,
+    /// Every model try of this turn.
+    pub attempts: Vec<Attempt>,
 }
 
 /// How an agent run went.
@@ -231,154 +382,142 @@ impl<'a> Agent<'a> {
         }
     }
 
-    /// Works towards `goal` until done, stopped or out of budget.
+    /// One turn: checks the budgets, asks the model for the next steps with everything
+    /// observed so far, and says what to do. `elapsed` is the time worked before this turn.
+    /// The plan it returns is already in the memory; run it and give what it did to
+    /// [`Memory::record`].
+    pub fn think(&self, mem: &mut Memory, ctx: &PlanContext, elapsed: Duration) -> Thought {
+        let stop = |s| Thought {
+            next: Next::Stop(s),
+            attempts: Vec::new(),
+        };
+        let b = self.budget;
+        if let Some(s) = mem.over_budget(&b, elapsed) {
+            return stop(s);
+        }
+        let asked = Instant::now();
+        let user = agent_message(self.planner, ctx, mem, &b, elapsed);
+        let observations: Vec<DataBlock> = mem
+            .observations
+            .iter()
+            .map(|o| DataBlock::new(o.step.clone(), o.text.clone()))
+            .collect();
+        let job = self.planner.run(
+            self.model,
+            JobSpec {
+                request: mem.goal.clone(),
+                user,
+                lane: self.lane.clone(),
+                route: self.route.clone(),
+                agent: true,
+                untrusted: !observations.is_empty(),
+                max_tokens: None,
+                actions: Vec::new(),
+                sensitive: sensitive_texts(&observations, &ctx.home),
+            },
+        );
+        mem.tokens += job.tokens();
+        mem.cost_usd += job.cost_usd();
+        let attempts = job.attempts.clone();
+        let next = match job.result {
+            Err(e) => Next::Stop(Stop::ModelFailed {
+                reason: e.to_string(),
+            }),
+            Ok(mp) => {
+                mem.turns += 1;
+                if !mp.message.is_empty() {
+                    mem.notes.push(mp.message.clone());
+                }
+                if mp.done || mp.plan.steps.is_empty() {
+                    Next::Stop(Stop::Done { answer: mp.message })
+                } else {
+                    mem.plans.push(mp.plan.clone());
+                    let wanted = mp.plan.steps.len();
+                    // The call that crossed a budget does not get its plan run.
+                    if let Some(s) = mem.over_budget(&b, elapsed + asked.elapsed()) {
+                        Next::Stop(s)
+                    } else if mem.steps + wanted > b.max_steps {
+                        Next::Stop(Stop::StepBudget {
+                            used: mem.steps,
+                            max: b.max_steps,
+                            wanted,
+                        })
+                    } else {
+                        Next::Run {
+                            plan: mp.plan,
+                            message: mp.message,
+                        }
+                    }
+                }
+            }
+        };
+        Thought { next, attempts }
+    }
+
+    /// Works towards `goal` until done, stopped or out of budget, with `host` running each
+    /// plan as it is proposed.
     pub fn run(&self, goal: &str, ctx: &PlanContext, host: &mut dyn AgentHost) -> AgentReport {
         let start = Instant::now();
         let b = self.budget;
-        let mut observations: Vec<DataBlock> = Vec::new();
-        let mut report = AgentReport {
-            stop: Stop::Done {
-                answer: String::new(),
-            },
-            turns: 0,
-            steps: 0,
-            tokens: 0,
-            cost_usd: 0.0,
-            elapsed: Duration::ZERO,
-            attempts: Vec::new(),
-            plans: Vec::new(),
-        };
-        let status = |r: &AgentReport, turn: u32, phase: String| AgentStatus {
+        let mut mem = Memory::new(goal);
+        let mut attempts = Vec::new();
+        let status = |m: &Memory, turn: u32, phase: String| AgentStatus {
             turn,
-            steps: r.steps,
-            tokens: r.tokens,
+            steps: m.steps,
+            tokens: m.tokens,
             elapsed: start.elapsed(),
             budget: b,
             phase,
         };
         let stop = loop {
-            if let Some(s) = over_budget(&report, &b, start.elapsed()) {
+            if let Some(s) = mem.over_budget(&b, start.elapsed()) {
                 break s;
             }
-            host.status(&status(
-                &report,
-                report.turns + 1,
-                "asking the model".into(),
-            ));
-            let user = agent_message(self.planner, goal, ctx, &observations, &report, &b, start);
-            let job = self.planner.run(
-                self.model,
-                JobSpec {
-                    request: goal.to_owned(),
-                    user,
-                    lane: self.lane.clone(),
-                    route: self.route.clone(),
-                    agent: true,
-                    untrusted: !observations.is_empty(),
-                    max_tokens: None,
-                    actions: Vec::new(),
-                    sensitive: sensitive_texts(&observations, &ctx.home),
-                },
-            );
-            report.tokens += job.tokens();
-            report.cost_usd += job.cost_usd();
-            report.attempts.extend(job.attempts.iter().cloned());
-            let mp = match job.result {
-                Ok(mp) => mp,
-                Err(e) => {
-                    break Stop::ModelFailed {
-                        reason: e.to_string(),
-                    };
-                }
+            host.status(&status(&mem, mem.turns + 1, "asking the model".into()));
+            let thought = self.think(&mut mem, ctx, start.elapsed());
+            attempts.extend(thought.attempts);
+            let (plan, message) = match thought.next {
+                Next::Stop(s) => break s,
+                Next::Run { plan, message } => (plan, message),
             };
-            report.turns += 1;
-            if mp.done || mp.plan.steps.is_empty() {
-                break Stop::Done { answer: mp.message };
+            if !message.is_empty() {
+                host.note(&message);
             }
-            report.plans.push(mp.plan.clone());
-            // The call that crossed a budget does not get its plan run.
-            if let Some(s) = over_budget(&report, &b, start.elapsed()) {
-                break s;
-            }
-            let wanted = mp.plan.steps.len();
-            if report.steps + wanted > b.max_steps {
-                break Stop::StepBudget {
-                    used: report.steps,
-                    max: b.max_steps,
-                    wanted,
-                };
-            }
-            if !mp.message.is_empty() {
-                host.note(&mp.message);
-            }
+            let wanted = plan.steps.len();
             host.status(&status(
-                &report,
-                report.turns,
+                &mem,
+                mem.turns,
                 format!(
                     "running {wanted} step{}",
                     if wanted == 1 { "" } else { "s" }
                 ),
             ));
-            // Steps count once they ran: a plan stopped before running costs none.
-            let (obs, stopped) = match host.run(&mp.plan) {
-                HostOutcome::Ran(o) => {
-                    report.steps += wanted;
-                    (o, None)
-                }
-                HostOutcome::Stopped {
-                    observations,
-                    reason,
-                } => {
-                    report.steps += observations.len();
-                    (observations, Some(reason))
-                }
-            };
-            for o in obs {
-                observations.push(DataBlock::new(o.step, o.text));
-            }
-            if let Some(reason) = stopped {
-                break Stop::Stopped { reason };
+            let outcome = host.run(&plan);
+            if let Some(s) = mem.record(outcome, wanted) {
+                break s;
             }
         };
-        report.stop = stop;
-        report.elapsed = start.elapsed();
-        report
+        AgentReport {
+            stop,
+            turns: mem.turns,
+            steps: mem.steps,
+            tokens: mem.tokens,
+            cost_usd: mem.cost_usd,
+            elapsed: start.elapsed(),
+            attempts,
+            plans: mem.plans,
+        }
     }
-}
-
-fn over_budget(r: &AgentReport, b: &Budget, elapsed: Duration) -> Option<Stop> {
-    if elapsed >= b.max_time {
-        return Some(Stop::TimeBudget {
-            used_s: elapsed.as_secs(),
-            max_s: b.max_time.as_secs(),
-        });
-    }
-    if r.tokens >= b.max_tokens {
-        return Some(Stop::TokenBudget {
-            used: r.tokens,
-            max: b.max_tokens,
-        });
-    }
-    if r.steps >= b.max_steps {
-        return Some(Stop::StepBudget {
-            used: r.steps,
-            max: b.max_steps,
-            wanted: 1,
-        });
-    }
-    None
 }
 
 /// The user message of a turn: machine and place, budgets left, observations so far
 /// (wrapped as data, newest last, oldest dropped past a size), then the goal.
 fn agent_message(
     planner: &LlmPlanner,
-    goal: &str,
     ctx: &PlanContext,
-    observations: &[DataBlock],
-    r: &AgentReport,
+    mem: &Memory,
     b: &Budget,
-    start: Instant,
+    elapsed: Duration,
 ) -> String {
     // The request-mode message without a request gives the machine and the place.
     let mut s = super::prompt::user_message("", ctx, planner.facts(), &[]);
@@ -388,11 +527,16 @@ fn agent_message(
     let _ = writeln!(
         s,
         "Turn {}. Budget left: {} steps, {} tokens, {} s.",
-        r.turns + 1,
-        b.max_steps.saturating_sub(r.steps),
-        b.max_tokens.saturating_sub(r.tokens),
-        b.max_time.saturating_sub(start.elapsed()).as_secs()
+        mem.turns + 1,
+        b.max_steps.saturating_sub(mem.steps),
+        b.max_tokens.saturating_sub(mem.tokens),
+        b.max_time.saturating_sub(elapsed).as_secs()
     );
+    let observations: Vec<DataBlock> = mem
+        .observations
+        .iter()
+        .map(|o| DataBlock::new(o.step.clone(), o.text.clone()))
+        .collect();
     if observations.is_empty() {
         s.push_str("Nothing observed yet.\n");
     } else {
@@ -419,7 +563,7 @@ fn agent_message(
     let _ = write!(
         s,
         "\nGoal (from the user): {}\nPropose the next steps, or set done with your answer.",
-        goal.trim()
+        mem.goal
     );
     s
 }
