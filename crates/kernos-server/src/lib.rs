@@ -36,6 +36,7 @@ pub mod routes;
 mod sched;
 mod scope;
 mod sse;
+mod submit;
 pub mod wire;
 mod worker;
 

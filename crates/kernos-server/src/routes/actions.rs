@@ -1,7 +1,6 @@
 //! Actions: POST /v1/actions (submit), POST /v1/actions/{id}/cancel, and the read model
 //! GET /v1/state/actions[/{id}]. Also how any new action is queued (undo queues one too).
 
-use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::Path;
@@ -11,7 +10,7 @@ use kernos_core::event::kind;
 use kernos_core::{ActionId, Event, NewEvent};
 use kernos_journal::Query as JQuery;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::St;
 use crate::auth::{Principal, Role};
@@ -20,6 +19,7 @@ use crate::extract::{Body, Q};
 use crate::idempotency;
 use crate::quota::check_quota;
 use crate::sched::Job;
+use crate::submit::{end_unstarted, enqueue};
 use crate::wire::{
     Accepted, ActionDetail, ActionStatus, ActionSummary, Cancelled, ListParams, SubmitRequest,
     clamp_limit,
@@ -128,67 +128,6 @@ fn check_submission(req: &SubmitRequest) -> ApiResult<()> {
         }
     }
     Ok(())
-}
-
-/// Queues a job after journaling `action.submitted`. The queue slot is reserved first, so a
-/// full queue answers 429 without journaling anything.
-pub(super) async fn enqueue(st: &St, job: Job, payload: Value) -> ApiResult<()> {
-    if st.is_shutting_down() {
-        return Err(ApiError::unavailable(
-            "the daemon is shutting down; retry against the restarted daemon",
-            5,
-        ));
-    }
-    if let Err(depth) = st.sched.reserve() {
-        st.metrics.queue_full.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError::too_many(
-            "queue-full",
-            format!(
-                "{depth} actions are already waiting (server.queue = {}); retry in a moment",
-                st.config.queue
-            ),
-            1,
-        ));
-    }
-    let ev = NewEvent::new(kind::ACTION_SUBMITTED, job.principal.actor.clone())
-        .org(&job.principal.org)
-        .action(job.action)
-        .payload(payload);
-    if let Err(e) = st.append(ev).await {
-        st.sched.unreserve();
-        return Err(e.into());
-    }
-    if let Err(job) = st.sched.push(job) {
-        // The daemon began to stop while the submission was being journaled.
-        end_unstarted(
-            st,
-            &job,
-            ActionStatus::Aborted,
-            "the daemon shut down before the action started; submit it again",
-        )
-        .await;
-        return Err(ApiError::unavailable(
-            "the daemon is shutting down; retry against the restarted daemon",
-            5,
-        ));
-    }
-    st.metrics.accepted.fetch_add(1, Ordering::Relaxed);
-    Ok(())
-}
-
-/// Journals the end of an action that never started (taken off the queue).
-async fn end_unstarted(st: &St, job: &Job, status: ActionStatus, error: &str) {
-    let outcome = kernos_engine::ActionOutcome::Ended {
-        status,
-        error: error.to_owned(),
-    };
-    let ev = NewEvent::new(ACTION_FINISHED, job.principal.actor.clone())
-        .org(&job.principal.org)
-        .action(job.action)
-        .payload(outcome.finished_payload(0.0));
-    if let Err(e) = st.append(ev).await {
-        tracing::error!(action = %job.action, "cannot journal the end of the action: {e}");
-    }
 }
 
 /// The 202 for a queued action, pointing at its state and its events.

@@ -7,7 +7,8 @@ use axum::response::Response;
 use kernos_core::{ActionId, NewEvent, TxId};
 use serde_json::json;
 
-use super::actions::{accepted, enqueue};
+use super::actions::accepted;
+use crate::submit::enqueue;
 use crate::St;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
