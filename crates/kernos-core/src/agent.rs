@@ -88,10 +88,9 @@ impl AgentState {
         }
         match self {
             Created => matches!(to, Running | Paused | Killed | Failed),
-            Running | Waiting => matches!(
-                to,
-                Running | Waiting | Paused | Finished | Failed | Killed
-            ),
+            Running | Waiting => {
+                matches!(to, Running | Waiting | Paused | Finished | Failed | Killed)
+            }
             Paused => matches!(to, Running | Killed | Failed),
             Finished | Failed | Killed => false,
         }
@@ -123,9 +122,7 @@ mod tests {
     #[test]
     fn final_states_never_move_again() {
         for from in [Finished, Failed, Killed] {
-            for to in [
-                Created, Running, Waiting, Paused, Finished, Failed, Killed,
-            ] {
+            for to in [Created, Running, Waiting, Paused, Finished, Failed, Killed] {
                 assert!(!from.can_become(to), "{from} → {to}");
             }
         }
@@ -136,8 +133,14 @@ mod tests {
         assert!(Running.can_become(Paused));
         assert!(Waiting.can_become(Paused));
         assert!(Paused.can_become(Running));
-        assert!(!Paused.can_become(Waiting), "a paused agent waits for nothing");
-        assert!(!Paused.can_become(Finished), "a paused agent does not finish by itself");
+        assert!(
+            !Paused.can_become(Waiting),
+            "a paused agent waits for nothing"
+        );
+        assert!(
+            !Paused.can_become(Finished),
+            "a paused agent does not finish by itself"
+        );
         assert!(Paused.can_become(Killed));
     }
 

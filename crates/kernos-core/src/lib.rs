@@ -17,9 +17,9 @@ pub mod secret;
 pub mod time;
 pub mod tool;
 
+pub use agent::{AgentState, Wait};
 pub use event::{Actor, Event, LOCAL_ORG, NewEvent};
 pub use exec::{CancelToken, ExecError, ExecOutcome, ExecRequest, ProcessRunner, StopReason};
-pub use agent::{AgentState, Wait};
 pub use id::{ActionId, AgentId, ApprovalId, IdError, RawId, TxId};
 pub use plan::{MAX_STEPS, Plan, PlanIssue, Step, StepRef};
 pub use risk::{Decision, Risk};

@@ -19,6 +19,7 @@
 //! `quota`; `sched` shares the run slots between organisations; `worker` runs queued actions;
 //! `openapi` reads the table.
 
+mod agents;
 pub mod auth;
 mod authn;
 pub mod config;
@@ -52,6 +53,7 @@ use kernos_journal::{Journal, JournalOptions, Query};
 use kernos_planner::llm::Cascade;
 use kernos_tools::Registry;
 
+pub use agents::{AGENT_SNAPSHOT, AGENT_SPAWNED, AGENT_STATE};
 pub use auth::{Access, KeyInfo, KeyTable, NewKey, Perm, Principal, Role, generate_key, hash_key};
 pub use config::ServerConfig;
 pub use error::{ApiError, PROBLEM_JSON, Problem};
@@ -133,6 +135,8 @@ pub struct State {
     pub(crate) approvals: Mutex<HashMap<ApprovalId, Pending>>,
     /// Run slots and the per-organisation queues.
     pub(crate) sched: sched::Scheduler,
+    /// Agents: their table (from the journal) and the threads working for them.
+    pub(crate) agents: agents::Agents,
     pub(crate) in_flight: AtomicUsize,
     pub(crate) streams: AtomicUsize,
     /// Actions taken off the queue and not ended: holding a slot, or parked on an approval.
@@ -237,6 +241,7 @@ impl Daemon {
             keys.apply(&e);
             true
         })?;
+        let agents = agents::Agents::load(&boot)?;
         let metrics = metrics::Metrics::default();
         let mut usage = limits::Usage::default();
         boot.for_each(&Query::kind(worker::ACTION_FINISHED), |e| {
@@ -280,6 +285,7 @@ impl Daemon {
                 cfg.max_waiting,
                 cfg.max_waiting_per_org,
             ),
+            agents,
             in_flight: AtomicUsize::new(0),
             streams: AtomicUsize::new(0),
             running: Mutex::new(HashMap::new()),
@@ -327,6 +333,9 @@ impl Daemon {
                 });
             }
         }
+
+        // After the workers: an agent's first act may be to queue its pending action.
+        agents::resume_all(&state);
 
         let poll_state = Arc::downgrade(&state);
         let poller = std::thread::Builder::new()

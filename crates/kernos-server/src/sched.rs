@@ -26,6 +26,8 @@ pub(crate) struct Job {
     pub(crate) action: ActionId,
     pub(crate) principal: Principal,
     pub(crate) req: SubmitRequest,
+    /// The agent whose plan this is, if any (`agent:<id>` is whom a lease may be granted to).
+    pub(crate) agent: Option<String>,
 }
 
 /// One organisation's share of the scheduler.

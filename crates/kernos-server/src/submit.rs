@@ -74,4 +74,3 @@ pub(crate) async fn end_unstarted(st: &St, job: &Job, status: ActionStatus, erro
         tracing::error!(action = %job.action, "cannot journal the end of the action: {e}");
     }
 }
-

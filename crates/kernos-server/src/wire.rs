@@ -292,6 +292,138 @@ pub(crate) fn clamp_limit(limit: Option<usize>, default: usize, max: usize) -> u
     limit.unwrap_or(default).clamp(1, max)
 }
 
+/// An agent's limits as asked for at spawn; what is left out takes the daemon's default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentBudgetRequest {
+    /// Most steps it may run (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<usize>,
+    /// Most model tokens, prompt plus answer (default 200,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// Most seconds of work, waits included, restarts not (default 3,600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_time_s: Option<u64>,
+    /// Most run units its actions may use (default: the organisation's quota only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_units: Option<f64>,
+    /// Most US dollars its model calls may cost (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
+}
+
+/// POST /v1/agents: a goal for a new agent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpawn {
+    /// What to achieve, in plain language ("find out why the nightly backup fails").
+    pub goal: String,
+    /// Model lane (default: chosen from the goal as for a request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
+    /// Limits.
+    #[serde(default)]
+    pub budget: AgentBudgetRequest,
+    /// Absolute working directory its plans start in (default: the organisation's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Create it paused: it starts on POST /v1/agents/{id}/resume.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// An agent's limits.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct AgentLimits {
+    /// Most steps.
+    pub max_steps: usize,
+    /// Most model tokens.
+    pub max_tokens: u64,
+    /// Most seconds of work.
+    pub max_time_s: u64,
+    /// Most run units, if limited.
+    pub max_units: Option<f64>,
+    /// Most US dollars, if limited.
+    pub max_cost_usd: Option<f64>,
+}
+
+/// What an agent has used so far.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct AgentUsed {
+    /// Model turns that produced a plan or an answer.
+    pub turns: u32,
+    /// Steps run.
+    pub steps: usize,
+    /// Model tokens.
+    pub tokens: u64,
+    /// Run units of its actions.
+    pub units: f64,
+    /// US dollars of its model calls.
+    pub cost_usd: f64,
+    /// Seconds worked.
+    pub time_s: f64,
+}
+
+/// An agent in a listing.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AgentView {
+    /// Id.
+    pub agent: String,
+    /// Organisation.
+    pub org: String,
+    /// Who spawned it (its steps are asked for and approved as this principal's).
+    pub owner: String,
+    /// The goal.
+    pub goal: String,
+    /// `created`, `running`, `waiting`, `paused`, `finished`, `failed` or `killed`.
+    pub state: kernos_core::AgentState,
+    /// What a waiting agent waits for: `approval`, `model`, `schedule` or `lease`.
+    pub waiting_on: Option<kernos_core::Wait>,
+    /// Why it is in this state (the budget that ran out, who paused it, …).
+    pub reason: Option<String>,
+    /// The model's answer, once finished.
+    pub answer: Option<String>,
+    /// Model lane.
+    pub lane: String,
+    /// Limits.
+    pub budget: AgentLimits,
+    /// Used so far.
+    pub used: AgentUsed,
+    /// The action it is running or waiting on, if any.
+    pub action: Option<String>,
+    /// The agent it was cloned from, if any.
+    pub parent: Option<String>,
+    /// Created, ms since the epoch.
+    pub created_ms: i64,
+    /// Last change of state or snapshot, ms since the epoch.
+    pub updated_ms: i64,
+}
+
+/// One agent with its memory.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct AgentDetail {
+    /// Summary.
+    #[serde(flatten)]
+    pub view: AgentView,
+    /// What its steps showed, oldest first (`step`, `text`).
+    pub observations: Vec<Value>,
+    /// The model's messages, one per turn that had one.
+    pub notes: Vec<String>,
+    /// Every plan it proposed, in order.
+    pub plans: Vec<Plan>,
+    /// The actions it submitted, oldest first.
+    pub actions: Vec<String>,
+}
+
+/// GET /v1/agents query.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentListParams {
+    /// Only agents in this state.
+    pub state: Option<kernos_core::AgentState>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

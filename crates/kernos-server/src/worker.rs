@@ -395,6 +395,7 @@ fn account_fields(
 
 /// Keeps read models current from the published stream (runs on the writer thread: cheap).
 pub(crate) fn on_published(st: &State, p: &crate::Published) {
+    st.agents.on_published(p);
     match p.kind.as_str() {
         KEY_CREATED | KEY_REVOKED => {
             if let (Some(e), Ok(mut k)) = (p.event(), st.keys.write()) {

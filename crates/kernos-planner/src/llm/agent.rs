@@ -207,7 +207,10 @@ impl std::fmt::Display for Stop {
                 write!(f, "token budget reached: {used} of {max} tokens used")
             }
             Stop::UnitBudget { used, max } => {
-                write!(f, "run-unit budget reached: {used:.2} of {max:.2} units used")
+                write!(
+                    f,
+                    "run-unit budget reached: {used:.2} of {max:.2} units used"
+                )
             }
             Stop::CostBudget { used, max } => {
                 write!(f, "cost budget reached: ${used:.4} of ${max:.4} spent")

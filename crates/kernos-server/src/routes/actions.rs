@@ -1,7 +1,6 @@
 //! Actions: POST /v1/actions (submit), POST /v1/actions/{id}/cancel, and the read model
 //! GET /v1/state/actions[/{id}]. Also how any new action is queued (undo queues one too).
 
-
 use axum::Json;
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -76,6 +75,7 @@ pub(super) async fn submit(
             action,
             principal: p,
             req,
+            agent: None,
         },
         payload,
     )

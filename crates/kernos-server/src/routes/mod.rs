@@ -3,6 +3,7 @@
 //! before the handler runs. Handlers live in one module per resource.
 
 mod actions;
+mod agents;
 mod approvals;
 mod audit;
 mod events;

@@ -7,12 +7,13 @@ use schemars::SchemaGenerator;
 use serde_json::json;
 
 use super::route::{Content, Param, Reply, RequestBody, Route, Schema, Verb};
-use super::{actions, approvals, audit, events, keys, system, tools, transactions, usage};
+use super::{actions, agents, approvals, audit, events, keys, system, tools, transactions, usage};
 use crate::auth::{Access, KeyInfo, Perm};
 use crate::wire::{
-    Accepted, ActionDetail, ActionSummary, ApprovalAnswer, ApprovalView, AuditParams, AuditRecord,
-    Cancelled, Decided, EventParams, Health, KeyCreate, KeyCreated, KeyListParams, ListParams,
-    SubmitRequest, UndoRequest, UsageView,
+    Accepted, ActionDetail, ActionSummary, AgentDetail, AgentListParams, AgentSpawn, AgentView,
+    ApprovalAnswer, ApprovalView, AuditParams, AuditRecord, Cancelled, Decided, EventParams,
+    Health, KeyCreate, KeyCreated, KeyListParams, ListParams, SubmitRequest, UndoRequest,
+    UsageView,
 };
 
 const OK: &str = "OK";
@@ -380,5 +381,150 @@ pub static ROUTES: &[Route] = &[
             content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<Health>)),
         },
         handler: |m| on(m, system::readyz),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/agents",
+        access: Access::Perm(Perm::Read),
+        summary: "List agents",
+        description: "Your organisation's agents, newest first, with state, budget used and what they wait for. Needs viewer.",
+        params: &[Param::Query(
+            SchemaGenerator::root_schema_for::<AgentListParams>,
+        )],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "OK",
+            content: Content::JsonList(Schema::Of(SchemaGenerator::subschema_for::<AgentView>)),
+        },
+        handler: |m| on(m, agents::list),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/agents",
+        access: Access::Perm(Perm::Submit),
+        summary: "Spawn an agent",
+        description: "An agent works towards the goal across many actions: each plan it proposes is queued as an ordinary action of yours (policy, approval, sandbox, journal, undo), within its budget. Its state changes stream as agent.* events. Needs operator and a configured language model (409 without one).",
+        params: &[],
+        body: Some(RequestBody {
+            required: true,
+            schema: SchemaGenerator::subschema_for::<AgentSpawn>,
+        }),
+        reply: Reply {
+            status: 201,
+            description: "Spawned",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<AgentView>)),
+        },
+        handler: |m| on(m, agents::spawn),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/agents/{id}",
+        access: Access::Perm(Perm::Read),
+        summary: "One agent",
+        description: "An agent of your organisation with its memory: what its steps showed, the model's notes, its plans and actions. Needs viewer.",
+        params: &[Param::Path {
+            name: "id",
+            description: "Agent id",
+        }],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "OK",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<AgentDetail>)),
+        },
+        handler: |m| on(m, agents::show),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/agents/{id}/logs",
+        access: Access::Perm(Perm::Read),
+        summary: "An agent's events",
+        description: "Its agent.* events, its model calls and every event of its actions, oldest first. Needs viewer.",
+        params: &[Param::Path {
+            name: "id",
+            description: "Agent id",
+        }],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "OK",
+            content: Content::JsonList(Schema::Of(
+                SchemaGenerator::subschema_for::<kernos_core::Event>,
+            )),
+        },
+        handler: |m| on(m, agents::logs),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/agents/{id}/pause",
+        access: Access::Perm(Perm::Submit),
+        summary: "Pause an agent",
+        description: "It stops at the next step boundary (a running step finishes) and keeps its memory. Needs operator.",
+        params: &[Param::Path {
+            name: "id",
+            description: "Agent id",
+        }],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "Paused",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<AgentView>)),
+        },
+        handler: |m| on(m, agents::pause),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/agents/{id}/resume",
+        access: Access::Perm(Perm::Submit),
+        summary: "Resume an agent",
+        description: "A paused agent goes on where it was. Needs operator.",
+        params: &[Param::Path {
+            name: "id",
+            description: "Agent id",
+        }],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "Resumed",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<AgentView>)),
+        },
+        handler: |m| on(m, agents::resume),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/agents/{id}/kill",
+        access: Access::Perm(Perm::Submit),
+        summary: "Kill an agent",
+        description: "At once: no further step starts and its running step is cancelled (journaled as cancelled; what it did can be undone). Needs operator.",
+        params: &[Param::Path {
+            name: "id",
+            description: "Agent id",
+        }],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "Killed",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<AgentView>)),
+        },
+        handler: |m| on(m, agents::kill),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/agents/{id}/clone",
+        access: Access::Perm(Perm::Submit),
+        summary: "Clone an agent",
+        description: "A new agent with the same goal, lane and limits and a fresh budget. Needs operator.",
+        params: &[Param::Path {
+            name: "id",
+            description: "Agent id",
+        }],
+        body: None,
+        reply: Reply {
+            status: 201,
+            description: "Spawned",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<AgentView>)),
+        },
+        handler: |m| on(m, agents::clone),
     },
 ];

@@ -8,12 +8,12 @@ use kernos_core::{ActionId, NewEvent, TxId};
 use serde_json::json;
 
 use super::actions::accepted;
-use crate::submit::enqueue;
 use crate::St;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Q;
 use crate::sched::Job;
+use crate::submit::enqueue;
 use crate::wire::{ListParams, SubmitRequest, UndoRequest, clamp_limit};
 use crate::worker::tx_in_org;
 
@@ -136,6 +136,7 @@ pub(super) async fn undo(
             action,
             principal: p,
             req,
+            agent: None,
         },
         payload,
     )

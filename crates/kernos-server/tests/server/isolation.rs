@@ -153,3 +153,49 @@ async fn a_second_org_sees_nothing_of_the_first() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_org_sees_and_steers_none_of_an_orgs_agents() {
+    let llm = kernos_llm::testing::FakeServer::always(crate::agents::turn(
+        &[],
+        true,
+        "secret answer 7f3a",
+    ));
+    let t = crate::agents::with_model(&llm);
+    let k = t.key("acme", Role::Owner).await;
+    let id = crate::agents::spawn(&t, &k, json!({"goal": "acme private goal"})).await;
+    crate::agents::ended(&t, &k, &id).await;
+    for role in Role::ALL {
+        let g = t.key("globex", role).await;
+        let list = t.call("GET", "/v1/agents", Auth::Key(&g), None).await;
+        assert_eq!(list.json(), json!([]), "{role}");
+        for (m, p) in [
+            ("GET", format!("/v1/agents/{id}")),
+            ("GET", format!("/v1/agents/{id}/logs")),
+            ("POST", format!("/v1/agents/{id}/pause")),
+            ("POST", format!("/v1/agents/{id}/resume")),
+            ("POST", format!("/v1/agents/{id}/kill")),
+            ("POST", format!("/v1/agents/{id}/clone")),
+        ] {
+            let r = t.call(m, &p, Auth::Key(&g), None).await;
+            let want = if m == "POST" && role < Role::Operator {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            assert_eq!(r.status, want, "{role} {m} {p}");
+            let b = String::from_utf8_lossy(&r.body);
+            assert!(!b.contains("acme private") && !b.contains("7f3a"), "{b}");
+        }
+        let evs = crate::sse::read_events(
+            &t,
+            "/v1/events?after=0&prefix=agent.",
+            Auth::Key(&g),
+            &[],
+            usize::MAX,
+            300,
+        )
+        .await;
+        assert!(evs.is_empty(), "{role} sees acme's agent events");
+    }
+}

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
+mod agents;
 mod edges;
 mod fairness;
 mod flows;
@@ -191,12 +192,17 @@ impl T {
     /// Stops the daemon and starts a new one on the same data directory (default config,
     /// offline planner).
     pub(crate) fn restart(&mut self) {
+        self.restart_with(kernos_planner::llm::Cascade::offline());
+    }
+
+    /// Stops the daemon and starts a new one on the same data directory with this planner.
+    pub(crate) fn restart_with(&mut self, planner: kernos_planner::llm::Cascade) {
         self.stop();
         let daemon = Daemon::start(options(
             &self.data_dir(),
             &self.home,
             ServerConfig::default(),
-            kernos_planner::llm::Cascade::offline(),
+            planner,
             self.runner.clone(),
         ))
         .unwrap();

@@ -45,6 +45,12 @@ fn sample(r: &Route, t: &Targets) -> (String, Option<Value>) {
             r.path.into(),
             Some(json!({"role": "viewer", "label": "matrix"})),
         ),
+        // Without a model the daemon answers 409, which counts as "allowed".
+        (Verb::Post, "/v1/agents") => (r.path.into(), Some(json!({"goal": "check the disk"}))),
+        // An agent that does not exist: 404 for those allowed.
+        (_, p) if p.starts_with("/v1/agents/{id}") => {
+            (p.replace("{id}", "01j0000000000000000000000a"), None)
+        }
         (Verb::Delete, "/v1/keys/{id}") => ("/v1/keys/01j0000000000000000000000a".into(), None),
         _ => {
             assert!(

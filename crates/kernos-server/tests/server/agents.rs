@@ -1,0 +1,473 @@
+//! Agents in the daemon: each plan an agent proposes is an ordinary action of its owner; its
+//! life (spawn, pause, resume, kill, clone) is journaled; budgets stop it cleanly; a restart
+//! resumes it from its snapshot without running a step twice. The model is a real loopback
+//! server answering in the OpenAI wire format.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use kernos_llm::testing::{FakeServer, Reply};
+use kernos_llm::{LlmConfig, ProviderConfig, ProviderKind, RetryConfig};
+use kernos_planner::llm::{Cascade, HostFacts};
+use kernos_server::{Role, ServerConfig};
+use serde_json::{Value, json};
+
+use crate::{Auth, HOLD, T};
+
+/// A cascade whose model tier is the server at `url`.
+pub(crate) fn cascade(url: &str) -> Cascade {
+    let cfg = LlmConfig {
+        providers: vec![ProviderConfig {
+            name: "local".into(),
+            kind: ProviderKind::OpenAi,
+            base_url: Some(url.into()),
+            lanes: [("fast".to_owned(), "small-model".to_owned())].into(),
+            timeout_ms: 10_000,
+            ..ProviderConfig::default()
+        }],
+        retry: RetryConfig {
+            max_attempts: 1,
+            base_delay_ms: 10,
+            max_delay_ms: 20,
+            budget_ms: 10_000,
+        },
+        ..LlmConfig::default()
+    };
+    Cascade::lazy(cfg, || {
+        (
+            Arc::new(kernos_tools::Registry::builtin()),
+            HostFacts::detect(),
+        )
+    })
+}
+
+/// A daemon whose model is `llm`.
+pub(crate) fn with_model(llm: &FakeServer) -> T {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join("work")).unwrap();
+    std::fs::create_dir_all(home.join("sys")).unwrap();
+    T::open_with(dir, home, ServerConfig::default(), cascade(&llm.v1()))
+}
+
+/// A model turn in the OpenAI wire format: these steps (`action`, args), or done with `message`.
+pub(crate) fn turn(steps: &[(&str, Value)], done: bool, message: &str) -> Reply {
+    let answer = json!({
+        "steps": steps.iter().map(|(a, args)| json!({
+            "action": a,
+            "args": args.as_object().unwrap().iter()
+                .map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
+            "needs": [],
+            "why": "look",
+        })).collect::<Vec<_>>(),
+        "message": message,
+        "done": done,
+    });
+    Reply::json(
+        json!({
+            "id": "chatcmpl-agent",
+            "object": "chat.completion",
+            "created": 1741569952,
+            "model": "small-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.to_string()}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 700, "completion_tokens": 60, "total_tokens": 760},
+        })
+        .to_string(),
+    )
+}
+
+/// Spawns an agent; returns its id.
+pub(crate) async fn spawn(t: &T, key: &str, body: Value) -> String {
+    let r = t
+        .call("POST", "/v1/agents", Auth::Key(key), Some(body))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    r.json()["agent"].as_str().unwrap().to_owned()
+}
+
+/// Waits until `ok` holds for the agent's view; returns the view.
+async fn until(t: &T, key: &str, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = t
+            .call("GET", &format!("/v1/agents/{id}"), Auth::Key(key), None)
+            .await
+            .json();
+        if ok(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "agent never {what}: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub(crate) async fn ended(t: &T, key: &str, id: &str) -> Value {
+    until(t, key, id, "ended", |v| {
+        matches!(v["state"].as_str(), Some("finished" | "failed" | "killed"))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_observes_then_answers_and_each_plan_is_an_ordinary_action() {
+    let llm = FakeServer::start(vec![
+        turn(
+            &[("fs.read", json!({"path": "notes.txt"}))],
+            false,
+            "reading the notes",
+        ),
+        turn(&[], true, "The backup fails because the disk is full."),
+    ]);
+    let t = with_model(&llm);
+    t.file("work/notes.txt", "backup: No space left on device");
+    let k = t.key("acme", Role::Operator).await;
+    let id = spawn(
+        &t,
+        &k,
+        json!({"goal": "why does the backup fail?", "cwd": t.cwd()}),
+    )
+    .await;
+    let v = ended(&t, &k, &id).await;
+    assert_eq!(v["state"], "finished", "{v}");
+    assert_eq!(v["answer"], "The backup fails because the disk is full.");
+    assert_eq!(v["used"]["steps"], 1);
+    assert_eq!(v["used"]["turns"], 2);
+    assert_eq!(v["used"]["tokens"], 1520);
+    // The step was an ordinary action of the owner, committed and journaled as such.
+    let actions = v["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1);
+    let a = t
+        .call(
+            "GET",
+            &format!("/v1/state/actions/{}", actions[0].as_str().unwrap()),
+            Auth::Key(&k),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(a["status"], "committed", "{a}");
+    assert!(a["actor"].as_str().unwrap().starts_with("key:"), "{a}");
+    // What the step showed went back to the model as data, and is in the agent's memory.
+    let second = llm.requests()[1].last_user();
+    assert!(second.contains("No space left on device"), "{second}");
+    assert!(
+        v["observations"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("No space left"),
+        "{v}"
+    );
+    // Its life is in the journal and on the event stream.
+    let logs = t
+        .call("GET", &format!("/v1/agents/{id}/logs"), Auth::Key(&k), None)
+        .await
+        .json();
+    let kinds: Vec<&str> = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "agent.spawned",
+        "agent.state",
+        "agent.snapshot",
+        "llm.call",
+        "action.submitted",
+        "action.finished",
+    ] {
+        assert!(kinds.contains(&k), "no {k} in {kinds:?}");
+    }
+    let listed = t
+        .call("GET", "/v1/agents?state=finished", Auth::Key(&k), None)
+        .await
+        .json();
+    assert_eq!(listed[0]["agent"], id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_step_budget_stops_an_agent_cleanly_at_the_limit() {
+    let llm = FakeServer::always(turn(&[("fs.read", json!({"path": "a.txt"}))], false, ""));
+    let t = with_model(&llm);
+    t.file("work/a.txt", "a");
+    let k = t.key("acme", Role::Operator).await;
+    let id = spawn(
+        &t,
+        &k,
+        json!({"goal": "read a.txt forever", "cwd": t.cwd(), "budget": {"max_steps": 2}}),
+    )
+    .await;
+    let v = ended(&t, &k, &id).await;
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("step budget reached: 2 of 2"),
+        "{v}"
+    );
+    assert_eq!(v["used"]["steps"], 2);
+    // Exactly two actions ran, both to the end; the third plan was never submitted.
+    assert_eq!(v["actions"].as_array().unwrap().len(), 2, "{v}");
+    for a in v["actions"].as_array().unwrap() {
+        let d = t.finished(Auth::Key(&k), a.as_str().unwrap()).await;
+        assert_eq!(d["status"], "committed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_budget_stops_an_agent_before_its_plan_runs() {
+    let llm = FakeServer::always(turn(&[("fs.read", json!({"path": "a.txt"}))], false, ""));
+    let t = with_model(&llm);
+    t.file("work/a.txt", "a");
+    let k = t.key("acme", Role::Operator).await;
+    // One turn costs 760 tokens: the second crosses 1000, so its plan does not run.
+    let id = spawn(
+        &t,
+        &k,
+        json!({"goal": "read a.txt", "cwd": t.cwd(), "budget": {"max_tokens": 1000}}),
+    )
+    .await;
+    let v = ended(&t, &k, &id).await;
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("token budget reached"),
+        "{v}"
+    );
+    assert_eq!(v["used"]["steps"], 1);
+    assert_eq!(v["actions"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_is_immediate_and_cancels_the_running_step() {
+    let llm = FakeServer::always(turn(
+        &[("shell.run", json!({"command": format!("{HOLD} 1")}))],
+        false,
+        "",
+    ));
+    let t = with_model(&llm);
+    // Running an unknown command is high risk: an admin approves it.
+    let k = t.key("acme", Role::Admin).await;
+    let id = spawn(&t, &k, json!({"goal": "run the long job", "cwd": t.cwd()})).await;
+    // The step asks (running a command is not a read); the agent waits for a person.
+    let v = until(&t, &k, &id, "waited for approval", |v| {
+        v["waiting_on"] == "approval"
+    })
+    .await;
+    let action = v["action"].as_str().unwrap().to_owned();
+    let approval = t.pending(Auth::Key(&k), &action).await;
+    let r = t
+        .answer(&k, approval["approval"].as_str().unwrap(), true)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    until(&t, &k, &id, "ran its step", |v| v["state"] == "running").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.held() == 0 {
+        assert!(Instant::now() < deadline, "the step never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let calls = llm.count();
+    let r = t
+        .call(
+            "POST",
+            &format!("/v1/agents/{id}/kill"),
+            Auth::Key(&k),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.json()["state"],
+        "killed",
+        "killed in the answer, not later"
+    );
+    let d = t.finished(Auth::Key(&k), &action).await;
+    assert_eq!(d["status"], "cancelled", "{d}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        llm.count(),
+        calls,
+        "a killed agent asks the model nothing more"
+    );
+    let v = t
+        .call("GET", &format!("/v1/agents/{id}"), Auth::Key(&k), None)
+        .await
+        .json();
+    assert_eq!(v["state"], "killed", "{v}");
+    assert_eq!(v["actions"].as_array().unwrap().len(), 1);
+    // A final state never moves again.
+    let r = t
+        .call(
+            "POST",
+            &format!("/v1/agents/{id}/resume"),
+            Auth::Key(&k),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_agent_does_nothing_until_resumed_and_a_clone_starts_afresh() {
+    let llm = FakeServer::always(turn(&[], true, "nothing to do"));
+    let t = with_model(&llm);
+    let k = t.key("acme", Role::Operator).await;
+    let id = spawn(&t, &k, json!({"goal": "check the box", "paused": true})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = t
+        .call("GET", &format!("/v1/agents/{id}"), Auth::Key(&k), None)
+        .await
+        .json();
+    assert_eq!(v["state"], "paused");
+    assert_eq!(llm.count(), 0, "a paused agent asks nothing");
+    let r = t
+        .call(
+            "POST",
+            &format!("/v1/agents/{id}/resume"),
+            Auth::Key(&k),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let v = ended(&t, &k, &id).await;
+    assert_eq!(v["state"], "finished");
+    assert_eq!(v["answer"], "nothing to do");
+    let r = t
+        .call(
+            "POST",
+            &format!("/v1/agents/{id}/clone"),
+            Auth::Key(&k),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let c = r.json();
+    assert_eq!(c["parent"], id.as_str());
+    assert_eq!(c["goal"], "check the box");
+    let c = ended(&t, &k, c["agent"].as_str().unwrap()).await;
+    assert_eq!(c["state"], "finished");
+    assert_eq!(c["used"]["turns"], 1, "a fresh budget: {c}");
+    // Viewers read agents but do not steer them.
+    let viewer = t.key("acme", Role::Viewer).await;
+    let r = t.call("GET", "/v1/agents", Auth::Key(&viewer), None).await;
+    assert_eq!(r.json().as_array().unwrap().len(), 2);
+    let r = t
+        .call(
+            "POST",
+            &format!("/v1/agents/{id}/clone"),
+            Auth::Key(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_a_working_agent_from_its_snapshot_without_running_a_step_twice() {
+    let llm = FakeServer::start(vec![
+        turn(&[("fs.read", json!({"path": "a.txt"}))], false, ""),
+        // The daemon stops while this answer is on its way.
+        turn(&[], true, "too late").after(Duration::from_millis(1500)),
+    ]);
+    let mut t = with_model(&llm);
+    t.file("work/a.txt", "alpha");
+    let k = t.key("acme", Role::Operator).await;
+    let id = spawn(&t, &k, json!({"goal": "read a.txt", "cwd": t.cwd()})).await;
+    until(&t, &k, &id, "ran a step", |v| v["used"]["steps"] == 1).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while llm.count() < 2 {
+        assert!(Instant::now() < deadline, "no second model call");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    t.restart_with(cascade(&llm.v1()));
+    llm.push(turn(&[], true, "a.txt says alpha."));
+    // The key survives the restart (it is in the journal).
+    let v = ended(&t, &k, &id).await;
+    assert_eq!(v["state"], "finished", "{v}");
+    assert_eq!(v["answer"], "a.txt says alpha.");
+    assert_eq!(v["used"]["steps"], 1, "{v}");
+    assert_eq!(
+        v["actions"].as_array().unwrap().len(),
+        1,
+        "no step ran twice: {v}"
+    );
+    // The resumed turn still saw what the step before the restart showed.
+    let last = llm.requests().last().unwrap().last_user();
+    assert!(last.contains("alpha"), "{last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_spawns_get_clear_errors_and_change_nothing() {
+    let llm = FakeServer::always(turn(&[], true, "done"));
+    let t = with_model(&llm);
+    let k = t.key("acme", Role::Operator).await;
+    for (body, want) in [
+        (json!({"goal": "  "}), "`goal` is empty"),
+        (json!({"goal": "x", "cwd": "relative"}), "absolute path"),
+        (
+            json!({"goal": "x", "budget": {"max_steps": 0}}),
+            "at least 1",
+        ),
+        (
+            json!({"goal": "x", "budget": {"max_cost_usd": -1.0}}),
+            "positive",
+        ),
+    ] {
+        let r = t
+            .call("POST", "/v1/agents", Auth::Key(&k), Some(body.clone()))
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            String::from_utf8_lossy(&r.body).contains(want),
+            "{body}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let r = t
+        .call(
+            "POST",
+            "/v1/agents",
+            Auth::Key(&k),
+            Some(json!({"goal": "x", "colour": "red"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        t.call("GET", "/v1/agents", Auth::Key(&k), None)
+            .await
+            .json(),
+        json!([])
+    );
+    // Without a model there are no agents, and the answer says how to get one.
+    let offline = T::start();
+    let k = offline.key("acme", Role::Operator).await;
+    let r = offline
+        .call(
+            "POST",
+            "/v1/agents",
+            Auth::Key(&k),
+            Some(json!({"goal": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(String::from_utf8_lossy(&r.body).contains("llm.providers"));
+}
