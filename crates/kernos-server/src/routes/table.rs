@@ -404,7 +404,7 @@ pub static ROUTES: &[Route] = &[
         path: "/v1/agents",
         access: Access::Perm(Perm::Submit),
         summary: "Spawn an agent",
-        description: "An agent works towards the goal across many actions: each plan it proposes is queued as an ordinary action of yours (policy, approval, sandbox, journal, undo), within its budget. Its state changes stream as agent.* events. Needs operator and a configured language model (409 without one).",
+        description: "An agent works towards the goal across many actions: each plan it proposes is queued as an ordinary action of yours (policy, approval, sandbox, journal, undo), within its budget. Its state changes stream as agent.* events. Without a configured language model the answer is 409. Needs operator.",
         params: &[],
         body: Some(RequestBody {
             required: true,
