@@ -277,8 +277,13 @@ pub enum Command {
     Usage,
     /// Work towards a goal that needs looking first ("why is nginx failing?"): observe with
     /// read-only steps, propose the next steps, ask, run, repeat — within step, token and time
-    /// budgets (--max-steps, --max-tokens, --time).
+    /// budgets (--max-steps, --max-tokens, --time). `kernos agent spawn|list|show|logs|pause|
+    /// resume|kill|clone` manage agents that work in the daemon, outliving the prompt.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Agent {
+        /// Manage the daemon's agents instead of working here.
+        #[command(subcommand)]
+        manage: Option<AgentCmd>,
         /// How to approve.
         #[command(flatten)]
         approval: Approval,
@@ -306,6 +311,13 @@ pub enum Command {
     /// Manage the daemon's API keys (through the daemon when it runs, else in the journal).
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// The daemon's agents: state, budget used, what each waits for (same as `kernos agent
+    /// list`).
+    Agents {
+        /// Only agents in this state (running, waiting, paused, finished, failed, killed).
+        #[arg(long)]
+        state: Option<String>,
+    },
     /// What deletes keep so undo can bring it back: list it, see its size, empty it.
     #[command(subcommand)]
     Trash(TrashCmd),
@@ -358,6 +370,75 @@ pub enum ModelsCmd {
     Use {
         /// Provider name.
         name: String,
+    },
+}
+
+/// `kernos agent …`: agents that work in the daemon (see `crate::agents_cmd`).
+#[derive(Debug, Subcommand)]
+pub enum AgentCmd {
+    /// Start an agent in the daemon on GOAL; it works on after this command returns. Its plans
+    /// are ordinary actions of yours: changes wait for approval (`kernos approvals`).
+    Spawn {
+        /// Most steps (default 30).
+        #[arg(long, value_name = "N")]
+        max_steps: Option<usize>,
+        /// Most model tokens (default 200000).
+        #[arg(long, value_name = "N")]
+        max_tokens: Option<u64>,
+        /// Most time working, e.g. 10m, 2h (default 1h).
+        #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+        time: Option<std::time::Duration>,
+        /// Most run units its actions may use.
+        #[arg(long, value_name = "UNITS")]
+        max_units: Option<f64>,
+        /// Most US dollars its model calls may cost.
+        #[arg(long, value_name = "USD")]
+        max_cost: Option<f64>,
+        /// Model lane (default: chosen from the goal).
+        #[arg(long)]
+        lane: Option<String>,
+        /// Create it paused (`kernos agent resume ID` starts it).
+        #[arg(long)]
+        paused: bool,
+        /// The goal.
+        #[arg(required = true, value_name = "GOAL")]
+        goal: Vec<String>,
+    },
+    /// List the daemon's agents.
+    List {
+        /// Only agents in this state.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// One agent: state, budget used, what it observed, its plans and actions.
+    Show {
+        /// Agent id, or a unique part of it.
+        id: String,
+    },
+    /// An agent's events: its states, model calls and every event of its actions.
+    Logs {
+        /// Agent id, or a unique part of it.
+        id: String,
+    },
+    /// Pause at the next step boundary (a running step finishes).
+    Pause {
+        /// Agent id, or a unique part of it.
+        id: String,
+    },
+    /// Go on where it was paused.
+    Resume {
+        /// Agent id, or a unique part of it.
+        id: String,
+    },
+    /// Stop for good, now: its running step is cancelled.
+    Kill {
+        /// Agent id, or a unique part of it.
+        id: String,
+    },
+    /// A new agent with the same goal and limits, and a fresh budget.
+    Clone {
+        /// Agent id, or a unique part of it.
+        id: String,
     },
 }
 

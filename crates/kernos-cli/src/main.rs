@@ -2,6 +2,7 @@
 //! journals it and can undo it.
 
 mod agent_cmd;
+mod agents_cmd;
 mod app;
 mod cli;
 mod config;
@@ -214,6 +215,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Command::Models { action } => llm_cmd::models(&app, action),
                 Command::Usage => llm_cmd::usage(&app),
+                Command::Agent {
+                    manage: Some(cmd), ..
+                } => agents_cmd::run(&app, cmd),
+                Command::Agents { state } => agents_cmd::run(&app, cli::AgentCmd::List { state }),
                 Command::Agent { goal, .. } => {
                     let cancel = CancelToken::new();
                     set_current_cancel(&cancel);

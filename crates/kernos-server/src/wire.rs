@@ -88,6 +88,9 @@ pub struct ApprovalView {
     pub expires_ms: i64,
     /// The lowest role that may approve it.
     pub min_role: Role,
+    /// The agent whose plan this step belongs to, when an agent asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 /// POST /v1/approvals/{id} body.

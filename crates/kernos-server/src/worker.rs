@@ -172,6 +172,7 @@ fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) -> bool {
         principal: job.principal.clone(),
         action: job.action,
         auto: job.req.auto_approve,
+        agent: job.agent.clone(),
         cancel: cancel.clone(),
         holds_slot: true,
     };
@@ -193,6 +194,8 @@ struct ApiApprover {
     principal: Principal,
     action: ActionId,
     auto: bool,
+    /// The agent whose plan this is, if any (named in the approval request).
+    agent: Option<String>,
     cancel: CancelToken,
     /// Whether the action holds a run slot (not after a declined wait).
     holds_slot: bool,
@@ -277,6 +280,7 @@ impl ApiApprover {
             } else {
                 crate::Role::Operator
             },
+            agent: self.agent.clone(),
         };
         // Registered before it is journaled, so a client reacting to the event finds it.
         if let Ok(mut a) = self.st.approvals.lock() {

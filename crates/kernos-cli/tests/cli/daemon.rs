@@ -953,3 +953,115 @@ fn a_refused_post_keeps_the_connection_alive() {
     let (status, _) = read_one(&mut s);
     assert_eq!(status, 200, "the same connection still answers");
 }
+
+/// The daemon's config with one model provider at `url` (one try per call).
+fn with_model(w: &World, url: &str) {
+    config(
+        w,
+        &format!(
+            "[llm.retry]\nmax_attempts = 1\n\n[[llm.providers]]\nname = \"local\"\nbase_url = \"{url}\"\nlanes = {{ fast = \"local-model\" }}\n"
+        ),
+    );
+}
+
+/// Polls the agent over the socket until `ok` holds.
+fn agent_until(d: &Daemon, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = d.local("GET", &format!("/v1/agents/{id}"), None).json();
+        if ok(&v) {
+            return v;
+        }
+        assert!(Instant::now() < until, "the agent never {what}: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn agents_survive_a_sigkill_of_the_daemon_and_resume_from_their_snapshots() {
+    use crate::fake_llm::plan;
+    use kernos_llm::testing::FakeServer;
+    let w = World::new();
+    w.file("notes.txt", "the backup disk is alpha-7");
+    let llm = FakeServer::start(vec![
+        plan(
+            &[(
+                "fs.read",
+                vec![("path", json!("notes.txt"))],
+                "read the notes",
+            )],
+            json!({"done": false}),
+        ),
+        // Still on its way when the daemon is killed.
+        plan(&[], json!({"done": true, "message": "never seen"})).after(Duration::from_secs(20)),
+    ]);
+    with_model(&w, &llm.v1());
+    let mut d = Daemon::start(&w, &[]);
+    let out = w
+        .cmd(&[
+            "agent",
+            "spawn",
+            "--max-steps",
+            "5",
+            "what does the backup use?",
+        ])
+        .current_dir(&w.cwd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    let id = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("spawned: "))
+        .unwrap_or_else(|| panic!("{shown}"))
+        .trim()
+        .to_owned();
+    agent_until(&d, &id, "ran its first step", |v| v["used"]["steps"] == 1);
+    let until = Instant::now() + Duration::from_secs(10);
+    while llm.count() < 2 {
+        assert!(Instant::now() < until, "no second model call");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    d.signal(libc::SIGKILL);
+
+    llm.push(plan(
+        &[],
+        json!({"done": true, "message": "It uses alpha-7."}),
+    ));
+    let d = Daemon::start(&w, &[]);
+    let v = agent_until(&d, &id, "finished", |v| v["state"] == "finished");
+    assert_eq!(v["answer"], "It uses alpha-7.", "{v}");
+    assert_eq!(v["used"]["steps"], 1, "{v}");
+    // The step ran exactly once, before the kill; the turn in flight was asked again.
+    let actions = v["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{v}");
+    let a = d
+        .local(
+            "GET",
+            &format!("/v1/state/actions/{}", actions[0].as_str().unwrap()),
+            None,
+        )
+        .json();
+    let started = a["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "step.started")
+        .count();
+    assert_eq!(
+        (a["status"].as_str(), started),
+        (Some("committed"), 1),
+        "{a}"
+    );
+    assert!(
+        llm.requests()
+            .last()
+            .unwrap()
+            .last_user()
+            .contains("alpha-7")
+    );
+    // The CLI lists it with its state and budget used.
+    let out = w.cmd(&["agents"]).output().unwrap();
+    let list = text(&out.stdout);
+    assert!(list.contains("finished") && list.contains("1/5"), "{list}");
+}

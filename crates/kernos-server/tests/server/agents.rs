@@ -265,6 +265,11 @@ async fn kill_is_immediate_and_cancels_the_running_step() {
     .await;
     let action = v["action"].as_str().unwrap().to_owned();
     let approval = t.pending(Auth::Key(&k), &action).await;
+    assert_eq!(
+        approval["agent"],
+        id.as_str(),
+        "the approval says which agent asks"
+    );
     let r = t
         .answer(&k, approval["approval"].as_str().unwrap(), true)
         .await;
