@@ -17,7 +17,14 @@ use crate::{Auth, HOLD, T};
 
 /// A cascade whose model tier is the server at `url`.
 pub(crate) fn cascade(url: &str) -> Cascade {
+    cascade_with(url, true)
+}
+
+/// A cascade whose model tier is the server at `url`, which sees raw text or, with
+/// `raw_for_loopback` false, text redacted as a remote provider would.
+fn cascade_with(url: &str, raw_for_loopback: bool) -> Cascade {
     let cfg = LlmConfig {
+        raw_for_loopback,
         providers: vec![ProviderConfig {
             name: "local".into(),
             kind: ProviderKind::OpenAi,
@@ -44,11 +51,15 @@ pub(crate) fn cascade(url: &str) -> Cascade {
 
 /// A daemon whose model is `llm`.
 pub(crate) fn with_model(llm: &FakeServer) -> T {
+    with_cascade(cascade(&llm.v1()))
+}
+
+fn with_cascade(c: Cascade) -> T {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     std::fs::create_dir_all(home.join("work")).unwrap();
     std::fs::create_dir_all(home.join("sys")).unwrap();
-    T::open_with(dir, home, ServerConfig::default(), cascade(&llm.v1()))
+    T::open_with(dir, home, ServerConfig::default(), c)
 }
 
 /// A model turn in the OpenAI wire format: these steps (`action`, args), or done with `message`.
@@ -475,4 +486,66 @@ async fn bad_spawns_get_clear_errors_and_change_nothing() {
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(String::from_utf8_lossy(&r.body).contains("llm.providers"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_an_agent_reads_never_reach_a_remote_model_and_redactions_are_journaled() {
+    let llm = FakeServer::start(vec![
+        turn(&[("fs.read", json!({"path": "deploy.env"}))], false, ""),
+        turn(&[], true, "The deploy uses AWS."),
+    ]);
+    // Redacted as for a remote provider.
+    let t = with_cascade(cascade_with(&llm.v1(), false));
+    let key_id = "AKIAIOSFODNN7EXAMPLE";
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    let pem = "MIIEowIBAAKCAQEA7bq3xKdFhJq1vYQZ8c0uS9H2m8r";
+    t.file(
+        "work/deploy.env",
+        &format!("AWS_ACCESS_KEY_ID={key_id}\nAWS_SECRET_ACCESS_KEY={secret}\n-----BEGIN RSA PRIVATE KEY-----\n{pem}\n-----END RSA PRIVATE KEY-----\nREGION=eu-west-1\n"),
+    );
+    let k = t.key("acme", Role::Operator).await;
+    let id = spawn(
+        &t,
+        &k,
+        json!({"goal": "what does the deploy use?", "cwd": t.cwd()}),
+    )
+    .await;
+    let v = ended(&t, &k, &id).await;
+    assert_eq!(v["state"], "finished", "{v}");
+    let sent: String = llm.requests().iter().map(|r| r.last_user()).collect();
+    assert!(
+        sent.contains("eu-west-1"),
+        "the rest of the file is data the model sees: {sent}"
+    );
+    for s in [key_id, secret, pem] {
+        assert!(!sent.contains(s), "{s} reached the model: {sent}");
+    }
+    let logs = t
+        .call("GET", &format!("/v1/agents/{id}/logs"), Auth::Key(&k), None)
+        .await
+        .json();
+    let redactions: u64 = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "llm.call")
+        .map(|e| e["payload"]["redactions"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(redactions >= 3, "{redactions} redactions journaled");
+    // The agent's own events stream to its organisation.
+    let evs = crate::sse::read_events(
+        &t,
+        "/v1/events?after=0&prefix=agent.",
+        Auth::Key(&k),
+        &[],
+        4,
+        2000,
+    )
+    .await;
+    assert!(
+        evs.len() >= 4
+            && evs
+                .iter()
+                .all(|e| e.data["kind"].as_str().unwrap().starts_with("agent."))
+    );
 }
