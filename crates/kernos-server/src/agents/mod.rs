@@ -127,6 +127,47 @@ impl Agents {
         v
     }
 
+    /// `/metrics` lines: agents by organisation and state, and what they used.
+    pub(crate) fn prometheus(&self) -> String {
+        use kernos_core::prom::{Kind, Writer};
+        let mut by_state: std::collections::BTreeMap<(String, &'static str), usize> =
+            std::collections::BTreeMap::new();
+        let mut used: std::collections::BTreeMap<String, (usize, u64)> =
+            std::collections::BTreeMap::new();
+        if let Ok(t) = self.table.read() {
+            for r in t.agents.values() {
+                *by_state
+                    .entry((r.view.org.clone(), r.view.state.as_str()))
+                    .or_default() += 1;
+                let u = used.entry(r.view.org.clone()).or_default();
+                u.0 += r.view.used.steps;
+                u.1 += r.view.used.tokens;
+            }
+        }
+        let mut w = Writer::with_capacity(1024);
+        w.family("kernos_agents", Kind::Gauge, "Agents, by organisation and state.");
+        for ((org, state), n) in &by_state {
+            w.sample("kernos_agents", &[("org", org), ("state", state)], n);
+        }
+        w.family(
+            "kernos_agent_steps",
+            Kind::Gauge,
+            "Steps run by the organisation's agents (as of their last snapshot).",
+        );
+        for (org, (steps, _)) in &used {
+            w.sample("kernos_agent_steps", &[("org", org)], steps);
+        }
+        w.family(
+            "kernos_agent_tokens",
+            Kind::Gauge,
+            "Model tokens used by the organisation's agents (as of their last snapshot).",
+        );
+        for (org, (_, tokens)) in &used {
+            w.sample("kernos_agent_tokens", &[("org", org)], tokens);
+        }
+        w.finish()
+    }
+
     fn control(&self, id: AgentId) -> Arc<Control> {
         lock(&self.controls).entry(id).or_default().clone()
     }
