@@ -7,6 +7,7 @@ pub mod event;
 pub mod exec;
 pub mod hex;
 pub mod id;
+pub mod lease;
 pub mod plan;
 pub mod prom;
 pub mod risk;
@@ -19,6 +20,7 @@ pub mod tool;
 pub use event::{Actor, Event, LOCAL_ORG, NewEvent};
 pub use exec::{CancelToken, ExecError, ExecOutcome, ExecRequest, ProcessRunner, StopReason};
 pub use id::{ActionId, ApprovalId, IdError, RawId, TxId};
+pub use lease::{Capabilities, Lease, LeaseBudget, LeaseScope, LeaseUsage};
 pub use plan::{MAX_STEPS, Plan, PlanIssue, Step, StepRef};
 pub use risk::{Decision, Risk};
 pub use sandbox::{HostPort, Lifetime, Limits, NetworkPolicy, SandboxPolicy, ThreadView};
@@ -45,6 +47,7 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("SandboxPolicy", s::<SandboxPolicy>()),
         ("ExecRequest", s::<ExecRequest>()),
         ("ExecOutcome", s::<ExecOutcome>()),
+        ("Lease", s::<Lease>()),
     ]
 }
 
