@@ -26,6 +26,7 @@ mod error;
 mod extract;
 mod hub;
 mod idempotency;
+pub mod leases;
 pub mod limits;
 mod listen;
 mod metrics;
@@ -128,6 +129,8 @@ pub struct State {
     pub(crate) store: Arc<DaemonStore>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) keys: RwLock<KeyTable>,
+    /// Capability leases, with their usage.
+    pub(crate) leases: RwLock<leases::LeaseTable>,
     pub(crate) usage: Mutex<limits::Usage>,
     pub(crate) approvals: Mutex<HashMap<ApprovalId, Pending>>,
     /// Run slots and the per-organisation queues.
@@ -236,6 +239,7 @@ impl Daemon {
             keys.apply(&e);
             true
         })?;
+        let lease_table = leases::LeaseTable::load(&boot)?;
         let metrics = metrics::Metrics::default();
         let mut usage = limits::Usage::default();
         boot.for_each(&Query::kind(worker::ACTION_FINISHED), |e| {
@@ -270,6 +274,7 @@ impl Daemon {
             store: store.clone(),
             hub: hub.clone(),
             keys: RwLock::new(keys),
+            leases: RwLock::new(lease_table),
             usage: Mutex::new(usage),
             approvals: Mutex::new(HashMap::new()),
             sched: sched::Scheduler::new(

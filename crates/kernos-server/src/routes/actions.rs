@@ -76,6 +76,7 @@ pub(super) async fn submit(
             action,
             principal: p,
             req,
+            agent: None,
         },
         payload,
     )

@@ -135,6 +135,7 @@ pub(super) async fn undo(
             action,
             principal: p,
             req,
+            agent: None,
         },
         payload,
     )
