@@ -167,6 +167,12 @@ async fn a_step_inside_the_lease_runs_unasked_and_one_path_outside_asks() {
         .await
         .json();
     assert_eq!(none, json!([]));
+    let m = t.call("GET", "/metrics", Auth::Local, None).await;
+    let metrics = String::from_utf8_lossy(&m.body).to_string();
+    assert!(
+        metrics.contains("kernos_leases_active{org=\"acme\"} 1"),
+        "{metrics}"
+    );
     t.restart();
     let after = show(&t, &op, &id).await;
     assert_eq!(after["used"]["steps"], 1, "{after}");
@@ -418,4 +424,31 @@ async fn a_lease_cannot_widen_the_organisations_scope() {
         );
     }
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "not red's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_step_budget_stops_the_next_step() {
+    let t = T::start();
+    std::fs::create_dir_all(t.home.join("work/in")).unwrap();
+    let op = t.key("acme", Role::Operator).await;
+    let mut body = fs_lease(&t, &op, 600);
+    body["budget"] = json!({"max_steps": 1});
+    let lease = granted(&t, &op, body).await;
+    let a = t
+        .submit(
+            Auth::Key(&op),
+            json!({"plan": {"steps": [write(&t, "in/one.txt"), write(&t, "in/two.txt")]}}),
+        )
+        .await;
+    let d = t.finished(Auth::Key(&op), &a).await;
+    assert_eq!(d["status"], "declined", "{d}");
+    let why = events_of(&d, "approval.decided").last().unwrap()["payload"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(why.contains("has run its 1 steps"), "{why}");
+    assert!(t.home.join("work/in/one.txt").exists());
+    assert!(!t.home.join("work/in/two.txt").exists());
+    let shown = show(&t, &op, lease["id"].as_str().unwrap()).await;
+    assert_eq!(shown["state"], "spent", "{shown}");
 }
