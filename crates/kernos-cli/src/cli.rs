@@ -318,6 +318,16 @@ pub enum Command {
         #[arg(long)]
         state: Option<String>,
     },
+    /// List the daemon's capability leases (of org `local` on the socket).
+    Leases {
+        /// Only leases attached to this grantee: agent:ID, key:ID or schedule:ID.
+        #[arg(long)]
+        grantee: Option<String>,
+    },
+    /// Grant, show, renew or revoke a capability lease (through the running daemon): a
+    /// standing, bounded approval for an agent, a schedule or an API key.
+    #[command(subcommand)]
+    Lease(LeaseCmd),
     /// What deletes keep so undo can bring it back: list it, see its size, empty it.
     #[command(subcommand)]
     Trash(TrashCmd),
@@ -468,6 +478,73 @@ pub enum KeysCmd {
         /// Key id (as `kernos keys list` shows it).
         id: String,
     },
+}
+
+/// `kernos lease …`
+#[derive(Debug, Subcommand)]
+pub enum LeaseCmd {
+    /// Grant a lease: steps inside it run without asking until it expires, is revoked or its
+    /// budget is spent; steps outside it are asked about as usual.
+    Grant(Box<LeaseGrantArgs>),
+    /// One lease in full, with its usage.
+    Show {
+        /// Lease id (`ls_…`, as `kernos leases` shows it).
+        id: String,
+    },
+    /// Set a new expiry, --ttl from now.
+    Renew {
+        /// Lease id.
+        id: String,
+        /// How long from now, e.g. 1h, 7d.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+    },
+    /// Revoke a lease at once: no further step starts under it.
+    Revoke {
+        /// Lease id.
+        id: String,
+    },
+}
+
+/// `kernos lease grant …`
+#[derive(Debug, Args)]
+pub struct LeaseGrantArgs {
+    /// Who it is for: agent:ID, key:ID or schedule:ID.
+    #[arg(long)]
+    pub grantee: String,
+    /// An action it covers: fs.list, fs.* or * (repeat for more).
+    #[arg(long, value_name = "PATTERN")]
+    pub action: Vec<String>,
+    /// An effect kind it covers: read, write, delete, exec, network, privileged (repeat).
+    #[arg(long, value_name = "KIND")]
+    pub effect: Vec<String>,
+    /// A path prefix its steps may touch (repeat).
+    #[arg(long)]
+    pub path: Vec<PathBuf>,
+    /// A service its steps may touch (repeat; `app-*` for a prefix).
+    #[arg(long)]
+    pub service: Vec<String>,
+    /// A package its steps may touch (repeat).
+    #[arg(long)]
+    pub package: Vec<String>,
+    /// A host its steps may talk to (repeat; `*.example.org` for a domain).
+    #[arg(long)]
+    pub host: Vec<String>,
+    /// A port its network steps may use (repeat).
+    #[arg(long)]
+    pub port: Vec<u16>,
+    /// The highest step risk it approves: low, medium or high (at most what you may approve).
+    #[arg(long, default_value = "low")]
+    pub max_risk: kernos_core::Risk,
+    /// How long it lasts, e.g. 30m, 8h, 7d.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ttl: std::time::Duration,
+    /// At most this many steps under it.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// At most this many run units for the actions using it.
+    #[arg(long)]
+    pub max_units: Option<f64>,
 }
 
 /// `kernos sandbox …`

@@ -12,6 +12,7 @@ mod daemon_cmd;
 mod doctor;
 mod front;
 mod journal_cmd;
+mod lease_cmd;
 mod llm_cmd;
 mod planning;
 mod render;
@@ -233,6 +234,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     daemon_cmd::keys_list(&app, org.as_deref())
                 }
                 Command::Keys(cli::KeysCmd::Revoke { id }) => daemon_cmd::keys_revoke(&app, &id),
+                Command::Leases { grantee } => lease_cmd::list(&app, grantee.as_deref()),
+                Command::Lease(cmd) => lease_cmd::run(&app, cmd),
                 Command::Trash(cmd) => trash_cmd::run(&app, cmd),
                 Command::Journal(_)
                 | Command::Completions { .. }

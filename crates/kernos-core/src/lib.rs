@@ -8,6 +8,7 @@ pub mod event;
 pub mod exec;
 pub mod hex;
 pub mod id;
+pub mod lease;
 pub mod plan;
 pub mod prom;
 pub mod risk;
@@ -21,6 +22,7 @@ pub use agent::{AgentState, Wait};
 pub use event::{Actor, Event, LOCAL_ORG, NewEvent};
 pub use exec::{CancelToken, ExecError, ExecOutcome, ExecRequest, ProcessRunner, StopReason};
 pub use id::{ActionId, AgentId, ApprovalId, IdError, RawId, TxId};
+pub use lease::{Capabilities, Lease, LeaseBudget, LeaseScope, LeaseUsage};
 pub use plan::{MAX_STEPS, Plan, PlanIssue, Step, StepRef};
 pub use risk::{Decision, Risk};
 pub use sandbox::{HostPort, Lifetime, Limits, NetworkPolicy, SandboxPolicy, ThreadView};
@@ -47,6 +49,7 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("SandboxPolicy", s::<SandboxPolicy>()),
         ("ExecRequest", s::<ExecRequest>()),
         ("ExecOutcome", s::<ExecOutcome>()),
+        ("Lease", s::<Lease>()),
     ]
 }
 

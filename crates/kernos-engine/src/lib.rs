@@ -17,6 +17,7 @@
 
 mod confine;
 mod error;
+mod lease;
 mod outcome;
 mod path;
 pub mod payload;
@@ -29,8 +30,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kernos_core::{
-    ActionId, Actor, CancelToken, Effect, Event, NewEvent, Plan, ProcessRunner, Reversibility,
-    Risk, TxId,
+    ActionId, Actor, CancelToken, Effect, Event, Lease, NewEvent, Plan, ProcessRunner,
+    Reversibility, Risk, TxId,
 };
 use kernos_journal::{BlobStore, Query};
 use kernos_policy::Assessment;
@@ -251,8 +252,8 @@ pub struct StepAdmission<'a> {
     pub step_units: f64,
 }
 
-/// How approval is obtained: the CLI prompt, the daemon's approval queue, a fixed rule (and
-/// later an agent's lease, an MCP client's elicitation, a fleet controller).
+/// How approval is obtained: the CLI prompt, the daemon's approval queue, a fixed rule, a
+/// capability lease (and later an MCP client's elicitation, a fleet controller).
 pub trait Approver {
     /// Decides about one step policy asks about (also undo as a whole, named `undo`).
     fn approve(&mut self, req: &ApprovalRequest<'_>) -> Approval;
@@ -263,6 +264,15 @@ pub trait Approver {
     /// steps' changes stay undoable. The default admits every step.
     fn admit(&mut self, _step: &StepAdmission<'_>) -> Approval {
         Approval::Approve(String::new())
+    }
+
+    /// The capability lease the run's steps are under, as it stands now (asked before every
+    /// step, so a revocation or an expiry stops the next step at once). Inside the lease and
+    /// within its risk, a step policy asks about is approved without [`Approver::approve`];
+    /// outside it, a step policy would let run is asked about; once it is revoked, expired or
+    /// spent, no new step starts. A denial stays a denial. The default holds no lease.
+    fn lease(&mut self) -> Option<Lease> {
+        None
     }
 
     /// Reviews a plan that changes things, once it is previewed and before any step runs. It

@@ -34,6 +34,9 @@ pub struct StepDecided {
     pub decision: String,
     /// Why.
     pub reasons: Vec<String>,
+    /// The capability lease the step was admitted under, if one covered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
 }
 
 /// `approval.decided`

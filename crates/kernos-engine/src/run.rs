@@ -484,6 +484,9 @@ impl Engine {
             };
             let mut assessment = self.assess(plan, action, &effects, s);
             self.admit(tx, i, &name, (&reports, cpu_ms), &mut assessment, approver);
+            // Looked up for every step, so a revoked or expired lease stops the next one.
+            let lease = approver.lease();
+            let leased = crate::lease::apply(lease.as_ref(), &name, &effects, &mut assessment);
             report.assessment = Some(assessment.clone());
             let decision_name = match &assessment.decision {
                 Decision::Allow => "allow",
@@ -502,6 +505,7 @@ impl Engine {
                     risk: assessment.risk,
                     decision: decision_name.into(),
                     reasons: assessment.reasons.clone(),
+                    lease: leased.id,
                 },
             )?;
             match &assessment.decision {
@@ -527,7 +531,10 @@ impl Engine {
                         changes: previewed.and_then(|p| p.changes.as_deref()),
                         untrusted: plan.untrusted_input,
                     };
-                    let answer = approver.approve(&req);
+                    let answer = match leased.answer {
+                        Some(a) => a,
+                        None => approver.approve(&req),
+                    };
                     let (approved, reason) = match &answer {
                         Approval::Approve(r) => (true, r.clone()),
                         Approval::Decline(r) => (false, r.clone()),

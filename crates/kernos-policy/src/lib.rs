@@ -13,10 +13,14 @@
 //! Whether a person is asked at all, and who may answer, is the caller's business (the CLI
 //! prompt, the daemon's approval queue and roles); this crate only says what the step is.
 
+mod lease;
+
 use std::path::{Path, PathBuf};
 
 use kernos_core::{ActionSpec, Decision, Effect, EffectKind, FsScope, Reversibility, Risk, Target};
 use serde::{Deserialize, Serialize};
+
+pub use lease::{LeaseVerdict, check_lease};
 
 /// Who is acting, and where: what "home", "here" and "ourselves" mean.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,6 +27,7 @@ mod error;
 mod extract;
 mod hub;
 mod idempotency;
+pub mod leases;
 pub mod limits;
 mod listen;
 mod metrics;
@@ -131,6 +132,8 @@ pub struct State {
     pub(crate) store: Arc<DaemonStore>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) keys: RwLock<KeyTable>,
+    /// Capability leases, with their usage.
+    pub(crate) leases: RwLock<leases::LeaseTable>,
     pub(crate) usage: Mutex<limits::Usage>,
     pub(crate) approvals: Mutex<HashMap<ApprovalId, Pending>>,
     /// Run slots and the per-organisation queues.
@@ -242,6 +245,7 @@ impl Daemon {
             true
         })?;
         let agents = agents::Agents::load(&boot)?;
+        let lease_table = leases::LeaseTable::load(&boot)?;
         let metrics = metrics::Metrics::default();
         let mut usage = limits::Usage::default();
         boot.for_each(&Query::kind(worker::ACTION_FINISHED), |e| {
@@ -276,6 +280,7 @@ impl Daemon {
             store: store.clone(),
             hub: hub.clone(),
             keys: RwLock::new(keys),
+            leases: RwLock::new(lease_table),
             usage: Mutex::new(usage),
             approvals: Mutex::new(HashMap::new()),
             sched: sched::Scheduler::new(

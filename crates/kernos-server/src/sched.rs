@@ -26,7 +26,8 @@ pub(crate) struct Job {
     pub(crate) action: ActionId,
     pub(crate) principal: Principal,
     pub(crate) req: SubmitRequest,
-    /// The agent whose plan this is, if any (`agent:<id>` is whom a lease may be granted to).
+    /// The agent the action is a step of, if any: its capability lease (`agent:<id>`) is
+    /// the one the steps run under. `None` for API submissions (the key's lease applies).
     pub(crate) agent: Option<String>,
 }
 

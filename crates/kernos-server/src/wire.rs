@@ -427,6 +427,54 @@ pub struct AgentListParams {
     pub state: Option<kernos_core::AgentState>,
 }
 
+/// POST /v1/leases body: a capability lease to grant.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseGrant {
+    /// Who it is attached to: `agent:<id>`, `key:<id>` (a key of your organisation) or
+    /// `schedule:<id>`.
+    pub grantee: String,
+    /// What kinds of step it covers: action patterns (`fs.*`, `svc.restart`) and/or effect
+    /// kinds.
+    pub capabilities: kernos_core::Capabilities,
+    /// What those steps may touch: absolute path prefixes, services, packages, hosts, ports.
+    /// An empty list allows none of that kind.
+    #[serde(default)]
+    pub scope: kernos_core::LeaseScope,
+    /// The highest step risk it approves, at most what your role may approve.
+    pub max_risk: Risk,
+    /// How long it lasts, seconds (at most 90 days).
+    pub ttl_s: u64,
+    /// Steps and run units it may be used for.
+    #[serde(default)]
+    pub budget: kernos_core::LeaseBudget,
+}
+
+/// POST /v1/leases/{id}/renew body.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRenew {
+    /// How long it lasts from now, seconds (at most 90 days).
+    pub ttl_s: u64,
+}
+
+/// GET /v1/leases parameters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct LeaseListParams {
+    /// Only leases attached to this grantee (`agent:<id>`, `key:<id>`, `schedule:<id>`).
+    pub grantee: Option<String>,
+}
+
+/// A lease as the API shows it: the lease and where it stands now.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct LeaseView {
+    /// The lease.
+    #[serde(flatten)]
+    pub lease: kernos_core::Lease,
+    /// `active`, `expired`, `revoked` or `spent` (its budget used up).
+    pub state: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,11 +175,23 @@ fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) -> bool {
         agent: job.agent.clone(),
         cancel: cancel.clone(),
         holds_slot: true,
+        grantee: grantee(job),
+        lease: None,
     };
     if let Err(e) = st.engine.handle(request, &s, &mut approver) {
         tracing::error!(action = %job.action, "the action ended with an error: {e}");
     }
     approver.holds_slot
+}
+
+/// Whom a job's steps act for, as leases name grantees: the agent whose step it is, else the
+/// API key that submitted it (the local socket's user holds no lease).
+fn grantee(job: &Job) -> Option<String> {
+    match (&job.agent, &job.principal.key_id) {
+        (Some(agent), _) => Some(format!("agent:{agent}")),
+        (None, Some(key)) => Some(format!("key:{key}")),
+        (None, None) => None,
+    }
 }
 
 /// Whether transaction `tx` belongs to `org` (so no org can undo another's work).
@@ -199,6 +211,11 @@ struct ApiApprover {
     cancel: CancelToken,
     /// Whether the action holds a run slot (not after a declined wait).
     holds_slot: bool,
+    /// Whom the steps act for (`agent:<id>`, `key:<id>`), for finding their lease.
+    grantee: Option<String>,
+    /// The lease the run's steps came under: once found, the run stays with it (looked up
+    /// again by id before every step, so its revocation or expiry stops the next step).
+    lease: Option<String>,
 }
 
 impl Approver for ApiApprover {
@@ -248,6 +265,18 @@ impl Approver for ApiApprover {
             Ok(()) => Approval::Approve(String::new()),
             Err(e) => Approval::Decline(e.to_string()),
         }
+    }
+
+    fn lease(&mut self) -> Option<kernos_core::Lease> {
+        let table = self.st.leases.read().ok()?;
+        if let Some(id) = &self.lease {
+            return table.get(id).cloned();
+        }
+        let found = table
+            .active_for(&self.principal.org, self.grantee.as_deref()?, now_ms())?
+            .clone();
+        self.lease = Some(found.id.clone());
+        Some(found)
     }
 }
 
@@ -400,6 +429,13 @@ fn account_fields(
 /// Keeps read models current from the published stream (runs on the writer thread: cheap).
 pub(crate) fn on_published(st: &State, p: &crate::Published) {
     st.agents.on_published(p);
+    let leases = st
+        .leases
+        .read()
+        .is_ok_and(|t| t.concerns(&p.kind, &p.json, p.action.as_deref()));
+    if leases && let (Some(e), Ok(mut t)) = (p.event(), st.leases.write()) {
+        t.apply(&e);
+    }
     match p.kind.as_str() {
         KEY_CREATED | KEY_REVOKED => {
             if let (Some(e), Ok(mut k)) = (p.event(), st.keys.write()) {

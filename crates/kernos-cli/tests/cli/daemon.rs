@@ -1065,3 +1065,88 @@ fn agents_survive_a_sigkill_of_the_daemon_and_resume_from_their_snapshots() {
     let list = text(&out.stdout);
     assert!(list.contains("finished") && list.contains("1/5"), "{list}");
 }
+
+/// `kernos lease grant|show|renew|revoke` and `kernos leases` go through the daemon: a key's
+/// change inside the granted lease runs without an approval, and after `kernos lease revoke`
+/// the same change waits for one.
+#[test]
+fn leases_from_the_cli_spare_asking_until_revoked() {
+    let w = World::new();
+    let without = w.run(&["leases"]);
+    assert!(!without.status.success());
+    assert!(
+        text(&without.stderr).contains("kernos serve"),
+        "{}",
+        text(&without.stderr)
+    );
+    let d = Daemon::start(&w, &[]);
+    let op = new_key(&w, "local", "operator");
+    let op_id = op.split('_').nth(1).unwrap();
+    let grantee = format!("key:{op_id}");
+    let cwd = w.cwd.display().to_string();
+    let out = w.run(&[
+        "--json",
+        "lease",
+        "grant",
+        "--grantee",
+        &grantee,
+        "--action",
+        "fs.*",
+        "--path",
+        &cwd,
+        "--max-risk",
+        "medium",
+        "--ttl",
+        "1h",
+        "--max-steps",
+        "5",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lease: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = lease["id"].as_str().unwrap().to_owned();
+    assert_eq!(lease["state"], "active", "{lease}");
+    assert_eq!(lease["scope"]["paths"], json!([cwd]));
+
+    let f = w.file("old.log", "x");
+    let a = submit(&d, &op, json!({"request": "delete old.log", "cwd": cwd}));
+    assert_eq!(d.finished(&op, &a)["status"], "committed");
+    assert!(!f.exists(), "ran under the lease, nobody asked");
+
+    let shown = w.run(&["lease", "show", &id]);
+    let shown = text(&shown.stdout);
+    assert!(
+        shown.contains("used       1 steps") && shown.contains("of 5 steps"),
+        "{shown}"
+    );
+    let listed = text(&w.run(&["leases", "--grantee", &grantee]).stdout);
+    assert!(
+        listed.contains(&id) && listed.contains("active"),
+        "{listed}"
+    );
+    let renewed = w.run(&["lease", "renew", &id, "--ttl", "2h"]);
+    assert!(renewed.status.success(), "{}", text(&renewed.stderr));
+    // Two hours from the renewal, shown to the minute (a second may pass before it prints).
+    let renewed = text(&renewed.stdout);
+    assert!(
+        renewed.contains("expires in 1h 59m") || renewed.contains("expires in 2h"),
+        "{renewed}"
+    );
+
+    let revoked = w.run(&["lease", "revoke", &id]);
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    assert!(text(&revoked.stdout).contains("(revoked)"));
+    let g = w.file("new.log", "x");
+    let b = submit(&d, &op, json!({"request": "delete new.log", "cwd": cwd}));
+    d.pending(&op, &b);
+    assert!(
+        g.exists(),
+        "without the lease the change waits for a person"
+    );
+    let again = w.run(&["lease", "revoke", &id]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("already revoked"),
+        "{}",
+        text(&again.stderr)
+    );
+}

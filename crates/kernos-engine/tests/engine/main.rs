@@ -5,6 +5,7 @@
 
 mod actions;
 mod confinement;
+mod lease;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

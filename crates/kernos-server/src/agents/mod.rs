@@ -145,7 +145,11 @@ impl Agents {
             }
         }
         let mut w = Writer::with_capacity(1024);
-        w.family("kernos_agents", Kind::Gauge, "Agents, by organisation and state.");
+        w.family(
+            "kernos_agents",
+            Kind::Gauge,
+            "Agents, by organisation and state.",
+        );
         for ((org, state), n) in &by_state {
             w.sample("kernos_agents", &[("org", org), ("state", state)], n);
         }

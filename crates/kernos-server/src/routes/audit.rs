@@ -145,6 +145,7 @@ fn record(e: &Event) -> AuditRecord {
     let p = &e.payload;
     let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
     let target = s("key_id")
+        .or_else(|| s("lease_id"))
         .or_else(|| s("approval"))
         .or_else(|| p.get("tx").and_then(Value::as_str).map(str::to_owned))
         .or_else(|| e.tx.map(|t| t.to_string()))

@@ -8,6 +8,7 @@ mod approvals;
 mod audit;
 mod events;
 mod keys;
+mod leases;
 mod route;
 mod system;
 mod table;

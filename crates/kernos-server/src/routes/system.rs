@@ -48,6 +48,9 @@ pub(super) async fn metrics(axum::extract::State(st): axum::extract::State<St>) 
         .metrics
         .render(st.sched.queued(), running, pending, &st.sched.gauges());
     text.push_str(&st.agents.prometheus());
+    if let Ok(leases) = st.leases.read() {
+        text.push_str(&leases.prometheus(crate::limits::now_ms()));
+    }
     // The model tier's counters (tokens, cost, cache hit ratio) read the plan cache's
     // SQLite file: off the async threads.
     let planner = st.clone();

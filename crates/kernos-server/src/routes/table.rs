@@ -7,7 +7,9 @@ use schemars::SchemaGenerator;
 use serde_json::json;
 
 use super::route::{Content, Param, Reply, RequestBody, Route, Schema, Verb};
-use super::{actions, agents, approvals, audit, events, keys, system, tools, transactions, usage};
+use super::{
+    actions, agents, approvals, audit, events, keys, leases, system, tools, transactions, usage,
+};
 use crate::auth::{Access, KeyInfo, Perm};
 use crate::wire::{
     Accepted, ActionDetail, ActionSummary, AgentDetail, AgentListParams, AgentSpawn, AgentView,
@@ -15,6 +17,7 @@ use crate::wire::{
     Health, KeyCreate, KeyCreated, KeyListParams, ListParams, SubmitRequest, UndoRequest,
     UsageView,
 };
+use crate::wire::{LeaseGrant, LeaseListParams, LeaseRenew, LeaseView};
 
 const OK: &str = "OK";
 
@@ -526,5 +529,97 @@ pub static ROUTES: &[Route] = &[
             content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<AgentView>)),
         },
         handler: |m| on(m, agents::clone),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/leases",
+        access: Access::Perm(Perm::Read),
+        summary: "List capability leases",
+        description: "Your organisation's capability leases (active, expired, revoked or spent), oldest first; `grantee` keeps one agent's, key's or schedule's. Needs viewer.",
+        params: &[Param::Query(
+            SchemaGenerator::root_schema_for::<LeaseListParams>,
+        )],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::JsonList(Schema::Of(SchemaGenerator::subschema_for::<LeaseView>)),
+        },
+        handler: |m| on(m, leases::list_leases),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/leases",
+        access: Access::Perm(Perm::Approve),
+        summary: "Grant a capability lease",
+        description: "Attaches a standing, bounded approval to an agent, a schedule or a key of your organisation: steps inside its capabilities and scope, up to its risk, run without asking until it expires, is revoked or its budget is spent; steps outside it are asked about as usual. Its risk may not exceed what your role may approve (an operator grants up to medium). Journaled as audit.lease.granted. Needs operator.",
+        params: &[],
+        body: Some(RequestBody {
+            required: true,
+            schema: SchemaGenerator::subschema_for::<LeaseGrant>,
+        }),
+        reply: Reply {
+            status: 201,
+            description: "Granted",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<LeaseView>)),
+        },
+        handler: |m| on(m, leases::grant_lease),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/leases/{id}",
+        access: Access::Perm(Perm::Read),
+        summary: "One capability lease",
+        description: "A lease of your organisation, with how much of its budget is used. Needs viewer.",
+        params: &[Param::Path {
+            name: "id",
+            description: "Lease id (`ls_…`)",
+        }],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<LeaseView>)),
+        },
+        handler: |m| on(m, leases::show_lease),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/leases/{id}/renew",
+        access: Access::Perm(Perm::Approve),
+        summary: "Renew a capability lease",
+        description: "Sets a new expiry, `ttl_s` from now, for a lease that is not revoked, if your role may approve its risk. Journaled as audit.lease.renewed. Needs operator.",
+        params: &[Param::Path {
+            name: "id",
+            description: "Lease id (`ls_…`)",
+        }],
+        body: Some(RequestBody {
+            required: true,
+            schema: SchemaGenerator::subschema_for::<LeaseRenew>,
+        }),
+        reply: Reply {
+            status: 200,
+            description: "Renewed",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<LeaseView>)),
+        },
+        handler: |m| on(m, leases::renew_lease),
+    },
+    Route {
+        verb: Verb::Delete,
+        path: "/v1/leases/{id}",
+        access: Access::Perm(Perm::Approve),
+        summary: "Revoke a capability lease",
+        description: "At once: the step running under it finishes, no further step starts under it (the next one is declined). Journaled as audit.lease.revoked. Needs operator.",
+        params: &[Param::Path {
+            name: "id",
+            description: "Lease id (`ls_…`)",
+        }],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "Revoked",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<LeaseView>)),
+        },
+        handler: |m| on(m, leases::revoke_lease),
     },
 ];

@@ -36,6 +36,23 @@ async fn a_second_org_sees_nothing_of_the_first() {
         .await
         .json();
     let acme_key_id = acme_keys[0]["id"].as_str().unwrap().to_owned();
+    // acme: a capability lease for its operator's key.
+    let lease = t
+        .call(
+            "POST",
+            "/v1/leases",
+            Auth::Key(&acme_owner),
+            Some(json!({
+                "grantee": format!("key:{}", &acme_op[3..29]),
+                "capabilities": {"actions": ["fs.*"]},
+                "scope": {"paths": [t.home.join("work")]},
+                "max_risk": "low",
+                "ttl_s": 600,
+            })),
+        )
+        .await;
+    assert_eq!(lease.status, StatusCode::CREATED);
+    let acme_lease = lease.json()["id"].as_str().unwrap().to_owned();
 
     for role in Role::ALL {
         let g = t.key("globex", role).await;
@@ -51,11 +68,19 @@ async fn a_second_org_sees_nothing_of_the_first() {
             "/v1/state/transactions",
             "/v1/state/usage",
             "/v1/keys",
+            "/v1/leases",
             "/v1/audit",
             "/v1/audit.csv",
         ] {
             let b = body(p).await;
-            for secret in [&read, &waiting, &acme_tx, &approval_id, &acme_key_id] {
+            for secret in [
+                &read,
+                &waiting,
+                &acme_tx,
+                &approval_id,
+                &acme_key_id,
+                &acme_lease,
+            ] {
                 assert!(
                     !b.contains(secret.as_str()),
                     "{role} of globex sees {secret} in {p}: {b}"
@@ -78,6 +103,48 @@ async fn a_second_org_sees_nothing_of_the_first() {
                 .await;
             assert_eq!(r.status, StatusCode::NOT_FOUND, "{role} reads {id}");
             assert!(!String::from_utf8_lossy(&r.body).contains("list files"));
+        }
+        let r = t
+            .call("GET", &format!("/v1/leases/{acme_lease}"), k, None)
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "{role} reads another's lease"
+        );
+        if role >= Role::Operator {
+            let r = t
+                .call(
+                    "POST",
+                    &format!("/v1/leases/{acme_lease}/renew"),
+                    k,
+                    Some(json!({"ttl_s": 60})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{role} renews across orgs");
+            let r = t
+                .call("DELETE", &format!("/v1/leases/{acme_lease}"), k, None)
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::NOT_FOUND,
+                "{role} revokes across orgs"
+            );
+            // Nor can a grant attach a lease to another organisation's key.
+            let r = t
+                .call(
+                    "POST",
+                    "/v1/leases",
+                    k,
+                    Some(json!({
+                        "grantee": format!("key:{}", &acme_op[3..29]),
+                        "capabilities": {"actions": ["fs.*"]},
+                        "max_risk": "low",
+                        "ttl_s": 60,
+                    })),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{role}");
         }
         let usage = t.call("GET", "/v1/state/usage", k, None).await.json();
         assert_eq!(usage["units"], 0.0, "{role}: {usage}");

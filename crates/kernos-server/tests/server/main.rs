@@ -8,6 +8,7 @@ mod edges;
 mod fairness;
 mod flows;
 mod isolation;
+mod leases;
 mod llm;
 mod matrix;
 mod sse;

@@ -52,6 +52,22 @@ fn sample(r: &Route, t: &Targets) -> (String, Option<Value>) {
             (p.replace("{id}", "01j0000000000000000000000a"), None)
         }
         (Verb::Delete, "/v1/keys/{id}") => ("/v1/keys/01j0000000000000000000000a".into(), None),
+        (Verb::Post, "/v1/leases") => (
+            r.path.into(),
+            Some(json!({
+                "grantee": "agent:matrix",
+                "capabilities": {"actions": ["fs.list"]},
+                "max_risk": "low",
+                "ttl_s": 60,
+            })),
+        ),
+        // Unknown lease ids answer 404, which also counts as "allowed".
+        (Verb::Get, "/v1/leases/{id}") => ("/v1/leases/ls_nothing".into(), None),
+        (Verb::Post, "/v1/leases/{id}/renew") => (
+            "/v1/leases/ls_nothing/renew".into(),
+            Some(json!({"ttl_s": 60})),
+        ),
+        (Verb::Delete, "/v1/leases/{id}") => ("/v1/leases/ls_nothing".into(), None),
         _ => {
             assert!(
                 !r.path.contains('{') && r.body.is_none(),
