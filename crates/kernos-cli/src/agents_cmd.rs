@@ -157,19 +157,23 @@ fn list(app: &App, state: Option<&str>) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<10} {:<18} {:>9} {:>13} {:>9}  GOAL",
-        "AGENT", "STATE", "STEPS", "TOKENS", "TIME"
+        "{:<10} {:<18} {:>9} {:>13} {:>9}  {:<10} GOAL",
+        "AGENT", "STATE", "STEPS", "TOKENS", "TIME", "LEASE"
     );
     for a in agents {
         let u = &a["used"];
         let b = &a["budget"];
+        let lease = a["lease"].as_str().map_or("-".to_owned(), |l| {
+            l[l.len().saturating_sub(8)..].to_owned()
+        });
         println!(
-            "{:<10} {:<18} {:>9} {:>13} {:>9}  {}",
+            "{:<10} {:<18} {:>9} {:>13} {:>9}  {:<10} {}",
             short(a),
             state_of(a),
             format!("{}/{}", u["steps"], b["max_steps"]),
             format!("{}/{}", u["tokens"], b["max_tokens"]),
             render::duration(u["time_s"].as_f64().unwrap_or(0.0)),
+            lease,
             render::truncate(a["goal"].as_str().unwrap_or(""), 60)
         );
     }
@@ -193,6 +197,9 @@ fn print_view(v: &Value) {
     println!("state   {}", state_of(v));
     if let Some(r) = v["reason"].as_str() {
         println!("why     {r}");
+    }
+    if let Some(l) = v["lease"].as_str() {
+        println!("lease   {l} (steps inside it run without asking; `kernos lease show {l}`)");
     }
     println!(
         "used    {}/{} steps, {}/{} tokens, {} of {}, {} units, ${:.4}",

@@ -14,6 +14,11 @@ use kernos_policy::{Assessment, LeaseVerdict};
 
 use crate::Approval;
 
+/// How a step refused because its lease expired, was revoked or is spent ends its reason, so a
+/// front end (an agent) can tell it from a person's "no" and wait for a new lease instead.
+pub const LEASE_INACTIVE: &str =
+    "no new step starts under it; renew it or grant a new one, then submit again";
+
 /// What the lease made of one step.
 #[derive(Debug, Default)]
 pub(crate) struct LeaseStep {
@@ -60,9 +65,7 @@ pub(crate) fn apply(
             LeaseStep::default()
         }
         LeaseVerdict::Inactive { reason } => {
-            let why = format!(
-                "{reason}: no new step starts under it; renew it or grant a new one, then submit again"
-            );
+            let why = format!("{reason}: {LEASE_INACTIVE}");
             assessment.reasons.insert(0, why.clone());
             assessment.decision = Decision::ask(why.clone());
             LeaseStep {

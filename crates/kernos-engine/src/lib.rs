@@ -41,6 +41,7 @@ use serde_json::{Map, Value};
 
 pub use confine::DEFAULT_STEP_TIME_LIMIT;
 pub use error::{EngineError, Result};
+pub use lease::LEASE_INACTIVE;
 pub use outcome::{ActionOutcome, ActionStatus};
 pub use path::{Ask, Handled, Request, Review, Verdict};
 pub use store::{EventStore, JournalStore, Unrecorded, held, stored};

@@ -395,6 +395,9 @@ pub struct AgentView {
     pub used: AgentUsed,
     /// The action it is running or waiting on, if any.
     pub action: Option<String>,
+    /// Its active capability lease (granted to `agent:<id>`), if any: steps inside it run
+    /// without asking.
+    pub lease: Option<String>,
     /// The agent it was cloned from, if any.
     pub parent: Option<String>,
     /// Created, ms since the epoch.

@@ -113,15 +113,15 @@ impl Agents {
     }
 
     /// The organisation's agents, newest first.
-    pub(crate) fn list(&self, org: &str, state: Option<AgentState>) -> Vec<AgentView> {
-        let Ok(t) = self.table.read() else {
+    pub(crate) fn list(st: &State, org: &str, state: Option<AgentState>) -> Vec<AgentView> {
+        let Ok(t) = st.agents.table.read() else {
             return Vec::new();
         };
         let mut v: Vec<AgentView> = t
             .agents
             .values()
             .filter(|r| r.view.org == org && state.is_none_or(|s| r.view.state == s))
-            .map(|r| r.view.clone())
+            .map(|r| with_lease(st, r.view.clone()))
             .collect();
         v.sort_by(|a, b| b.agent.cmp(&a.agent));
         v
@@ -526,8 +526,18 @@ pub(crate) fn clone(st: &Arc<State>, p: &Principal, id: &str) -> ApiResult<Agent
 fn view(st: &State, id: AgentId) -> ApiResult<AgentView> {
     st.agents
         .record(id)
-        .map(|r| r.view)
+        .map(|r| with_lease(st, r.view))
         .ok_or_else(|| ApiError::internal("the agent vanished from the table; retry"))
+}
+
+/// The view with the agent's active lease, looked up now (leases expire by the clock).
+fn with_lease(st: &State, mut v: AgentView) -> AgentView {
+    let grantee = format!("agent:{}", v.agent);
+    v.lease = st.leases.read().ok().and_then(|t| {
+        t.active_for(&v.org, &grantee, crate::limits::now_ms())
+            .map(|l| l.id.clone())
+    });
+    v
 }
 
 /// Agent `id` with its memory.
@@ -546,7 +556,7 @@ pub(crate) fn detail(st: &State, p: &Principal, id: &str) -> ApiResult<AgentDeta
         notes: mem.notes,
         plans: mem.plans,
         actions: rec.actions.iter().map(ToString::to_string).collect(),
-        view: rec.view,
+        view: with_lease(st, rec.view),
     })
 }
 

@@ -98,6 +98,7 @@ impl Table {
                     budget: s.budget.clone(),
                     used: AgentUsed::default(),
                     action: None,
+                    lease: None,
                     parent: s.parent.map(|p| p.to_string()),
                     created_ms: e.ts_ms,
                     updated_ms: e.ts_ms,

@@ -26,6 +26,11 @@ pub(crate) struct Observed {
     pub(crate) outcome: HostOutcome,
     /// Run units it was charged.
     pub(crate) units: f64,
+    /// A step did not start because the agent's lease expired, was revoked or is spent: the
+    /// agent waits for a new one instead of stopping. Holds the reason.
+    pub(crate) lease_inactive: Option<String>,
+    /// Steps that ran (finished or failed).
+    pub(crate) ran: usize,
 }
 
 /// What action `a` did, if it has ended. `after_restart`: the daemon stopped while it was
@@ -44,6 +49,8 @@ pub(crate) fn observe(
     let status = ActionStatus::deserialize(&fin.payload["status"]).unwrap_or(ActionStatus::Unknown);
     let units = fin.payload["units"].as_f64().unwrap_or(0.0);
     let mut steps: Vec<(usize, String, String)> = Vec::new();
+    let mut lease_inactive = None;
+    let mut ran = 0;
     for e in &events {
         match e.kind.as_str() {
             kind::STEP_DECIDED => {
@@ -65,18 +72,23 @@ pub(crate) fn observe(
             kind::APPROVAL_DECIDED => {
                 if let Ok(d) = serde_json::from_value::<ApprovalDecided>(e.payload.clone()) {
                     if !d.approved {
+                        if d.reason.ends_with(kernos_engine::LEASE_INACTIVE) {
+                            lease_inactive = Some(d.reason.clone());
+                        }
                         set(&mut steps, d.step, format!("not run: {}", d.reason));
                     }
                 }
             }
             kind::STEP_FINISHED => {
                 if let Ok(f) = serde_json::from_value::<StepFinished>(e.payload.clone()) {
+                    ran += 1;
                     let out = st.engine.stored_output(&f);
                     set(&mut steps, f.step, output_text(&out));
                 }
             }
             kind::STEP_FAILED => {
                 if let Ok(f) = serde_json::from_value::<StepFailed>(e.payload.clone()) {
+                    ran += 1;
                     let what = if f.cancelled {
                         "cancelled".to_owned()
                     } else {
@@ -107,6 +119,8 @@ pub(crate) fn observe(
     let error = fin.payload["error"].as_str().unwrap_or_default().to_owned();
     let outcome = match status {
         ActionStatus::Committed | ActionStatus::Failed => HostOutcome::Ran(observations),
+        // Not a person's "no": the agent takes in what ran and waits for a lease.
+        ActionStatus::Declined if lease_inactive.is_some() => HostOutcome::Ran(observations),
         _ if interrupted => {
             observations.push(Observation {
                 step: "the daemon".into(),
@@ -123,7 +137,12 @@ pub(crate) fn observe(
             },
         },
     };
-    Ok(Some(Observed { outcome, units }))
+    Ok(Some(Observed {
+        outcome,
+        units,
+        lease_inactive,
+        ran,
+    }))
 }
 
 fn set(steps: &mut [(usize, String, String)], i: usize, text: String) {

@@ -124,12 +124,21 @@ impl<'a> Runner<'a> {
                 };
                 first = false;
                 self.mem.units += obs.units;
-                let planned = self.mem.plans.last().map_or(0, |p| p.steps.len());
+                let planned = if obs.lease_inactive.is_some() {
+                    obs.ran
+                } else {
+                    self.mem.plans.last().map_or(0, |p| p.steps.len())
+                };
                 let stop = self.mem.record(obs.outcome, planned);
                 self.pending = None;
                 self.save(None)?;
                 if let Some(s) = stop {
                     return self.end(s);
+                }
+                if let Some(why) = obs.lease_inactive {
+                    if !self.wait_for_lease(&why) {
+                        return Ok(());
+                    }
                 }
                 continue;
             }
@@ -206,9 +215,18 @@ impl<'a> Runner<'a> {
                     .map(|evs| evs.iter().any(|e| e.kind == kind::ACTION_SUBMITTED))
             })
             .map_err(|e| e.to_string())?;
-        if !submitted && !self.submit(a)? {
-            st.agents.stop_waiting(a);
-            return Ok(None);
+        if !submitted {
+            // An agent that worked under a lease does not fall back to asking a person for
+            // every step when the lease lapses: it waits for a new one.
+            let lapsed = self.lease_lapsed();
+            let go_on = match lapsed {
+                Some(why) => self.wait_for_lease(&why),
+                None => true,
+            };
+            if !go_on || !self.submit(a)? {
+                st.agents.stop_waiting(a);
+                return Ok(None);
+            }
         }
         let mut shown: Option<(AgentState, Option<Wait>)> = None;
         let result = loop {
@@ -236,6 +254,57 @@ impl<'a> Runner<'a> {
         };
         st.agents.stop_waiting(a);
         Ok(result)
+    }
+
+    /// Why the agent's lease lapsed, when it had one and none is active now.
+    fn lease_lapsed(&self) -> Option<String> {
+        let grantee = format!("agent:{}", self.id);
+        let org = &self.rec.view.org;
+        let t = self.st.leases.read().ok()?;
+        if t.active_for(org, &grantee, crate::limits::now_ms())
+            .is_some()
+        {
+            return None;
+        }
+        let last = t.list(org, Some(&grantee)).into_iter().last()?;
+        Some(format!("lease {} is no longer active", last.id))
+    }
+
+    /// Waits (as `waiting (lease)`) until a lease for this agent is active again, then lets it
+    /// think again with what it saw. False: it must stop working (killed, paused, shutdown).
+    fn wait_for_lease(&self, why: &str) -> bool {
+        let grantee = format!("agent:{}", self.id);
+        let reason = Some(format!(
+            "its lease ended ({why}); grant it a new one to go on"
+        ));
+        if self
+            .mover()
+            .to(
+                self.id,
+                AgentState::Waiting,
+                Some(Wait::Lease),
+                reason,
+                None,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        loop {
+            let now = crate::limits::now_ms();
+            let active = self
+                .st
+                .leases
+                .read()
+                .is_ok_and(|t| t.active_for(&self.rec.view.org, &grantee, now).is_some());
+            if active {
+                return true;
+            }
+            if self.should_stop() {
+                return false;
+            }
+            std::thread::sleep(POLL);
+        }
     }
 
     /// Where action `a` is: waiting for a person, running, or queued.

@@ -30,7 +30,7 @@ pub(super) async fn list(
     p: Principal,
     Q(q): Q<AgentListParams>,
 ) -> ApiResult<Json<Vec<AgentView>>> {
-    Ok(Json(st.agents.list(&p.org, q.state)))
+    Ok(Json(crate::agents::Agents::list(&st, &p.org, q.state)))
 }
 
 /// POST /v1/agents.

@@ -549,3 +549,204 @@ async fn secrets_an_agent_reads_never_reach_a_remote_model_and_redactions_are_jo
                 .all(|e| e.data["kind"].as_str().unwrap().starts_with("agent."))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inside_its_lease_an_agent_acts_unasked_and_when_the_lease_is_revoked_it_waits() {
+    let write = |name: &str| {
+        turn(
+            &[(
+                "fs.write",
+                json!({"path": format!("in/{name}"), "content": name}),
+            )],
+            false,
+            "",
+        )
+    };
+    let llm = FakeServer::start(vec![
+        write("a.txt"),
+        // Answered after the lease is revoked: this plan's step waits for a new lease.
+        write("b.txt").after(Duration::from_millis(800)),
+        turn(&[], true, "both written"),
+    ]);
+    let t = with_model(&llm);
+    std::fs::create_dir_all(t.home.join("work/in")).unwrap();
+    let k = t.key("acme", Role::Operator).await;
+    let id = spawn(
+        &t,
+        &k,
+        json!({"goal": "write a and b", "cwd": t.cwd(), "paused": true}),
+    )
+    .await;
+    let lease = |t: &T| {
+        json!({
+            "grantee": format!("agent:{id}"),
+            "capabilities": {"actions": ["fs.*"]},
+            "scope": {"paths": [t.home.join("work/in")]},
+            "max_risk": "medium",
+            "ttl_s": 3600,
+        })
+    };
+    let r = t
+        .call("POST", "/v1/leases", Auth::Key(&k), Some(lease(&t)))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let first = r.json()["id"].as_str().unwrap().to_owned();
+    t.call(
+        "POST",
+        &format!("/v1/agents/{id}/resume"),
+        Auth::Key(&k),
+        None,
+    )
+    .await;
+
+    let v = until(&t, &k, &id, "wrote a.txt", |v| v["used"]["steps"] == 1).await;
+    assert_eq!(v["lease"], first.as_str(), "{v}");
+    assert!(t.home.join("work/in/a.txt").exists());
+    // A change nobody was asked about: the lease approved it, and the journal says so.
+    let a = t
+        .call(
+            "GET",
+            &format!("/v1/state/actions/{}", v["actions"][0].as_str().unwrap()),
+            Auth::Key(&k),
+            None,
+        )
+        .await
+        .json();
+    let kinds: Vec<&str> = a["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(!kinds.contains(&"approval.requested"), "{kinds:?}");
+    assert!(
+        a.to_string().contains(&format!("within lease {first}")),
+        "{a}"
+    );
+
+    let r = t
+        .call(
+            "DELETE",
+            &format!("/v1/leases/{first}"),
+            Auth::Key(&k),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = until(&t, &k, &id, "waited for a lease", |v| {
+        v["waiting_on"] == "lease"
+    })
+    .await;
+    assert!(v["lease"].is_null(), "{v}");
+    assert!(
+        !t.home.join("work/in/b.txt").exists(),
+        "no step starts without the lease"
+    );
+    assert_eq!(
+        v["used"]["steps"], 1,
+        "the refused step is not counted: {v}"
+    );
+
+    let r = t
+        .call("POST", "/v1/leases", Auth::Key(&k), Some(lease(&t)))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let v = ended(&t, &k, &id).await;
+    assert_eq!(v["state"], "finished", "{v}");
+    assert_eq!(v["answer"], "both written");
+    assert!(t.home.join("work/in/b.txt").exists());
+    assert_eq!(v["used"]["steps"], 2, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_revoked_while_a_step_runs_stops_the_next_step_and_the_agent_waits() {
+    let llm = FakeServer::start(vec![
+        turn(
+            &[
+                ("shell.run", json!({"command": format!("echo {HOLD}")})),
+                ("fs.write", json!({"path": "in/c.txt", "content": "c"})),
+            ],
+            false,
+            "",
+        ),
+        turn(&[], true, "c was not written"),
+    ]);
+    let t = with_model(&llm);
+    std::fs::create_dir_all(t.home.join("work/in")).unwrap();
+    // Running a command is high risk and outside any lease: an admin approves it.
+    let k = t.key("acme", Role::Admin).await;
+    let id = spawn(
+        &t,
+        &k,
+        json!({"goal": "hold, then write c", "cwd": t.cwd(), "paused": true}),
+    )
+    .await;
+    let grant = json!({
+        "grantee": format!("agent:{id}"),
+        "capabilities": {"actions": ["fs.*"]},
+        "scope": {"paths": [t.home.join("work/in")]},
+        "max_risk": "medium",
+        "ttl_s": 3600,
+    });
+    let r = t
+        .call("POST", "/v1/leases", Auth::Key(&k), Some(grant.clone()))
+        .await;
+    let lease = r.json()["id"].as_str().unwrap().to_owned();
+    t.call(
+        "POST",
+        &format!("/v1/agents/{id}/resume"),
+        Auth::Key(&k),
+        None,
+    )
+    .await;
+    let v = until(&t, &k, &id, "asked about the command", |v| {
+        v["waiting_on"] == "approval"
+    })
+    .await;
+    let action = v["action"].as_str().unwrap().to_owned();
+    let approval = t.pending(Auth::Key(&k), &action).await;
+    t.answer(&k, approval["approval"].as_str().unwrap(), true)
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.held() == 0 {
+        assert!(Instant::now() < deadline, "the held step never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Revoked while step 1 runs: step 1 finishes, step 2 never starts, the agent waits.
+    t.call(
+        "DELETE",
+        &format!("/v1/leases/{lease}"),
+        Auth::Key(&k),
+        None,
+    )
+    .await;
+    t.let_go();
+    let v = until(&t, &k, &id, "waited for a lease", |v| {
+        v["waiting_on"] == "lease"
+    })
+    .await;
+    assert!(v["reason"].as_str().unwrap().contains("revoked"), "{v}");
+    assert_eq!(v["used"]["steps"], 1, "{v}");
+    assert!(!t.home.join("work/in/c.txt").exists());
+    let d = t.finished(Auth::Key(&k), &action).await;
+    assert_eq!(d["status"], "declined", "{d}");
+    // A new lease lets it think again with what it saw.
+    t.call("POST", "/v1/leases", Auth::Key(&k), Some(grant))
+        .await;
+    let v = ended(&t, &k, &id).await;
+    assert_eq!(
+        (v["state"].as_str(), v["answer"].as_str()),
+        (Some("finished"), Some("c was not written")),
+        "{v}"
+    );
+    let seen = llm.requests().last().unwrap().last_user();
+    assert!(
+        seen.contains("not run") && seen.contains("revoked"),
+        "{seen}"
+    );
+}
