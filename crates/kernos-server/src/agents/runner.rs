@@ -124,12 +124,11 @@ impl<'a> Runner<'a> {
                 };
                 first = false;
                 self.mem.units += obs.units;
-                let planned = if obs.lease_inactive.is_some() {
-                    obs.ran
-                } else {
-                    self.mem.plans.last().map_or(0, |p| p.steps.len())
-                };
-                let stop = self.mem.record(obs.outcome, planned);
+                // Steps count when they ran, as the journal says: a refused, declined or
+                // skipped step costs none of the budget.
+                let before = self.mem.steps;
+                let stop = self.mem.record(obs.outcome, 0);
+                self.mem.steps = before + obs.ran;
                 self.pending = None;
                 self.save(None)?;
                 if let Some(s) = stop {
