@@ -104,18 +104,9 @@ pub(crate) async fn spawn(t: &T, key: &str, body: Value) -> String {
 
 /// Waits until `ok` holds for the agent's view; returns the view.
 async fn until(t: &T, key: &str, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = t
-            .call("GET", &format!("/v1/agents/{id}"), Auth::Key(key), None)
-            .await
-            .json();
-        if ok(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "agent never {what}: {v}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("agent {id} {what}");
+    t.until(&format!("/v1/agents/{id}"), Auth::Key(key), &what, ok)
+        .await
 }
 
 pub(crate) async fn ended(t: &T, key: &str, id: &str) -> Value {
@@ -203,59 +194,31 @@ async fn an_agent_observes_then_answers_and_each_plan_is_an_ordinary_action() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_step_budget_stops_an_agent_cleanly_at_the_limit() {
+async fn budgets_stop_an_agent_cleanly_at_the_limit() {
+    // Each turn costs 760 tokens and proposes one read.
     let llm = FakeServer::always(turn(&[("fs.read", json!({"path": "a.txt"}))], false, ""));
     let t = with_model(&llm);
     t.file("work/a.txt", "a");
     let k = t.key("acme", Role::Operator).await;
-    let id = spawn(
-        &t,
-        &k,
-        json!({"goal": "read a.txt forever", "cwd": t.cwd(), "budget": {"max_steps": 2}}),
-    )
-    .await;
-    let v = ended(&t, &k, &id).await;
-    assert_eq!(v["state"], "failed", "{v}");
-    assert!(
-        v["reason"]
-            .as_str()
-            .unwrap()
-            .contains("step budget reached: 2 of 2"),
-        "{v}"
-    );
-    assert_eq!(v["used"]["steps"], 2);
-    // Exactly two actions ran, both to the end; the third plan was never submitted.
-    assert_eq!(v["actions"].as_array().unwrap().len(), 2, "{v}");
-    for a in v["actions"].as_array().unwrap() {
-        let d = t.finished(Auth::Key(&k), a.as_str().unwrap()).await;
-        assert_eq!(d["status"], "committed");
+    for (budget, why, steps) in [
+        // Two reads run; the third plan is never submitted.
+        (json!({"max_steps": 2}), "step budget reached: 2 of 2", 2),
+        // The second turn crosses 1000 tokens, so its plan does not run.
+        (json!({"max_tokens": 1000}), "token budget reached", 1),
+    ] {
+        let body = json!({"goal": "read a.txt forever", "cwd": t.cwd(), "budget": budget});
+        let id = spawn(&t, &k, body).await;
+        let v = ended(&t, &k, &id).await;
+        assert_eq!(v["state"], "failed", "{v}");
+        assert!(v["reason"].as_str().unwrap().contains(why), "{v}");
+        assert_eq!(v["used"]["steps"], steps, "{v}");
+        let actions = v["actions"].as_array().unwrap();
+        assert_eq!(actions.len(), steps, "{v}");
+        for a in actions {
+            let d = t.finished(Auth::Key(&k), a.as_str().unwrap()).await;
+            assert_eq!(d["status"], "committed", "every action ran to its end: {d}");
+        }
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_token_budget_stops_an_agent_before_its_plan_runs() {
-    let llm = FakeServer::always(turn(&[("fs.read", json!({"path": "a.txt"}))], false, ""));
-    let t = with_model(&llm);
-    t.file("work/a.txt", "a");
-    let k = t.key("acme", Role::Operator).await;
-    // One turn costs 760 tokens: the second crosses 1000, so its plan does not run.
-    let id = spawn(
-        &t,
-        &k,
-        json!({"goal": "read a.txt", "cwd": t.cwd(), "budget": {"max_tokens": 1000}}),
-    )
-    .await;
-    let v = ended(&t, &k, &id).await;
-    assert_eq!(v["state"], "failed", "{v}");
-    assert!(
-        v["reason"]
-            .as_str()
-            .unwrap()
-            .contains("token budget reached"),
-        "{v}"
-    );
-    assert_eq!(v["used"]["steps"], 1);
-    assert_eq!(v["actions"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

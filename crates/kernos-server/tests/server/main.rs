@@ -328,50 +328,55 @@ impl T {
         r.json()["action"].as_str().unwrap().to_owned()
     }
 
-    /// Waits until the action has ended; returns its detail.
-    pub(crate) async fn finished(&self, auth: Auth<'_>, action: &str) -> Value {
-        let until = Instant::now() + Duration::from_secs(30);
+    /// GETs `path` until `ok` holds for its JSON answer (30 s at most); returns that answer.
+    pub(crate) async fn until(
+        &self,
+        path: &str,
+        auth: Auth<'_>,
+        what: &str,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let r = self
-                .call("GET", &format!("/v1/state/actions/{action}"), auth, None)
-                .await;
+            let r = self.call("GET", path, auth, None).await;
             assert_eq!(
                 r.status,
                 StatusCode::OK,
-                "{}",
+                "{path}: {}",
                 String::from_utf8_lossy(&r.body)
             );
             let v = r.json();
-            let s = v["status"].as_str().unwrap().to_owned();
-            if s != "queued" && s != "running" {
+            if ok(&v) {
                 return v;
             }
-            assert!(
-                Instant::now() < until,
-                "action {action} did not finish: {v}"
-            );
+            assert!(Instant::now() < deadline, "{what} never happened: {v}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
+    /// Waits until the action has ended; returns its detail.
+    pub(crate) async fn finished(&self, auth: Auth<'_>, action: &str) -> Value {
+        let path = format!("/v1/state/actions/{action}");
+        self.until(&path, auth, &format!("the end of action {action}"), |v| {
+            !matches!(v["status"].as_str(), Some("queued" | "running"))
+        })
+        .await
+    }
+
     /// Waits until the action has a step waiting for approval; returns it.
     pub(crate) async fn pending(&self, auth: Auth<'_>, action: &str) -> Value {
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            let r = self.call("GET", "/v1/state/approvals", auth, None).await;
-            assert_eq!(r.status, StatusCode::OK);
-            if let Some(a) = r
-                .json()
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|a| a["action"] == action)
-            {
-                return a.clone();
-            }
-            assert!(Instant::now() < until, "no approval appeared for {action}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let what = format!("an approval for {action}");
+        let all = self
+            .until("/v1/state/approvals", auth, &what, |v| {
+                v.as_array().unwrap().iter().any(|a| a["action"] == action)
+            })
+            .await;
+        let found = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["action"] == action);
+        found.unwrap().clone()
     }
 
     /// With one worker: a delete of `file` waiting for approval (holding no slot), a held
