@@ -102,6 +102,17 @@ pub(crate) async fn spawn(t: &T, key: &str, body: Value) -> String {
     r.json()["agent"].as_str().unwrap().to_owned()
 }
 
+/// POST /v1/agents/{id}/{op} (pause, resume, kill, clone) with `key`.
+pub(crate) async fn agent_op(t: &T, key: &str, id: &str, op: &str) -> crate::Resp {
+    t.call(
+        "POST",
+        &format!("/v1/agents/{id}/{op}"),
+        Auth::Key(key),
+        None,
+    )
+    .await
+}
+
 /// Waits until `ok` holds for the agent's view; returns the view.
 async fn until(t: &T, key: &str, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
     let what = format!("agent {id} {what}");
@@ -260,14 +271,7 @@ async fn kill_is_immediate_and_cancels_the_running_step() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let calls = llm.count();
-    let r = t
-        .call(
-            "POST",
-            &format!("/v1/agents/{id}/kill"),
-            Auth::Key(&k),
-            None,
-        )
-        .await;
+    let r = agent_op(&t, &k, &id, "kill").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
         r.json()["state"],
@@ -289,14 +293,7 @@ async fn kill_is_immediate_and_cancels_the_running_step() {
     assert_eq!(v["state"], "killed", "{v}");
     assert_eq!(v["actions"].as_array().unwrap().len(), 1);
     // A final state never moves again.
-    let r = t
-        .call(
-            "POST",
-            &format!("/v1/agents/{id}/resume"),
-            Auth::Key(&k),
-            None,
-        )
-        .await;
+    let r = agent_op(&t, &k, &id, "resume").await;
     assert_eq!(r.status, StatusCode::CONFLICT);
 }
 
@@ -313,14 +310,7 @@ async fn a_paused_agent_does_nothing_until_resumed_and_a_clone_starts_afresh() {
         .json();
     assert_eq!(v["state"], "paused");
     assert_eq!(llm.count(), 0, "a paused agent asks nothing");
-    let r = t
-        .call(
-            "POST",
-            &format!("/v1/agents/{id}/resume"),
-            Auth::Key(&k),
-            None,
-        )
-        .await;
+    let r = agent_op(&t, &k, &id, "resume").await;
     assert_eq!(
         r.status,
         StatusCode::OK,
@@ -330,14 +320,7 @@ async fn a_paused_agent_does_nothing_until_resumed_and_a_clone_starts_afresh() {
     let v = ended(&t, &k, &id).await;
     assert_eq!(v["state"], "finished");
     assert_eq!(v["answer"], "nothing to do");
-    let r = t
-        .call(
-            "POST",
-            &format!("/v1/agents/{id}/clone"),
-            Auth::Key(&k),
-            None,
-        )
-        .await;
+    let r = agent_op(&t, &k, &id, "clone").await;
     assert_eq!(r.status, StatusCode::CREATED);
     let c = r.json();
     assert_eq!(c["parent"], id.as_str());
@@ -349,14 +332,7 @@ async fn a_paused_agent_does_nothing_until_resumed_and_a_clone_starts_afresh() {
     let viewer = t.key("acme", Role::Viewer).await;
     let r = t.call("GET", "/v1/agents", Auth::Key(&viewer), None).await;
     assert_eq!(r.json().as_array().unwrap().len(), 2);
-    let r = t
-        .call(
-            "POST",
-            &format!("/v1/agents/{id}/clone"),
-            Auth::Key(&viewer),
-            None,
-        )
-        .await;
+    let r = agent_op(&t, &viewer, &id, "clone").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
@@ -559,13 +535,7 @@ async fn inside_its_lease_an_agent_acts_unasked_and_when_the_lease_is_revoked_it
         String::from_utf8_lossy(&r.body)
     );
     let first = r.json()["id"].as_str().unwrap().to_owned();
-    t.call(
-        "POST",
-        &format!("/v1/agents/{id}/resume"),
-        Auth::Key(&k),
-        None,
-    )
-    .await;
+    agent_op(&t, &k, &id, "resume").await;
 
     let v = until(&t, &k, &id, "wrote a.txt", |v| v["used"]["steps"] == 1).await;
     assert_eq!(v["lease"], first.as_str(), "{v}");
@@ -660,13 +630,7 @@ async fn a_lease_revoked_while_a_step_runs_stops_the_next_step_and_the_agent_wai
         .call("POST", "/v1/leases", Auth::Key(&k), Some(grant.clone()))
         .await;
     let lease = r.json()["id"].as_str().unwrap().to_owned();
-    t.call(
-        "POST",
-        &format!("/v1/agents/{id}/resume"),
-        Auth::Key(&k),
-        None,
-    )
-    .await;
+    agent_op(&t, &k, &id, "resume").await;
     let v = until(&t, &k, &id, "asked about the command", |v| {
         v["waiting_on"] == "approval"
     })
@@ -798,14 +762,7 @@ async fn what_an_agents_model_proposes_meets_the_same_walls_as_any_request() {
     })
     .await;
     assert!(red_file.exists(), "{v}");
-    let kill = t
-        .call(
-            "POST",
-            &format!("/v1/agents/{id}/kill"),
-            Auth::Key(&red),
-            None,
-        )
-        .await;
+    let kill = agent_op(&t, &red, &id, "kill").await;
     assert_eq!(kill.status, StatusCode::OK);
     assert!(red_file.exists());
 }
