@@ -383,7 +383,7 @@ pub enum ModelsCmd {
     },
 }
 
-/// `kernos agent …`: agents that work in the daemon (see `crate::agents_cmd`).
+/// `kernos agent …`: agents that work in the daemon (`agents_cmd.rs` runs them).
 #[derive(Debug, Subcommand)]
 pub enum AgentCmd {
     /// Start an agent in the daemon on GOAL; it works on after this command returns. Its plans
