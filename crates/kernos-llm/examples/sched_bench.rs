@@ -243,7 +243,7 @@ fn main() {
         );
     }
     for clients in [1, 10, 200] {
-        let d = sched_overhead(SLOTS, clients, 20_000);
+        let d = sched_overhead(kernos_llm::SchedPolicy::Fair, SLOTS, clients, 20_000);
         println!(
             "scheduler overhead, {clients} clients contending for {SLOTS} slots: {:.2} µs per call",
             d.as_secs_f64() * 1e6
