@@ -700,3 +700,29 @@ pub fn sched_overhead(
     });
     start.elapsed() / u32::try_from(calls.max(1)).unwrap_or(u32::MAX)
 }
+
+/// The scheduler's own cost per call with no contention: one task acquiring a free slot and
+/// releasing it, `calls` times in a row, with no model and no network.
+///
+/// # Panics
+/// When a current-thread runtime cannot be built.
+pub fn sched_overhead_uncontended(policy: crate::SchedPolicy, calls: usize) -> Duration {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let q = crate::sched::Queue::new("bench", 4, policy);
+    let start = std::time::Instant::now();
+    rt.block_on(async {
+        for _ in 0..calls {
+            if let Some(p) = q.acquire("org0", 500, 0).await {
+                p.finish(crate::types::Usage {
+                    input_tokens: 300,
+                    output_tokens: 90,
+                    estimated: false,
+                });
+            }
+        }
+    });
+    start.elapsed() / u32::try_from(calls.max(1)).unwrap_or(u32::MAX)
+}
