@@ -313,7 +313,10 @@ impl Router {
     /// offline path.
     ///
     /// `sink` sees [`StreamEvent::Started`] before every try and, for streamed requests, the
-    /// text as it arrives.
+    /// text as it arrives. A generation pre-empted at the end of its time slice (the provider's
+    /// `time_slice_tokens`) goes on streaming when it resumes, with no new `Started`; if a try
+    /// after such a resumption fails, the next one starts with `Started` and the answer so far
+    /// as one delta.
     pub async fn complete_with(
         &self,
         lane: &str,
