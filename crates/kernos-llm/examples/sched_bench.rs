@@ -1,34 +1,55 @@
 //! The model scheduler against a loopback server that behaves like llama.cpp's: N agents, each
-//! a multi-step task of 3–8 model calls (observe → plan → act), run one after another, all at
-//! once with no scheduler (every call straight to the server: router slots unlimited, the
-//! server queues FIFO and answers 429 beyond its queue limit), and all at once through the
-//! scheduler; then one organisation flooding with 10× the others' agents. Reports, per agent,
-//! waiting (time its calls spent queued, here or in the server) and turnaround (from the common
-//! start to its last answer), p50/p90/mean, as AIOS (COLM 2025) measures them; and the
-//! scheduler's own cost per call.
+//! a multi-step task of 3–8 model calls (observe → plan → act), run one after another
+//! (sequential), all at once with no scheduler (naive: every agent is its own client straight
+//! to the server, honouring the server's `Retry-After` and backing off on its own, as a plain
+//! OpenAI client does), and all at once through the scheduler under each discipline; then one
+//! organisation flooding with 10× the others' agents. Reports, per agent, waiting (time its
+//! calls spent queued, here or in the server, or backing off after a 429) and turnaround (from
+//! the common start to its last answer), p50/p90/mean, as AIOS (COLM 2025) measures them; and
+//! the scheduler's own cost per call. A call that fails after all its retries (naive agents
+//! under overload give up after 10 tries) counts as waiting for all its time, and the agent
+//! goes on with its next step.
 //!
-//! Run: `cargo run -p kernos-llm --example sched_bench --features testing [-- AGENTS]`
-//! (default 50 agents; the sequential run is skipped above 100 agents).
+//! Run: `cargo run --release -p kernos-llm --example sched_bench --features testing [-- N…]`
+//! (default: 50 then 200 agents; the sequential run only up to 100 agents, and the other
+//! disciplines than fair only at the first size).
 //!
-//! Server model (scaled 10× faster than the hardware so a run takes seconds): K = 4 slots
-//! (llama-server's default `--parallel` when it picks it), queue limit 16, 0.05 ms per prompt
-//! token and 1.5 ms per answer token per slot. Unscaled that is 2,000 prompt tokens/s and ~67
-//! answer tokens/s per slot: llama.cpp's published llama-bench figures for a 7–8B Q4_K_M model
-//! on a consumer GPU (pp512 in the thousands of t/s, tg128 of 60–120 t/s on an RTX 3090/4090
-//! class card), rounded down. Each call sends a ~400-token prompt and gets 48 answer tokens.
+//! Server model, scaled 10× faster than the hardware so a run takes seconds:
+//! - K = 4 slots: llama-server's `-np/--parallel` defaults to auto, which sets up 4 slots
+//!   (seen in ggml-org/llama.cpp issue #17989, "--parallel 1 initializes 4 slots").
+//! - A FIFO queue behind the slots: llama-server defers a request that finds every slot busy
+//!   until one frees (counted as `llamacpp:requests_deferred` in its `/metrics`), and vLLM's
+//!   scheduler runs at most `--max-num-seqs` and keeps the rest waiting. Neither rejects;
+//!   the limit of 16 waiting and the 429 with `Retry-After: 1` beyond it model a hosted
+//!   endpoint or a gateway in front of them, which is what "overload" means here.
+//! - 0.05 ms per prompt token and 1.5 ms per answer token per slot. Unscaled: 2,000 prompt
+//!   tokens/s and ~67 answer tokens/s per slot, the order of llama-bench's pp512 (thousands
+//!   of t/s) and tg128 (60–120 t/s) for a 7–8B Q4_K_M model on an RTX 3090/4090-class GPU,
+//!   rounded down; decoding is memory-bound, so a few parallel slots barely slow each other
+//!   (the premise of llama.cpp's continuous batching and of vLLM's).
+//! - Each call sends a ~400-token prompt and gets 48 answer tokens: ≈ 92 ms of service.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::time::{Duration, Instant};
 
-use kernos_llm::testing::{FakeServer, SlotModel, sched_overhead};
-use kernos_llm::{ChatRequest, LlmConfig, Message, ProviderConfig, RetryConfig, RouteOpts, Router};
+use kernos_llm::testing::{FakeServer, SlotModel, sched_overhead, sched_overhead_uncontended};
+use kernos_llm::{
+    ChatRequest, LlmConfig, Message, ProviderConfig, RetryConfig, RouteOpts, Router, SchedPolicy,
+};
 
 const SLOTS: usize = 4;
+const QUEUE_LIMIT: usize = 4 * SLOTS;
 const OUT: u32 = 48;
 const PROMPT_CHARS: usize = 1600;
 const PER_PROMPT: Duration = Duration::from_micros(50);
 const PER_OUTPUT: Duration = Duration::from_micros(1500);
+const POLICIES: [SchedPolicy; 4] = [
+    SchedPolicy::Fair,
+    SchedPolicy::Fifo,
+    SchedPolicy::RoundRobin,
+    SchedPolicy::Priority,
+];
 
 /// One agent: who it is for, how many calls its task makes.
 #[derive(Clone)]
@@ -38,11 +59,23 @@ struct Agent {
     calls: usize,
 }
 
+/// How the agents reach the server.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// One after another through one router.
+    Sequential,
+    /// All at once, each agent with a router of its own (no shared queue, no shared pause).
+    Naive,
+    /// All at once through one router's scheduler.
+    Sched(SchedPolicy),
+}
+
 struct Figures {
     waiting: Vec<Duration>,
     turnaround: Vec<Duration>,
     orgs: Vec<usize>,
     failed: usize,
+    makespan: Duration,
 }
 
 fn service() -> Duration {
@@ -50,13 +83,14 @@ fn service() -> Duration {
     PER_PROMPT * prompt + PER_OUTPUT * OUT
 }
 
-fn router(s: &FakeServer, slots: u32) -> Router {
+fn router(s: &FakeServer, slots: u32, policy: SchedPolicy) -> Router {
     let p = ProviderConfig {
         name: "local".into(),
         base_url: Some(s.v1()),
         model: Some("qwen2.5-7b-instruct-q4_k_m".into()),
         timeout_ms: 600_000,
         slots: Some(slots),
+        sched: Some(policy),
         ..ProviderConfig::default()
     };
     let mut cfg = LlmConfig {
@@ -92,7 +126,11 @@ async fn agent(r: Router, a: Agent, t0: Instant, step: usize) -> (Duration, Dura
         let start = Instant::now();
         match r.complete("", &req, &opts).await {
             Ok(_) => waiting += start.elapsed().saturating_sub(service()),
-            Err(_) => failed += 1,
+            // A call that failed after all its retries was all waiting and no service.
+            Err(_) => {
+                waiting += start.elapsed();
+                failed += 1;
+            }
         }
     }
     (waiting, t0.elapsed(), failed)
@@ -116,42 +154,51 @@ fn agents(per_org: &[usize]) -> Vec<Agent> {
 fn server() -> FakeServer {
     FakeServer::with_slots(SlotModel {
         slots: SLOTS,
-        queue_limit: 4 * SLOTS,
+        queue_limit: QUEUE_LIMIT,
         per_prompt_token: PER_PROMPT,
         per_output_token: PER_OUTPUT,
         output_tokens: OUT,
     })
 }
 
-fn run(rt: &tokio::runtime::Runtime, list: &[Agent], slots: u32, sequential: bool) -> Figures {
+fn run(rt: &tokio::runtime::Runtime, list: &[Agent], mode: Mode) -> Figures {
     let s = server();
-    let r = router(&s, slots);
+    let shared = match mode {
+        Mode::Sched(p) => router(&s, SLOTS as u32, p),
+        _ => router(&s, SLOTS as u32, SchedPolicy::Fair),
+    };
     let t0 = Instant::now();
     let results = rt.block_on(async {
-        if sequential {
+        if let Mode::Sequential = mode {
             let mut out = Vec::new();
             for (i, a) in list.iter().enumerate() {
-                out.push(agent(r.clone(), a.clone(), t0, i).await);
+                out.push(agent(shared.clone(), a.clone(), t0, i).await);
             }
-            out
-        } else {
-            let hs: Vec<_> = list
-                .iter()
-                .enumerate()
-                .map(|(i, a)| tokio::spawn(agent(r.clone(), a.clone(), t0, i)))
-                .collect();
-            let mut out = Vec::new();
-            for h in hs {
-                out.push(h.await.unwrap());
-            }
-            out
+            return out;
         }
+        let hs: Vec<_> = list
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let r = match mode {
+                    Mode::Naive => router(&s, 1, SchedPolicy::Fair),
+                    _ => shared.clone(),
+                };
+                tokio::spawn(agent(r, a.clone(), t0, i))
+            })
+            .collect();
+        let mut out = Vec::new();
+        for h in hs {
+            out.push(h.await.unwrap());
+        }
+        out
     });
     Figures {
         waiting: results.iter().map(|r| r.0).collect(),
         turnaround: results.iter().map(|r| r.1).collect(),
         orgs: list.iter().map(|a| a.org).collect(),
         failed: results.iter().map(|r| r.2).sum(),
+        makespan: t0.elapsed(),
     }
 }
 
@@ -171,13 +218,14 @@ fn mean(v: &[Duration]) -> f64 {
 
 fn row(name: &str, f: &Figures) {
     println!(
-        "{name:<34} wait p50 {:7.3}s p90 {:7.3}s mean {:7.3}s | turnaround p50 {:7.3}s p90 {:7.3}s mean {:7.3}s | failed calls {}",
+        "{name:<22} wait p50 {:7.3}s p90 {:7.3}s mean {:7.3}s | turnaround p50 {:7.3}s p90 {:7.3}s mean {:7.3}s | all done {:7.3}s | failed calls {}",
         pct(&f.waiting, 0.5),
         pct(&f.waiting, 0.9),
         mean(&f.waiting),
         pct(&f.turnaround, 0.5),
         pct(&f.turnaround, 0.9),
         mean(&f.turnaround),
+        f.makespan.as_secs_f64(),
         f.failed
     );
 }
@@ -194,46 +242,54 @@ fn others_p90(f: &Figures) -> f64 {
     pct(&v, 0.9)
 }
 
-fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(50);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    println!(
-        "server: {SLOTS} slots, queue limit {}, {:?}/prompt token, {:?}/answer token; one call ≈ {:?} of service",
-        4 * SLOTS,
-        PER_PROMPT,
-        PER_OUTPUT,
-        service()
-    );
-    // One agent per client, as the planner cascade's clients are.
+/// N agents, one client each: sequential (≤ 100 agents), naive, and the scheduler under
+/// `policies`; prints the rows and the ratios the goals are stated in.
+fn concurrency(rt: &tokio::runtime::Runtime, n: usize, policies: &[SchedPolicy]) {
     let mut solo = agents(&vec![1; n]);
     for (i, a) in solo.iter_mut().enumerate() {
         a.client = format!("local/agent{i}");
     }
     let calls: usize = solo.iter().map(|a| a.calls).sum();
-    println!("{n} agents, {calls} model calls");
-    if n <= 100 {
-        row("sequential", &run(&rt, &solo, SLOTS as u32, true));
+    println!("\n{n} agents, {calls} model calls");
+    let seq = (n <= 100).then(|| run(rt, &solo, Mode::Sequential));
+    if let Some(f) = &seq {
+        row("sequential", f);
     }
-    row(
-        "naive concurrency (no scheduler)",
-        &run(&rt, &solo, 100_000, false),
-    );
-    row("scheduler", &run(&rt, &solo, SLOTS as u32, false));
+    let naive = run(rt, &solo, Mode::Naive);
+    row("naive concurrency", &naive);
+    for &p in policies {
+        let f = run(rt, &solo, Mode::Sched(p));
+        row(&format!("scheduler ({})", p.as_str()), &f);
+        let vs_naive = pct(&f.waiting, 0.9) / pct(&naive.waiting, 0.9).max(1e-9);
+        match &seq {
+            Some(s) => println!(
+                "  {:<20} turnaround vs sequential: mean {:.2}× p90 {:.2}× all done {:.2}× better | p90 waiting {:.2}× naive's",
+                p.as_str(),
+                mean(&s.turnaround) / mean(&f.turnaround),
+                pct(&s.turnaround, 0.9) / pct(&f.turnaround, 0.9),
+                s.makespan.as_secs_f64() / f.makespan.as_secs_f64(),
+                vs_naive
+            ),
+            None => println!("  {:<20} p90 waiting {vs_naive:.2}× naive's", p.as_str()),
+        }
+    }
+}
 
-    // Five orgs of n/10 agents each; then org0 runs ten times as many.
+/// Five orgs of n/10 agents each; then org0 runs ten times as many.
+fn flood(rt: &tokio::runtime::Runtime, n: usize) {
     let per = (n / 10).max(1);
     let calm = agents(&[per; 5]);
     let flood = agents(&[10 * per, per, per, per, per]);
-    println!("flood: 5 orgs of {per} agents; then org0 with {}", 10 * per);
-    for (name, slots) in [("naive", 100_000u32), ("scheduler", SLOTS as u32)] {
-        let a = run(&rt, &calm, slots, false);
-        let b = run(&rt, &flood, slots, false);
+    println!(
+        "\nflood: 5 orgs of {per} agents; then org0 with {}",
+        10 * per
+    );
+    for (name, mode) in [
+        ("naive", Mode::Naive),
+        ("scheduler", Mode::Sched(SchedPolicy::Fair)),
+    ] {
+        let a = run(rt, &calm, mode);
+        let b = run(rt, &flood, mode);
         println!(
             "{name:<10} other orgs' p90 turnaround: {:.3}s without the flood, {:.3}s with it ({:.2}×); failed calls {}",
             others_p90(&a),
@@ -242,11 +298,54 @@ fn main() {
             a.failed + b.failed
         );
     }
-    for clients in [1, 10, 200] {
-        let d = sched_overhead(SLOTS, clients, 20_000);
+}
+
+fn overhead() {
+    println!();
+    for p in POLICIES {
+        let d = sched_overhead_uncontended(p, 100_000);
         println!(
-            "scheduler overhead, {clients} clients contending for {SLOTS} slots: {:.2} µs per call",
+            "scheduler overhead ({:<11}), no contention: {:6.2} µs per call (acquire + release)",
+            p.as_str(),
             d.as_secs_f64() * 1e6
         );
     }
+    for p in POLICIES {
+        for clients in [1, 10, 200] {
+            let d = sched_overhead(p, SLOTS, clients, 20_000);
+            println!(
+                "scheduler overhead ({:<11}), 20,000 calls of {clients:>3} clients contending for {SLOTS} slots: {:6.2} µs per call (spawn, queue, hand-over, release)",
+                p.as_str(),
+                d.as_secs_f64() * 1e6
+            );
+        }
+    }
+}
+
+fn main() {
+    let mut sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    if sizes.is_empty() {
+        sizes = vec![50, 200];
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "server: {SLOTS} slots, queue limit {QUEUE_LIMIT} (then 429, Retry-After: 1), {PER_PROMPT:?}/prompt token, {PER_OUTPUT:?}/answer token; one call ≈ {:?} of service",
+        service()
+    );
+    for (i, &n) in sizes.iter().enumerate() {
+        let policies: &[SchedPolicy] = if i == 0 {
+            &POLICIES
+        } else {
+            &[SchedPolicy::Fair]
+        };
+        concurrency(&rt, n, policies);
+        flood(&rt, n);
+    }
+    overhead();
 }

@@ -65,6 +65,54 @@ impl StructuredMode {
     }
 }
 
+/// How a provider's freed slot picks the next waiting call (`sched = "…"` in `[llm]` or a
+/// provider's entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchedPolicy {
+    /// Fair share by tokens between clients: the waiting client served the fewest weighted
+    /// tokens goes first (the virtual token counter of Sheng et al., OSDI 2024).
+    #[default]
+    Fair,
+    /// First come, first served across all clients.
+    Fifo,
+    /// Clients in turn, one call each (each client's own calls in arrival order).
+    RoundRobin,
+    /// Highest [`crate::RouteOpts::priority`] first, with ageing: a waiting call gains one
+    /// level for every [`SchedPolicy::AGING_DISPATCHES`] calls dispatched while it waits, so a
+    /// stream of high-priority calls cannot starve a low one.
+    Priority,
+}
+
+impl SchedPolicy {
+    /// Calls dispatched past a waiting call that raise its priority by one level under
+    /// [`SchedPolicy::Priority`]. Counted in dispatches rather than seconds so the bound on
+    /// starvation holds whatever the speed of the model: a call of priority `p` waits for at
+    /// most `AGING_DISPATCHES × (255 − p)` dispatches of calls that arrived after it.
+    pub const AGING_DISPATCHES: u64 = 4;
+
+    /// The name used in the config and in `/metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchedPolicy::Fair => "fair",
+            SchedPolicy::Fifo => "fifo",
+            SchedPolicy::RoundRobin => "round_robin",
+            SchedPolicy::Priority => "priority",
+        }
+    }
+
+    fn parse(v: &str) -> Option<SchedPolicy> {
+        [
+            SchedPolicy::Fair,
+            SchedPolicy::Fifo,
+            SchedPolicy::RoundRobin,
+            SchedPolicy::Priority,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == v)
+    }
+}
+
 /// Price of a model in US dollars per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +165,15 @@ pub struct ProviderConfig {
     /// [`ProviderConfig::DEFAULT_LOCAL_SLOTS`] for a plain-http server and
     /// [`ProviderConfig::DEFAULT_HOSTED_SLOTS`] for a hosted API.
     pub slots: Option<u32>,
+    /// How a freed slot picks the next call; `None`: the `[llm]` section's `sched`.
+    pub sched: Option<SchedPolicy>,
+    /// Streamed plain-text generations are pre-empted after this many answer tokens when
+    /// another client's call waits for a slot, and resumed later by re-sending the request with
+    /// the partial answer as a trailing assistant message, which the server continues (time
+    /// slicing). Only for OpenAI-compatible servers that continue a trailing assistant message
+    /// (llama.cpp's `llama-server` does; vLLM needs `continue_final_message`); `None`: never
+    /// pre-empted.
+    pub time_slice_tokens: Option<u32>,
 }
 
 impl Default for ProviderConfig {
@@ -134,6 +191,8 @@ impl Default for ProviderConfig {
             headers: BTreeMap::new(),
             max_tokens: 2048,
             slots: None,
+            sched: None,
+            time_slice_tokens: None,
         }
     }
 }
@@ -157,6 +216,11 @@ impl ProviderConfig {
                 Self::DEFAULT_LOCAL_SLOTS
             }
         })
+    }
+
+    /// The scheduling discipline in force for this provider: its own, else `global`.
+    pub fn sched_policy(&self, global: SchedPolicy) -> SchedPolicy {
+        self.sched.unwrap_or(global)
     }
 
     /// The base URL in force (configured or the vendor default).
@@ -275,6 +339,8 @@ pub struct LlmConfig {
     /// the prompt as it is. Secrets are always redacted for every other provider; `false`
     /// redacts for local models too.
     pub raw_for_loopback: bool,
+    /// How every provider's freed slot picks the next call, unless the provider sets its own.
+    pub sched: SchedPolicy,
 }
 
 impl Default for LlmConfig {
@@ -286,6 +352,7 @@ impl Default for LlmConfig {
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
             raw_for_loopback: true,
+            sched: SchedPolicy::Fair,
         }
     }
 }
@@ -526,6 +593,18 @@ impl LlmConfig {
             if p.max_tokens == 0 {
                 return Err(ConfigError::new(f("max_tokens"), "must be at least 1"));
             }
+            if p.time_slice_tokens == Some(0) {
+                return Err(ConfigError::new(
+                    f("time_slice_tokens"),
+                    "must be at least 1 (answer tokens before a streamed generation may be pre-empted)",
+                ));
+            }
+            if p.time_slice_tokens.is_some() && p.kind == ProviderKind::Anthropic {
+                return Err(ConfigError::new(
+                    f("time_slice_tokens"),
+                    "only for OpenAI-compatible servers that continue a trailing assistant message (llama-server)",
+                ));
+            }
             if p.slots == Some(0) {
                 return Err(ConfigError::new(
                     f("slots"),
@@ -613,9 +692,9 @@ impl LlmConfig {
     ///
     /// - `KERNOS_LLM_DEFAULT_LANE`, `KERNOS_LLM_ORDER` (comma-separated names),
     ///   `KERNOS_LLM_RETRY_{MAX_ATTEMPTS,BASE_DELAY_MS,MAX_DELAY_MS,BUDGET_MS}`,
-    ///   `KERNOS_LLM_BREAKER_{FAILURE_THRESHOLD,COOLDOWN_MS}`;
+    ///   `KERNOS_LLM_BREAKER_{FAILURE_THRESHOLD,COOLDOWN_MS}`, `KERNOS_LLM_SCHED`;
     /// - per provider, `<NAME>` being its name upper-cased with `-` as `_`:
-    ///   `KERNOS_LLM_<NAME>_{BASE_URL,KIND,MODEL,API_KEY_ENV,TIMEOUT_MS,STRUCTURED,MAX_TOKENS,SLOTS}`
+    ///   `KERNOS_LLM_<NAME>_{BASE_URL,KIND,MODEL,API_KEY_ENV,TIMEOUT_MS,STRUCTURED,MAX_TOKENS,SLOTS,SCHED,TIME_SLICE_TOKENS}`
     ///   and `KERNOS_LLM_<NAME>_LANE_<LANE>=model`. `BASE_URL`, `KIND` or `MODEL` for a name
     ///   not in the file adds that provider (so a config-less run can use a local server).
     ///
@@ -659,6 +738,14 @@ impl LlmConfig {
                         .map_err(|_| ConfigError::new(&var, "too large"))?;
                 }
                 "BREAKER_COOLDOWN_MS" => self.breaker.cooldown_ms = num(&value)?,
+                "SCHED" => {
+                    self.sched = SchedPolicy::parse(value.trim()).ok_or_else(|| {
+                        ConfigError::new(
+                            &var,
+                            format!("{value:?}: expected fair, fifo, round_robin or priority"),
+                        )
+                    })?;
+                }
                 _ => self.apply_provider_env(&var, rest, &value)?,
             }
             applied.push(var);
@@ -682,13 +769,15 @@ impl LlmConfig {
             "STRUCTURED",
             "MAX_TOKENS",
             "SLOTS",
+            "SCHED",
+            "TIME_SLICE_TOKENS",
         ];
         let unknown = || {
             ConfigError::new(
                 var,
                 "unknown setting; expected KERNOS_LLM_<PROVIDER>_<BASE_URL|KIND|MODEL|API_KEY_ENV|\
-                 TIMEOUT_MS|STRUCTURED|MAX_TOKENS|SLOTS|LANE_<LANE>>, KERNOS_LLM_DEFAULT_LANE, \
-                 KERNOS_LLM_ORDER, KERNOS_LLM_RETRY_* or KERNOS_LLM_BREAKER_*",
+                 TIMEOUT_MS|STRUCTURED|MAX_TOKENS|SLOTS|SCHED|TIME_SLICE_TOKENS|LANE_<LANE>>, KERNOS_LLM_DEFAULT_LANE, \
+                 KERNOS_LLM_ORDER, KERNOS_LLM_SCHED, KERNOS_LLM_RETRY_* or KERNOS_LLM_BREAKER_*",
             )
         };
         // Split at the setting name: the provider part is everything before it. LANE_<X> is
@@ -762,6 +851,18 @@ impl LlmConfig {
             }
             "SLOTS" => {
                 p.slots =
+                    Some(u32::try_from(num(v)?).map_err(|_| ConfigError::new(var, "too large"))?);
+            }
+            "SCHED" => {
+                p.sched = Some(SchedPolicy::parse(v).ok_or_else(|| {
+                    ConfigError::new(
+                        var,
+                        format!("{v:?}: expected fair, fifo, round_robin or priority"),
+                    )
+                })?);
+            }
+            "TIME_SLICE_TOKENS" => {
+                p.time_slice_tokens =
                     Some(u32::try_from(num(v)?).map_err(|_| ConfigError::new(var, "too large"))?);
             }
             "STRUCTURED" => {

@@ -47,6 +47,7 @@ pub mod redact;
 mod retry;
 mod router;
 mod sched;
+mod slice;
 mod types;
 pub mod wire;
 
@@ -56,13 +57,13 @@ pub mod testing;
 pub use breaker::{Breaker, BreakerState};
 pub use config::{
     BreakerConfig, ConfigError, LlmConfig, ModelEntry, Price, ProviderConfig, ProviderKind,
-    RetryConfig, StructuredMode,
+    RetryConfig, SchedPolicy, StructuredMode,
 };
 pub use error::{LlmError, ProviderFailure};
 pub use metrics::ModelStats;
 pub use retry::{backoff, parse_retry_after};
 pub use router::{BlockingRouter, ProbeReport, ProviderHealth, Router};
-pub use sched::{ClientStats, DEFAULT_CLIENT, SchedStats};
+pub use sched::{ClientStats, DEFAULT_CLIENT, OrgStats, SchedStats, WAIT_BUCKETS_MS};
 pub use types::{
     Attempt, ChatRequest, ChatResponse, Mechanism, Message, OutputSchema, Role, RouteOpts,
     StreamEvent, Usage,

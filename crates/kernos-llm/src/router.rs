@@ -16,6 +16,7 @@ use crate::metrics::{Meter, ModelStats};
 use crate::redact;
 use crate::retry::{backoff, jitter_unit, parse_retry_after};
 use crate::sched::{self, DEFAULT_CLIENT, Queue, SchedStats};
+use crate::slice::Resumed;
 use crate::types::{
     Attempt, ChatRequest, ChatResponse, Mechanism, Message, RouteOpts, StreamEvent, Usage,
 };
@@ -130,6 +131,35 @@ enum TryError {
     Quirk(String),
     /// A real failure; the usage is what the try consumed (a bad answer still costs tokens).
     Fail(LlmError, Usage),
+    /// A streamed generation was stopped at the end of its time slice because another
+    /// client's call waits: `text` is what it said so far, `tokens` how many answer tokens
+    /// (stream events) that took.
+    Preempted {
+        text: String,
+        tokens: u32,
+        first_token_ms: Option<u64>,
+    },
+}
+
+/// Who a call is for and by when it must end.
+struct Caller<'a> {
+    client: &'a str,
+    priority: u8,
+    deadline: Instant,
+}
+
+/// When a streamed try must stop at the end of its time slice: after `tokens` answer tokens,
+/// if another client's call waits at `queue`.
+struct Slice<'a> {
+    tokens: u32,
+    queue: &'a Queue,
+    client: &'a str,
+}
+
+/// The limits of one try: its time, and its time slice when it may be pre-empted.
+struct Bounds<'a> {
+    limit: Duration,
+    slice: Option<Slice<'a>>,
 }
 
 struct TryOk {
@@ -156,6 +186,8 @@ enum Exchange {
         status: u16,
         message: String,
     },
+    /// The stream was stopped on purpose at the end of a time slice.
+    Preempted,
 }
 
 impl Router {
@@ -200,7 +232,11 @@ impl Router {
                     },
                 ),
                 n_ctx: AtomicU32::new(CTX_UNKNOWN),
-                queue: Queue::new(&p.name, p.default_slots() as usize),
+                queue: Queue::new(
+                    &p.name,
+                    p.default_slots() as usize,
+                    p.sched_policy(cfg.sched),
+                ),
             })
             .collect();
         Ok(Router {
@@ -277,7 +313,10 @@ impl Router {
     /// offline path.
     ///
     /// `sink` sees [`StreamEvent::Started`] before every try and, for streamed requests, the
-    /// text as it arrives.
+    /// text as it arrives. A generation pre-empted at the end of its time slice (the provider's
+    /// `time_slice_tokens`) goes on streaming when it resumes, with no new `Started`; if a try
+    /// after such a resumption fails, the next one starts with `Started` and the answer so far
+    /// as one delta.
     pub async fn complete_with(
         &self,
         lane: &str,
@@ -291,13 +330,16 @@ impl Router {
             lane
         };
         let candidates = self.candidates(lane, opts)?;
-        let client = opts.client.as_deref().unwrap_or(DEFAULT_CLIENT);
-        let deadline = Instant::now() + Duration::from_millis(self.inner.cfg.retry.budget_ms);
+        let caller = Caller {
+            client: opts.client.as_deref().unwrap_or(DEFAULT_CLIENT),
+            priority: opts.priority,
+            deadline: Instant::now() + Duration::from_millis(self.inner.cfg.retry.budget_ms),
+        };
         let mut attempts = Vec::new();
         let mut failures = Vec::new();
         for (i, model) in candidates {
             match self
-                .run_provider(i, &model, req, (client, deadline), &mut attempts, sink)
+                .run_provider(i, &model, req, &caller, &mut attempts, sink)
                 .await
             {
                 Ok(mut resp) => {
@@ -350,7 +392,14 @@ impl Router {
             let start = Instant::now();
             let limit = Duration::from_millis(p.timeout_ms);
             let r = self
-                .try_once(i, &model, &req, Mechanism::None, limit, &mut |_| {})
+                .try_once(
+                    i,
+                    &model,
+                    &req,
+                    Mechanism::None,
+                    Bounds { limit, slice: None },
+                    &mut |_| {},
+                )
                 .await;
             let latency_ms = ms(start.elapsed());
             match r {
@@ -379,6 +428,10 @@ impl Router {
                     });
                 }
                 Err(TryError::Quirk(_)) => continue,
+                Err(TryError::Preempted { .. }) => {
+                    // Unreachable: a probe has no time slice.
+                    return Err(LlmError::Setup("the probe was pre-empted".into()));
+                }
                 Err(TryError::Downgrade(m)) => {
                     // Unreachable without a schema; report it rather than loop.
                     return Err(LlmError::Rejected {
@@ -588,24 +641,23 @@ impl Router {
         redact::redact_request(req)
     }
 
-    /// All tries at one provider for one call on behalf of `client`, ending by `deadline`;
-    /// each try first waits for a slot of the provider.
+    /// All tries at one provider for one call on behalf of `caller`, ending by its deadline;
+    /// each try first waits for a slot of the provider. A streamed plain-text generation
+    /// longer than the provider's `time_slice_tokens` gives its slot up when another client
+    /// waits and is resumed (see [`Resumed`]); its slices count as tries without error.
     async fn run_provider(
         &self,
         i: usize,
         model: &str,
         req: &ChatRequest,
-        (client, deadline): (&str, Instant),
+        caller: &Caller<'_>,
         attempts: &mut Vec<Attempt>,
         sink: &mut (dyn FnMut(StreamEvent<'_>) + Send),
     ) -> Result<ChatResponse, LlmError> {
         let p = &self.inner.cfg.providers[i];
         let queue = &self.inner.state[i].queue;
-        let cost = sched::weigh(
-            prompt_estimate(req),
-            u64::from(req.max_tokens.unwrap_or(p.max_tokens)),
-        );
         let retry = &self.inner.cfg.retry;
+        let deadline = caller.deadline;
         let mut tries: u32 = 0;
         // Downgrades and quirks re-send at once without counting as a try; each can happen only
         // a bounded number of times (the mode only moves forward, each quirk bit is set once),
@@ -615,7 +667,15 @@ impl Router {
         self.context_size(i, deadline).await;
         // Decided here, per provider, since only the provider says where the text goes.
         let (req, redactions) = self.outbound(i, req);
-        let req = req.as_ref();
+        let mut resumed = Resumed::new(
+            req.as_ref(),
+            req.max_tokens.unwrap_or(p.max_tokens),
+            p.time_slice_tokens
+                .filter(|_| req.stream && req.schema.is_none() && p.kind == ProviderKind::OpenAi),
+        );
+        // Whether the caller's text so far is exactly `resumed.text` (true after a slice ended
+        // on purpose): then the next try continues it without a `Started` event.
+        let mut in_step = false;
         loop {
             let now = Instant::now();
             let allowed = self.breaker(i).allow(now);
@@ -637,7 +697,14 @@ impl Router {
                     }),
                 });
             }
-            let permit = match tokio::time::timeout(left, queue.acquire(client, cost)).await {
+            let req = resumed.request();
+            let req = req.as_ref();
+            let cost = sched::weigh(
+                prompt_estimate(req),
+                u64::from(req.max_tokens.unwrap_or(p.max_tokens)),
+            );
+            let acquired = queue.acquire(caller.client, cost, caller.priority);
+            let permit = match tokio::time::timeout(left, acquired).await {
                 Ok(Some(permit)) => permit,
                 Ok(None) => return Err(LlmError::Setup("the model scheduler stopped".into())),
                 Err(_elapsed) => {
@@ -652,14 +719,27 @@ impl Router {
             };
             // The wait for a slot is not the server's time: the try's own limit starts now.
             let left = deadline.saturating_duration_since(Instant::now());
-            let limit = Duration::from_millis(p.timeout_ms).min(left);
+            let bounds = Bounds {
+                limit: Duration::from_millis(p.timeout_ms).min(left),
+                slice: resumed.slice.map(|tokens| Slice {
+                    tokens,
+                    queue,
+                    client: caller.client,
+                }),
+            };
             let mechanism = self.mechanism(i, req.schema.is_some());
-            sink(StreamEvent::Started {
-                provider: &p.name,
-                model,
-            });
+            if !in_step {
+                sink(StreamEvent::Started {
+                    provider: &p.name,
+                    model,
+                });
+                if !resumed.text.is_empty() {
+                    sink(StreamEvent::Delta(&resumed.text));
+                }
+            }
+            in_step = false;
             let start = Instant::now();
-            let r = self.try_once(i, model, req, mechanism, limit, sink).await;
+            let r = self.try_once(i, model, req, mechanism, bounds, sink).await;
             let latency_ms = ms(start.elapsed());
             match &r {
                 Ok(ok) => permit.finish(ok.usage),
@@ -671,6 +751,14 @@ impl Router {
                         queue.pause(ra.min(MAX_PAUSE));
                     }
                     permit.finish(*usage);
+                }
+                Err(TryError::Preempted { tokens, .. }) => {
+                    queue.note_preempted();
+                    permit.finish(Usage {
+                        input_tokens: prompt_estimate(req),
+                        output_tokens: u64::from(*tokens),
+                        estimated: true,
+                    });
                 }
                 Err(_) => permit.finish(Usage::default()),
             }
@@ -692,20 +780,36 @@ impl Router {
                 Ok(ok) => {
                     self.breaker(i).on_success();
                     record(ok.usage, None);
+                    let usage = resumed.total(ok.usage);
                     return Ok(ChatResponse {
-                        text: ok.text,
+                        text: resumed.text + &ok.text,
                         json: ok.json,
-                        usage: ok.usage,
-                        cost_usd: self.cost(i, model, ok.usage),
+                        usage,
+                        cost_usd: self.cost(i, model, usage),
                         model: ok.model_echo.unwrap_or_else(|| model.to_owned()),
                         provider: p.name.clone(),
                         latency_ms,
-                        first_token_ms: ok.first_token_ms,
+                        first_token_ms: resumed.first_token_ms.or(ok.first_token_ms),
                         finish_reason: ok.finish_reason,
                         mechanism_used: ok.mechanism_used,
                         attempts: Vec::new(),
                         redactions,
                     });
+                }
+                Err(TryError::Preempted {
+                    text,
+                    tokens,
+                    first_token_ms,
+                }) => {
+                    self.breaker(i).on_success();
+                    let usage = Usage {
+                        input_tokens: prompt_estimate(req),
+                        output_tokens: u64::from(tokens),
+                        estimated: true,
+                    };
+                    record(usage, None);
+                    resumed.step(&text, tokens, usage, first_token_ms);
+                    in_step = true;
                 }
                 Err(TryError::Downgrade(msg)) | Err(TryError::Quirk(msg)) if adaptations < 8 => {
                     self.breaker(i).on_success();
@@ -760,7 +864,7 @@ impl Router {
         model: &str,
         req: &ChatRequest,
         mechanism: Mechanism,
-        limit: Duration,
+        Bounds { limit, slice }: Bounds<'_>,
         sink: &mut (dyn FnMut(StreamEvent<'_>) + Send),
     ) -> Result<TryOk, TryError> {
         let n_ctx = self.known_context(i);
@@ -805,15 +909,28 @@ impl Router {
         );
         let start = Instant::now();
         let mut first_token_ms = None;
+        // Stream events seen (one token each from llama.cpp and vLLM) and their text, kept
+        // only when the try may be pre-empted.
+        let tokens = AtomicU32::new(0);
+        let mut said = String::new();
         let mut on_text = |s: &str| {
             if first_token_ms.is_none() {
                 first_token_ms = Some(ms(start.elapsed()));
             }
+            if slice.is_some() {
+                tokens.fetch_add(1, Ordering::Relaxed);
+                said.push_str(s);
+            }
             sink(StreamEvent::Delta(s));
+        };
+        let stop = || {
+            slice.as_ref().is_some_and(|sl| {
+                tokens.load(Ordering::Relaxed) >= sl.tokens && sl.queue.others_wait(sl.client)
+            })
         };
         let exchanged = tokio::time::timeout(
             limit,
-            self.exchange(p, key.as_deref(), body, req.stream, &mut on_text),
+            self.exchange(p, key.as_deref(), body, req.stream, &mut on_text, &stop),
         )
         .await;
         let decoded = match exchanged {
@@ -824,6 +941,13 @@ impl Router {
                 }));
             }
             Ok(Ok(d)) => d,
+            Ok(Err(Exchange::Preempted)) => {
+                return Err(TryError::Preempted {
+                    text: said,
+                    tokens: tokens.into_inner(),
+                    first_token_ms,
+                });
+            }
             Ok(Err(x)) => return Err(self.classify(i, x, mechanism, req.schema.is_some())),
         };
         let usage = match decoded.usage {
@@ -884,6 +1008,7 @@ impl Router {
         body: Vec<u8>,
         stream: bool,
         on_text: &mut (dyn FnMut(&str) + Send),
+        stop: &(dyn Fn() -> bool + Sync),
     ) -> Result<Decoded, Exchange> {
         let mut rb = self
             .inner
@@ -978,6 +1103,11 @@ impl Router {
                     if dec.is_done() {
                         break;
                     }
+                    if stop() {
+                        // Dropping the response closes the connection, and llama-server
+                        // stops a generation whose client went away, freeing its slot.
+                        return Err(Exchange::Preempted);
+                    }
                 }
                 Ok(None) => {
                     if let Some(ev) = parser.finish() {
@@ -1036,6 +1166,11 @@ impl Router {
                 provider,
                 status,
                 message,
+            },
+            // `try_once` turns a pre-emption into a slice before it gets here.
+            Exchange::Preempted => LlmError::TruncatedStream {
+                provider,
+                detail: "stopped at the end of its time slice".into(),
             },
             Exchange::Status {
                 status,

@@ -15,14 +15,22 @@
 //!   tokens behind another.
 //! - A slot is never left idle while a call waits (work conserving), except while the provider
 //!   asked us to back off: a `Retry-After` pauses dispatch until then; waiting calls stay queued.
+//!
+//! That is the default discipline, [`SchedPolicy::Fair`]. One queue serves every discipline;
+//! only the choice of the waiter that gets a freed slot differs: [`SchedPolicy::Fifo`] takes
+//! the oldest call, [`SchedPolicy::RoundRobin`] the next client after the one served last, and
+//! [`SchedPolicy::Priority`] the highest priority, aged by the dispatches it has waited
+//! through. The counters are kept under every discipline, for `/metrics`.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::config::SchedPolicy;
 use crate::types::Usage;
 
 /// Weight of a prompt token in a client's counter.
@@ -34,6 +42,10 @@ pub(crate) const W_OUT: i64 = 2;
 /// The client name used when the caller does not give one.
 pub const DEFAULT_CLIENT: &str = "local";
 
+/// Upper bounds (milliseconds) of the wait histogram's buckets in [`SchedStats::wait_buckets`];
+/// a last, unbounded bucket follows.
+pub const WAIT_BUCKETS_MS: [u64; 8] = [10, 50, 100, 500, 1_000, 5_000, 30_000, 120_000];
+
 /// One provider's queue and slots.
 #[derive(Debug)]
 pub(crate) struct Queue {
@@ -43,6 +55,7 @@ pub(crate) struct Queue {
 
 #[derive(Debug)]
 struct State {
+    policy: SchedPolicy,
     slots: usize,
     in_flight: usize,
     paused_until: Option<Instant>,
@@ -56,6 +69,12 @@ struct State {
     wait_max: Duration,
     paused: u64,
     max_in_flight: usize,
+    /// The client served last, where round robin continues from.
+    rr_last: Option<String>,
+    /// Streamed generations pre-empted at the end of a time slice.
+    preempted: u64,
+    /// Dispatches by wait, counted per [`WAIT_BUCKETS_MS`] bucket (not cumulative).
+    wait_hist: [u64; WAIT_BUCKETS_MS.len() + 1],
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +92,9 @@ struct Client {
 struct Waiter {
     seq: u64,
     cost: i64,
+    priority: u8,
+    /// Dispatches made before it started waiting: its age is how many were made since.
+    born: u64,
     since: Instant,
     tx: oneshot::Sender<Permit>,
 }
@@ -88,10 +110,12 @@ pub(crate) struct Permit {
 }
 
 /// What the scheduler of one provider is doing, for `/metrics` and `kernos models`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct SchedStats {
     /// Provider name.
     pub provider: String,
+    /// The discipline that picks the next call.
+    pub policy: SchedPolicy,
     /// Calls it runs at once.
     pub slots: usize,
     /// Calls running now.
@@ -108,12 +132,55 @@ pub struct SchedStats {
     pub wait_ms_max: u64,
     /// Times the provider said to back off (`Retry-After`).
     pub paused: u64,
+    /// Streamed generations pre-empted at the end of a time slice (and resumed later).
+    pub preempted: u64,
+    /// Tries given a slot, by how long they waited: `(upper bound in ms, count)` per bucket of
+    /// [`WAIT_BUCKETS_MS`], cumulative as a Prometheus histogram's buckets are, the last
+    /// bound being `u64::MAX` (`+Inf`).
+    pub wait_buckets: Vec<(u64, u64)>,
     /// Per client, by name.
     pub clients: Vec<ClientStats>,
 }
 
+/// Tokens served to one organisation across its clients (`org` and every `org/agent`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct OrgStats {
+    /// The organisation: a client's name up to its first `/`.
+    pub org: String,
+    /// Its calls waiting now.
+    pub queued: usize,
+    /// Tries served.
+    pub calls: u64,
+    /// Prompt tokens served.
+    pub input_tokens: u64,
+    /// Answer tokens served.
+    pub output_tokens: u64,
+    /// Sum of its tries' waits for a slot.
+    pub wait_ms_total: u64,
+}
+
+impl SchedStats {
+    /// The clients summed per organisation (the part of a client's name before `/`), by name.
+    pub fn orgs(&self) -> Vec<OrgStats> {
+        let mut by: BTreeMap<&str, OrgStats> = BTreeMap::new();
+        for c in &self.clients {
+            let org = c.client.split('/').next().unwrap_or(&c.client);
+            let o = by.entry(org).or_insert_with(|| OrgStats {
+                org: org.to_owned(),
+                ..OrgStats::default()
+            });
+            o.queued += c.queued;
+            o.calls += c.calls;
+            o.input_tokens += c.input_tokens;
+            o.output_tokens += c.output_tokens;
+            o.wait_ms_total += c.wait_ms_total;
+        }
+        by.into_values().collect()
+    }
+}
+
 /// One client's share of a provider.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct ClientStats {
     /// The client (organisation, or `org/agent`).
     pub client: String,
@@ -131,6 +198,52 @@ pub struct ClientStats {
     pub wait_ms_total: u64,
     /// Its virtual token counter (weighted tokens, lifted when it came back from idle).
     pub counter: i64,
+}
+
+impl State {
+    /// The waiter that gets the next free slot: its client and its place in that client's
+    /// queue. Each client's queue is in arrival order, so only the priority discipline looks
+    /// past its front.
+    fn pick(&self) -> Option<(String, usize)> {
+        let fronts = || {
+            self.clients
+                .iter()
+                .filter_map(|(n, c)| c.queue.front().map(|w| (n, c, w)))
+        };
+        match self.policy {
+            SchedPolicy::Fair => fronts()
+                .min_by_key(|(_, c, w)| (c.counter, w.seq))
+                .map(|(n, _, _)| (n.clone(), 0)),
+            SchedPolicy::Fifo => fronts()
+                .min_by_key(|(_, _, w)| w.seq)
+                .map(|(n, _, _)| (n.clone(), 0)),
+            SchedPolicy::RoundRobin => {
+                let after = match &self.rr_last {
+                    Some(l) => self
+                        .clients
+                        .range::<str, _>((Bound::Excluded(l.as_str()), Bound::Unbounded))
+                        .find(|(_, c)| !c.queue.is_empty()),
+                    None => None,
+                };
+                after
+                    .or_else(|| self.clients.iter().find(|(_, c)| !c.queue.is_empty()))
+                    .map(|(n, _)| (n.clone(), 0))
+            }
+            SchedPolicy::Priority => self
+                .clients
+                .iter()
+                .flat_map(|(n, c)| c.queue.iter().enumerate().map(move |(i, w)| (n, i, w)))
+                .max_by_key(|(_, _, w)| (self.aged(w), std::cmp::Reverse(w.seq)))
+                .map(|(n, i, _)| (n.clone(), i)),
+        }
+    }
+
+    /// A waiter's priority raised by one level per [`SchedPolicy::AGING_DISPATCHES`] calls
+    /// dispatched since it started waiting.
+    fn aged(&self, w: &Waiter) -> u64 {
+        u64::from(w.priority)
+            + self.dispatched.saturating_sub(w.born) / SchedPolicy::AGING_DISPATCHES
+    }
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -166,10 +279,11 @@ impl Drop for Cancel<'_> {
 }
 
 impl Queue {
-    pub(crate) fn new(name: &str, slots: usize) -> Arc<Queue> {
+    pub(crate) fn new(name: &str, slots: usize, policy: SchedPolicy) -> Arc<Queue> {
         Arc::new(Queue {
             name: name.to_owned(),
             st: Mutex::new(State {
+                policy,
                 slots: slots.max(1),
                 in_flight: 0,
                 paused_until: None,
@@ -181,18 +295,28 @@ impl Queue {
                 wait_max: Duration::ZERO,
                 paused: 0,
                 max_in_flight: 0,
+                rr_last: None,
+                preempted: 0,
+                wait_hist: [0; WAIT_BUCKETS_MS.len() + 1],
             }),
         })
     }
 
-    /// Waits for a slot for `client`, charging `cost` weighted tokens when it is given.
+    /// Waits for a slot for `client`, charging `cost` weighted tokens when it is given;
+    /// `priority` matters only under [`SchedPolicy::Priority`] (higher goes first).
     /// `None` only if the scheduler dropped the request, which it does not do.
-    pub(crate) async fn acquire(self: &Arc<Queue>, client: &str, cost: i64) -> Option<Permit> {
+    pub(crate) async fn acquire(
+        self: &Arc<Queue>,
+        client: &str,
+        cost: i64,
+        priority: u8,
+    ) -> Option<Permit> {
         let (tx, rx) = oneshot::channel();
         let seq = {
             let mut st = lock(&self.st);
             let seq = st.seq;
             st.seq += 1;
+            let born = st.dispatched;
             let floor = st
                 .clients
                 .iter()
@@ -207,6 +331,8 @@ impl Queue {
             c.queue.push_back(Waiter {
                 seq,
                 cost,
+                priority,
+                born,
                 since: Instant::now(),
                 tx,
             });
@@ -223,7 +349,21 @@ impl Queue {
         got
     }
 
-    /// Hands free slots to waiting calls, fairest first.
+    /// Whether a call of a client other than `client` waits for a slot (so a generation of
+    /// `client` at the end of its time slice should make way).
+    pub(crate) fn others_wait(&self, client: &str) -> bool {
+        let st = lock(&self.st);
+        st.clients
+            .iter()
+            .any(|(n, c)| n != client && c.queue.iter().any(|w| !w.tx.is_closed()))
+    }
+
+    /// Counts a generation pre-empted at the end of its time slice.
+    pub(crate) fn note_preempted(&self) {
+        lock(&self.st).preempted += 1;
+    }
+
+    /// Hands free slots to waiting calls, in the order the discipline says.
     pub(crate) fn dispatch(self: &Arc<Queue>) {
         let mut grants = Vec::new();
         {
@@ -236,20 +376,14 @@ impl Queue {
                 st.paused_until = None;
             }
             while st.in_flight < st.slots {
-                let Some(name) = st
-                    .clients
-                    .iter()
-                    .filter_map(|(n, c)| c.queue.front().map(|w| (c.counter, w.seq, n)))
-                    .min()
-                    .map(|(_, _, n)| n.clone())
-                else {
+                let Some((name, at)) = st.pick() else {
                     break;
                 };
                 let st = &mut *st;
                 let Some(c) = st.clients.get_mut(&name) else {
                     break;
                 };
-                let Some(w) = c.queue.pop_front() else {
+                let Some(w) = c.queue.remove(at) else {
                     break;
                 };
                 if w.tx.is_closed() {
@@ -265,6 +399,12 @@ impl Queue {
                 st.dispatched += 1;
                 st.wait_total += waited;
                 st.wait_max = st.wait_max.max(waited);
+                let bucket = WAIT_BUCKETS_MS
+                    .iter()
+                    .position(|&b| ms(waited) <= b)
+                    .unwrap_or(WAIT_BUCKETS_MS.len());
+                st.wait_hist[bucket] += 1;
+                st.rr_last = Some(name.clone());
                 grants.push((
                     w.tx,
                     Permit {
@@ -309,8 +449,20 @@ impl Queue {
 
     pub(crate) fn stats(&self) -> SchedStats {
         let st = lock(&self.st);
+        let mut seen = 0;
+        let wait_buckets = WAIT_BUCKETS_MS
+            .iter()
+            .copied()
+            .chain([u64::MAX])
+            .zip(st.wait_hist)
+            .map(|(bound, n)| {
+                seen += n;
+                (bound, seen)
+            })
+            .collect();
         SchedStats {
             provider: self.name.clone(),
+            policy: st.policy,
             slots: st.slots,
             in_flight: st.in_flight,
             queued: st.clients.values().map(|c| c.queue.len()).sum(),
@@ -319,6 +471,8 @@ impl Queue {
             wait_ms_total: ms(st.wait_total),
             wait_ms_max: ms(st.wait_max),
             paused: st.paused,
+            preempted: st.preempted,
+            wait_buckets,
             clients: st
                 .clients
                 .iter()

@@ -96,6 +96,13 @@ impl Reply {
 /// wait in a FIFO queue, as llama.cpp's server queues them; beyond `queue_limit` waiting ones
 /// the server answers 429 with `Retry-After: 1`. Prompt tokens are counted at 4 characters a
 /// token; the answer is `min(max_tokens, output_tokens)` tokens long.
+///
+/// A request with `"stream": true` is answered as llama-server streams: one SSE event per
+/// answer token (`t0 `, `t1 `, …) as it is decoded, then the finish reason, the usage and
+/// `[DONE]`; a client that closes the connection mid-stream stops the generation and frees the
+/// slot (llama-server cancels a task whose connection is gone). A conversation ending in an
+/// assistant message is continued, as llama-server continues a prefill: its answer goes on from
+/// the token after the prefill's last (`output_tokens` in all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlotModel {
     /// Generations at once.
@@ -355,6 +362,11 @@ fn serve(mut conn: TcpStream, s: &Shared) {
     let now = s.active.fetch_add(1, Ordering::SeqCst) + 1;
     s.max_active.fetch_max(now, Ordering::SeqCst);
     let reply = match (next, model) {
+        (None, Some(m)) if body["stream"] == Value::Bool(true) => {
+            modelled_stream(&mut conn, s, m, &body);
+            s.active.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
         (None, Some(m)) => Some(modelled(s, m, &body)),
         (next, _) => next,
     };
@@ -402,46 +414,134 @@ fn serve(mut conn: TcpStream, s: &Shared) {
     }
 }
 
-/// Answers one request as [`SlotModel`] says: waits for a slot (or 429s when too many wait),
-/// then takes the modelled time.
-fn modelled(s: &Shared, m: SlotModel, body: &Value) -> Reply {
-    {
-        let mut q = lock(&s.slots);
-        if q.0 >= m.slots {
-            if q.1 >= m.queue_limit {
-                return Reply::status_json(
-                    429,
-                    r#"{"error":{"message":"fake server: queue full","type":"rate_limit"}}"#,
-                )
-                .with_header("Retry-After", "1");
-            }
-            q.1 += 1;
-            while q.0 >= m.slots {
-                q = s.slot_freed.wait(q).unwrap_or_else(PoisonError::into_inner);
-            }
-            q.1 -= 1;
+/// Takes a slot of the [`SlotModel`], waiting in the server's queue; `false` when the queue
+/// is full (answer 429).
+fn take_slot(s: &Shared, m: SlotModel) -> bool {
+    let mut q = lock(&s.slots);
+    if q.0 >= m.slots {
+        if q.1 >= m.queue_limit {
+            return false;
         }
-        q.0 += 1;
+        q.1 += 1;
+        while q.0 >= m.slots {
+            q = s.slot_freed.wait(q).unwrap_or_else(PoisonError::into_inner);
+        }
+        q.1 -= 1;
     }
+    q.0 += 1;
+    true
+}
+
+fn free_slot(s: &Shared) {
+    lock(&s.slots).0 -= 1;
+    s.slot_freed.notify_one();
+}
+
+fn queue_full() -> Reply {
+    Reply::status_json(
+        429,
+        r#"{"error":{"message":"fake server: queue full","type":"rate_limit"}}"#,
+    )
+    .with_header("Retry-After", "1")
+}
+
+/// Prompt tokens (4 characters each) and the answer's length under `m`: `(prompt, skip,
+/// output)`, `skip` being the answer tokens a trailing assistant message already holds.
+fn sizes(m: SlotModel, body: &Value) -> (u32, u32, u32) {
     let rec = Recorded {
         path: String::new(),
         headers: Vec::new(),
         body: body.clone(),
     };
-    let chars: usize = rec.texts().iter().map(|(_, t)| t.chars().count()).sum();
+    let texts = rec.texts();
+    let chars: usize = texts.iter().map(|(_, t)| t.chars().count()).sum();
     let prompt = u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX);
+    let skip = match texts.last() {
+        Some((role, t)) if role == "assistant" => {
+            u32::try_from(t.split_whitespace().count()).unwrap_or(u32::MAX)
+        }
+        _ => 0,
+    };
     let max = body["max_tokens"]
         .as_u64()
         .or_else(|| body["max_completion_tokens"].as_u64())
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(u32::MAX);
-    let output = m.output_tokens.min(max);
-    std::thread::sleep(m.per_prompt_token * prompt + m.per_output_token * output);
-    {
-        let mut q = lock(&s.slots);
-        q.0 -= 1;
+    (prompt, skip, m.output_tokens.saturating_sub(skip).min(max))
+}
+
+/// Streams one answer as [`SlotModel`] says, a token per event; stops when the client leaves.
+fn modelled_stream(conn: &mut TcpStream, s: &Shared, m: SlotModel, body: &Value) {
+    if !take_slot(s, m) {
+        if let Reply::Full {
+            status,
+            headers,
+            content_type,
+            body,
+            delay,
+        } = queue_full()
+        {
+            send_full(conn, status, &headers, &content_type, &body, delay);
+        }
+        return;
     }
-    s.slot_freed.notify_one();
+    let (prompt, skip, output) = sizes(m, body);
+    std::thread::sleep(m.per_prompt_token * prompt);
+    let event = |v: Value| format!("data: {v}\n\n");
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    let mut ok = conn.write_all(head.as_bytes()).is_ok();
+    let mut send = |conn: &mut TcpStream, p: String| {
+        ok = ok
+            && conn
+                .write_all(format!("{:x}\r\n{p}\r\n", p.len()).as_bytes())
+                .and_then(|()| conn.flush())
+                .is_ok();
+        ok
+    };
+    let mut sent = 0;
+    for k in skip..skip + output {
+        std::thread::sleep(m.per_output_token);
+        let delta =
+            serde_json::json!({"choices": [{"index": 0, "delta": {"content": format!("t{k} ")}}]});
+        if !send(conn, event(delta)) {
+            break;
+        }
+        sent += 1;
+    }
+    free_slot(s);
+    if sent < output {
+        return;
+    }
+    let finish = if skip + output < m.output_tokens {
+        "length"
+    } else {
+        "stop"
+    };
+    let tail = [
+        event(serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})),
+        event(serde_json::json!({"choices": [], "usage": {
+            "prompt_tokens": prompt, "completion_tokens": output, "total_tokens": prompt + output
+        }})),
+        "data: [DONE]\n\n".to_owned(),
+    ];
+    for p in tail {
+        send(conn, p);
+    }
+    let _ = conn.write_all(b"0\r\n\r\n");
+    let _ = conn.flush();
+    let _ = conn.shutdown(Shutdown::Write);
+}
+
+/// Answers one request as [`SlotModel`] says: waits for a slot (or 429s when too many wait),
+/// then takes the modelled time.
+fn modelled(s: &Shared, m: SlotModel, body: &Value) -> Reply {
+    if !take_slot(s, m) {
+        return queue_full();
+    }
+    let (prompt, _, output) = sizes(m, body);
+    std::thread::sleep(m.per_prompt_token * prompt + m.per_output_token * output);
+    free_slot(s);
     let answer = serde_json::json!({
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -559,18 +659,23 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// The scheduler's own cost per call, for the scheduler bench: `calls` calls from `clients`
-/// clients contend for `slots` slots of one queue (all submitted, then served as slots free),
-/// with no model and no network; returns the mean time per call of acquiring, being handed a
-/// slot and releasing it with a usage correction.
+/// clients contend for `slots` slots of one queue under `policy` (all submitted, then served as
+/// slots free), with no model and no network; returns the mean time per call of acquiring,
+/// being handed a slot and releasing it with a usage correction (the task spawn included).
 ///
 /// # Panics
 /// When a current-thread runtime cannot be built.
-pub fn sched_overhead(slots: usize, clients: usize, calls: usize) -> Duration {
+pub fn sched_overhead(
+    policy: crate::SchedPolicy,
+    slots: usize,
+    clients: usize,
+    calls: usize,
+) -> Duration {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let q = crate::sched::Queue::new("bench", slots);
+    let q = crate::sched::Queue::new("bench", slots, policy);
     let names: Vec<String> = (0..clients.max(1)).map(|i| format!("org{i}")).collect();
     let start = std::time::Instant::now();
     rt.block_on(async {
@@ -579,7 +684,7 @@ pub fn sched_overhead(slots: usize, clients: usize, calls: usize) -> Duration {
             let q = q.clone();
             let name = names[i % names.len()].clone();
             tasks.push(tokio::spawn(async move {
-                if let Some(p) = q.acquire(&name, 500).await {
+                if let Some(p) = q.acquire(&name, 500, (i % 3) as u8).await {
                     tokio::task::yield_now().await;
                     p.finish(crate::types::Usage {
                         input_tokens: 300,
@@ -591,6 +696,32 @@ pub fn sched_overhead(slots: usize, clients: usize, calls: usize) -> Duration {
         }
         for t in tasks {
             let _ = t.await;
+        }
+    });
+    start.elapsed() / u32::try_from(calls.max(1)).unwrap_or(u32::MAX)
+}
+
+/// The scheduler's own cost per call with no contention: one task acquiring a free slot and
+/// releasing it, `calls` times in a row, with no model and no network.
+///
+/// # Panics
+/// When a current-thread runtime cannot be built.
+pub fn sched_overhead_uncontended(policy: crate::SchedPolicy, calls: usize) -> Duration {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let q = crate::sched::Queue::new("bench", 4, policy);
+    let start = std::time::Instant::now();
+    rt.block_on(async {
+        for _ in 0..calls {
+            if let Some(p) = q.acquire("org0", 500, 0).await {
+                p.finish(crate::types::Usage {
+                    input_tokens: 300,
+                    output_tokens: 90,
+                    estimated: false,
+                });
+            }
         }
     });
     start.elapsed() / u32::try_from(calls.max(1)).unwrap_or(u32::MAX)

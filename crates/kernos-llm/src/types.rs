@@ -202,6 +202,9 @@ pub struct RouteOpts {
     /// Who the call is for (an organisation, or `org/agent`): the scheduler shares each
     /// provider's slots fairly by tokens between clients. `None`: `local`.
     pub client: Option<String>,
+    /// The call's priority under the `priority` discipline (higher first; ageing keeps low
+    /// ones from starving). Ignored by the other disciplines. Default 0.
+    pub priority: u8,
 }
 
 /// Progress of a streamed call, given to the callback of [`crate::Router::complete_with`].

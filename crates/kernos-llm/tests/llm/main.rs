@@ -14,6 +14,8 @@ mod local_servers;
 mod openai;
 mod resilience;
 mod sched;
+mod sched_disciplines;
+mod time_slice;
 
 use std::collections::BTreeMap;
 

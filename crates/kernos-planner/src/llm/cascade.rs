@@ -443,6 +443,7 @@ impl Cascade {
             provider: opts.provider.clone(),
             model: opts.model.clone(),
             client: opts.client.clone(),
+            ..RouteOpts::default()
         };
         let hints = Hints::from_outcome(&offline, self.offline.refers_back(request, ctx));
         let spec = tier

@@ -483,6 +483,7 @@ mod tests {
                     wait_ms_total: 1500,
                     counter: 1140,
                 }],
+                ..Default::default()
             }],
         );
         assert!(
