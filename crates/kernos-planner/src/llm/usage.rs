@@ -307,7 +307,7 @@ pub fn prometheus(
 /// (queued, tokens served, wait).
 fn scheduler_families(w: &mut Writer, sched: &[kernos_llm::SchedStats]) {
     type P = fn(&kernos_llm::SchedStats) -> f64;
-    let providers: [(&str, Kind, &str, P); 4] = [
+    let providers: [(&str, Kind, &str, P); 7] = [
         (
             "kernos_llm_sched_slots",
             Kind::Gauge,
@@ -332,6 +332,24 @@ fn scheduler_families(w: &mut Writer, sched: &[kernos_llm::SchedStats]) {
             "Time calls waited for a slot.",
             |p| p.wait_ms_total as f64 / 1000.0,
         ),
+        (
+            "kernos_llm_sched_dispatched_total",
+            Kind::Counter,
+            "Tries given a slot.",
+            |p| p.dispatched as f64,
+        ),
+        (
+            "kernos_llm_sched_paused_total",
+            Kind::Counter,
+            "Times a provider's Retry-After or 429 paused its dispatch.",
+            |p| p.paused as f64,
+        ),
+        (
+            "kernos_llm_sched_preempted_total",
+            Kind::Counter,
+            "Streamed answers stopped at the end of a time slice so another client could go.",
+            |p| p.preempted as f64,
+        ),
     ];
     for (name, kind, help, f) in providers {
         w.family(name, kind, help);
@@ -339,6 +357,7 @@ fn scheduler_families(w: &mut Writer, sched: &[kernos_llm::SchedStats]) {
             w.sample(name, &[("provider", &p.provider)], f(p));
         }
     }
+    wait_histogram(w, sched);
     type C = fn(&kernos_llm::ClientStats) -> f64;
     let clients: [(&str, Kind, &str, C); 4] = [
         (
@@ -377,6 +396,33 @@ fn scheduler_families(w: &mut Writer, sched: &[kernos_llm::SchedStats]) {
                 );
             }
         }
+    }
+}
+
+/// How long tries waited for a slot, per provider, as a Prometheus histogram.
+fn wait_histogram(w: &mut Writer, sched: &[kernos_llm::SchedStats]) {
+    const NAME: &str = "kernos_llm_sched_wait_seconds";
+    w.family(NAME, Kind::Histogram, "How long tries waited for a slot.");
+    for p in sched {
+        for (bound, count) in &p.wait_buckets {
+            let le = if *bound == u64::MAX {
+                "+Inf".to_owned()
+            } else {
+                (*bound as f64 / 1000.0).to_string()
+            };
+            w.sample(
+                "kernos_llm_sched_wait_seconds_bucket",
+                &[("provider", &p.provider), ("le", &le)],
+                count,
+            );
+        }
+        let l = [("provider", p.provider.as_str())];
+        w.sample(
+            "kernos_llm_sched_wait_seconds_sum",
+            &l,
+            p.wait_ms_total as f64 / 1000.0,
+        );
+        w.sample("kernos_llm_sched_wait_seconds_count", &l, p.dispatched);
     }
 }
 
@@ -473,6 +519,8 @@ mod tests {
                 wait_ms_total: 1500,
                 wait_ms_max: 700,
                 paused: 0,
+                preempted: 2,
+                wait_buckets: vec![(10, 5), (50, 8), (u64::MAX, 9)],
                 clients: vec![kernos_llm::ClientStats {
                     client: "acme".into(),
                     queued: 2,
@@ -507,5 +555,13 @@ mod tests {
             ),
             "{text}"
         );
+        for line in [
+            "kernos_llm_sched_preempted_total{provider=\"local\"} 2",
+            "kernos_llm_sched_wait_seconds_bucket{provider=\"local\",le=\"0.05\"} 8",
+            "kernos_llm_sched_wait_seconds_bucket{provider=\"local\",le=\"+Inf\"} 9",
+            "kernos_llm_sched_wait_seconds_count{provider=\"local\"} 9",
+        ] {
+            assert!(text.contains(line), "no {line} in {text}");
+        }
     }
 }
