@@ -44,6 +44,8 @@ const OUT: u32 = 48;
 const PROMPT_CHARS: usize = 1600;
 const PER_PROMPT: Duration = Duration::from_micros(50);
 const PER_OUTPUT: Duration = Duration::from_micros(1500);
+/// When the bench's agents were spawned, for their task keys (any fixed time will do).
+const T0_MS: u64 = 1_796_600_000_000;
 const POLICIES: [SchedPolicy; 4] = [
     SchedPolicy::Fair,
     SchedPolicy::Fifo,
@@ -109,8 +111,10 @@ fn router(s: &FakeServer, slots: u32, policy: SchedPolicy) -> Router {
 
 /// Runs one agent's calls in order; returns (waiting, turnaround from `t0`, failed calls).
 async fn agent(r: Router, a: Agent, t0: Instant, step: usize) -> (Duration, Duration, usize) {
+    // Agents are spawned in index order (as the daemon's agent ids order them).
     let opts = RouteOpts {
         client: Some(a.client.clone()),
+        task: Some(kernos_llm::task_key(T0_MS) + step as u64),
         ..RouteOpts::default()
     };
     let mut waiting = Duration::ZERO;
@@ -257,20 +261,37 @@ fn concurrency(rt: &tokio::runtime::Runtime, n: usize, policies: &[SchedPolicy])
     }
     let naive = run(rt, &solo, Mode::Naive);
     row("naive concurrency", &naive);
-    for &p in policies {
-        let f = run(rt, &solo, Mode::Sched(p));
-        row(&format!("scheduler ({})", p.as_str()), &f);
+    // As the daemon runs them: every agent of the organisation is one client, so fair share
+    // is between organisations and, within one, the oldest agent's call goes first.
+    let one_org: Vec<Agent> = solo
+        .iter()
+        .map(|a| Agent {
+            client: "local".into(),
+            ..a.clone()
+        })
+        .collect();
+    let runs = policies
+        .iter()
+        .map(|&p| (format!("scheduler ({})", p.as_str()), p, &solo))
+        .chain(std::iter::once((
+            "scheduler (fair, one org)".to_owned(),
+            SchedPolicy::Fair,
+            &one_org,
+        )));
+    for (name, p, list) in runs {
+        let f = run(rt, list, Mode::Sched(p));
+        row(&name, &f);
         let vs_naive = pct(&f.waiting, 0.9) / pct(&naive.waiting, 0.9).max(1e-9);
         match &seq {
             Some(s) => println!(
-                "  {:<20} turnaround vs sequential: mean {:.2}× p90 {:.2}× all done {:.2}× better | p90 waiting {:.2}× naive's",
-                p.as_str(),
+                "  {:<26} turnaround vs sequential: mean {:.2}× p90 {:.2}× all done {:.2}× better | p90 waiting {:.2}× naive's",
+                name,
                 mean(&s.turnaround) / mean(&f.turnaround),
                 pct(&s.turnaround, 0.9) / pct(&f.turnaround, 0.9),
                 s.makespan.as_secs_f64() / f.makespan.as_secs_f64(),
                 vs_naive
             ),
-            None => println!("  {:<20} p90 waiting {vs_naive:.2}× naive's", p.as_str()),
+            None => println!("  {name:<26} p90 waiting {vs_naive:.2}× naive's"),
         }
     }
 }

@@ -66,5 +66,5 @@ pub use router::{BlockingRouter, ProbeReport, ProviderHealth, Router};
 pub use sched::{ClientStats, DEFAULT_CLIENT, OrgStats, SchedStats, WAIT_BUCKETS_MS};
 pub use types::{
     Attempt, ChatRequest, ChatResponse, Mechanism, Message, OutputSchema, Role, RouteOpts,
-    StreamEvent, Usage,
+    StreamEvent, Usage, task_key,
 };

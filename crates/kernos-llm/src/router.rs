@@ -145,6 +145,7 @@ enum TryError {
 struct Caller<'a> {
     client: &'a str,
     priority: u8,
+    task: Option<u64>,
     deadline: Instant,
 }
 
@@ -333,6 +334,7 @@ impl Router {
         let caller = Caller {
             client: opts.client.as_deref().unwrap_or(DEFAULT_CLIENT),
             priority: opts.priority,
+            task: opts.task,
             deadline: Instant::now() + Duration::from_millis(self.inner.cfg.retry.budget_ms),
         };
         let mut attempts = Vec::new();
@@ -703,7 +705,7 @@ impl Router {
                 prompt_estimate(req),
                 u64::from(req.max_tokens.unwrap_or(p.max_tokens)),
             );
-            let acquired = queue.acquire(caller.client, cost, caller.priority);
+            let acquired = queue.acquire(caller.client, cost, caller.priority, caller.task);
             let permit = match tokio::time::timeout(left, acquired).await {
                 Ok(Some(permit)) => permit,
                 Ok(None) => return Err(LlmError::Setup("the model scheduler stopped".into())),

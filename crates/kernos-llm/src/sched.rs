@@ -13,6 +13,11 @@
 //!   among the waiting clients (or to the virtual time, the last dispatched counter, when none
 //!   waits): being idle banks no credit, so no waiting client falls more than about one call's
 //!   tokens behind another.
+//! - Within a client, the call of the oldest work goes first ([`crate::RouteOpts::task`]: an
+//!   agent passes its spawn time): a client's agents then finish one after another, as they
+//!   would run alone, instead of all slowing down together. Tokens decide between clients, age
+//!   within one: in the bench this takes the mean turnaround of 50 agents from 2.6× to 3.8×
+//!   better than running them one after another.
 //! - A slot is never left idle while a call waits (work conserving), except while the provider
 //!   asked us to back off: a `Retry-After` pauses dispatch until then; waiting calls stay queued.
 //!
@@ -91,6 +96,9 @@ struct Client {
 #[derive(Debug)]
 struct Waiter {
     seq: u64,
+    /// How old its work is ([`crate::RouteOpts::task`]): the oldest goes first within a
+    /// client under `fair`.
+    task: u64,
     cost: i64,
     priority: u8,
     /// Dispatches made before it started waiting: its age is how many were made since.
@@ -202,8 +210,8 @@ pub struct ClientStats {
 
 impl State {
     /// The waiter that gets the next free slot: its client and its place in that client's
-    /// queue. Each client's queue is in arrival order, so only the priority discipline looks
-    /// past its front.
+    /// queue. Each client's queue is in arrival order: fifo and round robin take its front,
+    /// fair the call of the client's oldest work, priority the highest after ageing.
     fn pick(&self) -> Option<(String, usize)> {
         let fronts = || {
             self.clients
@@ -211,9 +219,20 @@ impl State {
                 .filter_map(|(n, c)| c.queue.front().map(|w| (n, c, w)))
         };
         match self.policy {
-            SchedPolicy::Fair => fronts()
-                .min_by_key(|(_, c, w)| (c.counter, w.seq))
-                .map(|(n, _, _)| (n.clone(), 0)),
+            // The least-served client; within it, the call of the oldest work.
+            SchedPolicy::Fair => self
+                .clients
+                .iter()
+                .filter_map(|(n, c)| {
+                    let (i, w) = c
+                        .queue
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, w)| (w.task, w.seq))?;
+                    Some((n, c.counter, i, w.seq))
+                })
+                .min_by_key(|(_, counter, _, seq)| (*counter, *seq))
+                .map(|(n, _, i, _)| (n.clone(), i)),
             SchedPolicy::Fifo => fronts()
                 .min_by_key(|(_, _, w)| w.seq)
                 .map(|(n, _, _)| (n.clone(), 0)),
@@ -250,6 +269,13 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     // Plain counters and queues: a panic elsewhere cannot leave them half-updated in a way
     // that matters more than losing the scheduler would.
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Now, ms since the epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, ms)
 }
 
 fn ms(d: Duration) -> u64 {
@@ -303,14 +329,18 @@ impl Queue {
     }
 
     /// Waits for a slot for `client`, charging `cost` weighted tokens when it is given;
-    /// `priority` matters only under [`SchedPolicy::Priority`] (higher goes first).
+    /// `priority` matters only under [`SchedPolicy::Priority`] (higher goes first), `task`
+    /// (how old the call's work is, [`crate::RouteOpts::task`]; default: now) only under
+    /// [`SchedPolicy::Fair`].
     /// `None` only if the scheduler dropped the request, which it does not do.
     pub(crate) async fn acquire(
         self: &Arc<Queue>,
         client: &str,
         cost: i64,
         priority: u8,
+        task: Option<u64>,
     ) -> Option<Permit> {
+        let task = task.unwrap_or_else(|| crate::types::task_key(now_ms()));
         let (tx, rx) = oneshot::channel();
         let seq = {
             let mut st = lock(&self.st);
@@ -330,6 +360,7 @@ impl Queue {
             }
             c.queue.push_back(Waiter {
                 seq,
+                task,
                 cost,
                 priority,
                 born,

@@ -684,7 +684,7 @@ pub fn sched_overhead(
             let q = q.clone();
             let name = names[i % names.len()].clone();
             tasks.push(tokio::spawn(async move {
-                if let Some(p) = q.acquire(&name, 500, (i % 3) as u8).await {
+                if let Some(p) = q.acquire(&name, 500, (i % 3) as u8, None).await {
                     tokio::task::yield_now().await;
                     p.finish(crate::types::Usage {
                         input_tokens: 300,
@@ -715,7 +715,7 @@ pub fn sched_overhead_uncontended(policy: crate::SchedPolicy, calls: usize) -> D
     let start = std::time::Instant::now();
     rt.block_on(async {
         for _ in 0..calls {
-            if let Some(p) = q.acquire("org0", 500, 0).await {
+            if let Some(p) = q.acquire("org0", 500, 0, None).await {
                 p.finish(crate::types::Usage {
                     input_tokens: 300,
                     output_tokens: 90,

@@ -205,6 +205,18 @@ pub struct RouteOpts {
     /// The call's priority under the `priority` discipline (higher first; ageing keeps low
     /// ones from starving). Ignored by the other disciplines. Default 0.
     pub priority: u8,
+    /// How old the work this call belongs to is, lower being older: when it began in ms since
+    /// the epoch, shifted left 16 bits ([`task_key`]; the top 64 bits of a ULID such as an
+    /// agent's id are exactly that, plus 16 random bits). Under the `fair` discipline a
+    /// client's waiting call of the oldest work goes first, so one organisation's agents
+    /// finish one after another instead of all slowing down together; between clients the
+    /// token counters still decide. `None`: the call's own arrival.
+    pub task: Option<u64>,
+}
+
+/// The [`RouteOpts::task`] key of work that began at `ms` (since the epoch).
+pub fn task_key(ms: u64) -> u64 {
+    ms << 16
 }
 
 /// Progress of a streamed call, given to the callback of [`crate::Router::complete_with`].

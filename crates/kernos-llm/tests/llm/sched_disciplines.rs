@@ -39,12 +39,17 @@ fn router_with(s: &FakeServer, policy: SchedPolicy) -> Router {
 
 /// One call for `client` at `priority`, its user message being `label`.
 fn call(r: &Router, client: &str, label: &str, priority: u8) -> JoinHandle<()> {
-    let r = r.clone();
     let opts = RouteOpts {
         client: Some(client.to_owned()),
         priority,
         ..RouteOpts::default()
     };
+    call_with(r, label, opts)
+}
+
+/// One call with these options, its user message being `label`.
+fn call_with(r: &Router, label: &str, opts: RouteOpts) -> JoinHandle<()> {
+    let r = r.clone();
     let req = ChatRequest {
         system: "s".into(),
         messages: vec![Message::user(label)],
@@ -236,4 +241,31 @@ async fn stats_sum_tokens_per_organisation_and_bucket_every_wait() {
     let (bound, total) = *st.wait_buckets.last().unwrap();
     assert_eq!((bound, total), (u64::MAX, st.dispatched));
     assert!(st.wait_buckets.windows(2).all(|w| w[0].1 <= w[1].1));
+}
+
+#[tokio::test]
+async fn fair_share_serves_a_clients_oldest_work_first() {
+    let s = gated_server();
+    let r = router_with(&s, SchedPolicy::Fair);
+    let mut hs = vec![call(&r, "gate", "gate", 0)];
+    until(&r, 1, 0).await;
+    // One organisation's agents, spawned at 10, 20 and 30 ms; their calls arrive newest first,
+    // then a call that belongs to no task (it counts from now, so it is the youngest).
+    let arrivals = [
+        ("new", Some(30)),
+        ("old", Some(10)),
+        ("mid", Some(20)),
+        ("plain", None),
+    ];
+    for (n, (label, at)) in arrivals.iter().enumerate() {
+        let opts = RouteOpts {
+            client: Some("acme".into()),
+            task: at.map(kernos_llm::task_key),
+            ..RouteOpts::default()
+        };
+        hs.push(call_with(&r, label, opts));
+        until(&r, 1, n + 1).await;
+    }
+    join(hs).await;
+    assert_eq!(served(&s), ["old", "mid", "new", "plain"]);
 }

@@ -177,7 +177,15 @@ impl<'a> Runner<'a> {
         let mut agent = Agent::new(planner, model);
         agent.budget = super::budget(&self.rec.spawned.budget);
         agent.lane = self.rec.spawned.lane.clone();
+        // Fair share between organisations; within one, the oldest agent's call goes first
+        // (its id's top bits are its spawn time), so agents finish rather than all crawl.
         agent.route.client = Some(self.rec.view.org.clone());
+        agent.route.task = self
+            .id
+            .to_string()
+            .parse::<kernos_core::RawId>()
+            .ok()
+            .and_then(|r| u64::try_from(r.as_u128() >> 64).ok());
         let env = crate::scope::env_for(st, &self.rec.view.org, self.rec.spawned.cwd.as_deref());
         let ctx = PlanContext::new(
             env.home.display().to_string(),
