@@ -145,7 +145,9 @@ impl Table {
                         }
                     }
                     r.pending = s.pending;
-                    r.view.action = s.pending.map(|a| a.to_string());
+                    if !r.view.state.is_final() {
+                        r.view.action = s.pending.map(|a| a.to_string());
+                    }
                     r.view.updated_ms = e.ts_ms;
                 }
             }

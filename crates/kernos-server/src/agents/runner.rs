@@ -122,6 +122,11 @@ impl<'a> Runner<'a> {
                 let Some(obs) = self.follow(a, first && after_restart)? else {
                     return self.save(Some(a));
                 };
+                if self.st.is_shutting_down() {
+                    // The shutdown cancelled its action: read it again after the restart,
+                    // where a cancel by shutdown counts as an interruption, not a refusal.
+                    return self.save(Some(a));
+                }
                 first = false;
                 self.mem.units += obs.units;
                 // Steps count when they ran, as the journal says: a refused, declined or

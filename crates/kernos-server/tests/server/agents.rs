@@ -766,3 +766,34 @@ async fn what_an_agents_model_proposes_meets_the_same_walls_as_any_request() {
     assert_eq!(kill.status, StatusCode::OK);
     assert!(red_file.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_mid_step_leaves_the_agent_to_resume_after_the_restart_without_the_step_again() {
+    let llm = FakeServer::start(vec![turn(
+        &[("shell.run", json!({"command": format!("echo {HOLD}")}))],
+        false,
+        "",
+    )]);
+    let mut t = with_model(&llm);
+    let k = t.key("acme", Role::Operator).await;
+    // `echo` is low risk: it runs at once, and is held there.
+    let id = spawn(&t, &k, json!({"goal": "run the long job", "cwd": t.cwd()})).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.held() == 0 {
+        assert!(Instant::now() < deadline, "the held step never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // SIGTERM: the running step is cancelled cleanly; the agent is not failed for it.
+    t.restart_with(cascade(&llm.v1()));
+    llm.push(turn(&[], true, "the job was stopped by a restart"));
+    let v = ended(&t, &k, &id).await;
+    assert_eq!(v["state"], "finished", "{v}");
+    assert_eq!(
+        v["actions"].as_array().unwrap().len(),
+        1,
+        "not run again: {v}"
+    );
+    assert_eq!(t.held(), 1, "the step started once");
+    let seen = llm.requests().last().unwrap().last_user();
+    assert!(seen.contains("restarted"), "{seen}");
+}
