@@ -213,7 +213,7 @@ fn print_view(v: &Value) {
         u["cost_usd"].as_f64().unwrap_or(0.0)
     );
     if let Some(a) = v["answer"].as_str() {
-        println!("answer  {a}");
+        println!("answer  (from the model) {a}");
     }
 }
 
@@ -255,10 +255,15 @@ fn summary(e: &Value) -> String {
                 .unwrap_or_default()
         ),
         "llm.call" => format!(
-            "{}/{} {} tokens",
+            "{}/{} {} tokens in, {} out{}",
             p["provider"].as_str().unwrap_or(""),
             p["model"].as_str().unwrap_or(""),
-            p["total_tokens"].as_u64().unwrap_or(0)
+            p["input_tokens"].as_u64().unwrap_or(0),
+            p["output_tokens"].as_u64().unwrap_or(0),
+            p["error"]
+                .as_str()
+                .map(|e| format!(" (failed: {e})"))
+                .unwrap_or_default()
         ),
         _ => e["action"]
             .as_str()
