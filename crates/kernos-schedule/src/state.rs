@@ -392,9 +392,9 @@ impl ScheduleState {
     }
 
     /// Applies a recorded transition. Returns false (and changes nothing) for one that does not
-    /// fit the state — a second start while a run is in progress, the end of a run that is not
-    /// the current one, pausing a paused schedule — so replaying a journal that recorded a
-    /// transition twice is harmless.
+    /// fit the state — a start while a run is in progress, a start of a run that already ended
+    /// or of fire times already covered, the end of a run that is not the current one, pausing a
+    /// paused schedule — so replaying a journal that recorded a transition twice is harmless.
     pub fn apply(&mut self, t: &Transition) -> bool {
         match t {
             Transition::Started {
@@ -405,7 +405,12 @@ impl ScheduleState {
                 next,
                 ..
             } => {
-                if self.running.is_some() {
+                let ended = self.last_run.as_ref().is_some_and(|r| r.run == *run);
+                let already_covered = !*manual
+                    && covers.is_some()
+                    && self.last_fired.is_some()
+                    && *covers <= self.last_fired;
+                if self.running.is_some() || ended || already_covered {
                     return false;
                 }
                 self.running = Some(Running {
