@@ -40,7 +40,7 @@ pub enum MissedRuns {
     #[default]
     RunOnce,
     /// Do not run them; wait for the next fire time. A fire time no more than
-    /// [`ON_TIME_GRACE`] late still runs.
+    /// [`ON_TIME_GRACE`] late still runs (and the earlier ones it folds in do not run again).
     Skip,
 }
 

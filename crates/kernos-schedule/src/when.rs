@@ -52,12 +52,19 @@ impl When {
         if rest.is_empty() {
             return Err(ScheduleError::Empty);
         }
-        if looks_like_cron(&rest) {
-            let mut when = When::cron(&rest, zone)?;
-            when.text = text.trim().to_string();
-            return Ok(when);
-        }
-        let parsed = plain::parse(&rest)?;
+        let parsed = if looks_like_cron(&rest) {
+            match When::cron(&rest, zone) {
+                Ok(mut when) => {
+                    when.text = text.trim().to_string();
+                    return Ok(when);
+                }
+                // "3 pm every working day" has the shape of cron; if it reads as plain
+                // language, that is what was meant, else the cron error says more.
+                Err(cron_error) => plain::parse(&rest).map_err(|_| cron_error)?,
+            }
+        } else {
+            plain::parse(&rest)?
+        };
         let rule = match parsed.rule {
             Plain::Every { secs } => Rule::Every {
                 period_ms: secs.saturating_mul(1000),

@@ -118,6 +118,12 @@ fn plain_language_reads_as_people_write_it() {
             "0 0 7 * * *",
             "every day at 07:00 (America/New_York)",
         ),
+        // Five words starting with a number look like cron but read as plain language.
+        (
+            "3 pm every monday friday",
+            "0 0 15 * * 1,5",
+            "every Monday and Friday at 15:00 (UTC)",
+        ),
     ];
     for (text, cron, said) in table {
         let when = When::parse(text, Tz::UTC).unwrap_or_else(|e| panic!("{text:?}: {e}"));
