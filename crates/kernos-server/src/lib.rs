@@ -36,6 +36,7 @@ mod openapi;
 mod quota;
 pub mod routes;
 mod sched;
+mod schedules;
 mod scope;
 mod sse;
 mod submit;
@@ -62,6 +63,7 @@ pub use hub::{DaemonStore, Hub, Published};
 pub use listen::{Peer, SOCKET_FILE, ServeOptions, daemon_running, serve};
 pub use openapi::openapi;
 pub use routes::{ROUTES, app};
+pub use schedules::model::{SCHEDULE_CREATED, SCHEDULE_REMOVED, SCHEDULE_TRANSITION};
 pub use wire::{ActionStatus, SubmitRequest};
 pub use worker::{ACTION_FINISHED, ACTION_INTERRUPTED, ACTION_PREVIEWED};
 
@@ -140,6 +142,8 @@ pub struct State {
     pub(crate) sched: sched::Scheduler,
     /// Agents: their table (from the journal) and the threads working for them.
     pub(crate) agents: agents::Agents,
+    /// Schedules: their table (from the journal), the timer and the thread that runs them.
+    pub(crate) schedules: schedules::Schedules,
     pub(crate) in_flight: AtomicUsize,
     pub(crate) streams: AtomicUsize,
     /// Actions taken off the queue and not ended: holding a slot, or parked on an approval.
@@ -245,6 +249,7 @@ impl Daemon {
             true
         })?;
         let agents = agents::Agents::load(&boot)?;
+        let schedules = schedules::Schedules::load(&boot)?;
         let lease_table = leases::LeaseTable::load(&boot)?;
         let metrics = metrics::Metrics::default();
         let mut usage = limits::Usage::default();
@@ -291,6 +296,7 @@ impl Daemon {
                 cfg.max_waiting_per_org,
             ),
             agents,
+            schedules,
             in_flight: AtomicUsize::new(0),
             streams: AtomicUsize::new(0),
             running: Mutex::new(HashMap::new()),
@@ -341,6 +347,10 @@ impl Daemon {
 
         // After the workers: an agent's first act may be to queue its pending action.
         agents::resume_all(&state);
+        schedules::start(&state).map_err(|e| ServerError::Io {
+            what: "cannot start the schedule thread".into(),
+            source: e,
+        })?;
 
         let poll_state = Arc::downgrade(&state);
         let poller = std::thread::Builder::new()

@@ -29,6 +29,8 @@ pub(crate) struct Job {
     /// The agent the action is a step of, if any: its capability lease (`agent:<id>`) is
     /// the one the steps run under. `None` for API submissions (the key's lease applies).
     pub(crate) agent: Option<String>,
+    /// The schedule the action is a run of, if any: its lease (`schedule:<id>`) applies.
+    pub(crate) schedule: Option<String>,
 }
 
 /// One organisation's share of the scheduler.

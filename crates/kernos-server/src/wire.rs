@@ -478,6 +478,83 @@ pub struct LeaseView {
     pub state: String,
 }
 
+/// POST /v1/schedules: routine work at set times.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleCreate {
+    /// When: plain language ("every day at 03:00 in Europe/Paris", "every 5 minutes",
+    /// "weekly on monday at 9:30") or a cron expression (seconds, `L`, `W`, `#`, a zone).
+    pub when: String,
+    /// What to do, in plain language: planned now, and that plan is what runs (give this or
+    /// `plan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// The plan to run (give this or `request`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// Absolute working directory of its runs (default: the organisation's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Fire times missed while the daemon was down: `run_once` (default: one run for all of
+    /// them after the restart) or `skip`.
+    #[serde(default)]
+    pub missed: Option<String>,
+    /// Up to this many seconds of randomized delay after each fire time (the same after a
+    /// restart), so many schedules do not all start at once.
+    #[serde(default)]
+    pub random_delay_s: Option<u64>,
+    /// Only plan and describe it: nothing is stored (to show the plan before saving it).
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// A schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ScheduleView {
+    /// Id (empty for a dry run).
+    pub schedule: String,
+    /// Organisation.
+    pub org: String,
+    /// Who created it (its runs are asked for and approved as this principal's).
+    pub owner: String,
+    /// When, as written.
+    pub when: String,
+    /// When, in plain words.
+    pub describe: String,
+    /// The request it was planned from, if any.
+    pub request: Option<String>,
+    /// The approved plan each run runs.
+    pub plan: Plan,
+    /// `run_once` or `skip`.
+    pub missed: String,
+    /// Randomized delay bound, seconds.
+    pub random_delay_s: u64,
+    /// Paused schedules do not fire on their own (run-now still runs).
+    pub paused: bool,
+    /// The next fire time, RFC 3339 (none: it never fires again).
+    pub next_due: Option<String>,
+    /// The run (action id) in progress, if any.
+    pub running: Option<String>,
+    /// The latest run: its action, when it ended and how.
+    pub last_run: Option<Value>,
+    /// Its active capability lease (granted to `schedule:<id>`), if any.
+    pub lease: Option<String>,
+    /// Created, ms since the epoch.
+    pub created_ms: i64,
+}
+
+/// POST /v1/schedules/{id}/run answer.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ScheduleRun {
+    /// The schedule.
+    pub schedule: String,
+    /// `requested` (it starts at once), `already_running` or `already_requested` (this request
+    /// joins that run: never two copies at once).
+    pub status: String,
+    /// The run in progress this request joined, if any.
+    pub run: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

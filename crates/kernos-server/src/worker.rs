@@ -187,10 +187,11 @@ fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) -> bool {
 /// Whom a job's steps act for, as leases name grantees: the agent whose step it is, else the
 /// API key that submitted it (the local socket's user holds no lease).
 fn grantee(job: &Job) -> Option<String> {
-    match (&job.agent, &job.principal.key_id) {
-        (Some(agent), _) => Some(format!("agent:{agent}")),
-        (None, Some(key)) => Some(format!("key:{key}")),
-        (None, None) => None,
+    match (&job.agent, &job.schedule, &job.principal.key_id) {
+        (Some(agent), _, _) => Some(format!("agent:{agent}")),
+        (None, Some(schedule), _) => Some(format!("schedule:{schedule}")),
+        (None, None, Some(key)) => Some(format!("key:{key}")),
+        (None, None, None) => None,
     }
 }
 
@@ -429,6 +430,7 @@ fn account_fields(
 /// Keeps read models current from the published stream (runs on the writer thread: cheap).
 pub(crate) fn on_published(st: &State, p: &crate::Published) {
     st.agents.on_published(p);
+    st.schedules.on_published(p);
     let leases = st
         .leases
         .read()

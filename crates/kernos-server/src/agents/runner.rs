@@ -378,6 +378,7 @@ impl<'a> Runner<'a> {
                 principal: principal.clone(),
                 req: req.clone(),
                 agent: Some(self.id.to_string()),
+                schedule: None,
             };
             match self
                 .rt

@@ -76,6 +76,7 @@ pub(super) async fn submit(
             principal: p,
             req,
             agent: None,
+            schedule: None,
         },
         payload,
     )

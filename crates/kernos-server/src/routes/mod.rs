@@ -10,6 +10,7 @@ mod events;
 mod keys;
 mod leases;
 mod route;
+mod schedules;
 mod system;
 mod table;
 mod tools;

@@ -8,7 +8,8 @@ use serde_json::json;
 
 use super::route::{Content, Param, Reply, RequestBody, Route, Schema, Verb};
 use super::{
-    actions, agents, approvals, audit, events, keys, leases, system, tools, transactions, usage,
+    actions, agents, approvals, audit, events, keys, leases, schedules, system, tools,
+    transactions, usage,
 };
 use crate::auth::{Access, KeyInfo, Perm};
 use crate::wire::{
@@ -18,6 +19,7 @@ use crate::wire::{
     UsageView,
 };
 use crate::wire::{LeaseGrant, LeaseListParams, LeaseRenew, LeaseView};
+use crate::wire::{ScheduleCreate, ScheduleRun, ScheduleView};
 
 const OK: &str = "OK";
 
@@ -621,5 +623,128 @@ pub static ROUTES: &[Route] = &[
             content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<LeaseView>)),
         },
         handler: |m| on(m, leases::revoke_lease),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/schedules",
+        access: Access::Perm(Perm::Read),
+        summary: "List schedules",
+        description: "Your organisation's schedules: when each fires, the plan it runs, the next fire time, the run in progress and how the last one ended. Needs viewer.",
+        params: &[],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "OK",
+            content: Content::JsonList(Schema::Of(SchemaGenerator::subschema_for::<ScheduleView>)),
+        },
+        handler: |m| on(m, schedules::list),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/schedules",
+        access: Access::Perm(Perm::Submit),
+        summary: "Create a schedule",
+        description: "Runs an approved plan at set times, in the daemon, with nobody connected: `when` in plain language or cron (seconds, L, W, #, a zone); a `request` is planned now and that plan is what runs. Each run is an ordinary action of yours: steps that need approval wait in the approval queue (inside the lease granted to schedule:<id> they run unasked). A fire time missed while the daemon was down runs once after the restart (`missed`: run_once) or is skipped; never two runs at once. `dry_run` answers 200 with the plan and the timing, storing nothing. Needs operator.",
+        params: &[],
+        body: Some(RequestBody {
+            required: true,
+            schema: SchemaGenerator::subschema_for::<ScheduleCreate>,
+        }),
+        reply: Reply {
+            status: 201,
+            description: "Created",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<ScheduleView>)),
+        },
+        handler: |m| on(m, schedules::create),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/schedules/{id}",
+        access: Access::Perm(Perm::Read),
+        summary: "One schedule",
+        description: "A schedule of your organisation. Needs viewer.",
+        params: &[Param::Path {
+            name: "id",
+            description: "Schedule id",
+        }],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "OK",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<ScheduleView>)),
+        },
+        handler: |m| on(m, schedules::show),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/schedules/{id}/pause",
+        access: Access::Perm(Perm::Submit),
+        summary: "Pause a schedule",
+        description: "It stops firing on its own (run now still runs it); a run in progress goes on. Needs operator.",
+        params: &[Param::Path {
+            name: "id",
+            description: "Schedule id",
+        }],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "Paused",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<ScheduleView>)),
+        },
+        handler: |m| on(m, schedules::pause),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/schedules/{id}/resume",
+        access: Access::Perm(Perm::Submit),
+        summary: "Resume a schedule",
+        description: "It fires again from the next fire time; times that passed while paused are not made up. Needs operator.",
+        params: &[Param::Path {
+            name: "id",
+            description: "Schedule id",
+        }],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "Resumed",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<ScheduleView>)),
+        },
+        handler: |m| on(m, schedules::resume),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/schedules/{id}/run",
+        access: Access::Perm(Perm::Submit),
+        summary: "Run a schedule now",
+        description: "Starts a run at once, unless one is in progress or already asked for: the request then joins it (never two copies at once). Needs operator.",
+        params: &[Param::Path {
+            name: "id",
+            description: "Schedule id",
+        }],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "OK",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<ScheduleRun>)),
+        },
+        handler: |m| on(m, schedules::run),
+    },
+    Route {
+        verb: Verb::Delete,
+        path: "/v1/schedules/{id}",
+        access: Access::Perm(Perm::Submit),
+        summary: "Remove a schedule",
+        description: "It never fires again; a run in progress goes on to its end. Needs operator.",
+        params: &[Param::Path {
+            name: "id",
+            description: "Schedule id",
+        }],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "Removed",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<ScheduleView>)),
+        },
+        handler: |m| on(m, schedules::remove),
     },
 ];

@@ -137,6 +137,7 @@ pub(super) async fn undo(
             principal: p,
             req,
             agent: None,
+            schedule: None,
         },
         payload,
     )

@@ -266,3 +266,40 @@ async fn another_org_sees_and_steers_none_of_an_orgs_agents() {
         assert!(evs.is_empty(), "{role} sees acme's agent events");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_org_sees_and_steers_none_of_an_orgs_schedules() {
+    let t = T::start();
+    let k = t.key("acme", Role::Owner).await;
+    let s = crate::schedules::create(
+        &t,
+        &k,
+        json!({"when": "every day at 03:00", "request": "list files in .", "cwd": t.cwd()}),
+    )
+    .await;
+    let id = s["schedule"].as_str().unwrap().to_owned();
+    for role in Role::ALL {
+        let g = t.key("globex", role).await;
+        let list = t.call("GET", "/v1/schedules", Auth::Key(&g), None).await;
+        assert_eq!(list.json(), json!([]), "{role}");
+        for (m, p) in [
+            ("GET", format!("/v1/schedules/{id}")),
+            ("POST", format!("/v1/schedules/{id}/pause")),
+            ("POST", format!("/v1/schedules/{id}/resume")),
+            ("POST", format!("/v1/schedules/{id}/run")),
+            ("DELETE", format!("/v1/schedules/{id}")),
+        ] {
+            let r = t.call(m, &p, Auth::Key(&g), None).await;
+            let want = if m != "GET" && role < Role::Operator {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            assert_eq!(r.status, want, "{role} {m} {p}");
+        }
+    }
+    let mine = t
+        .call("GET", &format!("/v1/schedules/{id}"), Auth::Key(&k), None)
+        .await;
+    assert_eq!(mine.json()["paused"], false, "nobody else paused it");
+}

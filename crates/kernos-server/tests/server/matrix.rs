@@ -47,6 +47,17 @@ fn sample(r: &Route, t: &Targets) -> (String, Option<Value>) {
         ),
         // Without a model the daemon answers 409, which counts as "allowed".
         (Verb::Post, "/v1/agents") => (r.path.into(), Some(json!({"goal": "check the disk"}))),
+        // A dry run: planned and described, nothing stored.
+        (Verb::Post, "/v1/schedules") => (
+            r.path.into(),
+            Some(
+                json!({"when": "every day at 03:00", "request": "list files in .", "dry_run": true}),
+            ),
+        ),
+        // A schedule that does not exist: 404 for those allowed.
+        (_, p) if p.starts_with("/v1/schedules/{id}") => {
+            (p.replace("{id}", "01j0000000000000000000000a"), None)
+        }
         // An agent that does not exist: 404 for those allowed.
         (_, p) if p.starts_with("/v1/agents/{id}") => {
             (p.replace("{id}", "01j0000000000000000000000a"), None)
