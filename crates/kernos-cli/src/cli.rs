@@ -311,6 +311,10 @@ pub enum Command {
     /// Manage the daemon's API keys (through the daemon when it runs, else in the journal).
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Routine work at set times, run by the daemon with nobody connected: add (plan shown,
+    /// then stored as approved), list, show, pause, resume, remove, run-now.
+    #[command(subcommand)]
+    Schedule(ScheduleCmd),
     /// The daemon's agents: state, budget used, what each waits for (same as `kernos agent
     /// list`).
     Agents {
@@ -448,6 +452,58 @@ pub enum AgentCmd {
     /// A new agent with the same goal and limits, and a fresh budget.
     Clone {
         /// Agent id, or a unique part of it.
+        id: String,
+    },
+}
+
+/// `kernos schedule …` (`schedule_cmd.rs`).
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCmd {
+    /// Plan REQUEST now, show the plan and when it runs, and store it once you agree: e.g.
+    /// `kernos schedule add "every day at 03:00" "compress logs older than 7 days in
+    /// /var/log/app"`. WHEN is plain language or cron (seconds, L, W, #, a zone).
+    Add {
+        /// When it runs.
+        when: String,
+        /// What to do, in plain language.
+        #[arg(required = true, value_name = "REQUEST")]
+        request: Vec<String>,
+        /// Fire times missed while the daemon was down: once (one run after the restart) or
+        /// skip.
+        #[arg(long, default_value = "once", value_parser = ["once", "skip"])]
+        missed: String,
+        /// Up to this much randomized delay after each fire time, e.g. 5m.
+        #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+        random_delay: Option<std::time::Duration>,
+        /// Store it without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Every schedule: when, next run, last run.
+    List,
+    /// One schedule with its plan.
+    Show {
+        /// Schedule id, or a unique part of it.
+        id: String,
+    },
+    /// Stop it firing on its own (run-now still runs it).
+    Pause {
+        /// Schedule id, or a unique part of it.
+        id: String,
+    },
+    /// Fire again from the next fire time.
+    Resume {
+        /// Schedule id, or a unique part of it.
+        id: String,
+    },
+    /// Never fire again.
+    Remove {
+        /// Schedule id, or a unique part of it.
+        id: String,
+    },
+    /// Run it now (joins a run in progress: never two at once).
+    RunNow {
+        /// Schedule id, or a unique part of it.
         id: String,
     },
 }

@@ -18,6 +18,7 @@ mod planning;
 mod render;
 mod repl;
 mod request;
+mod schedule_cmd;
 mod show;
 mod term;
 mod tools_cmd;
@@ -219,6 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Agent {
                     manage: Some(cmd), ..
                 } => agents_cmd::run(&app, cmd),
+                Command::Schedule(cmd) => schedule_cmd::run(&app, cmd),
                 Command::Agents { state } => agents_cmd::run(&app, cli::AgentCmd::List { state }),
                 Command::Agent { goal, .. } => {
                     let cancel = CancelToken::new();

@@ -1150,3 +1150,78 @@ fn leases_from_the_cli_spare_asking_until_revoked() {
         text(&again.stderr)
     );
 }
+
+#[test]
+fn schedules_from_the_cli_store_the_plan_shown_and_run_in_the_daemon() {
+    let w = World::new();
+    w.file("a.txt", "a");
+    let d = Daemon::start(&w, &[]);
+    // Without a terminal to ask and without --yes, nothing is stored.
+    let refused = w
+        .cmd(&["schedule", "add", "every 1 seconds", "list files in ."])
+        .current_dir(&w.cwd)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stdout).contains("plan:"),
+        "the plan is shown first: {}",
+        text(&refused.stdout)
+    );
+    assert!(
+        text(&refused.stderr).contains("--yes"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(d.local("GET", "/v1/schedules", None).json(), json!([]));
+
+    let out = w
+        .cmd(&[
+            "schedule",
+            "add",
+            "--yes",
+            "every 1 seconds",
+            "list files in .",
+        ])
+        .current_dir(&w.cwd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("stored: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let actions = d.local("GET", "/v1/state/actions", None).json();
+        if actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["status"] == "committed")
+        {
+            break;
+        }
+        assert!(Instant::now() < until, "the schedule never ran: {actions}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let listed = text(&w.cmd(&["schedule", "list"]).output().unwrap().stdout);
+    assert!(
+        listed.contains(&id[id.len() - 8..]) && listed.contains("every second"),
+        "{listed}"
+    );
+    let paused = w
+        .cmd(&["schedule", "pause", &id[id.len() - 8..]])
+        .output()
+        .unwrap();
+    assert!(
+        text(&paused.stdout).contains("(paused)"),
+        "{}",
+        text(&paused.stdout)
+    );
+    let removed = w.cmd(&["schedule", "remove", &id]).output().unwrap();
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+    assert_eq!(d.local("GET", "/v1/schedules", None).json(), json!([]));
+}
