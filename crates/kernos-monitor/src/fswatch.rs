@@ -192,7 +192,13 @@ impl Registry {
         }
         for slot in new_dir_for {
             if self
-                .add(ino, slot, &path, TREE_MASK, Interest::Tree { recursive: true })
+                .add(
+                    ino,
+                    slot,
+                    &path,
+                    TREE_MASK,
+                    Interest::Tree { recursive: true },
+                )
                 .is_ok()
             {
                 self.watch_below(ino, slot, &path);

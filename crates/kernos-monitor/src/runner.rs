@@ -168,6 +168,9 @@ struct Slot {
     in_flight: bool,
 }
 
+/// A network probe's answer for monitor number `.0`.
+type ProbeResult = (usize, Result<Reading, ProbeError>);
+
 /// Everything the runner's loop owns.
 struct State {
     slots: Vec<Slot>,
@@ -176,8 +179,8 @@ struct State {
     registry: Registry,
     http: Option<reqwest::Client>,
     results: (
-        mpsc::UnboundedSender<(usize, Result<Reading, ProbeError>)>,
-        mpsc::UnboundedReceiver<(usize, Result<Reading, ProbeError>)>,
+        mpsc::UnboundedSender<ProbeResult>,
+        mpsc::UnboundedReceiver<ProbeResult>,
     ),
 }
 
@@ -297,7 +300,8 @@ impl State {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let next = self.due.peek().map(|Reverse((t, _))| *t);
-            let sleep_until = next.unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600));
+            let sleep_until =
+                next.unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600));
             tokio::select! {
                 _ = &mut stop => break,
                 Some(ev) = feed.recv() => self.on_journal(ev),
@@ -431,7 +435,12 @@ impl State {
                 .var("matches", n)
                 .var("last_line", last_line.as_str()))
             }
-            (Probe::FileChanges { path, window: w, .. }, Push::Files { window, last_path }) => {
+            (
+                Probe::FileChanges {
+                    path, window: w, ..
+                },
+                Push::Files { window, last_path },
+            ) => {
                 let n = window.count(now);
                 Ok(Reading::new(
                     n as f64,

@@ -124,8 +124,8 @@ pub enum Probe {
     },
     /// Fires (value 1) when no process has this name (its `comm`, or its `argv[0]`'s file name).
     Process {
-        /// The process name, e.g. `nginx`.
-        name: String,
+        /// The process name, e.g. `nginx` (`name` is the monitor's own).
+        process: String,
     },
     /// Fires (value 1) when a service is not running. Without systemd to ask, a service is
     /// "active" when its pidfile names a live process or, without a pidfile, when a process
@@ -286,7 +286,7 @@ impl Probe {
             Probe::Memory {} => &["used_pct", "available_bytes", "total_bytes"],
             Probe::Swap {} => &["used_pct", "free_bytes", "total_bytes"],
             Probe::Load { .. } => &["load", "cores"],
-            Probe::Process { .. } => &["name", "count"],
+            Probe::Process { .. } => &["process", "count"],
             Probe::Service { .. } => &["unit", "how"],
             Probe::Port { .. } => &["port", "address"],
             Probe::Http { .. } => &["url", "status", "latency_ms", "error"],
@@ -299,24 +299,27 @@ impl Probe {
 
     fn check(&self) -> Result<(), String> {
         match self {
-            Probe::Disk { mount } | Probe::Inodes { mount } if !mount.is_absolute() => {
-                Err(format!("mount {} must be an absolute path", mount.display()))
-            }
-            Probe::Process { name } if name.is_empty() || name.contains('/') => Err(format!(
-                "process name {name:?} must be a program name, not empty or a path"
-            )),
+            Probe::Disk { mount } | Probe::Inodes { mount } if !mount.is_absolute() => Err(
+                format!("mount {} must be an absolute path", mount.display()),
+            ),
+            Probe::Process { process } if process.is_empty() || process.contains('/') => Err(
+                format!("process {process:?} must be a program name, not empty or a path"),
+            ),
             Probe::Service { unit, .. } if unit.is_empty() => Err("unit must not be empty".into()),
             Probe::Port { port: 0, .. } => Err("port 0 is not a port".into()),
             Probe::Http { url, .. } => match reqwest::Url::parse(url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-                Ok(u) => Err(format!("url {url:?} has scheme {:?}; use http or https", u.scheme())),
+                Ok(u) => Err(format!(
+                    "url {url:?} has scheme {:?}; use http or https",
+                    u.scheme()
+                )),
                 Err(e) => Err(format!("url {url:?}: {e}")),
             },
             Probe::TlsExpiry { url, file, .. } => match (url, file) {
                 (Some(_), Some(_)) | (None, None) => {
                     Err("tls_expiry needs exactly one of url and file".into())
                 }
-                (Some(u), None) => crate::probe::tls::split_host_port(u).map(|_| ()),
+                (Some(u), None) => split_host_port(u).map(|_| ()),
                 (None, Some(_)) => Ok(()),
             },
             Probe::LogPattern { window, .. }
@@ -397,7 +400,9 @@ impl MonitorSpec {
         }
         self.probe.check().map_err(bad)?;
         if !self.threshold.is_finite() || !self.clear.is_finite() {
-            return Err(bad("threshold and clear level must be finite numbers".into()));
+            return Err(bad(
+                "threshold and clear level must be finite numbers".into()
+            ));
         }
         match self.probe.direction() {
             Direction::Rising if self.clear > self.threshold => Err(bad(format!(
@@ -481,7 +486,9 @@ impl MonitorSpec {
         };
         let threshold = match (c.threshold, probe.default_threshold()) {
             (Some(t), _) | (None, Some(t)) => t,
-            (None, None) => return Err(bad(format!("a {} monitor needs a threshold", probe.kind()))),
+            (None, None) => {
+                return Err(bad(format!("a {} monitor needs a threshold", probe.kind())));
+            }
         };
         let clear = match (probe.direction(), c.clear_below, c.clear_above) {
             (Direction::Rising, _, Some(_)) => {
@@ -573,6 +580,24 @@ pub fn check_unique(specs: &[MonitorSpec]) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// Splits `https://host[:port][/…]` or `host:port` into host and port (443 by default).
+pub(crate) fn split_host_port(target: &str) -> Result<(String, u16), String> {
+    let with_scheme = if target.contains("://") {
+        target.to_owned()
+    } else {
+        format!("https://{target}")
+    };
+    let url = reqwest::Url::parse(&with_scheme).map_err(|e| format!("url {target:?}: {e}"))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("url {target:?} has no host"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    Ok((host, url.port_or_known_default().unwrap_or(443)))
+}
+
 fn human_string(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
@@ -617,5 +642,24 @@ mod human_opt {
                 .map_err(serde::de::Error::custom),
             None => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_split_into_host_and_port() {
+        assert_eq!(
+            split_host_port("https://example.org/health").unwrap(),
+            ("example.org".into(), 443)
+        );
+        assert_eq!(
+            split_host_port("127.0.0.1:8443").unwrap(),
+            ("127.0.0.1".into(), 8443)
+        );
+        assert_eq!(split_host_port("[::1]:9").unwrap(), ("::1".into(), 9));
+        assert!(split_host_port("https://").is_err());
     }
 }

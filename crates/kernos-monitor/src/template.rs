@@ -155,7 +155,10 @@ mod tests {
             fill_str("clean {mount}/cache at {used_pct}%", &v).unwrap(),
             "clean /srv/scratch/cache at 93.5%"
         );
-        assert_eq!(fill_str("a{2,3} {} { mount}", &v).unwrap(), "a{2,3} {} { mount}");
+        assert_eq!(
+            fill_str("a{2,3} {} { mount}", &v).unwrap(),
+            "a{2,3} {} { mount}"
+        );
         assert_eq!(
             fill_str("{{mount}} is literal", &v).unwrap(),
             "{mount} is literal"

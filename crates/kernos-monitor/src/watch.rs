@@ -182,12 +182,12 @@ fn fire(spec: &MonitorSpec, reading: &Reading) -> Fired {
     vars.insert("monitor".into(), spec.name.clone());
     vars.insert("value".into(), number(reading.value));
     vars.insert("threshold".into(), number(spec.threshold));
-    let (remediation, remediation_error) = match spec.remediation.as_ref().map(|r| propose(r, &vars))
-    {
-        Some(Ok(p)) => (Some(p), None),
-        Some(Err(e)) => (None, Some(e.to_string())),
-        None => (None, None),
-    };
+    let (remediation, remediation_error) =
+        match spec.remediation.as_ref().map(|r| propose(r, &vars)) {
+            Some(Ok(p)) => (Some(p), None),
+            Some(Err(e)) => (None, Some(e.to_string())),
+            None => (None, None),
+        };
     Fired {
         monitor: spec.name.clone(),
         value: reading.value,

@@ -228,7 +228,10 @@ impl Notifier {
             .timeout(Duration::from_millis(self.config.timeout_ms))
             .header("content-type", "application/json")
             .header(TIMESTAMP_HEADER, ts.to_string())
-            .header(SIGNATURE_HEADER, sign(self.config.secret.as_bytes(), ts, body))
+            .header(
+                SIGNATURE_HEADER,
+                sign(self.config.secret.as_bytes(), ts, body),
+            )
             .header(DELIVERY_HEADER, delivery)
             .body(body.to_vec())
             .send()
@@ -237,10 +240,9 @@ impl Notifier {
             Ok(r) if r.status().is_success() => Attempt::Done(r.status().as_u16()),
             Ok(r) if r.status().is_client_error() => Attempt::Refused(r.status().as_u16()),
             Ok(r) => Attempt::Retry(format!("status {}", r.status().as_u16())),
-            Err(e) if e.is_timeout() => Attempt::Retry(format!(
-                "no answer within {} ms",
-                self.config.timeout_ms
-            )),
+            Err(e) if e.is_timeout() => {
+                Attempt::Retry(format!("no answer within {} ms", self.config.timeout_ms))
+            }
             Err(e) => Attempt::Retry(e.to_string()),
         }
     }
@@ -278,7 +280,14 @@ mod tests {
         assert!(verify(b"s3cret", &t, body, &sig, now, DEFAULT_TOLERANCE));
         assert!(!verify(b"other", &t, body, &sig, now, DEFAULT_TOLERANCE));
         assert!(!verify(b"s3cret", &t, b"{}", &sig, now, DEFAULT_TOLERANCE));
-        assert!(!verify(b"s3cret", &(ts + 1).to_string(), body, &sig, now, DEFAULT_TOLERANCE));
+        assert!(!verify(
+            b"s3cret",
+            &(ts + 1).to_string(),
+            body,
+            &sig,
+            now,
+            DEFAULT_TOLERANCE
+        ));
     }
 
     #[test]
@@ -286,8 +295,22 @@ mod tests {
         let now = SystemTime::now();
         let old = now.duration_since(UNIX_EPOCH).unwrap().as_secs() - 600;
         let sig = sign(b"k", old, b"x");
-        assert!(!verify(b"k", &old.to_string(), b"x", &sig, now, DEFAULT_TOLERANCE));
-        assert!(verify(b"k", &old.to_string(), b"x", &sig, now, Duration::from_secs(700)));
+        assert!(!verify(
+            b"k",
+            &old.to_string(),
+            b"x",
+            &sig,
+            now,
+            DEFAULT_TOLERANCE
+        ));
+        assert!(verify(
+            b"k",
+            &old.to_string(),
+            b"x",
+            &sig,
+            now,
+            Duration::from_secs(700)
+        ));
     }
 
     #[test]

@@ -82,14 +82,13 @@ pub fn disk(mount: &Path, fs: &dyn FsStats) -> Result<Reading, ProbeError> {
         used as f64 * 100.0 / usable as f64
     };
     let pct_text = number(pct);
-    Ok(Reading::new(
-        pct,
-        format!("{} is {pct_text} % full", mount.display()),
+    Ok(
+        Reading::new(pct, format!("{} is {pct_text} % full", mount.display()))
+            .var("mount", mount.display())
+            .var("used_pct", pct_text)
+            .var("free_bytes", u.blocks_avail.saturating_mul(u.block_size))
+            .var("size_bytes", u.blocks.saturating_mul(u.block_size)),
     )
-    .var("mount", mount.display())
-    .var("used_pct", pct_text)
-    .var("free_bytes", u.blocks_avail.saturating_mul(u.block_size))
-    .var("size_bytes", u.blocks.saturating_mul(u.block_size)))
 }
 
 /// Per cent of inodes in use (0 where the filesystem has no inode limit).

@@ -60,7 +60,12 @@ pub async fn http(
                     String::new(),
                 )
             } else {
-                (false, format!("{url} is healthy ({status}, {ms} ms)"), status, String::new())
+                (
+                    false,
+                    format!("{url} is healthy ({status}, {ms} ms)"),
+                    status,
+                    String::new(),
+                )
             }
         }
         Err(e) => {

@@ -54,7 +54,8 @@ impl LogTail {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(ProbeError::io("stat", &self.path, e)),
         };
-        let same_file = matches!((&self.open, current), (Some((_, id, _)), Some((cur, _))) if *id == cur);
+        let same_file =
+            matches!((&self.open, current), (Some((_, id, _)), Some((cur, _))) if *id == cur);
         if !same_file {
             // Rotated or removed: what the old file still holds was written before the switch.
             self.drain_open(&mut line)?;

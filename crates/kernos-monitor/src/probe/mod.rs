@@ -30,7 +30,7 @@ pub fn read_local(probe: &Probe, now: SystemTime) -> Option<Result<Reading, Prob
         Probe::Memory {} => host::memory(),
         Probe::Swap {} => host::swap(),
         Probe::Load { average } => host::load(*average),
-        Probe::Process { name } => procs::process(name),
+        Probe::Process { process } => procs::process(process),
         Probe::Service {
             unit,
             pidfile,

@@ -101,7 +101,10 @@ mod tests {
            2: 0100007F:1F91 0100007F:9C40 01 00000000:00000000 00:00000000 00000000\n";
         assert_eq!(listeners(t, 8080), vec![IpAddr::from([127, 0, 0, 1])]);
         assert_eq!(listeners(t, 22), vec![IpAddr::from([0, 0, 0, 0])]);
-        assert!(listeners(t, 8081).is_empty(), "an established socket is not a listener");
+        assert!(
+            listeners(t, 8081).is_empty(),
+            "an established socket is not a listener"
+        );
         let t6 = "sl local\n 0: 00000000000000000000000001000000:1F90 x 0A\n";
         assert_eq!(listeners(t6, 8080), vec!["::1".parse::<IpAddr>().unwrap()]);
     }

@@ -69,7 +69,7 @@ pub fn process(name: &str) -> Result<Reading, ProbeError> {
         n => format!("{n} processes named {name} are running"),
     };
     Ok(Reading::new(if n == 0 { 1.0 } else { 0.0 }, detail)
-        .var("name", name)
+        .var("process", name)
         .var("count", n))
 }
 
@@ -105,10 +105,7 @@ pub fn service(
         ),
         None => {
             let name = process_name.unwrap_or_else(|| unit.trim_end_matches(".service"));
-            (
-                count_named(proc_root, name)? > 0,
-                format!("process {name}"),
-            )
+            (count_named(proc_root, name)? > 0, format!("process {name}"))
         }
     };
     let detail = if up {

@@ -49,7 +49,10 @@ pub fn reading(c: &CertExpiry, source: &str, now: SystemTime) -> Reading {
     };
     let when = humantime::format_rfc3339_seconds(c.not_after);
     let detail = if days < 0.0 {
-        format!("the certificate of {source} ({}) expired on {when}", c.subject)
+        format!(
+            "the certificate of {source} ({}) expired on {when}",
+            c.subject
+        )
     } else {
         format!(
             "the certificate of {source} ({}) expires in {} days, on {when}",
@@ -86,28 +89,17 @@ pub fn file(path: &Path, now: SystemTime) -> Result<Reading, ProbeError> {
     Ok(reading(&c, &source, now))
 }
 
-/// Splits `https://host[:port][/…]` or `host:port` into host and port (443 by default).
-pub(crate) fn split_host_port(target: &str) -> Result<(String, u16), String> {
-    let with_scheme = if target.contains("://") {
-        target.to_owned()
-    } else {
-        format!("https://{target}")
-    };
-    let url = reqwest::Url::parse(&with_scheme).map_err(|e| format!("url {target:?}: {e}"))?;
-    let host = url
-        .host_str()
-        .ok_or_else(|| format!("url {target:?} has no host"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-    Ok((host, url.port_or_known_default().unwrap_or(443)))
-}
-
 /// Days left of the certificate a server presents for `target`.
 pub async fn url(target: &str, timeout: Duration, now: SystemTime) -> Result<Reading, ProbeError> {
-    let (host, port) = split_host_port(target).map_err(|e| ProbeError::network(target, e))?;
+    let (host, port) =
+        crate::spec::split_host_port(target).map_err(|e| ProbeError::network(target, e))?;
     let der = tokio::time::timeout(timeout, leaf_certificate(&host, port))
         .await
         .map_err(|_| {
-            ProbeError::network(target, format!("no handshake within {} ms", timeout.as_millis()))
+            ProbeError::network(
+                target,
+                format!("no handshake within {} ms", timeout.as_millis()),
+            )
         })??;
     let c = cert_expiry(&der, target)?;
     Ok(reading(&c, target, now))
@@ -122,7 +114,8 @@ async fn leaf_certificate(host: &str, port: u16) -> Result<CertificateDer<'stati
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(ReadOnly(provider)))
         .with_no_client_auth();
-    let name = ServerName::try_from(host.to_owned()).map_err(|e| ProbeError::network(&target, e))?;
+    let name =
+        ServerName::try_from(host.to_owned()).map_err(|e| ProbeError::network(&target, e))?;
     let tcp = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| ProbeError::network(&target, e))?;
@@ -185,24 +178,5 @@ impl ServerCertVerifier for ReadOnly {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_split_into_host_and_port() {
-        assert_eq!(
-            split_host_port("https://example.org/health").unwrap(),
-            ("example.org".into(), 443)
-        );
-        assert_eq!(
-            split_host_port("127.0.0.1:8443").unwrap(),
-            ("127.0.0.1".into(), 8443)
-        );
-        assert_eq!(split_host_port("[::1]:9").unwrap(), ("::1".into(), 9));
-        assert!(split_host_port("https://").is_err());
     }
 }
