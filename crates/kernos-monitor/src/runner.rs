@@ -177,6 +177,7 @@ struct State {
     due: BinaryHeap<Reverse<(Instant, usize)>>,
     sink: Sink,
     registry: Registry,
+    shared: probe::Shared,
     http: Option<reqwest::Client>,
     results: (
         mpsc::UnboundedSender<ProbeResult>,
@@ -235,6 +236,7 @@ impl State {
             due,
             sink,
             registry: Registry::default(),
+            shared: probe::Shared::new(probe::SNAPSHOT_AGE),
             http,
             results: mpsc::unbounded_channel(),
         })
@@ -351,7 +353,9 @@ impl State {
         if slot.in_flight {
             return;
         }
-        if let Some(r) = probe::read_local(&slot.spec.probe, SystemTime::now()) {
+        if let Some(r) =
+            probe::read_local(&slot.spec.probe, &mut self.shared, now, SystemTime::now())
+        {
             self.evaluate(i, r, now);
             return;
         }

@@ -7,62 +7,84 @@
 //! masked.
 
 use std::path::Path;
+use std::time::Instant;
 
+use super::snapshot::Snapshot;
 use crate::error::ProbeError;
 use crate::watch::Reading;
 
 /// The kernel keeps at most this many bytes of a process name in `comm`.
 const COMM_LEN: usize = 15;
 
-/// How many live (not zombie) processes are called `name`: their `comm` (which the kernel
-/// truncates to 15 bytes) or the file name of their `argv[0]`.
-pub fn count_named(proc_root: &Path, name: &str) -> Result<usize, ProbeError> {
-    let comm_name = &name.as_bytes()[..name.len().min(COMM_LEN)];
-    let dir = std::fs::read_dir(proc_root).map_err(|e| ProbeError::io("read", proc_root, e))?;
-    let mut n = 0;
-    for entry in dir.flatten() {
-        let file_name = entry.file_name();
-        if !file_name.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
-            continue;
+/// One live process: its `comm` and the file name of its `argv[0]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProcEntry {
+    comm: Vec<u8>,
+    argv0: Vec<u8>,
+}
+
+/// A snapshot of the live (not zombie) processes, read once and shared by every process
+/// and service monitor due at about the same time: one walk of `/proc` instead of one each.
+#[derive(Debug, Clone, Default)]
+pub struct ProcTable {
+    procs: Vec<ProcEntry>,
+}
+
+impl ProcTable {
+    /// Reads the processes under `proc_root` (two small reads each: `stat`, `cmdline`).
+    pub fn read(proc_root: &Path) -> Result<ProcTable, ProbeError> {
+        let dir = std::fs::read_dir(proc_root).map_err(|e| ProbeError::io("read", proc_root, e))?;
+        let mut procs = Vec::new();
+        for entry in dir.flatten() {
+            let file_name = entry.file_name();
+            if !file_name.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
+                continue;
+            }
+            let p = entry.path();
+            // A process can exit while it is being looked at: a failed read means it is gone.
+            let Ok(stat) = std::fs::read(p.join("stat")) else {
+                continue;
+            };
+            let Some((comm, zombie)) = parse_stat(&stat) else {
+                continue;
+            };
+            if zombie {
+                continue;
+            }
+            let cmdline = std::fs::read(p.join("cmdline")).unwrap_or_default();
+            let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            let base = argv0.rsplit(|b| *b == b'/').next().unwrap_or_default();
+            procs.push(ProcEntry {
+                comm: comm.to_vec(),
+                argv0: base.to_vec(),
+            });
         }
-        let p = entry.path();
-        // A process can exit while it is being looked at: any read failing means "not it".
-        let Ok(stat) = std::fs::read(p.join("stat")) else {
-            continue;
-        };
-        if is_zombie(&stat) {
-            continue;
-        }
-        let comm_matches = std::fs::read(p.join("comm"))
-            .is_ok_and(|c| c.strip_suffix(b"\n").unwrap_or(&c) == comm_name);
-        if comm_matches || argv0_matches(&p, name) {
-            n += 1;
-        }
+        Ok(ProcTable { procs })
     }
-    Ok(n)
+
+    /// How many processes are called `name`: their `comm` (which the kernel truncates to 15
+    /// bytes) or the file name of their `argv[0]`.
+    pub fn count(&self, name: &str) -> usize {
+        let comm_name = &name.as_bytes()[..name.len().min(COMM_LEN)];
+        self.procs
+            .iter()
+            .filter(|p| p.comm == comm_name || p.argv0 == name.as_bytes())
+            .count()
+    }
 }
 
-/// Whether `/proc/<pid>/stat` says the process is a zombie (state `Z`) or dead (`X`).
-fn is_zombie(stat: &[u8]) -> bool {
-    // The state follows the last ')' (the name in parentheses may itself contain one).
-    let Some(close) = stat.iter().rposition(|b| *b == b')') else {
-        return false;
-    };
-    matches!(stat.get(close + 2), Some(b'Z' | b'X'))
+/// The name and whether the process is a zombie (`Z`) or dead (`X`), from `/proc/<pid>/stat`.
+fn parse_stat(stat: &[u8]) -> Option<(&[u8], bool)> {
+    // `pid (comm) S …`: the name may itself contain ')' so the state follows the last one.
+    let open = stat.iter().position(|b| *b == b'(')?;
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let comm = stat.get(open + 1..close)?;
+    Some((comm, matches!(stat.get(close + 2), Some(b'Z' | b'X'))))
 }
 
-fn argv0_matches(dir: &Path, name: &str) -> bool {
-    let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
-        return false;
-    };
-    let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-    let base = argv0.rsplit(|b| *b == b'/').next().unwrap_or_default();
-    base == name.as_bytes()
-}
-
-/// Value 1 when no process is called `name`, else 0.
-pub fn process(name: &str) -> Result<Reading, ProbeError> {
-    let n = count_named(Path::new("/proc"), name)?;
+/// Value 1 when no process in `table` is called `name`, else 0.
+pub fn process(table: &ProcTable, name: &str) -> Result<Reading, ProbeError> {
+    let n = table.count(name);
     let detail = match n {
         0 => format!("no process named {name} is running"),
         1 => format!("{name} is running"),
@@ -87,12 +109,15 @@ pub fn pidfile_alive(proc_root: &Path, pidfile: &Path) -> Result<bool, ProbeErro
             format!("{:?} is not a process id", text.trim()),
         ));
     };
-    Ok(std::fs::read(proc_root.join(pid.to_string()).join("stat")).is_ok_and(|s| !is_zombie(&s)))
+    let stat = std::fs::read(proc_root.join(pid.to_string()).join("stat"));
+    Ok(stat.is_ok_and(|s| parse_stat(&s).is_some_and(|(_, zombie)| !zombie)))
 }
 
 /// Value 1 when the service is not active: its pidfile's process is gone or, without a
 /// pidfile, no process of its name (`process`, else the unit without `.service`) runs.
 pub fn service(
+    procs: &mut Snapshot<ProcTable>,
+    now: Instant,
     unit: &str,
     pidfile: Option<&Path>,
     process_name: Option<&str>,
@@ -105,7 +130,8 @@ pub fn service(
         ),
         None => {
             let name = process_name.unwrap_or_else(|| unit.trim_end_matches(".service"));
-            (count_named(proc_root, name)? > 0, format!("process {name}"))
+            let table = procs.get(now, || ProcTable::read(proc_root))?;
+            (table.count(name) > 0, format!("process {name}"))
         }
     };
     let detail = if up {
@@ -120,12 +146,17 @@ pub fn service(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn zombies_are_told_apart_even_with_parentheses_in_the_name() {
-        assert!(is_zombie(b"42 (a) b) Z 1 2 3"));
-        assert!(!is_zombie(b"42 (a) b) S 1 2 3"));
+        assert_eq!(parse_stat(b"42 (a) b) Z 1 2 3"), Some((&b"a) b"[..], true)));
+        assert_eq!(
+            parse_stat(b"42 (a) b) S 1 2 3"),
+            Some((&b"a) b"[..], false))
+        );
     }
 
     #[test]
@@ -134,23 +165,34 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
-        assert!(count_named(Path::new("/proc"), "sleep").unwrap() >= 1);
+        assert!(ProcTable::read(Path::new("/proc")).unwrap().count("sleep") >= 1);
         let pidfile = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(pidfile.path(), format!("{}\n", child.id())).unwrap();
         assert!(pidfile_alive(Path::new("/proc"), pidfile.path()).unwrap());
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(!pidfile_alive(Path::new("/proc"), pidfile.path()).unwrap());
-        let r = service("web.service", Some(pidfile.path()), None).unwrap();
+        let mut cache = Snapshot::new(Duration::ZERO);
+        let r = service(
+            &mut cache,
+            Instant::now(),
+            "web.service",
+            Some(pidfile.path()),
+            None,
+        )
+        .unwrap();
         assert_eq!(r.value, 1.0);
     }
 
     #[test]
     fn a_name_nothing_runs_under_reads_down() {
-        let r = process("kernos-no-such-process").unwrap();
+        let mut cache = Snapshot::new(Duration::from_secs(1));
+        let now = Instant::now();
+        let table = ProcTable::read(Path::new("/proc")).unwrap();
+        let r = process(&table, "kernos-no-such-process").unwrap();
         assert_eq!(r.value, 1.0);
         assert_eq!(r.vars["count"], "0");
-        let r = service("kernos-no-such.service", None, None).unwrap();
+        let r = service(&mut cache, now, "kernos-no-such.service", None, None).unwrap();
         assert_eq!(r.value, 1.0);
     }
 }
