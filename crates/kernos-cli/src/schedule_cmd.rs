@@ -185,10 +185,7 @@ fn list(app: &App) -> anyhow::Result<ExitCode> {
         println!("no schedules: kernos schedule add \"every day at 03:00\" \"<what to do>\"");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<10} {:<28} {:<27} {}",
-        "SCHEDULE", "WHEN", "NEXT", "REQUEST"
-    );
+    println!("{:<10} {:<28} {:<27} REQUEST", "SCHEDULE", "WHEN", "NEXT");
     for s in all {
         let id = s["schedule"].as_str().unwrap_or("");
         println!(
