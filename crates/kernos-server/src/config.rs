@@ -50,6 +50,13 @@ pub struct ServerConfig {
     /// write besides its own workspace (`<data_dir>/orgs/<org>/work`), which is always in it.
     /// An organisation not listed reaches its workspace only.
     pub scopes: BTreeMap<String, kernos_core::FsScope>,
+    /// `[[server.monitors]]`: what the daemon watches for the host operator (disk, memory,
+    /// services, ports, URLs, certificates, logs, files, journal events), each with a
+    /// threshold, hysteresis, a cool-down and an optional remediation plan or agent goal.
+    pub monitors: Vec<kernos_monitor::MonitorSpec>,
+    /// `[[server.webhooks]]`: where monitor events and remediations waiting for approval are
+    /// sent, as HMAC-signed JSON with retries.
+    pub webhooks: Vec<kernos_monitor::WebhookConfig>,
     /// Journal sync policy for the daemon: `normal` (commits reach the OS before an answer,
     /// fsynced at checkpoints: survives a killed daemon) or `full` (fsync every commit).
     pub durability: String,
@@ -86,6 +93,8 @@ impl Default for ServerConfig {
             step_overhead_units: 0.01,
             quotas: BTreeMap::new(),
             scopes: BTreeMap::new(),
+            monitors: Vec::new(),
+            webhooks: Vec::new(),
             durability: "normal".into(),
             sse_buffer: 4096,
             sse_streams: 1024,
@@ -120,6 +129,14 @@ impl ServerConfig {
             if v == 0 {
                 return Err(format!("{name} must be at least 1"));
             }
+        }
+        kernos_monitor::spec::check_unique(&self.monitors)
+            .map_err(|e| format!("server.monitors: {e}"))?;
+        if self.webhooks.iter().any(|w| w.secret.len() < 16) {
+            return Err(
+                "server.webhooks: every webhook needs a `secret` of at least 16 characters (receivers check the signature with it)"
+                    .into(),
+            );
         }
         if self.max_running_per_org == Some(0) {
             return Err("server.max_running_per_org must be at least 1 (or unset)".into());

@@ -32,6 +32,7 @@ pub mod limits;
 mod listen;
 mod metrics;
 mod middleware;
+mod monitors;
 mod openapi;
 mod quota;
 pub mod routes;
@@ -61,6 +62,7 @@ pub use config::ServerConfig;
 pub use error::{ApiError, PROBLEM_JSON, Problem};
 pub use hub::{DaemonStore, Hub, Published};
 pub use listen::{Peer, SOCKET_FILE, ServeOptions, daemon_running, serve};
+pub use monitors::{MONITOR_CLEARED, MONITOR_FAILED, MONITOR_FIRED, MonitorStatus};
 pub use openapi::openapi;
 pub use routes::{ROUTES, app};
 pub use schedules::model::{SCHEDULE_CREATED, SCHEDULE_REMOVED, SCHEDULE_TRANSITION};
@@ -144,6 +146,8 @@ pub struct State {
     pub(crate) agents: agents::Agents,
     /// Schedules: their table (from the journal), the timer and the thread that runs them.
     pub(crate) schedules: schedules::Schedules,
+    /// Monitors: the runner, their states, their remediations in flight.
+    pub(crate) monitors: monitors::Monitors,
     pub(crate) in_flight: AtomicUsize,
     pub(crate) streams: AtomicUsize,
     /// Actions taken off the queue and not ended: holding a slot, or parked on an approval.
@@ -297,6 +301,7 @@ impl Daemon {
             ),
             agents,
             schedules,
+            monitors: monitors::Monitors::default(),
             in_flight: AtomicUsize::new(0),
             streams: AtomicUsize::new(0),
             running: Mutex::new(HashMap::new()),
@@ -351,6 +356,10 @@ impl Daemon {
             what: "cannot start the schedule thread".into(),
             source: e,
         })?;
+        monitors::start(&state).map_err(|e| ServerError::Io {
+            what: "cannot start the monitors".into(),
+            source: e,
+        })?;
 
         let poll_state = Arc::downgrade(&state);
         let poller = std::thread::Builder::new()
@@ -391,6 +400,7 @@ impl Daemon {
         let st = self.state.clone();
         st.shutting_down.store(true, Ordering::Release);
         let _ = st.shutdown_tx.send(true);
+        monitors::stop(&st);
         let queued = st.sched.close();
         worker::abort_queued(&st, &queued);
         if let Ok(r) = st.running.lock() {

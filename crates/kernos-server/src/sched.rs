@@ -31,6 +31,13 @@ pub(crate) struct Job {
     pub(crate) agent: Option<String>,
     /// The schedule the action is a run of, if any: its lease (`schedule:<id>`) applies.
     pub(crate) schedule: Option<String>,
+    /// The monitor whose remediation this is, if any: its lease (`monitor:<name>`) applies.
+    pub(crate) monitor: Option<String>,
+    /// A lease named for the steps (a monitor's remediation may name one), instead of the
+    /// grantee's.
+    pub(crate) lease: Option<String>,
+    /// The highest risk the lease may approve for these steps, if lower than its own.
+    pub(crate) max_risk: Option<kernos_core::Risk>,
 }
 
 /// One organisation's share of the scheduler.

@@ -176,7 +176,8 @@ fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) -> bool {
         cancel: cancel.clone(),
         holds_slot: true,
         grantee: grantee(job),
-        lease: None,
+        lease: job.lease.clone(),
+        max_risk: job.max_risk,
     };
     if let Err(e) = st.engine.handle(request, &s, &mut approver) {
         tracing::error!(action = %job.action, "the action ended with an error: {e}");
@@ -187,12 +188,16 @@ fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) -> bool {
 /// Whom a job's steps act for, as leases name grantees: the agent whose step it is, else the
 /// API key that submitted it (the local socket's user holds no lease).
 fn grantee(job: &Job) -> Option<String> {
-    match (&job.agent, &job.schedule, &job.principal.key_id) {
-        (Some(agent), _, _) => Some(format!("agent:{agent}")),
-        (None, Some(schedule), _) => Some(format!("schedule:{schedule}")),
-        (None, None, Some(key)) => Some(format!("key:{key}")),
-        (None, None, None) => None,
+    if let Some(agent) = &job.agent {
+        return Some(format!("agent:{agent}"));
     }
+    if let Some(schedule) = &job.schedule {
+        return Some(format!("schedule:{schedule}"));
+    }
+    if let Some(monitor) = &job.monitor {
+        return Some(format!("monitor:{monitor}"));
+    }
+    job.principal.key_id.as_ref().map(|k| format!("key:{k}"))
 }
 
 /// Whether transaction `tx` belongs to `org` (so no org can undo another's work).
@@ -217,6 +222,8 @@ struct ApiApprover {
     /// The lease the run's steps came under: once found, the run stays with it (looked up
     /// again by id before every step, so its revocation or expiry stops the next step).
     lease: Option<String>,
+    /// The highest risk the lease may approve for this run, if lower than its own.
+    max_risk: Option<kernos_core::Risk>,
 }
 
 impl Approver for ApiApprover {
@@ -270,13 +277,23 @@ impl Approver for ApiApprover {
 
     fn lease(&mut self) -> Option<kernos_core::Lease> {
         let table = self.st.leases.read().ok()?;
-        if let Some(id) = &self.lease {
-            return table.get(id).cloned();
+        let mut found = match &self.lease {
+            // Only a lease of the run's own organisation.
+            Some(id) => table
+                .get(id)
+                .filter(|l| l.org == self.principal.org)?
+                .clone(),
+            None => {
+                let l = table
+                    .active_for(&self.principal.org, self.grantee.as_deref()?, now_ms())?
+                    .clone();
+                self.lease = Some(l.id.clone());
+                l
+            }
+        };
+        if let Some(cap) = self.max_risk {
+            found.max_risk = found.max_risk.min(cap);
         }
-        let found = table
-            .active_for(&self.principal.org, self.grantee.as_deref()?, now_ms())?
-            .clone();
-        self.lease = Some(found.id.clone());
         Some(found)
     }
 }
@@ -431,6 +448,7 @@ fn account_fields(
 pub(crate) fn on_published(st: &State, p: &crate::Published) {
     st.agents.on_published(p);
     st.schedules.on_published(p);
+    st.monitors.on_published(p);
     let leases = st
         .leases
         .read()

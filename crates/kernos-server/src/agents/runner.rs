@@ -379,6 +379,9 @@ impl<'a> Runner<'a> {
                 req: req.clone(),
                 agent: Some(self.id.to_string()),
                 schedule: None,
+                monitor: None,
+                lease: None,
+                max_risk: None,
             };
             match self
                 .rt

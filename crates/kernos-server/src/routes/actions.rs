@@ -77,6 +77,9 @@ pub(super) async fn submit(
             req,
             agent: None,
             schedule: None,
+            monitor: None,
+            lease: None,
+            max_risk: None,
         },
         payload,
     )

@@ -79,7 +79,7 @@ fn expiry(ttl_s: u64) -> ApiResult<i64> {
 fn check_grantee(st: &St, p: &Principal, grantee: &str) -> ApiResult<()> {
     let bad = || {
         ApiError::unprocessable(format!(
-            "grantee {grantee:?} is not `agent:<id>`, `key:<id>` or `schedule:<id>` (ids of 1-128 characters of a-z, A-Z, 0-9, '.', '_', '-')"
+            "grantee {grantee:?} is not `agent:<id>`, `key:<id>`, `schedule:<id>` or `monitor:<name>` (ids of 1-128 characters of a-z, A-Z, 0-9, '.', '_', '-')"
         ))
     };
     let (kind, id) = grantee.split_once(':').ok_or_else(bad)?;
@@ -88,7 +88,7 @@ fn check_grantee(st: &St, p: &Principal, grantee: &str) -> ApiResult<()> {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if !["agent", "key", "schedule"].contains(&kind) || !id_ok {
+    if !["agent", "key", "schedule", "monitor"].contains(&kind) || !id_ok {
         return Err(bad());
     }
     if kind == "key" {

@@ -9,6 +9,7 @@ mod audit;
 mod events;
 mod keys;
 mod leases;
+mod monitors;
 mod route;
 mod schedules;
 mod system;

@@ -8,10 +8,11 @@ use serde_json::json;
 
 use super::route::{Content, Param, Reply, RequestBody, Route, Schema, Verb};
 use super::{
-    actions, agents, approvals, audit, events, keys, leases, schedules, system, tools,
+    actions, agents, approvals, audit, events, keys, leases, monitors, schedules, system, tools,
     transactions, usage,
 };
 use crate::auth::{Access, KeyInfo, Perm};
+use crate::monitors::MonitorStatus;
 use crate::wire::{
     Accepted, ActionDetail, ActionSummary, AgentDetail, AgentListParams, AgentSpawn, AgentView,
     ApprovalAnswer, ApprovalView, AuditParams, AuditRecord, Cancelled, Decided, EventParams,
@@ -746,5 +747,20 @@ pub static ROUTES: &[Route] = &[
             content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<ScheduleView>)),
         },
         handler: |m| on(m, schedules::remove),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/monitors",
+        access: Access::HostOperator,
+        summary: "Monitors",
+        description: "Every monitor configured in [[server.monitors]] and where it stands: ok, fired (with the value and the remediation it queued) or failing (its probe cannot read). Host operator only: they watch the host.",
+        params: &[],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::JsonList(Schema::Of(SchemaGenerator::subschema_for::<MonitorStatus>)),
+        },
+        handler: |m| on(m, monitors::list),
     },
 ];

@@ -138,6 +138,9 @@ pub(super) async fn undo(
             req,
             agent: None,
             schedule: None,
+            monitor: None,
+            lease: None,
+            max_risk: None,
         },
         payload,
     )

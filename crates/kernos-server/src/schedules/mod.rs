@@ -274,6 +274,9 @@ fn submit(
         req,
         agent: None,
         schedule: Some(c.schedule.clone()),
+        monitor: None,
+        lease: None,
+        max_risk: None,
     };
     rt.block_on(crate::submit::enqueue(st, job, payload))
         .map_err(|e| e.detail)

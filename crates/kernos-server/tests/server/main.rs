@@ -11,6 +11,7 @@ mod isolation;
 mod leases;
 mod llm;
 mod matrix;
+mod monitors;
 mod schedules;
 mod sse;
 mod tenancy;
@@ -199,11 +200,21 @@ impl T {
 
     /// Stops the daemon and starts a new one on the same data directory with this planner.
     pub(crate) fn restart_with(&mut self, planner: kernos_planner::llm::Cascade) {
+        self.restart_configured(ServerConfig::default(), planner);
+    }
+
+    /// Stops the daemon and starts a new one on the same data directory with this config and
+    /// planner.
+    pub(crate) fn restart_configured(
+        &mut self,
+        config: ServerConfig,
+        planner: kernos_planner::llm::Cascade,
+    ) {
         self.stop();
         let daemon = Daemon::start(options(
             &self.data_dir(),
             &self.home,
-            ServerConfig::default(),
+            config,
             planner,
             self.runner.clone(),
         ))
