@@ -25,7 +25,11 @@ impl Daemon {
         grant_acme(w);
         let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
         all.extend_from_slice(args);
-        let mut c = w.cmd(&all);
+        Daemon::spawn(w, w.cmd(&all))
+    }
+
+    /// Starts `c`, a command that ends up running `kernos serve`, and waits until it listens.
+    fn spawn(w: &World, mut c: std::process::Command) -> Daemon {
         c.stdout(Stdio::piped()).stderr(Stdio::null());
         let mut child = c.spawn().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -1224,4 +1228,161 @@ fn schedules_from_the_cli_store_the_plan_shown_and_run_in_the_daemon() {
     let removed = w.cmd(&["schedule", "remove", &id]).output().unwrap();
     assert!(removed.status.success(), "{}", text(&removed.stderr));
     assert_eq!(d.local("GET", "/v1/schedules", None).json(), json!([]));
+}
+
+const HOOK_SECRET: &str = "a-shared-secret-of-some-length";
+
+/// A loopback webhook receiver (one thread, plain HTTP/1.1): the `event` of every
+/// notification whose signature checks out; a bad signature gets 401 and is not kept.
+fn webhook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut headers = std::collections::HashMap::new();
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+                }
+            }
+            let n: usize = headers
+                .get("content-length")
+                .map_or(0, |v| v.parse().unwrap());
+            let mut body = vec![0; n];
+            r.read_exact(&mut body).unwrap();
+            let h = |k: &str| headers.get(k).cloned().unwrap_or_default();
+            let ok = kernos_monitor::webhook::verify(
+                HOOK_SECRET.as_bytes(),
+                &h("x-kernos-timestamp"),
+                &body,
+                &h("x-kernos-signature"),
+                std::time::SystemTime::now(),
+                Duration::from_secs(300),
+            );
+            if ok {
+                let v: Value = serde_json::from_slice(&body).unwrap();
+                keep.lock()
+                    .unwrap()
+                    .push(v["event"].as_str().unwrap().to_owned());
+            }
+            let status = if ok { "200 OK" } else { "401 Unauthorized" };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, got)
+}
+
+/// `kernos serve` in a private mount namespace where `tmpfs` is a fresh 1 MiB tmpfs that is
+/// 900 KiB full (only that daemon sees it; the test reads it through /proc/<pid>/root).
+fn serve_over_a_full_tmpfs(w: &World, tmpfs: &std::path::Path) -> Daemon {
+    let script = format!(
+        "mount -t tmpfs -o size=1m kernos-test {t} && head -c 900k /dev/zero > {t}/fill && exec \"$0\" serve --listen 127.0.0.1:0",
+        t = tmpfs.display()
+    );
+    let mut c = w.program("unshare");
+    c.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+    c.arg(env!("CARGO_BIN_EXE_kernos"));
+    Daemon::spawn(w, c)
+}
+
+#[test]
+fn a_monitor_on_a_filling_tmpfs_waits_for_approval_then_cleans_up_under_its_lease() {
+    let w = World::new();
+    let tmpfs = w.root().join("tmpfs");
+    std::fs::create_dir_all(&tmpfs).unwrap();
+    let (hook, got) = webhook_receiver();
+    config(
+        &w,
+        &format!(
+            "[[server.monitors]]\nname = \"tmpfs-full\"\nkind = \"disk\"\nmount = \"{t}\"\nthreshold = 80\nclear_below = 50\ninterval = \"200ms\"\n\
+             [server.monitors.remediation]\nplan = {{ steps = [{{ tool = \"fs\", action = \"delete\", args = {{ path = \"{{mount}}/fill\" }} }}] }}\n\n\
+             [[server.webhooks]]\nurl = \"{hook}\"\nsecret = \"{HOOK_SECRET}\"\nbackoff_ms = 50\n",
+            t = tmpfs.display()
+        ),
+    );
+    let wait = |what: &str, ok: &dyn Fn() -> bool| {
+        let until = Instant::now() + Duration::from_secs(20);
+        while !ok() {
+            assert!(Instant::now() < until, "{what} never happened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // No lease: the cleanup waits for a person, the receiver is told (signed), nothing is freed.
+    let mut d = serve_over_a_full_tmpfs(&w, &tmpfs);
+    let fill = |d: &Daemon| {
+        std::path::PathBuf::from(format!("/proc/{}/root{}/fill", d.pid(), tmpfs.display()))
+    };
+    wait("the cleanup asking", &|| {
+        !d.local("GET", "/v1/state/approvals", None)
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    });
+    let a = d.local("GET", "/v1/state/approvals", None).json()[0].clone();
+    assert_eq!(
+        (a["name"].as_str(), a["requested_by"].as_str()),
+        (Some("fs.delete"), Some("monitor:tmpfs-full")),
+        "{a}"
+    );
+    assert!(fill(&d).exists(), "nothing ran without approval");
+    wait("signed notifications", &|| {
+        let g = got.lock().unwrap();
+        g.contains(&"monitor.fired".to_owned()) && g.contains(&"approval.waiting".to_owned())
+    });
+
+    // With a lease for the monitor, the next daemon (a fresh, full tmpfs) cleans up unasked.
+    let out = w.run(&[
+        "lease",
+        "grant",
+        "--grantee",
+        "monitor:tmpfs-full",
+        "--action",
+        "fs.delete",
+        "--path",
+        &tmpfs.display().to_string(),
+        "--max-risk",
+        "medium",
+        "--ttl",
+        "1h",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(d.signal(libc::SIGTERM).success());
+    let d = serve_over_a_full_tmpfs(&w, &tmpfs);
+    wait("the space freed", &|| !fill(&d).exists());
+    wait("the monitor clearing", &|| {
+        d.local("GET", "/v1/monitors", None).json()[0]["state"] == "ok"
+    });
+    let m = d.local("GET", "/v1/monitors", None).json();
+    let action = m[0]["remediation"].as_str().unwrap().to_owned();
+    let detail = || {
+        d.local("GET", &format!("/v1/state/actions/{action}"), None)
+            .json()
+    };
+    wait("the cleanup's end", &|| detail()["status"] == "committed");
+    let done = detail();
+    assert!(done.to_string().contains("within lease"), "{done}");
+    // Journaled and undoable: the file comes back onto the tmpfs.
+    let tx = done["tx"].as_str().unwrap().to_owned();
+    let r = d.local(
+        "POST",
+        "/v1/actions",
+        Some(json!({"undo": tx, "auto_approve": true})),
+    );
+    assert_eq!(r.status, 202, "{}", text(&r.body));
+    wait("the undo", &|| fill(&d).exists());
 }

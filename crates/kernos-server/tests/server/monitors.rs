@@ -170,7 +170,9 @@ async fn a_fired_monitor_proposes_its_cleanup_which_waits_for_approval_or_runs_u
     );
     // Journaled and undoable: the file comes back.
     let tx = d["tx"].as_str().unwrap();
-    let u = t.submit(Auth::Local, json!({"undo": tx, "auto_approve": true})).await;
+    let u = t
+        .submit(Auth::Local, json!({"undo": tx, "auto_approve": true}))
+        .await;
     assert_eq!(t.finished(Auth::Local, &u).await["status"], "undone");
     assert_eq!(std::fs::read(&fill).unwrap().len(), 4096);
 }
