@@ -311,6 +311,13 @@ pub enum Command {
     /// Manage the daemon's API keys (through the daemon when it runs, else in the journal).
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// What the daemon is doing, live: monitors firing and clearing, schedules running,
+    /// agents changing state, steps waiting for approval, actions ending (Ctrl-C to stop).
+    Watch {
+        /// Every event of the organisation, not only those.
+        #[arg(long)]
+        all: bool,
+    },
     /// Routine work at set times, run by the daemon with nobody connected: add (plan shown,
     /// then stored as approved), list, show, pause, resume, remove, run-now.
     #[command(subcommand)]

@@ -24,6 +24,7 @@ mod term;
 mod tools_cmd;
 mod trash_cmd;
 mod txn_cmd;
+mod watch_cmd;
 
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -221,6 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     manage: Some(cmd), ..
                 } => agents_cmd::run(&app, cmd),
                 Command::Schedule(cmd) => schedule_cmd::run(&app, cmd),
+                Command::Watch { all } => watch_cmd::run(&app, all),
                 Command::Agents { state } => agents_cmd::run(&app, cli::AgentCmd::List { state }),
                 Command::Agent { goal, .. } => {
                     let cancel = CancelToken::new();

@@ -1386,3 +1386,52 @@ fn a_monitor_on_a_filling_tmpfs_waits_for_approval_then_cleans_up_under_its_leas
     assert_eq!(r.status, 202, "{}", text(&r.body));
     wait("the undo", &|| fill(&d).exists());
 }
+
+#[test]
+fn kernos_watch_shows_the_monitors_then_follows_what_happens() {
+    let w = World::new();
+    config(
+        &w,
+        &format!(
+            "[[server.monitors]]\nname = \"disk-here\"\nkind = \"disk\"\nmount = \"{}\"\nthreshold = 0.1\nclear_below = 0.05\ninterval = \"200ms\"\n",
+            w.cwd.display()
+        ),
+    );
+    let d = Daemon::start(&w, &[]);
+    let until = Instant::now() + Duration::from_secs(20);
+    while d.local("GET", "/v1/monitors", None).json()[0]["state"] != "fired" {
+        assert!(Instant::now() < until, "the monitor never fired");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut watch = w.cmd(&["watch"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut out = BufReader::new(watch.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("disk-here") && line.contains("fired"),
+        "{line}"
+    );
+    while !line.contains("following events") {
+        line.clear();
+        out.read_line(&mut line).unwrap();
+    }
+    let a = d.local(
+        "POST",
+        "/v1/actions",
+        Some(json!({"request": "list files in .", "cwd": w.cwd.display().to_string()})),
+    );
+    let action = a.json()["action"].as_str().unwrap().to_owned();
+    loop {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "watch ended");
+        if line.contains("action.finished") {
+            assert!(
+                line.contains(&action) && line.contains("committed"),
+                "{line}"
+            );
+            break;
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
