@@ -254,6 +254,7 @@ impl Daemon {
         })?;
         let agents = agents::Agents::load(&boot)?;
         let schedules = schedules::Schedules::load(&boot)?;
+        let monitors = monitors::Monitors::load(&boot)?;
         let lease_table = leases::LeaseTable::load(&boot)?;
         let metrics = metrics::Metrics::default();
         let mut usage = limits::Usage::default();
@@ -301,7 +302,7 @@ impl Daemon {
             ),
             agents,
             schedules,
-            monitors: monitors::Monitors::default(),
+            monitors,
             in_flight: AtomicUsize::new(0),
             streams: AtomicUsize::new(0),
             running: Mutex::new(HashMap::new()),

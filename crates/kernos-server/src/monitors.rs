@@ -2,6 +2,10 @@
 //! [`kernos_monitor::Runner`]; what they see is journaled (`monitor.fired`,
 //! `monitor.cleared`, `monitor.failed`) and sent to the `[[server.webhooks]]`, signed.
 //!
+//! Monitors added through the API (`POST /v1/monitors`) are journaled (`monitor.added`,
+//! `monitor.removed`) and come back after a restart; adding or removing one restarts the
+//! runner with the new set (every monitor is armed afresh).
+//!
 //! A fired monitor's remediation is a proposal, never a command: a plan is queued as an
 //! ordinary action of `monitor:<name>` in org `local` (policy, approval, sandbox, journal,
 //! undo); the lease granted to `monitor:<name>` (or named by the remediation) lets its steps
@@ -29,6 +33,10 @@ pub const MONITOR_FIRED: &str = "monitor.fired";
 pub const MONITOR_CLEARED: &str = "monitor.cleared";
 /// Kind of the event journaled when a monitor cannot read what it watches.
 pub const MONITOR_FAILED: &str = "monitor.failed";
+/// Kind of the event journaled when the host operator adds a monitor through the API.
+pub const MONITOR_ADDED: &str = "monitor.added";
+/// Kind of the event journaled when the host operator removes a monitor added through the API.
+pub const MONITOR_REMOVED: &str = "monitor.removed";
 
 /// What the monitor thread is asked to do.
 enum Msg {
@@ -63,6 +71,10 @@ pub(crate) struct Monitors {
     states: Mutex<BTreeMap<String, MonitorStatus>>,
     /// Remediation actions, to the monitor that proposed them.
     runs: Mutex<HashMap<String, String>>,
+    /// Monitors added through the API (after the configured ones), from the journal.
+    added: Mutex<Vec<kernos_monitor::MonitorSpec>>,
+    /// Where the runner's updates go, once started.
+    sink: OnceLock<Mutex<Sender<Msg>>>,
     tx: OnceLock<Mutex<Sender<Msg>>>,
 }
 
@@ -106,11 +118,46 @@ impl Monitors {
         }
     }
 
-    /// Every configured monitor and where it stands.
+    /// Rebuilds the monitors added through the API from the journal.
+    pub(crate) fn load(
+        j: &kernos_journal::Journal,
+    ) -> Result<Monitors, kernos_journal::JournalError> {
+        let mut added: Vec<kernos_monitor::MonitorSpec> = Vec::new();
+        j.for_each(&kernos_journal::Query::kind_prefix("monitor."), |e| {
+            match e.kind.as_str() {
+                MONITOR_ADDED => {
+                    if let Ok(m) =
+                        serde_json::from_value::<kernos_monitor::MonitorSpec>(e.payload.clone())
+                    {
+                        added.retain(|a| a.name != m.name);
+                        added.push(m);
+                    }
+                }
+                MONITOR_REMOVED => {
+                    let name = e.payload["name"].as_str().unwrap_or_default();
+                    added.retain(|a| a.name != name);
+                }
+                _ => {}
+            }
+            true
+        })?;
+        Ok(Monitors {
+            added: Mutex::new(added),
+            ..Monitors::default()
+        })
+    }
+
+    /// Every monitor: the configured ones, then those added through the API.
+    fn specs(&self, st: &State) -> Vec<kernos_monitor::MonitorSpec> {
+        let mut v = st.config.monitors.clone();
+        v.extend(lock(&self.added).iter().cloned());
+        v
+    }
+
+    /// Every monitor and where it stands.
     pub(crate) fn list(&self, st: &State) -> Vec<MonitorStatus> {
         let states = lock(&self.states);
-        st.config
-            .monitors
+        self.specs(st)
             .iter()
             .map(|m| {
                 states.get(&m.name).cloned().unwrap_or(MonitorStatus {
@@ -135,33 +182,101 @@ impl Monitors {
     }
 }
 
-/// Starts the runner and the thread that acts on what it sees (when any monitor or webhook is
-/// configured).
+/// Starts the thread that acts on what monitors see, and the runner over every monitor.
 pub(crate) fn start(st: &Arc<State>) -> std::io::Result<()> {
-    if st.config.monitors.is_empty() {
-        return Ok(());
-    }
     let (tx, rx) = std::sync::mpsc::channel::<Msg>();
-    let sink = tx.clone();
-    let runner = Runner::start(st.config.monitors.clone(), move |u| {
-        let _ = sink.send(Msg::Update(u));
-    })
-    .map_err(|e| std::io::Error::other(format!("monitors: {e}")))?;
-    *lock(&st.monitors.runner) = Some(runner);
-    let feeds = st
-        .config
-        .monitors
-        .iter()
-        .any(|m| matches!(m.probe, kernos_monitor::Probe::JournalEvent { .. }));
-    st.monitors
-        .feeds_journal
-        .store(feeds, std::sync::atomic::Ordering::Relaxed);
+    let _ = st.monitors.sink.set(Mutex::new(tx.clone()));
     let _ = st.monitors.tx.set(Mutex::new(tx));
+    restart_runner(st).map_err(std::io::Error::other)?;
     let weak = Arc::downgrade(st);
     std::thread::Builder::new()
         .name("kernos-monitors".into())
         .spawn(move || serve(&weak, &rx))
         .map(|_| ())
+}
+
+/// (Re)starts the runner over every monitor; none: no runner.
+fn restart_runner(st: &State) -> Result<(), String> {
+    let specs = st.monitors.specs(st);
+    let mut runner = lock(&st.monitors.runner);
+    if let Some(old) = runner.take() {
+        old.stop();
+    }
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let feeds = specs
+        .iter()
+        .any(|m| matches!(m.probe, kernos_monitor::Probe::JournalEvent { .. }));
+    let sink = st
+        .monitors
+        .sink
+        .get()
+        .map(|s| lock(s).clone())
+        .ok_or("the monitor thread is not running")?;
+    let r = Runner::start(specs, move |u| {
+        let _ = sink.send(Msg::Update(u));
+    })
+    .map_err(|e| format!("monitors: {e}"))?;
+    *runner = Some(r);
+    st.monitors
+        .feeds_journal
+        .store(feeds, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// Adds a monitor (host operator): journaled, then watched at once.
+pub(crate) fn add(
+    st: &State,
+    p: &Principal,
+    spec: kernos_monitor::MonitorSpec,
+) -> crate::error::ApiResult<MonitorStatus> {
+    use crate::error::ApiError;
+    if st.monitors.specs(st).iter().any(|m| m.name == spec.name) {
+        return Err(ApiError::conflict(format!(
+            "a monitor named {:?} exists; remove it first or pick another name",
+            spec.name
+        )));
+    }
+    let payload = serde_json::to_value(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
+    st.store.append_now(
+        NewEvent::new(MONITOR_ADDED, p.actor.clone())
+            .org(LOCAL_ORG)
+            .payload(payload),
+    )?;
+    let name = spec.name.clone();
+    lock(&st.monitors.added).push(spec);
+    restart_runner(st).map_err(ApiError::internal)?;
+    Ok(MonitorStatus {
+        name,
+        state: "ok".into(),
+        ..MonitorStatus::default()
+    })
+}
+
+/// Removes a monitor added through the API (configured ones live in the config file).
+pub(crate) fn remove(st: &State, p: &Principal, name: &str) -> crate::error::ApiResult<()> {
+    use crate::error::ApiError;
+    if !lock(&st.monitors.added).iter().any(|m| m.name == name) {
+        let configured = st.config.monitors.iter().any(|m| m.name == name);
+        return Err(if configured {
+            ApiError::conflict(format!(
+                "monitor {name:?} is configured in [[server.monitors]]; remove it from the config file"
+            ))
+        } else {
+            ApiError::not_found(format!(
+                "no monitor {name:?}; list them with GET /v1/monitors"
+            ))
+        });
+    }
+    st.store.append_now(
+        NewEvent::new(MONITOR_REMOVED, p.actor.clone())
+            .org(LOCAL_ORG)
+            .payload(json!({"name": name})),
+    )?;
+    lock(&st.monitors.added).retain(|m| m.name != name);
+    lock(&st.monitors.states).remove(name);
+    restart_runner(st).map_err(ApiError::internal)
 }
 
 /// Stops the runner (at shutdown).

@@ -11,3 +11,36 @@ pub(super) async fn list(
 ) -> Json<Vec<MonitorStatus>> {
     Json(st.monitors.list(&st))
 }
+
+/// POST /v1/monitors.
+pub(super) async fn add(
+    axum::extract::State(st): axum::extract::State<St>,
+    p: crate::auth::Principal,
+    body: axum::body::Bytes,
+) -> crate::error::ApiResult<(axum::http::StatusCode, Json<MonitorStatus>)> {
+    let spec: kernos_monitor::MonitorSpec = serde_json::from_slice(&body)
+        .map_err(|e| crate::error::ApiError::unprocessable(format!("not a monitor: {e}")))?;
+    let st2 = st.clone();
+    let v = tokio::task::spawn_blocking(move || crate::monitors::add(&st2, &p, spec))
+        .await
+        .map_err(|e| crate::error::ApiError::internal(format!("{e}; retry")))??;
+    Ok((axum::http::StatusCode::CREATED, Json(v)))
+}
+
+/// DELETE /v1/monitors/{name}.
+pub(super) async fn remove(
+    axum::extract::State(st): axum::extract::State<St>,
+    p: crate::auth::Principal,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> crate::error::ApiResult<Json<MonitorStatus>> {
+    let st2 = st.clone();
+    let gone = name.clone();
+    tokio::task::spawn_blocking(move || crate::monitors::remove(&st2, &p, &name))
+        .await
+        .map_err(|e| crate::error::ApiError::internal(format!("{e}; retry")))??;
+    Ok(Json(MonitorStatus {
+        name: gone,
+        state: "removed".into(),
+        ..MonitorStatus::default()
+    }))
+}

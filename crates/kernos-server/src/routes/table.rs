@@ -763,4 +763,40 @@ pub static ROUTES: &[Route] = &[
         },
         handler: |m| on(m, monitors::list),
     },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/monitors",
+        access: Access::HostOperator,
+        summary: "Add a monitor",
+        description: "A monitor as in [[server.monitors]] (kind and its parameters, threshold, clear level, cool-down, interval, remediation), watched at once and kept across restarts (journaled as monitor.added). Adding or removing one arms every monitor afresh. Host operator only: they watch the host.",
+        params: &[],
+        body: Some(RequestBody {
+            required: true,
+            schema: SchemaGenerator::subschema_for::<serde_json::Value>,
+        }),
+        reply: Reply {
+            status: 201,
+            description: "Added",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<MonitorStatus>)),
+        },
+        handler: |m| on(m, monitors::add),
+    },
+    Route {
+        verb: Verb::Delete,
+        path: "/v1/monitors/{name}",
+        access: Access::HostOperator,
+        summary: "Remove a monitor",
+        description: "A monitor added through the API stops being watched (journaled as monitor.removed); configured ones are removed from the config file. Host operator only: they watch the host.",
+        params: &[Param::Path {
+            name: "name",
+            description: "Monitor name",
+        }],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "Removed",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<MonitorStatus>)),
+        },
+        handler: |m| on(m, monitors::remove),
+    },
 ];

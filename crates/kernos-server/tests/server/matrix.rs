@@ -47,6 +47,9 @@ fn sample(r: &Route, t: &Targets) -> (String, Option<Value>) {
         ),
         // Without a model the daemon answers 409, which counts as "allowed".
         (Verb::Post, "/v1/agents") => (r.path.into(), Some(json!({"goal": "check the disk"}))),
+        // Only the host operator: everyone here gets 403 before the body is read.
+        (Verb::Post, "/v1/monitors") => (r.path.into(), Some(json!({"name": "m"}))),
+        (Verb::Delete, "/v1/monitors/{name}") => ("/v1/monitors/none".into(), None),
         // A dry run: planned and described, nothing stored.
         (Verb::Post, "/v1/schedules") => (
             r.path.into(),

@@ -176,3 +176,84 @@ async fn a_fired_monitor_proposes_its_cleanup_which_waits_for_approval_or_runs_u
     assert_eq!(t.finished(Auth::Local, &u).await["status"], "undone");
     assert_eq!(std::fs::read(&fill).unwrap().len(), 4096);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_operator_adds_and_removes_monitors_through_the_api_and_they_survive_a_restart() {
+    let mut t = T::start();
+    let watched = t.home.join("work");
+    let spec = json!({
+        "name": "work-disk",
+        "kind": "disk",
+        "mount": watched,
+        "threshold": 0.1,
+        "clear_below": 0.05,
+        "interval": "200ms",
+    });
+    let r = t
+        .call("POST", "/v1/monitors", Auth::Local, Some(spec.clone()))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    t.until(
+        "/v1/monitors",
+        Auth::Local,
+        "the added monitor firing",
+        |v| v[0]["name"] == "work-disk" && v[0]["state"] == "fired",
+    )
+    .await;
+    // Bad input gets a clear answer and changes nothing.
+    let dup = t
+        .call("POST", "/v1/monitors", Auth::Local, Some(spec.clone()))
+        .await;
+    assert_eq!(dup.status, StatusCode::CONFLICT);
+    let bad = t
+        .call(
+            "POST",
+            "/v1/monitors",
+            Auth::Local,
+            Some(json!({"name": "x", "kind": "disk", "mount": "relative", "threshold": 1})),
+        )
+        .await;
+    assert_eq!(
+        bad.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        String::from_utf8_lossy(&bad.body)
+    );
+    // Other organisations do not watch the host.
+    let owner = t.key("acme", kernos_server::Role::Owner).await;
+    let r = t
+        .call("POST", "/v1/monitors", Auth::Key(&owner), Some(spec))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Kept across a restart, then removed for good.
+    t.restart();
+    t.until(
+        "/v1/monitors",
+        Auth::Local,
+        "the monitor back after the restart",
+        |v| v[0]["name"] == "work-disk" && v[0]["state"] == "fired",
+    )
+    .await;
+    let r = t
+        .call("DELETE", "/v1/monitors/work-disk", Auth::Local, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        t.call("GET", "/v1/monitors", Auth::Local, None)
+            .await
+            .json(),
+        json!([])
+    );
+    t.restart();
+    assert_eq!(
+        t.call("GET", "/v1/monitors", Auth::Local, None)
+            .await
+            .json(),
+        json!([])
+    );
+}
