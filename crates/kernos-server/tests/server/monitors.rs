@@ -257,3 +257,46 @@ async fn the_host_operator_adds_and_removes_monitors_through_the_api_and_they_su
         json!([])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_whose_remediation_is_a_goal_starts_an_agent_on_it() {
+    let llm = kernos_llm::testing::FakeServer::always(crate::agents::turn(&[], true, "looked"));
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let watched = home.join("work");
+    std::fs::create_dir_all(&watched).unwrap();
+    let spec = json!({
+        "name": "full",
+        "kind": "disk",
+        "mount": watched,
+        "threshold": 0.1,
+        "clear_below": 0.05,
+        "interval": "200ms",
+        "remediation": {"agent": "find out what fills {mount} ({used_pct}% used)"},
+    });
+    let config = ServerConfig {
+        monitors: vec![serde_json::from_value(spec).unwrap()],
+        ..ServerConfig::default()
+    };
+    let t = T::open_with(dir, home, config, crate::agents::cascade(&llm.v1()));
+    let agents = t
+        .until("/v1/agents", Auth::Local, "the monitor's agent", |v| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["state"] == "finished")
+        })
+        .await;
+    let a = &agents[0];
+    assert_eq!(a["owner"], "monitor:full", "{a}");
+    let goal = a["goal"].as_str().unwrap();
+    assert!(
+        goal.starts_with(&format!("find out what fills {}", watched.display())),
+        "{goal}"
+    );
+    let m = t
+        .call("GET", "/v1/monitors", Auth::Local, None)
+        .await
+        .json();
+    assert_eq!(m[0]["remediation"], a["agent"], "{m}");
+}

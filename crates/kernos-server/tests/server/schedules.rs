@@ -280,3 +280,50 @@ async fn bad_schedules_get_clear_errors_and_nothing_is_stored() {
         json!([])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cut_off_by_a_restart_never_wedges_its_schedule() {
+    let mut t = T::start();
+    let k = t.key("acme", Role::Operator).await;
+    let held = json!({"steps": [{"tool": "shell", "action": "run", "args": {"command": format!("echo {}", crate::HOLD)}}]});
+    let s = create(
+        &t,
+        &k,
+        json!({"when": "every day at 03:00", "plan": held, "cwd": t.cwd()}),
+    )
+    .await;
+    let id = s["schedule"].as_str().unwrap().to_owned();
+    assert_eq!(
+        schedule_op(&t, &k, &id, "run").await.json()["status"],
+        "requested"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.held() == 0 {
+        assert!(Instant::now() < deadline, "the run never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The daemon stops mid-run; after the restart the run is closed and the schedule goes on.
+    t.restart();
+    let v = t
+        .until(
+            &format!("/v1/schedules/{id}"),
+            Auth::Key(&k),
+            "the cut-off run closed",
+            |v| v["running"].is_null() && v["last_run"].is_object(),
+        )
+        .await;
+    assert!(v["next_due"].is_string(), "{v}");
+    t.let_go();
+    assert_eq!(
+        schedule_op(&t, &k, &id, "run").await.json()["status"],
+        "requested",
+        "not wedged"
+    );
+    t.until(
+        &format!("/v1/schedules/{id}"),
+        Auth::Key(&k),
+        "the second run",
+        |v| v["last_run"]["outcome"]["status"] == "committed",
+    )
+    .await;
+}
