@@ -7,22 +7,12 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::offload::blocking;
 use crate::St;
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Body, Q};
 use crate::wire::{AgentDetail, AgentListParams, AgentSpawn, AgentView};
-
-/// Runs `f` on a blocking thread.
-async fn blocking<T: Send + 'static>(
-    st: &St,
-    f: impl FnOnce(&St) -> ApiResult<T> + Send + 'static,
-) -> ApiResult<T> {
-    let st = st.clone();
-    tokio::task::spawn_blocking(move || f(&st))
-        .await
-        .map_err(|e| ApiError::internal(format!("an agent task failed: {e}; retry")))?
-}
 
 /// GET /v1/agents.
 pub(super) async fn list(

@@ -10,6 +10,7 @@ mod events;
 mod keys;
 mod leases;
 mod monitors;
+mod offload;
 mod route;
 mod schedules;
 mod system;

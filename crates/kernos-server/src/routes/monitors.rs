@@ -20,10 +20,7 @@ pub(super) async fn add(
 ) -> crate::error::ApiResult<(axum::http::StatusCode, Json<MonitorStatus>)> {
     let spec: kernos_monitor::MonitorSpec = serde_json::from_slice(&body)
         .map_err(|e| crate::error::ApiError::unprocessable(format!("not a monitor: {e}")))?;
-    let st2 = st.clone();
-    let v = tokio::task::spawn_blocking(move || crate::monitors::add(&st2, &p, spec))
-        .await
-        .map_err(|e| crate::error::ApiError::internal(format!("{e}; retry")))??;
+    let v = super::offload::blocking(&st, move |st| crate::monitors::add(st, &p, spec)).await?;
     Ok((axum::http::StatusCode::CREATED, Json(v)))
 }
 
@@ -33,11 +30,8 @@ pub(super) async fn remove(
     p: crate::auth::Principal,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> crate::error::ApiResult<Json<MonitorStatus>> {
-    let st2 = st.clone();
     let gone = name.clone();
-    tokio::task::spawn_blocking(move || crate::monitors::remove(&st2, &p, &name))
-        .await
-        .map_err(|e| crate::error::ApiError::internal(format!("{e}; retry")))??;
+    super::offload::blocking(&st, move |st| crate::monitors::remove(st, &p, &name)).await?;
     Ok(Json(MonitorStatus {
         name: gone,
         state: "removed".into(),

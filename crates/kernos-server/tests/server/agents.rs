@@ -265,11 +265,7 @@ async fn kill_is_immediate_and_cancels_the_running_step() {
         String::from_utf8_lossy(&r.body)
     );
     until(&t, &k, &id, "ran its step", |v| v["state"] == "running").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while t.held() == 0 {
-        assert!(Instant::now() < deadline, "the step never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    t.until_held().await;
     let calls = llm.count();
     let r = agent_op(&t, &k, &id, "kill").await;
     assert_eq!(r.status, StatusCode::OK);
@@ -639,11 +635,7 @@ async fn a_lease_revoked_while_a_step_runs_stops_the_next_step_and_the_agent_wai
     let approval = t.pending(Auth::Key(&k), &action).await;
     t.answer(&k, approval["approval"].as_str().unwrap(), true)
         .await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while t.held() == 0 {
-        assert!(Instant::now() < deadline, "the held step never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    t.until_held().await;
     // Revoked while step 1 runs: step 1 finishes, step 2 never starts, the agent waits.
     t.call(
         "DELETE",
@@ -778,11 +770,7 @@ async fn a_shutdown_mid_step_leaves_the_agent_to_resume_after_the_restart_withou
     let k = t.key("acme", Role::Operator).await;
     // `echo` is low risk: it runs at once, and is held there.
     let id = spawn(&t, &k, json!({"goal": "run the long job", "cwd": t.cwd()})).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while t.held() == 0 {
-        assert!(Instant::now() < deadline, "the held step never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    t.until_held().await;
     // SIGTERM: the running step is cancelled cleanly; the agent is not failed for it.
     t.restart_with(cascade(&llm.v1()));
     llm.push(turn(&[], true, "the job was stopped by a restart"));

@@ -435,6 +435,15 @@ impl T {
         self.runner.entered.load(Ordering::Acquire)
     }
 
+    /// Waits (10 s at most) until a held step has started.
+    pub(crate) async fn until_held(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.held() == 0 {
+            assert!(Instant::now() < deadline, "no held step started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Lets every held step (now and later) end.
     pub(crate) fn let_go(&self) {
         self.runner.open.store(true, Ordering::Release);

@@ -297,11 +297,7 @@ async fn a_run_cut_off_by_a_restart_never_wedges_its_schedule() {
         schedule_op(&t, &k, &id, "run").await.json()["status"],
         "requested"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while t.held() == 0 {
-        assert!(Instant::now() < deadline, "the run never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    t.until_held().await;
     // The daemon stops mid-run; after the restart the run is closed and the schedule goes on.
     t.restart();
     let v = t
