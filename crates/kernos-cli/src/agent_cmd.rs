@@ -21,9 +21,6 @@ use crate::render;
 use crate::request;
 use crate::term::Style;
 
-/// Most characters of one step's output given back to the model.
-const MAX_OBSERVATION: usize = 4_000;
-
 struct CliHost<'a> {
     app: &'a App,
     cancel: &'a CancelToken,
@@ -55,7 +52,7 @@ impl CliHost<'_> {
                         s.name,
                         render::args_line(&s.args, &self.home)
                     ),
-                    text: render::truncate(&text, MAX_OBSERVATION),
+                    text: render::truncate(&text, kernos_planner::llm::MAX_STEP_OBSERVATION),
                 }
             })
             .collect()

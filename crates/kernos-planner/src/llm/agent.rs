@@ -22,6 +22,10 @@ use crate::PlanContext;
 /// characters so the prompt stays small.
 const MAX_OBSERVATION_CHARS: usize = 24_000;
 
+/// Most characters of one step's output a host gives back to the model as an observation
+/// (every host cuts to the same size, so an agent sees the same in the terminal and the daemon).
+pub const MAX_STEP_OBSERVATION: usize = 4_000;
+
 /// Limits of one agent run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Budget {

@@ -40,8 +40,8 @@ mod select;
 mod usage;
 
 pub use agent::{
-    Agent, AgentHost, AgentReport, AgentStatus, Budget, HostOutcome, Memory, Next, Observation,
-    Stop, Thought,
+    Agent, AgentHost, AgentReport, AgentStatus, Budget, HostOutcome, MAX_STEP_OBSERVATION, Memory,
+    Next, Observation, Stop, Thought,
 };
 pub use answer::{Answer, output_schema, output_schema_for, read_answer};
 pub use cache::{

@@ -16,9 +16,6 @@ use serde_json::Value;
 
 use crate::State;
 
-/// Most characters of one step's output given back to the model.
-const MAX_OBSERVATION: usize = 4_000;
-
 /// How an agent's action ended, as far as the agent is concerned.
 #[derive(Debug)]
 pub(crate) struct Observed {
@@ -176,7 +173,7 @@ pub(crate) fn output_text(out: &Output) -> String {
     } else {
         for row in &out.rows {
             let _ = writeln!(s, "{}", args_line(row));
-            if s.len() > MAX_OBSERVATION {
+            if s.len() > kernos_planner::llm::MAX_STEP_OBSERVATION {
                 break;
             }
         }
@@ -188,10 +185,10 @@ pub(crate) fn output_text(out: &Output) -> String {
 }
 
 fn clip(s: &str) -> String {
-    if s.len() <= MAX_OBSERVATION {
+    if s.len() <= kernos_planner::llm::MAX_STEP_OBSERVATION {
         return s.to_owned();
     }
-    let mut end = MAX_OBSERVATION;
+    let mut end = kernos_planner::llm::MAX_STEP_OBSERVATION;
     while !s.is_char_boundary(end) {
         end -= 1;
     }

@@ -423,7 +423,21 @@ fn approved_plan(st: &State, p: &Principal, req: &ScheduleCreate) -> ApiResult<P
                 env.home.display().to_string(),
                 env.cwd.display().to_string(),
             );
-            let planned = cascade.plan(text, &ctx, &kernos_planner::llm::PlanOptions::default());
+            // Model time is the organisation's share, and what it used is metered, as for any
+            // request (planning only: nothing runs until the schedule fires).
+            let opts = kernos_planner::llm::PlanOptions {
+                client: Some(p.org.clone()),
+                ..kernos_planner::llm::PlanOptions::default()
+            };
+            let planned = cascade.plan(text, &ctx, &opts);
+            for (kind, payload) in kernos_planner::llm::events_for(&planned, text) {
+                let ev = NewEvent::new(kind, p.actor.clone())
+                    .org(&p.org)
+                    .payload(payload);
+                if let Err(e) = st.store.append_now(ev) {
+                    tracing::warn!("cannot journal the schedule's planning: {e}");
+                }
+            }
             match planned.outcome {
                 kernos_planner::Outcome::Plan { plan, .. } => plan,
                 kernos_planner::Outcome::NotUnderstood { message, .. } => {

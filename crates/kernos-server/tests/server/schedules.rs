@@ -323,3 +323,50 @@ async fn a_run_cut_off_by_a_restart_never_wedges_its_schedule() {
     )
     .await;
 }
+
+/// A schedule is one more way to act: its runs meet the same walls as a request. An
+/// organisation's schedule that names another organisation's file is refused at every run,
+/// and the file is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedules_runs_cannot_reach_beyond_its_organisations_scope() {
+    let t = T::start();
+    let red = t.key("red", Role::Owner).await;
+    let blue = t.key("blue", Role::Owner).await;
+    let a = t
+        .submit(
+            Auth::Key(&blue),
+            json!({"auto_approve": true, "plan": {"steps": [{"tool": "fs", "action": "write", "args": {"path": "keep.txt", "content": "blue"}}]}}),
+        )
+        .await;
+    t.finished(Auth::Key(&blue), &a).await;
+    let target = t.data_dir().join("orgs/blue/work/keep.txt");
+    assert!(target.exists());
+    for (action, args) in [
+        ("fs.delete", json!({"path": target})),
+        ("fs.read", json!({"path": target})),
+    ] {
+        let (tool, act) = action.split_once('.').unwrap();
+        let plan = json!({"steps": [{"tool": tool, "action": act, "args": args}]});
+        let s = create(
+            &t,
+            &red,
+            json!({"when": "every day at 03:00", "plan": plan}),
+        )
+        .await;
+        let id = s["schedule"].as_str().unwrap().to_owned();
+        schedule_op(&t, &red, &id, "run").await;
+        let v = t
+            .until(
+                &format!("/v1/schedules/{id}"),
+                Auth::Key(&red),
+                "the refused run",
+                |v| v["last_run"].is_object(),
+            )
+            .await;
+        assert_eq!(
+            v["last_run"]["outcome"]["status"], "denied",
+            "{action}: {v}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "blue\n");
+}
