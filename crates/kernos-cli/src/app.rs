@@ -81,6 +81,11 @@ impl App {
         self.env().home.display().to_string()
     }
 
+    /// The tool catalog every engine, planner and listing of this process uses.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::new(Registry::builtin())
+    }
+
     /// The planner cascade for this configuration (offline planner, models, plan cache).
     pub fn cascade(&self) -> kernos_planner::llm::Cascade {
         crate::planning::cascade(&self.config, &self.data_dir)
@@ -111,7 +116,7 @@ impl App {
     /// say): nothing is journaled, so it only reads — changes are refused, with `why`.
     pub fn unrecorded_engine(&self, why: String) -> anyhow::Result<Engine> {
         Ok(Engine::new(
-            Arc::new(Registry::builtin()),
+            self.registry(),
             Arc::new(kernos_engine::Unrecorded),
             BlobStore::open(self.data_dir.join("blobs"), true)?,
             runner(&self.config, &self.data_dir),
@@ -140,7 +145,7 @@ impl App {
             .with_context(|| format!("cannot open the journal in {}", self.data_dir.display()))?;
         let blobs = BlobStore::open(self.data_dir.join("blobs"), false)?;
         Ok(Engine::new(
-            Arc::new(Registry::builtin()),
+            self.registry(),
             Arc::new(kernos_engine::JournalStore::new(journal)),
             blobs,
             runner(&self.config, &self.data_dir),

@@ -339,6 +339,10 @@ pub enum Command {
     /// standing, bounded approval for an agent, a schedule or an API key.
     #[command(subcommand)]
     Lease(LeaseCmd),
+    /// Model Context Protocol: serve Kernos to MCP clients (Claude Desktop, IDEs, other
+    /// agents) with every tool call on the one path, and use external MCP servers as tools.
+    #[command(subcommand)]
+    Mcp(McpCmd),
     /// What deletes keep so undo can bring it back: list it, see its size, empty it.
     #[command(subcommand)]
     Trash(TrashCmd),
@@ -460,6 +464,28 @@ pub enum AgentCmd {
     Clone {
         /// Agent id, or a unique part of it.
         id: String,
+    },
+}
+
+/// `kernos mcp …` (`mcp_cmd.rs`).
+#[derive(Debug, Subcommand)]
+pub enum McpCmd {
+    /// Serve Kernos to an MCP client over stdin/stdout: every catalog action as a tool, plus
+    /// kernos_request, kernos_plan, kernos_undo and kernos_history. Through the running
+    /// daemon when there is one; else this process is the daemon while the client is
+    /// connected.
+    Serve,
+    /// The external MCP servers in the config (`[[mcp.servers]]`) and whether their tools are
+    /// trusted, changed since trusted, or not reviewed yet.
+    List,
+    /// Review a server's tools (names, schemas, annotations) and pin them: its tools join the
+    /// catalog as `mcp.<server>.<tool>`. Run it again after the server's tools changed.
+    Trust {
+        /// The server's name in the config.
+        server: String,
+        /// Pin without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 

@@ -44,6 +44,7 @@ pub fn serve(app: &App, listen: Option<String>, insecure: bool) -> anyhow::Resul
             config_text,
             planner: app.cascade(),
             trash_budget: app.config.trash,
+            registry: app.registry(),
         },
         kernos_server::ServeOptions {
             listen,

@@ -14,6 +14,7 @@ mod front;
 mod journal_cmd;
 mod lease_cmd;
 mod llm_cmd;
+mod mcp_cmd;
 mod planning;
 mod render;
 mod repl;
@@ -241,6 +242,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Leases { grantee } => lease_cmd::list(&app, grantee.as_deref()),
                 Command::Lease(cmd) => lease_cmd::run(&app, cmd),
                 Command::Trash(cmd) => trash_cmd::run(&app, cmd),
+                Command::Mcp(cmd) => mcp_cmd::run(&app, cmd),
                 Command::Journal(_)
                 | Command::Completions { .. }
                 | Command::Config { .. }

@@ -115,6 +115,9 @@ pub struct DaemonOptions {
     pub planner: Cascade,
     /// How much the trash may keep (`[trash]`, the same the CLI uses).
     pub trash_budget: kernos_tools::trash::Budget,
+    /// The tool catalog: the built-in tools and the trusted tools of configured external MCP
+    /// servers (the CLI builds it from the config, so both front ends see the same one).
+    pub registry: Arc<Registry>,
 }
 
 /// A step waiting for POST /v1/approvals/{id}.
@@ -271,7 +274,7 @@ impl Daemon {
         let store = Arc::new(DaemonStore::open(&opts.data_dir, jopts, hub.clone())?);
         let blobs = kernos_journal::BlobStore::open(opts.data_dir.join("blobs"), false)?;
         let engine = Engine::new(
-            Arc::new(Registry::builtin()),
+            opts.registry.clone(),
             store.clone() as Arc<dyn EventStore>,
             blobs,
             opts.runner.clone(),

@@ -104,6 +104,7 @@ fn options(
         config_text: None,
         planner,
         trash_budget: kernos_tools::trash::Budget::default(),
+        registry: Arc::new(kernos_tools::Registry::builtin()),
     }
 }
 
