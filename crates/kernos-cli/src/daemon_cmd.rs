@@ -24,9 +24,8 @@ use crate::app::App;
 use crate::daemon_client::{self as client, Events};
 use crate::{render, term};
 
-/// `kernos serve [--listen ADDR] [--insecure]`.
-pub fn serve(app: &App, listen: Option<String>, insecure: bool) -> anyhow::Result<ExitCode> {
-    kernos_server::init_logging();
+/// The daemon as this configuration describes it, for `kernos serve` and `kernos mcp serve`.
+pub fn daemon_options(app: &App) -> kernos_server::DaemonOptions {
     let config_text = crate::config::path()
         .ok()
         .and_then(|p| std::fs::read_to_string(p).ok());
@@ -34,18 +33,24 @@ pub fn serve(app: &App, listen: Option<String>, insecure: bool) -> anyhow::Resul
         .filter(|h| !h.is_empty())
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::PathBuf::from("/"));
+    kernos_server::DaemonOptions {
+        data_dir: app.data_dir.clone(),
+        config: app.config.server.clone(),
+        policy: app.config.policy.clone(),
+        runner: crate::app::runner(&app.config, &app.data_dir),
+        home,
+        config_text,
+        planner: app.cascade(),
+        trash_budget: app.config.trash,
+        registry: app.registry(),
+    }
+}
+
+/// `kernos serve [--listen ADDR] [--insecure]`.
+pub fn serve(app: &App, listen: Option<String>, insecure: bool) -> anyhow::Result<ExitCode> {
+    kernos_server::init_logging();
     kernos_server::serve(
-        kernos_server::DaemonOptions {
-            data_dir: app.data_dir.clone(),
-            config: app.config.server.clone(),
-            policy: app.config.policy.clone(),
-            runner: crate::app::runner(&app.config, &app.data_dir),
-            home,
-            config_text,
-            planner: app.cascade(),
-            trash_budget: app.config.trash,
-            registry: app.registry(),
-        },
+        daemon_options(app),
         kernos_server::ServeOptions {
             listen,
             insecure,

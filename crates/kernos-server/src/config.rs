@@ -71,6 +71,38 @@ pub struct ServerConfig {
     pub idempotency_keys: usize,
     /// How long an idempotency key is remembered, seconds.
     pub idempotency_ttl_s: u64,
+    /// `[server.mcp]`: Kernos as an MCP server (`/mcp`, `kernos mcp serve`).
+    pub mcp: McpServe,
+}
+
+/// `[server.mcp]`: what MCP clients are offered. Agents choke on hundreds of tools, so the
+/// list can be cut down; whatever is offered, every call takes the one request path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpServe {
+    /// Serve `/mcp` on the daemon's listeners (`kernos mcp serve` works either way).
+    pub enabled: bool,
+    /// Catalog actions offered as tools: globs on `tool.action` (`fs.*`, `sys.disk*`).
+    pub tools: Vec<String>,
+    /// Actions never offered, even when `tools` matches them (`shell.*`).
+    pub hide: Vec<String>,
+    /// Also offer `kernos_request`, `kernos_plan`, `kernos_undo` and `kernos_history`.
+    pub meta_tools: bool,
+    /// Output rows per step a tool result carries; the rest is counted (all of it stays in
+    /// the journal, `kernos show ACTION`).
+    pub max_rows: usize,
+}
+
+impl Default for McpServe {
+    fn default() -> Self {
+        McpServe {
+            enabled: true,
+            tools: vec!["*".into()],
+            hide: Vec::new(),
+            meta_tools: true,
+            max_rows: 200,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -101,6 +133,7 @@ impl Default for ServerConfig {
             replay_limit: 1_000_000,
             idempotency_keys: 10_000,
             idempotency_ttl_s: 24 * 3600,
+            mcp: McpServe::default(),
         }
     }
 }
@@ -129,6 +162,10 @@ impl ServerConfig {
             if v == 0 {
                 return Err(format!("{name} must be at least 1"));
             }
+        }
+        for g in self.mcp.tools.iter().chain(&self.mcp.hide) {
+            globset::Glob::new(g)
+                .map_err(|e| format!("server.mcp: {g:?} is not a glob like \"fs.*\": {e}"))?;
         }
         kernos_monitor::spec::check_unique(&self.monitors)
             .map_err(|e| format!("server.monitors: {e}"))?;
@@ -221,6 +258,11 @@ pub const TEMPLATE: &str = r#"
 # [server.scopes.acme]        # what org acme's steps may reach besides its workspace
 # read = ["/srv/shared"]      #   (<data_dir>/orgs/acme/work); the local org has the machine
 # write = ["/srv/acme"]
+# [server.mcp]                # Kernos as an MCP server (/mcp, `kernos mcp serve`)
+# tools = ["*"]               # catalog actions offered, globs on tool.action ("fs.*")
+# hide = ["shell.*"]          # never offered
+# meta_tools = true           # kernos_request, kernos_plan, kernos_undo, kernos_history
+# max_rows = 200              # output rows per step in a tool result
 "#;
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //! `openapi` reads the table.
 
 mod agents;
+mod approve;
 pub mod auth;
 mod authn;
 pub mod config;
@@ -30,6 +31,7 @@ mod idempotency;
 pub mod leases;
 pub mod limits;
 mod listen;
+mod mcp;
 mod metrics;
 mod middleware;
 mod monitors;
@@ -62,6 +64,7 @@ pub use config::ServerConfig;
 pub use error::{ApiError, PROBLEM_JSON, Problem};
 pub use hub::{DaemonStore, Hub, Published};
 pub use listen::{Peer, SOCKET_FILE, ServeOptions, daemon_running, serve};
+pub use mcp::serve_stdio;
 pub use monitors::{MONITOR_CLEARED, MONITOR_FAILED, MONITOR_FIRED, MonitorStatus};
 pub use openapi::openapi;
 pub use routes::{ROUTES, app};
@@ -171,6 +174,10 @@ pub struct State {
     pub(crate) started: Instant,
     /// The OpenAPI document, built once: it depends only on the code.
     pub(crate) openapi: serde_json::Value,
+    /// What MCP clients are offered (built once: the catalog does not change while it runs).
+    pub(crate) mcp: mcp::Offered,
+    /// The streamable HTTP transport behind `/mcp`.
+    pub(crate) mcp_http: mcp::Http,
 }
 
 impl std::fmt::Debug for State {
@@ -326,6 +333,8 @@ impl Daemon {
             started: Instant::now(),
             config: cfg.clone(),
             openapi: openapi::openapi(),
+            mcp: mcp::Offered::new(&opts.registry, &cfg.mcp),
+            mcp_http: mcp::Http::new(),
         });
 
         // Keep the read models current from every published event. A weak reference: the

@@ -214,7 +214,7 @@ pub struct ServeOptions {
     pub tcp: bool,
 }
 
-fn bind_unix(path: &Path) -> Result<UnixListener, ServerError> {
+pub(crate) fn bind_unix(path: &Path) -> Result<UnixListener, ServerError> {
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(ServerError::Config(format!(
@@ -355,6 +355,7 @@ async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), Server
         .store(true, std::sync::atomic::Ordering::Release);
     let _ = state.shutdown_tx.send(true);
     let _ = stop_tx.send(true);
+    state.mcp_http.stop();
     tokio::task::spawn_blocking(move || daemon.shutdown(Duration::from_secs(3)))
         .await
         .map_err(|e| ServerError::Config(format!("shutdown failed: {e}")))?;

@@ -88,7 +88,12 @@ pub(crate) async fn guard(
         }
     };
     st.in_flight.fetch_sub(1, Ordering::AcqRel);
-    let resp = problemize(resp).await;
+    // MCP answers its own errors the way its clients read them (JSON-RPC bodies).
+    let resp = if route == "/mcp" {
+        resp
+    } else {
+        problemize(resp).await
+    };
     st.metrics
         .observe(&method, &route, started.elapsed().as_secs_f64());
     resp

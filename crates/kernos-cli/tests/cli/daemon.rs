@@ -13,15 +13,15 @@ use serde_json::{Value, json};
 use crate::{World, text};
 
 /// A running `kernos serve`.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Option<Child>,
-    addr: String,
+    pub(crate) addr: String,
     socket: std::path::PathBuf,
     stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Daemon {
-    fn start(w: &World, args: &[&str]) -> Daemon {
+    pub(crate) fn start(w: &World, args: &[&str]) -> Daemon {
         grant_acme(w);
         let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
         all.extend_from_slice(args);
@@ -95,14 +95,14 @@ impl Drop for Daemon {
 }
 
 /// An answer.
-struct Resp {
-    status: u16,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
     headers: String,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Resp {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("{e}: {} {}", self.status, text(&self.body)))
     }
@@ -170,7 +170,13 @@ fn request<S: Read + Write>(
 }
 
 impl Daemon {
-    fn http(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> Resp {
+    pub(crate) fn http(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         self.http_with(method, path, key, body, &[])
     }
     fn http_with(
@@ -186,7 +192,7 @@ impl Daemon {
         request(s, method, path, key, body.as_ref(), extra)
     }
     /// Over the Unix socket, as the daemon's own user (no key).
-    fn local(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+    pub(crate) fn local(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
         let s = UnixStream::connect(&self.socket).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         request(s, method, path, None, body.as_ref(), &[])
@@ -228,7 +234,7 @@ impl Daemon {
 }
 
 /// `kernos keys create` and the printed key.
-fn new_key(w: &World, org: &str, role: &str) -> String {
+pub(crate) fn new_key(w: &World, org: &str, role: &str) -> String {
     let out = w.run(&[
         "keys", "create", "--org", org, "--role", role, "--label", "t",
     ]);

@@ -8,6 +8,7 @@ mod fake_llm;
 mod journal;
 mod lifetime;
 mod llm;
+mod mcp_server;
 mod prompt;
 mod repl;
 mod request;

@@ -14,7 +14,7 @@
 //! - here: the operations (spawn, pause, resume, kill, clone) and the moves between states.
 
 pub(crate) mod model;
-mod observe;
+pub(crate) mod observe;
 mod runner;
 
 use std::collections::HashMap;

@@ -16,9 +16,7 @@ use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Q};
 use crate::idempotency;
-use crate::quota::check_quota;
-use crate::sched::Job;
-use crate::submit::{end_unstarted, enqueue};
+use crate::submit::{Idempotency, check_submission, end_unstarted, submit_checked};
 use crate::wire::{
     Accepted, ActionDetail, ActionStatus, ActionSummary, Cancelled, ListParams, SubmitRequest,
     clamp_limit,
@@ -43,48 +41,13 @@ pub(super) async fn submit(
             return Ok(accepted(earlier, true));
         }
     }
-    // Undo is never charged: a used-up quota must not stop anyone putting their work back.
-    let quota = if req.undo.is_some() {
-        Ok(())
-    } else {
-        check_quota(&st, &p.org)
-    };
-    if let Err(e) = quota {
-        if let Some(k) = &idem {
-            idempotency::release(&st, k);
-        }
-        return Err(e);
-    }
-    let payload = json!({
-        "request": req.request,
-        "plan": req.plan,
-        "undo": req.undo,
-        "cwd": req.cwd,
-        "dry_run": req.dry_run,
-        "auto_approve": req.auto_approve,
-        "role": p.role,
-        "source": p.source,
-        "idempotency_key": idem.as_ref().map(|k| k.raw.as_str()),
+    let recorded = idem.as_ref().map(|k| Idempotency {
+        key: k.raw.clone(),
         // With the key, so a restarted daemon still recognises a retry (see
         // `restore_idempotency`).
-        "body_sha256": idem.as_ref().map(|_| idempotency::hex(&hash)),
+        body_sha256: idempotency::hex(&hash),
     });
-    let queued = enqueue(
-        &st,
-        Job {
-            action,
-            principal: p,
-            req,
-            agent: None,
-            schedule: None,
-            monitor: None,
-            lease: None,
-            max_risk: None,
-        },
-        payload,
-    )
-    .await;
-    if let Err(e) = queued {
+    if let Err(e) = submit_checked(&st, p, req, action, recorded).await {
         // Not accepted: a retry with the same key must be able to go through.
         if let Some(k) = &idem {
             idempotency::release(&st, k);
@@ -92,46 +55,6 @@ pub(super) async fn submit(
         return Err(e);
     }
     Ok(accepted(action, false))
-}
-
-fn check_submission(req: &SubmitRequest) -> ApiResult<()> {
-    match (&req.request, &req.plan) {
-        (None, None) if req.undo.is_some() => {}
-        (None, None) => {
-            return Err(ApiError::unprocessable(
-                "give `request` (plain language), `plan`, or `undo`",
-            ));
-        }
-        (_, _) if req.undo.is_some() => {
-            return Err(ApiError::unprocessable(
-                "`undo` goes alone: give `undo`, `request` or `plan`, not several",
-            ));
-        }
-        (Some(t), _) if t.trim().is_empty() => {
-            return Err(ApiError::unprocessable(
-                "`request` is empty: say what you want, e.g. \"show the 5 largest files in /var/log\"",
-            ));
-        }
-        (Some(t), _) if t.len() > 4096 => {
-            return Err(ApiError::unprocessable(
-                "`request` is longer than 4096 bytes; shorten it or send a plan",
-            ));
-        }
-        (_, Some(p)) if p.steps.is_empty() => {
-            return Err(ApiError::unprocessable(
-                "the plan has no steps; add at least one",
-            ));
-        }
-        _ => {}
-    }
-    if let Some(c) = &req.cwd {
-        if !c.starts_with('/') || c.contains('\0') {
-            return Err(ApiError::unprocessable(format!(
-                "`cwd` must be an absolute path, not {c:?}"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// The 202 for a queued action, pointing at its state and its events.

@@ -303,3 +303,120 @@ async fn another_org_sees_and_steers_none_of_an_orgs_schedules() {
         .await;
     assert_eq!(mine.json()["paused"], false, "nobody else paused it");
 }
+
+/// One stateless MCP request (revision 2026-07-28) as `auth`, and the JSON-RPC answer (the
+/// response is JSON or an event stream holding it).
+async fn mcp(t: &T, auth: Auth<'_>, method: &str, params: serde_json::Value) -> serde_json::Value {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "isolation", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
+    });
+    // The 2026-07-28 routing headers: the method, and the tool or resource it names.
+    let name = params["name"]
+        .as_str()
+        .or(params["uri"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+    let r = t
+        .call_with(
+            "POST",
+            "/mcp",
+            auth,
+            Some(body),
+            &[
+                ("host", "localhost"),
+                ("accept", "application/json, text/event-stream"),
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", method),
+                ("mcp-name", &name),
+            ],
+        )
+        .await;
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    let json = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .find(|d| d.contains("\"id\":7"))
+        .map(str::to_owned)
+        .unwrap_or(text.clone());
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {} {text}", r.status))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_org_reaches_nothing_of_an_org_over_mcp() {
+    let t = T::start();
+    t.file("work/old.log", "x");
+    let acme = t.key("acme", Role::Operator).await;
+    let read = t
+        .submit(
+            Auth::Key(&acme),
+            json!({"request": "list files in .", "cwd": t.cwd()}),
+        )
+        .await;
+    let acme_tx = t.finished(Auth::Key(&acme), &read).await["tx"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let waiting = t
+        .submit(
+            Auth::Key(&acme),
+            json!({"request": "delete old.log", "cwd": t.cwd()}),
+        )
+        .await;
+    let approval = t.pending(Auth::Key(&acme), &waiting).await["approval"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let globex = t.key("globex", Role::Owner).await;
+    let g = Auth::Key(&globex);
+    // Its transaction is not there, its history is empty.
+    let r = mcp(
+        &t,
+        g,
+        "resources/read",
+        json!({"uri": format!("kernos://transactions/{acme_tx}")}),
+    )
+    .await;
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no transaction"),
+        "{r}"
+    );
+    let r = mcp(
+        &t,
+        g,
+        "tools/call",
+        json!({"name": "kernos_history", "arguments": {}}),
+    )
+    .await;
+    assert_eq!(
+        r["result"]["structuredContent"]["transactions"],
+        json!([]),
+        "{r}"
+    );
+    let r = mcp(&t, g, "resources/read", json!({"uri": "kernos://history"})).await;
+    assert!(!r.to_string().contains(&acme_tx), "{r}");
+    // Its waiting step cannot be answered by replaying a request state.
+    let r = mcp(
+        &t,
+        g,
+        "tools/call",
+        json!({
+            "name": "fs.read", "arguments": {},
+            "requestState": format!("{waiting}.{approval}"),
+            "inputResponses": {"approve": {"action": "accept", "content": {"approve": true}}},
+        }),
+    )
+    .await;
+    assert!(r["error"].is_object(), "{r}");
+    let still = t.pending(Auth::Key(&acme), &waiting).await;
+    assert_eq!(still["approval"], approval.as_str());
+    assert!(t.home.join("work/old.log").exists());
+}

@@ -82,6 +82,16 @@ fn sample(r: &Route, t: &Targets) -> (String, Option<Value>) {
             Some(json!({"ttl_s": 60})),
         ),
         (Verb::Delete, "/v1/leases/{id}") => ("/v1/leases/ls_nothing".into(), None),
+        // MCP's opening message; GET and DELETE without a session are refused by MCP (4xx),
+        // which also counts as "allowed".
+        (Verb::Post, "/mcp") => (
+            r.path.into(),
+            Some(
+                json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "matrix", "version": "1"}}}),
+            ),
+        ),
         _ => {
             assert!(
                 !r.path.contains('{') && r.body.is_none(),

@@ -1,0 +1,81 @@
+//! Kernos as an MCP server: every catalog action and four Kernos tools (`kernos_request`,
+//! `kernos_plan`, `kernos_undo`, `kernos_history`) offered to MCP clients, each call a thin
+//! adapter over the daemon's one path.
+//!
+//! ```text
+//! streamable HTTP  POST/GET/DELETE /mcp ─► auth + role (as any endpoint) ─► rmcp service ─┐
+//! stdio            kernos mcp serve ─► in-process daemon, the local owner ────────────────┤
+//!                                                                                         ▼
+//!   KernosMcp (handler) ─► call: submission ─► check_submission + submit_checked (quota,
+//!   queue, action.submitted as mcp:<client>@<who>) ─► worker: plan → policy → approval →
+//!   sandbox → journal ─► follow (journal + hub) ─► approval: input-required / elicitation /
+//!   the daemon's queue ─► outcome: structured result + transaction for kernos_undo
+//! ```
+//!
+//! Modules: `catalog` (what is offered), `call` (one tools/call), `follow` (an action until it
+//! ends or asks), `outcome` (the result), `resources` (history, transactions, machine facts,
+//! prompts), `handler` (the rmcp `ServerHandler`), `http` (the `/mcp` route), `stdio`.
+
+mod call;
+mod catalog;
+mod follow;
+mod handler;
+mod http;
+mod outcome;
+mod resources;
+mod stdio;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use kernos_tools::Registry;
+use rmcp::model::Tool;
+
+use crate::St;
+use crate::auth::Principal;
+use crate::config::McpServe;
+
+pub(crate) use http::{Http, handle};
+pub use stdio::serve_stdio;
+
+/// What the daemon offers over MCP, built once at start: the catalog does not change while
+/// it runs.
+#[derive(Debug)]
+pub(crate) struct Offered {
+    /// Every tool offered, in list order.
+    tools: Arc<Vec<Tool>>,
+    /// Their names.
+    names: HashSet<String>,
+    /// Most rows per step in a result.
+    max_rows: usize,
+}
+
+impl Offered {
+    /// From the registry and `[server.mcp]`.
+    pub(crate) fn new(registry: &Registry, cfg: &McpServe) -> Self {
+        let tools = catalog::tools(registry, &catalog::Offer::new(cfg));
+        let names = tools.iter().map(|t| t.name.to_string()).collect();
+        Offered {
+            tools,
+            names,
+            max_rows: cfg.max_rows,
+        }
+    }
+}
+
+/// Who calls: the daemon and the principal the request authenticated as.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    st: St,
+    principal: Principal,
+}
+
+impl Caller {
+    fn offer_has(&self, name: &str) -> bool {
+        self.st.mcp.names.contains(name)
+    }
+
+    fn max_rows(&self) -> usize {
+        self.st.mcp.max_rows
+    }
+}
