@@ -768,7 +768,7 @@ fn every_front_end_journals_the_same_sequence_of_event_kinds() {
     let w = World::new();
     w.file("logs/big.log", &"x".repeat(5000));
     w.file("logs/small.log", "x");
-    for name in ["a.txt", "b.txt", "c.txt"] {
+    for name in ["a.txt", "b.txt", "c.txt", "d.txt"] {
         w.file(name, "x");
     }
     let read = "show the 2 largest files in logs";
@@ -788,6 +788,22 @@ fn every_front_end_journals_the_same_sequence_of_event_kinds() {
         );
         assert!(d.finished(&key, &a)["status"] == "committed");
     }
+    // And an MCP client (the Python SDK over /mcp), approving when asked.
+    let mcp = crate::mcp_server::python_sdk();
+    if let Some(py) = &mcp {
+        let url = format!("http://{}/mcp", d.addr);
+        let mut c = w.program(py.to_str().unwrap());
+        c.env(
+            "KERNOS_MCP_REQUESTS",
+            json!([read, "delete d.txt"]).to_string(),
+        );
+        let child =
+            crate::mcp_server::client_with(c, &["http", "auto", "requests", &cwd, &url, &key]);
+        let r = crate::mcp_server::report(child);
+        for res in r["results"].as_array().unwrap() {
+            assert_eq!(res["structuredContent"]["status"], "committed", "{res}");
+        }
+    }
     let mut actions: Vec<Value> = d
         .local("GET", "/v1/state/actions", None)
         .json()
@@ -800,16 +816,20 @@ fn every_front_end_journals_the_same_sequence_of_event_kinds() {
         .map(|a| {
             let path = format!("/v1/state/actions/{}", a["action"].as_str().unwrap());
             let events = d.local("GET", &path, None).json()["events"].clone();
+            // Whether a person was asked depends on the front end, not the path: `--yes` and
+            // `auto_approve` approve at once, an MCP client is asked (approval.requested and
+            // the audit record of the answer); the step's approval.decided is there for all.
             let kinds = events
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|e| e["kind"].as_str().unwrap().to_owned())
+                .filter(|k| k != "approval.requested" && k != "audit.approval.decided")
                 .collect();
             (a["request"].as_str().unwrap_or("").to_owned(), kinds)
         })
         .collect();
-    assert_eq!(kinds.len(), 6, "{kinds:?}");
+    assert_eq!(kinds.len(), if mcp.is_some() { 8 } else { 6 }, "{kinds:?}");
     let expected_read = [
         "action.submitted",
         "plan.created",

@@ -17,7 +17,7 @@ use crate::{World, text};
 const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/client.py");
 
 /// The Python of the venv `scripts/test` installs the `mcp` SDK into, or why the test cannot run.
-fn python_sdk() -> Option<PathBuf> {
+pub(crate) fn python_sdk() -> Option<PathBuf> {
     let home = std::env::var_os("HOME").unwrap_or_default();
     let python = std::env::var_os("KERNOS_TEST_CACHE")
         .map(PathBuf::from)
@@ -35,8 +35,12 @@ fn python_sdk() -> Option<PathBuf> {
 }
 
 /// The client started with `args` (see `client.py`), not yet waited for.
-fn client(w: &World, py: &Path, args: &[&str]) -> std::process::Child {
-    let mut c = w.program(py.to_str().unwrap());
+pub(crate) fn client(w: &World, py: &Path, args: &[&str]) -> std::process::Child {
+    client_with(w.program(py.to_str().unwrap()), args)
+}
+
+/// The client started with `args` from `c`, the Python command set up by the caller.
+pub(crate) fn client_with(mut c: std::process::Command, args: &[&str]) -> std::process::Child {
     c.arg(CLIENT)
         .args(args)
         .env("KERNOS_BIN", env!("CARGO_BIN_EXE_kernos"))
@@ -47,7 +51,7 @@ fn client(w: &World, py: &Path, args: &[&str]) -> std::process::Child {
 }
 
 /// What the client saw, once it ended.
-fn report(child: std::process::Child) -> Value {
+pub(crate) fn report(child: std::process::Child) -> Value {
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),

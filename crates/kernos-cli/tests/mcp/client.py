@@ -7,7 +7,9 @@ Usage: client.py stdio|http MODE SCENARIO DIR [URL KEY]
             declined here, history, resources, prompts;
             queue: a client that cannot ask anyone writes d.txt (the step waits in the
             daemon's approval queue);
-            viewer: a viewer's key lists and tries to read
+            viewer: a viewer's key lists and tries to read;
+            requests: kernos_request for each text of $KERNOS_MCP_REQUESTS (a JSON list),
+            approving what it is asked
   DIR       a directory of the test's own tree: a.txt is read, b.txt written and undone,
             c.txt declined
 Prints one JSON document with what it saw; the Rust test asserts on it and on the files.
@@ -62,6 +64,15 @@ async def main():
         if scenario == "queue":
             d = os.path.join(work, "d.txt")
             out["write"] = dump(await c.call_tool("fs.write", {"path": d, "content": "queued"}))
+            print(json.dumps(out))
+            return
+        if scenario == "requests":
+            out["results"] = []
+            for text in json.loads(os.environ["KERNOS_MCP_REQUESTS"]):
+                answers.append("accept")
+                out["results"].append(
+                    dump(await c.call_tool("kernos_request", {"request": text, "cwd": work}))
+                )
             print(json.dumps(out))
             return
         if scenario == "viewer":

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use kernos_server::Role;
 use serde_json::json;
 
+use crate::mcp::mcp;
 use crate::sse::read_events;
 use crate::{Auth, T};
 
@@ -302,48 +303,6 @@ async fn another_org_sees_and_steers_none_of_an_orgs_schedules() {
         .call("GET", &format!("/v1/schedules/{id}"), Auth::Key(&k), None)
         .await;
     assert_eq!(mine.json()["paused"], false, "nobody else paused it");
-}
-
-/// One stateless MCP request (revision 2026-07-28) as `auth`, and the JSON-RPC answer (the
-/// response is JSON or an event stream holding it).
-async fn mcp(t: &T, auth: Auth<'_>, method: &str, params: serde_json::Value) -> serde_json::Value {
-    let mut params = params;
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "isolation", "version": "1"},
-        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
-    });
-    // The 2026-07-28 routing headers: the method, and the tool or resource it names.
-    let name = params["name"]
-        .as_str()
-        .or(params["uri"].as_str())
-        .unwrap_or_default()
-        .to_owned();
-    let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
-    let r = t
-        .call_with(
-            "POST",
-            "/mcp",
-            auth,
-            Some(body),
-            &[
-                ("host", "localhost"),
-                ("accept", "application/json, text/event-stream"),
-                ("mcp-protocol-version", "2026-07-28"),
-                ("mcp-method", method),
-                ("mcp-name", &name),
-            ],
-        )
-        .await;
-    let text = String::from_utf8_lossy(&r.body).to_string();
-    let json = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(str::trim)
-        .find(|d| d.contains("\"id\":7"))
-        .map(str::to_owned)
-        .unwrap_or(text.clone());
-    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {} {text}", r.status))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@ mod isolation;
 mod leases;
 mod llm;
 mod matrix;
+mod mcp;
 mod monitors;
 mod schedules;
 mod sse;
