@@ -41,6 +41,12 @@ impl Server {
         }
     }
 
+    /// What changed in the server's tools since the pin, if a call of this process saw a
+    /// change (the front end journals it as `mcp.changed`).
+    pub fn changed(&self) -> Option<Vec<String>> {
+        self.changed.lock().ok().and_then(|c| c.clone())
+    }
+
     fn changed_error(&self, changes: Vec<String>) -> ToolError {
         ToolError::Refused(
             McpError::Changed {
@@ -128,7 +134,7 @@ impl DynAction for McpAction {
         ctx: &Ctx<'_>,
         _undo: &mut Recorder<'_>,
     ) -> kernos_tools::Result<Output> {
-        if let Some(c) = self.server.changed.lock().ok().and_then(|c| c.clone()) {
+        if let Some(c) = self.server.changed() {
             return Err(self.server.changed_error(c));
         }
         let arguments = match args {

@@ -27,6 +27,12 @@ pub use driver::{DRIVER_ARG, driver_main};
 pub use error::McpError;
 pub use snapshot::{Snapshot, ToolInfo};
 
+/// Journal kind: a person reviewed a server's tools and pinned them (`kernos mcp trust`).
+pub const MCP_TRUSTED: &str = "mcp.trusted";
+/// Journal kind: a server's live tools differed from the pin at a call, so its tools are
+/// disabled until trusted again.
+pub const MCP_CHANGED: &str = "mcp.changed";
+
 /// Where a configured server stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
@@ -43,18 +49,29 @@ pub enum Status {
     Broken(String),
 }
 
+/// One configured server as the catalog saw it.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// Its name in the config.
+    pub name: String,
+    /// Trusted, not reviewed, or a broken pin.
+    pub status: Status,
+    /// The state its actions share, when trusted (see [`Server::changed`]).
+    pub server: Option<Arc<Server>>,
+}
+
 /// Adds every trusted server's tools to `registry` (tool `mcp.<server>`), with `driver` as
-/// the program each call runs confined; returns each configured server's status. Reads only
-/// the config and the snapshot files: no server is started.
+/// the program each call runs confined; returns each configured server. Reads only the config
+/// and the snapshot files: no server is started.
 pub fn register(
     registry: &mut Registry,
     config: &McpConfig,
     data_dir: &Path,
     driver: &Path,
-) -> Vec<(String, Status)> {
-    let mut statuses = Vec::new();
+) -> Vec<Registered> {
+    let mut out = Vec::new();
     for s in &config.servers {
-        let status = match snapshot::load(data_dir, &s.name) {
+        let (status, server) = match snapshot::load(data_dir, &s.name) {
             Ok(Some(snap)) => {
                 let tool = format!("mcp.{}", s.name);
                 let origin = s
@@ -73,12 +90,16 @@ pub fn register(
                     registry
                         .register_dyn(&tool, Box::new(McpAction::new(server.clone(), t.clone())));
                 }
-                status
+                (status, Some(server))
             }
-            Ok(None) => Status::NotReviewed,
-            Err(e) => Status::Broken(e.to_string()),
+            Ok(None) => (Status::NotReviewed, None),
+            Err(e) => (Status::Broken(e.to_string()), None),
         };
-        statuses.push((s.name.clone(), status));
+        out.push(Registered {
+            name: s.name.clone(),
+            status,
+            server,
+        });
     }
-    statuses
+    out
 }
