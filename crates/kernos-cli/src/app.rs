@@ -109,6 +109,11 @@ impl App {
         self.catalog().registry.clone()
     }
 
+    /// The catalog, if something in this process has built it already.
+    pub fn catalog_if_built(&self) -> Option<&Catalog> {
+        self.catalog.get()
+    }
+
     /// The catalog and where each configured MCP server stands.
     pub fn catalog(&self) -> &Catalog {
         self.catalog.get_or_init(|| {

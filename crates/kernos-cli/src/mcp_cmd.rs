@@ -23,6 +23,31 @@ pub fn run(app: &App, cmd: McpCmd) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Journals `mcp.changed` for each server whose live tools a call of this process found
+/// different from the pin (the call failed and its tools stay disabled until `kernos mcp
+/// trust`). The confined call cannot write the journal, so the front end does it after.
+pub fn journal_changes(app: &App, engine: &kernos_engine::Engine, s: &Session<'_>) {
+    let Some(catalog) = app.catalog_if_built() else {
+        return;
+    };
+    for r in &catalog.servers {
+        let Some(changes) = r.server.as_ref().and_then(|s| s.take_change_report()) else {
+            continue;
+        };
+        let payload = json!({
+            "server": r.name,
+            "changes": changes,
+            "fix": format!("kernos mcp trust {}", r.name),
+        });
+        if let Err(e) = engine.append_action(s, kernos_mcp::MCP_CHANGED, payload) {
+            eprintln!(
+                "kernos: warning: cannot journal that MCP server {} changed: {e}",
+                r.name
+            );
+        }
+    }
+}
+
 /// Every configured server, how it is reached and where it stands.
 fn list(app: &App) -> anyhow::Result<ExitCode> {
     let catalog = app.catalog();

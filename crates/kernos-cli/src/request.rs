@@ -110,6 +110,7 @@ pub fn handle_embedded(
     };
     let handled = engine.handle(request, &s, &mut CliApprover::new(app));
     observer.finish();
+    crate::mcp_cmd::journal_changes(app, &engine, &s);
     Ok(handled?)
 }
 

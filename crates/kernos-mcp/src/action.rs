@@ -3,6 +3,7 @@
 //! paths and peers, and a call that runs in the sandbox through the driver.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub struct Server {
     /// Set once a call saw the live tools differ from the pin: later calls of this process
     /// fail at once, naming the change.
     changed: Mutex<Option<Vec<String>>>,
+    /// Whether the front end has taken the change to journal it.
+    reported: AtomicBool,
 }
 
 impl Server {
@@ -38,6 +41,7 @@ impl Server {
             snapshot,
             driver,
             changed: Mutex::new(None),
+            reported: AtomicBool::new(false),
         }
     }
 
@@ -45,6 +49,13 @@ impl Server {
     /// change (the front end journals it as `mcp.changed`).
     pub fn changed(&self) -> Option<Vec<String>> {
         self.changed.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// The change, the first time it is asked for after a call saw one: what the front end
+    /// journals as `mcp.changed` (the confined call itself cannot write the journal).
+    pub fn take_change_report(&self) -> Option<Vec<String>> {
+        let c = self.changed()?;
+        (!self.reported.swap(true, Ordering::SeqCst)).then_some(c)
     }
 
     fn changed_error(&self, changes: Vec<String>) -> ToolError {
@@ -287,6 +298,7 @@ pub fn list_tools(
         },
         driver,
         changed: Mutex::new(None),
+        reported: AtomicBool::new(false),
     };
     let cancel = kernos_core::CancelToken::new();
     let run = |argv: &[&str], opts: RunOpts| {
