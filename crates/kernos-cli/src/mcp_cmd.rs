@@ -48,20 +48,69 @@ pub fn journal_changes(app: &App, engine: &kernos_engine::Engine, s: &Session<'_
     }
 }
 
+/// For each server whose latest `mcp.changed` in the journal is newer than its latest
+/// `mcp.trusted`: what changed. Its tools fail until it is trusted again.
+fn changed_since_trusted(app: &App) -> Vec<(String, Vec<String>)> {
+    let Ok(journal) = kernos_journal::Journal::open_read_only(&app.data_dir) else {
+        return Vec::new();
+    };
+    let q = kernos_journal::Query {
+        kind_prefix: Some("mcp.".into()),
+        newest_first: true,
+        ..kernos_journal::Query::default()
+    };
+    let mut seen: Vec<String> = Vec::new();
+    let mut changed = Vec::new();
+    for e in journal.query(&q).unwrap_or_default() {
+        let is_change = e.kind == kernos_mcp::MCP_CHANGED;
+        if !is_change && e.kind != kernos_mcp::MCP_TRUSTED {
+            continue;
+        }
+        let Some(server) = e.payload["server"].as_str() else {
+            continue;
+        };
+        if seen.iter().any(|s| s == server) {
+            continue;
+        }
+        seen.push(server.to_owned());
+        if is_change {
+            let what = e.payload["changes"]
+                .as_array()
+                .map(|c| {
+                    c.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            changed.push((server.to_owned(), what));
+        }
+    }
+    changed
+}
+
 /// Every configured server, how it is reached and where it stands.
 fn list(app: &App) -> anyhow::Result<ExitCode> {
     let catalog = app.catalog();
+    let changed = changed_since_trusted(app);
+    let change_of = |name: &str| changed.iter().find(|(s, _)| s == name).map(|(_, c)| c);
     if app.global.json {
         let v: Vec<_> = catalog
             .servers
             .iter()
             .map(|r| {
                 let (status, hash, tools) = match &r.status {
+                    Status::Trusted { .. } if change_of(&r.name).is_some() => ("changed", None, 0),
                     Status::Trusted { hash, tools } => ("trusted", Some(hash.clone()), *tools),
                     Status::NotReviewed => ("not reviewed", None, 0),
                     Status::Broken(_) => ("broken", None, 0),
                 };
-                json!({"name": r.name, "status": status, "hash": hash, "tools": tools})
+                json!({
+                    "name": r.name,
+                    "status": status,
+                    "hash": hash,
+                    "tools": tools,
+                    "changes": change_of(&r.name),
+                })
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -81,16 +130,21 @@ fn list(app: &App) -> anyhow::Result<ExitCode> {
             .server(&r.name)
             .map(origin)
             .unwrap_or_default();
-        let status = match &r.status {
-            Status::Trusted { hash, tools } => style.green(&format!(
+        let status = match (&r.status, change_of(&r.name)) {
+            (Status::Trusted { .. }, Some(c)) => style.red(&format!(
+                "changed since trusted ({}), its tools are disabled: kernos mcp trust {}",
+                c.join("; "),
+                r.name
+            )),
+            (Status::Trusted { hash, tools }, None) => style.green(&format!(
                 "trusted: {tools} tool{} (pin {})",
                 if *tools == 1 { "" } else { "s" },
                 &hash[..hash.len().min(12)]
             )),
-            Status::NotReviewed => {
+            (Status::NotReviewed, _) => {
                 style.yellow(&format!("not reviewed: kernos mcp trust {}", r.name))
             }
-            Status::Broken(why) => style.red(&format!("broken pin: {why}")),
+            (Status::Broken(why), _) => style.red(&format!("broken pin: {why}")),
         };
         println!(
             "{}  {}  {}",

@@ -262,6 +262,13 @@ fn a_changed_tool_list_disables_the_server_until_a_person_trusts_it_again() {
     assert_eq!(changed.len(), 2, "{changed:?}");
     assert_eq!(changed[0]["server"], "changing");
     assert_eq!(changed[0]["changes"][0], "tool echo: description changed");
+    let list = json(&w.run(&["--json", "mcp", "list"]));
+    assert_eq!(list[0]["status"], "changed", "{list}");
+    let s = ok(&w.run(&["mcp", "list"]));
+    assert!(
+        s.contains("its tools are disabled: kernos mcp trust changing"),
+        "{s}"
+    );
 
     // A new tool is a change too; a person reviews the change and the tools work again.
     std::fs::write(
@@ -276,6 +283,10 @@ fn a_changed_tool_list_disables_the_server_until_a_person_trusts_it_again() {
         "the review shows what changed: {s}"
     );
     assert_eq!(events(&w, "mcp.trusted").len(), 2);
+    assert_eq!(
+        json(&w.run(&["--json", "mcp", "list"]))[0]["status"],
+        "trusted"
+    );
     let s = ok(&w.run(&["mcp.changing.shout", "text=again"]));
     assert!(s.contains("shout: again"), "{s}");
 }
