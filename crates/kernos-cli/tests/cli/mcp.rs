@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use kernos_journal::{Journal, Query};
+use kernos_llm::testing::FakeServer;
 
+use crate::fake_llm::plan;
 use crate::{World, json, text};
 
 /// Where `scripts/test` installs the servers.
@@ -221,11 +223,10 @@ fn a_write_outside_the_declared_paths_is_blocked_by_the_sandbox_and_one_inside_a
     assert_eq!(std::fs::read_to_string(&inside).unwrap(), "inside");
 }
 
-#[test]
-fn a_changed_tool_list_disables_the_server_until_a_person_trusts_it_again() {
-    let Some(python) = python_sdk() else {
-        return;
-    };
+/// A world with the Python SDK server `changing`, its tools read from the returned file
+/// (one tool, `echo`), declared read-only, not trusted yet.
+fn changing_world() -> Option<(World, PathBuf)> {
+    let python = python_sdk()?;
     let w = World::new();
     let tools = w.root().join("tools.json");
     let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/mcp_tools_from_file.py");
@@ -237,6 +238,57 @@ fn a_changed_tool_list_disables_the_server_until_a_person_trusts_it_again() {
     w.config(&format!(
         "[[mcp.servers]]\nname = \"changing\"\ncommand = [{python:?}, {server:?}, {tools:?}]\n[mcp.servers.default]\neffects = [\"read\"]\n"
     ));
+    Some((w, tools))
+}
+
+#[test]
+fn a_model_planner_is_shown_mcp_tools_and_its_plan_with_one_runs() {
+    let Some((w, _)) = changing_world() else {
+        return;
+    };
+    ok(&w.run(&["mcp", "trust", "changing", "--yes"]));
+    let srv = FakeServer::always(plan(
+        &[(
+            "mcp.changing.echo",
+            vec![("text", serde_json::json!("hello model"))],
+            "The echo server says it back.",
+        )],
+        serde_json::json!({}),
+    ));
+    let out = w
+        .cmd(&["--json", "have the echo server repeat hello model"])
+        .env("KERNOS_LLM_LOCAL_BASE_URL", srv.v1())
+        .env("KERNOS_LLM_LOCAL_MODEL", "local-model")
+        .env("KERNOS_LLM_RETRY_MAX_ATTEMPTS", "1")
+        .output()
+        .unwrap();
+    let j = json(&out);
+    assert_eq!(j["plan"]["steps"][0]["tool"], "mcp.changing", "{j}");
+    assert_eq!(j["plan"]["steps"][0]["action"], "echo");
+    assert_eq!(j["report"]["status"], "committed", "{j}");
+    assert!(
+        j["report"]["steps"][0]["output"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("echo: hello model"),
+        "{j}"
+    );
+    let prompt: String = srv.requests()[0]
+        .texts()
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert!(
+        prompt.contains("mcp.changing.echo(text"),
+        "the model sees the MCP tool and its arguments: {prompt}"
+    );
+}
+
+#[test]
+fn a_changed_tool_list_disables_the_server_until_a_person_trusts_it_again() {
+    let Some((w, tools)) = changing_world() else {
+        return;
+    };
     ok(&w.run(&["mcp", "trust", "changing", "--yes"]));
     let s = ok(&w.run(&["mcp.changing.echo", "text=hi"]));
     assert!(s.contains("echo: hi"), "{s}");
