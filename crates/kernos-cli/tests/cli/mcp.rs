@@ -229,7 +229,8 @@ fn changing_world() -> Option<(World, PathBuf)> {
     let python = python_sdk()?;
     let w = World::new();
     let tools = w.root().join("tools.json");
-    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/mcp_tools_from_file.py");
+    let server =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernos-mcp/testdata/tools_from_file.py");
     std::fs::write(
         &tools,
         r#"[{"name": "echo", "description": "Says the text back."}]"#,
@@ -341,4 +342,79 @@ fn a_changed_tool_list_disables_the_server_until_a_person_trusts_it_again() {
     );
     let s = ok(&w.run(&["mcp.changing.shout", "text=again"]));
     assert!(s.contains("shout: again"), "{s}");
+}
+
+/// The HTTP MCP server a test started, killed when the test ends.
+struct HttpServer(std::process::Child);
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_url_server_is_reached_at_its_declared_endpoint_and_its_tool_errors_fail_the_step() {
+    let Some((w, tools)) = changing_world() else {
+        return;
+    };
+    std::fs::write(
+        &tools,
+        r#"[{"name": "echo", "description": "Says the text back."},
+            {"name": "broken", "description": "Always fails.", "fails": true}]"#,
+    )
+    .unwrap();
+    let python = python_sdk().unwrap();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernos-mcp/testdata/tools_from_file.py");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = HttpServer(
+        w.program(python.to_str().unwrap())
+            .arg(&script)
+            .arg(&tools)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the HTTP server never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    w.config(&format!(
+        "[[mcp.servers]]\nname = \"web\"\nurl = \"http://127.0.0.1:{port}/mcp\"\n[mcp.servers.default]\neffects = [\"read\"]\n"
+    ));
+    ok(&w.run(&["mcp", "trust", "web", "--yes"]));
+
+    // The step may reach the server's endpoint (policy sees it), nothing else is declared.
+    let j = json(&w.run(&["--json", "mcp.web.echo", "text=\"over http\""]));
+    assert_eq!(j["report"]["status"], "committed", "{j}");
+    let step = &j["report"]["steps"][0];
+    assert!(
+        step["assessment"]["reasons"]
+            .as_array()
+            .unwrap()
+            .contains(&"talks to 127.0.0.1".into()),
+        "{step}"
+    );
+    assert_eq!(step["output"]["text"], "echo: over http");
+
+    // A tool that reports an error (isError) fails the step with the server's message.
+    let out = w.run(&["mcp.web.broken", "text=boom"]);
+    assert_eq!(out.status.code(), Some(1));
+    let s = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        s.contains("MCP tool broken of server web failed") && s.contains("broken failed: boom"),
+        "{s}"
+    );
 }
