@@ -315,7 +315,11 @@ pub fn list_tools(
     let fail = |e: &dyn std::fmt::Display| McpError::server(&config.name, e);
     match call_driver(&server, Op::List, run).map_err(|e| fail(&e))? {
         (DriverReply::Tools { tools }, _) => Ok(tools),
-        (DriverReply::Failed { message }, _) => Err(fail(&message)),
+        // The driver's message already names the server.
+        (DriverReply::Failed { message }, _) => {
+            let prefix = format!("MCP server {}: ", config.name);
+            Err(fail(&message.strip_prefix(&prefix).unwrap_or(&message)))
+        }
         (other, _) => Err(fail(&format!("unexpected answer {other:?}"))),
     }
 }
