@@ -418,3 +418,36 @@ fn a_url_server_is_reached_at_its_declared_endpoint_and_its_tool_errors_fail_the
         "{s}"
     );
 }
+
+#[test]
+fn a_server_gets_only_the_environment_variables_its_config_allows() {
+    let Some((w, tools)) = changing_world() else {
+        return;
+    };
+    std::fs::write(
+        &tools,
+        r#"[{"name": "getenv", "description": "Says a variable's value.", "env": true}]"#,
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(w.home.join(".config/kernos/config.toml")).unwrap();
+    w.config(&config.replace(
+        "[mcp.servers.default]",
+        "env = [\"KERNOS_TEST_MCP_TOKEN\"]\n[mcp.servers.default]",
+    ));
+    ok(&w.run(&["mcp", "trust", "changing", "--yes"]));
+    let getenv = |name: &str| {
+        let out = w
+            .cmd(&["mcp.changing.getenv", &format!("text={name}")])
+            .env("KERNOS_TEST_MCP_TOKEN", "allowed-value")
+            .env("KERNOS_TEST_MCP_SECRET", "secret-value")
+            .output()
+            .unwrap();
+        ok(&out)
+    };
+    assert!(getenv("KERNOS_TEST_MCP_TOKEN").contains("getenv: allowed-value"));
+    let s = getenv("KERNOS_TEST_MCP_SECRET");
+    assert!(
+        s.contains("getenv: <unset>") && !s.contains("secret-value"),
+        "{s}"
+    );
+}
