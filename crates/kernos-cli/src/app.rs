@@ -2,7 +2,7 @@
 //! journal, engine.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use kernos_core::{CancelToken, ExecError, ExecOutcome, ExecRequest, ProcessRunner};
@@ -26,6 +26,26 @@ pub struct App {
     pub data_dir: PathBuf,
     /// Output styling.
     pub style: Style,
+    /// The tool catalog, built on first use.
+    catalog: OnceLock<Catalog>,
+}
+
+/// The tool catalog of this process and the external MCP servers it was built from.
+pub struct Catalog {
+    /// Built-in tools plus trusted MCP servers' tools.
+    pub registry: Arc<Registry>,
+    /// Each configured MCP server: its name, whether it is trusted, and its shared state.
+    pub servers: Vec<kernos_mcp::Registered>,
+}
+
+/// The program an MCP tool call runs confined: this binary, as `kernos __mcp-call`
+/// (`KERNOS_MCP_DRIVER` names another, for tests of a build without the driver).
+pub fn mcp_driver() -> PathBuf {
+    std::env::var_os("KERNOS_MCP_DRIVER")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_exe().ok())
+        .unwrap_or_else(|| PathBuf::from("kernos"))
 }
 
 impl App {
@@ -68,6 +88,7 @@ impl App {
             config,
             data_dir,
             style,
+            catalog: OnceLock::new(),
         })
     }
 
@@ -81,14 +102,33 @@ impl App {
         self.env().home.display().to_string()
     }
 
-    /// The tool catalog every engine, planner and listing of this process uses.
+    /// The tool catalog every engine, planner and listing of this process uses: the built-in
+    /// tools plus the tools of every reviewed external MCP server (`[[mcp.servers]]`, see
+    /// `kernos mcp trust`). Built once per process; no server is started to build it.
     pub fn registry(&self) -> Arc<Registry> {
-        Arc::new(Registry::builtin())
+        self.catalog().registry.clone()
+    }
+
+    /// The catalog and where each configured MCP server stands.
+    pub fn catalog(&self) -> &Catalog {
+        self.catalog.get_or_init(|| {
+            let mut registry = Registry::builtin();
+            let servers = kernos_mcp::register(
+                &mut registry,
+                &self.config.mcp,
+                &self.data_dir,
+                &mcp_driver(),
+            );
+            Catalog {
+                registry: Arc::new(registry),
+                servers,
+            }
+        })
     }
 
     /// The planner cascade for this configuration (offline planner, models, plan cache).
     pub fn cascade(&self) -> kernos_planner::llm::Cascade {
-        crate::planning::cascade(&self.config, &self.data_dir)
+        crate::planning::cascade(&self.config, &self.data_dir, self.registry())
     }
 
     /// `--provider`, `--model`, `--no-cache` as planning options.

@@ -25,6 +25,8 @@ pub struct Config {
     pub server: kernos_server::ServerConfig,
     /// How much Kernos's trash keeps (what deletes put aside for undo).
     pub trash: kernos_tools::trash::Budget,
+    /// External MCP servers whose reviewed tools join the catalog (`[[mcp.servers]]`).
+    pub mcp: kernos_mcp::McpConfig,
 }
 
 /// `[cli]`
@@ -154,6 +156,25 @@ pub const TEMPLATE: &str = r#"# Kernos configuration. Every setting can also be 
 # api_key_env = "ANTHROPIC_API_KEY"           # the variable's NAME, never the key
 # lanes = { fast = "claude-haiku-4-5", strong = "claude-sonnet-4-5" }
 # prices = { "claude-haiku-4-5" = { input_per_mtok = 1.0, output_per_mtok = 5.0 } }
+
+# External MCP servers: their tools join the catalog as mcp.<server>.<tool> once a person has
+# reviewed them (`kernos mcp trust <server>`); `kernos mcp list` shows where each stands. A
+# stdio server runs inside the sandbox with only the paths and peers declared here. A tool
+# not declared (and no default) may change anything: policy asks, at high risk.
+#
+# [[mcp.servers]]
+# name = "files"
+# command = ["node", "/opt/mcp/server-filesystem/dist/index.js", "/srv/share"]
+# env = []                                    # variables passed from Kernos's environment
+# read = ["/srv/share"]                       # what the server process may read
+# write = ["/srv/share/inbox"]                # where its changing tools may write
+# network = []                                # "host:port" peers it may reach
+# timeout_s = 30
+# [mcp.servers.tools.read_text_file]
+# effects = ["read"]                          # read write delete exec network privileged
+# [mcp.servers.default]
+# effects = ["write"]
+# risk = "medium"                             # a floor: policy may find more, never less
 "#;
 
 /// The whole template: the sections above plus the daemon's.
@@ -323,6 +344,7 @@ fn validate(c: &Config) -> anyhow::Result<()> {
         bail!("planner.agent_max_steps, agent_max_tokens and agent_time_secs must be at least 1");
     }
     c.server.validate().map_err(anyhow::Error::msg)?;
+    c.mcp.validate()?;
     Ok(())
 }
 

@@ -45,6 +45,14 @@ fn main() -> ExitCode {
     {
         kernos_sandbox::helper_main();
     }
+    // The MCP driver: started confined by an `mcp.<server>.<tool>` step, it talks to the
+    // external server and prints one JSON answer (see `kernos_mcp::driver`).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == kernos_mcp::DRIVER_ARG)
+    {
+        return ExitCode::from(u8::try_from(kernos_mcp::driver_main()).unwrap_or(1));
+    }
     quiet_on_closed_pipe();
     let cli = parse();
     match run(cli) {

@@ -13,17 +13,21 @@ use kernos_tools::Registry;
 /// The plan cache's file in the data directory.
 pub const CACHE_FILE: &str = "plan-cache.db";
 
-/// The cascade for this configuration. Cheap when no provider is configured (the offline
-/// planner alone); the HTTP client is built only when a model is really asked.
-pub fn cascade(cfg: &crate::config::Config, data_dir: &Path) -> Cascade {
+/// The cascade for this configuration over `registry` (the process's one catalog: the
+/// offline planner plans requests that name its actions, and models see its schemas). Cheap
+/// when no provider is configured (the offline planner alone); the HTTP client is built only
+/// when a model is really asked.
+pub fn cascade(cfg: &crate::config::Config, data_dir: &Path, registry: Arc<Registry>) -> Cascade {
     if cfg.llm.providers.is_empty() {
-        return Cascade::offline();
+        return Cascade::offline().with_catalog(registry);
     }
-    // Registry, machine facts and the cache file are set up only when a request is not
-    // answered confidently offline: a model configured must not slow every command.
-    let mut c = Cascade::lazy(cfg.llm.clone(), || {
-        (Arc::new(Registry::builtin()), HostFacts::detect())
+    // Machine facts and the cache file are set up only when a request is not answered
+    // confidently offline: a model configured must not slow every command.
+    let catalog = registry.clone();
+    let mut c = Cascade::lazy(cfg.llm.clone(), move || {
+        (catalog.clone(), HostFacts::detect())
     })
+    .with_catalog(registry)
     .with_threshold(cfg.planner.confidence_threshold)
     .with_complex_lane(cfg.planner.complex_lane.clone())
     .with_max_repairs(cfg.planner.max_repairs);

@@ -73,7 +73,7 @@ Commands: help, history, tools, clear, exit (or Ctrl-D).";
 
 /// Runs the prompt until exit.
 pub fn run(app: &App, cancel: &CancelToken) -> anyhow::Result<ExitCode> {
-    let registry = kernos_tools::Registry::builtin();
+    let registry = app.registry();
     let mut names: Vec<String> = registry.names().map(str::to_owned).collect();
     names.extend(["help", "history", "tools", "clear", "exit", "quit", "undo"].map(String::from));
     let mut rl: Editor<KernosHelper, DefaultHistory> = Editor::new()?;

@@ -3,18 +3,20 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
-use kernos_tools::Registry;
 
 use crate::app::App;
 
 /// Lists the catalog, one tool, or one action (with `--schema`, its argument JSON schema).
 pub fn run(app: &App, name: Option<&str>, schema: bool) -> anyhow::Result<ExitCode> {
-    let registry = Registry::builtin();
+    let registry = app.registry();
     let tools = registry.tools();
     let style = app.style;
+    // A tool's name may hold dots (`mcp.files`): a whole tool name first, then a catalog
+    // action's own split, then `tool.action` at the first dot.
     let (tool_filter, action_filter) = match name {
         None => (None, None),
-        Some(n) => match n.split_once('.') {
+        Some(n) if tools.iter().any(|t| t.name == n) => (Some(n), None),
+        Some(n) => match registry.split_name(n).or_else(|| n.split_once('.')) {
             Some((t, a)) => (Some(t), Some(a)),
             None => (Some(n), None),
         },

@@ -249,6 +249,11 @@ pub struct ActionSpec {
     /// Columns of the rows the action returns.
     #[serde(default)]
     pub output: Vec<Column>,
+    /// The least risk policy may assess for a step of this action, whatever its effects: an
+    /// operator's declaration for an action Kernos cannot look inside (an external MCP
+    /// server's tool). It only ever raises what policy finds, never lowers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_floor: Option<crate::Risk>,
 }
 
 impl ActionSpec {
@@ -343,6 +348,7 @@ mod tests {
             effects: vec![EffectKind::Read],
             reversibility: Reversibility::ReadOnly,
             output: vec![Column::new("path", ColumnKind::Path)],
+            risk_floor: None,
         };
         assert!(spec.is_read_only());
         assert_eq!(spec.column("path").map(|c| c.kind), Some(ColumnKind::Path));

@@ -536,6 +536,7 @@ impl Engine {
             effects: vec![EffectKind::Write, EffectKind::Delete],
             reversibility: kernos_core::Reversibility::Reversible,
             output: Vec::new(),
+            risk_floor: None,
         };
         let mut a = kernos_policy::assess(&spec, effects, &self.policy_ctx(&s.env), &self.policy);
         let original = self

@@ -598,6 +598,9 @@ impl Engine {
             let after = sink.records.after.clone();
             undo_records += after.len();
             let wall_ms = started.elapsed().as_millis() as u64;
+            for (kind, payload) in action.take_notices() {
+                self.append_action(s, &kind, payload)?;
+            }
             match result {
                 Ok(out) => {
                     cpu_ms += out.cpu_ms;

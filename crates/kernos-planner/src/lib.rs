@@ -79,6 +79,7 @@
 //! first, then the plan cache, then a model lane, and falls back to the offline answer when no
 //! model answers. Plans from a model go through the same catalog validator.
 
+mod by_name;
 mod candidate;
 mod clause;
 mod entities;
@@ -260,6 +261,9 @@ pub struct Planner {
     /// The concepts that trigger a changing intent ("delete", "copy", "compress"): the bare
     /// word after one that names an entry of the working directory is that entry.
     change_verbs: Bits,
+    /// The catalog a request may name an action of directly (`fs.read path=…`,
+    /// `mcp.files.read_text_file path=…`), when the host gave one ([`Planner::with_catalog`]).
+    catalog: Option<std::sync::Arc<kernos_tools::Registry>>,
 }
 
 impl Default for Planner {
@@ -366,7 +370,16 @@ impl Planner {
             vocab,
             intents,
             change_verbs,
+            catalog: None,
         }
+    }
+
+    /// This planner, also planning requests that name an action of `catalog` directly with
+    /// `key=value` arguments (`fs.read path=/etc/hostname`): one step, the values typed from
+    /// the action's schema. How an external MCP server's tools are reached without a model.
+    pub fn with_catalog(mut self, catalog: std::sync::Arc<kernos_tools::Registry>) -> Planner {
+        self.catalog = Some(catalog);
+        self
     }
 
     /// Every action the planner can produce, with an example request.
@@ -385,6 +398,24 @@ impl Planner {
         self.understand(request, ctx).outcome
     }
 
+    /// The plan of a request that names a catalog action (see [`Planner::with_catalog`]).
+    fn by_name(&self, request: &str) -> Option<Outcome> {
+        let planned = by_name::plan(request, self.catalog.as_deref()?)?;
+        Some(match planned {
+            Ok(mut plan) => {
+                plan.planner = Some(PLANNER_NAME.to_owned());
+                Outcome::Plan {
+                    plan,
+                    confidence: 1.0,
+                }
+            }
+            Err(why) => Outcome::NotUnderstood {
+                message: format!("{why}."),
+                suggestions: Vec::new(),
+            },
+        })
+    }
+
     /// Like [`Planner::plan`], and also says which words of the request no part of the plan
     /// explains, so a front end can warn about a read-only plan that left some out (a plan
     /// that changes something is never made with words left over below the confidence bar).
@@ -398,6 +429,9 @@ impl Planner {
             .into();
         }
         if let Some(o) = self.undo(&words, ctx) {
+            return o.into();
+        }
+        if let Some(o) = self.by_name(request) {
             return o.into();
         }
         if let Some(word) = vague_age(&words, &ctx.cwd) {

@@ -220,6 +220,12 @@ pub fn assess(spec: &ActionSpec, effects: &[Effect], ctx: &Context, cfg: &Config
         findings.push((Risk::High, "cannot be undone".into()));
     }
 
+    if let Some(floor) = spec.risk_floor
+        && findings.iter().all(|(r, _)| *r < floor)
+    {
+        findings.push((floor, format!("declared {floor} risk by its configuration")));
+    }
+
     findings.sort_by_key(|f| std::cmp::Reverse(f.0));
     let mut reasons: Vec<String> = Vec::new();
     for (_, r) in &findings {
@@ -291,6 +297,12 @@ pub fn assess_untrusted(a: Assessment, spec: &ActionSpec, effects: &[Effect]) ->
 /// The least risk any step of this action can have, from its declaration alone: what
 /// `kernos tools` shows. Concrete arguments can only raise it.
 pub fn risk_class(spec: &ActionSpec) -> Risk {
+    let floor = spec.risk_floor.unwrap_or(Risk::Low);
+    declared_class(spec).max(floor)
+}
+
+/// [`risk_class`] from the effect kinds and reversibility alone.
+fn declared_class(spec: &ActionSpec) -> Risk {
     if spec.is_read_only() {
         Risk::Low
     } else if spec.reversibility == Reversibility::Irreversible
@@ -404,6 +416,7 @@ mod tests {
             effects: effects.to_vec(),
             reversibility: rev,
             output: vec![Column::new("path", ColumnKind::Path)],
+            risk_floor: None,
         }
     }
 
@@ -447,6 +460,30 @@ mod tests {
             },
         );
         assert!(matches!(a.decision, Decision::Ask { .. }));
+    }
+
+    #[test]
+    fn a_declared_risk_floor_raises_the_assessment_and_never_lowers_it() {
+        let mut floored = read();
+        floored.risk_floor = Some(Risk::Medium);
+        let a = check(
+            &floored,
+            &[Effect::path(EffectKind::Read, "/var/log", true)],
+        );
+        assert_eq!(a.risk, Risk::Medium);
+        assert!(matches!(a.decision, Decision::Ask { .. }), "{a:?}");
+        assert_eq!(risk_class(&floored), Risk::Medium);
+        let mut low = write();
+        low.risk_floor = Some(Risk::Low);
+        let a = check(
+            &low,
+            &[Effect::path(EffectKind::Delete, "/home/ann/x", true)],
+        );
+        assert_eq!(
+            a.risk,
+            Risk::High,
+            "a low floor never lowers a recursive delete"
+        );
     }
 
     #[test]

@@ -70,6 +70,14 @@ pub trait DynAction: Send + Sync {
     fn dry_run(&self, args: &Value, ctx: &Ctx<'_>) -> Result<Vec<Change>>;
     /// See [`Action::execute`].
     fn execute(&self, args: &Value, ctx: &Ctx<'_>, undo: &mut Recorder<'_>) -> Result<Output>;
+    /// Events this action asks the engine to journal after one of its steps ran, as
+    /// `(kind, payload)`: something learned while running that the record must keep (an
+    /// external MCP server found changed since it was trusted). A confined step cannot write
+    /// the journal itself; the engine appends these to the step's action, whichever front
+    /// end asked. Each notice is handed out once. Built-in actions have none.
+    fn take_notices(&self) -> Vec<(String, Value)> {
+        Vec::new()
+    }
 }
 
 struct Erased<A: Action> {
@@ -146,6 +154,9 @@ const TOOL_SUMMARIES: &[(&str, &str)] = &[
 /// All actions, by `tool.action`.
 pub struct Registry {
     actions: BTreeMap<String, Box<dyn DynAction>>,
+    /// Tools registered at run time (an external MCP server is `mcp.<server>`), with their
+    /// summaries, listed after the built-in ones in registration order.
+    dynamic_tools: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -165,6 +176,7 @@ impl Registry {
     pub fn empty() -> Self {
         Registry {
             actions: BTreeMap::new(),
+            dynamic_tools: Vec::new(),
         }
     }
 
@@ -179,6 +191,7 @@ impl Registry {
             effects: m.effects.to_vec(),
             reversibility: m.reversibility,
             output: m.output.iter().map(|(n, k)| Column::new(n, *k)).collect(),
+            risk_floor: None,
         };
         self.actions.insert(
             format!("{}.{}", m.tool, m.name),
@@ -186,11 +199,42 @@ impl Registry {
         );
     }
 
+    /// Adds a tool known only at run time (an external MCP server's, whose schemas come from
+    /// the server rather than from Rust types): its one-line summary, then its actions with
+    /// [`Registry::register_dyn`]. Replaces the summary of a tool with the same name.
+    pub fn add_tool(&mut self, tool: &str, summary: &str) {
+        self.dynamic_tools.retain(|(t, _)| t != tool);
+        self.dynamic_tools
+            .push((tool.to_owned(), summary.to_owned()));
+    }
+
+    /// Adds an action of a tool added with [`Registry::add_tool`], as `tool.<spec name>`
+    /// (replacing one with the same name). The action publishes its own spec.
+    pub fn register_dyn(&mut self, tool: &str, action: Box<dyn DynAction>) {
+        let name = format!("{tool}.{}", action.spec().name);
+        self.actions.insert(name, action);
+    }
+
     /// Looks up `tool.action`.
     pub fn get(&self, tool: &str, action: &str) -> Option<&dyn DynAction> {
         self.actions
             .get(&format!("{tool}.{action}"))
             .map(|b| b.as_ref())
+    }
+
+    /// Looks up a full `tool.action` name (a tool's name may itself hold dots: `mcp.files`).
+    pub fn get_name(&self, name: &str) -> Option<(&str, &dyn DynAction)> {
+        self.actions
+            .get_key_value(name)
+            .map(|(k, a)| (k.as_str(), a.as_ref()))
+    }
+
+    /// Splits a full `tool.action` name of this catalog into its tool and action.
+    pub fn split_name<'n>(&self, name: &'n str) -> Option<(&'n str, &'n str)> {
+        let (_, a) = self.get_name(name)?;
+        let action = a.spec().name.as_str();
+        let tool = name.strip_suffix(action)?.strip_suffix('.')?;
+        Some((tool, &name[tool.len() + 1..]))
     }
 
     /// Every `tool.action` name, sorted.
@@ -201,18 +245,25 @@ impl Registry {
     /// The tool specs (tools in catalog order, actions in registration order of names).
     pub fn tools(&self) -> Vec<ToolSpec> {
         let mut tools: Vec<ToolSpec> = Vec::new();
-        for (name, summary) in TOOL_SUMMARIES {
-            let prefix = format!("{name}.");
+        let dynamic = self
+            .dynamic_tools
+            .iter()
+            .map(|(n, s)| (n.as_str(), s.as_str()));
+        for (name, summary) in TOOL_SUMMARIES.iter().copied().chain(dynamic) {
             let actions: Vec<ActionSpec> = self
                 .actions
                 .iter()
-                .filter(|(k, _)| k.starts_with(&prefix))
+                .filter(|(k, a)| {
+                    k.strip_suffix(a.spec().name.as_str())
+                        .and_then(|t| t.strip_suffix('.'))
+                        == Some(name)
+                })
                 .map(|(_, a)| a.spec().clone())
                 .collect();
             if !actions.is_empty() {
                 tools.push(ToolSpec {
-                    name: (*name).to_owned(),
-                    summary: (*summary).to_owned(),
+                    name: name.to_owned(),
+                    summary: summary.to_owned(),
                     actions,
                 });
             }

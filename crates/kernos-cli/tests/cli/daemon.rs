@@ -254,14 +254,8 @@ fn grant_acme(w: &World) {
             "\n[server.scopes.acme]\nwrite = [\"{}\"]\n",
             w.home.display()
         ));
-        config(w, &toml);
+        w.config(&toml);
     }
-}
-
-fn config(w: &World, toml: &str) {
-    let dir = w.home.join(".config/kernos");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.toml"), toml).unwrap();
 }
 
 fn submit(d: &Daemon, key: &str, body: Value) -> String {
@@ -564,8 +558,7 @@ fn sse_resume_over_tcp_across_a_reconnect_gets_each_event_once() {
 #[test]
 fn limits_quota_idempotency_and_audit_csv_over_http() {
     let w = World::new();
-    config(
-        &w,
+    w.config(
         "[server]\nrate_per_sec = 1.0\nrate_burst = 4.0\nstep_overhead_units = 0.01\n[server.quotas]\nacme = 0.01\n",
     );
     let d = Daemon::start(&w, &[]);
@@ -664,14 +657,11 @@ fn refuses_a_public_address_without_tls_and_serves_tls_when_configured() {
         .status()
         .unwrap();
     assert!(ok.success());
-    config(
-        &w,
-        &format!(
-            "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-            cert.display(),
-            key.display()
-        ),
-    );
+    w.config(&format!(
+        "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
     let mut c = w.cmd(&["serve", "--listen", "127.0.0.1:0"]);
     c.stdout(Stdio::piped()).stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
@@ -986,8 +976,7 @@ fn a_refused_post_keeps_the_connection_alive() {
 
 /// The daemon's config with one model provider at `url` (one try per call).
 fn with_model(w: &World, url: &str) {
-    config(
-        w,
+    w.config(
         &format!(
             "[llm.retry]\nmax_attempts = 1\n\n[[llm.providers]]\nname = \"local\"\nbase_url = \"{url}\"\nlanes = {{ fast = \"local-model\" }}\n"
         ),
@@ -1330,8 +1319,7 @@ fn a_monitor_on_a_filling_tmpfs_waits_for_approval_then_cleans_up_under_its_leas
     let tmpfs = w.root().join("tmpfs");
     std::fs::create_dir_all(&tmpfs).unwrap();
     let (hook, got) = webhook_receiver();
-    config(
-        &w,
+    w.config(
         &format!(
             "[[server.monitors]]\nname = \"tmpfs-full\"\nkind = \"disk\"\nmount = \"{t}\"\nthreshold = 80\nclear_below = 50\ninterval = \"200ms\"\n\
              [server.monitors.remediation]\nplan = {{ steps = [{{ tool = \"fs\", action = \"delete\", args = {{ path = \"{{mount}}/fill\" }} }}] }}\n\n\
@@ -1416,8 +1404,7 @@ fn a_monitor_on_a_filling_tmpfs_waits_for_approval_then_cleans_up_under_its_leas
 #[test]
 fn kernos_watch_shows_the_monitors_then_follows_what_happens() {
     let w = World::new();
-    config(
-        &w,
+    w.config(
         &format!(
             "[[server.monitors]]\nname = \"disk-here\"\nkind = \"disk\"\nmount = \"{}\"\nthreshold = 0.1\nclear_below = 0.05\ninterval = \"200ms\"\n",
             w.cwd.display()

@@ -8,6 +8,7 @@ mod fake_llm;
 mod journal;
 mod lifetime;
 mod llm;
+mod mcp;
 mod mcp_server;
 mod prompt;
 mod repl;
@@ -21,6 +22,19 @@ use std::process::{Command, Output, Stdio};
 /// Output bytes as text.
 pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// The JSON a command printed: the whole of stdout, or its last line.
+pub(crate) fn json(out: &std::process::Output) -> serde_json::Value {
+    let s = text(&out.stdout);
+    if let Ok(v) = serde_json::from_str(&s) {
+        return v;
+    }
+    let line = s
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no output; stderr: {}", text(&out.stderr)));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
 /// A private world for one test: home, config, data and a working directory.
@@ -80,6 +94,13 @@ impl World {
     /// Runs `kernos args…` and waits.
     pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
+    }
+
+    /// Writes this world's config file.
+    pub(crate) fn config(&self, toml: &str) {
+        let dir = self.home.join(".config/kernos");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.toml"), toml).unwrap();
     }
 
     /// Writes a file relative to the working directory.

@@ -4,7 +4,7 @@
 //! in both protocol generations: `legacy` (initialize; approvals as elicitation requests) and
 //! `auto` (2026-07-28; approvals as input-required results).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -12,27 +12,10 @@ use kernos_journal::{Journal, Query};
 use serde_json::{Value, json};
 
 use crate::daemon::{Daemon, new_key};
+pub(crate) use crate::mcp::python_sdk;
 use crate::{World, text};
 
 const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/client.py");
-
-/// The Python of the venv `scripts/test` installs the `mcp` SDK into, or why the test cannot run.
-pub(crate) fn python_sdk() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").unwrap_or_default();
-    let python = std::env::var_os("KERNOS_TEST_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(&home).join(".cache/kernos-test"))
-        .join("mcp-py/bin/python");
-    if python.exists() {
-        Some(python)
-    } else {
-        eprintln!(
-            "SKIPPED: {} is missing; scripts/test installs it",
-            python.display()
-        );
-        None
-    }
-}
 
 /// The client started with `args` (see `client.py`), not yet waited for.
 pub(crate) fn client(w: &World, py: &Path, args: &[&str]) -> std::process::Child {

@@ -3,20 +3,7 @@
 
 use serde_json::Value;
 
-use crate::{World, text};
-
-/// The JSON a command printed: the whole of stdout, or its last line.
-fn json(out: &std::process::Output) -> Value {
-    let s = text(&out.stdout);
-    if let Ok(v) = serde_json::from_str(&s) {
-        return v;
-    }
-    let line = s
-        .lines()
-        .last()
-        .unwrap_or_else(|| panic!("no output; stderr: {}", text(&out.stderr)));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
+use crate::{World, json, text};
 
 #[test]
 fn a_read_runs_at_once_and_renders_a_table() {

@@ -289,8 +289,11 @@ pub fn read_answer(v: &Value, registry: &Registry) -> Result<Answer, Vec<PlanIss
             continue;
         };
         let action = s.get("action").and_then(Value::as_str).unwrap_or("").trim();
+        // A tool's name may hold dots (`mcp.files.read_text_file`): the catalog splits it.
         let (tool, name) = match (
-            action.split_once('.'),
+            registry
+                .split_name(action)
+                .or_else(|| action.split_once('.')),
             s.get("tool").and_then(Value::as_str),
         ) {
             (Some((t, a)), _) => (t.to_owned(), a.to_owned()),

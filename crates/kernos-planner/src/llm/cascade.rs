@@ -187,6 +187,13 @@ impl Cascade {
         }
     }
 
+    /// Lets the offline planner plan requests that name an action of `catalog` directly
+    /// ([`Planner::with_catalog`]); give it the catalog the engine runs plans against.
+    pub fn with_catalog(mut self, catalog: Arc<Registry>) -> Self {
+        self.offline = std::mem::take(&mut self.offline).with_catalog(catalog);
+        self
+    }
+
     /// Uses this plan cache.
     pub fn with_cache(mut self, cache: PlanCache) -> Self {
         self.cache = CacheSlot::Ready(cache);

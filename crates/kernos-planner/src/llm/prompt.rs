@@ -294,7 +294,7 @@ pub fn plan_message(
     let mut s = String::with_capacity(1024);
     s.push_str("Actions you may use (name(arguments) — what it does [effects] → row columns):\n");
     for name in &selection.actions {
-        let Some((tool, action)) = name.split_once('.') else {
+        let Some((tool, action)) = registry.split_name(name) else {
             continue;
         };
         if let Some(a) = registry.get(tool, action) {
