@@ -329,6 +329,20 @@ pub enum Command {
         #[arg(long)]
         state: Option<String>,
     },
+    /// Steps waiting in the daemon for a person (from agents, schedules, monitors, API and
+    /// MCP clients that cannot ask): what each would do, its risk, when it is declined.
+    Approvals,
+    /// Answer a step waiting in the daemon: approve it, or `--no` to decline it.
+    Approve {
+        /// The approval id (as `kernos approvals` shows it).
+        id: String,
+        /// Decline instead.
+        #[arg(long)]
+        no: bool,
+        /// Why (journaled with the answer).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// List the daemon's capability leases (of org `local` on the socket).
     Leases {
         /// Only leases attached to this grantee: agent:ID, key:ID or schedule:ID.
@@ -402,7 +416,7 @@ pub enum ModelsCmd {
 #[derive(Debug, Subcommand)]
 pub enum AgentCmd {
     /// Start an agent in the daemon on GOAL; it works on after this command returns. Its plans
-    /// are ordinary actions of yours: changes wait for approval (`kernos approvals`).
+    /// are ordinary actions of yours: changes wait for approval (`kernos approvals`, `kernos approve`).
     Spawn {
         /// Most steps (default 30).
         #[arg(long, value_name = "N")]

@@ -4,6 +4,7 @@
 mod agent_cmd;
 mod agents_cmd;
 mod app;
+mod approvals_cmd;
 mod cli;
 mod config;
 mod config_cmd;
@@ -247,6 +248,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     daemon_cmd::keys_list(&app, org.as_deref())
                 }
                 Command::Keys(cli::KeysCmd::Revoke { id }) => daemon_cmd::keys_revoke(&app, &id),
+                Command::Approvals => approvals_cmd::list(&app),
+                Command::Approve { id, no, reason } => {
+                    approvals_cmd::answer(&app, &id, !no, reason.as_deref())
+                }
                 Command::Leases { grantee } => lease_cmd::list(&app, grantee.as_deref()),
                 Command::Lease(cmd) => lease_cmd::run(&app, cmd),
                 Command::Trash(cmd) => trash_cmd::run(&app, cmd),

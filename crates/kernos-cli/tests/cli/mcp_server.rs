@@ -276,7 +276,7 @@ fn a_client_that_cannot_ask_leaves_the_step_in_the_daemons_queue() {
     let cwd = w.cwd.to_str().unwrap().to_owned();
     let child = client(&w, &py, &["http", "auto", "queue", &cwd, &url, &key]);
 
-    // The step waits in the queue, where a person answers it (here over the API).
+    // The step waits in the queue, where a person answers it (here with `kernos approve`).
     let until = Instant::now() + Duration::from_secs(30);
     let pending = loop {
         let v = d
@@ -294,14 +294,15 @@ fn a_client_that_cannot_ask_leaves_the_step_in_the_daemons_queue() {
         "nothing ran before the answer"
     );
     let id = pending["approval"].as_str().unwrap();
-    let answer = json!({"approve": true, "reason": "checked"});
-    let r = d.http(
-        "POST",
-        &format!("/v1/approvals/{id}"),
-        Some(&key),
-        Some(answer),
+    let listed = w.run(&["approvals"]);
+    let listed = text(&listed.stdout);
+    assert!(
+        listed.contains(id) && listed.contains("fs.write"),
+        "{listed}"
     );
-    assert_eq!(r.status, 200, "{}", text(&r.body));
+    let out = w.run(&["approve", id, "--reason", "checked"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), format!("approved {id}"));
 
     let r = report(child);
     assert_eq!(structured(&r["write"])["status"], "committed", "{r}");
