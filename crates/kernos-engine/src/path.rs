@@ -202,9 +202,13 @@ impl Engine {
         // Planning and a read-only run change nothing, so no step depends on their events
         // being on disk first: they are committed together, with `action.finished`.
         self.store.hold();
+        let started = std::time::Instant::now();
         match self.handle_held(req, s, approver) {
             Ok(handled) => {
-                self.finish(s, &handled.outcome)?;
+                // The engine's own time for the action (planning, policy, the run, the journal
+                // up to this last commit), recorded so a front end's cost can be told from it.
+                let engine_us = started.elapsed().as_micros() as u64;
+                self.finish_with(s, &handled.outcome, Some(engine_us))?;
                 Ok(handled)
             }
             Err(e) => {
@@ -223,11 +227,22 @@ impl Engine {
     /// Front ends call it directly only for actions that end before reaching the path (cancelled
     /// while queued, refused at shutdown).
     pub fn finish(&self, s: &Session<'_>, outcome: &ActionOutcome) -> Result<()> {
-        let ev = self.action_event(
-            s,
-            kind::ACTION_FINISHED,
-            outcome.finished_payload(self.step_units),
-        );
+        self.finish_with(s, outcome, None)
+    }
+
+    /// [`Engine::finish`], with the engine's time for the action when it ran one
+    /// (`engine_us` in the payload).
+    fn finish_with(
+        &self,
+        s: &Session<'_>,
+        outcome: &ActionOutcome,
+        engine_us: Option<u64>,
+    ) -> Result<()> {
+        let mut payload = outcome.finished_payload(self.step_units);
+        if let (Some(us), Value::Object(m)) = (engine_us, &mut payload) {
+            m.insert("engine_us".into(), json!(us));
+        }
+        let ev = self.action_event(s, kind::ACTION_FINISHED, payload);
         match self.store.append_closing(ev) {
             Ok(stored) => {
                 s.observer.event(&stored);

@@ -182,6 +182,14 @@ fn stdio_list_read_approve_undo_and_decline_in_both_protocol_generations() {
             !w.data.join("kernos.sock").exists(),
             "the in-process daemon removes its socket when the client leaves"
         );
+        // Nothing waits without a daemon, and `kernos approvals` says how to get one.
+        let out = w.run(&["approvals"]);
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr).contains("kernos serve"),
+            "{}",
+            text(&out.stderr)
+        );
     }
 }
 
