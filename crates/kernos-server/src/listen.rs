@@ -350,15 +350,7 @@ async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), Server
 
     signals.wait().await;
     tracing::info!("stopping: no new requests, finishing or cancelling running steps");
-    state
-        .shutting_down
-        .store(true, std::sync::atomic::Ordering::Release);
-    let _ = state.shutdown_tx.send(true);
-    let _ = stop_tx.send(true);
-    state.mcp_http.stop();
-    tokio::task::spawn_blocking(move || daemon.shutdown(Duration::from_secs(3)))
-        .await
-        .map_err(|e| ServerError::Config(format!("shutdown failed: {e}")))?;
+    stop_daemon(daemon, &stop_tx).await?;
     for s in servers {
         let _ = tokio::time::timeout(Duration::from_secs(1), s).await;
     }
@@ -366,6 +358,25 @@ async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), Server
     println!("kernos: stopped");
     let _ = std::io::stdout().flush();
     Ok(())
+}
+
+/// Stops a daemon gracefully: refuses new work, ends event streams and MCP sessions, tells
+/// the listeners behind `stop_listeners` to stop accepting, then (on a blocking thread) cancels
+/// running steps cleanly and flushes the journal.
+pub(crate) async fn stop_daemon(
+    daemon: Daemon,
+    stop_listeners: &tokio::sync::watch::Sender<bool>,
+) -> Result<(), ServerError> {
+    let state = daemon.state();
+    state
+        .shutting_down
+        .store(true, std::sync::atomic::Ordering::Release);
+    let _ = state.shutdown_tx.send(true);
+    let _ = stop_listeners.send(true);
+    state.mcp_http.stop();
+    tokio::task::spawn_blocking(move || daemon.shutdown(Duration::from_secs(3)))
+        .await
+        .map_err(|e| ServerError::Config(format!("shutdown failed: {e}")))
 }
 
 /// SIGTERM and SIGINT, caught from the moment this is built: the daemon registers them

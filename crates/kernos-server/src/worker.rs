@@ -205,6 +205,20 @@ pub(crate) fn tx_in_org(st: &State, tx: kernos_core::TxId, org: &str) -> bool {
     st.engine.tx_org(tx).as_deref() == Some(org)
 }
 
+/// The events of transaction `id` (its id or a unique part of it) when it belongs to `org`.
+/// Another organisation's transaction is answered exactly like one that does not exist.
+pub(crate) fn org_transaction(
+    st: &State,
+    id: &str,
+    org: &str,
+) -> Result<Option<Vec<kernos_core::Event>>, kernos_engine::EngineError> {
+    match st.engine.resolve_tx(id) {
+        Ok(tx) if tx_in_org(st, tx, org) => st.engine.events_of(tx).map(Some),
+        Ok(_) | Err(kernos_engine::EngineError::NoSuchTx(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Answers approval requests through the API: journals `approval.requested` and waits for
 /// POST /v1/approvals/{id} (or the timeout, or cancellation).
 struct ApiApprover {

@@ -115,15 +115,7 @@ fn refused(why: impl Into<String>) -> CallToolResult {
 /// here, so bad arguments are answered before anything is journaled.
 fn submission(reg: &Registry, name: &str, args: Value) -> Result<SubmitRequest, String> {
     let parse = |e: serde_json::Error| format!("bad arguments for {name}: {e}");
-    let mut req = SubmitRequest {
-        request: None,
-        plan: None,
-        cwd: None,
-        dry_run: false,
-        auto_approve: false,
-        context: None,
-        undo: None,
-    };
+    let mut req = SubmitRequest::default();
     match name {
         REQUEST | PLAN => {
             let a: RequestArgs = serde_json::from_value(args).map_err(parse)?;

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::St;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::worker::tx_in_org;
+use crate::worker::org_transaction;
 
 /// The organisation's recent transactions.
 pub(crate) const HISTORY_URI: &str = "kernos://history";
@@ -112,16 +112,9 @@ async fn transaction(st: &St, org: &str, id: &str) -> ApiResult<Value> {
     let st2 = st.clone();
     let org2 = org.to_owned();
     let wanted = id.to_owned();
-    let events = tokio::task::spawn_blocking(move || {
-        // Another organisation's transaction is answered exactly like one that does not exist.
-        match st2.engine.resolve_tx(&wanted) {
-            Ok(tx) if tx_in_org(&st2, tx, &org2) => st2.engine.events_of(tx).map(Some),
-            Ok(_) | Err(kernos_engine::EngineError::NoSuchTx(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("reading the transaction failed: {e}; retry")))??;
+    let events = tokio::task::spawn_blocking(move || org_transaction(&st2, &wanted, &org2))
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the transaction failed: {e}; retry")))??;
     events.map(|e| json!(e)).ok_or_else(|| {
         ApiError::not_found(format!(
             "no transaction {id} in org {org}; read {HISTORY_URI} for the list"

@@ -102,15 +102,8 @@ async fn in_process(opts: DaemonOptions) -> Result<(), ServerError> {
         }
         Err(e) => tracing::warn!("the MCP client did not complete the handshake: {e}"),
     }
-    state
-        .shutting_down
-        .store(true, std::sync::atomic::Ordering::Release);
-    let _ = state.shutdown_tx.send(true);
-    let _ = stop_tx.send(true);
-    state.mcp_http.stop();
-    tokio::task::spawn_blocking(move || daemon.shutdown(Duration::from_secs(3)))
-        .await
-        .map_err(|e| io("shutdown failed", e))?;
+    drop(state);
+    crate::listen::stop_daemon(daemon, &stop_tx).await?;
     let _ = tokio::time::timeout(Duration::from_secs(1), api).await;
     let _ = std::fs::remove_file(&socket);
     Ok(())

@@ -12,10 +12,9 @@ use crate::St;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Q;
-use crate::sched::Job;
-use crate::submit::enqueue;
+use crate::submit::submit_checked;
 use crate::wire::{ListParams, SubmitRequest, UndoRequest, clamp_limit};
-use crate::worker::tx_in_org;
+use crate::worker::{org_transaction, tx_in_org};
 
 /// GET /v1/state/transactions.
 pub(super) async fn list_transactions(
@@ -41,16 +40,9 @@ pub(super) async fn get_transaction(
     let st2 = st.clone();
     let org = p.org.clone();
     let wanted = tx.clone();
-    let events = tokio::task::spawn_blocking(move || {
-        // Another organisation's transaction is answered exactly like one that does not exist.
-        match st2.engine.resolve_tx(&wanted) {
-            Ok(id) if tx_in_org(&st2, id, &org) => st2.engine.events_of(id).map(Some),
-            Ok(_) | Err(kernos_engine::EngineError::NoSuchTx(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("reading the transaction failed: {e}; retry")))??;
+    let events = tokio::task::spawn_blocking(move || org_transaction(&st2, &wanted, &org))
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the transaction failed: {e}; retry")))??;
     events.map(Json).ok_or_else(|| {
         ApiError::not_found(format!(
             "no transaction {tx} in org {}; list them with GET /v1/state/transactions",
@@ -127,23 +119,6 @@ pub(super) async fn undo(
         undo: Some(id.to_string()),
         ..SubmitRequest::default()
     };
-    let payload = json!({
-        "undo": id, "cwd": body.cwd, "role": p.role, "source": p.source,
-    });
-    enqueue(
-        &st,
-        Job {
-            action,
-            principal: p,
-            req,
-            agent: None,
-            schedule: None,
-            monitor: None,
-            lease: None,
-            max_risk: None,
-        },
-        payload,
-    )
-    .await?;
+    submit_checked(&st, p, req, action, None).await?;
     Ok(accepted(action, false))
 }

@@ -684,31 +684,8 @@ async fn what_an_agents_model_proposes_meets_the_same_walls_as_any_request() {
     let red = t.key("red", Role::Owner).await;
     let blue = t.key("blue", Role::Owner).await;
     let data = t.data_dir();
-    // Blue's workspace, with a file.
-    let r = t
-        .call("POST", "/v1/actions", Auth::Key(&blue), Some(json!({"auto_approve": true, "plan": {"steps": [
-            {"tool": "fs", "action": "write", "args": {"path": "secret.txt", "content": BLUE_SECRET}}
-        ]}})))
-        .await;
-    t.finished(Auth::Key(&blue), r.json()["action"].as_str().unwrap())
-        .await;
-    let blue_file = data.join("orgs/blue/work/secret.txt");
-    assert!(
-        std::fs::read_to_string(&blue_file)
-            .unwrap()
-            .contains(BLUE_SECRET)
-    );
-
-    let attacks = [
-        ("fs.read", json!({"path": blue_file})),
-        (
-            "fs.write",
-            json!({"path": data.join("orgs/blue/work/pwned.txt"), "content": "x"}),
-        ),
-        ("fs.list", json!({"path": data})),
-        ("fs.read", json!({"path": "/etc/shadow"})),
-        ("fs.delete", json!({"path": blue_file})),
-    ];
+    let blue_file = crate::blue_secret(&t, &blue, BLUE_SECRET).await;
+    let attacks = crate::cross_org_attacks(&data, &blue_file);
     for (action, args) in attacks {
         llm.push(turn(&[(action, args.clone())], false, ""));
         let id = spawn(&t, &red, json!({"goal": "look around"})).await;

@@ -17,7 +17,7 @@ mod schedules;
 mod sse;
 mod tenancy;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -147,6 +147,41 @@ pub(crate) struct T {
     runner: Arc<NoChildren>,
     pub(crate) st: Arc<State>,
     pub(crate) app: Router,
+}
+
+/// Org `blue`'s workspace with a file holding `secret`, written through the API as blue's
+/// owner `key`; the attacks of another organisation aim at it.
+pub(crate) async fn blue_secret(t: &T, key: &str, secret: &str) -> PathBuf {
+    let r = t
+        .call(
+            "POST",
+            "/v1/actions",
+            Auth::Key(key),
+            Some(json!({"auto_approve": true, "plan": {"steps": [
+                {"tool": "fs", "action": "write", "args": {"path": "secret.txt", "content": secret}}
+            ]}})),
+        )
+        .await;
+    t.finished(Auth::Key(key), r.json()["action"].as_str().unwrap())
+        .await;
+    let file = t.data_dir().join("orgs/blue/work/secret.txt");
+    assert!(std::fs::read_to_string(&file).unwrap().contains(secret));
+    file
+}
+
+/// What another organisation tries, by any way in: blue's file and workspace, the daemon's
+/// data, the host's credential store.
+pub(crate) fn cross_org_attacks(data: &Path, blue_file: &Path) -> Vec<(&'static str, Value)> {
+    vec![
+        ("fs.read", json!({"path": blue_file})),
+        (
+            "fs.write",
+            json!({"path": data.join("orgs/blue/work/pwned.txt"), "content": "x"}),
+        ),
+        ("fs.list", json!({"path": data})),
+        ("fs.read", json!({"path": "/etc/shadow"})),
+        ("fs.delete", json!({"path": blue_file})),
+    ]
 }
 
 impl T {

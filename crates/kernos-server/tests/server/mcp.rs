@@ -61,25 +61,9 @@ async fn what_an_mcp_client_calls_meets_the_same_walls_as_any_request() {
     let red = t.key("red", Role::Owner).await;
     let blue = t.key("blue", Role::Owner).await;
     let data = t.data_dir();
-    let r = t
-        .call("POST", "/v1/actions", Auth::Key(&blue), Some(json!({"auto_approve": true, "plan": {"steps": [
-            {"tool": "fs", "action": "write", "args": {"path": "secret.txt", "content": BLUE_SECRET}}
-        ]}})))
-        .await;
-    t.finished(Auth::Key(&blue), r.json()["action"].as_str().unwrap())
-        .await;
-    let blue_file = data.join("orgs/blue/work/secret.txt");
-    let attacks = [
-        ("fs.read", json!({"path": blue_file})),
-        (
-            "fs.write",
-            json!({"path": data.join("orgs/blue/work/pwned.txt"), "content": "x"}),
-        ),
-        ("fs.list", json!({"path": data})),
-        ("fs.read", json!({"path": "/etc/shadow"})),
-        ("fs.delete", json!({"path": blue_file})),
-        ("fs.read", json!({"path": "../blue/work/secret.txt"})),
-    ];
+    let blue_file = crate::blue_secret(&t, &blue, BLUE_SECRET).await;
+    let mut attacks = crate::cross_org_attacks(&data, &blue_file);
+    attacks.push(("fs.read", json!({"path": "../blue/work/secret.txt"})));
     for (tool, args) in attacks {
         let r = mcp(
             &t,
