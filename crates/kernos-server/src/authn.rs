@@ -16,6 +16,7 @@ use crate::St;
 use crate::auth::{Access, Principal, Role};
 use crate::error::ApiError;
 use crate::listen::Peer;
+use crate::sessions;
 
 /// Checks the route's access before its handler runs; the handler then extracts the
 /// [`Principal`] this leaves in the request. Public routes authenticate nobody (and so spend
@@ -29,8 +30,20 @@ pub(crate) async fn authorize(
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
-    let who = match authenticate(&parts, &st).and_then(|p| access.check(&p).map(|()| p)) {
-        Ok(p) => p,
+    let checked = authenticate(&parts, &st).and_then(|(p, via)| {
+        access.check(&p)?;
+        if let Some(v) = &via {
+            csrf_check(&parts, v)?;
+        }
+        Ok((p, via))
+    });
+    let who = match checked {
+        Ok((p, via)) => {
+            if let Some(v) = via {
+                parts.extensions.insert(v);
+            }
+            p
+        }
         Err(e) => {
             // Refused before the handler read the body: read it (up to the limit) and drop it,
             // so a keep-alive client's next request (its retry after a 429) finds the
@@ -57,8 +70,52 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
-/// The presented API key (`Authorization: Bearer`, or `X-Api-Key`), or the Unix peer.
-fn authenticate(parts: &Parts, st: &St) -> Result<Principal, ApiError> {
+/// A request authenticated by a browser session (the dashboard's cookie): the session, and
+/// its secret, from which its CSRF token is derived.
+#[derive(Debug, Clone)]
+pub(crate) struct ViaSession {
+    /// Session id.
+    pub(crate) id: String,
+    /// The cookie's secret.
+    pub(crate) secret: String,
+}
+
+/// A browser session may change something only with its CSRF token: another site can make
+/// the browser send the cookie, but cannot read the token.
+fn csrf_check(parts: &Parts, via: &ViaSession) -> Result<(), ApiError> {
+    if matches!(parts.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+        return Ok(());
+    }
+    let presented = parts
+        .headers
+        .get(sessions::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if sessions::csrf_ok(&via.secret, presented) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "a change made through a browser session needs the session's X-CSRF-Token header (GET /v1/session gives it)",
+        ))
+    }
+}
+
+/// The session secret in the request's cookie, if any.
+fn session_cookie(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == sessions::COOKIE)
+        .map(|(_, value)| value.trim())
+}
+
+/// The presented API key (`Authorization: Bearer`, or `X-Api-Key`), the browser session's
+/// cookie, or the Unix peer.
+fn authenticate(parts: &Parts, st: &St) -> Result<(Principal, Option<ViaSession>), ApiError> {
     let peer = parts
         .extensions
         .get::<ConnectInfo<Peer>>()
@@ -68,17 +125,21 @@ fn authenticate(parts: &Parts, st: &St) -> Result<Principal, ApiError> {
         .map(|p| p.to_string())
         .unwrap_or_else(|| "unknown".into());
     if let Some(k) = presented_key(parts) {
-        return by_key(st, k, source);
+        return by_key(st, k, source).map(|p| (p, None));
+    }
+    if let Some(secret) = session_cookie(parts) {
+        return by_session(st, secret, source);
     }
     if let Some(Peer::Unix { uid, .. }) = peer {
         if uid == st.uid {
-            return Ok(Principal {
+            let p = Principal {
                 actor: st.local_actor.clone(),
                 org: kernos_core::LOCAL_ORG.into(),
                 role: Role::Owner,
                 key_id: None,
                 source,
-            });
+            };
+            return Ok((p, None));
         }
         return Err(ApiError::unauthorized(format!(
             "uid {uid} is not the daemon's user; send Authorization: Bearer <key>"
@@ -109,8 +170,46 @@ fn presented_key(parts: &Parts) -> Option<&str> {
         })
 }
 
+/// A session's principal: its key's, while the session is live and the key not revoked.
+fn by_session(
+    st: &St,
+    secret: &str,
+    source: String,
+) -> Result<(Principal, Option<ViaSession>), ApiError> {
+    let now = kernos_core::time::now_ms();
+    let found = st
+        .sessions
+        .read()
+        .map_err(|_| ApiError::internal("session table unavailable; restart the daemon"))?
+        .authenticate(secret, now)
+        .map(|s| (s.id.clone(), s.key_id.clone()));
+    let Some((sid, key_id)) = found else {
+        return Err(ApiError::unauthorized(
+            "the session is unknown, signed out or expired; sign in again with an API key (POST /v1/session)",
+        ));
+    };
+    let key = st
+        .keys
+        .read()
+        .map_err(|_| ApiError::internal("key table unavailable; restart the daemon"))?
+        .get(&key_id)
+        .filter(|k| !k.revoked)
+        .map(|k| (k.org.clone(), k.role));
+    let Some((org, role)) = key else {
+        return Err(ApiError::unauthorized(
+            "the key this session was opened with was revoked; sign in again with a valid key",
+        ));
+    };
+    let p = admit(st, key_id, org, role, format!("{source} session:{sid}"))?;
+    let via = ViaSession {
+        id: sid,
+        secret: secret.to_owned(),
+    };
+    Ok((p, Some(via)))
+}
+
 /// A key's principal, once the key is known and its rate limit allows the request.
-fn by_key(st: &St, key: &str, source: String) -> Result<Principal, ApiError> {
+pub(crate) fn by_key(st: &St, key: &str, source: String) -> Result<Principal, ApiError> {
     let found = st
         .keys
         .read()
@@ -122,6 +221,17 @@ fn by_key(st: &St, key: &str, source: String) -> Result<Principal, ApiError> {
             "the API key is unknown or revoked; ask an admin for a new one (kernos keys create --org ORG --role ROLE)",
         ));
     };
+    admit(st, id, org, role, source)
+}
+
+/// The principal of key `id`, if its rate limit allows one more request now.
+fn admit(
+    st: &St,
+    id: String,
+    org: String,
+    role: Role,
+    source: String,
+) -> Result<Principal, ApiError> {
     let limited = st
         .limiter
         .lock()

@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub concurrency: usize,
     /// How long a step waits for POST /v1/approvals/{id} before it is declined, seconds.
     pub approval_timeout_s: u64,
+    /// How long a dashboard sign-in lasts, seconds (then the browser signs in again).
+    pub session_ttl_s: u64,
     /// Run units charged per step on top of the CPU seconds of its sandboxed children.
     pub step_overhead_units: f64,
     /// Monthly run-unit quota per organisation (organisations not listed are unlimited).
@@ -122,6 +124,7 @@ impl Default for ServerConfig {
             request_timeout_ms: 30_000,
             concurrency: 1024,
             approval_timeout_s: 600,
+            session_ttl_s: 12 * 3600,
             step_overhead_units: 0.01,
             quotas: BTreeMap::new(),
             scopes: BTreeMap::new(),
@@ -162,6 +165,12 @@ impl ServerConfig {
             if v == 0 {
                 return Err(format!("{name} must be at least 1"));
             }
+        }
+        if !(60..=30 * 86_400).contains(&self.session_ttl_s) {
+            return Err(format!(
+                "server.session_ttl_s must be between 60 and 2592000 (30 days), not {}",
+                self.session_ttl_s
+            ));
         }
         for g in self.mcp.tools.iter().chain(&self.mcp.hide) {
             globset::Glob::new(g)
@@ -250,6 +259,7 @@ pub const TEMPLATE: &str = r#"
 # request_timeout_ms = 30000
 # concurrency = 1024          # requests in flight; beyond it 503
 # approval_timeout_s = 600    # a step waiting for approval is declined after this
+# session_ttl_s = 43200       # a dashboard sign-in lasts this long
 # step_overhead_units = 0.01  # run units per step on top of CPU seconds
 # durability = "normal"       # or "full" (fsync every commit)
 # sse_streams = 1024          # event streams open at once; beyond it 503

@@ -41,6 +41,7 @@ pub mod routes;
 mod sched;
 mod schedules;
 mod scope;
+mod sessions;
 mod sse;
 mod submit;
 pub mod wire;
@@ -69,6 +70,7 @@ pub use monitors::{MONITOR_CLEARED, MONITOR_FAILED, MONITOR_FIRED, MonitorStatus
 pub use openapi::openapi;
 pub use routes::{ROUTES, app};
 pub use schedules::model::{SCHEDULE_CREATED, SCHEDULE_REMOVED, SCHEDULE_TRANSITION};
+pub use sessions::{SESSION_CREATED, SESSION_ENDED};
 pub use wire::{ActionStatus, SubmitRequest};
 pub use worker::{ACTION_FINISHED, ACTION_INTERRUPTED, ACTION_PREVIEWED};
 
@@ -142,6 +144,8 @@ pub struct State {
     pub(crate) store: Arc<DaemonStore>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) keys: RwLock<KeyTable>,
+    /// Dashboard sign-ins (hashes only), from the journal.
+    pub(crate) sessions: RwLock<sessions::SessionTable>,
     /// Capability leases, with their usage.
     pub(crate) leases: RwLock<leases::LeaseTable>,
     pub(crate) usage: Mutex<limits::Usage>,
@@ -262,6 +266,11 @@ impl Daemon {
             keys.apply(&e);
             true
         })?;
+        let mut session_table = sessions::SessionTable::default();
+        boot.for_each(&Query::kind_prefix("audit.session."), |e| {
+            session_table.apply(&e);
+            true
+        })?;
         let agents = agents::Agents::load(&boot)?;
         let schedules = schedules::Schedules::load(&boot)?;
         let monitors = monitors::Monitors::load(&boot)?;
@@ -300,6 +309,7 @@ impl Daemon {
             store: store.clone(),
             hub: hub.clone(),
             keys: RwLock::new(keys),
+            sessions: RwLock::new(session_table),
             leases: RwLock::new(lease_table),
             usage: Mutex::new(usage),
             approvals: Mutex::new(HashMap::new()),

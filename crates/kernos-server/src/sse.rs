@@ -37,6 +37,9 @@ pub(crate) struct Filter {
     pub(crate) audit: bool,
     /// The API key the stream was opened with: the stream ends when it is revoked.
     pub(crate) key_id: Option<String>,
+    /// The browser session it was opened through: the stream ends when it is signed out or
+    /// expires.
+    pub(crate) session: Option<String>,
 }
 
 impl Filter {
@@ -132,13 +135,18 @@ async fn pump(
     let mut stop = st.shutdown_tx.subscribe();
     let mut revocations = st.revocations.subscribe();
     let key_id = filter.key_id.clone();
+    let session = filter.session.clone();
     let key_gone = |st: &State| {
-        key_id.as_deref().is_some_and(|id| {
+        let key = key_id.as_deref().is_some_and(|id| {
             st.keys
                 .read()
                 .map(|k| k.get(id).is_none_or(|k| k.revoked))
                 .unwrap_or(true)
-        })
+        });
+        let now = kernos_core::time::now_ms();
+        key || session
+            .as_deref()
+            .is_some_and(|id| st.sessions.read().map(|t| !t.live(id, now)).unwrap_or(true))
     };
     let filter = Arc::new(filter);
     // Without a resume point the stream starts `now` — except when it follows one action: then

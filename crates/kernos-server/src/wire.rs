@@ -197,6 +197,35 @@ pub struct KeyCreate {
     pub label: Option<String>,
 }
 
+/// POST /v1/session body: sign in with an API key.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    /// The API key (`kn_…`). It is checked and forgotten: the browser keeps only the session
+    /// cookie.
+    pub key: String,
+}
+
+/// Who a request is, and for a browser session what it needs to act.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SessionView {
+    /// Organisation.
+    pub org: String,
+    /// Role.
+    pub role: Role,
+    /// The API key acting.
+    pub key_id: Option<String>,
+    /// The browser session, when the request came with its cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// When the session ends, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<i64>,
+    /// The token to send as X-CSRF-Token with every change made through the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf: Option<String>,
+}
+
 /// 201 answer: the key, shown this once.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct KeyCreated {

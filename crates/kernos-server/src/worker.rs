@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use crate::auth::{KEY_CREATED, KEY_REVOKED, Principal};
 use crate::limits::{Usage, now_ms};
 use crate::sched::Job;
+use crate::sessions::{SESSION_CREATED, SESSION_ENDED};
 use crate::{DAEMON_STARTED, DAEMON_STOPPED, Pending, State};
 
 pub use kernos_core::event::kind::{ACTION_FINISHED, ACTION_INTERRUPTED, ACTION_PREVIEWED};
@@ -477,6 +478,15 @@ pub(crate) fn on_published(st: &State, p: &crate::Published) {
             }
             if p.kind == KEY_REVOKED {
                 // Applied first, so a stream that wakes up finds its key revoked.
+                st.revocations.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+        SESSION_CREATED | SESSION_ENDED => {
+            if let (Some(e), Ok(mut t)) = (p.event(), st.sessions.write()) {
+                t.apply(&e);
+            }
+            if p.kind == SESSION_ENDED {
+                // Applied first, so a stream of that session that wakes up finds it ended.
                 st.revocations.send_modify(|n| *n = n.wrapping_add(1));
             }
         }

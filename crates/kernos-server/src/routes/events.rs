@@ -14,6 +14,7 @@ use crate::wire::EventParams;
 pub(super) async fn events(
     axum::extract::State(st): axum::extract::State<St>,
     principal: Principal,
+    via: Option<axum::extract::Extension<crate::authn::ViaSession>>,
     headers: HeaderMap,
     Q(q): Q<EventParams>,
 ) -> ApiResult<Response> {
@@ -45,6 +46,7 @@ pub(super) async fn events(
         action: q.action.clone(),
         audit: principal.role >= Role::Admin,
         key_id: principal.key_id.clone(),
+        session: via.map(|v| v.0.id),
     };
     sse::stream(st, filter, start)
 }

@@ -13,6 +13,7 @@ mod monitors;
 mod offload;
 mod route;
 mod schedules;
+mod session;
 mod system;
 mod table;
 mod tools;

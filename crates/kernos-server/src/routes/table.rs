@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::route::{Content, Param, Reply, RequestBody, Route, Schema, Verb};
 use super::{
-    actions, agents, approvals, audit, events, keys, leases, monitors, schedules, system, tools,
-    transactions, usage,
+    actions, agents, approvals, audit, events, keys, leases, monitors, schedules, session, system,
+    tools, transactions, usage,
 };
 use crate::auth::{Access, KeyInfo, Perm};
 use crate::monitors::MonitorStatus;
@@ -21,6 +21,7 @@ use crate::wire::{
 };
 use crate::wire::{LeaseGrant, LeaseListParams, LeaseRenew, LeaseView};
 use crate::wire::{ScheduleCreate, ScheduleRun, ScheduleView};
+use crate::wire::{SessionView, SignIn};
 
 const OK: &str = "OK";
 
@@ -798,6 +799,54 @@ pub static ROUTES: &[Route] = &[
             content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<MonitorStatus>)),
         },
         handler: |m| on(m, monitors::remove),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/session",
+        access: Access::Public,
+        summary: "Sign in (browser session)",
+        description: "Exchanges an API key for a session cookie (HttpOnly, SameSite=Strict, Secure over TLS; it lasts server.session_ttl_s) and answers the session's CSRF token: send it as X-CSRF-Token with every change made through the session. The key is checked and not kept. Answers 401 for an unknown or revoked key.",
+        params: &[],
+        body: Some(RequestBody {
+            required: true,
+            schema: SchemaGenerator::subschema_for::<SignIn>,
+        }),
+        reply: Reply {
+            status: 201,
+            description: "Signed in",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<SessionView>)),
+        },
+        handler: |m| on(m, session::sign_in),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/session",
+        access: Access::Perm(Perm::Read),
+        summary: "Who am I",
+        description: "The caller's organisation, role and key; for a browser session also when it ends and its CSRF token (after a page reload). Needs viewer.",
+        params: &[],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<SessionView>)),
+        },
+        handler: |m| on(m, session::who),
+    },
+    Route {
+        verb: Verb::Delete,
+        path: "/v1/session",
+        access: Access::Perm(Perm::Read),
+        summary: "Sign out",
+        description: "Ends the browser session the request came with (journaled; its event streams close) and clears the cookie. 409 for a request made with an API key. Needs viewer.",
+        params: &[],
+        body: None,
+        reply: Reply {
+            status: 204,
+            description: "Signed out",
+            content: Content::Text("text/plain"),
+        },
+        handler: |m| on(m, session::sign_out),
     },
     Route {
         verb: Verb::Post,

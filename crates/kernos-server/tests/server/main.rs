@@ -14,6 +14,7 @@ mod matrix;
 mod mcp;
 mod monitors;
 mod schedules;
+mod sessions;
 mod sse;
 mod tenancy;
 
