@@ -24,6 +24,7 @@ mod approve;
 pub mod auth;
 mod authn;
 pub mod config;
+pub mod dashboard;
 mod error;
 mod extract;
 mod hub;

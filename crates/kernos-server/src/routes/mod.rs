@@ -42,6 +42,7 @@ pub fn app(state: Arc<State>) -> Router {
         .fold(Router::new(), |r, route| {
             r.route(route.path, endpoint(route, &state))
         })
+        .merge(crate::dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     routes
