@@ -309,3 +309,114 @@ fn a_session_never_sees_another_organisations_events() {
         );
     }
 }
+
+/// The action whose request was `request`, once the daemon lists it.
+fn action_for(d: &Daemon, key: &str, request: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = d.http("GET", "/v1/state/actions", Some(key), None).json();
+        if let Some(a) = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["request"] == request)
+        {
+            return a["action"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < until, "no action for {request:?}: {v}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Types `request` into the Ask form (replacing what was there) and submits it.
+fn ask(b: &Browser, request: &str) {
+    b.eval(
+        "document.querySelector('input#request').value = '';",
+        vec![],
+    );
+    b.type_into("input#request", request);
+    b.click("form#ask button:not([type=button]):not([type=reset]), form#ask input[type=submit]");
+}
+
+/// A fresh daemon, an operator of acme signed in on the Ask page.
+fn ask_page(b: &Browser) -> (World, Daemon, String) {
+    let w = World::new();
+    let d = Daemon::start(&w, &[]);
+    let key = new_key(&w, "acme", "operator");
+    sign_in(b, &d, &key, "acme", "operator");
+    route(b, "#/ask");
+    b.wait_shown("form#ask");
+    (w, d, key)
+}
+
+#[test]
+fn an_operator_asks_for_a_change_from_the_page_and_sees_it_committed_live() {
+    let Some(b) = Browser::start("operator-asks-change") else {
+        return;
+    };
+    let (w, d, key) = ask_page(&b);
+    // The page sends no cwd: the request runs in the organisation's own workspace.
+    let work = w.data.join("orgs/acme/work");
+    std::fs::create_dir_all(&work).unwrap();
+    let f = work.join("scratch.txt");
+    std::fs::write(&f, "x").unwrap();
+
+    // It waits for approval; answered elsewhere (here over the API), the page's status
+    // follows it to the end without a reload.
+    ask(&b, "delete scratch.txt");
+    // As a person would, wait until the page has taken the request (shows a status) before
+    // answering elsewhere; an answer that outruns the page is the ignored test below.
+    b.wait("#ask-result to show the request was taken", |b| {
+        b.text("#ask-result").filter(|t| !t.trim().is_empty())
+    });
+    let a = action_for(&d, &key, "delete scratch.txt");
+    let id = waiting_approval(&d, &key, &a)["approval"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(f.exists(), "nothing ran before the approval");
+    let r = d.http(
+        "POST",
+        &format!("/v1/approvals/{id}"),
+        Some(&key),
+        Some(json!({"approve": true})),
+    );
+    assert_eq!(r.status, 200, "{}", text(&r.body));
+    b.wait("#ask-result to say committed after the approval", |b| {
+        b.text("#ask-result").filter(|t| t.contains("committed"))
+    });
+    assert_eq!(finished(&d, &key, &a)["status"], "committed");
+    assert!(!f.exists(), "the approved delete ran");
+    b.screenshot("committed");
+}
+
+#[test]
+#[ignore = "dashboard bug: app.js sets `asked` only once POST /v1/actions answers, so the events \
+            of an action that finishes before that (a fast read, or a change approved elsewhere \
+            at once) are dropped and #ask-result stays at `queued`"]
+fn a_read_asked_from_the_page_shows_its_final_status_however_fast_it_ran() {
+    let Some(b) = Browser::start("operator-asks-read") else {
+        return;
+    };
+    let (_w, d, key) = ask_page(&b);
+    ask(&b, "show the 2 largest files in .");
+    let read = action_for(&d, &key, "show the 2 largest files in .");
+    assert_eq!(finished(&d, &key, &read)["status"], "committed");
+    let last = *seqs_of(&d, &key, &read).last().unwrap();
+    b.wait(
+        "the read's action.finished to reach the page's event list",
+        |b| {
+            let css = format!("ul#events li.event[data-seq=\"{last}\"]");
+            let there = b.eval(
+                "return !!document.querySelector(arguments[0]);",
+                vec![json!(css)],
+            );
+            (there == true).then_some(())
+        },
+    );
+    b.wait(
+        "#ask-result to say committed (the daemon says it is)",
+        |b| b.text("#ask-result").filter(|t| t.contains("committed")),
+    );
+    b.screenshot("committed");
+}
