@@ -48,7 +48,7 @@ impl Browser {
         let (Some(chromium), Some(chromedriver)) = (on_path("chromium"), on_path("chromedriver"))
         else {
             eprintln!(
-                "SKIPPED: {test}: chromium and chromedriver are not installed (scripts/test \
+                "SKIPPED: {test}: chromium or chromedriver is not on PATH (scripts/test \
                  installs Debian's chromium and chromium-driver)"
             );
             return None;
