@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
+mod browser;
 mod daemon;
+mod dashboard;
 mod fake_llm;
 mod journal;
 mod lifetime;
