@@ -391,9 +391,6 @@ fn an_operator_asks_for_a_change_from_the_page_and_sees_it_committed_live() {
 }
 
 #[test]
-#[ignore = "dashboard bug: app.js sets `asked` only once POST /v1/actions answers, so the events \
-            of an action that finishes before that (a fast read, or a change approved elsewhere \
-            at once) are dropped and #ask-result stays at `queued`"]
 fn a_read_asked_from_the_page_shows_its_final_status_however_fast_it_ran() {
     let Some(b) = Browser::start("operator-asks-read") else {
         return;

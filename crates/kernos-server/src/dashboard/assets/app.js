@@ -142,8 +142,11 @@ async function answer(id, approve) {
   refreshInbox();
 }
 
-// Ask: plain language in, the action followed on the event stream to its end.
+// Ask: plain language in, the action followed on the event stream to its end. An action can
+// end before POST /v1/actions has answered (a fast read), so the stream's events are kept per
+// action for a while and replayed once the answer names the action.
 let asked = null;
+const recent = new Map(); // action id -> its events seen so far (the newest 100 actions)
 async function ask(ev) {
   ev.preventDefault();
   const body = { request: $("#request").value, dry_run: $("#dry-run").checked };
@@ -152,6 +155,7 @@ async function ask(ev) {
     const r = await api("POST", "/v1/actions", body);
     asked = r.action;
     setStatus("queued");
+    for (const e of recent.get(asked) || []) onAskEvent(e);
   } catch (e) {
     setStatus(`refused: ${e.message}`);
   }
@@ -233,6 +237,13 @@ function onFrame(f) {
     return;
   }
   addEvent(e);
+  if (e.action) {
+    if (!recent.has(e.action)) {
+      recent.set(e.action, []);
+      if (recent.size > 100) recent.delete(recent.keys().next().value);
+    }
+    recent.get(e.action).push(e);
+  }
   onAskEvent(e);
   if (e.kind.startsWith("approval.") || e.kind === "action.finished") refreshInbox();
 }
