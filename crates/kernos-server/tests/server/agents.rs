@@ -93,12 +93,7 @@ pub(crate) async fn spawn(t: &T, key: &str, body: Value) -> String {
     let r = t
         .call("POST", "/v1/agents", Auth::Key(key), Some(body))
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect(StatusCode::CREATED);
     r.json()["agent"].as_str().unwrap().to_owned()
 }
 
@@ -258,12 +253,7 @@ async fn kill_is_immediate_and_cancels_the_running_step() {
     let r = t
         .answer(&k, approval["approval"].as_str().unwrap(), true)
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect(StatusCode::OK);
     until(&t, &k, &id, "ran its step", |v| v["state"] == "running").await;
     t.until_held().await;
     let calls = llm.count();
@@ -307,12 +297,7 @@ async fn a_paused_agent_does_nothing_until_resumed_and_a_clone_starts_afresh() {
     assert_eq!(v["state"], "paused");
     assert_eq!(llm.count(), 0, "a paused agent asks nothing");
     let r = agent_op(&t, &k, &id, "resume").await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect(StatusCode::OK);
     let v = ended(&t, &k, &id).await;
     assert_eq!(v["state"], "finished");
     assert_eq!(v["answer"], "nothing to do");
@@ -524,12 +509,7 @@ async fn inside_its_lease_an_agent_acts_unasked_and_when_the_lease_is_revoked_it
     let r = t
         .call("POST", "/v1/leases", Auth::Key(&k), Some(lease(&t)))
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect(StatusCode::CREATED);
     let first = r.json()["id"].as_str().unwrap().to_owned();
     agent_op(&t, &k, &id, "resume").await;
 

@@ -45,12 +45,7 @@ async fn a_change_waits_for_approval_runs_when_approved_and_undo_puts_it_back() 
             Some(json!({"approve": true, "reason": "old"})),
         )
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect(StatusCode::OK);
     let d = t.finished(Auth::Key(&op), &a).await;
     assert_eq!(d["status"], "committed", "{d}");
     assert!(!f.exists(), "deleted once approved");
@@ -83,12 +78,7 @@ async fn a_change_waits_for_approval_runs_when_approved_and_undo_puts_it_back() 
     let r = t
         .call("POST", &format!("/v1/undo/{tx}"), Auth::Key(&op), None)
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::ACCEPTED,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect(StatusCode::ACCEPTED);
     let u = r.json()["action"].as_str().unwrap().to_owned();
     let d = t.finished(Auth::Key(&op), &u).await;
     assert_eq!(d["status"], "undone", "{d}");
@@ -243,12 +233,7 @@ async fn idempotency_key_answers_the_same_action_and_refuses_another_body() {
             &h,
         )
         .await;
-    assert_eq!(
-        r4.status,
-        StatusCode::ACCEPTED,
-        "{}",
-        String::from_utf8_lossy(&r4.body)
-    );
+    r4.expect(StatusCode::ACCEPTED);
     assert_eq!(r4.json()["action"], r1.json()["action"]);
     assert_eq!(r4.json()["replayed"], true);
     let other = json!({"request": "list files in /", "cwd": t.cwd()});

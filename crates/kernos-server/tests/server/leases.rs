@@ -40,12 +40,7 @@ fn fs_lease(t: &T, key: &str, ttl_s: u64) -> Value {
 /// Grants `body` with `by`, expecting 201; returns the lease.
 async fn granted(t: &T, by: &str, body: Value) -> Value {
     let r = grant(t, by, body).await;
-    assert_eq!(
-        r.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect(StatusCode::CREATED);
     r.json()
 }
 
@@ -252,12 +247,7 @@ async fn revocation_is_immediate_mid_run_and_for_the_next_action() {
     let r = t
         .call("DELETE", &format!("/v1/leases/{id}"), Auth::Key(&op), None)
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect(StatusCode::OK);
     assert_eq!(r.json()["state"], "revoked");
     t.let_go();
     let d = t.finished(Auth::Key(&op), &a).await;

@@ -130,6 +130,13 @@ pub(crate) struct Resp {
 }
 
 impl Resp {
+    /// Fails, showing the body (a problem document says why), unless the status is `want`.
+    #[track_caller]
+    pub(crate) fn expect(&self, want: StatusCode) -> &Self {
+        assert_eq!(self.status, want, "{}", String::from_utf8_lossy(&self.body));
+        self
+    }
+
     pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(

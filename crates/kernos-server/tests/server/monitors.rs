@@ -148,12 +148,7 @@ async fn a_fired_monitor_proposes_its_cleanup_which_waits_for_approval_or_runs_u
         "ttl_s": 3600,
     });
     let r = t.call("POST", "/v1/leases", Auth::Local, Some(grant)).await;
-    assert_eq!(
-        r.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect(StatusCode::CREATED);
     let cfg = config(&watched, &hook);
     t.restart_configured(cfg, kernos_planner::llm::Cascade::offline());
     wait_for("the leased cleanup", || !fill.exists()).await;
@@ -192,12 +187,7 @@ async fn the_host_operator_adds_and_removes_monitors_through_the_api_and_they_su
     let r = t
         .call("POST", "/v1/monitors", Auth::Local, Some(spec.clone()))
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect(StatusCode::CREATED);
     t.until(
         "/v1/monitors",
         Auth::Local,
@@ -218,12 +208,7 @@ async fn the_host_operator_adds_and_removes_monitors_through_the_api_and_they_su
             Some(json!({"name": "x", "kind": "disk", "mount": "relative", "threshold": 1})),
         )
         .await;
-    assert_eq!(
-        bad.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        String::from_utf8_lossy(&bad.body)
-    );
+    bad.expect(StatusCode::UNPROCESSABLE_ENTITY);
     // Other organisations do not watch the host.
     let owner = t.key("acme", kernos_server::Role::Owner).await;
     let r = t

@@ -16,12 +16,7 @@ pub(crate) async fn create(t: &T, key: &str, body: Value) -> Value {
     let r = t
         .call("POST", "/v1/schedules", Auth::Key(key), Some(body))
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect(StatusCode::CREATED);
     r.json()
 }
 
@@ -214,12 +209,7 @@ async fn an_unattended_run_that_needs_approval_waits_then_ends_declined_and_a_le
     let r = t
         .call("POST", "/v1/leases", Auth::Key(&k), Some(grant))
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect(StatusCode::CREATED);
     schedule_op(&t, &k, &id, "run").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !dir.join("a.txt").exists() {

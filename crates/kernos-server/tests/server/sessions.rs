@@ -17,12 +17,7 @@ async fn sign_in(t: &T, key: &str) -> (Resp, Browser) {
     let r = t
         .call("POST", "/v1/session", Auth::None, Some(json!({"key": key})))
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect(StatusCode::CREATED);
     let set = r.headers["set-cookie"].to_str().unwrap().to_owned();
     let cookie = set.split(';').next().unwrap().to_owned();
     let csrf = r.json()["csrf"].as_str().unwrap().to_owned();
@@ -92,12 +87,7 @@ async fn a_key_becomes_a_cookie_that_acts_as_the_key_and_changes_need_the_csrf_t
     assert_eq!(listed, json!([]), "nothing was submitted");
     // With it, the session acts as its key.
     let r = b.call(&t, "POST", "/v1/actions", Some(submit), true).await;
-    assert_eq!(
-        r.status,
-        StatusCode::ACCEPTED,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect(StatusCode::ACCEPTED);
     let a = r.json()["action"].as_str().unwrap().to_owned();
     let done = t.finished(Auth::Key(&key), &a).await;
     assert_eq!(done["status"], "previewed");
@@ -170,12 +160,7 @@ async fn sign_out_and_revocation_end_a_session_and_a_restart_keeps_it() {
     let r = t
         .call("DELETE", &format!("/v1/keys/{id}"), Auth::Key(&admin), None)
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.expect(StatusCode::OK);
     let r = b2.call(&t, "GET", "/v1/session", None, false).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(String::from_utf8_lossy(&r.body).contains("revoked"));
