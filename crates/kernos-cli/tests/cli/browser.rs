@@ -228,6 +228,21 @@ impl Browser {
             .unwrap_or_else(|e| panic!("could not type into {css}: {e}"));
     }
 
+    /// Sends `keys` to whatever has the focus, as a keyboard would (`\u{e004}` is Tab,
+    /// `\u{e007}` Enter: WebDriver's key codes).
+    pub(crate) fn press(&self, keys: &str) {
+        self.rt
+            .block_on(async { self.client().active_element().await?.send_keys(keys).await })
+            .unwrap_or_else(|e| panic!("could not press {keys:?}: {e}"));
+    }
+
+    /// Resizes the window to `w` × `h` CSS pixels (a phone is 360 wide, a 4K screen 3840).
+    pub(crate) fn resize(&self, w: u32, h: u32) {
+        self.rt
+            .block_on(self.client().set_window_size(w, h))
+            .unwrap_or_else(|e| panic!("could not resize to {w}x{h}: {e}"));
+    }
+
     /// Saves what the browser shows as `<test>-<step>.png` and answers its path.
     pub(crate) fn screenshot(&self, step: &str) -> PathBuf {
         let png = self

@@ -57,6 +57,15 @@ impl Daemon {
         }
     }
 
+    /// Stops the daemon with SIGTERM, as a service manager would, and starts it again on the
+    /// same address with the same data: what a client must live through.
+    pub(crate) fn restart(&mut self, w: &World) {
+        let status = self.signal(libc::SIGTERM);
+        assert!(status.success(), "the daemon stopped cleanly: {status:?}");
+        let addr = self.addr.clone();
+        *self = Daemon::spawn(w, w.cmd(&["serve", "--listen", &addr]));
+    }
+
     fn pid(&self) -> i32 {
         self.child.as_ref().unwrap().id() as i32
     }
@@ -975,7 +984,7 @@ fn a_refused_post_keeps_the_connection_alive() {
 }
 
 /// The daemon's config with one model provider at `url` (one try per call).
-fn with_model(w: &World, url: &str) {
+pub(crate) fn with_model(w: &World, url: &str) {
     w.config(
         &format!(
             "[llm.retry]\nmax_attempts = 1\n\n[[llm.providers]]\nname = \"local\"\nbase_url = \"{url}\"\nlanes = {{ fast = \"local-model\" }}\n"

@@ -12,19 +12,19 @@ use crate::daemon::{Daemon, new_key};
 use crate::{World, text};
 
 /// The dashboard's address on `d`.
-fn base(d: &Daemon) -> String {
+pub(crate) fn base(d: &Daemon) -> String {
     format!("http://{}", d.addr)
 }
 
 /// Submits `body` with `key` and answers the action id.
-fn submit(d: &Daemon, key: &str, body: Value) -> String {
+pub(crate) fn submit(d: &Daemon, key: &str, body: Value) -> String {
     let r = d.http("POST", "/v1/actions", Some(key), Some(body));
     assert_eq!(r.status, 202, "{}", text(&r.body));
     r.json()["action"].as_str().unwrap().to_owned()
 }
 
 /// The approval waiting for `action`, once the daemon lists it.
-fn waiting_approval(d: &Daemon, key: &str, action: &str) -> Value {
+pub(crate) fn waiting_approval(d: &Daemon, key: &str, action: &str) -> Value {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let v = d.http("GET", "/v1/state/approvals", Some(key), None).json();
@@ -37,7 +37,7 @@ fn waiting_approval(d: &Daemon, key: &str, action: &str) -> Value {
 }
 
 /// The action `id` once it has finished.
-fn finished(d: &Daemon, key: &str, id: &str) -> Value {
+pub(crate) fn finished(d: &Daemon, key: &str, id: &str) -> Value {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let v = d
@@ -53,7 +53,7 @@ fn finished(d: &Daemon, key: &str, id: &str) -> Value {
 }
 
 /// The journal sequence numbers of action `id`'s events.
-fn seqs_of(d: &Daemon, key: &str, id: &str) -> Vec<u64> {
+pub(crate) fn seqs_of(d: &Daemon, key: &str, id: &str) -> Vec<u64> {
     let v = d
         .http("GET", &format!("/v1/state/actions/{id}"), Some(key), None)
         .json();
@@ -67,7 +67,7 @@ fn seqs_of(d: &Daemon, key: &str, id: &str) -> Vec<u64> {
 
 /// Opens the dashboard, types `key` into the sign-in form and waits until the page says who
 /// is signed in (`<org> · <role>`) and the form is gone.
-fn sign_in(b: &Browser, d: &Daemon, key: &str, org: &str, role: &str) {
+pub(crate) fn sign_in(b: &Browser, d: &Daemon, key: &str, org: &str, role: &str) {
     b.goto(&format!("{}/", base(d)));
     b.wait_shown("form#signin");
     b.wait_shown("input#key");
@@ -87,19 +87,19 @@ fn sign_in(b: &Browser, d: &Daemon, key: &str, org: &str, role: &str) {
 }
 
 /// Opens a hash route (`#/inbox`, `#/activity`) of the signed-in page.
-fn route(b: &Browser, hash: &str) {
+pub(crate) fn route(b: &Browser, hash: &str) {
     b.eval("location.hash = arguments[0];", vec![json!(hash)]);
 }
 
 /// The sequence number of every event the page's activity list holds (the list is
 /// virtualised: only the rows in view are in the DOM, so ask the page, not the DOM).
-fn held_seqs(b: &Browser) -> Vec<u64> {
+pub(crate) fn held_seqs(b: &Browser) -> Vec<u64> {
     b.eval("return window.kernosStats({seqs: true}).seqs;", vec![])
-    .as_array()
-    .unwrap()
-    .iter()
-    .filter_map(Value::as_u64)
-    .collect()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect()
 }
 
 /// The headless browser itself: chromedriver starts it, it renders a page, runs a script,
@@ -308,7 +308,7 @@ fn a_session_never_sees_another_organisations_events() {
 }
 
 /// The action whose request was `request`, once the daemon lists it.
-fn action_for(d: &Daemon, key: &str, request: &str) -> String {
+pub(crate) fn action_for(d: &Daemon, key: &str, request: &str) -> String {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let v = d.http("GET", "/v1/state/actions", Some(key), None).json();
@@ -326,7 +326,7 @@ fn action_for(d: &Daemon, key: &str, request: &str) -> String {
 }
 
 /// Types `request` into the Ask form (replacing what was there) and submits it.
-fn ask(b: &Browser, request: &str) {
+pub(crate) fn ask(b: &Browser, request: &str) {
     b.eval(
         "document.querySelector('input#request').value = '';",
         vec![],
@@ -336,7 +336,7 @@ fn ask(b: &Browser, request: &str) {
 }
 
 /// A fresh daemon, an operator of acme signed in on the Ask page.
-fn ask_page(b: &Browser) -> (World, Daemon, String) {
+pub(crate) fn ask_page(b: &Browser) -> (World, Daemon, String) {
     let w = World::new();
     let d = Daemon::start(&w, &[]);
     let key = new_key(&w, "acme", "operator");

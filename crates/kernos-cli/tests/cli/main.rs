@@ -6,6 +6,7 @@
 mod browser;
 mod daemon;
 mod dashboard;
+mod dashboard_views;
 mod fake_llm;
 mod journal;
 mod lifetime;

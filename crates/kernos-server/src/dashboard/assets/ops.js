@@ -2,7 +2,7 @@
 // the keyboard — its state, the budget it has used, when it runs next — with the controls the
 // API offers (pause, resume, kill, run now, revoke). Refreshed when their events arrive.
 
-import { $, api, atLeast, attempt, button, debounce, el, fmtAge, hostOperator } from "./core.js";
+import { $, api, atLeast, attempt, button, debounce, el, fmtAge, fmtTime, hostOperator } from "./core.js";
 import { subscribe } from "./stream.js";
 
 export const refresh = debounce(load, 1000);
@@ -45,13 +45,12 @@ async function section(sel, path, render, empty) {
 /** A labelled bar: how much of a budget is used. */
 function meter(label, used, max, fmt = (v) => String(v)) {
   if (max === null || max === undefined || max === 0) return el("span.meter-text", {}, `${label} ${fmt(used)}`);
-  const pct = Math.min(100, Math.round((used / max) * 100));
   return el(
     "span.meter",
     { title: `${label}: ${fmt(used)} of ${fmt(max)}` },
     `${label} `,
     el("meter", { min: "0", max: String(max), value: String(used), high: String(max * 0.8), "aria-label": `${label} used` }),
-    ` ${pct}%`,
+    ` ${fmt(used)} / ${fmt(max)}`,
   );
 }
 
@@ -93,7 +92,7 @@ function schedule(s) {
     "li.card",
     { data: { schedule: s.schedule, paused: String(s.paused) } },
     el("div.head", {}, el("strong", {}, s.request || s.plan?.steps?.map((x) => `${x.tool}.${x.action}`).join(", ")), " ", el(`span.state.state-${s.paused ? "paused" : "active"}`, {}, s.paused ? "paused" : "active")),
-    el("div.hint", {}, `${s.describe} (${s.when}) · next ${s.next_due || "—"}${s.running ? ` · running ${s.running}` : ""} · if missed: ${s.missed}`),
+    el("div.hint", {}, `${s.describe} · next ${s.next_due ? `${fmtTime(Date.parse(s.next_due))} (${fmtAge(Date.parse(s.next_due))})` : "—"}${s.running ? ` · running ${s.running}` : ""} · if missed: ${s.missed}`),
     s.last_run ? el("div.hint", {}, `last run: ${s.last_run.status || ""} ${s.last_run.action || ""}`) : null,
     el(
       "div.buttons",
@@ -108,13 +107,12 @@ function schedule(s) {
   );
 }
 
-function lease(v) {
-  const l = v.lease;
-  const may = atLeast("operator") && v.state === "active";
+function lease(l) {
+  const may = atLeast("operator") && l.state === "active";
   return el(
     "li.card",
-    { data: { lease: l.id, state: v.state } },
-    el("div.head", {}, el("strong", {}, `${l.grantee}`), " ", el(`span.state.state-${v.state}`, {}, v.state)),
+    { data: { lease: l.id, state: l.state } },
+    el("div.head", {}, el("strong", {}, `${l.grantee}`), " ", el(`span.state.state-${l.state}`, {}, l.state)),
     el("div.hint", {}, `actions ${l.capabilities.actions.join(", ") || "—"} · effects ${l.capabilities.effects.join(", ") || "—"} · up to ${l.max_risk} risk · expires ${fmtAge(l.expires_ms)}`),
     el("div.meters", {}, meter("steps", l.used.steps, l.budget.max_steps), meter("units", l.used.units, l.budget.max_units, (x) => x.toFixed(2))),
     el("div.buttons", { hidden: !may }, button("Revoke", "danger", () => attempt("Revoke", async () => {
