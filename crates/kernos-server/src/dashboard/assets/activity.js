@@ -107,8 +107,10 @@ function render() {
     if (e.shownMs === undefined) {
       e.shownMs = now;
       renderCounters.rendered += 1;
-      lag.samples[lag.n % LAG_SAMPLES] = now - e.ts_ms;
-      lag.n += 1;
+      if (!e.backfill) {
+        lag.samples[lag.n % LAG_SAMPLES] = now - e.ts_ms;
+        lag.n += 1;
+      }
     }
   }
   for (let i = used; i < pool.length; i += 1) pool[i].remove();

@@ -7,6 +7,8 @@ import { $, notify } from "./core.js";
 const subscribers = [];
 let ctl = null; // AbortController of the current stream
 let lastSeq = null;
+let holding = null; // live events held while the recent past is being fetched
+const BACKFILL = 200; // events of the recent past shown on arrival
 
 /** Counters for the page's own measurements (see `kernosStats` in app.js). */
 export const counters = { received: 0, duplicates: 0, reconnects: 0, resyncs: 0 };
@@ -42,6 +44,7 @@ export async function follow(onSignedOut) {
         return;
       }
       if (!r.ok || !r.body) throw new Error(String(r.status));
+      if (lastSeq === null && holding === null) backfill(mine);
       setLive("live");
       delay = 250;
       await readFrames(r.body.getReader(), onFrame);
@@ -60,7 +63,10 @@ export async function follow(onSignedOut) {
 export function stop(forget = false) {
   if (ctl) ctl.abort();
   ctl = null;
-  if (forget) lastSeq = null;
+  if (forget) {
+    lastSeq = null;
+    holding = null;
+  }
   setLive("");
 }
 
@@ -89,6 +95,39 @@ async function readFrames(reader, onFrameFn) {
   }
 }
 
+/**
+ * The recent past, so the page does not open empty. The stream is connected first and its
+ * events held; then the newest events are read from the journal. Everything journaled after
+ * the stream began is in the stream, so the two together have no gap, and the overlap is
+ * dropped by sequence number.
+ */
+async function backfill(mine) {
+  const held = [];
+  holding = held;
+  let past = [];
+  try {
+    const r = await fetch(`/v1/state/journal?limit=${BACKFILL}`, { signal: mine.signal, credentials: "same-origin" });
+    if (r.ok) past = (await r.json()).events.reverse();
+  } catch {
+    // Shown live only; the Journal view pages the past.
+  }
+  if (holding !== held) return; // signed out meanwhile
+  const live = held;
+  holding = null;
+  const first = live.length ? live[0].seq : Infinity;
+  for (const e of past) {
+    if (e.seq >= first) break;
+    e.backfill = true;
+    deliver(e);
+  }
+  for (const e of live) deliver(e);
+}
+
+function deliver(e) {
+  counters.received += 1;
+  for (const s of subscribers) s(e);
+}
+
 function onFrame(f) {
   if (f.event === "resync") {
     counters.resyncs += 1;
@@ -108,6 +147,6 @@ function onFrame(f) {
     return;
   }
   lastSeq = seq;
-  counters.received += 1;
-  for (const s of subscribers) s(e);
+  if (holding !== null) holding.push(e);
+  else deliver(e);
 }
