@@ -183,6 +183,69 @@ pub struct UsageView {
     pub months: Vec<UsageMonth>,
 }
 
+/// GET /v1/state/usage/daily parameters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct UsageDailyParams {
+    /// How many UTC days, ending today (default 30, 1 to 366).
+    pub days: Option<i64>,
+}
+
+/// GET /v1/state/usage/daily: one organisation's use, day by day.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct UsageDaily {
+    /// Organisation (always the caller's).
+    pub org: String,
+    /// Every UTC day of the window, oldest first, today last; days without use are there
+    /// with zeros.
+    pub days: Vec<UsageDay>,
+}
+
+/// One organisation's use in one UTC day.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct UsageDay {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// Actions that ended this day (`action.finished`, any outcome).
+    pub actions: u64,
+    /// Run units charged to those actions.
+    pub units: f64,
+    /// Prompt tokens sent to language models (`llm.call`, planning and agents).
+    pub tokens_in: u64,
+    /// Completion tokens received from language models.
+    pub tokens_out: u64,
+    /// What the model calls cost, US dollars, from the configured prices.
+    pub cost_usd: f64,
+    /// Requests that reached the model tier and were answered from the plan cache.
+    pub cache_hits: u64,
+    /// Requests that reached the model tier, looked in the plan cache and missed.
+    pub cache_misses: u64,
+    /// Median request latency, ms: from `action.submitted` to `action.finished` of the
+    /// actions that ended this day (within about 3 %: a histogram, see the daemon's
+    /// `daily` module). Null when no action ended this day.
+    pub latency_p50_ms: Option<u64>,
+    /// 95th percentile of the same latencies, ms. Null when no action ended this day.
+    pub latency_p95_ms: Option<u64>,
+    /// Language-model use by provider and model, most expensive first.
+    pub models: Vec<ModelDay>,
+}
+
+/// One provider/model's use in one day.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ModelDay {
+    /// Provider, as configured (`openai`, `local`…).
+    pub provider: String,
+    /// Model name.
+    pub model: String,
+    /// Tries (`llm.call` events, failed ones included).
+    pub calls: u64,
+    /// Prompt tokens.
+    pub tokens_in: u64,
+    /// Completion tokens.
+    pub tokens_out: u64,
+    /// Cost, US dollars.
+    pub cost_usd: f64,
+}
+
 /// POST /v1/keys body.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -22,6 +22,7 @@ use crate::wire::{
 use crate::wire::{LeaseGrant, LeaseListParams, LeaseRenew, LeaseView};
 use crate::wire::{ScheduleCreate, ScheduleRun, ScheduleView};
 use crate::wire::{SessionView, SignIn};
+use crate::wire::{UsageDaily, UsageDailyParams};
 
 const OK: &str = "OK";
 
@@ -199,6 +200,23 @@ pub static ROUTES: &[Route] = &[
             content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<UsageView>)),
         },
         handler: |m| on(m, usage::usage),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/state/usage/daily",
+        access: Access::Perm(Perm::Read),
+        summary: "Usage by day",
+        description: "Your organisation's use in each UTC day of the last `days` (default 30, at most 366), oldest first, every day present: actions ended, run units, model tokens and cost by provider and model, plan-cache hits and misses, and request latency (submission to end: median and 95th percentile). Kept in memory by the daemon (the last 400 days), so it is cheap to poll. Needs viewer.",
+        params: &[Param::Query(
+            SchemaGenerator::root_schema_for::<UsageDailyParams>,
+        )],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<UsageDaily>)),
+        },
+        handler: |m| on(m, usage::daily),
     },
     Route {
         verb: Verb::Get,

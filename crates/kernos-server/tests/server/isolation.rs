@@ -68,6 +68,7 @@ async fn a_second_org_sees_nothing_of_the_first() {
             "/v1/state/approvals",
             "/v1/state/transactions",
             "/v1/state/usage",
+            "/v1/state/usage/daily",
             "/v1/keys",
             "/v1/leases",
             "/v1/audit",
