@@ -17,7 +17,7 @@
 //! Modules: [`routes`] (the table and one handler module per resource) → [`wire`] (request
 //! and response types), `authn`/`middleware`/`extract` (around handlers), `idempotency`,
 //! `quota`; `sched` shares the run slots between organisations; `worker` runs queued actions
-//! and keeps the read models (`limits`, `daily`) current;
+//! and keeps the read models (`limits`, `daily`) current; `verify` checks the journal's chain;
 //! `openapi` reads the table.
 
 mod agents;
@@ -47,6 +47,7 @@ mod scope;
 mod sessions;
 mod sse;
 mod submit;
+mod verify;
 pub mod wire;
 mod worker;
 
@@ -154,6 +155,8 @@ pub struct State {
     pub(crate) usage: Mutex<limits::Usage>,
     /// Use per organisation and day (GET /v1/state/usage/daily), from the journal.
     pub(crate) daily: Mutex<daily::Daily>,
+    /// The journal's chain check (GET /v1/state/journal/verify): one walk at a time, cached.
+    pub(crate) verifier: verify::Verifier,
     pub(crate) approvals: Mutex<HashMap<ApprovalId, Pending>>,
     /// Run slots and the per-organisation queues.
     pub(crate) sched: sched::Scheduler,
@@ -319,6 +322,7 @@ impl Daemon {
             leases: RwLock::new(lease_table),
             usage: Mutex::new(usage),
             daily: Mutex::new(daily),
+            verifier: verify::Verifier::new(opts.data_dir.clone()),
             approvals: Mutex::new(HashMap::new()),
             sched: sched::Scheduler::new(
                 cfg.workers,

@@ -246,6 +246,60 @@ pub struct ModelDay {
     pub cost_usd: f64,
 }
 
+/// GET /v1/state/journal parameters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct JournalParams {
+    /// Only events with a sequence number below this one (the previous page's `next_before`).
+    pub before: Option<u64>,
+    /// How many, newest first (default 100, at most 1000).
+    pub limit: Option<usize>,
+    /// Only kinds starting with this prefix (e.g. `action.`, `audit.key.`).
+    pub kind: Option<String>,
+}
+
+/// GET /v1/state/journal: a page of the caller's organisation's journal, newest first.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct JournalPage {
+    /// Organisation (always the caller's).
+    pub org: String,
+    /// Events, newest first, each as the event stream sends it, with its chain hash.
+    pub events: Vec<Event>,
+    /// Pass as `before` for the next (older) page; null when this page is the last.
+    pub next_before: Option<u64>,
+}
+
+/// GET /v1/state/journal/verify parameters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct VerifyParams {
+    /// Verify now instead of answering a result up to 30 s old (admins and owners only).
+    #[serde(default)]
+    pub fresh: bool,
+}
+
+/// GET /v1/state/journal/verify: whether the journal's hash chain is intact. The chain covers
+/// every organisation's events, so this says only counts, sequence numbers and a hash —
+/// nothing of any event's content.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct JournalVerify {
+    /// True when every event matches its hash and the chain reaches the recorded head.
+    pub ok: bool,
+    /// Events verified (on a broken chain: those before the first bad one).
+    pub events: u64,
+    /// The recorded head: the newest sequence number when the walk began.
+    pub head_seq: u64,
+    /// Hex SHA-256 chain hash stored with the event at `head_seq` (the chain head when `ok`);
+    /// null for an empty journal or when that event is missing.
+    pub head_hash: Option<String>,
+    /// The first sequence number that is wrong, when one is.
+    pub bad_seq: Option<u64>,
+    /// What is wrong there (`content does not match its hash…`, `event 7 is missing…`).
+    pub problem: Option<String>,
+    /// When the walk ended, ms since the epoch (a result is reused for 30 s).
+    pub checked_ms: i64,
+    /// How long the walk took, ms.
+    pub took_ms: u64,
+}
+
 /// POST /v1/keys body.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

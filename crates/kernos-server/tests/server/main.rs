@@ -10,6 +10,7 @@ mod edges;
 mod fairness;
 mod flows;
 mod isolation;
+mod journal;
 mod leases;
 mod llm;
 mod matrix;
