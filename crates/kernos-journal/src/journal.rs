@@ -706,9 +706,14 @@ impl Journal {
 
     /// Walks the whole chain and reports the first event that was edited, deleted, inserted or
     /// moved — or that the newest events were cut off.
+    ///
+    /// The head and the rows are read in one read transaction (one snapshot), so events
+    /// another connection appends meanwhile are neither walked nor mistaken for rows added
+    /// behind the head: a live journal verifies as it stood when the walk began.
     pub fn verify(&self) -> Result<VerifyReport> {
-        let (head_seq, head_hash) = read_head(&self.conn)?;
-        let mut st = self.conn.prepare(
+        let snapshot = self.conn.unchecked_transaction()?;
+        let (head_seq, head_hash) = read_head(&snapshot)?;
+        let mut st = snapshot.prepare(
             "SELECT seq, ts_ms, kind, actor, org, action, tx, payload, hash FROM events ORDER BY seq",
         )?;
         let mut rows = st.query([])?;

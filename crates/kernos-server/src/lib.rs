@@ -16,7 +16,8 @@
 //!
 //! Modules: [`routes`] (the table and one handler module per resource) → [`wire`] (request
 //! and response types), `authn`/`middleware`/`extract` (around handlers), `idempotency`,
-//! `quota`; `sched` shares the run slots between organisations; `worker` runs queued actions;
+//! `quota`; `sched` shares the run slots between organisations; `worker` runs queued actions
+//! and keeps the read models (`limits`, `daily`) current; `verify` checks the journal's chain;
 //! `openapi` reads the table.
 
 mod agents;
@@ -24,6 +25,7 @@ mod approve;
 pub mod auth;
 mod authn;
 pub mod config;
+mod daily;
 pub mod dashboard;
 mod error;
 mod extract;
@@ -45,6 +47,7 @@ mod scope;
 mod sessions;
 mod sse;
 mod submit;
+mod verify;
 pub mod wire;
 mod worker;
 
@@ -150,6 +153,10 @@ pub struct State {
     /// Capability leases, with their usage.
     pub(crate) leases: RwLock<leases::LeaseTable>,
     pub(crate) usage: Mutex<limits::Usage>,
+    /// Use per organisation and day (GET /v1/state/usage/daily), from the journal.
+    pub(crate) daily: Mutex<daily::Daily>,
+    /// The journal's chain check (GET /v1/state/journal/verify): one walk at a time, cached.
+    pub(crate) verifier: verify::Verifier,
     pub(crate) approvals: Mutex<HashMap<ApprovalId, Pending>>,
     /// Run slots and the per-organisation queues.
     pub(crate) sched: sched::Scheduler,
@@ -282,6 +289,7 @@ impl Daemon {
             worker::account(&mut usage, &metrics, &e);
             true
         })?;
+        let daily = daily::Daily::load(&boot, head, limits::now_ms())?;
 
         let hub = Arc::new(Hub::new(
             head,
@@ -313,6 +321,8 @@ impl Daemon {
             sessions: RwLock::new(session_table),
             leases: RwLock::new(lease_table),
             usage: Mutex::new(usage),
+            daily: Mutex::new(daily),
+            verifier: verify::Verifier::new(opts.data_dir.clone()),
             approvals: Mutex::new(HashMap::new()),
             sched: sched::Scheduler::new(
                 cfg.workers,

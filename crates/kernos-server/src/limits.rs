@@ -136,9 +136,11 @@ impl IdemCache {
     }
 }
 
-/// `YYYY-MM` (UTC) of a time in ms since the epoch.
-pub fn month_of(ts_ms: i64) -> String {
-    let days = ts_ms.div_euclid(86_400_000);
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The UTC calendar date `(year, month, day)` of a day number (days since 1970-01-01).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -146,9 +148,21 @@ pub fn month_of(ts_ms: i64) -> String {
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `YYYY-MM` (UTC) of a time in ms since the epoch.
+pub fn month_of(ts_ms: i64) -> String {
+    let (y, m, _) = civil_from_days(ts_ms.div_euclid(DAY_MS));
     format!("{y:04}-{m:02}")
+}
+
+/// `YYYY-MM-DD` of a day number (days since 1970-01-01, UTC).
+pub fn date_of_day(day: i64) -> String {
+    let (y, m, d) = civil_from_days(day);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 pub use kernos_core::time::now_ms;
@@ -290,6 +304,15 @@ mod tests {
         assert_eq!(u.units("acme", 1_709_251_000_000), 1.5);
         assert_eq!(u.months("acme").len(), 2);
         assert!(u.months("globex").is_empty());
+    }
+
+    #[test]
+    fn days_are_utc_calendar_dates() {
+        assert_eq!(date_of_day(0), "1970-01-01");
+        assert_eq!(date_of_day(1_709_251_199_000 / DAY_MS), "2024-02-29");
+        assert_eq!(date_of_day(1_709_251_200_000 / DAY_MS), "2024-03-01");
+        assert_eq!(date_of_day(-1), "1969-12-31");
+        assert_eq!(date_of_day(20_454), "2026-01-01");
     }
 
     #[test]

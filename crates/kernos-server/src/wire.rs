@@ -183,6 +183,123 @@ pub struct UsageView {
     pub months: Vec<UsageMonth>,
 }
 
+/// GET /v1/state/usage/daily parameters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct UsageDailyParams {
+    /// How many UTC days, ending today (default 30, 1 to 366).
+    pub days: Option<i64>,
+}
+
+/// GET /v1/state/usage/daily: one organisation's use, day by day.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct UsageDaily {
+    /// Organisation (always the caller's).
+    pub org: String,
+    /// Every UTC day of the window, oldest first, today last; days without use are there
+    /// with zeros.
+    pub days: Vec<UsageDay>,
+}
+
+/// One organisation's use in one UTC day.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct UsageDay {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// Actions that ended this day (`action.finished`, any outcome).
+    pub actions: u64,
+    /// Run units charged to those actions.
+    pub units: f64,
+    /// Prompt tokens sent to language models (`llm.call`, planning and agents).
+    pub tokens_in: u64,
+    /// Completion tokens received from language models.
+    pub tokens_out: u64,
+    /// What the model calls cost, US dollars, from the configured prices.
+    pub cost_usd: f64,
+    /// Requests that reached the model tier and were answered from the plan cache.
+    pub cache_hits: u64,
+    /// Requests that reached the model tier, looked in the plan cache and missed.
+    pub cache_misses: u64,
+    /// Median request latency, ms: from `action.submitted` to `action.finished` of the
+    /// actions that ended this day (within about 3 %: a histogram, see the daemon's
+    /// `daily` module). Null when no action ended this day.
+    pub latency_p50_ms: Option<u64>,
+    /// 95th percentile of the same latencies, ms. Null when no action ended this day.
+    pub latency_p95_ms: Option<u64>,
+    /// Language-model use by provider and model, most expensive first.
+    pub models: Vec<ModelDay>,
+}
+
+/// One provider/model's use in one day.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ModelDay {
+    /// Provider, as configured (`openai`, `local`…).
+    pub provider: String,
+    /// Model name.
+    pub model: String,
+    /// Tries (`llm.call` events, failed ones included).
+    pub calls: u64,
+    /// Prompt tokens.
+    pub tokens_in: u64,
+    /// Completion tokens.
+    pub tokens_out: u64,
+    /// Cost, US dollars.
+    pub cost_usd: f64,
+}
+
+/// GET /v1/state/journal parameters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct JournalParams {
+    /// Only events with a sequence number below this one (the previous page's `next_before`).
+    pub before: Option<u64>,
+    /// How many, newest first (default 100, at most 1000).
+    pub limit: Option<usize>,
+    /// Only kinds starting with this prefix (e.g. `action.`, `audit.key.`).
+    pub kind: Option<String>,
+}
+
+/// GET /v1/state/journal: a page of the caller's organisation's journal, newest first.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct JournalPage {
+    /// Organisation (always the caller's).
+    pub org: String,
+    /// Events, newest first, each as the event stream sends it, with its chain hash.
+    pub events: Vec<Event>,
+    /// Pass as `before` for the next (older) page; null when this page is the last.
+    pub next_before: Option<u64>,
+}
+
+/// GET /v1/state/journal/verify parameters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct VerifyParams {
+    /// Verify now instead of answering a result up to 30 s old (admins and owners only).
+    #[serde(default)]
+    pub fresh: bool,
+}
+
+/// GET /v1/state/journal/verify: whether the journal's hash chain is intact. The chain covers
+/// every organisation's events, so this says only counts, sequence numbers and a hash —
+/// nothing of any event's content.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct JournalVerify {
+    /// True when every event matches its hash and the chain reaches the recorded head.
+    pub ok: bool,
+    /// Events verified (on a broken chain: those before the first bad one).
+    pub events: u64,
+    /// The recorded head: the newest sequence number when the walk began.
+    pub head_seq: u64,
+    /// Hex SHA-256 chain hash stored with the event at `head_seq` (the chain head when `ok`);
+    /// null for an empty journal or when that event is missing.
+    pub head_hash: Option<String>,
+    /// The first sequence number that is wrong, when one is.
+    pub bad_seq: Option<u64>,
+    /// What is wrong there (`content does not match its hash…`, `event 7 is missing…`).
+    pub problem: Option<String>,
+    /// When the walk ended, ms since the epoch (a result is reused for 30 s).
+    pub checked_ms: i64,
+    /// How long the walk took, ms.
+    pub took_ms: u64,
+}
+
 /// POST /v1/keys body.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -429,6 +429,8 @@ struct FinishedView {
     org: String,
     ts_ms: i64,
     #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
     payload: FinishedPayload,
 }
 
@@ -491,11 +493,20 @@ pub(crate) fn on_published(st: &State, p: &crate::Published) {
             }
         }
         ACTION_FINISHED => {
-            if let (Ok(f), Ok(mut u)) = (
-                serde_json::from_str::<FinishedView>(&p.json),
-                st.usage.lock(),
-            ) {
-                account_fields(&mut u, &st.metrics, &f.org, f.ts_ms, &f.payload);
+            // Parsed once for both read models: the payload can be large.
+            if let Ok(f) = serde_json::from_str::<FinishedView>(&p.json) {
+                if let Ok(mut u) = st.usage.lock() {
+                    account_fields(&mut u, &st.metrics, &f.org, f.ts_ms, &f.payload);
+                }
+                if let Ok(mut d) = st.daily.lock() {
+                    let units = f.payload.units.as_f64().unwrap_or(0.0);
+                    d.finished(&f.org, f.ts_ms, f.action.as_deref(), units);
+                }
+            }
+        }
+        kind::ACTION_SUBMITTED | kind::LLM_CALL | kind::LLM_PLAN => {
+            if let Ok(mut d) = st.daily.lock() {
+                d.on_published(p);
             }
         }
         _ => {}

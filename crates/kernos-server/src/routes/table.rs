@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::route::{Content, Param, Reply, RequestBody, Route, Schema, Verb};
 use super::{
-    actions, agents, approvals, audit, events, keys, leases, monitors, schedules, session, system,
-    tools, transactions, usage,
+    actions, agents, approvals, audit, events, journal, keys, leases, monitors, schedules, session,
+    system, tools, transactions, usage,
 };
 use crate::auth::{Access, KeyInfo, Perm};
 use crate::monitors::MonitorStatus;
@@ -18,6 +18,9 @@ use crate::wire::{
     ApprovalAnswer, ApprovalView, AuditParams, AuditRecord, Cancelled, Decided, EventParams,
     Health, KeyCreate, KeyCreated, KeyListParams, ListParams, SubmitRequest, UndoRequest,
     UsageView,
+};
+use crate::wire::{
+    JournalPage, JournalParams, JournalVerify, UsageDaily, UsageDailyParams, VerifyParams,
 };
 use crate::wire::{LeaseGrant, LeaseListParams, LeaseRenew, LeaseView};
 use crate::wire::{ScheduleCreate, ScheduleRun, ScheduleView};
@@ -199,6 +202,57 @@ pub static ROUTES: &[Route] = &[
             content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<UsageView>)),
         },
         handler: |m| on(m, usage::usage),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/state/usage/daily",
+        access: Access::Perm(Perm::Read),
+        summary: "Usage by day",
+        description: "Your organisation's use in each UTC day of the last `days` (default 30, at most 366), oldest first, every day present: actions ended, run units, model tokens and cost by provider and model, plan-cache hits and misses, and request latency (submission to end: median and 95th percentile). Kept in memory by the daemon (the last 400 days), so it is cheap to poll. Needs viewer.",
+        params: &[Param::Query(
+            SchemaGenerator::root_schema_for::<UsageDailyParams>,
+        )],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<UsageDaily>)),
+        },
+        handler: |m| on(m, usage::daily),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/state/journal",
+        access: Access::Perm(Perm::Read),
+        summary: "Journal events",
+        description: "Your organisation's journal events, newest first (default 100, at most 1000), each as the event stream sends it with its chain hash; `kind` keeps a kind prefix. Page back with `before` set to the answer's `next_before`. Needs viewer.",
+        params: &[Param::Query(
+            SchemaGenerator::root_schema_for::<JournalParams>,
+        )],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<JournalPage>)),
+        },
+        handler: |m| on(m, journal::page),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/state/journal/verify",
+        access: Access::Perm(Perm::Read),
+        summary: "Verify the journal",
+        description: "Whether the journal's hash chain is intact, and if not, the first event that is wrong and how. The chain covers every organisation, so the answer holds only counts, sequence numbers and the head's hash, never an event's content. One walk at a time (callers meanwhile share it); a result is answered again for 30 s, unless an admin asks `fresh=true`. Needs viewer.",
+        params: &[Param::Query(
+            SchemaGenerator::root_schema_for::<VerifyParams>,
+        )],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<JournalVerify>)),
+        },
+        handler: |m| on(m, journal::verify),
     },
     Route {
         verb: Verb::Get,

@@ -9,7 +9,7 @@ use kernos_llm::testing::{FakeServer, Reply};
 use kernos_llm::{LlmConfig, Price, ProviderConfig, ProviderKind};
 use kernos_planner::llm::{Cascade, HostFacts, PlanCache};
 use kernos_server::{Role, ServerConfig};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Auth, T};
 
@@ -32,9 +32,10 @@ fn completion() -> String {
     .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn long_tail_requests_go_to_the_model_and_metrics_show_tokens_cost_and_cache() {
-    // Answers every request with the one-step plan; counts the requests.
+/// A daemon whose planner asks a local fake model (`local`/`small-model`, $1 and $2 per
+/// million tokens in and out) and caches plans; the server answers every request with the
+/// one-step plan and counts them.
+fn with_model() -> (T, FakeServer) {
     let llm = FakeServer::always(Reply::json(completion()));
     let cfg = LlmConfig {
         providers: vec![ProviderConfig {
@@ -66,7 +67,18 @@ async fn long_tail_requests_go_to_the_model_and_metrics_show_tokens_cost_and_cac
         )
     })
     .with_cache(cache);
-    let t = T::open_with(dir, home, ServerConfig::default(), planner);
+    (
+        T::open_with(dir, home, ServerConfig::default(), planner),
+        llm,
+    )
+}
+
+/// A request the offline planner does not know.
+const LONG_TAIL: &str = "how is the zorblax of this box doing";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_tail_requests_go_to_the_model_and_metrics_show_tokens_cost_and_cache() {
+    let (t, llm) = with_model();
 
     // Nothing asked yet: the cache is there, no model series.
     let m = metrics(&t).await;
@@ -74,7 +86,7 @@ async fn long_tail_requests_go_to_the_model_and_metrics_show_tokens_cost_and_cac
     assert!(!m.contains("kernos_llm_calls_total{"), "{m}");
 
     let k = t.key("acme", Role::Operator).await;
-    let request = "how is the zorblax of this box doing";
+    let request = LONG_TAIL;
     for round in 0..2 {
         let a = t
             .submit(Auth::Key(&k), json!({"request": request, "cwd": t.cwd()}))
@@ -122,6 +134,47 @@ async fn long_tail_requests_go_to_the_model_and_metrics_show_tokens_cost_and_cac
         .parse()
         .unwrap();
     assert!((cost - 0.0018).abs() < 1e-9, "{cost}");
+}
+
+/// The day's model use, by provider and model, from the daily read model: the first request
+/// missed the plan cache and called the model, the second was a cache hit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_by_day_shows_model_tokens_cost_and_the_cache() {
+    let (t, llm) = with_model();
+    let k = t.key("acme", Role::Operator).await;
+    for _ in 0..2 {
+        let a = t
+            .submit(Auth::Key(&k), json!({"request": LONG_TAIL, "cwd": t.cwd()}))
+            .await;
+        t.finished(Auth::Key(&k), &a).await;
+    }
+    assert_eq!(llm.count(), 1);
+    let v = t
+        .call("GET", "/v1/state/usage/daily?days=2", Auth::Key(&k), None)
+        .await;
+    let v = v.expect(axum::http::StatusCode::OK).json();
+    let days = v["days"].as_array().unwrap();
+    let sum = |k: &str| days.iter().map(|d| d[k].as_f64().unwrap()).sum::<f64>();
+    assert_eq!(sum("actions"), 2.0, "{v}");
+    assert_eq!((sum("tokens_in"), sum("tokens_out")), (1200.0, 300.0));
+    // 1200 × $1/M + 300 × $2/M.
+    assert!((sum("cost_usd") - 0.0018).abs() < 1e-9, "{v}");
+    assert_eq!((sum("cache_hits"), sum("cache_misses")), (1.0, 1.0));
+    let models: Vec<&Value> = days
+        .iter()
+        .flat_map(|d| d["models"].as_array().unwrap())
+        .collect();
+    assert_eq!(models.len(), 1, "{v}");
+    let m = models[0];
+    assert_eq!(
+        (&m["provider"], &m["model"]),
+        (&json!("local"), &json!("small-model"))
+    );
+    assert_eq!(
+        (&m["calls"], &m["tokens_in"], &m["tokens_out"]),
+        (&json!(1), &json!(1200), &json!(300))
+    );
+    assert!((m["cost_usd"].as_f64().unwrap() - 0.0018).abs() < 1e-9);
 }
 
 async fn metrics(t: &T) -> String {

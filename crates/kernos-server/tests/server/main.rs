@@ -4,11 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod agents;
+mod daily;
 mod dashboard;
 mod edges;
 mod fairness;
 mod flows;
 mod isolation;
+mod journal;
 mod leases;
 mod llm;
 mod matrix;
