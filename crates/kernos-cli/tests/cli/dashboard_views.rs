@@ -499,3 +499,76 @@ fn an_agent_is_paused_resumed_and_killed_from_the_page_with_its_budget_shown() {
     );
     b.screenshot("killed");
 }
+
+#[test]
+fn the_journal_view_pages_back_and_shows_the_chain_intact_and_usage_is_drawn() {
+    let Some(b) = Browser::start("journal-usage") else {
+        return;
+    };
+    let w = World::new();
+    let d = Daemon::start(&w, &[]);
+    let key = new_key(&w, "acme", "operator");
+    let cwd = w.cwd.display().to_string();
+    // More events than one page holds.
+    let mut last = String::new();
+    for _ in 0..16 {
+        last = submit(
+            &d,
+            &key,
+            json!({"request": "show the 2 largest files in .", "cwd": cwd}),
+        );
+    }
+    finished(&d, &key, &last);
+    sign_in(&b, &d, &key, "acme", "operator");
+
+    route(&b, "#/journal");
+    b.wait_shown("#chain[data-ok=\"true\"]");
+    assert!(b.text("#chain").unwrap().contains("intact"));
+    b.wait_shown("#journal-events table tbody tr");
+    let rows = |b: &Browser| {
+        b.eval(
+            "return document.querySelectorAll('#journal-events tbody tr').length;",
+            vec![],
+        )
+        .as_u64()
+        .unwrap()
+    };
+    assert_eq!(rows(&b), 100, "one page");
+    b.screenshot("journal");
+    b.click("#journal-more");
+    b.wait("a second page", |b| (rows(b) > 100).then_some(()));
+    let seqs = b.eval(
+        "return Array.from(document.querySelectorAll('#journal-events tbody tr td:first-child')).map(t => Number(t.textContent));",
+        vec![],
+    );
+    let seqs: Vec<u64> = seqs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|p| p[0] > p[1]),
+        "newest first, no repeats across pages: {seqs:?}"
+    );
+
+    route(&b, "#/usage");
+    b.wait_shown("#charts figure.chart svg rect");
+    let bars = b.eval(
+        "return document.querySelectorAll('#charts figure.chart svg rect[class^=\"s\"]').length;",
+        vec![],
+    );
+    assert!(
+        bars.as_u64().unwrap() >= 2,
+        "today's units and actions are bars: {bars}"
+    );
+    let dots = b.eval(
+        "return document.querySelectorAll('#charts svg circle').length;",
+        vec![],
+    );
+    assert!(
+        dots.as_u64().unwrap() >= 1,
+        "request latency is drawn: {dots}"
+    );
+    b.screenshot("usage");
+}

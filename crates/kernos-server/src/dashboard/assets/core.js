@@ -104,6 +104,13 @@ export async function attempt(what, f) {
 
 export const fmtTime = (ms) => (ms ? new Date(ms).toLocaleString() : "—");
 
+/** `2026-12-07 13:09:02` in local time: compact, sortable, one line in a table. */
+export function fmtStamp(ms) {
+  const d = new Date(ms);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
 /** "12 s ago", "5 min ago", "3 h ago", "2 d ago"; or "in …" for the future. */
 export function fmtAge(ms, now = Date.now()) {
   if (!ms) return "—";

@@ -1,7 +1,7 @@
 // Journal: the organisation's events read from the daemon page by page (the Activity list
 // keeps only the newest), with the hash of each, and the whole chain's verify status.
 
-import { $, api, el, fmtAge, table } from "./core.js";
+import { $, api, atLeast, el, fmtAge, fmtStamp, table } from "./core.js";
 
 let before = null; // paging cursor: the next page ends before this seq
 
@@ -22,6 +22,8 @@ export function reset() {
 }
 
 export function show() {
+  // A fresh run reads the whole journal: the API lets only admins ask for one.
+  $("#journal-verify").hidden = !atLeast("admin");
   before = null;
   load(false);
   verify(false);
@@ -44,7 +46,7 @@ async function load(more) {
   const t = table(
     [
       { name: "seq" },
-      { name: "when", cell: (e) => new Date(e.ts_ms).toLocaleString() },
+      { name: "when", cell: (e) => fmtStamp(e.ts_ms) },
       { name: "kind" },
       { name: "actor" },
       { name: "action", cell: (e) => e.action || "" },
@@ -62,7 +64,7 @@ async function verify(fresh) {
   box.replaceChildren(el("span.hint", {}, "verifying the chain…"));
   let v;
   try {
-    v = await api("GET", `/v1/state/journal/verify${fresh ? "?fresh=1" : ""}`);
+    v = await api("GET", `/v1/state/journal/verify${fresh ? "?fresh=true" : ""}`);
   } catch (e) {
     box.replaceChildren(el("span.error", {}, `cannot verify: ${e.message}`));
     return;
@@ -71,6 +73,6 @@ async function verify(fresh) {
   box.replaceChildren(
     el(`strong.${v.ok ? "ok" : "error"}`, {}, v.ok ? "✔ chain intact" : "✘ chain broken"),
     ` · ${v.events} events up to #${v.head_seq} · head ${String(v.head_hash || "").slice(0, 16)}… · checked ${fmtAge(v.checked_ms)} in ${v.took_ms} ms`,
-    v.problem ? el("p.error", {}, v.problem) : null,
   );
+  if (v.problem) box.append(el("p.error", {}, v.problem));
 }
