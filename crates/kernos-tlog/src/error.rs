@@ -181,5 +181,15 @@ pub enum TlogError {
     Json(#[from] serde_json::Error),
 }
 
+impl TlogError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        TlogError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
 /// Result alias for the transparency log.
 pub type Result<T, E = TlogError> = std::result::Result<T, E>;

@@ -16,6 +16,7 @@ mod error;
 mod hash;
 mod leaf;
 mod proof;
+mod tiles;
 mod tree;
 
 pub use error::{Alg, Result, TlogError};
@@ -24,4 +25,5 @@ pub use leaf::{EventLeaf, LEAF_DOMAIN};
 pub use proof::{
     root_from_inclusion, root_from_range, verify_consistency, verify_inclusion, verify_range,
 };
+pub use tiles::{TILE_WIDTH, TiledTree, tile_path};
 pub use tree::MerkleTree;
