@@ -175,9 +175,12 @@ pub fn tile_path(level: u64, index: u64, width: Option<usize>) -> PathBuf {
     p
 }
 
+/// A level's hashes as read, the number of its full tiles, and its partial tile (index, width).
+type LevelOnDisk = (Vec<Hash>, u64, Option<(u64, usize)>);
+
 /// Reads the full tiles of a level from index 0 until one is missing, then the widest
 /// partial tile after them. Returns the hashes, the number of full tiles and the partial.
-fn read_level(dir: &Path, level: u64) -> Result<(Vec<Hash>, u64, Option<(u64, usize)>)> {
+fn read_level(dir: &Path, level: u64) -> Result<LevelOnDisk> {
     let mut hashes = Vec::new();
     let mut n = 0;
     while let Some(t) = read_tile(dir, level, n, None)? {
