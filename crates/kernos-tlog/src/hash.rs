@@ -52,6 +52,23 @@ pub fn root_of(leaves: &[Hash]) -> Hash {
     }
 }
 
+/// Standard base64 (RFC 4648 §4), as signed notes, checkpoints and bundles use it.
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Decodes standard base64; `None` if it is not.
+pub(crate) fn unb64(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
+}
+
+/// Decodes a base64 hash of exactly 32 bytes.
+pub(crate) fn unb64_hash(s: &str) -> Option<Hash> {
+    unb64(s)?.try_into().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,16 +12,24 @@
 //!
 //! The format of every byte a verifier sees is in `docs/TLOG.md`.
 
+mod checkpoint;
 mod error;
 mod hash;
+mod keys;
 mod leaf;
+mod note;
 mod proof;
 mod tiles;
 mod tree;
 
+pub use checkpoint::{Checkpoint, VerifiedCheckpoint, verify_checkpoint};
 pub use error::{Alg, Result, TlogError};
 pub use hash::{Hash, empty_root, leaf_hash, node_hash, root_of};
+pub use keys::{DEFAULT_OVERLAP_S, KeySet};
 pub use leaf::{EventLeaf, LEAF_DOMAIN};
+pub use note::{
+    ED25519_TYPE, MLDSA44_TYPE, NoteSignature, SignedNote, TrustedKeys, VerifierKey, key_id,
+};
 pub use proof::{
     root_from_inclusion, root_from_range, verify_consistency, verify_inclusion, verify_range,
 };
