@@ -12,6 +12,7 @@
 //!
 //! The format of every byte a verifier sees is in `docs/TLOG.md`.
 
+mod bundle;
 mod checkpoint;
 mod error;
 mod hash;
@@ -22,6 +23,9 @@ mod proof;
 mod tiles;
 mod tree;
 
+pub use bundle::{
+    BUNDLE_FORMAT, Bundle, BundleEvent, BundleReport, ConsistencyProof, RangeProof, verify_bundle,
+};
 pub use checkpoint::{Checkpoint, VerifiedCheckpoint, verify_checkpoint};
 pub use error::{Alg, Result, TlogError};
 pub use hash::{Hash, empty_root, leaf_hash, node_hash, root_of};
