@@ -411,6 +411,25 @@ fn the_python_verifier_accepts_what_rust_writes_and_rejects_every_tampering() {
         assert!(!err.contains("WARNING"), "{err}");
     }
 
+    // The ML-DSA-44 key Kernos derives from its stored seed ξ is the one FIPS 204 (as Python's
+    // cryptography implements it) derives from the same seed.
+    let secret = std::fs::read(l._dir.path().join("keys/active.secret")).unwrap();
+    let o = Command::new(&py)
+        .args([
+            "-c",
+            "import sys,base64; from cryptography.hazmat.primitives.asymmetric import mldsa; \
+             k = mldsa.MLDSA44PrivateKey.from_seed_bytes(bytes.fromhex(sys.argv[1])); \
+             print(base64.b64encode(bytes([6]) + k.public_key().public_bytes_raw()).decode())",
+            &secret[32..]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
+        ])
+        .output()
+        .unwrap();
+    let derived = String::from_utf8(o.stdout).unwrap();
+    assert!(l.keys.vkeys()[1].ends_with(derived.trim()), "{derived}");
+
     // Without --key it trusts the bundle's keys, loudly.
     let (ok, _, err) = run_python(&py, &bundle(&l, 0..300), &[]);
     assert!(ok && err.contains("WARNING: no --key given"), "{err}");
