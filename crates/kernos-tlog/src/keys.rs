@@ -160,6 +160,18 @@ impl KeySet {
             path: keys_path.clone(),
             reason: e.to_string(),
         })?;
+        let well_formed = file.generations.iter().all(|g| {
+            crate::hash::unb64(&g.ed25519).is_some_and(|k| k.len() == Alg::Ed25519.public_len())
+                && crate::hash::unb64(&g.mldsa44)
+                    .is_some_and(|k| k.len() == Alg::MlDsa44.public_len())
+        });
+        if !well_formed {
+            return Err(TlogError::KeyFile {
+                path: keys_path,
+                reason: "a public key is not base64 of the right length; restore it from a backup"
+                    .into(),
+            });
+        }
         let active = file
             .generations
             .last()
@@ -234,6 +246,7 @@ impl KeySet {
                 keys.push(VerifierKey {
                     name: self.file.name.clone(),
                     alg,
+                    // Checked when the file was loaded or written.
                     public: crate::hash::unb64(b).unwrap_or_default(),
                     retired_at: g.retired_at,
                     not_after: g.not_after,
