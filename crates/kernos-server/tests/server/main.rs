@@ -110,6 +110,7 @@ fn options(
         planner,
         trash_budget: kernos_tools::trash::Budget::default(),
         registry: Arc::new(kernos_tools::Registry::builtin()),
+        log: kernos_server::LogOptions::default(),
     }
 }
 
