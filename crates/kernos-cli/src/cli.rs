@@ -788,13 +788,19 @@ mod tests {
         let c = parse(&["--data-dir", "/x", "journal", "verify"]).unwrap();
         assert!(matches!(
             c.command,
-            Some(Command::Journal(JournalCmd::Verify(VerifyArgs::default())))
+            Some(Command::Journal(JournalCmd::Verify(VerifyArgs {
+                checkpoints: false,
+                ..
+            })))
         ));
         assert!(c.request.is_empty());
         let c = parse(&["journal", "verify", "--data-dir", "/x"]).unwrap();
         assert!(matches!(
             c.command,
-            Some(Command::Journal(JournalCmd::Verify(VerifyArgs::default())))
+            Some(Command::Journal(JournalCmd::Verify(VerifyArgs {
+                checkpoints: false,
+                ..
+            })))
         ));
         let c = parse(&["--json", "list", "files", "in", "/etc"]).unwrap();
         assert_eq!(c.request, vec!["list", "files", "in", "/etc"]);

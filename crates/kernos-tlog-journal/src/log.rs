@@ -89,11 +89,14 @@ impl Log {
         };
         log.catch_up(journal)?;
         log.tiles.persist()?;
-        let newest = crate::read::stored_checkpoints_after(journal, None)?
-            .into_iter()
-            .last();
-        let after = newest.as_ref().map_or(0, |c| c.seq);
-        log.last_size = newest.map_or(0, |c| c.size);
+        let newest = journal.query(&kernos_journal::Query {
+            newest_first: true,
+            limit: Some(1),
+            ..kernos_journal::Query::kind(CHECKPOINT_KIND)
+        })?;
+        let newest = newest.first();
+        let after = newest.map_or(0, |e| e.seq);
+        log.last_size = newest.and_then(|e| e.payload["size"].as_u64()).unwrap_or(0);
         journal.for_each_row(after, None, |r, _| {
             if !is_log_kind(r.kind) {
                 log.pending += 1;

@@ -989,7 +989,7 @@ pub static ROUTES: &[Route] = &[
         path: "/v1/log/checkpoint",
         access: Access::HostOperator,
         summary: "Sign a checkpoint now",
-        description: "Signs a checkpoint of the whole journal now, stores it as a log.checkpoint event and pushes it to the configured witness. Only the host operator: it covers every organisation.",
+        description: "Signs a checkpoint of the whole journal now, stores it as a log.checkpoint event and pushes it to the configured witness. Host operator only: it covers every organisation.",
         params: &[],
         body: None,
         reply: Reply {
@@ -1053,7 +1053,7 @@ pub static ROUTES: &[Route] = &[
         path: "/v1/log/witness",
         access: Access::Perm(Perm::Submit),
         summary: "Witness a checkpoint of another log",
-        description: "This daemon as a witness (`[[witness.logs]]`): checks the log's two signatures with the configured keys, and that the checkpoint extends the largest tree it saw of that log (consistency proof from `old_size`); remembers the new size (journaled) and answers its cosignatures (C2SP tlog-cosignature, Ed25519 cosignature/v1 and ML-DSA-44). 409 with `known_size` when `old_size` is stale; 409 with `rollback: true` (journaled as witness.refused) for a smaller tree, another root at the same size, or a failing proof; 403 bad signature; 404 unknown log. Needs operator: give the pushing log an operator key.",
+        description: "This daemon as a witness (`[[witness.logs]]`): checks the log's two signatures with the configured keys, and that the checkpoint extends the largest tree it saw of that log (consistency proof from `old_size`); remembers the new size (journaled) and answers its cosignatures (C2SP tlog-cosignature, Ed25519 cosignature/v1 and ML-DSA-44). 409 with `known_size` when `old_size` is stale; 409 with `rollback: true` (journaled as witness.refused) for a smaller tree, another root at the same size, or a failing proof; 403 bad signature; 404 unknown log. Give the pushing log an operator key. Needs operator.",
         params: &[],
         body: Some(RequestBody {
             required: true,
