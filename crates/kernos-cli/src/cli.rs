@@ -685,7 +685,48 @@ pub enum JournalCmd {
     },
     /// Check that no event was edited, deleted, inserted or reordered. Exits 1 and names the
     /// first bad sequence number if one was.
-    Verify,
+    Verify(VerifyArgs),
+    /// The log's public keys as signed-note verifier keys: give them to verifiers out of band.
+    Keys {
+        /// Make a new generation of keys; the old ones' signatures stay valid for `--overlap`.
+        #[arg(long)]
+        rotate: bool,
+        /// With `--rotate`: how long (seconds) checkpoints signed by the old keys still verify.
+        #[arg(long, value_name = "SECONDS", default_value_t = kernos_tlog::DEFAULT_OVERLAP_S)]
+        overlap: u64,
+    },
+    /// Sign a checkpoint of the whole journal now (through the daemon when it runs).
+    Checkpoint,
+    /// Prove that event SEQ is in a signed checkpoint (the newest, or the one of size N);
+    /// the proof is checked before it is printed.
+    Prove {
+        /// The event.
+        seq: u64,
+        /// The size of the stored checkpoint to prove it in.
+        #[arg(long, value_name = "N")]
+        size: Option<u64>,
+    },
+    /// Write events, checkpoints and proofs as a bundle (JSON) that `scripts/verify-bundle`
+    /// checks without the database.
+    Export {
+        /// From this seq, or from this time (RFC 3339, e.g. 2026-01-31T00:00:00Z).
+        #[arg(long, value_name = "SEQ|TIME")]
+        since: Option<String>,
+    },
+}
+
+/// `kernos journal verify` options.
+#[derive(Debug, Default, PartialEq, Eq, Args)]
+pub struct VerifyArgs {
+    /// Also rebuild the transparency log from the journal and check every stored checkpoint:
+    /// both signatures (a rotated-out key is named as such), its root, and consistency with
+    /// the one before.
+    #[arg(long)]
+    pub checkpoints: bool,
+    /// With `--checkpoints`: also check a checkpoint kept from before (a published note, a
+    /// witness's copy): a rewritten or truncated journal cannot match it.
+    #[arg(long = "against", value_name = "NOTE_FILE")]
+    pub against: Vec<PathBuf>,
 }
 
 /// `kernos journal tail` options.
@@ -747,13 +788,19 @@ mod tests {
         let c = parse(&["--data-dir", "/x", "journal", "verify"]).unwrap();
         assert!(matches!(
             c.command,
-            Some(Command::Journal(JournalCmd::Verify))
+            Some(Command::Journal(JournalCmd::Verify(VerifyArgs {
+                checkpoints: false,
+                ..
+            })))
         ));
         assert!(c.request.is_empty());
         let c = parse(&["journal", "verify", "--data-dir", "/x"]).unwrap();
         assert!(matches!(
             c.command,
-            Some(Command::Journal(JournalCmd::Verify))
+            Some(Command::Journal(JournalCmd::Verify(VerifyArgs {
+                checkpoints: false,
+                ..
+            })))
         ));
         let c = parse(&["--json", "list", "files", "in", "/etc"]).unwrap();
         assert_eq!(c.request, vec!["list", "files", "in", "/etc"]);

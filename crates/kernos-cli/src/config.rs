@@ -27,6 +27,10 @@ pub struct Config {
     pub trash: kernos_tools::trash::Budget,
     /// External MCP servers whose reviewed tools join the catalog (`[[mcp.servers]]`).
     pub mcp: kernos_mcp::McpConfig,
+    /// The journal as a transparency log: `[journal.checkpoints]`, `[journal.witness]`.
+    pub journal: kernos_tlog_journal::JournalConfig,
+    /// This daemon as a witness for other logs: `[witness]`, `[[witness.logs]]`.
+    pub witness: kernos_tlog_journal::WitnessConfig,
 }
 
 /// `[cli]`
@@ -175,6 +179,27 @@ pub const TEMPLATE: &str = r#"# Kernos configuration. Every setting can also be 
 # [mcp.servers.default]
 # effects = ["write"]
 # risk = "medium"                             # a floor: policy may find more, never less
+
+# The journal as a transparency log (docs/TLOG.md): the daemon signs checkpoints (Ed25519 +
+# ML-DSA-44) with keys in <data dir>/tlog/keys; `kernos journal keys` prints them.
+#
+# [journal.checkpoints]
+# every_events = 10000      # sign after this many new events (0: not by count)
+# every_s = 60              # or after this many seconds with new events (0: not by time)
+# origin = "host.example/kernos/journal"      # default: <host name>/kernos/journal; fixed once keys exist
+#
+# [journal.witness]                           # push each checkpoint to a witness for cosigning
+# url = "https://witness.example:7878"        # another Kernos daemon with [[witness.logs]]
+# key_env = "KERNOS_WITNESS_KEY"              # variable holding an operator key of the witness
+# vkeys = ["witness.example/kernos/witness+…"]  # its cosigning keys (`kernos journal keys` there)
+
+# This daemon as a witness for other logs (POST /v1/log/witness).
+#
+# [witness]
+# name = "host.example/kernos/witness"        # default: <host name>/kernos/witness
+# [[witness.logs]]
+# origin = "other.example/kernos/journal"
+# vkeys = ["other.example/kernos/journal+…", "other.example/kernos/journal+…"]  # Ed25519 and ML-DSA-44
 "#;
 
 /// The whole template: the sections above plus the daemon's.
@@ -345,6 +370,8 @@ fn validate(c: &Config) -> anyhow::Result<()> {
     }
     c.server.validate().map_err(anyhow::Error::msg)?;
     c.mcp.validate()?;
+    c.journal.validate().map_err(anyhow::Error::msg)?;
+    c.witness.validate().map_err(anyhow::Error::msg)?;
     Ok(())
 }
 

@@ -43,6 +43,10 @@ pub fn daemon_options(app: &App) -> kernos_server::DaemonOptions {
         planner: app.cascade(),
         trash_budget: app.config.trash,
         registry: app.registry(),
+        log: kernos_server::LogOptions {
+            journal: app.config.journal.clone(),
+            witness: app.config.witness.clone(),
+        },
     }
 }
 

@@ -1,4 +1,4 @@
-//! `kernos journal tail | show | verify`.
+//! `kernos journal tail | show | verify`; the transparency-log commands are in `tlog_cmd`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use anyhow::Context;
 use kernos_core::Event;
 use kernos_journal::{DB_FILE, Journal, Query};
 
-use crate::cli::{Global, JournalCmd, TailArgs};
+use crate::cli::{Global, JournalCmd, TailArgs, VerifyArgs};
 use crate::render;
 
 /// The data directory from `--data-dir` / `KERNOS_DATA_DIR`, else the XDG default.
@@ -35,7 +35,13 @@ pub fn run(g: &Global, cmd: JournalCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         JournalCmd::Tail(args) => tail(g, args),
         JournalCmd::Show { seq } => show(g, seq),
-        JournalCmd::Verify => verify(g),
+        JournalCmd::Verify(args) => verify(g, &args),
+        JournalCmd::Keys { rotate, overlap } => {
+            crate::tlog_cmd::keys(g, &data_dir(g)?, rotate, overlap)
+        }
+        JournalCmd::Checkpoint => crate::tlog_cmd::checkpoint(g, &data_dir(g)?),
+        JournalCmd::Prove { seq, size } => crate::tlog_cmd::prove(g, &data_dir(g)?, seq, size),
+        JournalCmd::Export { since } => crate::tlog_cmd::export(&data_dir(g)?, since.as_deref()),
     }
 }
 
@@ -149,7 +155,20 @@ fn show(g: &Global, seq: u64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(g: &Global) -> anyhow::Result<ExitCode> {
+fn verify(g: &Global, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let chain = verify_chain(g)?;
+    if !args.checkpoints {
+        return Ok(chain);
+    }
+    let ok = crate::tlog_cmd::verify_checkpoints(g, &data_dir(g)?, &args.against)?;
+    Ok(if ok && chain == ExitCode::SUCCESS {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn verify_chain(g: &Global) -> anyhow::Result<ExitCode> {
     let Some(j) = open_for_reading(g)? else {
         if g.json {
             render::json_line(

@@ -23,6 +23,7 @@ mod request;
 mod schedule_cmd;
 mod show;
 mod term;
+mod tlog_cmd;
 mod tools_cmd;
 mod trash_cmd;
 mod txn_cmd;

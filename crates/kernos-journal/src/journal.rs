@@ -686,6 +686,62 @@ impl Journal {
         Ok(())
     }
 
+    /// Streams the stored rows with `after < seq <= until` (all after `after` when `until` is
+    /// `None`), in order, exactly as stored: the payload is the stored text, not a parsed and
+    /// re-serialised value. For consumers that must hash what the chain hashes (the
+    /// transparency log's leaves) and for publishing without a JSON round trip. `f` gets the
+    /// row and its stored chain hash and returns `false` to stop early.
+    ///
+    /// One read transaction: the rows are one snapshot even while another connection appends.
+    pub fn for_each_row(
+        &self,
+        after: u64,
+        until: Option<u64>,
+        mut f: impl FnMut(&RowRef<'_>, &[u8; 32]) -> bool,
+    ) -> Result<()> {
+        let snapshot = self.conn.unchecked_transaction()?;
+        let mut st = snapshot.prepare_cached(
+            "SELECT seq, ts_ms, kind, actor, org, action, tx, payload, hash FROM events \
+             WHERE seq > ?1 AND seq <= ?2 ORDER BY seq",
+        )?;
+        let until = until.map_or(i64::MAX, |u| u.min(i64::MAX as u64) as i64);
+        let mut rows = st.query(params![after.min(i64::MAX as u64) as i64, until])?;
+        while let Some(r) = rows.next()? {
+            let seq = r.get::<_, i64>(0)? as u64;
+            let corrupt = |reason: String| JournalError::Corrupt { seq, reason };
+            let text = |i: usize| -> Result<&str> {
+                r.get_ref(i)?
+                    .as_str()
+                    .map_err(|e| corrupt(format!("column {i}: {e}")))
+            };
+            let opt_text = |i: usize| -> Result<Option<&str>> {
+                r.get_ref(i)?
+                    .as_str_or_null()
+                    .map_err(|e| corrupt(format!("column {i}: {e}")))
+            };
+            let row = RowRef {
+                seq,
+                ts_ms: r.get(1)?,
+                kind: text(2)?,
+                actor: text(3)?,
+                org: text(4)?,
+                action: opt_text(5)?,
+                tx: opt_text(6)?,
+                payload: text(7)?.as_bytes(),
+            };
+            let hash: [u8; 32] = r
+                .get_ref(8)?
+                .as_blob()
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| corrupt("hash is not 32 bytes".into()))?;
+            if !f(&row, &hash) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Counts the events `q` selects (ignoring its limit and order).
     pub fn count(&self, q: &Query) -> Result<u64> {
         let (sql, args) = Query {

@@ -33,6 +33,8 @@ pub struct Published {
     pub action: Option<String>,
     /// The whole event as JSON.
     pub json: String,
+    /// The event's transparency-log leaf hash, from its stored fields (see `kernos_tlog`).
+    pub leaf: kernos_tlog::Hash,
 }
 
 impl Published {
@@ -44,6 +46,19 @@ impl Published {
             org: e.org.clone(),
             action: e.action.map(|a| a.to_string()),
             json: serde_json::to_string(e).unwrap_or_default(),
+            leaf: kernos_tlog::EventLeaf {
+                seq: e.seq,
+                ts_ms: e.ts_ms,
+                kind: &e.kind,
+                actor: &e.actor.0,
+                org: &e.org,
+                action: e.action.map(|a| a.to_string()).as_deref(),
+                tx: e.tx.map(|t| t.to_string()).as_deref(),
+                payload: serde_json::to_string(&e.payload)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            }
+            .leaf_hash(),
         }
     }
 
@@ -84,7 +99,19 @@ impl Published {
             json.push(HEX[(b & 15) as usize] as char);
         }
         json.push_str("\"}");
+        let leaf = kernos_tlog::EventLeaf {
+            seq: a.seq,
+            ts_ms: a.ts_ms,
+            kind: &p.kind,
+            actor: &p.actor,
+            org: &p.org,
+            action: p.action.as_deref(),
+            tx: p.tx.as_deref(),
+            payload: p.payload.as_bytes(),
+        }
+        .leaf_hash();
         Published {
+            leaf,
             seq: a.seq,
             kind: p.kind.clone(),
             org: p.org.clone(),
@@ -179,29 +206,45 @@ impl Hub {
         let _ = self.tx.send(Arc::new(p));
     }
 
-    /// Reads and publishes everything in `(st.last, upto]` from the journal.
+    /// Reads and publishes everything in `(st.last, upto]` from the journal, from the rows as
+    /// stored (the payload text as written, so the JSON and the log's leaf are exact).
     fn catch_up(&self, st: &mut PubState, upto: u64) {
         while st.last < upto {
-            let q = Query {
-                after: Some(st.last),
-                until: Some(upto),
-                limit: Some(1000),
-                ..Query::default()
-            };
-            let evs = match st.reader.as_ref().map(|r| r.query(&q)) {
-                Some(Ok(v)) => v,
+            let mut rows = Vec::new();
+            let read = st.reader.as_ref().map(|r| {
+                r.for_each_row(st.last, Some(upto), |row, hash| {
+                    rows.push((
+                        PreparedEvent {
+                            kind: row.kind.to_string(),
+                            actor: row.actor.to_string(),
+                            org: row.org.to_string(),
+                            action: row.action.map(str::to_string),
+                            tx: row.tx.map(str::to_string),
+                            payload: String::from_utf8_lossy(row.payload).into_owned(),
+                        },
+                        Appended {
+                            seq: row.seq,
+                            ts_ms: row.ts_ms,
+                            hash: *hash,
+                        },
+                    ));
+                    rows.len() < 1000
+                })
+            });
+            match read {
+                Some(Ok(())) => {}
                 Some(Err(e)) => {
                     tracing::error!("cannot read journal events after {}: {e}", st.last);
                     return;
                 }
                 None => return,
-            };
-            if evs.is_empty() {
+            }
+            if rows.is_empty() {
                 return;
             }
-            for e in evs {
-                if e.seq > st.last {
-                    self.emit(st, Published::from_event(&e));
+            for (p, a) in rows {
+                if a.seq > st.last {
+                    self.emit(st, Published::from_prepared(&p, &a));
                 }
             }
         }

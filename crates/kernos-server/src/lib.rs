@@ -47,6 +47,7 @@ mod scope;
 mod sessions;
 mod sse;
 mod submit;
+mod tlog;
 mod verify;
 pub mod wire;
 mod worker;
@@ -75,6 +76,7 @@ pub use openapi::openapi;
 pub use routes::{ROUTES, app};
 pub use schedules::model::{SCHEDULE_CREATED, SCHEDULE_REMOVED, SCHEDULE_TRANSITION};
 pub use sessions::{SESSION_CREATED, SESSION_ENDED};
+pub use tlog::LogOptions;
 pub use wire::{ActionStatus, SubmitRequest};
 pub use worker::{ACTION_FINISHED, ACTION_INTERRUPTED, ACTION_PREVIEWED};
 
@@ -127,6 +129,9 @@ pub struct DaemonOptions {
     /// The tool catalog: the built-in tools and the trusted tools of configured external MCP
     /// servers (the CLI builds it from the config, so both front ends see the same one).
     pub registry: Arc<Registry>,
+    /// The journal as a transparency log: `[journal]` (checkpoints, the witness to push to)
+    /// and `[witness]` (the logs this daemon witnesses).
+    pub log: LogOptions,
 }
 
 /// A step waiting for POST /v1/approvals/{id}.
@@ -155,6 +160,8 @@ pub struct State {
     pub(crate) usage: Mutex<limits::Usage>,
     /// Use per organisation and day (GET /v1/state/usage/daily), from the journal.
     pub(crate) daily: Mutex<daily::Daily>,
+    /// The journal as a transparency log: the live tree, checkpoints, the witness side.
+    pub(crate) tlog: tlog::Tlog,
     /// The journal's chain check (GET /v1/state/journal/verify): one walk at a time, cached.
     pub(crate) verifier: verify::Verifier,
     pub(crate) approvals: Mutex<HashMap<ApprovalId, Pending>>,
@@ -241,6 +248,8 @@ impl State {
 pub struct Daemon {
     state: Arc<State>,
     poller: Option<std::thread::JoinHandle<()>>,
+    /// The transparency log's checkpoint thread.
+    checkpointer: Option<std::thread::JoinHandle<()>>,
     /// Actions found interrupted by a crash at start: `(action, org)`.
     pub recovered: Vec<(ActionId, String)>,
 }
@@ -290,6 +299,7 @@ impl Daemon {
             true
         })?;
         let daily = daily::Daily::load(&boot, head, limits::now_ms())?;
+        let tlog = tlog::Tlog::open(&opts.data_dir, &opts.log, &boot)?;
 
         let hub = Arc::new(Hub::new(
             head,
@@ -322,6 +332,7 @@ impl Daemon {
             leases: RwLock::new(lease_table),
             usage: Mutex::new(usage),
             daily: Mutex::new(daily),
+            tlog,
             verifier: verify::Verifier::new(opts.data_dir.clone()),
             approvals: Mutex::new(HashMap::new()),
             sched: sched::Scheduler::new(
@@ -395,6 +406,11 @@ impl Daemon {
             source: e,
         })?;
 
+        let checkpointer = tlog::start(&state).map_err(|e| ServerError::Io {
+            what: "cannot start the checkpoint thread".into(),
+            source: e,
+        })?;
+
         let poll_state = Arc::downgrade(&state);
         let poller = std::thread::Builder::new()
             .name("kernos-journal-poll".into())
@@ -418,6 +434,7 @@ impl Daemon {
         Ok(Daemon {
             state,
             poller: Some(poller),
+            checkpointer: Some(checkpointer),
             recovered,
         })
     }
@@ -465,6 +482,10 @@ impl Daemon {
             );
         if let Some(p) = self.poller.take() {
             let _ = p.join();
+        }
+        st.tlog.live.stop();
+        if let Some(c) = self.checkpointer.take() {
+            let _ = c.join();
         }
         st.store.shutdown();
         st.hub.close();

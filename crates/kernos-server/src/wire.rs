@@ -769,3 +769,115 @@ mod tests {
         assert_eq!(clamp_limit(Some(5000), 50, 1000), 1000);
     }
 }
+
+/// A signed checkpoint of the journal's transparency log, as stored (a `log.checkpoint`
+/// event).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct LogCheckpoint {
+    /// The seq of the event that stores it.
+    pub seq: u64,
+    /// Tree size: it covers events 1..=size.
+    pub size: u64,
+    /// The C2SP signed note: origin, size, base64 root, then an Ed25519 and an ML-DSA-44
+    /// signature line by the log's keys.
+    pub note: String,
+}
+
+/// GET /v1/log/proof/inclusion parameters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct InclusionParams {
+    /// The event to prove.
+    pub seq: u64,
+    /// The size of the stored checkpoint to prove it in; the newest when left out.
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
+/// An inclusion proof of one event in a signed checkpoint (RFC 9162 §2.1.3), checked by the
+/// daemon before answering.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct LogInclusion {
+    /// The event.
+    pub seq: u64,
+    /// Its leaf index (seq − 1).
+    pub index: u64,
+    /// Its leaf hash, base64 (SHA-256 of 0x00 ‖ the leaf bytes, docs/TLOG.md).
+    pub leaf_hash: String,
+    /// The checkpoint's tree size.
+    pub size: u64,
+    /// The checkpoint's root, base64.
+    pub root: String,
+    /// The signed checkpoint.
+    pub checkpoint: String,
+    /// Proof hashes, base64, leaf to root.
+    pub hashes: Vec<String>,
+}
+
+/// GET /v1/log/proof/consistency parameters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct ConsistencyParams {
+    /// The earlier tree size.
+    pub from: u64,
+    /// The later tree size.
+    pub to: u64,
+}
+
+/// A consistency proof between two tree sizes (RFC 9162 §2.1.4).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct LogConsistency {
+    /// The earlier size.
+    pub from: u64,
+    /// The later size.
+    pub to: u64,
+    /// The root at `from`, base64.
+    pub from_root: String,
+    /// The root at `to`, base64.
+    pub to_root: String,
+    /// Proof hashes, base64.
+    pub hashes: Vec<String>,
+}
+
+/// One public key of the log, with its rotation status.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct LogKey {
+    /// Signed-note verifier key: `<name>+<hex key ID>+<base64(type ‖ key)>`.
+    pub vkey: String,
+    /// When it was rotated out (Unix seconds).
+    pub retired_at: Option<u64>,
+    /// Its signatures dated after this are refused (Unix seconds).
+    pub not_after: Option<u64>,
+}
+
+/// GET /v1/log/keys: the log's public keys, and this daemon's witness keys if it is one.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct LogKeys {
+    /// The log's origin (the keys' name).
+    pub origin: String,
+    /// The active keys (Ed25519, ML-DSA-44): what a verifier should hold.
+    pub vkeys: Vec<String>,
+    /// Every generation, retired ones with their overlap window.
+    pub keys: Vec<LogKey>,
+    /// This daemon's cosigning keys as a witness (`cosignature/v1` Ed25519 and ML-DSA-44),
+    /// when it witnesses any log.
+    pub witness_vkeys: Vec<String>,
+}
+
+/// POST /v1/log/witness: a log asks this daemon, as its witness, to cosign a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct WitnessRequest {
+    /// The log's signed checkpoint.
+    pub checkpoint: String,
+    /// The tree size the log believes this witness saw last (0 the first time).
+    pub old_size: u64,
+    /// Consistency proof from `old_size` to the checkpoint's size, base64 hashes.
+    #[serde(default)]
+    pub consistency: Vec<String>,
+}
+
+/// The witness's answer: its cosignature lines to add to the checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct WitnessCosigned {
+    /// C2SP tlog-cosignature lines (`— <witness> <base64>`): Ed25519 `cosignature/v1`, then
+    /// ML-DSA-44.
+    pub cosignatures: Vec<String>,
+}

@@ -210,7 +210,7 @@ fn ed25519_verifies(key: &VerifierKey, msg: &[u8], sig: &[u8]) -> bool {
 }
 
 /// Checks a `u64be(timestamp) || ML-DSA-44 signature` cosignature; returns its timestamp.
-fn mldsa44_verifies(key: &VerifierKey, cp: &Checkpoint, sig: &[u8]) -> Option<u64> {
+pub(crate) fn mldsa44_verifies(key: &VerifierKey, cp: &Checkpoint, sig: &[u8]) -> Option<u64> {
     if sig.len() != 8 + ml_dsa_44::SIG_LEN {
         return None;
     }
@@ -222,7 +222,7 @@ fn mldsa44_verifies(key: &VerifierKey, cp: &Checkpoint, sig: &[u8]) -> Option<u6
 }
 
 /// The tlog-cosignature `cosigned_message` for a whole checkpoint (start 0, end = size).
-fn cosigned_message(name: &str, timestamp: u64, cp: &Checkpoint) -> Result<Vec<u8>> {
+pub(crate) fn cosigned_message(name: &str, timestamp: u64, cp: &Checkpoint) -> Result<Vec<u8>> {
     let short = |what: &str, s: &str| {
         u8::try_from(s.len())
             .ok()

@@ -53,7 +53,7 @@ pub fn root_of(leaves: &[Hash]) -> Hash {
 }
 
 /// Standard base64 (RFC 4648 §4), as signed notes, checkpoints and bundles use it.
-pub(crate) fn b64(bytes: &[u8]) -> String {
+pub fn b64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -65,7 +65,7 @@ pub(crate) fn unb64(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Decodes a base64 hash of exactly 32 bytes.
-pub(crate) fn unb64_hash(s: &str) -> Option<Hash> {
+pub fn unb64_hash(s: &str) -> Option<Hash> {
     unb64(s)?.try_into().ok()
 }
 

@@ -7,6 +7,8 @@
 //! - [`KeySet`]: the log's Ed25519 + ML-DSA-44 keys on disk, with rotation; [`TrustedKeys`]
 //!   what a verifier trusts.
 //! - [`Checkpoint`]: C2SP tlog-checkpoint signed notes carrying both signatures.
+//! - [`cosign`], [`verify_cosignatures`]: a witness's C2SP tlog-cosignatures (Ed25519
+//!   `cosignature/v1` and ML-DSA-44) on a log's checkpoint.
 //! - [`Bundle`]: an export (events, checkpoints, proofs) that [`verify_bundle`] and
 //!   `scripts/verify-bundle` check end to end.
 //!
@@ -14,6 +16,7 @@
 
 mod bundle;
 mod checkpoint;
+mod cosign;
 mod error;
 mod hash;
 mod keys;
@@ -27,8 +30,12 @@ pub use bundle::{
     BUNDLE_FORMAT, Bundle, BundleEvent, BundleReport, ConsistencyProof, RangeProof, verify_bundle,
 };
 pub use checkpoint::{Checkpoint, VerifiedCheckpoint, verify_checkpoint};
+pub use cosign::{
+    COSIGNATURE_V1_TYPE, VerifiedCosignature, WitnessKey, add_signatures, cosign,
+    verify_cosignatures, witness_keys,
+};
 pub use error::{Alg, Result, TlogError};
-pub use hash::{Hash, empty_root, leaf_hash, node_hash, root_of};
+pub use hash::{Hash, b64, empty_root, leaf_hash, node_hash, root_of, unb64_hash};
 pub use keys::{DEFAULT_OVERLAP_S, KeySet};
 pub use leaf::{EventLeaf, LEAF_DOMAIN};
 pub use note::{

@@ -16,6 +16,7 @@ mod mcp_server;
 mod prompt;
 mod repl;
 mod request;
+mod tlog;
 mod trash;
 mod unix;
 

@@ -10,6 +10,7 @@ mod events;
 mod journal;
 mod keys;
 mod leases;
+mod log;
 mod monitors;
 mod offload;
 mod route;

@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::route::{Content, Param, Reply, RequestBody, Route, Schema, Verb};
 use super::{
-    actions, agents, approvals, audit, events, journal, keys, leases, monitors, schedules, session,
-    system, tools, transactions, usage,
+    actions, agents, approvals, audit, events, journal, keys, leases, log, monitors, schedules,
+    session, system, tools, transactions, usage,
 };
 use crate::auth::{Access, KeyInfo, Perm};
 use crate::monitors::MonitorStatus;
@@ -18,6 +18,10 @@ use crate::wire::{
     ApprovalAnswer, ApprovalView, AuditParams, AuditRecord, Cancelled, Decided, EventParams,
     Health, KeyCreate, KeyCreated, KeyListParams, ListParams, SubmitRequest, UndoRequest,
     UsageView,
+};
+use crate::wire::{
+    ConsistencyParams, InclusionParams, LogCheckpoint, LogConsistency, LogInclusion, LogKeys,
+    WitnessCosigned, WitnessRequest,
 };
 use crate::wire::{
     JournalPage, JournalParams, JournalVerify, UsageDaily, UsageDailyParams, VerifyParams,
@@ -949,5 +953,119 @@ pub static ROUTES: &[Route] = &[
             content: Content::Text("text/event-stream"),
         },
         handler: |m| on(m, crate::mcp::handle),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/log/checkpoint",
+        access: Access::Perm(Perm::Audit),
+        summary: "Newest signed checkpoint",
+        description: "The journal as a transparency log: the newest signed checkpoint (C2SP tlog-checkpoint note: origin, size, root; an Ed25519 and an ML-DSA-44 signature by the log's keys), as stored in the journal. 404 before the first. The tree spans every organisation; a checkpoint reveals only a size and a hash. Needs admin.",
+        params: &[],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<LogCheckpoint>)),
+        },
+        handler: |m| on(m, log::newest),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/log/checkpoints",
+        access: Access::Perm(Perm::Audit),
+        summary: "Every signed checkpoint",
+        description: "Every checkpoint stored in the journal, oldest first. Needs admin.",
+        params: &[],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::JsonList(Schema::Of(SchemaGenerator::subschema_for::<LogCheckpoint>)),
+        },
+        handler: |m| on(m, log::list),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/log/checkpoint",
+        access: Access::HostOperator,
+        summary: "Sign a checkpoint now",
+        description: "Signs a checkpoint of the whole journal now, stores it as a log.checkpoint event and pushes it to the configured witness. Host operator only: it covers every organisation.",
+        params: &[],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<LogCheckpoint>)),
+        },
+        handler: |m| on(m, log::create),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/log/proof/inclusion",
+        access: Access::Perm(Perm::Audit),
+        summary: "Inclusion proof of an event",
+        description: "Proves that event `seq` is in the stored checkpoint of size `size` (the newest if left out); the daemon checks the proof and the checkpoint's signatures before answering. An event of another organisation answers 404 unless the caller is the host operator. Needs admin.",
+        params: &[Param::Query(
+            SchemaGenerator::root_schema_for::<InclusionParams>,
+        )],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<LogInclusion>)),
+        },
+        handler: |m| on(m, log::inclusion),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/log/proof/consistency",
+        access: Access::Perm(Perm::Audit),
+        summary: "Consistency proof between two sizes",
+        description: "Proves that the tree of size `to` extends the tree of size `from` (RFC 9162): hashes only. Needs admin.",
+        params: &[Param::Query(
+            SchemaGenerator::root_schema_for::<ConsistencyParams>,
+        )],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<LogConsistency>)),
+        },
+        handler: |m| on(m, log::consistency),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/log/keys",
+        access: Access::Perm(Perm::Audit),
+        summary: "The log's public keys",
+        description: "The log's verifier keys (Ed25519 and ML-DSA-44, every generation with its rotation window) and, when this daemon is a witness, its cosigning keys. Verifiers should get keys out of band; this is one band. Needs admin.",
+        params: &[],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<LogKeys>)),
+        },
+        handler: |m| on(m, log::keys),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/log/witness",
+        access: Access::Perm(Perm::Submit),
+        summary: "Witness a checkpoint of another log",
+        description: "This daemon as a witness (`[[witness.logs]]`): checks the log's two signatures with the configured keys, and that the checkpoint extends the largest tree it saw of that log (consistency proof from `old_size`); remembers the new size (journaled) and answers its cosignatures (C2SP tlog-cosignature, Ed25519 cosignature/v1 and ML-DSA-44). 409 with `known_size` when `old_size` is stale; 409 with `rollback: true` (journaled as witness.refused) for a smaller tree, another root at the same size, or a failing proof; 403 bad signature; 404 unknown log. Give the pushing log an operator key. Needs operator.",
+        params: &[],
+        body: Some(RequestBody {
+            required: true,
+            schema: SchemaGenerator::subschema_for::<WitnessRequest>,
+        }),
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::Json(Schema::Of(
+                SchemaGenerator::subschema_for::<WitnessCosigned>,
+            )),
+        },
+        handler: |m| on(m, log::witness),
     },
 ];

@@ -55,8 +55,38 @@ async fn a_second_org_sees_nothing_of_the_first() {
     assert_eq!(lease.status, StatusCode::CREATED);
     let acme_lease = lease.json()["id"].as_str().unwrap().to_owned();
 
+    // The transparency log spans every organisation: a checkpoint covers acme's events, and
+    // acme (and the host operator) can prove them.
+    t.call("POST", "/v1/log/checkpoint", Auth::Local, None)
+        .await
+        .expect(StatusCode::OK);
+    let acme_events = t
+        .call(
+            "GET",
+            "/v1/state/journal?limit=1000",
+            Auth::Key(&acme_owner),
+            None,
+        )
+        .await
+        .json();
+    let acme_seq = acme_events["events"].as_array().unwrap().last().unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let proof_path = format!("/v1/log/proof/inclusion?seq={acme_seq}");
+    for who in [Auth::Key(&acme_owner), Auth::Local] {
+        t.call("GET", &proof_path, who, None)
+            .await
+            .expect(StatusCode::OK);
+    }
+
     for role in Role::ALL {
         let g = t.key("globex", role).await;
+        let r = t.call("GET", &proof_path, Auth::Key(&g), None).await;
+        assert!(
+            [StatusCode::NOT_FOUND, StatusCode::FORBIDDEN].contains(&r.status),
+            "{role} of globex proves acme's event {acme_seq}: {}",
+            r.status
+        );
         let k = Auth::Key(&g);
         let body = |p: &str| {
             let t = &t;
@@ -72,6 +102,9 @@ async fn a_second_org_sees_nothing_of_the_first() {
             "/v1/state/journal",
             "/v1/state/journal?kind=action.&limit=1000",
             "/v1/state/journal/verify",
+            "/v1/log/checkpoint",
+            "/v1/log/checkpoints",
+            "/v1/log/keys",
             "/v1/keys",
             "/v1/leases",
             "/v1/audit",

@@ -20,6 +20,7 @@ mod schedules;
 mod sessions;
 mod sse;
 mod tenancy;
+mod tlog;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -110,6 +111,7 @@ fn options(
         planner,
         trash_budget: kernos_tools::trash::Budget::default(),
         registry: Arc::new(kernos_tools::Registry::builtin()),
+        log: kernos_server::LogOptions::default(),
     }
 }
 
@@ -267,6 +269,51 @@ impl T {
             self.runner.clone(),
         ))
         .unwrap();
+        self.st = daemon.state();
+        self.app = kernos_server::app(self.st.clone());
+        self.daemon = Some(daemon);
+    }
+
+    /// A daemon with these transparency-log options (`[journal]`, `[witness]`).
+    pub(crate) fn logged(log: kernos_server::LogOptions) -> T {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join("work")).unwrap();
+        let runner = Arc::new(NoChildren::default());
+        let mut opts = options(
+            &dir.path().join("data"),
+            &home,
+            ServerConfig::default(),
+            kernos_planner::llm::Cascade::offline(),
+            runner.clone(),
+        );
+        opts.log = log;
+        let daemon = Daemon::start(opts).unwrap();
+        let st = daemon.state();
+        let app = kernos_server::app(st.clone());
+        T {
+            dir,
+            home,
+            daemon: Some(daemon),
+            runner,
+            st,
+            app,
+        }
+    }
+
+    /// Stops the daemon and starts a new one on the same data directory with these
+    /// transparency-log options.
+    pub(crate) fn restart_logged(&mut self, log: kernos_server::LogOptions) {
+        self.stop();
+        let mut opts = options(
+            &self.data_dir(),
+            &self.home,
+            ServerConfig::default(),
+            kernos_planner::llm::Cascade::offline(),
+            self.runner.clone(),
+        );
+        opts.log = log;
+        let daemon = Daemon::start(opts).unwrap();
         self.st = daemon.state();
         self.app = kernos_server::app(self.st.clone());
         self.daemon = Some(daemon);

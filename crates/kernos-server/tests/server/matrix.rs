@@ -96,6 +96,17 @@ fn sample(r: &Route, t: &Targets) -> (String, Option<Value>) {
                 "clientInfo": {"name": "matrix", "version": "1"}}}),
             ),
         ),
+        // Event 1 exists (daemon.started); before any checkpoint the proof answers 404, which
+        // counts as "allowed".
+        (Verb::Get, "/v1/log/proof/inclusion") => ("/v1/log/proof/inclusion?seq=1".into(), None),
+        (Verb::Get, "/v1/log/proof/consistency") => {
+            ("/v1/log/proof/consistency?from=0&to=1".into(), None)
+        }
+        // This daemon witnesses no log: 404 for those allowed.
+        (Verb::Post, "/v1/log/witness") => (
+            r.path.into(),
+            Some(json!({"checkpoint": "x\n1\nAA==\n\n— x AAAAAAA=\n", "old_size": 0})),
+        ),
         _ => {
             assert!(
                 !r.path.contains('{') && r.body.is_none(),

@@ -1,0 +1,244 @@
+//! The live log of one data directory.
+
+use std::path::{Path, PathBuf};
+
+use kernos_core::{Actor, NewEvent};
+use kernos_journal::Journal;
+use kernos_journal::chain::RowRef;
+use kernos_tlog::{Checkpoint, EventLeaf, Hash, KeySet, MerkleTree, TiledTree, TlogError, b64};
+
+use crate::error::{LogError, Result};
+use crate::{CHECKPOINT_KIND, is_log_kind};
+
+/// `<data dir>/tlog`: keys in `keys/`, tiles in `tiles/`.
+pub fn tlog_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("tlog")
+}
+
+/// The leaf of a stored row.
+pub fn leaf_of<'a>(r: &RowRef<'a>) -> EventLeaf<'a> {
+    EventLeaf {
+        seq: r.seq,
+        ts_ms: r.ts_ms,
+        kind: r.kind,
+        actor: r.actor,
+        org: r.org,
+        action: r.action,
+        tx: r.tx,
+        payload: r.payload,
+    }
+}
+
+/// A checkpoint just signed, to be stored as a [`CHECKPOINT_KIND`] event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// The signed note text.
+    pub note: String,
+    /// Tree size.
+    pub size: u64,
+    /// Root at that size.
+    pub root: Hash,
+}
+
+impl SignedCheckpoint {
+    /// The journal event that stores it (org `local`: the log spans every organisation).
+    pub fn event(&self, actor: Actor) -> NewEvent {
+        NewEvent::new(CHECKPOINT_KIND, actor).payload(serde_json::json!({
+            "note": self.note,
+            "size": self.size,
+            "root": b64(&self.root),
+        }))
+    }
+}
+
+/// The log of a data directory: its keys, its tree (on disk as tiles), and how many events
+/// came since the last checkpoint.
+#[derive(Debug)]
+pub struct Log {
+    tiles: TiledTree,
+    keys: KeySet,
+    /// Events (not counting the log's own) appended since the last checkpoint was signed.
+    pending: u64,
+    /// Size of the newest signed checkpoint.
+    last_size: u64,
+}
+
+impl Log {
+    /// Opens (or makes) the keys and the tiles under `<data_dir>/tlog` and catches the tree
+    /// up with `journal`. `origin` names new keys; existing keys keep theirs, and an explicit
+    /// origin that differs from them is refused. `now` is Unix seconds.
+    pub fn open(data_dir: &Path, origin: &str, journal: &Journal, now: u64) -> Result<Log> {
+        let dir = tlog_dir(data_dir);
+        kernos_journal::create_private_dir(&dir)
+            .map_err(|e| LogError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+        let keys = KeySet::open_or_create(dir.join("keys"), origin, now)?;
+        if keys.name() != origin {
+            return Err(LogError::Invalid(format!(
+                "the log's keys in {} are for origin {:?}, not {origin:?}: checkpoints already published name it; set journal.checkpoints.origin = {:?}",
+                dir.join("keys").display(),
+                keys.name(),
+                keys.name()
+            )));
+        }
+        let tiles = open_tiles(&dir.join("tiles"), journal)?;
+        let mut log = Log {
+            tiles,
+            keys,
+            pending: 0,
+            last_size: 0,
+        };
+        log.catch_up(journal)?;
+        log.tiles.persist()?;
+        let newest = journal.query(&kernos_journal::Query {
+            newest_first: true,
+            limit: Some(1),
+            ..kernos_journal::Query::kind(CHECKPOINT_KIND)
+        })?;
+        let newest = newest.first();
+        let after = newest.map_or(0, |e| e.seq);
+        log.last_size = newest.and_then(|e| e.payload["size"].as_u64()).unwrap_or(0);
+        journal.for_each_row(after, None, |r, _| {
+            if !is_log_kind(r.kind) {
+                log.pending += 1;
+            }
+            true
+        })?;
+        Ok(log)
+    }
+
+    /// Appends the journal's events after the tree's size.
+    pub fn catch_up(&mut self, journal: &Journal) -> Result<u64> {
+        let before = self.tiles.tree().size();
+        let mut err = None;
+        journal.for_each_row(before, None, |r, _| match self.push_row(r) {
+            Ok(()) => true,
+            Err(e) => {
+                err = Some(e);
+                false
+            }
+        })?;
+        match err {
+            Some(e) => Err(e),
+            None => Ok(self.tiles.tree().size() - before),
+        }
+    }
+
+    /// Appends one stored row (it must be the next seq).
+    pub fn push_row(&mut self, r: &RowRef<'_>) -> Result<()> {
+        self.push(r.seq, r.kind, leaf_of(r).leaf_hash())
+    }
+
+    /// Appends the leaf hash of event `seq` of kind `kind`; `seq` must be the tree's size + 1
+    /// (events arrive in journal order, once each).
+    pub fn push(&mut self, seq: u64, kind: &str, leaf: Hash) -> Result<()> {
+        let size = self.tiles.tree().size();
+        if seq != size + 1 {
+            return Err(LogError::Invalid(format!(
+                "event {seq} reached the log out of order: it holds events 1..={size}"
+            )));
+        }
+        self.tiles.append(leaf);
+        if !is_log_kind(kind) {
+            self.pending += 1;
+        }
+        Ok(())
+    }
+
+    /// Events (other than the log's own) since the last checkpoint.
+    pub fn pending(&self) -> u64 {
+        self.pending
+    }
+
+    /// Writes the tiles, then signs a checkpoint of the whole tree dated `now` (Unix seconds).
+    /// Store the result with [`SignedCheckpoint::event`].
+    pub fn checkpoint(&mut self, now: u64) -> Result<SignedCheckpoint> {
+        self.tiles.persist()?;
+        let tree = self.tiles.tree();
+        let cp = Checkpoint {
+            origin: self.keys.name().to_string(),
+            size: tree.size(),
+            root: tree.root(),
+            extensions: Vec::new(),
+        };
+        let note = cp.sign(&self.keys, now)?;
+        self.pending = 0;
+        self.last_size = cp.size;
+        Ok(SignedCheckpoint {
+            note,
+            size: cp.size,
+            root: cp.root,
+        })
+    }
+
+    /// Size of the newest checkpoint signed (0 before the first).
+    pub fn last_checkpoint_size(&self) -> u64 {
+        self.last_size
+    }
+
+    /// The tree.
+    pub fn tree(&self) -> &MerkleTree {
+        self.tiles.tree()
+    }
+
+    /// The origin (the keys' name).
+    pub fn origin(&self) -> &str {
+        self.keys.name()
+    }
+
+    /// The keys.
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
+    /// Rotates the keys: a new generation signs from now on; the old one's signatures dated
+    /// up to `now + overlap_s` still verify.
+    pub fn rotate(&mut self, now: u64, overlap_s: u64) -> Result<()> {
+        Ok(self.keys.rotate(now, overlap_s)?)
+    }
+
+    /// Writes the tiles that changed.
+    pub fn persist(&mut self) -> Result<()> {
+        Ok(self.tiles.persist()?)
+    }
+}
+
+/// Loads the tiles under `dir` if they agree with the journal; otherwise removes them and
+/// starts an empty tree (the caller catches it up). The tiles are a cache of the journal.
+fn open_tiles(dir: &Path, journal: &Journal) -> Result<TiledTree> {
+    match check_tiles(dir, journal) {
+        Ok(t) => Ok(t),
+        Err(LogError::Tlog(
+            TlogError::TileCorrupt { .. }
+            | TlogError::TileMismatch { .. }
+            | TlogError::OutOfRange { .. },
+        ))
+        | Err(LogError::Invalid(_)) => {
+            std::fs::remove_dir_all(dir).map_err(|e| {
+                LogError::Invalid(format!("cannot remove stale tiles {}: {e}", dir.display()))
+            })?;
+            Ok(TiledTree::open(dir)?)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The tiles under `dir`, checked against the journal: not longer than it, and the newest
+/// leaf tile equal to its events' leaves.
+fn check_tiles(dir: &Path, journal: &Journal) -> Result<TiledTree> {
+    let tiles = TiledTree::open(dir)?;
+    let size = tiles.tree().size();
+    let (head, _) = journal.head()?;
+    if size > head {
+        return Err(LogError::Invalid(format!(
+            "the tiles hold {size} leaves but the journal only {head} events"
+        )));
+    }
+    let start = tiles.last_tile_start();
+    let mut hashes = Vec::new();
+    journal.for_each_row(start, Some(size), |r, _| {
+        hashes.push(leaf_of(r).leaf_hash());
+        true
+    })?;
+    tiles.check_leaves(start, &hashes)?;
+    Ok(tiles)
+}
