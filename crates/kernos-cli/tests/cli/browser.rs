@@ -45,6 +45,12 @@ impl Browser {
     /// A fresh browser for `test` (names its screenshots), or `None` with a `SKIPPED:` line
     /// when chromium or chromedriver is not installed.
     pub(crate) fn start(test: &str) -> Option<Browser> {
+        Browser::start_with(test, &[])
+    }
+
+    /// [`Browser::start`] with more chromium command-line switches (the dashboard bench adds
+    /// `--enable-precise-memory-info`, for heap sizes that are not rounded into buckets).
+    pub(crate) fn start_with(test: &str, extra_args: &[&str]) -> Option<Browser> {
         let (Some(chromium), Some(chromedriver)) = (on_path("chromium"), on_path("chromedriver"))
         else {
             eprintln!(
@@ -90,17 +96,19 @@ impl Browser {
             .build()
             .unwrap();
         let profile = dir.path().join("profile");
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--window-size=1280,900".to_owned(),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        args.extend(extra_args.iter().map(|a| (*a).to_owned()));
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": chromium,
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--window-size=1280,900",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
+                "args": args,
             },
         });
         let Value::Object(caps) = caps else {
