@@ -572,3 +572,26 @@ fn the_journal_view_pages_back_and_shows_the_chain_intact_and_usage_is_drawn() {
     );
     b.screenshot("usage");
 }
+
+#[test]
+fn the_page_follows_a_dark_system_scheme() {
+    let Some(b) = Browser::start_with("dark", &["--force-dark-mode"]) else {
+        return;
+    };
+    let w = World::new();
+    let d = Daemon::start(&w, &[]);
+    let key = new_key(&w, "acme", "operator");
+    sign_in(&b, &d, &key, "acme", "operator");
+    let dark = b.eval(
+        "return matchMedia('(prefers-color-scheme: dark)').matches;",
+        vec![],
+    );
+    assert_eq!(dark, true, "the browser reports a dark scheme");
+    let bg = b.eval(
+        "return getComputedStyle(document.body).backgroundColor;",
+        vec![],
+    );
+    assert_eq!(bg, "rgb(20, 23, 26)", "the page is dark too");
+    route(&b, "#/inbox");
+    b.screenshot("inbox");
+}

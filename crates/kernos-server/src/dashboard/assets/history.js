@@ -11,7 +11,8 @@ export const refresh = debounce(load, 500);
 
 export function init() {
   subscribe((e) => {
-    if (e.kind === "tx.finished" || e.kind === "tx.undone" || e.kind === "action.finished") refresh();
+    // Only while shown: a hidden view reloads when it is opened (show), not on every event.
+    if (!$("#view-history").hidden && (e.kind === "tx.finished" || e.kind === "tx.undone" || e.kind === "action.finished")) refresh();
   });
   $("#history-more").addEventListener("click", () => {
     limit = Math.min(limit * 2, 1000);

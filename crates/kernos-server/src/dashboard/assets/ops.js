@@ -10,7 +10,8 @@ const ENDED = new Set(["finished", "failed", "killed"]);
 
 export function init() {
   subscribe((e) => {
-    if (/^(agent|schedule|lease|monitor)\./.test(e.kind) || e.kind === "action.finished") refresh();
+    // Only while shown: a hidden view reloads when it is opened (show), not on every event.
+    if (!$("#view-ops").hidden && (/^(agent|schedule|lease|monitor)\./.test(e.kind) || e.kind === "action.finished")) refresh();
   });
 }
 
