@@ -33,8 +33,9 @@ pub struct Published {
     pub action: Option<String>,
     /// The whole event as JSON.
     pub json: String,
-    /// The event's transparency-log leaf hash, from its stored fields (see `kernos_tlog`).
-    pub leaf: kernos_tlog::Hash,
+    /// The event's transparency-log leaf bytes, from its stored fields (see `kernos_tlog`):
+    /// hashed into the tree by the log's feeder thread, not here on the writer thread.
+    pub leaf: Vec<u8>,
 }
 
 impl Published {
@@ -58,7 +59,7 @@ impl Published {
                     .unwrap_or_default()
                     .as_bytes(),
             }
-            .leaf_hash(),
+            .leaf_bytes(),
         }
     }
 
@@ -109,7 +110,7 @@ impl Published {
             tx: p.tx.as_deref(),
             payload: p.payload.as_bytes(),
         }
-        .leaf_hash();
+        .leaf_bytes();
         Published {
             leaf,
             seq: a.seq,

@@ -248,8 +248,8 @@ impl State {
 pub struct Daemon {
     state: Arc<State>,
     poller: Option<std::thread::JoinHandle<()>>,
-    /// The transparency log's checkpoint thread.
-    checkpointer: Option<std::thread::JoinHandle<()>>,
+    /// The transparency log's threads (leaf feeder, checkpoints).
+    log_threads: Vec<std::thread::JoinHandle<()>>,
     /// Actions found interrupted by a crash at start: `(action, org)`.
     pub recovered: Vec<(ActionId, String)>,
 }
@@ -406,8 +406,8 @@ impl Daemon {
             source: e,
         })?;
 
-        let checkpointer = tlog::start(&state).map_err(|e| ServerError::Io {
-            what: "cannot start the checkpoint thread".into(),
+        let log_threads = tlog::start(&state).map_err(|e| ServerError::Io {
+            what: "cannot start the transparency log's threads".into(),
             source: e,
         })?;
 
@@ -434,7 +434,7 @@ impl Daemon {
         Ok(Daemon {
             state,
             poller: Some(poller),
-            checkpointer: Some(checkpointer),
+            log_threads,
             recovered,
         })
     }
@@ -484,8 +484,8 @@ impl Daemon {
             let _ = p.join();
         }
         st.tlog.live.stop();
-        if let Some(c) = self.checkpointer.take() {
-            let _ = c.join();
+        for t in self.log_threads.drain(..) {
+            let _ = t.join();
         }
         st.store.shutdown();
         st.hub.close();

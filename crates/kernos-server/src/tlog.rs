@@ -335,12 +335,22 @@ fn last_cosigned_size(j: &Journal) -> Result<u64, JournalError> {
         .unwrap_or(0))
 }
 
-/// Starts the checkpoint thread: signs when [`LiveLog::wait`] says one is due, until the
+/// Starts the log's two threads: the feeder (hashes the leaves the writer queued into the
+/// tree) and the checkpoint thread (signs when [`LiveLog::wait`] says one is due), until the
 /// daemon stops.
-pub(crate) fn start(st: &crate::St) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub(crate) fn start(st: &crate::St) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let live = st.tlog.live.clone();
+    let feeder = std::thread::Builder::new()
+        .name("kernos-tlog-leaves".into())
+        .spawn(move || {
+            live.feed();
+            if let Some(e) = live.failure() {
+                tracing::error!("transparency log: a leaf could not be added: {e}");
+            }
+        })?;
     let weak = Arc::downgrade(st);
     let live = st.tlog.live.clone();
-    std::thread::Builder::new()
+    let checkpointer = std::thread::Builder::new()
         .name("kernos-tlog-checkpoint".into())
         .spawn(move || {
             loop {
@@ -355,8 +365,12 @@ pub(crate) fn start(st: &crate::St) -> std::io::Result<std::thread::JoinHandle<(
                         if let Err(e) = st.tlog.checkpoint_now(&st.store) {
                             tracing::error!("cannot sign a checkpoint: {e}");
                         }
+                        if let Some(e) = st.tlog.live.failure() {
+                            tracing::error!("transparency log: a leaf could not be added: {e}");
+                        }
                     }
                 }
             }
-        })
+        })?;
+    Ok(vec![feeder, checkpointer])
 }

@@ -463,10 +463,9 @@ fn account_fields(
 
 /// Keeps read models current from the published stream (runs on the writer thread: cheap).
 pub(crate) fn on_published(st: &State, p: &crate::Published) {
-    // The transparency log first: one leaf per event, in order (a hash and an append).
-    if let Err(e) = st.tlog.live.on_event(p.seq, &p.kind, p.leaf) {
-        tracing::error!("transparency log: {e}");
-    }
+    // The transparency log first: one leaf per event, in order (queued: the log's feeder
+    // thread hashes it into the tree).
+    st.tlog.live.enqueue(p.seq, &p.kind, &p.leaf);
     st.agents.on_published(p);
     st.schedules.on_published(p);
     st.monitors.on_published(p);

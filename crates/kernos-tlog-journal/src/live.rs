@@ -1,8 +1,10 @@
-//! The log inside a running writer (the daemon): fed one leaf per committed event on the
-//! writer thread, checkpointed on its own thread so signing never holds up a commit.
+//! The log inside a running writer (the daemon). The writer thread only queues each committed
+//! event's leaf bytes (a copy into one buffer); a feeder thread hashes them into the tree, and
+//! a checkpoint thread signs — so neither hashing nor signing holds up a commit. The tree runs
+//! a few events behind the journal at most; [`LiveLog::flush`] waits until it has caught up.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kernos_core::NewEvent;
 use kernos_tlog::Hash;
@@ -28,11 +30,37 @@ struct Flags {
     stop: bool,
 }
 
-/// A [`Log`] shared between the writer thread (leaves), the checkpoint thread and readers
-/// (proofs).
+/// One queued leaf: its event, where its bytes end in [`Inbox::bytes`], and whether it is one
+/// of the log's own events (those do not count towards the next checkpoint).
+#[derive(Debug, Clone, Copy)]
+struct Queued {
+    seq: u64,
+    end: usize,
+    own: bool,
+}
+
+/// Leaves the writer queued and the feeder has not taken yet.
+#[derive(Debug, Default)]
+struct Inbox {
+    bytes: Vec<u8>,
+    items: Vec<Queued>,
+    /// The newest seq queued (what [`LiveLog::flush`] waits for).
+    last: u64,
+    stop: bool,
+}
+
+/// A [`Log`] shared between the writer thread (queues leaves), the feeder thread (hashes them
+/// into the tree), the checkpoint thread and readers (proofs).
 #[derive(Debug)]
 pub struct LiveLog {
     log: Mutex<Log>,
+    inbox: Mutex<Inbox>,
+    /// The writer queued leaves (wakes the feeder).
+    queued: Condvar,
+    /// The feeder added leaves to the tree (wakes [`LiveLog::flush`]).
+    absorbed: Condvar,
+    /// The first leaf the feeder could not add (a gap or a repeat: a bug, never expected).
+    failure: Mutex<Option<String>>,
     flags: Mutex<Flags>,
     wake: Condvar,
     /// One checkpoint at a time (on demand and scheduled), in the order they are stored.
@@ -46,6 +74,10 @@ impl LiveLog {
     pub fn new(log: Log, cfg: &CheckpointConfig) -> Self {
         LiveLog {
             log: Mutex::new(log),
+            inbox: Mutex::new(Inbox::default()),
+            queued: Condvar::new(),
+            absorbed: Condvar::new(),
+            failure: Mutex::new(None),
             flags: Mutex::new(Flags::default()),
             wake: Condvar::new(),
             signing: Mutex::new(()),
@@ -60,8 +92,9 @@ impl LiveLog {
             .map_err(|_| LogError::Invalid("the log's lock was poisoned by a panic".into()))
     }
 
-    /// Adds event `seq`'s leaf (on the writer thread, in journal order); wakes the checkpoint
-    /// thread when `every_events` new events have come.
+    /// Adds event `seq`'s leaf hash now, on the caller's thread, in journal order; wakes the
+    /// checkpoint thread when `every_events` new events have come. (The daemon queues instead:
+    /// [`LiveLog::enqueue`].)
     pub fn on_event(&self, seq: u64, kind: &str, leaf: Hash) -> Result<()> {
         let pending = {
             let mut log = self.lock()?;
@@ -72,13 +105,130 @@ impl LiveLog {
             log.push(seq, kind, leaf)?;
             log.pending()
         };
-        if self.every_events > 0 && pending == self.every_events {
+        self.due_at(pending);
+        Ok(())
+    }
+
+    fn due_at(&self, pending: u64) {
+        if self.every_events > 0 && pending >= self.every_events {
             if let Ok(mut f) = self.flags.lock() {
                 f.due = true;
             }
             self.wake.notify_all();
         }
-        Ok(())
+    }
+
+    /// Queues event `seq`'s leaf bytes (see `kernos_tlog::EventLeaf`) for the feeder thread,
+    /// in journal order. The writer thread's whole share: one copy into a shared buffer.
+    pub fn enqueue(&self, seq: u64, kind: &str, leaf_bytes: &[u8]) {
+        self.queue(seq, kind, |buf| buf.extend_from_slice(leaf_bytes));
+    }
+
+    /// [`LiveLog::enqueue`] from the stored fields, writing the leaf bytes straight into the
+    /// queue's buffer (no copy of its own).
+    pub fn enqueue_leaf(&self, leaf: &kernos_tlog::EventLeaf<'_>) {
+        self.queue(leaf.seq, leaf.kind, |buf| leaf.write_to(buf));
+    }
+
+    fn queue(&self, seq: u64, kind: &str, write: impl FnOnce(&mut Vec<u8>)) {
+        let Ok(mut inbox) = self.inbox.lock() else {
+            return;
+        };
+        let was_empty = inbox.items.is_empty();
+        write(&mut inbox.bytes);
+        let end = inbox.bytes.len();
+        inbox.items.push(Queued {
+            seq,
+            end,
+            own: crate::is_log_kind(kind),
+        });
+        inbox.last = seq;
+        drop(inbox);
+        if was_empty {
+            self.queued.notify_one();
+        }
+    }
+
+    /// The feeder thread's loop: takes what the writer queued, hashes each leaf and appends
+    /// them to the tree under one lock, until [`LiveLog::stop`] (draining what is queued).
+    pub fn feed(&self) {
+        let mut bytes = Vec::new();
+        let mut items = Vec::new();
+        loop {
+            {
+                let Ok(mut inbox) = self.inbox.lock() else {
+                    return;
+                };
+                while inbox.items.is_empty() && !inbox.stop {
+                    inbox = match self.queued.wait(inbox) {
+                        Ok(g) => g,
+                        Err(_) => return,
+                    };
+                }
+                if inbox.items.is_empty() {
+                    return; // stopped, nothing left
+                }
+                // Swap buffers: the writer keeps queuing into the emptied pair meanwhile.
+                std::mem::swap(&mut inbox.bytes, &mut bytes);
+                std::mem::swap(&mut inbox.items, &mut items);
+            }
+            let mut start = 0;
+            let hashed: Vec<(Queued, Hash)> = items
+                .iter()
+                .map(|q| {
+                    let h = kernos_tlog::leaf_hash(&bytes[start..q.end]);
+                    start = q.end;
+                    (*q, h)
+                })
+                .collect();
+            let pending = match self.lock() {
+                Ok(mut log) => {
+                    for (q, h) in &hashed {
+                        if q.seq <= log.tree().size() {
+                            continue; // already a leaf (caught up when the log was opened)
+                        }
+                        if let Err(e) = log.push_hashed(q.seq, q.own, *h)
+                            && let Ok(mut f) = self.failure.lock()
+                            && f.is_none()
+                        {
+                            *f = Some(e.to_string());
+                        }
+                    }
+                    log.pending()
+                }
+                Err(_) => return,
+            };
+            bytes.clear();
+            items.clear();
+            self.absorbed.notify_all();
+            self.due_at(pending);
+        }
+    }
+
+    /// Why the feeder stopped adding leaves, if it did (the daemon reports it).
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Waits until every leaf queued so far is in the tree (at most `patience`); answers
+    /// whether it is. A checkpoint made after this covers every event committed before it.
+    pub fn flush(&self, patience: Duration) -> bool {
+        let target = self.inbox.lock().map_or(0, |i| i.last);
+        let until = Instant::now() + patience;
+        let Ok(mut log) = self.lock() else {
+            return false;
+        };
+        while log.tree().size() < target {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            log = match self.absorbed.wait_timeout(log, left) {
+                Ok((g, _)) => g,
+                Err(_) => return false,
+            };
+        }
+        true
     }
 
     /// Runs `f` on the log (for proofs and roots).
@@ -104,6 +254,9 @@ impl LiveLog {
             .signing
             .lock()
             .map_err(|_| LogError::Invalid("the checkpoint lock was poisoned".into()))?;
+        // Everything committed before this call is in the checkpoint (the feeder is at most a
+        // batch behind; if it is stuck, sign what the tree holds rather than nothing).
+        self.flush(Duration::from_secs(5));
         let signed = self.lock()?.checkpoint(now)?;
         store(signed.event(actor))?;
         Ok(signed)
@@ -134,11 +287,16 @@ impl LiveLog {
         if due || timed { Wake::Due } else { Wake::Idle }
     }
 
-    /// Ends [`LiveLog::wait`] for good.
+    /// Ends [`LiveLog::wait`] and [`LiveLog::feed`] for good (the feeder first adds what is
+    /// queued).
     pub fn stop(&self) {
         if let Ok(mut f) = self.flags.lock() {
             f.stop = true;
         }
         self.wake.notify_all();
+        if let Ok(mut i) = self.inbox.lock() {
+            i.stop = true;
+        }
+        self.queued.notify_all();
     }
 }

@@ -131,6 +131,12 @@ impl Log {
     /// Appends the leaf hash of event `seq` of kind `kind`; `seq` must be the tree's size + 1
     /// (events arrive in journal order, once each).
     pub fn push(&mut self, seq: u64, kind: &str, leaf: Hash) -> Result<()> {
+        self.push_hashed(seq, is_log_kind(kind), leaf)
+    }
+
+    /// [`Log::push`] with the kind already classified: `own` for the log's own events, which
+    /// do not count towards the next checkpoint.
+    pub fn push_hashed(&mut self, seq: u64, own: bool, leaf: Hash) -> Result<()> {
         let size = self.tiles.tree().size();
         if seq != size + 1 {
             return Err(LogError::Invalid(format!(
@@ -138,7 +144,7 @@ impl Log {
             )));
         }
         self.tiles.append(leaf);
-        if !is_log_kind(kind) {
+        if !own {
             self.pending += 1;
         }
         Ok(())

@@ -49,6 +49,11 @@ impl EventLeaf<'_> {
         out
     }
 
+    /// Appends the leaf bytes to `out` (to queue many leaves in one buffer).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        self.write(&mut |b: &[u8]| out.extend_from_slice(b));
+    }
+
     /// The RFC 6962 leaf hash of these bytes, without building them in memory first.
     pub fn leaf_hash(&self) -> Hash {
         let mut h = Sha256::new();
