@@ -13,6 +13,9 @@ use crate::config::CheckpointConfig;
 use crate::error::{LogError, Result};
 use crate::log::{Log, SignedCheckpoint};
 
+/// How long the feeder lets leaves gather after each batch.
+const BATCH_PAUSE: Duration = Duration::from_micros(500);
+
 /// Why the checkpoint thread woke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
@@ -46,6 +49,8 @@ struct Inbox {
     items: Vec<Queued>,
     /// The newest seq queued (what [`LiveLog::flush`] waits for).
     last: u64,
+    /// The feeder sleeps on [`LiveLog::queued`]: only then does the writer pay for a wake-up.
+    waiting: bool,
     stop: bool,
 }
 
@@ -134,7 +139,7 @@ impl LiveLog {
         let Ok(mut inbox) = self.inbox.lock() else {
             return;
         };
-        let was_empty = inbox.items.is_empty();
+        let wake = std::mem::take(&mut inbox.waiting);
         write(&mut inbox.bytes);
         let end = inbox.bytes.len();
         inbox.items.push(Queued {
@@ -144,7 +149,7 @@ impl LiveLog {
         });
         inbox.last = seq;
         drop(inbox);
-        if was_empty {
+        if wake {
             self.queued.notify_one();
         }
     }
@@ -160,13 +165,22 @@ impl LiveLog {
                     return;
                 };
                 while inbox.items.is_empty() && !inbox.stop {
+                    inbox.waiting = true;
                     inbox = match self.queued.wait(inbox) {
                         Ok(g) => g,
                         Err(_) => return,
                     };
                 }
                 if inbox.items.is_empty() {
-                    return; // stopped, nothing left
+                    // Stopped and drained: leave the tiles current for the next start.
+                    drop(inbox);
+                    if let Ok(mut log) = self.lock()
+                        && let Err(e) = log.persist()
+                        && let Ok(mut f) = self.failure.lock()
+                    {
+                        f.get_or_insert(e.to_string());
+                    }
+                    return;
                 }
                 // Swap buffers: the writer keeps queuing into the emptied pair meanwhile.
                 std::mem::swap(&mut inbox.bytes, &mut bytes);
@@ -202,6 +216,9 @@ impl LiveLog {
             items.clear();
             self.absorbed.notify_all();
             self.due_at(pending);
+            // Let a batch gather: under load the writer then queues without waking anyone (a
+            // futex call per event cost more than the hashing); the tree lags by this much.
+            std::thread::sleep(BATCH_PAUSE);
         }
     }
 
