@@ -31,6 +31,11 @@ pub use log::{Log, SignedCheckpoint, leaf_of, tlog_dir};
 pub const CHECKPOINT_KIND: &str = "log.checkpoint";
 /// Kind of the journal event that stores a witness's cosignatures on a checkpoint.
 pub const COSIGNED_KIND: &str = "log.cosigned";
+/// Kind of the journal event a log stores when its witness refused one of its checkpoints
+/// (payload: `witness`, `size`, `status`, `rollback`, `known_size`, `detail`): a refusal for a
+/// rollback means the witness saw a larger tree than this log holds now, which the operator
+/// and an auditor must see in the journal, not only in the daemon's log output.
+pub const WITNESS_PUSH_REFUSED_KIND: &str = "log.witness_refused";
 /// Kind of the event a witness journals when it accepts a larger tree of a log.
 pub const WITNESS_SEEN_KIND: &str = "witness.checkpoint";
 /// Kind of the event a witness journals when it refuses a rollback or a fork.
