@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use kernos_journal::{DB_FILE, Journal};
 use kernos_tlog::KeySet;
+use kernos_tlog_journal::cosigned::{self, CosignedStatus};
 use kernos_tlog_journal::read::{self, CheckpointStatus};
 use kernos_tlog_journal::{Log, tlog_dir};
 
@@ -243,4 +244,50 @@ pub fn verify_checkpoints(g: &Global, dir: &Path, against: &[PathBuf]) -> anyhow
         );
     }
     Ok(report.is_ok())
+}
+
+/// `kernos journal verify --checkpoints --witness VKEY…`: one line per stored `log.cosigned`
+/// event, checked against the given witness keys; true when every one carries an Ed25519 and
+/// an ML-DSA-44 cosignature by them (and there is at least one).
+pub fn verify_cosigned(g: &Global, dir: &Path, witness: &[String]) -> anyhow::Result<bool> {
+    let keys = witness
+        .iter()
+        .map(|k| {
+            kernos_tlog::WitnessKey::from_vkey(k)
+                .with_context(|| format!("--witness {k:?} is not a witness key"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let j = open_journal(dir)?;
+    let checks = cosigned::verify_cosigned(&j, &keys)?;
+    let bad = checks.iter().filter(|c| c.status.failed()).count();
+    let ok = bad == 0 && !checks.is_empty();
+    if g.json {
+        render::json_line(&serde_json::json!({"ok": ok, "cosigned": checks}))?;
+        return Ok(ok);
+    }
+    for c in &checks {
+        let what = match &c.status {
+            CosignedStatus::Ok { witness, timestamp } => format!(
+                "ok: cosigned by {witness} at {} (Ed25519 cosignature/v1 + ML-DSA-44)",
+                render::time_ms(*timestamp as i64 * 1000)
+            ),
+            CosignedStatus::BadCosignature { detail } => format!("BAD COSIGNATURE: {detail}"),
+            CosignedStatus::NotCosigned { detail } => format!("NOT COSIGNED: {detail}"),
+        };
+        println!("cosigned size {:>8} (event {}): {what}", c.size, c.seq);
+    }
+    if checks.is_empty() {
+        println!("FAILED: the journal holds no witness cosignature (log.cosigned)");
+    } else if bad == 0 {
+        println!(
+            "ok: {} cosigned checkpoint(s) verify with the given witness key(s)",
+            checks.len()
+        );
+    } else {
+        println!(
+            "FAILED: {bad} of {} cosigned checkpoint(s) do not verify with the given witness key(s)",
+            checks.len()
+        );
+    }
+    Ok(ok)
 }

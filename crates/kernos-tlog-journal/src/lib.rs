@@ -8,12 +8,15 @@
 //!   exported and cannot silently disappear.
 //! - [`read`]: what needs only the journal: rebuild the tree, list stored checkpoints, check
 //!   them all ([`read::verify_checkpoints`]), prove an event, build an export bundle.
+//! - [`cosigned`]: an auditor's check of the stored witness cosignatures (`log.cosigned`)
+//!   against the witness's public keys.
 //! - [`witness`]: a daemon acting as a witness for other logs: the largest tree it saw per
 //!   origin, kept as journal events, and the check that refuses a rollback.
 //!
 //! The file formats are in `docs/TLOG.md`.
 
 mod config;
+pub mod cosigned;
 mod error;
 mod live;
 mod log;
