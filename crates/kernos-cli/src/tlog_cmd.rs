@@ -63,12 +63,21 @@ fn open_journal(dir: &Path) -> anyhow::Result<Journal> {
 /// `kernos journal keys [--rotate]`.
 pub fn keys(g: &Global, dir: &Path, rotate: bool, overlap: u64) -> anyhow::Result<ExitCode> {
     let daemon = client::available(dir);
-    if rotate && daemon {
-        bail!(
-            "the daemon holds the log's keys: stop it (`kernos serve` exits on Ctrl-C), run `kernos journal keys --rotate`, then start it again"
+    let v = if rotate && daemon {
+        // The daemon holds the live keys: it rotates them and journals who asked.
+        let v = client::call(
+            dir,
+            "POST",
+            "/v1/log/keys/rotate",
+            Some(&serde_json::json!({"overlap_s": overlap})),
+        )?
+        .ok()?
+        .json()?;
+        eprintln!(
+            "rotated (by the daemon): new keys sign from now on; checkpoints by the old ones dated up to {overlap} s from now still verify"
         );
-    }
-    let v = if daemon {
+        v
+    } else if daemon {
         client::call(dir, "GET", "/v1/log/keys", None)?
             .ok()?
             .json()?

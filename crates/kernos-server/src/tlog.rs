@@ -12,7 +12,7 @@ use kernos_journal::{Journal, JournalError};
 use kernos_tlog::{KeySet, b64};
 use kernos_tlog_journal::witness::{Refusal, WitnessBook, refused_event, seen_event};
 use kernos_tlog_journal::{
-    COSIGNED_KIND, JournalConfig, LiveLog, Log, LogError, SignedCheckpoint,
+    COSIGNED_KIND, JournalConfig, KEYS_ROTATED_KIND, LiveLog, Log, LogError, SignedCheckpoint,
     WITNESS_PUSH_REFUSED_KIND, Wake, WitnessConfig, WitnessPush, tlog_dir,
 };
 
@@ -129,6 +129,32 @@ impl Tlog {
             }
         }
         Ok(signed)
+    }
+
+    /// Rotates the log's keys while the daemon runs (the live log holds them): a new
+    /// generation signs from now on, the old one's signatures dated up to `now + overlap_s`
+    /// still verify. Journals `log.keys_rotated` by `actor` with the old and new vkeys.
+    pub(crate) fn rotate_keys(
+        &self,
+        store: &DaemonStore,
+        actor: Actor,
+        overlap_s: u64,
+    ) -> Result<(), LogError> {
+        let now = now_s();
+        let (origin, retired, vkeys) = self.live.with_mut(|l| -> Result<_, LogError> {
+            let retired = l.keys().vkeys();
+            l.rotate(now, overlap_s)?;
+            Ok((l.origin().to_string(), retired, l.keys().vkeys()))
+        })??;
+        let ev = NewEvent::new(KEYS_ROTATED_KIND, actor).payload(serde_json::json!({
+            "origin": origin,
+            "retired": retired,
+            "vkeys": vkeys,
+            "retired_at": now,
+            "not_after": now.saturating_add(overlap_s),
+        }));
+        store.append_now(ev).map_err(LogError::Journal)?;
+        Ok(())
     }
 
     /// Sends `signed` with a consistency proof from the size the witness last cosigned;

@@ -39,6 +39,10 @@ pub const COSIGNED_KIND: &str = "log.cosigned";
 /// rollback means the witness saw a larger tree than this log holds now, which the operator
 /// and an auditor must see in the journal, not only in the daemon's log output.
 pub const WITNESS_PUSH_REFUSED_KIND: &str = "log.witness_refused";
+/// Kind of the journal event that records a key rotation by the running daemon (payload:
+/// `origin`, `retired` and `vkeys` — the old and new verifier keys — `retired_at`,
+/// `not_after`), by whoever asked for it.
+pub const KEYS_ROTATED_KIND: &str = "log.keys_rotated";
 /// Kind of the event a witness journals when it accepts a larger tree of a log.
 pub const WITNESS_SEEN_KIND: &str = "witness.checkpoint";
 /// Kind of the event a witness journals when it refuses a rollback or a fork.

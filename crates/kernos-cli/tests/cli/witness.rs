@@ -220,3 +220,57 @@ fn a_log_daemon_gets_each_checkpoint_cosigned_by_a_witness_daemon_which_refuses_
     assert_eq!(r.json()["rollback"], true);
     ld.stop();
 }
+
+#[test]
+fn keys_rotate_through_a_running_daemon_and_the_old_checkpoints_still_verify() {
+    let w = World::new();
+    w.config("[journal.checkpoints]\norigin = \"log.test/kernos/journal\"\nevery_events = 0\nevery_s = 0\n");
+    let d = Daemon::start(&w, &[]);
+    let (old, _) = keys(&w);
+    checkpoint(&w);
+    let r = w.run(&["journal", "keys", "--rotate", "--overlap", "3600"]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert!(
+        text(&r.stderr).contains("rotated (by the daemon)"),
+        "{}",
+        text(&r.stderr)
+    );
+    let new: Vec<String> = text(&r.stdout).lines().map(str::to_string).collect();
+    assert_eq!(new.len(), 2);
+    assert!(new.iter().all(|k| !old.contains(k)), "{new:?} vs {old:?}");
+    assert_eq!(keys(&w).0, new, "the daemon signs with the new keys now");
+    // The rotation is journaled, by the host operator who asked.
+    let rotated = events(&w.data, "log.keys_rotated");
+    assert_eq!(rotated.len(), 1);
+    assert_eq!(rotated[0]["retired"], json!(old));
+    assert_eq!(rotated[0]["vkeys"], json!(new));
+    assert_eq!(
+        rotated[0]["not_after"].as_u64().unwrap() - rotated[0]["retired_at"].as_u64().unwrap(),
+        3600
+    );
+    // The next checkpoint is signed by the new keys only.
+    checkpoint(&w);
+    let notes: Vec<String> = events(&w.data, "log.checkpoint")
+        .iter()
+        .map(|e| e["note"].as_str().unwrap().to_string())
+        .collect();
+    let trust = |v: &[String]| kernos_tlog_journal::trusted_from_vkeys(v).unwrap();
+    kernos_tlog::verify_checkpoint(&notes[1], &trust(&new)).expect("signed by the new keys");
+    assert!(kernos_tlog::verify_checkpoint(&notes[1], &trust(&old)).is_err());
+    kernos_tlog::verify_checkpoint(&notes[0], &trust(&old)).expect("the old one stands");
+    // And the audit labels the old checkpoint with the retired key.
+    let v = w.run(&["journal", "verify", "--checkpoints"]);
+    let out = text(&v.stdout);
+    assert!(v.status.success(), "{out}");
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("checkpoint"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].ends_with("ok (signed by a retired key inside its overlap window)"),
+        "{out}"
+    );
+    assert!(lines[1].ends_with("): ok"), "{out}");
+    d.stop();
+}
