@@ -1,6 +1,6 @@
 //! Two real `kernos serve` processes on loopback: a log that pushes every checkpoint to a
 //! witness over HTTP, and the witness that cosigns it — and refuses the log once it is rolled
-//! back to an older copy of its data directory.
+//! back to an older copy of its data directory, and again once that copy outgrows what it saw.
 
 use std::path::Path;
 use std::process::Command;
@@ -105,7 +105,8 @@ fn assert_cosigned(note: &str, log_vkeys: &[String], witness: &[WitnessKey]) {
 }
 
 #[test]
-fn a_log_daemon_gets_each_checkpoint_cosigned_by_a_witness_daemon_which_refuses_a_rollback() {
+fn a_log_daemon_gets_each_checkpoint_cosigned_by_a_witness_daemon_which_refuses_its_rollback_and_fork()
+ {
     // The log's keys exist before anything runs: they go to the witness out of band.
     let log = World::new();
     let log_cfg = "[journal.checkpoints]\norigin = \"log.test/kernos/journal\"\nevery_events = 4\nevery_s = 0\n";
@@ -218,6 +219,44 @@ fn a_log_daemon_gets_each_checkpoint_cosigned_by_a_witness_daemon_which_refuses_
     );
     assert_eq!(r.status, 409, "{}", text(&r.body));
     assert_eq!(r.json()["rollback"], true);
+
+    // The restored log keeps running until it is larger than what the witness saw: now it is
+    // a fork. The witness first asks for a proof from its own size, then refuses that proof.
+    let head = || {
+        Journal::open_read_only(&log.data)
+            .unwrap()
+            .head()
+            .unwrap()
+            .0
+    };
+    while head() <= newest {
+        new_key(&log, "acme", "viewer");
+    }
+    let forked = checkpoint(&log);
+    assert!(forked > newest, "{forked} > {newest}");
+    let reported = wait_for(&log.data, "log.witness_refused", 2);
+    let r = reported
+        .iter()
+        .find(|r| r["size"] == forked)
+        .unwrap_or_else(|| panic!("{reported:?}"));
+    assert_eq!(
+        (r["status"].as_u64(), r["rollback"].as_bool()),
+        (Some(409), Some(true)),
+        "{r}"
+    );
+    let detail = r["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!(
+            "the tree of size {forked} is not an append-only extension of the tree of size {newest}"
+        )),
+        "{detail}"
+    );
+    assert!(
+        events(&wit.data, "witness.checkpoint")
+            .iter()
+            .all(|e| e["size"].as_u64().unwrap() <= newest),
+        "the witness never took the forked tree"
+    );
     ld.stop();
 }
 
