@@ -727,6 +727,11 @@ pub struct VerifyArgs {
     /// witness's copy): a rewritten or truncated journal cannot match it.
     #[arg(long = "against", value_name = "NOTE_FILE")]
     pub against: Vec<PathBuf>,
+    /// With `--checkpoints`: also check every stored witness cosignature (`log.cosigned`)
+    /// against this witness key (`witness …` lines of `kernos journal keys` on the witness;
+    /// repeat for its Ed25519 and ML-DSA-44 keys): each must carry both cosignatures by them.
+    #[arg(long = "witness", value_name = "WITNESS_VKEY")]
+    pub witness: Vec<String>,
 }
 
 /// `kernos journal tail` options.

@@ -158,9 +158,15 @@ fn show(g: &Global, seq: u64) -> anyhow::Result<ExitCode> {
 fn verify(g: &Global, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let chain = verify_chain(g)?;
     if !args.checkpoints {
+        if !args.witness.is_empty() || !args.against.is_empty() {
+            anyhow::bail!("--against and --witness check checkpoints: add --checkpoints");
+        }
         return Ok(chain);
     }
-    let ok = crate::tlog_cmd::verify_checkpoints(g, &data_dir(g)?, &args.against)?;
+    let mut ok = crate::tlog_cmd::verify_checkpoints(g, &data_dir(g)?, &args.against)?;
+    if !args.witness.is_empty() {
+        ok &= crate::tlog_cmd::verify_cosigned(g, &data_dir(g)?, &args.witness)?;
+    }
     Ok(if ok && chain == ExitCode::SUCCESS {
         ExitCode::SUCCESS
     } else {

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use kernos_journal::{DB_FILE, Journal};
 use kernos_tlog::KeySet;
+use kernos_tlog_journal::cosigned::{self, CosignedStatus};
 use kernos_tlog_journal::read::{self, CheckpointStatus};
 use kernos_tlog_journal::{Log, tlog_dir};
 
@@ -62,12 +63,21 @@ fn open_journal(dir: &Path) -> anyhow::Result<Journal> {
 /// `kernos journal keys [--rotate]`.
 pub fn keys(g: &Global, dir: &Path, rotate: bool, overlap: u64) -> anyhow::Result<ExitCode> {
     let daemon = client::available(dir);
-    if rotate && daemon {
-        bail!(
-            "the daemon holds the log's keys: stop it (`kernos serve` exits on Ctrl-C), run `kernos journal keys --rotate`, then start it again"
+    let v = if rotate && daemon {
+        // The daemon holds the live keys: it rotates them and journals who asked.
+        let v = client::call(
+            dir,
+            "POST",
+            "/v1/log/keys/rotate",
+            Some(&serde_json::json!({"overlap_s": overlap})),
+        )?
+        .ok()?
+        .json()?;
+        eprintln!(
+            "rotated (by the daemon): new keys sign from now on; checkpoints by the old ones dated up to {overlap} s from now still verify"
         );
-    }
-    let v = if daemon {
+        v
+    } else if daemon {
         client::call(dir, "GET", "/v1/log/keys", None)?
             .ok()?
             .json()?
@@ -243,4 +253,50 @@ pub fn verify_checkpoints(g: &Global, dir: &Path, against: &[PathBuf]) -> anyhow
         );
     }
     Ok(report.is_ok())
+}
+
+/// `kernos journal verify --checkpoints --witness VKEY…`: one line per stored `log.cosigned`
+/// event, checked against the given witness keys; true when every one carries an Ed25519 and
+/// an ML-DSA-44 cosignature by them (and there is at least one).
+pub fn verify_cosigned(g: &Global, dir: &Path, witness: &[String]) -> anyhow::Result<bool> {
+    let keys = witness
+        .iter()
+        .map(|k| {
+            kernos_tlog::WitnessKey::from_vkey(k)
+                .with_context(|| format!("--witness {k:?} is not a witness key"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let j = open_journal(dir)?;
+    let checks = cosigned::verify_cosigned(&j, &keys)?;
+    let bad = checks.iter().filter(|c| c.status.failed()).count();
+    let ok = bad == 0 && !checks.is_empty();
+    if g.json {
+        render::json_line(&serde_json::json!({"ok": ok, "cosigned": checks}))?;
+        return Ok(ok);
+    }
+    for c in &checks {
+        let what = match &c.status {
+            CosignedStatus::Ok { witness, timestamp } => format!(
+                "ok: cosigned by {witness} at {} (Ed25519 cosignature/v1 + ML-DSA-44)",
+                render::time_ms(*timestamp as i64 * 1000)
+            ),
+            CosignedStatus::BadCosignature { detail } => format!("BAD COSIGNATURE: {detail}"),
+            CosignedStatus::NotCosigned { detail } => format!("NOT COSIGNED: {detail}"),
+        };
+        println!("cosigned size {:>8} (event {}): {what}", c.size, c.seq);
+    }
+    if checks.is_empty() {
+        println!("FAILED: the journal holds no witness cosignature (log.cosigned)");
+    } else if bad == 0 {
+        println!(
+            "ok: {} cosigned checkpoint(s) verify with the given witness key(s)",
+            checks.len()
+        );
+    } else {
+        println!(
+            "FAILED: {bad} of {} cosigned checkpoint(s) do not verify with the given witness key(s)",
+            checks.len()
+        );
+    }
+    Ok(ok)
 }

@@ -12,8 +12,8 @@ use kernos_journal::{Journal, JournalError};
 use kernos_tlog::{KeySet, b64};
 use kernos_tlog_journal::witness::{Refusal, WitnessBook, refused_event, seen_event};
 use kernos_tlog_journal::{
-    COSIGNED_KIND, JournalConfig, LiveLog, Log, LogError, SignedCheckpoint, Wake, WitnessConfig,
-    WitnessPush, tlog_dir,
+    COSIGNED_KIND, JournalConfig, KEYS_ROTATED_KIND, LiveLog, Log, LogError, SignedCheckpoint,
+    WITNESS_PUSH_REFUSED_KIND, Wake, WitnessConfig, WitnessPush, tlog_dir,
 };
 
 use crate::hub::DaemonStore;
@@ -103,10 +103,58 @@ impl Tlog {
                 Ok(ev) => {
                     store.append_now(ev).map_err(LogError::Journal)?;
                 }
-                Err(e) => tracing::warn!("witness {}: {e}", push.url),
+                Err(PushError::Unreachable(e)) => tracing::warn!("witness {}: {e}", push.url),
+                Err(PushError::Refused {
+                    status,
+                    answer,
+                    detail,
+                }) => {
+                    tracing::error!(
+                        "witness {} refused the checkpoint of size {} ({status}): {detail}",
+                        push.url,
+                        signed.size
+                    );
+                    let ev = NewEvent::new(WITNESS_PUSH_REFUSED_KIND, Actor::system()).payload(
+                        serde_json::json!({
+                            "witness": push.url,
+                            "size": signed.size,
+                            "status": status,
+                            "rollback": answer["rollback"] == true,
+                            "known_size": answer["known_size"],
+                            "detail": detail,
+                        }),
+                    );
+                    store.append_now(ev).map_err(LogError::Journal)?;
+                }
             }
         }
         Ok(signed)
+    }
+
+    /// Rotates the log's keys while the daemon runs (the live log holds them): a new
+    /// generation signs from now on, the old one's signatures dated up to `now + overlap_s`
+    /// still verify. Journals `log.keys_rotated` by `actor` with the old and new vkeys.
+    pub(crate) fn rotate_keys(
+        &self,
+        store: &DaemonStore,
+        actor: Actor,
+        overlap_s: u64,
+    ) -> Result<(), LogError> {
+        let now = now_s();
+        let (origin, retired, vkeys) = self.live.with_mut(|l| -> Result<_, LogError> {
+            let retired = l.keys().vkeys();
+            l.rotate(now, overlap_s)?;
+            Ok((l.origin().to_string(), retired, l.keys().vkeys()))
+        })??;
+        let ev = NewEvent::new(KEYS_ROTATED_KIND, actor).payload(serde_json::json!({
+            "origin": origin,
+            "retired": retired,
+            "vkeys": vkeys,
+            "retired_at": now,
+            "not_after": now.saturating_add(overlap_s),
+        }));
+        store.append_now(ev).map_err(LogError::Journal)?;
+        Ok(())
     }
 
     /// Sends `signed` with a consistency proof from the size the witness last cosigned;
@@ -116,7 +164,8 @@ impl Tlog {
         &self,
         push: &WitnessPush,
         signed: &SignedCheckpoint,
-    ) -> Result<NewEvent, String> {
+    ) -> Result<NewEvent, PushError> {
+        let u = PushError::Unreachable;
         let mut old = self.pushed.lock().map(|g| *g).unwrap_or(0);
         for _ in 0..2 {
             let proof = self
@@ -125,14 +174,14 @@ impl Tlog {
                     l.tree()
                         .consistency_proof(old.min(signed.size), signed.size)
                 })
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| u(e.to_string()))?
+                .map_err(|e| u(e.to_string()))?;
             let body = serde_json::json!({
                 "checkpoint": signed.note,
                 "old_size": old,
                 "consistency": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
             });
-            let (status, answer) = post_json(push, &body)?;
+            let (status, answer) = post_json(push, &body).map_err(u)?;
             if status == 200 {
                 let lines: Vec<String> = answer["cosignatures"]
                     .as_array()
@@ -149,14 +198,14 @@ impl Tlog {
                         .iter()
                         .map(|k| kernos_tlog::WitnessKey::from_vkey(k))
                         .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| u(e.to_string()))?;
                     let ok = kernos_tlog::verify_cosignatures(&note, &keys)
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| u(format!("the witness's cosignature: {e}")))?;
                     if ok.is_empty() {
-                        return Err(
+                        return Err(u(
                             "the witness answered without a cosignature by its configured keys"
                                 .into(),
-                        );
+                        ));
                     }
                 }
                 if let Ok(mut g) = self.pushed.lock() {
@@ -181,14 +230,16 @@ impl Tlog {
                     old = k
                 }
                 _ => {
-                    return Err(format!(
-                        "refused ({status}): {}",
-                        answer["detail"].as_str().unwrap_or("no detail")
-                    ));
+                    let detail = answer["detail"].as_str().unwrap_or("no detail").to_string();
+                    return Err(PushError::Refused {
+                        status,
+                        answer,
+                        detail,
+                    });
                 }
             }
         }
-        Err("the witness kept answering with another size".into())
+        Err(u("the witness kept answering with another size".into()))
     }
 
     /// Checks a checkpoint pushed to this daemon as a witness; journals a larger tree or a
@@ -265,6 +316,20 @@ impl Tlog {
             }
         }
     }
+}
+
+/// Why a push to the configured witness gave no cosignature.
+#[derive(Debug)]
+enum PushError {
+    /// The witness could not be reached, or answered something unusable: logged only (the
+    /// next checkpoint tries again).
+    Unreachable(String),
+    /// The witness answered with an error status (a 409 rollback above all): journaled.
+    Refused {
+        status: u16,
+        answer: serde_json::Value,
+        detail: String,
+    },
 }
 
 /// Why this daemon, as a witness, refused a checkpoint.

@@ -862,6 +862,15 @@ pub struct LogKeys {
     pub witness_vkeys: Vec<String>,
 }
 
+/// POST /v1/log/keys/rotate: a new generation of the log's keys.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogKeyRotate {
+    /// How long (seconds) checkpoints signed by the old keys still verify; a day if left out.
+    #[serde(default)]
+    pub overlap_s: Option<u64>,
+}
+
 /// POST /v1/log/witness: a log asks this daemon, as its witness, to cosign a checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct WitnessRequest {

@@ -8,12 +8,15 @@
 //!   exported and cannot silently disappear.
 //! - [`read`]: what needs only the journal: rebuild the tree, list stored checkpoints, check
 //!   them all ([`read::verify_checkpoints`]), prove an event, build an export bundle.
+//! - [`cosigned`]: an auditor's check of the stored witness cosignatures (`log.cosigned`)
+//!   against the witness's public keys.
 //! - [`witness`]: a daemon acting as a witness for other logs: the largest tree it saw per
 //!   origin, kept as journal events, and the check that refuses a rollback.
 //!
 //! The file formats are in `docs/TLOG.md`.
 
 mod config;
+pub mod cosigned;
 mod error;
 mod live;
 mod log;
@@ -31,6 +34,15 @@ pub use log::{Log, SignedCheckpoint, leaf_of, tlog_dir};
 pub const CHECKPOINT_KIND: &str = "log.checkpoint";
 /// Kind of the journal event that stores a witness's cosignatures on a checkpoint.
 pub const COSIGNED_KIND: &str = "log.cosigned";
+/// Kind of the journal event a log stores when its witness refused one of its checkpoints
+/// (payload: `witness`, `size`, `status`, `rollback`, `known_size`, `detail`): a refusal for a
+/// rollback means the witness saw a larger tree than this log holds now, which the operator
+/// and an auditor must see in the journal, not only in the daemon's log output.
+pub const WITNESS_PUSH_REFUSED_KIND: &str = "log.witness_refused";
+/// Kind of the journal event that records a key rotation by the running daemon (payload:
+/// `origin`, `retired` and `vkeys` — the old and new verifier keys — `retired_at`,
+/// `not_after`), by whoever asked for it.
+pub const KEYS_ROTATED_KIND: &str = "log.keys_rotated";
 /// Kind of the event a witness journals when it accepts a larger tree of a log.
 pub const WITNESS_SEEN_KIND: &str = "witness.checkpoint";
 /// Kind of the event a witness journals when it refuses a rollback or a fork.

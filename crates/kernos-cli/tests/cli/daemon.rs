@@ -28,6 +28,25 @@ impl Daemon {
         Daemon::spawn(w, w.cmd(&all))
     }
 
+    /// Like [`Daemon::start`], with extra environment variables (API keys named by
+    /// `key_env` settings).
+    pub(crate) fn start_env(w: &World, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        grant_acme(w);
+        let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut c = w.cmd(&all);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Daemon::spawn(w, c)
+    }
+
+    /// Stops the daemon with SIGTERM and checks it exited cleanly.
+    pub(crate) fn stop(mut self) {
+        let status = self.signal(libc::SIGTERM);
+        assert!(status.success(), "the daemon stopped cleanly: {status:?}");
+    }
+
     /// Starts `c`, a command that ends up running `kernos serve`, and waits until it listens.
     fn spawn(w: &World, mut c: std::process::Command) -> Daemon {
         c.stdout(Stdio::piped()).stderr(Stdio::null());

@@ -19,6 +19,7 @@ mod request;
 mod tlog;
 mod trash;
 mod unix;
+mod witness;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

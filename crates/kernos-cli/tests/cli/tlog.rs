@@ -206,3 +206,163 @@ fn a_rewritten_journal_fails_against_a_published_checkpoint() {
     assert_eq!(v.status.code(), Some(1), "{out}");
     assert!(out.contains("(supplied): REWRITTEN"), "{out}");
 }
+
+/// `note` with one byte of the witness's Ed25519 cosignature flipped (its signature is a
+/// timestamp and 64 bytes).
+fn tamper_cosignature(note: &str, witness: &str) -> String {
+    let mut n = kernos_tlog::SignedNote::parse(note).unwrap();
+    let s = n
+        .signatures
+        .iter_mut()
+        .find(|s| s.name == witness && s.sig.len() == 8 + 64)
+        .expect("an Ed25519 cosignature");
+    *s.sig.last_mut().unwrap() ^= 1;
+    n.to_string()
+}
+
+fn verify_bundle_witness(
+    py: &Path,
+    bundle: &Path,
+    keys: &[String],
+    witness: &[String],
+) -> (bool, String) {
+    let mut c = Command::new(py);
+    c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/verify-bundle"))
+        .arg(bundle);
+    for k in keys {
+        c.arg("--key").arg(k);
+    }
+    for k in witness {
+        c.arg("--witness").arg(k);
+    }
+    let o = c.output().unwrap();
+    (
+        o.status.success(),
+        format!("{}{}", text(&o.stdout), text(&o.stderr)),
+    )
+}
+
+fn store_cosigned(data: &Path, note: &str, size: u64) {
+    let mut j = Journal::open(data).unwrap();
+    j.append(
+        &NewEvent::new(kernos_tlog_journal::COSIGNED_KIND, Actor::system()).payload(
+            serde_json::json!({"witness": "http://witness.test", "size": size, "note": note}),
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_auditor_checks_witness_cosignatures_with_the_cli_and_the_independent_script() {
+    const WITNESS: &str = "witness.test/kernos/witness";
+    let w = World::new();
+    w.config("[journal.checkpoints]\norigin = \"cli.test/kernos/journal\"\n");
+    append(&w.data, 10);
+    let k = w.run(&["journal", "keys"]);
+    let vkeys: Vec<String> = text(&k.stdout).lines().map(str::to_string).collect();
+    assert!(w.run(&["journal", "checkpoint"]).status.success());
+    // A witness cosigns the checkpoint with its keys, as a witness daemon answers; another
+    // witness of the same name has keys the auditor was not given.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let witness_keys = |dir: &str| -> (kernos_tlog::KeySet, Vec<String>) {
+        let ks = kernos_tlog::KeySet::open_or_create(w.root().join(dir), WITNESS, now).unwrap();
+        let v = kernos_tlog::witness_keys(&ks)
+            .iter()
+            .map(|k| k.vkey())
+            .collect();
+        (ks, v)
+    };
+    let (wks, good) = witness_keys("witness-keys");
+    let (_, stranger) = witness_keys("stranger-keys");
+    let j = Journal::open_read_only(&w.data).unwrap();
+    let cp = kernos_tlog_journal::read::stored_checkpoints(&j)
+        .unwrap()
+        .pop()
+        .unwrap();
+    drop(j);
+    let sigs = kernos_tlog::cosign(&wks, &cp.note, now).unwrap();
+    let cosigned = kernos_tlog::add_signatures(&cp.note, &sigs).unwrap();
+    store_cosigned(&w.data, &cosigned, cp.size);
+    // Another checkpoint, so the export's events carry the cosigned one.
+    append(&w.data, 3);
+    assert!(w.run(&["journal", "checkpoint"]).status.success());
+    let verify = |witness: &[String]| {
+        let mut args = vec!["journal", "verify", "--checkpoints"];
+        for k in witness {
+            args.extend(["--witness", k.as_str()]);
+        }
+        let o = w.run(&args);
+        (
+            o.status.code(),
+            format!("{}{}", text(&o.stdout), text(&o.stderr)),
+        )
+    };
+
+    // The CLI: the right keys pass, a stranger's keys do not.
+    let (code, out) = verify(&good);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!(
+            "cosigned size       10 (event 12): ok: cosigned by {WITNESS}"
+        )),
+        "{out}"
+    );
+    let (code, out) = verify(&stranger);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("NOT COSIGNED: no cosignature by the given witness key(s)"),
+        "{out}"
+    );
+
+    // The independent script, on an export: the same three cases.
+    let e = w.run(&["journal", "export"]);
+    assert!(e.status.success(), "{}", text(&e.stderr));
+    let bundle = w.root().join("bundle.json");
+    std::fs::write(&bundle, &e.stdout).unwrap();
+    let py = python();
+    if let Some(py) = &py {
+        let (ok, out) = verify_bundle_witness(py, &bundle, &vkeys, &good);
+        assert!(ok, "{out}");
+        assert!(
+            out.contains(&format!(
+                "1 checkpoint(s) cosigned by witness {WITNESS} (sizes 10)"
+            )),
+            "{out}"
+        );
+        let (ok, out) = verify_bundle_witness(py, &bundle, &vkeys, &stranger);
+        assert!(!ok && out.contains("is not cosigned"), "{out}");
+        let mut b: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+        let ev = b["events"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|e| e["kind"] == kernos_tlog_journal::COSIGNED_KIND)
+            .unwrap();
+        let mut payload: serde_json::Value =
+            serde_json::from_str(ev["payload"].as_str().unwrap()).unwrap();
+        payload["note"] = tamper_cosignature(payload["note"].as_str().unwrap(), WITNESS).into();
+        ev["payload"] = payload.to_string().into();
+        let tampered = w.root().join("tampered.json");
+        std::fs::write(&tampered, b.to_string()).unwrap();
+        let (ok, out) = verify_bundle_witness(py, &tampered, &vkeys, &good);
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("cosignature/v1 cosignature by") && out.contains("does not verify"),
+            "{out}"
+        );
+    }
+
+    // A tampered cosignature stored in the journal fails the CLI, named per checkpoint.
+    store_cosigned(&w.data, &tamper_cosignature(&cosigned, WITNESS), cp.size);
+    let (code, out) = verify(&good);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("(event 12): ok"), "{out}");
+    assert!(out.contains("BAD COSIGNATURE"), "{out}");
+    assert!(
+        out.contains("FAILED: 1 of 2 cosigned checkpoint(s)"),
+        "{out}"
+    );
+}

@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult, PROBLEM_JSON};
 use crate::extract::{Body, Q};
 use crate::wire::{
     ConsistencyParams, InclusionParams, LogCheckpoint, LogConsistency, LogInclusion, LogKey,
-    LogKeys, WitnessCosigned, WitnessRequest,
+    LogKeyRotate, LogKeys, WitnessCosigned, WitnessRequest,
 };
 
 fn log_err(e: kernos_tlog_journal::LogError) -> ApiError {
@@ -171,6 +171,37 @@ pub(super) async fn consistency(
 pub(super) async fn keys(
     axum::extract::State(st): axum::extract::State<St>,
 ) -> ApiResult<Json<LogKeys>> {
+    Ok(Json(keys_view(&st)?))
+}
+
+/// POST /v1/log/keys/rotate: a new generation signs from now on; the old one's signatures
+/// dated within the overlap still verify. Journaled (`log.keys_rotated`, by the caller).
+/// The body is optional (`{}` or `{"overlap_s": N}`).
+pub(super) async fn rotate(
+    axum::extract::State(st): axum::extract::State<St>,
+    p: Principal,
+    raw: axum::body::Bytes,
+) -> ApiResult<Json<LogKeys>> {
+    let req: LogKeyRotate = if raw.iter().all(u8::is_ascii_whitespace) {
+        LogKeyRotate::default()
+    } else {
+        serde_json::from_slice(&raw).map_err(|e| {
+            ApiError::unprocessable(format!(
+                "the body is not a rotation request ({e}); send {{}} or {{\"overlap_s\": 86400}}"
+            ))
+        })?
+    };
+    let overlap = req.overlap_s.unwrap_or(kernos_tlog::DEFAULT_OVERLAP_S);
+    let st2 = st.clone();
+    tokio::task::spawn_blocking(move || st2.tlog.rotate_keys(&st2.store, p.actor, overlap))
+        .await
+        .map_err(|e| ApiError::internal(format!("the rotation task failed: {e}")))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(keys_view(&st)?))
+}
+
+/// The log's keys (every generation) and this daemon's witness keys.
+fn keys_view(st: &St) -> ApiResult<LogKeys> {
     let (origin, vkeys, all) = st
         .tlog
         .live
@@ -187,7 +218,7 @@ pub(super) async fn keys(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Json(LogKeys {
+    Ok(LogKeys {
         origin,
         vkeys,
         keys: all
@@ -200,7 +231,7 @@ pub(super) async fn keys(
             })
             .collect(),
         witness_vkeys,
-    }))
+    })
 }
 
 /// POST /v1/log/witness.

@@ -20,8 +20,8 @@ use crate::wire::{
     UsageView,
 };
 use crate::wire::{
-    ConsistencyParams, InclusionParams, LogCheckpoint, LogConsistency, LogInclusion, LogKeys,
-    WitnessCosigned, WitnessRequest,
+    ConsistencyParams, InclusionParams, LogCheckpoint, LogConsistency, LogInclusion, LogKeyRotate,
+    LogKeys, WitnessCosigned, WitnessRequest,
 };
 use crate::wire::{
     JournalPage, JournalParams, JournalVerify, UsageDaily, UsageDailyParams, VerifyParams,
@@ -1047,6 +1047,24 @@ pub static ROUTES: &[Route] = &[
             content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<LogKeys>)),
         },
         handler: |m| on(m, log::keys),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/log/keys/rotate",
+        access: Access::HostOperator,
+        summary: "Rotate the log's keys",
+        description: "Makes a new generation of the log's Ed25519 and ML-DSA-44 keys, which sign every checkpoint from now on; checkpoints by the old keys dated up to `overlap_s` seconds from now (a day if left out) still verify, later ones are reported as signed by a rotated-out key. The old secret is deleted. Journaled as log.keys_rotated with the old and new verifier keys. Answers the keys as GET /v1/log/keys. Host operator only: the log spans every organisation.",
+        params: &[],
+        body: Some(RequestBody {
+            required: false,
+            schema: SchemaGenerator::subschema_for::<LogKeyRotate>,
+        }),
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<LogKeys>)),
+        },
+        handler: |m| on(m, log::rotate),
     },
     Route {
         verb: Verb::Post,

@@ -102,6 +102,8 @@ fn sample(r: &Route, t: &Targets) -> (String, Option<Value>) {
         (Verb::Get, "/v1/log/proof/consistency") => {
             ("/v1/log/proof/consistency?from=0&to=1".into(), None)
         }
+        // Host operator only: every key of org acme is refused, so nothing rotates here.
+        (Verb::Post, "/v1/log/keys/rotate") => (r.path.into(), Some(json!({"overlap_s": 60}))),
         // This daemon witnesses no log: 404 for those allowed.
         (Verb::Post, "/v1/log/witness") => (
             r.path.into(),
