@@ -15,7 +15,6 @@
 //! was consistent with everything it had seen of the log.
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{Checkpoint, cosigned_message, mldsa44_verifies};
 use crate::error::{Alg, Result, TlogError};
@@ -34,12 +33,7 @@ fn v1_message(text: &str, timestamp: u64) -> Vec<u8> {
 
 /// Key ID of a `cosignature/v1` Ed25519 key: SHA-256(name ‖ 0x0A ‖ 0x04 ‖ key)[:4].
 fn v1_key_id(name: &str, public: &[u8]) -> u32 {
-    let mut h = Sha256::new();
-    h.update(name.as_bytes());
-    h.update([b'\n', COSIGNATURE_V1_TYPE]);
-    h.update(public);
-    let d = h.finalize();
-    u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+    crate::note::key_id_of_type(name, COSIGNATURE_V1_TYPE, public)
 }
 
 /// A witness's public cosigning key, as configured by the log that pushes to it.
@@ -83,31 +77,19 @@ impl WitnessKey {
 
     /// Parses a witness vkey (type 0x04 or 0x06) and checks its key ID.
     pub fn from_vkey(vkey: &str) -> Result<Self> {
-        let bad = |reason: &str| TlogError::BadKey {
-            key: vkey.to_string(),
-            reason: reason.to_string(),
-        };
-        let mut parts = vkey.splitn(3, '+');
-        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("expected <name>+<hex key ID>+<base64 key>"));
-        };
-        let raw = crate::hash::unb64(key).ok_or_else(|| bad("the key is not base64"))?;
-        let (alg, public) = match raw.split_first() {
-            Some((&COSIGNATURE_V1_TYPE, p)) => (Alg::Ed25519, p),
-            Some((&MLDSA44_TYPE, p)) => (Alg::MlDsa44, p),
-            _ => return Err(bad("not a cosignature/v1 (0x04) or ML-DSA-44 (0x06) key")),
-        };
-        if name.is_empty() || public.len() != alg.public_len() {
-            return Err(bad("wrong public key length or empty name"));
-        }
+        let v = crate::note::ParsedVkey::parse(
+            vkey,
+            &[
+                (COSIGNATURE_V1_TYPE, Alg::Ed25519),
+                (MLDSA44_TYPE, Alg::MlDsa44),
+            ],
+        )?;
         let k = WitnessKey {
-            name: name.to_string(),
-            alg,
-            public: public.to_vec(),
+            name: v.name.to_string(),
+            alg: v.alg,
+            public: v.public.clone(),
         };
-        if u32::from_str_radix(id, 16).ok() != Some(k.key_id()) || id.len() != 8 {
-            return Err(bad("the key ID does not match the name and key"));
-        }
+        v.check_id(k.key_id())?;
         Ok(k)
     }
 }

@@ -37,9 +37,14 @@ impl Alg {
 
 /// `SHA-256(name || 0x0A || type || public)[:4]`, big-endian.
 pub fn key_id(name: &str, alg: Alg, public: &[u8]) -> u32 {
+    key_id_of_type(name, alg.type_byte(), public)
+}
+
+/// The signed-note key ID for any signature type byte (cosignatures have their own types).
+pub(crate) fn key_id_of_type(name: &str, type_byte: u8, public: &[u8]) -> u32 {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
-    h.update([b'\n', alg.type_byte()]);
+    h.update([b'\n', type_byte]);
     h.update(public);
     let d = h.finalize();
     u32::from_be_bytes([d[0], d[1], d[2], d[3]])
@@ -156,38 +161,74 @@ impl VerifierKey {
 
     /// Parses a verifier key (active: no retirement); checks that its ID matches its content.
     pub fn from_vkey(vkey: &str) -> Result<Self> {
-        let bad = |reason: &str| TlogError::BadKey {
+        let v = ParsedVkey::parse(
+            vkey,
+            &[(ED25519_TYPE, Alg::Ed25519), (MLDSA44_TYPE, Alg::MlDsa44)],
+        )?;
+        v.check_id(key_id(v.name, v.alg, &v.public))?;
+        Ok(VerifierKey {
+            name: v.name.to_string(),
+            alg: v.alg,
+            public: v.public,
+            retired_at: None,
+            not_after: None,
+        })
+    }
+}
+
+/// A vkey `<name>+<hex key ID>+<base64(type || key)>` taken apart: the shared half of parsing
+/// a log's verifier key and a witness's cosigning key (their type bytes and key IDs differ).
+pub(crate) struct ParsedVkey<'a> {
+    vkey: &'a str,
+    pub(crate) name: &'a str,
+    id: &'a str,
+    pub(crate) alg: Alg,
+    pub(crate) public: Vec<u8>,
+}
+
+impl<'a> ParsedVkey<'a> {
+    /// Splits `vkey`, decodes the key and maps its type byte through `types`.
+    pub(crate) fn parse(vkey: &'a str, types: &[(u8, Alg)]) -> Result<Self> {
+        let bad = |reason: String| TlogError::BadKey {
             key: vkey.to_string(),
-            reason: reason.to_string(),
+            reason,
         };
         let mut parts = vkey.splitn(3, '+');
         let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("expected <name>+<hex key ID>+<base64 key>"));
+            return Err(bad("expected <name>+<hex key ID>+<base64 key>".into()));
         };
-        let id = u32::from_str_radix(id, 16)
-            .ok()
-            .filter(|_| id.len() == 8)
-            .ok_or_else(|| bad("the key ID is not 8 hex digits"))?;
-        let raw = crate::hash::unb64(key).ok_or_else(|| bad("the key is not base64"))?;
-        let (alg, public) = match raw.split_first() {
-            Some((&ED25519_TYPE, p)) => (Alg::Ed25519, p),
-            Some((&MLDSA44_TYPE, p)) => (Alg::MlDsa44, p),
-            _ => return Err(bad("not an Ed25519 (0x01) or ML-DSA-44 (0x06) key")),
+        let raw = crate::hash::unb64(key).ok_or_else(|| bad("the key is not base64".into()))?;
+        let found = raw
+            .split_first()
+            .and_then(|(t, p)| types.iter().find(|(ty, _)| ty == t).map(|(_, a)| (*a, p)));
+        let Some((alg, public)) = found else {
+            let allowed: Vec<String> = types
+                .iter()
+                .map(|(t, a)| format!("{a} (0x{t:02x})"))
+                .collect();
+            return Err(bad(format!("not a {} key", allowed.join(" or "))));
         };
         if name.is_empty() || public.len() != alg.public_len() {
-            return Err(bad("wrong public key length or empty name"));
+            return Err(bad("wrong public key length or empty name".into()));
         }
-        let k = VerifierKey {
-            name: name.to_string(),
+        Ok(ParsedVkey {
+            vkey,
+            name,
+            id,
             alg,
             public: public.to_vec(),
-            retired_at: None,
-            not_after: None,
-        };
-        if k.key_id() != id {
-            return Err(bad("the key ID does not match the name and key"));
+        })
+    }
+
+    /// Fails unless the vkey's key ID is 8 hex digits equal to `expected`.
+    pub(crate) fn check_id(&self, expected: u32) -> Result<()> {
+        if self.id.len() == 8 && u32::from_str_radix(self.id, 16).ok() == Some(expected) {
+            return Ok(());
         }
-        Ok(k)
+        Err(TlogError::BadKey {
+            key: self.vkey.to_string(),
+            reason: "the key ID does not match the name and key".into(),
+        })
     }
 }
 

@@ -222,14 +222,24 @@ impl T {
         planner: kernos_planner::llm::Cascade,
     ) -> T {
         let runner = Arc::new(NoChildren::default());
-        let daemon = Daemon::start(options(
+        let opts = options(
             &dir.path().join("data"),
             &home,
             config,
             planner,
             runner.clone(),
-        ))
-        .unwrap();
+        );
+        Self::from_options(dir, home, runner, opts)
+    }
+
+    /// Starts a daemon with `opts` (built by [`options`] over `dir` and `home`).
+    fn from_options(
+        dir: tempfile::TempDir,
+        home: PathBuf,
+        runner: Arc<NoChildren>,
+        opts: DaemonOptions,
+    ) -> T {
+        let daemon = Daemon::start(opts).unwrap();
         let st = daemon.state();
         let app = kernos_server::app(st.clone());
         T {
@@ -288,17 +298,7 @@ impl T {
             runner.clone(),
         );
         opts.log = log;
-        let daemon = Daemon::start(opts).unwrap();
-        let st = daemon.state();
-        let app = kernos_server::app(st.clone());
-        T {
-            dir,
-            home,
-            daemon: Some(daemon),
-            runner,
-            st,
-            app,
-        }
+        Self::from_options(dir, home, runner, opts)
     }
 
     /// Stops the daemon and starts a new one on the same data directory with these
