@@ -183,6 +183,9 @@ pub const TEMPLATE: &str = r#"# Kernos configuration. Every setting can also be 
 # The journal as a transparency log (docs/TLOG.md): the daemon signs checkpoints (Ed25519 +
 # ML-DSA-44) with keys in <data dir>/tlog/keys; `kernos journal keys` prints them.
 #
+# [journal]
+# keys_dir = "/etc/kernos/log-keys"  # keep (or provision) the signing keys here instead: 0700, files 0600
+#
 # [journal.checkpoints]
 # every_events = 10000      # sign after this many new events (0: not by count)
 # every_s = 60              # or after this many seconds with new events (0: not by time)

@@ -33,8 +33,12 @@ fn origin() -> String {
         .origin_or_default()
 }
 
+/// `[journal] keys_dir`, else `<data dir>/tlog/keys`.
 fn keys_dir(dir: &Path) -> PathBuf {
-    tlog_dir(dir).join("keys")
+    crate::config::load_salvaged()
+        .config
+        .journal
+        .keys_dir_for(dir)
 }
 
 /// The log's keys, which must exist (made by the daemon or `kernos journal keys`).
@@ -126,7 +130,7 @@ pub fn checkpoint(g: &Global, dir: &Path) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let mut j = Journal::open(dir)
             .with_context(|| format!("cannot open the journal in {}", dir.display()))?;
-        let mut log = Log::open(dir, &origin(), &j, now_s())?;
+        let mut log = Log::open_in(dir, &keys_dir(dir), &origin(), &j, now_s())?;
         let signed = log.checkpoint(now_s())?;
         j.append(&signed.event(kernos_core::Actor::current_user()))?;
         (signed.size, signed.note)

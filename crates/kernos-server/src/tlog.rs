@@ -65,7 +65,14 @@ impl Tlog {
         opts.journal.validate().map_err(config_err)?;
         opts.witness.validate().map_err(config_err)?;
         let origin = opts.journal.checkpoints.origin_or_default();
-        let log = Log::open(data_dir, &origin, boot, now_s()).map_err(config_err)?;
+        let log = Log::open_in(
+            data_dir,
+            &opts.journal.keys_dir_for(data_dir),
+            &origin,
+            boot,
+            now_s(),
+        )
+        .map_err(config_err)?;
         let witness = if opts.witness.logs.is_empty() {
             None
         } else {

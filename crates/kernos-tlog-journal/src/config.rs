@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JournalConfig {
+    /// Where the log's signing keys live: made there on first use (directory 0700, files
+    /// 0600), or provisioned there (e.g. from a vault; group/world-readable keys are refused).
+    /// By default `<data dir>/tlog/keys`.
+    pub keys_dir: Option<std::path::PathBuf>,
     /// `[journal.checkpoints]`: when the daemon signs checkpoints.
     pub checkpoints: CheckpointConfig,
     /// `[journal.witness]`: where each checkpoint is sent for cosigning.
@@ -110,6 +114,13 @@ impl WitnessConfig {
 }
 
 impl JournalConfig {
+    /// The keys' directory for the journal in `data_dir` (see [`JournalConfig::keys_dir`]).
+    pub fn keys_dir_for(&self, data_dir: &std::path::Path) -> std::path::PathBuf {
+        self.keys_dir
+            .clone()
+            .unwrap_or_else(|| crate::tlog_dir(data_dir).join("keys"))
+    }
+
     /// Checks the witness push section's keys.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(w) = &self.witness {

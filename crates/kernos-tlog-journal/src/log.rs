@@ -77,14 +77,32 @@ impl Log {
     /// up with `journal`. `origin` names new keys; existing keys keep theirs, and an explicit
     /// origin that differs from them is refused. `now` is Unix seconds.
     pub fn open(data_dir: &Path, origin: &str, journal: &Journal, now: u64) -> Result<Log> {
+        Self::open_in(
+            data_dir,
+            &tlog_dir(data_dir).join("keys"),
+            origin,
+            journal,
+            now,
+        )
+    }
+
+    /// [`Log::open`] with the keys in `keys_dir` (`[journal] keys_dir`) instead of the data
+    /// directory.
+    pub fn open_in(
+        data_dir: &Path,
+        keys_dir: &Path,
+        origin: &str,
+        journal: &Journal,
+        now: u64,
+    ) -> Result<Log> {
         let dir = tlog_dir(data_dir);
         kernos_journal::create_private_dir(&dir)
             .map_err(|e| LogError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
-        let keys = KeySet::open_or_create(dir.join("keys"), origin, now)?;
+        let keys = KeySet::open_or_create(keys_dir, origin, now)?;
         if keys.name() != origin {
             return Err(LogError::Invalid(format!(
                 "the log's keys in {} are for origin {:?}, not {origin:?}: checkpoints already published name it; set journal.checkpoints.origin = {:?}",
-                dir.join("keys").display(),
+                keys_dir.display(),
                 keys.name(),
                 keys.name()
             )));

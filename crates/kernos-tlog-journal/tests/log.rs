@@ -395,3 +395,33 @@ fn a_live_log_fed_through_its_queue_ends_with_the_same_tree_as_reading_the_journ
     feeder.join().unwrap();
     assert_eq!(live.failure(), None, "no leaf was refused");
 }
+
+#[test]
+fn the_keys_can_live_outside_the_data_directory_and_are_made_private_there() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let vault = tempfile::tempdir().unwrap();
+    let keys_dir = vault.path().join("kernos-log-keys");
+    let j = journal_with(d.path(), 10, None);
+    let log = Log::open_in(d.path(), &keys_dir, ORIGIN, &j, NOW).unwrap();
+    assert!(keys_dir.join("keys.json").exists(), "made where configured");
+    assert!(
+        !tlog_dir(d.path()).join("keys").exists(),
+        "nothing in the data directory"
+    );
+    let mode = std::fs::metadata(&keys_dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    // Provisioned keys are used as they are: a second log over them signs with the same keys.
+    let again = Log::open_in(d.path(), &keys_dir, ORIGIN, &j, NOW).unwrap();
+    assert_eq!(log.keys().vkeys(), again.keys().vkeys());
+    // And readable-by-others keys are refused, with the chmod to run.
+    std::fs::set_permissions(
+        keys_dir.join("active.secret"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let err = Log::open_in(d.path(), &keys_dir, ORIGIN, &j, NOW)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("chmod"), "{err}");
+}

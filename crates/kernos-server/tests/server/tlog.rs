@@ -18,7 +18,7 @@ fn every(n: u64) -> LogOptions {
                 every_s: 0,
                 origin: Some("daemon.test/kernos/journal".into()),
             },
-            witness: None,
+            ..Default::default()
         },
         witness: WitnessConfig::default(),
     }
