@@ -373,8 +373,8 @@ fn validate(c: &Config) -> anyhow::Result<()> {
     }
     c.server.validate().map_err(anyhow::Error::msg)?;
     c.mcp.validate()?;
-    c.journal.validate().map_err(anyhow::Error::msg)?;
-    c.witness.validate().map_err(anyhow::Error::msg)?;
+    c.journal.validate()?;
+    c.witness.validate()?;
     Ok(())
 }
 

@@ -91,7 +91,19 @@ pub fn keys(g: &Global, dir: &Path, rotate: bool, overlap: u64) -> anyhow::Resul
         kernos_journal::create_private_dir(&tlog_dir(dir))?;
         let mut ks = KeySet::open_or_create(keys_dir(dir), &origin(), now_s())?;
         if rotate {
-            ks.rotate(now_s(), overlap)?;
+            let (now, retired) = (now_s(), ks.vkeys());
+            ks.rotate(now, overlap)?;
+            // Journaled as the daemon does it, so an auditor sees every rotation.
+            let mut j = Journal::open(dir)
+                .with_context(|| format!("cannot open the journal in {}", dir.display()))?;
+            j.append(&kernos_tlog_journal::keys_rotated_event(
+                kernos_core::Actor::current_user(),
+                ks.name(),
+                &retired,
+                &ks.vkeys(),
+                now,
+                overlap,
+            ))?;
             eprintln!(
                 "rotated: new keys sign from now on; checkpoints by the old ones dated up to {overlap} s from now still verify"
             );

@@ -12,7 +12,7 @@ use kernos_journal::{Journal, JournalError};
 use kernos_tlog::{KeySet, b64};
 use kernos_tlog_journal::witness::{Refusal, WitnessBook, refused_event, seen_event};
 use kernos_tlog_journal::{
-    COSIGNED_KIND, JournalConfig, KEYS_ROTATED_KIND, LiveLog, Log, LogError, SignedCheckpoint,
+    COSIGNED_KIND, JournalConfig, LiveLog, Log, LogError, SignedCheckpoint,
     WITNESS_PUSH_REFUSED_KIND, Wake, WitnessConfig, WitnessPush, tlog_dir,
 };
 
@@ -153,13 +153,9 @@ impl Tlog {
             l.rotate(now, overlap_s)?;
             Ok((l.origin().to_string(), retired, l.keys().vkeys()))
         })??;
-        let ev = NewEvent::new(KEYS_ROTATED_KIND, actor).payload(serde_json::json!({
-            "origin": origin,
-            "retired": retired,
-            "vkeys": vkeys,
-            "retired_at": now,
-            "not_after": now.saturating_add(overlap_s),
-        }));
+        let ev = kernos_tlog_journal::keys_rotated_event(
+            actor, &origin, &retired, &vkeys, now, overlap_s,
+        );
         store.append_now(ev).map_err(LogError::Journal)?;
         Ok(())
     }

@@ -104,10 +104,12 @@ impl WitnessConfig {
     }
 
     /// Checks every configured key parses, so a typo fails at start, not at the first push.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> crate::Result<()> {
         for l in &self.logs {
-            crate::trusted_from_vkeys(&l.vkeys)
-                .map_err(|e| format!("witness.logs for {:?}: {e}", l.origin))?;
+            crate::trusted_from_vkeys(&l.vkeys).map_err(|e| crate::LogError::Config {
+                setting: format!("witness.logs for {:?}", l.origin),
+                reason: e.to_string(),
+            })?;
         }
         Ok(())
     }
@@ -122,17 +124,19 @@ impl JournalConfig {
     }
 
     /// Checks the witness push section's keys.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> crate::Result<()> {
         if let Some(w) = &self.witness {
             if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
-                return Err(format!(
-                    "journal.witness.url must be http(s)://, not {:?}",
-                    w.url
-                ));
+                return Err(crate::LogError::Config {
+                    setting: "journal.witness.url".into(),
+                    reason: format!("must be http(s)://, not {:?}", w.url),
+                });
             }
             for k in &w.vkeys {
-                kernos_tlog::WitnessKey::from_vkey(k)
-                    .map_err(|e| format!("journal.witness.vkeys: {e}"))?;
+                kernos_tlog::WitnessKey::from_vkey(k).map_err(|e| crate::LogError::Config {
+                    setting: "journal.witness.vkeys".into(),
+                    reason: e.to_string(),
+                })?;
             }
         }
         Ok(())

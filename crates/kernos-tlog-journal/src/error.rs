@@ -16,6 +16,14 @@ pub enum LogError {
     /// origin), saying why.
     #[error("{0}")]
     Invalid(String),
+    /// A `[journal]` or `[witness]` setting that cannot work: which one, and why.
+    #[error("{setting}: {reason}")]
+    Config {
+        /// The setting, e.g. `journal.witness.url`.
+        setting: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Result alias.

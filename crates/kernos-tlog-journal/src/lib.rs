@@ -39,10 +39,30 @@ pub const COSIGNED_KIND: &str = "log.cosigned";
 /// rollback means the witness saw a larger tree than this log holds now, which the operator
 /// and an auditor must see in the journal, not only in the daemon's log output.
 pub const WITNESS_PUSH_REFUSED_KIND: &str = "log.witness_refused";
-/// Kind of the journal event that records a key rotation by the running daemon (payload:
+/// Kind of the journal event that records a key rotation, by the daemon or by `kernos journal
+/// keys --rotate` (payload:
 /// `origin`, `retired` and `vkeys` — the old and new verifier keys — `retired_at`,
 /// `not_after`), by whoever asked for it.
 pub const KEYS_ROTATED_KIND: &str = "log.keys_rotated";
+
+/// The `log.keys_rotated` event: who rotated the keys of `origin`, the keys retired at `now`
+/// (their signatures dated up to `now + overlap_s` still verify) and the new ones.
+pub fn keys_rotated_event(
+    actor: kernos_core::Actor,
+    origin: &str,
+    retired: &[String],
+    vkeys: &[String],
+    now: u64,
+    overlap_s: u64,
+) -> kernos_core::NewEvent {
+    kernos_core::NewEvent::new(KEYS_ROTATED_KIND, actor).payload(serde_json::json!({
+        "origin": origin,
+        "retired": retired,
+        "vkeys": vkeys,
+        "retired_at": now,
+        "not_after": now.saturating_add(overlap_s),
+    }))
+}
 /// Kind of the event a witness journals when it accepts a larger tree of a log.
 pub const WITNESS_SEEN_KIND: &str = "witness.checkpoint";
 /// Kind of the event a witness journals when it refuses a rollback or a fork.

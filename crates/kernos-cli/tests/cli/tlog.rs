@@ -133,6 +133,17 @@ fn an_auditor_exports_proves_and_verifies_and_a_rotated_out_key_is_named() {
     assert!(r.status.success(), "{}", text(&r.stderr));
     let stale = kernos_tlog::KeySet::open(&backup).unwrap();
     let mut j = Journal::open(&w.data).unwrap();
+    // The rotation is in the journal, with the keys it retired and the new ones.
+    let rotated = j
+        .query(&kernos_journal::Query::kind(
+            kernos_tlog_journal::KEYS_ROTATED_KIND,
+        ))
+        .unwrap();
+    assert_eq!(rotated.len(), 1, "one rotation journaled");
+    assert_eq!(
+        rotated[0].payload["retired"],
+        serde_json::json!(stale.vkeys())
+    );
     let tree = kernos_tlog_journal::read::rebuild(&j).unwrap();
     let cp = kernos_tlog::Checkpoint {
         origin: "cli.test/kernos/journal".into(),

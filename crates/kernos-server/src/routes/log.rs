@@ -26,6 +26,8 @@ fn log_err(e: kernos_tlog_journal::LogError) -> ApiError {
             ApiError::not_found(t.to_string())
         }
         L::Tlog(t) => ApiError::internal(t.to_string()),
+        // Settings are checked at start; one reaching a request is the daemon's problem.
+        c @ L::Config { .. } => ApiError::internal(c.to_string()),
     }
 }
 
