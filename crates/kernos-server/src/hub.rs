@@ -100,17 +100,7 @@ impl Published {
             json.push(HEX[(b & 15) as usize] as char);
         }
         json.push_str("\"}");
-        let leaf = kernos_tlog::EventLeaf {
-            seq: a.seq,
-            ts_ms: a.ts_ms,
-            kind: &p.kind,
-            actor: &p.actor,
-            org: &p.org,
-            action: p.action.as_deref(),
-            tx: p.tx.as_deref(),
-            payload: p.payload.as_bytes(),
-        }
-        .leaf_bytes();
+        let leaf = kernos_tlog_journal::leaf_of_committed(p, a).leaf_bytes();
         Published {
             leaf,
             seq: a.seq,

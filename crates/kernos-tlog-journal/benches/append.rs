@@ -23,8 +23,7 @@ use kernos_core::{ActionId, Actor, NewEvent, TxId};
 use kernos_journal::{
     Durability, GroupCommitter, GroupOptions, Journal, JournalOptions, PreparedEvent,
 };
-use kernos_tlog::EventLeaf;
-use kernos_tlog_journal::{CheckpointConfig, LiveLog, Log, Wake, read};
+use kernos_tlog_journal::{CheckpointConfig, LiveLog, Log, Wake, leaf_of_committed, read};
 use serde_json::json;
 
 struct Args {
@@ -106,16 +105,7 @@ fn round(events: usize, every: Option<u64>) -> (f64, u64) {
     let hook: Option<kernos_journal::CommitHook> = live.clone().map(|live| {
         Box::new(move |batch: &[(PreparedEvent, kernos_journal::Appended)]| {
             for (p, a) in batch {
-                live.enqueue_leaf(&EventLeaf {
-                    seq: a.seq,
-                    ts_ms: a.ts_ms,
-                    kind: &p.kind,
-                    actor: &p.actor,
-                    org: &p.org,
-                    action: p.action.as_deref(),
-                    tx: p.tx.as_deref(),
-                    payload: p.payload.as_bytes(),
-                });
+                live.enqueue_leaf(&leaf_of_committed(p, a));
             }
         }) as kernos_journal::CommitHook
     });

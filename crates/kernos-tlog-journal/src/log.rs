@@ -29,6 +29,23 @@ pub fn leaf_of<'a>(r: &RowRef<'a>) -> EventLeaf<'a> {
     }
 }
 
+/// The leaf of an event the writer just committed (the commit hook's view of it).
+pub fn leaf_of_committed<'a>(
+    p: &'a kernos_journal::PreparedEvent,
+    a: &kernos_journal::Appended,
+) -> EventLeaf<'a> {
+    EventLeaf {
+        seq: a.seq,
+        ts_ms: a.ts_ms,
+        kind: &p.kind,
+        actor: &p.actor,
+        org: &p.org,
+        action: p.action.as_deref(),
+        tx: p.tx.as_deref(),
+        payload: p.payload.as_bytes(),
+    }
+}
+
 /// A checkpoint just signed, to be stored as a [`CHECKPOINT_KIND`] event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedCheckpoint {

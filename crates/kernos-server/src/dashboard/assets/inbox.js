@@ -12,7 +12,8 @@ export const refresh = debounce(load, 300);
 
 export function init() {
   subscribe((e) => {
-    if (e.kind.startsWith("approval.") || e.kind === "action.finished") refresh();
+    // An ending action can take a waiting step with it; others cannot change the inbox.
+    if (e.kind.startsWith("approval.") || (e.kind === "action.finished" && list.length)) refresh();
   });
   $("#inbox-all").addEventListener("change", (ev) => {
     for (const c of document.querySelectorAll("#approvals input.pick")) c.checked = ev.target.checked;
