@@ -22,6 +22,10 @@ use crate::{Broker, FleetError, Result, Selector};
 
 type Waiters = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Report>>>>;
 
+/// After the broker could not be asked, how long before heartbeats are judged again (nodes
+/// beat again once they have reconnected).
+const BEAT_GRACE: Duration = Duration::from_secs(6);
+
 /// What a fan-out reports while it runs.
 #[derive(Debug, Clone)]
 pub enum Progress {
@@ -139,6 +143,9 @@ impl Controller {
         };
         let mut failures = 0usize;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut broker_trouble = Instant::now()
+            .checked_sub(BEAT_GRACE * 2)
+            .unwrap_or_else(Instant::now);
         loop {
             let stopped = req.rollout.max_failures.is_some_and(|m| failures >= m);
             while !stopped && flying.len() < limit {
@@ -155,7 +162,7 @@ impl Controller {
                     controller: req.controller.clone(),
                     deadline_ms,
                 };
-                let offline = self.status(&node).await != NodeStatus::Up;
+                let offline = self.status(&node).await == Some(NodeStatus::Unreachable);
                 match self.send(&d).await {
                     Ok(()) if offline => {
                         progress(Progress::Sent {
@@ -220,7 +227,7 @@ impl Controller {
                     }
                 },
                 _ = tick.tick() => {
-                    for r in self.overdue(&req.fanout, &mut flying, node_timeout).await {
+                    for r in self.overdue(&req.fanout, &mut flying, node_timeout, &mut broker_trouble).await {
                         failures += 1;
                         progress(Progress::Finished(r.clone()));
                         out.results.push(r);
@@ -245,25 +252,34 @@ impl Controller {
     }
 
     /// Nodes given up on: started and no longer beating (lost), or silent past the timeout.
+    /// Heartbeats are judged only while the broker answers and has answered for a while: after
+    /// a broker restart every node's last beat is old until it beats again.
     async fn overdue(
         &self,
         fanout: &str,
         flying: &mut HashMap<String, Flight>,
         timeout: Duration,
+        broker_trouble: &mut Instant,
     ) -> Vec<NodeResult> {
         let mut done = Vec::new();
         let names: Vec<String> = flying.keys().cloned().collect();
         for node in names {
             let Some(f) = flying.get(&node) else { continue };
             let late = f.sent.elapsed() > timeout;
-            // Heartbeats are checked only once a node could have missed three of them.
             let status = if late || f.sent.elapsed() > Duration::from_secs(2) {
-                self.status(&node).await
+                match self.status(&node).await {
+                    Some(s) => s,
+                    None => {
+                        *broker_trouble = Instant::now();
+                        NodeStatus::Up
+                    }
+                }
             } else {
                 NodeStatus::Up
             };
+            let judged = broker_trouble.elapsed() > BEAT_GRACE;
             let verdict = match (f.started, status, late) {
-                (true, NodeStatus::Unreachable | NodeStatus::Left, _) => Some((
+                (true, NodeStatus::Unreachable | NodeStatus::Left, _) if judged => Some((
                     Outcome::Lost,
                     "the node started and then stopped beating: it died or was cut off mid-run",
                 )),
@@ -285,16 +301,18 @@ impl Controller {
         done
     }
 
-    /// A node's status now (unknown ones are unreachable).
-    async fn status(&self, node: &str) -> NodeStatus {
-        let Ok(kv) = self.broker.nodes().await else {
-            return NodeStatus::Unreachable;
-        };
+    /// A node's status now (one never announced is unreachable); `None` when the broker
+    /// cannot be asked, which says nothing about the node.
+    async fn status(&self, node: &str) -> Option<NodeStatus> {
+        let kv = self.broker.nodes().await.ok()?;
         match kv.get(node).await {
-            Ok(Some(v)) => serde_json::from_slice::<NodeInfo>(&v)
-                .map(|i| i.status(now_ms()))
-                .unwrap_or(NodeStatus::Unreachable),
-            _ => NodeStatus::Unreachable,
+            Ok(Some(v)) => Some(
+                serde_json::from_slice::<NodeInfo>(&v)
+                    .map(|i| i.status(now_ms()))
+                    .unwrap_or(NodeStatus::Unreachable),
+            ),
+            Ok(None) => Some(NodeStatus::Unreachable),
+            Err(_) => None,
         }
     }
 

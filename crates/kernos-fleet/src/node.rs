@@ -21,6 +21,11 @@ use tokio::sync::{Semaphore, watch};
 use crate::wire::{Dispatch, NodeInfo, NodeResult, NodeState, Outcome, Report, now_ms};
 use crate::{Broker, FleetError, Result, inventory, subject};
 
+/// How long a delivered dispatch stays ours without an acknowledgement; a running one is kept
+/// with progress acknowledgements every third of it, so a dispatch whose node died is
+/// delivered again this long after the last one.
+const ACK_WAIT: Duration = Duration::from_secs(9);
+
 /// Runs a dispatch on this node's one request path.
 pub trait Executor: Send + Sync + 'static {
     /// Whether the node's journal already holds action `action` (it was started before: a
@@ -208,7 +213,7 @@ impl Node {
                     ack_policy: AckPolicy::Explicit,
                     // A dispatch in progress is kept alive with progress acks; one whose node
                     // died is delivered again after this.
-                    ack_wait: Duration::from_secs(30),
+                    ack_wait: ACK_WAIT,
                     ..Default::default()
                 },
             )
@@ -259,7 +264,7 @@ impl Node {
             // Keep the delivery ours while it runs.
             let keep = async {
                 loop {
-                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    tokio::time::sleep(ACK_WAIT / 3).await;
                     let _ = m.ack_with(AckKind::Progress).await;
                 }
             };

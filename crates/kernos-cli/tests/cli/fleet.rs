@@ -410,3 +410,181 @@ fn a_read_and_a_change_fan_out_to_every_node_and_the_change_is_undone_on_each() 
     let (_, ok) = home.kernos(&["--yes", "undo", &tx]);
     assert!(!ok);
 }
+
+/// Starts `kernos args…` on `m` in the background (its result is read with `finish`).
+fn start(m: &Machine, args: &[&str]) -> std::process::Child {
+    m.w.cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finish(c: std::process::Child) -> (Value, bool) {
+    let out = c.wait_with_output().unwrap();
+    (json(&out), out.status.success())
+}
+
+/// Waits until home has journaled `kind` for `node`.
+fn wait_home(home: &Machine, kind: &str, node: &str, secs: u64) -> Value {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(e) = home
+            .events(kind)
+            .into_iter()
+            .find(|e| e["payload"]["node"] == node)
+        {
+            return e;
+        }
+        assert!(Instant::now() < until, "home never journaled {kind} for {node}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The number of times `m` started a step of an action the fleet sent it.
+fn fleet_steps_started(m: &Machine) -> usize {
+    let fleet: Vec<String> = m
+        .events("action.submitted")
+        .iter()
+        .filter(|e| e["payload"]["source"].as_str().unwrap_or("").starts_with("fleet:"))
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    m.events("step.started")
+        .iter()
+        .filter(|e| fleet.contains(&e["action"].as_str().unwrap().to_owned()))
+        .count()
+}
+
+#[test]
+fn a_node_killed_mid_run_is_reported_lost_and_its_redelivery_never_runs_the_step_again() {
+    let root = tempfile::tempdir().unwrap();
+    let (_broker, mut nodes, home) = fleet_of_three(root.path());
+    // About seven seconds of real work on each node.
+    let run = start(
+        &home,
+        &["--json", "--yes", "--on", "all", "net.ping host=127.0.0.1 count=8"],
+    );
+    wait_home(&home, "fleet.node.started", "web-2", 20);
+    let killed_at = Instant::now();
+    nodes[1].d.as_mut().unwrap().signal(libc::SIGKILL);
+    nodes[1].d = None;
+    let (v, ok) = finish(run);
+    assert!(!ok, "not every node did it: {v}");
+    let lost = result_of(&v, "web-2");
+    assert_eq!(lost["outcome"], "lost", "{lost}");
+    assert!(killed_at.elapsed() < Duration::from_secs(20), "waited on a dead node");
+    for n in ["web-1", "web-3"] {
+        assert_eq!(result_of(&v, n)["outcome"], "ok", "{v}");
+    }
+    assert_eq!(v["fleet"]["summary"], "2 ok, 1 lost", "{v}");
+
+    // The node comes back: the broker delivers the dispatch again (it was never
+    // acknowledged); the node finds the action its crash interrupted, reports it, and does
+    // not run the step a second time.
+    nodes[1].d = Some(Daemon::start(&nodes[1].w, &[]));
+    let late = wait_home(&home, "fleet.node.late", "web-2", 40);
+    assert_eq!(late["payload"]["status"], "interrupted", "{late}");
+    assert_eq!(fleet_steps_started(&nodes[1]), 1, "the step ran once");
+}
+
+#[test]
+fn a_partitioned_node_catches_up_when_the_network_heals() {
+    let root = tempfile::tempdir().unwrap();
+    let users: Vec<User> = (0..3).map(|i| user(root.path(), &format!("u{i}"))).collect();
+    let broker = Broker::start(root.path(), &[("LOCAL", users.iter().collect())]);
+    let cable = Cable::to(broker.port);
+    let near = Machine::node(&broker.url(), &users[1], "near", "role = \"web\"");
+    let far = Machine::node(&cable.url(), &users[2], "far", "role = \"web\"");
+    let home = Machine::home(&broker.url(), &users[0]);
+    wait_for_nodes(&home, 2);
+
+    cable.cut();
+    wait_for_nodes(&home, 1);
+    let (v, ok) = home.kernos(&["--json", "--on", "all", "how much memory is used"]);
+    assert!(!ok, "{v}");
+    assert_eq!(result_of(&v, "near")["outcome"], "ok");
+    assert_eq!(result_of(&v, "far")["outcome"], "unreachable", "{v}");
+    assert!(far.fleet_actions().is_empty(), "nothing reached it");
+
+    // Healed, the node reconnects by itself, its consumer resumes (it must not stall), and
+    // it runs what waited for it; home journals the late result.
+    cable.heal();
+    let late = wait_home(&home, "fleet.node.late", "far", 30);
+    assert_eq!(late["payload"]["outcome"], "ok", "{late}");
+    assert_eq!(far.fleet_actions(), ["committed"]);
+    // And later fan-outs reach it as usual.
+    wait_for_nodes(&home, 2);
+    let (v, ok) = home.kernos(&["--json", "--on", "all", "how much memory is used"]);
+    assert!(ok, "{v}");
+}
+
+#[test]
+fn a_broker_restart_mid_fan_out_loses_no_result() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut broker, nodes, home) = fleet_of_three(root.path());
+    let run = start(
+        &home,
+        &["--json", "--yes", "--on", "all", "net.ping host=127.0.0.1 count=4"],
+    );
+    for n in ["web-1", "web-2", "web-3"] {
+        wait_home(&home, "fleet.node.started", n, 20);
+    }
+    broker.restart();
+    let (v, ok) = finish(run);
+    assert!(ok, "every result came home across the restart: {v}");
+    assert_eq!(v["fleet"]["summary"], "3 ok", "{v}");
+    for m in &nodes {
+        assert_eq!(m.fleet_actions(), ["committed"]);
+    }
+}
+
+#[test]
+fn an_organisation_cannot_reach_another_organisations_nodes() {
+    let root = tempfile::tempdir().unwrap();
+    let users: Vec<User> = (0..3).map(|i| user(root.path(), &format!("u{i}"))).collect();
+    let broker = Broker::start(
+        root.path(),
+        &[("LOCAL", vec![&users[0], &users[1]]), ("OTHER", vec![&users[2]])],
+    );
+    let node = Machine::node(&broker.url(), &users[1], "web-1", "role = \"web\"");
+    let home = Machine::home(&broker.url(), &users[0]);
+    let other = Machine::home(&broker.url(), &users[2]);
+    wait_for_nodes(&home, 1);
+
+    // The other organisation's controller sees no node and reaches none.
+    let listed = other.daemon().local("GET", "/v1/fleet/nodes", None).json();
+    assert_eq!(listed["nodes"], json!([]), "{listed}");
+    let (v, ok) = other.kernos(&["--json", "--yes", "--on", "all", "write 'x' to intruder.txt"]);
+    assert!(!ok, "{v}");
+    assert_eq!(v["fleet"]["total"], 0, "{v}");
+    assert!(node.fleet_actions().is_empty());
+    assert!(!node.w.cwd.join("intruder.txt").exists());
+
+    // On the controller, an API key of another Kernos organisation may not fan out.
+    let key = new_key(&home.w, "acme", "admin");
+    let r = home.daemon().http(
+        "POST",
+        "/v1/actions",
+        Some(&key),
+        Some(json!({"request": "how much memory is used", "on": "all"})),
+    );
+    assert_eq!(r.status, 422, "{}", text(&r.body));
+    let r = home.daemon().http("GET", "/v1/fleet/nodes", Some(&key), None);
+    assert_eq!(r.json()["nodes"], json!([]));
+    assert!(node.fleet_actions().is_empty());
+}
+
+#[test]
+fn bad_selectors_and_fan_out_without_a_fleet_are_refused_before_anything_runs() {
+    let w = World::new();
+    let out = w.run(&["--on", "all", "how much memory is used"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("through the daemon"), "{}", text(&out.stderr));
+    let d = Daemon::start(&w, &[]);
+    let r = d.local("POST", "/v1/actions", Some(json!({"request": "how much memory is used", "on": "disk.var>9"})));
+    assert_eq!(r.status, 422, "{}", text(&r.body));
+    assert!(text(&r.body).contains("disk./var"), "{}", text(&r.body));
+    let r = d.local("POST", "/v1/actions", Some(json!({"request": "how much memory is used", "on": "all"})));
+    assert_eq!(r.status, 422, "no fleet here: {}", text(&r.body));
+    d.stop();
+}
