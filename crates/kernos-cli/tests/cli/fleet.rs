@@ -223,9 +223,14 @@ struct Machine {
 impl Machine {
     /// A node named `name` with `labels`, reaching the broker at `url` as `who`.
     fn node(url: &str, who: &User, name: &str, labels: &str) -> Machine {
+        Machine::node_with(url, who, name, labels, "")
+    }
+
+    /// A node with more `[fleet]` settings.
+    fn node_with(url: &str, who: &User, name: &str, labels: &str, more: &str) -> Machine {
         let w = World::new();
         w.config(&format!(
-            "[fleet]\nurl = \"{url}\"\nnkey = \"{}\"\nnode = \"{name}\"\nheartbeat_s = 1\ncwd = \"{}\"\nlabels = {{ {labels} }}\n",
+            "[fleet]\nurl = \"{url}\"\nnkey = \"{}\"\nnode = \"{name}\"\nheartbeat_s = 1\ncwd = \"{}\"\nlabels = {{ {labels} }}\n{more}\n",
             who.seed.display(),
             w.cwd.display()
         ));
@@ -436,7 +441,10 @@ fn wait_home(home: &Machine, kind: &str, node: &str, secs: u64) -> Value {
         {
             return e;
         }
-        assert!(Instant::now() < until, "home never journaled {kind} for {node}");
+        assert!(
+            Instant::now() < until,
+            "home never journaled {kind} for {node}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -446,7 +454,12 @@ fn fleet_steps_started(m: &Machine) -> usize {
     let fleet: Vec<String> = m
         .events("action.submitted")
         .iter()
-        .filter(|e| e["payload"]["source"].as_str().unwrap_or("").starts_with("fleet:"))
+        .filter(|e| {
+            e["payload"]["source"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("fleet:")
+        })
         .map(|e| e["action"].as_str().unwrap().to_owned())
         .collect();
     m.events("step.started")
@@ -462,7 +475,13 @@ fn a_node_killed_mid_run_is_reported_lost_and_its_redelivery_never_runs_the_step
     // About seven seconds of real work on each node.
     let run = start(
         &home,
-        &["--json", "--yes", "--on", "all", "net.ping host=127.0.0.1 count=8"],
+        &[
+            "--json",
+            "--yes",
+            "--on",
+            "all",
+            "net.ping host=127.0.0.1 count=8",
+        ],
     );
     wait_home(&home, "fleet.node.started", "web-2", 20);
     let killed_at = Instant::now();
@@ -472,7 +491,10 @@ fn a_node_killed_mid_run_is_reported_lost_and_its_redelivery_never_runs_the_step
     assert!(!ok, "not every node did it: {v}");
     let lost = result_of(&v, "web-2");
     assert_eq!(lost["outcome"], "lost", "{lost}");
-    assert!(killed_at.elapsed() < Duration::from_secs(20), "waited on a dead node");
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(20),
+        "waited on a dead node"
+    );
     for n in ["web-1", "web-3"] {
         assert_eq!(result_of(&v, n)["outcome"], "ok", "{v}");
     }
@@ -490,7 +512,9 @@ fn a_node_killed_mid_run_is_reported_lost_and_its_redelivery_never_runs_the_step
 #[test]
 fn a_partitioned_node_catches_up_when_the_network_heals() {
     let root = tempfile::tempdir().unwrap();
-    let users: Vec<User> = (0..3).map(|i| user(root.path(), &format!("u{i}"))).collect();
+    let users: Vec<User> = (0..3)
+        .map(|i| user(root.path(), &format!("u{i}")))
+        .collect();
     let broker = Broker::start(root.path(), &[("LOCAL", users.iter().collect())]);
     let cable = Cable::to(broker.port);
     let near = Machine::node(&broker.url(), &users[1], "near", "role = \"web\"");
@@ -524,7 +548,13 @@ fn a_broker_restart_mid_fan_out_loses_no_result() {
     let (mut broker, nodes, home) = fleet_of_three(root.path());
     let run = start(
         &home,
-        &["--json", "--yes", "--on", "all", "net.ping host=127.0.0.1 count=4"],
+        &[
+            "--json",
+            "--yes",
+            "--on",
+            "all",
+            "net.ping host=127.0.0.1 count=4",
+        ],
     );
     for n in ["web-1", "web-2", "web-3"] {
         wait_home(&home, "fleet.node.started", n, 20);
@@ -541,10 +571,15 @@ fn a_broker_restart_mid_fan_out_loses_no_result() {
 #[test]
 fn an_organisation_cannot_reach_another_organisations_nodes() {
     let root = tempfile::tempdir().unwrap();
-    let users: Vec<User> = (0..3).map(|i| user(root.path(), &format!("u{i}"))).collect();
+    let users: Vec<User> = (0..3)
+        .map(|i| user(root.path(), &format!("u{i}")))
+        .collect();
     let broker = Broker::start(
         root.path(),
-        &[("LOCAL", vec![&users[0], &users[1]]), ("OTHER", vec![&users[2]])],
+        &[
+            ("LOCAL", vec![&users[0], &users[1]]),
+            ("OTHER", vec![&users[2]]),
+        ],
     );
     let node = Machine::node(&broker.url(), &users[1], "web-1", "role = \"web\"");
     let home = Machine::home(&broker.url(), &users[0]);
@@ -554,7 +589,13 @@ fn an_organisation_cannot_reach_another_organisations_nodes() {
     // The other organisation's controller sees no node and reaches none.
     let listed = other.daemon().local("GET", "/v1/fleet/nodes", None).json();
     assert_eq!(listed["nodes"], json!([]), "{listed}");
-    let (v, ok) = other.kernos(&["--json", "--yes", "--on", "all", "write 'x' to intruder.txt"]);
+    let (v, ok) = other.kernos(&[
+        "--json",
+        "--yes",
+        "--on",
+        "all",
+        "write 'x' to intruder.txt",
+    ]);
     assert!(!ok, "{v}");
     assert_eq!(v["fleet"]["total"], 0, "{v}");
     assert!(node.fleet_actions().is_empty());
@@ -569,7 +610,9 @@ fn an_organisation_cannot_reach_another_organisations_nodes() {
         Some(json!({"request": "how much memory is used", "on": "all"})),
     );
     assert_eq!(r.status, 422, "{}", text(&r.body));
-    let r = home.daemon().http("GET", "/v1/fleet/nodes", Some(&key), None);
+    let r = home
+        .daemon()
+        .http("GET", "/v1/fleet/nodes", Some(&key), None);
     assert_eq!(r.json()["nodes"], json!([]));
     assert!(node.fleet_actions().is_empty());
 }
@@ -579,12 +622,73 @@ fn bad_selectors_and_fan_out_without_a_fleet_are_refused_before_anything_runs() 
     let w = World::new();
     let out = w.run(&["--on", "all", "how much memory is used"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("through the daemon"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("through the daemon"),
+        "{}",
+        text(&out.stderr)
+    );
     let d = Daemon::start(&w, &[]);
-    let r = d.local("POST", "/v1/actions", Some(json!({"request": "how much memory is used", "on": "disk.var>9"})));
+    let r = d.local(
+        "POST",
+        "/v1/actions",
+        Some(json!({"request": "how much memory is used", "on": "disk.var>9"})),
+    );
     assert_eq!(r.status, 422, "{}", text(&r.body));
     assert!(text(&r.body).contains("disk./var"), "{}", text(&r.body));
-    let r = d.local("POST", "/v1/actions", Some(json!({"request": "how much memory is used", "on": "all"})));
+    let r = d.local(
+        "POST",
+        "/v1/actions",
+        Some(json!({"request": "how much memory is used", "on": "all"})),
+    );
     assert_eq!(r.status, 422, "no fleet here: {}", text(&r.body));
     d.stop();
+}
+
+#[test]
+fn a_node_stricter_than_home_refuses_what_home_approved_and_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let users: Vec<User> = (0..3)
+        .map(|i| user(root.path(), &format!("u{i}")))
+        .collect();
+    let broker = Broker::start(root.path(), &[("LOCAL", users.iter().collect())]);
+    let lenient = Machine::node(&broker.url(), &users[1], "lenient", "role = \"web\"");
+    let strict = Machine::node_with(
+        &broker.url(),
+        &users[2],
+        "strict",
+        "role = \"web\"",
+        "max_risk = \"low\"",
+    );
+    let home = Machine::home(&broker.url(), &users[0]);
+    wait_for_nodes(&home, 2);
+
+    // Home approves a medium-risk write (--yes); the strict node runs nothing above low.
+    let (v, ok) = home.kernos(&[
+        "--json",
+        "--yes",
+        "--on",
+        "role=web",
+        "write 'x' to strict.txt",
+    ]);
+    assert!(!ok, "{v}");
+    assert_eq!(result_of(&v, "lenient")["outcome"], "ok", "{v}");
+    let refused = result_of(&v, "strict");
+    assert_eq!(refused["outcome"], "failed", "{refused}");
+    assert_eq!(refused["status"], "declined", "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("above what this node runs from the fleet"),
+        "{refused}"
+    );
+    assert!(lenient.w.cwd.join("strict.txt").exists());
+    assert!(
+        !strict.w.cwd.join("strict.txt").exists(),
+        "the strict node changed nothing"
+    );
+    // Its own journal says why, like any declined step.
+    let decided = strict.events("approval.decided");
+    assert_eq!(decided.len(), 1, "{decided:?}");
+    assert_eq!(decided[0]["payload"]["approved"], false);
 }
