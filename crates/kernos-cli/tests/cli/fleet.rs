@@ -692,3 +692,47 @@ fn a_node_stricter_than_home_refuses_what_home_approved_and_changes_nothing() {
     assert_eq!(decided.len(), 1, "{decided:?}");
     assert_eq!(decided[0]["payload"]["approved"], false);
 }
+
+#[test]
+fn a_machine_joins_with_the_cli_is_selected_by_its_label_and_leaves() {
+    let root = tempfile::tempdir().unwrap();
+    let users: Vec<User> = (0..2)
+        .map(|i| user(root.path(), &format!("u{i}")))
+        .collect();
+    let broker = Broker::start(root.path(), &[("LOCAL", users.iter().collect())]);
+    let home = Machine::home(&broker.url(), &users[0]);
+    let w = World::new();
+    let seed = users[1].seed.display().to_string();
+    let out = w.run(&[
+        "node",
+        "join",
+        &broker.url(),
+        "--nkey",
+        &seed,
+        "--name",
+        "db-1",
+        "--label",
+        "role=db",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut d = Some(Daemon::start(&w, &[]));
+    let listed = wait_for_nodes(&home, 1);
+    assert_eq!(listed["nodes"][0]["labels"]["role"], "db", "{listed}");
+    let (v, ok) = home.kernos(&["--json", "--on", "role=db", "how much memory is used"]);
+    assert!(ok, "{v}");
+    let (v, ok) = home.kernos(&["--json", "--on", "role=web", "how much memory is used"]);
+    assert!(!ok && v["fleet"]["total"] == 0, "no web node: {v}");
+
+    let refused = w.run(&["node", "leave"]);
+    assert!(!refused.status.success(), "not while its daemon runs");
+    d.take().unwrap().stop();
+    let out = w.run(&["node", "leave"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = home.daemon().local("GET", "/v1/fleet/nodes", None).json();
+    assert_eq!(listed["nodes"][0]["status"], "left", "{listed}");
+    let (v, ok) = home.kernos(&["--json", "--on", "all", "how much memory is used"]);
+    assert!(
+        !ok && v["fleet"]["total"] == 0,
+        "a node that left is never picked: {v}"
+    );
+}
