@@ -522,7 +522,7 @@ fn a_partitioned_node_catches_up_when_the_network_heals() {
         .collect();
     let broker = Broker::start(root.path(), &[("LOCAL", users.iter().collect())]);
     let cable = Cable::to(broker.port);
-    let near = Machine::node(&broker.url(), &users[1], "near", "role = \"web\"");
+    let _near = Machine::node(&broker.url(), &users[1], "near", "role = \"web\"");
     let far = Machine::node(&cable.url(), &users[2], "far", "role = \"web\"");
     let home = Machine::home(&broker.url(), &users[0]);
     wait_for_nodes(&home, 2);
