@@ -50,8 +50,16 @@ fn wait_for(dev: &Path, secs: u64) -> bool {
 /// persistent.
 pub fn mount_data(dev: Option<&Path>, mkfs: &Path) -> Result<(bool, String)> {
     let fallback = |why: String| -> Result<(bool, String)> {
-        crate::sys::mount("tmpfs", PERSIST, "tmpfs", libc::MS_NOSUID | libc::MS_NODEV, "mode=0755")?;
-        let msg = format!("WARNING: {why}; the data directory is on a tmpfs: the journal is LOST at power-off");
+        crate::sys::mount(
+            "tmpfs",
+            PERSIST,
+            "tmpfs",
+            libc::MS_NOSUID | libc::MS_NODEV,
+            "mode=0755",
+        )?;
+        let msg = format!(
+            "WARNING: {why}; the data directory is on a tmpfs: the journal is LOST at power-off"
+        );
         crate::log::warn_loud(&msg);
         Ok((false, msg))
     };

@@ -160,7 +160,9 @@ fn own_rss_kb() -> u64 {
 
 /// Stops everything, saves the RNG seed, syncs, unmounts, then reboot(2). Never returns.
 fn shutdown(power: Power) -> ! {
-    say(&format!("shutting down for {power:?}: stopping every process"));
+    say(&format!(
+        "shutting down for {power:?}: stopping every process"
+    ));
     // SAFETY: kill(-1) from PID 1 signals every other process.
     unsafe { libc::kill(-1, libc::SIGTERM) };
     let until = std::time::Instant::now() + Duration::from_secs(3);
@@ -180,7 +182,10 @@ fn shutdown(power: Power) -> ! {
     // SAFETY: a valid NUL-terminated path.
     if unsafe { libc::umount2(target.as_ptr(), 0) } != 0 {
         let e = std::io::Error::last_os_error();
-        say(&format!("cannot unmount {}: {e}; remounting read-only", disk::PERSIST));
+        say(&format!(
+            "cannot unmount {}: {e}; remounting read-only",
+            disk::PERSIST
+        ));
         // SAFETY: remount of an existing mount point, no data.
         unsafe {
             libc::mount(
@@ -219,7 +224,10 @@ fn reap_all() -> bool {
 fn reboot(cmd: libc::c_int) -> ! {
     // SAFETY: reboot(2) as PID 1, after sync.
     unsafe { libc::reboot(cmd) };
-    say(&format!("reboot(2) failed: {}", std::io::Error::last_os_error()));
+    say(&format!(
+        "reboot(2) failed: {}",
+        std::io::Error::last_os_error()
+    ));
     loop {
         std::thread::sleep(Duration::from_secs(3600));
         reap_all();
@@ -229,7 +237,10 @@ fn reboot(cmd: libc::c_int) -> ! {
 /// A fatal error: logged on the console, then a reboot after a delay (PID 1 never exits: the
 /// kernel would panic).
 fn fatal(msg: &str) -> ! {
-    log::warn_loud(&format!("FATAL: {msg}; rebooting in {} s", FATAL_DELAY.as_secs()));
+    log::warn_loud(&format!(
+        "FATAL: {msg}; rebooting in {} s",
+        FATAL_DELAY.as_secs()
+    ));
     let until = std::time::Instant::now() + FATAL_DELAY;
     while std::time::Instant::now() < until {
         std::thread::sleep(Duration::from_millis(200));

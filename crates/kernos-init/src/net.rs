@@ -53,16 +53,28 @@ fn ioctl(fd: &OwnedFd, req: libc::Ioctl, arg: *mut libc::c_void, what: &str) -> 
 pub fn up(name: &str) -> Result<()> {
     let s = sock()?;
     let mut r = ifreq(name)?;
-    ioctl(&s, libc::SIOCGIFFLAGS, (&mut r as *mut libc::ifreq).cast(), "SIOCGIFFLAGS")?;
+    ioctl(
+        &s,
+        libc::SIOCGIFFLAGS,
+        (&mut r as *mut libc::ifreq).cast(),
+        "SIOCGIFFLAGS",
+    )?;
     // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
     unsafe { r.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
-    ioctl(&s, libc::SIOCSIFFLAGS, (&mut r as *mut libc::ifreq).cast(), &format!("cannot bring {name} up"))
+    ioctl(
+        &s,
+        libc::SIOCSIFFLAGS,
+        (&mut r as *mut libc::ifreq).cast(),
+        &format!("cannot bring {name} up"),
+    )
 }
 
 /// Parses `a.b.c.d/prefix`.
 pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, Ipv4Addr)> {
     let (ip, prefix) = s.split_once('/').unwrap_or((s, "24"));
-    let ip: Ipv4Addr = ip.parse().with_context(|| format!("{s:?} is not an IPv4 address"))?;
+    let ip: Ipv4Addr = ip
+        .parse()
+        .with_context(|| format!("{s:?} is not an IPv4 address"))?;
     let p: u32 = prefix
         .parse()
         .ok()
@@ -78,10 +90,20 @@ pub fn configure(name: &str, cidr: &str, gateway: &str) -> Result<()> {
     let s = sock()?;
     let mut r = ifreq(name)?;
     r.ifr_ifru.ifru_addr = sockaddr(ip);
-    ioctl(&s, libc::SIOCSIFADDR, (&mut r as *mut libc::ifreq).cast(), &format!("cannot set {name}'s address {ip}"))?;
+    ioctl(
+        &s,
+        libc::SIOCSIFADDR,
+        (&mut r as *mut libc::ifreq).cast(),
+        &format!("cannot set {name}'s address {ip}"),
+    )?;
     let mut r = ifreq(name)?;
     r.ifr_ifru.ifru_netmask = sockaddr(mask);
-    ioctl(&s, libc::SIOCSIFNETMASK, (&mut r as *mut libc::ifreq).cast(), &format!("cannot set {name}'s netmask"))?;
+    ioctl(
+        &s,
+        libc::SIOCSIFNETMASK,
+        (&mut r as *mut libc::ifreq).cast(),
+        &format!("cannot set {name}'s netmask"),
+    )?;
     up(name)?;
     if !gateway.is_empty() {
         let gw: Ipv4Addr = gateway
@@ -93,7 +115,12 @@ pub fn configure(name: &str, cidr: &str, gateway: &str) -> Result<()> {
         rt.rt_genmask = sockaddr(Ipv4Addr::UNSPECIFIED);
         rt.rt_gateway = sockaddr(gw);
         rt.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
-        ioctl(&s, libc::SIOCADDRT, (&mut rt as *mut libc::rtentry).cast(), &format!("cannot add the default route via {gw}"))?;
+        ioctl(
+            &s,
+            libc::SIOCADDRT,
+            (&mut rt as *mut libc::rtentry).cast(),
+            &format!("cannot add the default route via {gw}"),
+        )?;
     }
     Ok(())
 }
@@ -124,7 +151,10 @@ pub fn first_nic(wait: std::time::Duration) -> Option<String> {
 pub fn bring_up(net: &crate::config::Network) -> Result<String> {
     up("lo").context("loopback")?;
     if net.address.is_empty() {
-        return Ok("WARNING: lo up; no address configured for a NIC (kernos.ip= or [network] address)".into());
+        return Ok(
+            "WARNING: lo up; no address configured for a NIC (kernos.ip= or [network] address)"
+                .into(),
+        );
     }
     let nic = if net.interface.is_empty() {
         first_nic(std::time::Duration::from_secs(3))
@@ -133,7 +163,15 @@ pub fn bring_up(net: &crate::config::Network) -> Result<String> {
         net.interface.clone()
     };
     configure(&nic, &net.address, &net.gateway)?;
-    Ok(format!("lo up; {nic} {} via {}", net.address, if net.gateway.is_empty() { "-" } else { &net.gateway }))
+    Ok(format!(
+        "lo up; {nic} {} via {}",
+        net.address,
+        if net.gateway.is_empty() {
+            "-"
+        } else {
+            &net.gateway
+        }
+    ))
 }
 
 #[cfg(test)]

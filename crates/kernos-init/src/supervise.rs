@@ -124,7 +124,9 @@ impl Supervisor {
             let sig = unsafe { libc::sigtimedwait(&set, &mut info, &ts) };
             match sig {
                 libc::SIGTERM | libc::SIGINT | libc::SIGPWR => {
-                    say(&format!("signal {sig}: forwarding SIGTERM, then powering off"));
+                    say(&format!(
+                        "signal {sig}: forwarding SIGTERM, then powering off"
+                    ));
                     self.stop(Power::PowerOff);
                 }
                 libc::SIGHUP => say("SIGHUP ignored (PID 1)"),
@@ -159,7 +161,7 @@ impl Supervisor {
         let now = Instant::now();
         let run_dir = PathBuf::from(RUN_DIR);
         for p in &mut self.procs {
-            if p.pid.is_some() || !p.next_start.is_some_and(|t| t <= now) {
+            if p.pid.is_some() || p.next_start.is_none_or(|t| t > now) {
                 continue;
             }
             p.next_start = None;
@@ -168,7 +170,10 @@ impl Supervisor {
                     p.pid = Some(pid);
                     p.started = Some(now);
                     p.starts += 1;
-                    say(&format!("started {} (pid {pid}, start {})", p.svc.name, p.starts));
+                    say(&format!(
+                        "started {} (pid {pid}, start {})",
+                        p.svc.name, p.starts
+                    ));
                 }
                 Err(e) => {
                     say(&format!("cannot start {}: {e}", p.svc.name));
@@ -221,7 +226,11 @@ impl Supervisor {
             if ran > Duration::from_secs(30) {
                 p.backoff = Duration::from_secs(1);
             }
-            say(&format!("restarting {} in {} s", p.svc.name, p.backoff.as_secs()));
+            say(&format!(
+                "restarting {} in {} s",
+                p.svc.name,
+                p.backoff.as_secs()
+            ));
             p.next_start = Some(Instant::now() + p.backoff);
             p.backoff = (p.backoff * 2).min(Duration::from_secs(30));
         }
@@ -305,8 +314,14 @@ fn spawn(svc: &Service, is_daemon: bool, run_dir: &Path, data_dir: &Path) -> std
     if is_daemon {
         // The daemon's sign that PID 1 is kernos-init (with /proc/1/comm and its parent's
         // pid): only then do the reboot and power-off endpoints act.
-        env.insert("KERNOS_INIT_DIR".into(), run_dir.to_string_lossy().into_owned());
-        env.insert("KERNOS_DATA_DIR".into(), data_dir.to_string_lossy().into_owned());
+        env.insert(
+            "KERNOS_INIT_DIR".into(),
+            run_dir.to_string_lossy().into_owned(),
+        );
+        env.insert(
+            "KERNOS_DATA_DIR".into(),
+            data_dir.to_string_lossy().into_owned(),
+        );
     }
     env.extend(svc.env.clone());
     let mut cmd = std::process::Command::new(prog);

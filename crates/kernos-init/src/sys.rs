@@ -15,7 +15,13 @@ fn errno() -> std::io::Error {
 }
 
 /// mount(2), creating the target directory first.
-pub fn mount(src: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: &str) -> Result<()> {
+pub fn mount(
+    src: &str,
+    target: &str,
+    fstype: &str,
+    flags: libc::c_ulong,
+    data: &str,
+) -> Result<()> {
     std::fs::create_dir_all(target).with_context(|| format!("cannot create {target}"))?;
     let (s, t, f, d) = (cstr(src)?, cstr(target)?, cstr(fstype)?, cstr(data)?);
     // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
@@ -49,10 +55,34 @@ pub fn mount_early() -> Result<String> {
     mount("proc", "/proc", "proc", nodev, "")?;
     mount("sysfs", "/sys", "sysfs", nodev, "")?;
     mount("devtmpfs", "/dev", "devtmpfs", libc::MS_NOSUID, "mode=0755")?;
-    mount("devpts", "/dev/pts", "devpts", libc::MS_NOSUID | libc::MS_NOEXEC, "gid=5,mode=620,ptmxmode=000")?;
-    mount("tmpfs", "/dev/shm", "tmpfs", libc::MS_NOSUID | libc::MS_NODEV, "mode=1777")?;
-    mount("tmpfs", "/run", "tmpfs", libc::MS_NOSUID | libc::MS_NODEV, "mode=0755")?;
-    mount("tmpfs", "/tmp", "tmpfs", libc::MS_NOSUID | libc::MS_NODEV, "mode=1777")?;
+    mount(
+        "devpts",
+        "/dev/pts",
+        "devpts",
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        "gid=5,mode=620,ptmxmode=000",
+    )?;
+    mount(
+        "tmpfs",
+        "/dev/shm",
+        "tmpfs",
+        libc::MS_NOSUID | libc::MS_NODEV,
+        "mode=1777",
+    )?;
+    mount(
+        "tmpfs",
+        "/run",
+        "tmpfs",
+        libc::MS_NOSUID | libc::MS_NODEV,
+        "mode=0755",
+    )?;
+    mount(
+        "tmpfs",
+        "/tmp",
+        "tmpfs",
+        libc::MS_NOSUID | libc::MS_NODEV,
+        "mode=1777",
+    )?;
     mount("cgroup2", "/sys/fs/cgroup", "cgroup2", nodev, "nsdelegate")?;
     Ok("/proc /sys /dev /dev/pts /dev/shm /run /tmp /sys/fs/cgroup".into())
 }
@@ -109,7 +139,10 @@ pub fn resolve_modules(dep_text: &str, wanted: &[String]) -> Result<Vec<String>>
             .unwrap_or_default();
         deps.insert(
             stem,
-            (file.to_owned(), rest.split_whitespace().map(str::to_owned).collect()),
+            (
+                file.to_owned(),
+                rest.split_whitespace().map(str::to_owned).collect(),
+            ),
         );
     }
     let by_file: std::collections::HashMap<String, Vec<String>> =
@@ -117,7 +150,9 @@ pub fn resolve_modules(dep_text: &str, wanted: &[String]) -> Result<Vec<String>>
     let mut order = Vec::new();
     for w in wanted {
         let Some((file, _)) = deps.get(&norm(w)) else {
-            bail!("module {w} is not in modules.dep: is it built in (check /boot/config-*), or misspelt?");
+            bail!(
+                "module {w} is not in modules.dep: is it built in (check /boot/config-*), or misspelt?"
+            );
         };
         visit(file, &by_file, &mut order, 0)?;
     }
@@ -162,9 +197,8 @@ pub fn load_modules(wanted: &[String]) -> Result<String> {
             .with_context(|| format!("cannot open {}", path.display()))?;
         let empty = cstr("")?;
         // SAFETY: a valid descriptor and an empty parameter string.
-        let rc = unsafe {
-            libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), empty.as_ptr(), 0)
-        };
+        let rc =
+            unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), empty.as_ptr(), 0) };
         if rc != 0 {
             let e = errno();
             if e.raw_os_error() != Some(libc::EEXIST) {

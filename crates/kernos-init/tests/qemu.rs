@@ -7,6 +7,8 @@
 //! scripts/test builds the release binaries and the image and sets KERNOS_OS_IMAGE. Without
 //! it the test fails (so CI never skips it) unless KERNOS_SKIP_QEMU=1.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -76,7 +78,10 @@ impl Vm {
     }
 
     fn fail(&self, msg: &str) -> ! {
-        panic!("{msg}\n--- guest console (last lines) ---\n{}", self.console());
+        panic!(
+            "{msg}\n--- guest console (last lines) ---\n{}",
+            self.console()
+        );
     }
 
     /// One API call with curl over TLS, pinning the image's certificate.
@@ -123,7 +128,9 @@ impl Vm {
                 if let Some(mut e) = self.qemu.stderr.take() {
                     let _ = e.read_to_string(&mut err);
                 }
-                self.fail(&format!("QEMU ended before the API was ready ({st}): {err}"));
+                self.fail(&format!(
+                    "QEMU ended before the API was ready ({st}): {err}"
+                ));
             }
             if self.call("GET", "/readyz", None).0 == 200 {
                 return t0.elapsed();
@@ -199,7 +206,13 @@ fn kernos_os_boots_in_qemu_and_is_managed_through_the_api_only() {
             "KERNOS_OS_IMAGE is not set: scripts/test builds the image (cargo build --release --locked -p kernos-cli -p kernos-init; scripts/build-image --orphans 3 DIR) and sets it. Set KERNOS_SKIP_QEMU=1 to skip this test locally"
         );
     };
-    for f in ["vmlinuz", "initramfs.img", "cmdline", "tls.crt", "owner.key"] {
+    for f in [
+        "vmlinuz",
+        "initramfs.img",
+        "cmdline",
+        "tls.crt",
+        "owner.key",
+    ] {
         assert!(
             img.join(f).exists(),
             "{} is missing: rebuild the image with scripts/build-image --orphans 3",
@@ -266,7 +279,10 @@ fn kernos_os_boots_in_qemu_and_is_managed_through_the_api_only() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(svc["last_exit"], "exit 0", "{st}");
-    assert_eq!(svc["starts"], 1, "a one-shot service is not restarted: {st}");
+    assert_eq!(
+        svc["starts"], 1,
+        "a one-shot service is not restarted: {st}"
+    );
 
     // A request: its result and events over the API.
     let d = vm.run("list files in /etc/kernos");
@@ -306,7 +322,10 @@ fn kernos_os_boots_in_qemu_and_is_managed_through_the_api_only() {
     let st = vm.ok("GET", "/v1/system/status", None, 200);
     assert_ne!(st["boot"]["boot_id"], first_boot, "a new boot: {st}");
     let after = vm.ok("GET", "/v1/state/journal/verify", None, 200);
-    assert_eq!(after["ok"], true, "the chain verifies after the reboot: {after}");
+    assert_eq!(
+        after["ok"], true,
+        "the chain verifies after the reboot: {after}"
+    );
     assert!(
         after["events"].as_u64() > before["events"].as_u64(),
         "{before} → {after}"
@@ -315,10 +334,7 @@ fn kernos_os_boots_in_qemu_and_is_managed_through_the_api_only() {
     let again = vm.ok("GET", &format!("/v1/state/transactions/{tx}"), None, 200);
     assert!(again.to_string().contains("note.txt"), "{again}");
     let audit = vm.ok("GET", "/v1/audit", None, 200);
-    assert!(
-        audit.to_string().contains("audit.system.reboot"),
-        "{audit}"
-    );
+    assert!(audit.to_string().contains("audit.system.reboot"), "{audit}");
     let booted = vm.ok("GET", "/v1/state/journal?kind=system.booted", None, 200);
     assert!(
         booted["events"].as_array().map_or(0, Vec::len) >= 2,
@@ -339,5 +355,8 @@ fn kernos_os_boots_in_qemu_and_is_managed_through_the_api_only() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let console = std::fs::read_to_string(&serial).unwrap_or_default();
-    assert!(console.contains("PowerOff now"), "init powered off: {console}");
+    assert!(
+        console.contains("PowerOff now"),
+        "init powered off: {console}"
+    );
 }

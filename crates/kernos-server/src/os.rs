@@ -123,11 +123,13 @@ pub fn zombies() -> Vec<i32> {
 
 /// PID 1's resident memory in kB (VmRSS of /proc/1/status).
 pub fn pid1_rss_kb() -> Option<u64> {
-    std::fs::read_to_string("/proc/1/status").ok().and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-    })
+    std::fs::read_to_string("/proc/1/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::St;
-use crate::error::{ApiError, ApiResult};
 use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
 use crate::wire::{Health, PowerAccepted, SystemStatus};
 
 /// GET /v1/openapi.json: the document built when the daemon started.

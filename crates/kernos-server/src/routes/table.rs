@@ -27,8 +27,8 @@ use crate::wire::{
     JournalPage, JournalParams, JournalVerify, UsageDaily, UsageDailyParams, VerifyParams,
 };
 use crate::wire::{LeaseGrant, LeaseListParams, LeaseRenew, LeaseView};
-use crate::wire::{ScheduleCreate, ScheduleRun, ScheduleView};
 use crate::wire::{PowerAccepted, SystemStatus};
+use crate::wire::{ScheduleCreate, ScheduleRun, ScheduleView};
 use crate::wire::{SessionView, SignIn};
 
 const OK: &str = "OK";
