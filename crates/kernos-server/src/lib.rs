@@ -40,6 +40,7 @@ mod metrics;
 mod middleware;
 mod monitors;
 mod openapi;
+pub mod os;
 mod quota;
 pub mod routes;
 mod sched;
@@ -395,6 +396,8 @@ impl Daemon {
         idempotency::restore_idempotency(&state, &boot)?;
         drop(boot);
         worker::journal_start(&state, opts.config_text.as_deref())?;
+        // Kernos OS only (under kernos-init): the boot record and the provisioned owner key.
+        os::on_start(&state);
 
         for _ in 0..cfg.workers {
             state.sched.thread_started();

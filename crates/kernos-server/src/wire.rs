@@ -445,6 +445,30 @@ pub struct Health {
     pub head: u64,
 }
 
+/// A reboot or power-off accepted (POST /v1/system/reboot, /v1/system/poweroff).
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PowerAccepted {
+    /// `reboot` or `poweroff`.
+    pub action: String,
+    /// What happens next.
+    pub detail: String,
+}
+
+/// The machine under kernos-init (GET /v1/system/status).
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SystemStatus {
+    /// Whether PID 1 is kernos-init (a Kernos OS machine); false on an ordinary host.
+    pub under_init: bool,
+    /// This boot's record as kernos-init wrote it: phases with their timings, the kernel's share.
+    pub boot: Option<Value>,
+    /// kernos-init's live counters: orphans reaped, services and their starts.
+    pub init: Option<Value>,
+    /// PID 1's resident memory, kB (from /proc/1/status).
+    pub pid1_rss_kb: Option<u64>,
+    /// Zombie processes right now, as /proc shows them (empty when PID 1 reaps).
+    pub zombies: Vec<i32>,
+}
+
 /// A listing's `limit` parameter: `default` when absent, kept within 1..=`max`.
 pub(crate) fn clamp_limit(limit: Option<usize>, default: usize, max: usize) -> usize {
     limit.unwrap_or(default).clamp(1, max)

@@ -27,6 +27,7 @@ use crate::wire::{FleetNodes, LeaseGrant, LeaseListParams, LeaseRenew, LeaseView
 use crate::wire::{
     JournalPage, JournalParams, JournalVerify, UsageDaily, UsageDailyParams, VerifyParams,
 };
+use crate::wire::{PowerAccepted, SystemStatus};
 use crate::wire::{ScheduleCreate, ScheduleRun, ScheduleView};
 use crate::wire::{SessionView, SignIn};
 
@@ -1100,5 +1101,50 @@ pub static ROUTES: &[Route] = &[
             )),
         },
         handler: |m| on(m, log::witness),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/system/status",
+        access: Access::HostOperator,
+        summary: "The machine (Kernos OS)",
+        description: "Under kernos-init (a Kernos OS machine): this boot's phases and timings, init's counters (orphans reaped, services and their restarts), PID 1's memory, and the zombie processes /proc shows right now. On another host: under_init false. Host operator only: it describes the machine.",
+        params: &[],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<SystemStatus>)),
+        },
+        handler: |m| on(m, system::status),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/system/reboot",
+        access: Access::HostOperator,
+        summary: "Reboot the machine (Kernos OS)",
+        description: "Journaled (audit.system.reboot), then the daemon stops as on SIGTERM (no new work, running steps finished or cancelled, the journal flushed) and kernos-init syncs, unmounts and reboots. Only under kernos-init: on any other host it answers 409 and nothing happens. Host operator only: it stops the machine.",
+        params: &[],
+        body: None,
+        reply: Reply {
+            status: 202,
+            description: "Rebooting",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<PowerAccepted>)),
+        },
+        handler: |m| on(m, system::reboot),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/system/poweroff",
+        access: Access::HostOperator,
+        summary: "Power the machine off (Kernos OS)",
+        description: "Journaled (audit.system.poweroff), then the daemon stops as on SIGTERM (no new work, running steps finished or cancelled, the journal flushed) and kernos-init syncs, unmounts and powers off. Only under kernos-init: on any other host it answers 409 and nothing happens. Host operator only: it stops the machine.",
+        params: &[],
+        body: None,
+        reply: Reply {
+            status: 202,
+            description: "Powering off",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<PowerAccepted>)),
+        },
+        handler: |m| on(m, system::poweroff),
     },
 ];

@@ -16,6 +16,7 @@ mod llm;
 mod matrix;
 mod mcp;
 mod monitors;
+mod os;
 mod schedules;
 mod sessions;
 mod sse;
