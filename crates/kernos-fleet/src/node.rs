@@ -273,15 +273,15 @@ impl Node {
             })
             .await;
             // Keep the delivery ours while it runs.
-            let keep = async {
-                loop {
-                    tokio::time::sleep(ACK_WAIT / 3).await;
-                    let _ = m.ack_with(AckKind::Progress).await;
+            let run = exec.execute(d.clone());
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    r = &mut run => break r,
+                    _ = tokio::time::sleep(ACK_WAIT / 3) => {
+                        let _ = m.ack_with(AckKind::Progress).await;
+                    }
                 }
-            };
-            tokio::select! {
-                r = exec.execute(d.clone()) => r,
-                _ = keep => unreachable_result(&d),
             }
         };
         if self.report(&Report::Finished(result)).await {
@@ -319,14 +319,4 @@ impl Node {
             }
         }
     }
-}
-
-/// Never made: the keep-alive loop does not end. Written out so the select has a type.
-fn unreachable_result(d: &Dispatch) -> NodeResult {
-    NodeResult::at_home(
-        &d.fanout,
-        &d.node,
-        Outcome::Failed,
-        "internal: keep-alive ended".into(),
-    )
 }
