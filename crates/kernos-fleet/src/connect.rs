@@ -149,6 +149,46 @@ impl Broker {
             .map_err(|e| FleetError::broker(format!("bucket {bucket}"), e))
     }
 
+    /// Messages of the durable pull consumer `durable` on `stream` (created when missing),
+    /// with idle heartbeats: a stream that stops hearing them errs instead of waiting for
+    /// ever, and callers consume again (after a partition, a reconnect, a broker restart).
+    pub(crate) async fn consume(
+        &self,
+        stream: &str,
+        durable: &str,
+        filter: String,
+        deliver: jetstream::consumer::DeliverPolicy,
+        ack_wait: Duration,
+    ) -> Result<jetstream::consumer::pull::Stream> {
+        use jetstream::consumer::{AckPolicy, pull};
+        let s = self
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(|e| FleetError::broker(format!("stream {stream}"), e))?;
+        let consumer = s
+            .get_or_create_consumer(
+                durable,
+                pull::Config {
+                    durable_name: Some(durable.to_owned()),
+                    filter_subject: filter,
+                    ack_policy: AckPolicy::Explicit,
+                    deliver_policy: deliver,
+                    ack_wait,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| FleetError::broker(format!("consumer {durable}"), e))?;
+        consumer
+            .stream()
+            .heartbeat(Duration::from_secs(2))
+            .expires(Duration::from_secs(10))
+            .messages()
+            .await
+            .map_err(|e| FleetError::broker(format!("messages of {durable}"), e))
+    }
+
     /// Publishes `body` to `subject` in JetStream and waits for the broker to store it;
     /// `id` deduplicates a republish within the stream's window.
     pub async fn publish(&self, subject: String, id: &str, body: Vec<u8>) -> Result<()> {

@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use futures_util::StreamExt;
 use kernos_core::Risk;
 use tokio::sync::mpsc;
@@ -423,33 +423,16 @@ async fn consume(
 }
 
 async fn results(broker: &Broker, durable: &str) -> Result<pull::Stream> {
-    let stream = broker
-        .js
-        .get_stream(broker.names.results_stream())
-        .await
-        .map_err(|e| FleetError::broker("results stream", e))?;
-    let consumer = stream
-        .get_or_create_consumer(
+    // A new controller starts from now; a known one resumes where it left off.
+    broker
+        .consume(
+            &broker.names.results_stream(),
             durable,
-            pull::Config {
-                durable_name: Some(durable.to_owned()),
-                filter_subject: broker.names.results(),
-                ack_policy: AckPolicy::Explicit,
-                // A new controller starts from now; a known one resumes where it left off.
-                deliver_policy: DeliverPolicy::New,
-                ack_wait: Duration::from_secs(30),
-                ..Default::default()
-            },
+            broker.names.results(),
+            DeliverPolicy::New,
+            Duration::from_secs(30),
         )
         .await
-        .map_err(|e| FleetError::broker("controller consumer", e))?;
-    consumer
-        .stream()
-        .heartbeat(Duration::from_secs(2))
-        .expires(Duration::from_secs(10))
-        .messages()
-        .await
-        .map_err(|e| FleetError::broker("controller consumer messages", e))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
-use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use futures_util::StreamExt;
 use kernos_core::Risk;
 use tokio::sync::{Semaphore, watch};
@@ -206,37 +206,20 @@ impl Node {
         beat.abort();
     }
 
-    /// The node's durable consumer and a message stream with idle heartbeats.
+    /// The node's durable consumer: every plan addressed to it, from the first it has not
+    /// acknowledged. A running dispatch is kept with progress acks; one whose node died is
+    /// delivered again [`ACK_WAIT`] after the last.
     async fn messages(&self) -> Result<pull::Stream> {
         let n = &self.broker.names;
-        let stream = self
-            .broker
-            .js
-            .get_stream(n.plans_stream())
-            .await
-            .map_err(|e| FleetError::broker("plans stream", e))?;
-        let consumer = stream
-            .get_or_create_consumer(
+        self.broker
+            .consume(
+                &n.plans_stream(),
                 &n.node_consumer(&self.cfg.name),
-                pull::Config {
-                    durable_name: Some(n.node_consumer(&self.cfg.name)),
-                    filter_subject: n.plan(&self.cfg.name),
-                    ack_policy: AckPolicy::Explicit,
-                    // A dispatch in progress is kept alive with progress acks; one whose node
-                    // died is delivered again after this.
-                    ack_wait: ACK_WAIT,
-                    ..Default::default()
-                },
+                n.plan(&self.cfg.name),
+                DeliverPolicy::All,
+                ACK_WAIT,
             )
             .await
-            .map_err(|e| FleetError::broker("node consumer", e))?;
-        consumer
-            .stream()
-            .heartbeat(Duration::from_secs(2))
-            .expires(Duration::from_secs(10))
-            .messages()
-            .await
-            .map_err(|e| FleetError::broker("node consumer messages", e))
     }
 
     /// One delivered dispatch: report started, run it (or find it run), report the result,

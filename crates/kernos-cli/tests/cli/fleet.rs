@@ -282,9 +282,9 @@ impl Machine {
         v
     }
 
-    /// Its actions submitted by the fleet that ended, with their status.
-    fn fleet_actions(&self) -> Vec<String> {
-        let submitted: Vec<String> = self
+    /// The events of `kind` of actions the fleet submitted here.
+    fn fleet_events(&self, kind: &str) -> Vec<Value> {
+        let ids: Vec<String> = self
             .events("action.submitted")
             .iter()
             .filter(|e| {
@@ -295,9 +295,16 @@ impl Machine {
             })
             .map(|e| e["action"].as_str().unwrap().to_owned())
             .collect();
-        self.events("action.finished")
+        self.events(kind)
+            .into_iter()
+            .filter(|e| ids.contains(&e["action"].as_str().unwrap().to_owned()))
+            .collect()
+    }
+
+    /// Its actions submitted by the fleet that ended, with their status.
+    fn fleet_actions(&self) -> Vec<String> {
+        self.fleet_events("action.finished")
             .iter()
-            .filter(|e| submitted.contains(&e["action"].as_str().unwrap().to_owned()))
             .map(|e| e["payload"]["status"].as_str().unwrap().to_owned())
             .collect()
     }
@@ -456,21 +463,7 @@ fn wait_home(home: &Machine, kind: &str, node: &str, secs: u64) -> Value {
 
 /// The number of times `m` started a step of an action the fleet sent it.
 fn fleet_steps_started(m: &Machine) -> usize {
-    let fleet: Vec<String> = m
-        .events("action.submitted")
-        .iter()
-        .filter(|e| {
-            e["payload"]["source"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("fleet:")
-        })
-        .map(|e| e["action"].as_str().unwrap().to_owned())
-        .collect();
-    m.events("step.started")
-        .iter()
-        .filter(|e| fleet.contains(&e["action"].as_str().unwrap().to_owned()))
-        .count()
+    m.fleet_events("step.started").len()
 }
 
 #[test]
