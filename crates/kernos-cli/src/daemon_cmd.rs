@@ -47,7 +47,22 @@ pub fn daemon_options(app: &App) -> kernos_server::DaemonOptions {
             journal: app.config.journal.clone(),
             witness: app.config.witness.clone(),
         },
+        live: Some(kernos_server::reload::LiveSource {
+            loader: std::sync::Arc::new(reload_config),
+            sections: serde_json::to_value(&app.config).unwrap_or_default(),
+        }),
     }
+}
+
+/// The daemon's config loader for a reload (SIGHUP): the same file, `--profile` and
+/// environment as at start, read again.
+fn reload_config() -> Result<kernos_server::NewConfig, String> {
+    let (c, text) = crate::config::load_text().map_err(|e| format!("{e:#}"))?;
+    Ok(kernos_server::NewConfig {
+        server: c.server.clone(),
+        sections: serde_json::to_value(&c).map_err(|e| e.to_string())?,
+        text,
+    })
 }
 
 /// `kernos serve [--listen ADDR] [--insecure]`.
