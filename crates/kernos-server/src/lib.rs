@@ -567,19 +567,39 @@ pub fn init_logging() {
 /// `device:inode` of the stream it connected (systemd.exec(5)); comparing it with stderr's
 /// tells a service from a child that merely inherited the variable with stderr redirected.
 pub fn stderr_is_journal() -> bool {
-    let Some(v) = std::env::var_os("JOURNAL_STREAM") else {
+    std::env::var_os("JOURNAL_STREAM").is_some_and(|v| is_stream(&v.to_string_lossy(), 2))
+}
+
+/// Whether `fd` is the stream a `$JOURNAL_STREAM` value (`device:inode`) names.
+fn is_stream(journal_stream: &str, fd: i32) -> bool {
+    let Some((dev, ino)) = journal_stream.split_once(':') else {
         return false;
     };
-    let v = v.to_string_lossy().into_owned();
-    let Some((dev, ino)) = v.split_once(':') else {
-        return false;
-    };
-    // SAFETY: fstat on fd 2 into a zeroed stat buffer we own.
+    // SAFETY: fstat on an fd into a zeroed stat buffer we own; a bad fd is an error return.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(2, &mut st) } != 0 {
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
         return false;
     }
     dev.parse::<u64>().ok() == Some(st.st_dev) && ino.parse::<u64>().ok() == Some(st.st_ino)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_journal_stream_is_recognised_by_device_and_inode() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let f = tempfile::tempfile().unwrap();
+        let m = f.metadata().unwrap();
+        let fd = f.as_raw_fd();
+        assert!(super::is_stream(&format!("{}:{}", m.dev(), m.ino()), fd));
+        assert!(!super::is_stream(
+            &format!("{}:{}", m.dev(), m.ino() + 1),
+            fd
+        ));
+        assert!(!super::is_stream("", fd));
+        assert!(!super::is_stream("1:2", -1));
+    }
 }
 
 /// The socket path of the daemon for a data directory.

@@ -382,3 +382,32 @@ fn sd_notify_ready_only_once_the_api_listens_then_watchdog_reload_and_stop() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn version_names_the_commit_and_the_features() {
+    let w = World::new();
+    let out = w.run(&["--version"]);
+    assert!(out.status.success());
+    let v = text(&out.stdout);
+    let mut lines = v.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("kernos {}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+    let commit = lines.next().unwrap().strip_prefix("commit: ").unwrap();
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{commit}"
+    );
+    assert!(lines.next().unwrap().starts_with("features: "), "{v}");
+    let short = text(&w.run(&["-V"]).stdout);
+    assert_eq!(
+        short.trim(),
+        format!("kernos {} ({commit})", env!("CARGO_PKG_VERSION"))
+    );
+    // doctor --json carries the same facts first.
+    let d = w.run(&["doctor", "--json"]);
+    let checks: Value = serde_json::from_slice(&d.stdout).unwrap();
+    assert_eq!(checks[0]["name"], "kernos");
+    assert!(checks[0]["detail"].as_str().unwrap().contains(commit));
+}
