@@ -131,7 +131,7 @@ pub fn config_page() -> anyhow::Result<String> {
     ));
     p.push_str("\n.SH RELOADING\n");
     p.push_str(&roff(
-        "kernos serve reads the file again on SIGHUP (systemctl reload kernos; kernos config edit sends it). Rate limits, quotas, organisations' scopes, monitors, the approval timeout and the stream, concurrency and time limits apply at once, without dropping a connection or a running action; other changes are reported as needing a restart and keep their old value until then. An invalid file is refused with the error and the config in force stays. Each reload is journaled as config.reloaded (the file's SHA\\-256, what changed, what needs a restart) or config.rejected (the error).",
+        "kernos serve reads the file again on SIGHUP (systemctl reload kernos; kernos config edit sends it). Rate limits, quotas, organisations' scopes, monitors, the approval timeout, the stream, concurrency and time limits, and the language-model providers and planner settings ([llm], [planner]) apply at once, without dropping a connection or a running action; other changes are reported as needing a restart and keep their old value until then. An invalid file is refused with the error and the config in force stays. Each reload is journaled as config.reloaded (the file's SHA\\-256, what changed, what needs a restart) or config.rejected (the error).",
     ));
     p.push_str(
         "\n.SH EXAMPLE\nThe commented template `kernos config edit` starts from:\n.PP\n.nf\n",

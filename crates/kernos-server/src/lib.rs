@@ -583,6 +583,11 @@ fn is_stream(journal_stream: &str, fd: i32) -> bool {
     dev.parse::<u64>().ok() == Some(st.st_dev) && ino.parse::<u64>().ok() == Some(st.st_ino)
 }
 
+/// The socket path of the daemon for a data directory.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET_FILE)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -600,9 +605,4 @@ mod tests {
         assert!(!super::is_stream("", fd));
         assert!(!super::is_stream("1:2", -1));
     }
-}
-
-/// The socket path of the daemon for a data directory.
-pub fn socket_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(SOCKET_FILE)
 }

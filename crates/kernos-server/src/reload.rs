@@ -9,9 +9,10 @@
 //! that costs microseconds, writes happen once per reload, and std's lock needs no dependency.
 //!
 //! What a reload applies at once: rate limits, quotas, organisations' scopes, monitors, the
-//! approval timeout, the stream, concurrency and time limits, dashboard sign-in lifetime. What
-//! the daemon built once at start (listeners, TLS, run slots, the journal's durability, the
-//! engine's policy, models and catalog) keeps its old value in the snapshot and is reported as
+//! approval timeout, the stream, concurrency and time limits, dashboard sign-in lifetime, and
+//! the planner (`[llm]` providers and `[planner]`: the engine's cascade is swapped). What the
+//! daemon built once at start (listeners, TLS, run slots, the journal's durability, the
+//! engine's policy and catalog) keeps its old value in the snapshot and is reported as
 //! `restart_required`, so the snapshot always tells what is in force. An invalid new config is
 //! refused whole, with the error, and the old one stays. Every reload is journaled:
 //! [`CONFIG_RELOADED`] (the new file's SHA-256, what changed, what needs a restart) or
@@ -31,7 +32,7 @@ pub const CONFIG_RELOADED: &str = "config.reloaded";
 pub const CONFIG_REJECTED: &str = "config.rejected";
 
 /// A config as the CLI loaded it (file, `--profile` overlay, environment), for a reload.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct NewConfig {
     /// Its `[server]` settings.
     pub server: ServerConfig,
@@ -39,6 +40,9 @@ pub struct NewConfig {
     pub text: String,
     /// The whole config as JSON, one key per section, to tell what changed outside `[server]`.
     pub sections: Value,
+    /// The planner built from its `[llm]` and `[planner]` sections (providers, lanes, the plan
+    /// cache), taken when either changed; `None`: those need a restart.
+    pub planner: Option<kernos_planner::llm::Cascade>,
 }
 
 /// Loads the config again: the CLI's loader, with the profile the daemon was started with.
@@ -98,6 +102,10 @@ const LIVE_SERVER_KEYS: &[&str] = &[
 /// Sections that concern only the command line: changed, never a restart.
 const CLIENT_SECTIONS: &[&str] = &["cli"];
 
+/// Sections the planner is built from: applied by swapping the engine's planner when the
+/// loader built a new one.
+const PLANNER_SECTIONS: &[&str] = &["llm", "planner"];
+
 fn sha256(text: &str) -> String {
     use sha2::Digest;
     kernos_core::hex::encode(&sha2::Sha256::digest(text.as_bytes()))
@@ -142,8 +150,7 @@ impl State {
             .live
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let new = new.and_then(|n| self.check(&n).map(|()| n));
-        let new = match new {
+        let mut new = match new.and_then(|n| self.check(&n).map(|()| n)) {
             Ok(n) => n,
             Err(error) => {
                 let report = ReloadReport {
@@ -175,12 +182,16 @@ impl State {
             changed.push(name);
         }
         let old_sections = live.as_ref().map(|l| l.sections.clone());
+        let mut planner_changed = false;
         if let Some(old_sections) = &old_sections {
             for k in differing(old_sections, &new.sections) {
                 if k == "server" {
                     continue;
                 }
-                if !CLIENT_SECTIONS.contains(&k.as_str()) {
+                if PLANNER_SECTIONS.contains(&k.as_str()) && new.planner.is_some() {
+                    planner_changed = true;
+                    applied.push(k.clone());
+                } else if !CLIENT_SECTIONS.contains(&k.as_str()) {
                     restart_required.push(k.clone());
                 }
                 changed.push(k);
@@ -212,6 +223,11 @@ impl State {
         if monitors_changed {
             if let Err(e) = crate::monitors::restart_runner(self) {
                 tracing::error!("monitors after the reload: {e}");
+            }
+        }
+        if planner_changed {
+            if let Some(p) = new.planner.take() {
+                self.engine.set_planner(p);
             }
         }
         if let Some(l) = live.as_mut() {

@@ -411,3 +411,32 @@ fn version_names_the_commit_and_the_features() {
     assert_eq!(checks[0]["name"], "kernos");
     assert!(checks[0]["detail"].as_str().unwrap().contains(commit));
 }
+
+#[test]
+fn a_reload_swaps_the_model_providers() {
+    let w = World::new();
+    w.config("[server]\nrate_per_sec = 100.0\n");
+    let d = Daemon::start(&w, &[]);
+    let mut stream = Stream::open(&w);
+    let goal = json!({"goal": "tell me the uptime"});
+    let r = d.local("POST", "/v1/agents", Some(goal.clone()));
+    assert_eq!(r.status, 409, "no model yet: {}", text(&r.body));
+    // A provider added to the file is in force after the reload, without a restart.
+    let cfg = std::fs::read_to_string(w.home.join(".config/kernos/config.toml")).unwrap();
+    w.config(&format!(
+        "{cfg}\n[[llm.providers]]\nname = \"local\"\nbase_url = \"http://127.0.0.1:9/v1\"\nlanes = {{ fast = \"m\" }}\n"
+    ));
+    hup(&w);
+    let e = stream.next();
+    assert_eq!(e["kind"], "config.reloaded", "{e}");
+    assert_eq!(e["payload"]["applied"], json!(["llm"]), "{e}");
+    assert_eq!(e["payload"]["restart_required"], json!([]), "{e}");
+    let r = d.local("POST", "/v1/agents", Some(goal));
+    assert_eq!(
+        r.status,
+        201,
+        "the new provider is in force: {}",
+        text(&r.body)
+    );
+    d.stop();
+}
