@@ -30,8 +30,8 @@ pub fn run(app: Option<&App>, action: Option<crate::cli::ConfigCmd>) -> anyhow::
                 println!("{}", toml::to_string_pretty(&cfg)?);
             }
         }
-        ConfigCmd::Check => match config::load() {
-            Ok(_) => println!("ok: {}", path.display()),
+        ConfigCmd::Check => match config::load().and_then(|_| check_profiles(&path)) {
+            Ok(()) => println!("ok: {}", path.display()),
             Err(e) => {
                 eprintln!("kernos: {e}");
                 return Ok(ExitCode::from(1));
@@ -70,6 +70,19 @@ pub fn run(app: Option<&App>, action: Option<crate::cli::ConfigCmd>) -> anyhow::
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks every `[profile.NAME]` of the file merged over the rest, so a broken profile is
+/// found before `--profile NAME` (or a reload under it) meets it.
+fn check_profiles(path: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let table: toml::Table = toml::from_str(&text).unwrap_or_default();
+    if let Some(toml::Value::Table(profiles)) = table.get("profile") {
+        for name in profiles.keys() {
+            config::parse_profile(&text, path, std::env::vars(), Some(name))?;
+        }
+    }
+    Ok(())
 }
 
 /// Has a daemon running on `data_dir` take the edited config: SIGHUP to the process that

@@ -43,7 +43,13 @@ fn run(c: &mut Command) -> String {
 /// Builds the package from the test build's binary, into `out`.
 fn build_deb(out: &Path) -> PathBuf {
     let said = run(Command::new(repo().join("scripts/build-deb"))
-        .args(["--bin", env!("CARGO_BIN_EXE_kernos"), "--compress", "none", "--out"])
+        .args([
+            "--bin",
+            env!("CARGO_BIN_EXE_kernos"),
+            "--compress",
+            "none",
+            "--out",
+        ])
         .arg(out));
     PathBuf::from(said.trim())
 }

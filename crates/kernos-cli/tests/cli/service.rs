@@ -285,6 +285,15 @@ fn profiles_select_overlays_and_reloads_keep_the_profile() {
         "{}",
         text(&out.stderr)
     );
+    assert!(w.run(&["config", "check"]).status.success());
+    // `config check` tries every profile, not only the one in force.
+    let good = std::fs::read_to_string(w.home.join(".config/kernos/config.toml")).unwrap();
+    w.config(&format!("{good}[profile.broken.server]\nworkers = 0\n"));
+    let out = w.run(&["config", "check"]);
+    assert!(!out.status.success());
+    let said = text(&out.stderr);
+    assert!(said.contains("server.workers"), "{said}");
+    w.config(&good);
     // The daemon started with a profile reloads with it.
     let d = Daemon::start(&w, &["--profile", "prod"]);
     let mut stream = Stream::open(&w);
