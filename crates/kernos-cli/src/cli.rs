@@ -126,6 +126,36 @@ pub struct RequestOpts {
     /// `--max-steps`, `--max-tokens`, `--time`.
     #[command(flatten)]
     pub budget: AgentBudget,
+
+    /// `--on`, `--batch`, `--max-failures`, `--node-timeout`, `--deadline`.
+    #[command(flatten)]
+    pub fleet: FleetOpts,
+}
+
+/// Running a request on the fleet's nodes instead of here (through the daemon).
+#[derive(Debug, Clone, Default, Args)]
+pub struct FleetOpts {
+    /// Run it on the nodes this selects: `all`, `role=web`, `name=web-*`, `disk./var>90%`
+    /// (terms joined by `,` must all hold). Planned and approved here once; each node checks
+    /// it again with its own policy.
+    #[arg(long, value_name = "SELECTOR", help_heading = "Fleet")]
+    pub on: Option<String>,
+
+    /// At most this many nodes run it at once (default: all).
+    #[arg(long, value_name = "N", requires = "on", help_heading = "Fleet")]
+    pub batch: Option<usize>,
+
+    /// Stop sending to more nodes after this many failures.
+    #[arg(long, value_name = "N", requires = "on", help_heading = "Fleet")]
+    pub max_failures: Option<usize>,
+
+    /// How long to wait for one node's result, e.g. 30s (default 60s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "on", help_heading = "Fleet")]
+    pub node_timeout: Option<std::time::Duration>,
+
+    /// How long a node that is offline now may still run it when it returns (default 1h).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "on", help_heading = "Fleet")]
+    pub deadline: Option<std::time::Duration>,
 }
 
 impl Approval {
@@ -322,6 +352,12 @@ pub enum Command {
     /// Manage the daemon's API keys (through the daemon when it runs, else in the journal).
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// This machine as a node of a fleet: `join` a NATS broker, `leave` it.
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// The fleet this daemon controls: its nodes (state, last seen, labels, facts).
+    #[command(subcommand)]
+    Fleet(FleetCmd),
     /// What the daemon is doing, live: monitors firing and clearing, schedules running,
     /// agents changing state, steps waiting for approval, actions ending (Ctrl-C to stop).
     Watch {
@@ -965,4 +1001,46 @@ mod tests {
         }
         assert!(!agent.contains("--agent"));
     }
+}
+
+/// `kernos node …`
+#[derive(Debug, Subcommand)]
+pub enum NodeCmd {
+    /// Make this machine a node: writes `<data dir>/fleet.toml`; `kernos serve` then
+    /// announces it, beats and runs the plans its organisation's controller sends.
+    Join {
+        /// The broker, e.g. nats://broker.example:4222.
+        url: String,
+        /// A NATS credentials file (JWT + NKEY seed).
+        #[arg(long, value_name = "FILE")]
+        creds: Option<PathBuf>,
+        /// A file with the user's NKEY seed.
+        #[arg(long, value_name = "FILE")]
+        nkey: Option<PathBuf>,
+        /// Require TLS to the broker, trusting this CA (PEM).
+        #[arg(long, value_name = "FILE")]
+        tls_ca: Option<PathBuf>,
+        /// The node's name [default: the host name].
+        #[arg(long)]
+        name: Option<String>,
+        /// The fleet's organisation.
+        #[arg(long, default_value = "local")]
+        org: String,
+        /// A label selectors match, e.g. role=web (repeatable).
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// Also fan out this organisation's requests from here.
+        #[arg(long)]
+        controller: bool,
+    },
+    /// Stop being a node: removes `<data dir>/fleet.toml` (the daemon stops taking plans when
+    /// it restarts).
+    Leave,
+}
+
+/// `kernos fleet …`
+#[derive(Debug, Subcommand)]
+pub enum FleetCmd {
+    /// The nodes: state, last seen, labels, what they are.
+    Nodes,
 }

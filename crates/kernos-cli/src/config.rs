@@ -31,6 +31,9 @@ pub struct Config {
     pub journal: kernos_tlog_journal::JournalConfig,
     /// This daemon as a witness for other logs: `[witness]`, `[[witness.logs]]`.
     pub witness: kernos_tlog_journal::WitnessConfig,
+    /// The fleet (`[fleet]`): the NATS broker, and whether `kernos serve` is a node, a
+    /// controller or both. `kernos node join` writes `<data dir>/fleet.toml`, which wins.
+    pub fleet: Option<kernos_server::FleetConfig>,
     /// Named overlays: `[profile.prod.server]` and the like, merged over the rest of the file
     /// when `--profile prod` (or `KERNOS_PROFILE=prod`) selects them. Only the file has them;
     /// a loaded config has its profile merged in already, so they are not shown again.

@@ -47,6 +47,7 @@ pub fn daemon_options(app: &App) -> kernos_server::DaemonOptions {
             journal: app.config.journal.clone(),
             witness: app.config.witness.clone(),
         },
+        fleet: crate::fleet_cmd::membership(&app.data_dir).or_else(|| app.config.fleet.clone()),
         live: Some(kernos_server::reload::LiveSource {
             loader: {
                 let (data_dir, registry) = (app.data_dir.clone(), app.registry());
@@ -251,6 +252,8 @@ struct Seen {
     finished: Option<Value>,
     approved_up_to: Option<Risk>,
     suggestions: Vec<kernos_planner::Suggestion>,
+    /// Each fleet node's result (`fleet.node.finished`), in the order they came.
+    nodes: Vec<Value>,
 }
 
 /// Submits `ask` to the daemon and follows its events until `action.finished`; what happened
@@ -276,6 +279,24 @@ pub fn submit(
         "auto_approve": app.opts.approval.yes,
         "context": conversation,
     });
+    let fleet = &app.opts.fleet;
+    if let Some(on) = &fleet.on {
+        body["on"] = json!(on);
+        let mut rollout = json!({});
+        if let Some(b) = fleet.batch {
+            rollout["batch"] = json!(b);
+        }
+        if let Some(m) = fleet.max_failures {
+            rollout["max_failures"] = json!(m);
+        }
+        if let Some(t) = fleet.node_timeout {
+            rollout["node_timeout_s"] = json!(t.as_secs().max(1));
+        }
+        if let Some(d) = fleet.deadline {
+            rollout["deadline_s"] = json!(d.as_secs().max(1));
+        }
+        body["rollout"] = rollout;
+    }
     match ask {
         Ask::Text(t) => body["request"] = json!(t),
         Ask::Plan(p) => body["plan"] = json!(p),
@@ -373,6 +394,14 @@ pub fn submit(
                 seen.finished = Some(p.clone());
                 break;
             }
+            k if k.starts_with("fleet.node.") => {
+                if !json_mode {
+                    crate::fleet_cmd::print_progress(k, p, style);
+                }
+                if k == "fleet.node.finished" {
+                    seen.nodes.push(p.clone());
+                }
+            }
             _ => {}
         }
     }
@@ -456,7 +485,19 @@ fn to_handled(seen: Seen, fin: &Value) -> anyhow::Result<Handled> {
         serde_json::from_value(fin["status"].clone()).unwrap_or(ActionStatus::Error);
     let error = fin["error"].as_str().unwrap_or(status.as_str()).to_owned();
     let tx: Option<TxId> = fin["tx"].as_str().and_then(|t| t.parse().ok());
-    let outcome = if let Ok(undo) = serde_json::from_value::<UndoReport>(fin["undo"].clone()) {
+    let outcome = if let (Some(r), Some(tx)) = (fin.get("remote"), tx) {
+        ActionOutcome::Remote(kernos_engine::RemoteOutcome {
+            tx,
+            undo: status == ActionStatus::Undone,
+            report: kernos_engine::RemoteReport {
+                total: r["total"].as_u64().unwrap_or(0) as usize,
+                ok: r["ok"].as_u64().unwrap_or(0) as usize,
+                summary: r["summary"].as_str().unwrap_or("").to_owned(),
+                results: Value::Array(seen.nodes.clone()),
+                changed: Vec::new(),
+            },
+        })
+    } else if let Ok(undo) = serde_json::from_value::<UndoReport>(fin["undo"].clone()) {
         ActionOutcome::Undone(undo)
     } else {
         match (status, tx, &seen.plan) {

@@ -11,6 +11,7 @@ mod config_cmd;
 mod daemon_client;
 mod daemon_cmd;
 mod doctor;
+mod fleet_cmd;
 mod front;
 mod journal_cmd;
 mod lease_cmd;
@@ -262,6 +263,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } => agents_cmd::run(&app, cmd),
                 Command::Schedule(cmd) => schedule_cmd::run(&app, cmd),
                 Command::Watch { all } => watch_cmd::run(&app, all),
+                Command::Node(cmd) => fleet_cmd::node(&app, cmd),
+                Command::Fleet(cmd) => fleet_cmd::fleet(&app, cmd),
                 Command::Agents { state } => agents_cmd::run(&app, cli::AgentCmd::List { state }),
                 Command::Agent { goal, .. } => {
                     let cancel = CancelToken::new();

@@ -107,6 +107,8 @@ pub fn handle_embedded(
         dry_run,
         plan_options: app.plan_options(),
         submitted: Some(submitted),
+        // The embedded engine reaches no fleet: fan-out goes through the daemon.
+        remote: None,
     };
     let handled = engine.handle(request, &s, &mut CliApprover::new(app));
     observer.finish();
@@ -124,6 +126,10 @@ pub fn handle(
 ) -> anyhow::Result<Handled> {
     if crate::daemon_client::available(&app.data_dir) {
         crate::daemon_cmd::submit(app, ask, conversation, cancel)
+    } else if app.opts.fleet.on.is_some() {
+        anyhow::bail!(
+            "--on fans the request out to fleet nodes through the daemon: start `kernos serve` with [fleet] controller = true"
+        )
     } else {
         handle_embedded(app, ask, conversation, cancel)
     }
@@ -254,6 +260,18 @@ pub fn render(app: &App, h: &Handled) -> anyhow::Result<ExitCode> {
                 eprintln!("kernos: {reason}");
             }
             fail(reason)
+        }
+        ActionOutcome::Remote(r) => {
+            if json {
+                render::json_line(&json!({"plan": plan, "tx": r.tx, "fleet": r.report}))?;
+            } else {
+                crate::fleet_cmd::print_summary(r, style);
+            }
+            Ok(if r.report.all_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         ActionOutcome::Ended { status, error } => {
             if !json {

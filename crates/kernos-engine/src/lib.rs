@@ -21,6 +21,7 @@ mod lease;
 mod outcome;
 mod path;
 pub mod payload;
+mod remote;
 mod run;
 mod store;
 mod trash;
@@ -44,6 +45,7 @@ pub use error::{EngineError, Result};
 pub use lease::LEASE_INACTIVE;
 pub use outcome::{ActionOutcome, ActionStatus};
 pub use path::{Ask, Handled, Request, Review, Verdict};
+pub use remote::{Remote, RemoteChange, RemoteOutcome, RemoteReport, RemoteRun, RemoteWork};
 pub use store::{EventStore, JournalStore, Unrecorded, held, stored};
 pub use trash::{PurgedItem, TRASH_EMPTIED, TrashEntry, TrashPurge};
 pub use undo::{UndoItem, UndoPlan, UndoReport};
@@ -598,7 +600,9 @@ impl Engine {
         let fin: Option<payload::TxFinished> =
             finished.and_then(|e| serde_json::from_value(e.payload.clone()).ok());
         let undone = events.iter().any(|e| e.kind == kind::TX_UNDONE);
-        let records = events.iter().any(|e| e.kind == kind::STEP_UNDO_RECORDED);
+        // A fleet transaction records its nodes' changes in `tx.finished` (undo_records).
+        let records = events.iter().any(|e| e.kind == kind::STEP_UNDO_RECORDED)
+            || fin.as_ref().is_some_and(|f| f.undo_records > 0);
         Ok(TxSummary {
             tx,
             action: started.action,

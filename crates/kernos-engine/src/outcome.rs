@@ -136,6 +136,8 @@ pub enum ActionOutcome {
         /// Why.
         reason: String,
     },
+    /// The plan ran on other machines (or their changes were undone there).
+    Remote(crate::RemoteOutcome),
     /// Ended before anything ran, for a reason decided outside the path (nothing to undo,
     /// cancelled before it started, the daemon shut down, Kernos failed).
     Ended {
@@ -161,6 +163,9 @@ impl ActionOutcome {
             ActionOutcome::Undone(r) if r.complete() => ActionStatus::Undone,
             ActionOutcome::Undone(_) => ActionStatus::Failed,
             ActionOutcome::Ended { status, .. } => *status,
+            ActionOutcome::Remote(r) if !r.report.all_ok() => ActionStatus::Failed,
+            ActionOutcome::Remote(r) if r.undo => ActionStatus::Undone,
+            ActionOutcome::Remote(_) => ActionStatus::Committed,
         }
     }
 
@@ -199,6 +204,23 @@ impl ActionOutcome {
             }
             ActionOutcome::Undone(r) => {
                 json!({"status": status, "tx": r.tx, "undo": r, "units": 0.0})
+            }
+            ActionOutcome::Remote(r) => {
+                let mut v = json!({
+                    "status": status,
+                    "tx": r.tx,
+                    "undoable": !r.undo && !r.report.changed.is_empty(),
+                    "units": 0.0,
+                    "steps_run": 0,
+                    "remote": {"total": r.report.total, "ok": r.report.ok, "summary": r.report.summary},
+                });
+                if let (false, Value::Object(m)) = (r.report.all_ok(), &mut v) {
+                    m.insert(
+                        "error".into(),
+                        json!(format!("not every node did it: {}", r.report.summary)),
+                    );
+                }
+                v
             }
             ActionOutcome::UndoDeclined { tx, reason } => {
                 json!({"status": status, "error": reason, "tx": tx, "units": 0.0})

@@ -54,6 +54,9 @@ pub struct Request {
     /// The `action.submitted` record, for front ends that have not journaled the submission
     /// themselves (the daemon does so before queueing); the engine writes it first.
     pub submitted: Option<ActionSubmitted>,
+    /// Run the plan on other machines (the fleet) instead of this one; also how the undo of
+    /// such a transaction reaches them. Everything up to the run stays here.
+    pub remote: Option<std::sync::Arc<dyn crate::Remote>>,
 }
 
 impl Request {
@@ -65,6 +68,7 @@ impl Request {
             dry_run: false,
             plan_options: PlanOptions::default(),
             submitted: None,
+            remote: None,
         }
     }
 }
@@ -81,7 +85,7 @@ pub struct Handled {
 }
 
 impl Handled {
-    fn of(outcome: ActionOutcome) -> Self {
+    pub(crate) fn of(outcome: ActionOutcome) -> Self {
         Handled {
             outcome,
             plan: None,
@@ -89,7 +93,7 @@ impl Handled {
         }
     }
 
-    fn with(outcome: ActionOutcome, plan: Plan, preview: Option<Preview>) -> Self {
+    pub(crate) fn with(outcome: ActionOutcome, plan: Plan, preview: Option<Preview>) -> Self {
         Handled {
             outcome,
             plan: Some(plan),
@@ -134,7 +138,27 @@ impl std::fmt::Debug for Review<'_, '_> {
     }
 }
 
-impl Review<'_, '_> {
+impl<'e, 's> Review<'e, 's> {
+    /// A review of `plan` as previewed.
+    pub(crate) fn new(
+        engine: &'e Engine,
+        session: &'e Session<'s>,
+        plan: Plan,
+        preview: Preview,
+    ) -> Self {
+        Review {
+            engine,
+            session,
+            plan,
+            preview,
+        }
+    }
+
+    /// The plan and preview as they stand after the review.
+    pub(crate) fn into_parts(self) -> (Plan, Preview) {
+        (self.plan, self.preview)
+    }
+
     /// The plan under review.
     pub fn plan(&self) -> &Plan {
         &self.plan
@@ -278,25 +302,32 @@ impl Engine {
             dry_run,
             plan_options,
             submitted,
+            remote,
         } = req;
         if let Some(sub) = submitted {
             self.append_action(s, kind::ACTION_SUBMITTED, sub)?;
         }
         let plan = match ask {
             Ask::Plan(plan) => plan,
-            Ask::Undo(target) => return self.handle_undo(target, dry_run, s, approver),
+            Ask::Undo(target) => {
+                return self.handle_undo(target, dry_run, s, approver, remote.as_deref());
+            }
             Ask::Text(text) => {
                 let last_tx = context.as_ref().and_then(|c| c.last_tx.clone());
                 match self.plan_text(&text, context, &plan_options, s)? {
                     Planning::Plan(plan) => plan,
                     Planning::Undo(target) => {
-                        return self.handle_undo(target.or(last_tx), dry_run, s, approver);
+                        let target = target.or(last_tx);
+                        return self.handle_undo(target, dry_run, s, approver, remote.as_deref());
                     }
                     Planning::NotUnderstood(outcome) => return Ok(Handled::of(outcome)),
                 }
             }
         };
-        self.handle_plan(plan, dry_run, s, approver)
+        match remote {
+            Some(r) => self.handle_remote(plan, dry_run, s, approver, r.as_ref()),
+            None => self.handle_plan(plan, dry_run, s, approver),
+        }
     }
 
     /// Plans a text request through the planner cascade and journals what it did: model
@@ -429,6 +460,7 @@ impl Engine {
         dry_run: bool,
         s: &Session<'_>,
         approver: &mut dyn Approver,
+        remote: Option<&dyn crate::Remote>,
     ) -> Result<Handled> {
         self.store.release()?;
         if let Some(why) = self.refused_unrecorded() {
@@ -452,6 +484,9 @@ impl Engine {
                 "nothing to undo: no transaction of this organisation that changed something is left undone (see `kernos history`)".into(),
             ));
         };
+        if let Some(changes) = self.remote_changes(tx)? {
+            return self.undo_remote(tx, changes, dry_run, s, approver, remote);
+        }
         let plan = match self.undo_plan(tx) {
             Ok(p) => p,
             Err(e) => return Ok(failed(e.to_string())),
@@ -580,7 +615,7 @@ impl Engine {
     }
 
     /// The refusal of a change (or undo) by an engine that cannot journal it.
-    fn refused_unrecorded(&self) -> Option<ActionOutcome> {
+    pub(crate) fn refused_unrecorded(&self) -> Option<ActionOutcome> {
         self.unrecorded.as_ref().map(|why| ActionOutcome::Ended {
             status: ActionStatus::Failed,
             error: format!(
@@ -590,7 +625,7 @@ impl Engine {
     }
 
     /// Journals `action.previewed` and shows the preview to the observer.
-    fn previewed(&self, s: &Session<'_>, plan: &Plan, preview: &Preview) -> Result<()> {
+    pub(crate) fn previewed(&self, s: &Session<'_>, plan: &Plan, preview: &Preview) -> Result<()> {
         self.append_action(
             s,
             kind::ACTION_PREVIEWED,

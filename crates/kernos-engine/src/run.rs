@@ -167,7 +167,7 @@ impl Engine {
         Ok(store)
     }
 
-    fn action_of(&self, step: &Step) -> Result<&dyn DynAction> {
+    pub(crate) fn action_of(&self, step: &Step) -> Result<&dyn DynAction> {
         self.registry.get(&step.tool, &step.action).ok_or_else(|| {
             crate::EngineError::Invalid(vec![kernos_core::PlanIssue {
                 pointer: "/steps".into(),
@@ -176,7 +176,7 @@ impl Engine {
         })
     }
 
-    fn assess(
+    pub(crate) fn assess(
         &self,
         plan: &Plan,
         action: &dyn DynAction,
@@ -338,7 +338,7 @@ impl Engine {
     /// Effects of a step whose input is another step's output not yet known: each referenced
     /// input counts as everything under the source step's search root (an upper bound), plus
     /// the effects of the step's own literal arguments.
-    fn scope_effects(
+    pub(crate) fn scope_effects(
         &self,
         plan: &Plan,
         step: &Step,

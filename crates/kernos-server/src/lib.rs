@@ -29,6 +29,7 @@ mod daily;
 pub mod dashboard;
 mod error;
 mod extract;
+mod fleet;
 mod hub;
 mod idempotency;
 pub mod leases;
@@ -70,6 +71,7 @@ pub use agents::{AGENT_SNAPSHOT, AGENT_SPAWNED, AGENT_STATE};
 pub use auth::{Access, KeyInfo, KeyTable, NewKey, Perm, Principal, Role, generate_key, hash_key};
 pub use config::ServerConfig;
 pub use error::{ApiError, PROBLEM_JSON, Problem};
+pub use fleet::FleetConfig;
 pub use hub::{DaemonStore, Hub, Published};
 pub use listen::{Peer, SOCKET_FILE, ServeOptions, daemon_running, serve};
 pub use mcp::serve_stdio;
@@ -136,6 +138,8 @@ pub struct DaemonOptions {
     /// The journal as a transparency log: `[journal]` (checkpoints, the witness to push to)
     /// and `[witness]` (the logs this daemon witnesses).
     pub log: LogOptions,
+    /// `[fleet]`: the broker, and whether this daemon is a node, a controller or both.
+    pub fleet: Option<FleetConfig>,
     /// Where a new config comes from on SIGHUP (`kernos config edit` sends one), and the whole
     /// config this one was loaded with (to say what a reload changed); `None`: no live reload.
     pub live: Option<reload::LiveSource>,
@@ -208,6 +212,8 @@ pub struct State {
     pub(crate) mcp: mcp::Offered,
     /// The streamable HTTP transport behind `/mcp`.
     pub(crate) mcp_http: mcp::Http,
+    /// The fleet: node agent, controller (`[fleet]`).
+    pub(crate) fleet: fleet::Fleet,
 }
 
 impl std::fmt::Debug for State {
@@ -287,6 +293,9 @@ impl Daemon {
     /// starts the workers.
     pub fn start(opts: DaemonOptions) -> Result<Daemon, ServerError> {
         opts.config.validate().map_err(ServerError::Config)?;
+        if let Some(f) = &opts.fleet {
+            f.validate().map_err(ServerError::Config)?;
+        }
         scope::check_roots(&opts.config.scopes, &opts.data_dir).map_err(ServerError::Config)?;
         refuse_shared_data_dir(&opts.data_dir)?;
         let cfg = opts.config.clone();
@@ -388,6 +397,10 @@ impl Daemon {
             openapi: openapi::openapi(),
             mcp: mcp::Offered::new(&opts.registry, &cfg.mcp),
             mcp_http: mcp::Http::new(),
+            fleet: fleet::Fleet::new(opts.fleet.clone()).map_err(|e| ServerError::Io {
+                what: "cannot start the fleet's runtime".into(),
+                source: e,
+            })?,
         });
 
         // Keep the read models current from every published event. A weak reference: the
@@ -426,6 +439,7 @@ impl Daemon {
             what: "cannot start the monitors".into(),
             source: e,
         })?;
+        fleet::start(&state);
 
         let log_threads = tlog::start(&state).map_err(|e| ServerError::Io {
             what: "cannot start the transparency log's threads".into(),
@@ -473,6 +487,7 @@ impl Daemon {
         st.shutting_down.store(true, Ordering::Release);
         let _ = st.shutdown_tx.send(true);
         monitors::stop(&st);
+        st.fleet.stop();
         let queued = st.sched.close();
         worker::abort_queued(&st, &queued);
         if let Ok(r) = st.running.lock() {

@@ -449,6 +449,7 @@ fn remediate(st: &Arc<State>, name: &str, actor: Actor, p: Proposal) {
         monitor: Some(name.to_owned()),
         lease,
         max_risk,
+        fleet: None,
     };
     let queued = tokio::runtime::Builder::new_current_thread()
         .enable_all()

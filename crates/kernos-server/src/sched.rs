@@ -38,6 +38,18 @@ pub(crate) struct Job {
     pub(crate) lease: Option<String>,
     /// The highest risk the lease may approve for these steps, if lower than its own.
     pub(crate) max_risk: Option<kernos_core::Risk>,
+    /// A plan a fleet controller sent this node: approved at home up to a risk.
+    pub(crate) fleet: Option<FleetGrant>,
+}
+
+/// What home approved for a plan it fanned out to this node. Steps policy asks about are
+/// approved up to `risk` (home's approval, capped by this node's `max_risk`) and declined
+/// above it at once: a node never waits for a person of its own. Denials stand.
+#[derive(Debug, Clone)]
+pub(crate) struct FleetGrant {
+    pub(crate) risk: kernos_core::Risk,
+    pub(crate) by: String,
+    pub(crate) fanout: String,
 }
 
 /// One organisation's share of the scheduler.

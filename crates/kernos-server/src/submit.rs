@@ -47,6 +47,7 @@ pub(crate) async fn submit_checked(
         "cwd": req.cwd,
         "dry_run": req.dry_run,
         "auto_approve": req.auto_approve,
+        "on": req.on,
         "role": p.role,
         "source": p.source,
         "idempotency_key": idem.as_ref().map(|k| k.key.as_str()),
@@ -61,6 +62,7 @@ pub(crate) async fn submit_checked(
         monitor: None,
         lease: None,
         max_risk: None,
+        fleet: None,
     };
     enqueue(st, job, payload).await
 }
@@ -96,6 +98,14 @@ pub(crate) fn check_submission(req: &SubmitRequest) -> ApiResult<()> {
             ));
         }
         _ => {}
+    }
+    if let Some(on) = &req.on {
+        if req.undo.is_some() {
+            return Err(ApiError::unprocessable(
+                "`undo` of a fanned-out transaction goes to its nodes by itself: drop `on`",
+            ));
+        }
+        kernos_fleet::Selector::parse(on).map_err(|e| ApiError::unprocessable(e.to_string()))?;
     }
     if let Some(c) = &req.cwd {
         if !c.starts_with('/') || c.contains('\0') {

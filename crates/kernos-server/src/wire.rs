@@ -42,6 +42,15 @@ pub struct SubmitRequest {
     /// and was not undone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undo: Option<String>,
+    /// Run it on the fleet's nodes this selects instead of here: `all`, `role=web`,
+    /// `name=web-*`, `disk./var>90%` (terms joined by `,` must all hold). Planned, judged by
+    /// policy and approved here once; each node checks it again with its own policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+    /// How a fan-out rolls out (with `on`): batch size, failures before it stops, per-node
+    /// timeout, how long an offline node may still run it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<kernos_fleet::Rollout>,
 }
 
 /// 202 answer to a submission.
@@ -889,4 +898,27 @@ pub struct WitnessCosigned {
     /// C2SP tlog-cosignature lines (`— <witness> <base64>`): Ed25519 `cosignature/v1`, then
     /// ML-DSA-44.
     pub cosignatures: Vec<String>,
+}
+
+/// GET /v1/fleet/nodes.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct FleetNodes {
+    /// Whether this daemon controls your organisation's fleet.
+    pub controlled: bool,
+    /// Whether it is connected to the broker now.
+    pub connected: bool,
+    /// The nodes, by name.
+    pub nodes: Vec<FleetNode>,
+}
+
+/// One node as GET /v1/fleet/nodes shows it.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct FleetNode {
+    /// What it announced.
+    #[serde(flatten)]
+    pub info: kernos_fleet::NodeInfo,
+    /// `up`, `unreachable` (three heartbeats missed) or `left`.
+    pub status: kernos_fleet::NodeStatus,
+    /// Memory in use, percent.
+    pub memory_used_pct: f64,
 }

@@ -165,7 +165,17 @@ fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) -> bool {
         plan_options: kernos_planner::llm::PlanOptions::default(),
         // Journaled by the API handler before the job was queued.
         submitted: None,
+        remote: fleet_remote(st, job),
     };
+    if job.req.on.is_some() && request.remote.is_none() {
+        finish(
+            st,
+            job,
+            ActionStatus::Invalid,
+            "`on` names fleet nodes, but this daemon fans out no fleet for the organisation (see [fleet] controller)",
+        );
+        return true;
+    }
     let quiet = Quiet;
     let s = session(st, job, cancel, &quiet);
     let mut approver = ApiApprover {
@@ -179,11 +189,34 @@ fn run_job(st: &Arc<State>, job: &Job, cancel: &CancelToken) -> bool {
         grantee: grantee(job),
         lease: job.lease.clone(),
         max_risk: job.max_risk,
+        fleet: job.fleet.clone(),
     };
     if let Err(e) = st.engine.handle(request, &s, &mut approver) {
         tracing::error!(action = %job.action, "the action ended with an error: {e}");
     }
     approver.holds_slot
+}
+
+/// Where a job runs when it is for the fleet: the nodes `on` selects (checked at submission),
+/// or, for an undo, the nodes a fanned-out transaction changed. `None`: here.
+fn fleet_remote(st: &Arc<State>, job: &Job) -> Option<Arc<dyn kernos_engine::Remote>> {
+    let org = &job.principal.org;
+    if !st.fleet.controls(org) {
+        return None;
+    }
+    let selector = match &job.req.on {
+        Some(s) => Some(kernos_fleet::Selector::parse(s).ok()?),
+        None if job.req.undo.is_some() => None,
+        None => return None,
+    };
+    Some(Arc::new(crate::fleet::FleetRemote {
+        st: st.clone(),
+        org: org.clone(),
+        selector,
+        rollout: job.req.rollout.clone().unwrap_or_default(),
+        fanout: job.action.to_string(),
+        actor: job.principal.actor.0.clone(),
+    }))
 }
 
 /// Whom a job's steps act for, as leases name grantees: the agent whose step it is, else the
@@ -239,11 +272,26 @@ struct ApiApprover {
     lease: Option<String>,
     /// The highest risk the lease may approve for this run, if lower than its own.
     max_risk: Option<kernos_core::Risk>,
+    /// A plan fanned out to this node: approved at home up to a risk, never queued here.
+    fleet: Option<crate::sched::FleetGrant>,
 }
 
 impl Approver for ApiApprover {
     fn approve(&mut self, req: &ApprovalRequest<'_>) -> Approval {
         let risk = req.assessment.risk;
+        if let Some(g) = &self.fleet {
+            return if risk <= g.risk {
+                Approval::Approve(format!(
+                    "approved at home for fan-out {}: {}",
+                    g.fanout, g.by
+                ))
+            } else {
+                Approval::Decline(format!(
+                    "{risk} risk is above what this node runs from the fleet ({}: what home approved, capped by this node's [fleet] max_risk)",
+                    g.risk
+                ))
+            };
+        }
         // A standing "yes" never covers a plan made after reading untrusted text.
         if self.auto
             && !req.untrusted

@@ -89,7 +89,7 @@ impl Daemon {
         self.child.as_ref().unwrap().id() as i32
     }
 
-    fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
+    pub(crate) fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.pid(), sig) };
         let mut c = self.child.take().unwrap();

@@ -8,6 +8,7 @@ mod daemon;
 mod dashboard;
 mod dashboard_views;
 mod fake_llm;
+mod fleet;
 mod journal;
 mod lifetime;
 mod llm;

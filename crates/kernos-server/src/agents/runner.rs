@@ -382,6 +382,7 @@ impl<'a> Runner<'a> {
                 monitor: None,
                 lease: None,
                 max_risk: None,
+                fleet: None,
             };
             match self
                 .rt

@@ -18,10 +18,10 @@
 
 mod call;
 mod catalog;
-mod follow;
+pub(crate) mod follow;
 mod handler;
 mod http;
-mod outcome;
+pub(crate) mod outcome;
 mod resources;
 mod stdio;
 

@@ -31,6 +31,12 @@ pub(super) async fn submit(
     Body(req): Body<SubmitRequest>,
 ) -> ApiResult<Response> {
     check_submission(&req)?;
+    if req.on.is_some() && !st.fleet.controls(&p.org) {
+        return Err(crate::error::ApiError::unprocessable(format!(
+            "`on` names fleet nodes, but this daemon fans out no fleet for organisation {} ([fleet] org and controller = true)",
+            p.org
+        )));
+    }
     let idem = idempotency::from_headers(&headers, &p)?;
     let hash = idempotency::body_hash(&req);
     let action = ActionId::generate();

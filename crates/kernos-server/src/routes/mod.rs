@@ -7,6 +7,7 @@ mod agents;
 mod approvals;
 mod audit;
 mod events;
+mod fleet;
 mod journal;
 mod keys;
 mod leases;

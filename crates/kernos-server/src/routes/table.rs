@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::route::{Content, Param, Reply, RequestBody, Route, Schema, Verb};
 use super::{
-    actions, agents, approvals, audit, events, journal, keys, leases, log, monitors, schedules,
-    session, system, tools, transactions, usage,
+    actions, agents, approvals, audit, events, fleet, journal, keys, leases, log, monitors,
+    schedules, session, system, tools, transactions, usage,
 };
 use crate::auth::{Access, KeyInfo, Perm};
 use crate::monitors::MonitorStatus;
@@ -23,10 +23,10 @@ use crate::wire::{
     ConsistencyParams, InclusionParams, LogCheckpoint, LogConsistency, LogInclusion, LogKeyRotate,
     LogKeys, WitnessCosigned, WitnessRequest,
 };
+use crate::wire::{FleetNodes, LeaseGrant, LeaseListParams, LeaseRenew, LeaseView};
 use crate::wire::{
     JournalPage, JournalParams, JournalVerify, UsageDaily, UsageDailyParams, VerifyParams,
 };
-use crate::wire::{LeaseGrant, LeaseListParams, LeaseRenew, LeaseView};
 use crate::wire::{ScheduleCreate, ScheduleRun, ScheduleView};
 use crate::wire::{SessionView, SignIn};
 
@@ -446,6 +446,21 @@ pub static ROUTES: &[Route] = &[
             content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<Health>)),
         },
         handler: |m| on(m, system::readyz),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/fleet/nodes",
+        access: Access::Perm(Perm::Read),
+        summary: "List fleet nodes",
+        description: "The nodes of your organisation's fleet as they announced themselves on the broker (state, last seen, labels, inventory), when this daemon controls it; otherwise an empty list with `controlled: false`. Needs viewer.",
+        params: &[],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "OK",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<FleetNodes>)),
+        },
+        handler: |m| on(m, fleet::nodes),
     },
     Route {
         verb: Verb::Get,

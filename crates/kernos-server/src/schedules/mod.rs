@@ -277,6 +277,7 @@ fn submit(
         monitor: None,
         lease: None,
         max_risk: None,
+        fleet: None,
     };
     rt.block_on(crate::submit::enqueue(st, job, payload))
         .map_err(|e| e.detail)

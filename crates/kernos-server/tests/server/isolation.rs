@@ -102,6 +102,7 @@ async fn a_second_org_sees_nothing_of_the_first() {
             "/v1/state/journal",
             "/v1/state/journal?kind=action.&limit=1000",
             "/v1/state/journal/verify",
+            "/v1/fleet/nodes",
             "/v1/log/checkpoint",
             "/v1/log/checkpoints",
             "/v1/log/keys",
