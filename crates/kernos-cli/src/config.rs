@@ -211,6 +211,23 @@ pub const TEMPLATE: &str = r#"# Kernos configuration. Every setting can also be 
 # [[witness.logs]]
 # origin = "other.example/kernos/journal"
 # vkeys = ["other.example/kernos/journal+…", "other.example/kernos/journal+…"]  # Ed25519 and ML-DSA-44
+
+# The fleet over NATS JetStream (README "Fleet"). `kernos node join` writes the node's part to
+# <data dir>/fleet.toml instead.
+#
+# [fleet]
+# url = "nats://broker.example:4222"          # or tls://…
+# nkey = "/etc/kernos/fleet.nk"               # a user NKEY seed (or creds = "….creds" for JWT auth)
+# tls_ca = "/etc/kernos/nats-ca.pem"          # require TLS to the broker, trusting this CA
+# org = "local"                               # the fleet's organisation (subjects, who may fan out)
+# controller = true                           # fan out this organisation's `--on` requests
+# node = "web-1"                              # join as this node (omit: not a node)
+# labels = { role = "web" }                   # what selectors match
+# heartbeat_s = 5
+# max_risk = "high"                           # the most this node runs from the fleet
+# cwd = "/srv"                                # where fanned-out plans run (default: the home)
+# services = ["nginx"]                        # report whether these run
+# packages = ["nginx"]                        # report their installed versions
 "#;
 
 /// The whole template: the sections above plus the daemon's.

@@ -90,8 +90,18 @@ pub fn node(app: &App, cmd: NodeCmd) -> anyhow::Result<ExitCode> {
                 cwd: None,
             };
             cfg.validate().map_err(anyhow::Error::msg)?;
-            std::fs::create_dir_all(&app.data_dir)?;
-            let text = toml::to_string(&json!({ "fleet": cfg }))?;
+            // Private, as the daemon requires of its data directory.
+            std::os::unix::fs::DirBuilderExt::mode(
+                std::fs::DirBuilder::new().recursive(true),
+                0o700,
+            )
+            .create(&app.data_dir)
+            .with_context(|| format!("cannot create {}", app.data_dir.display()))?;
+            #[derive(serde::Serialize)]
+            struct File<'a> {
+                fleet: &'a FleetConfig,
+            }
+            let text = toml::to_string(&File { fleet: &cfg })?;
             std::fs::write(&file, text)
                 .with_context(|| format!("cannot write {}", file.display()))?;
             let running = client::available(&app.data_dir);
@@ -107,10 +117,20 @@ pub fn node(app: &App, cmd: NodeCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         NodeCmd::Leave => {
-            if std::fs::remove_file(&file).is_err() {
+            let Some(cfg) = membership(&app.data_dir) else {
                 bail!("this machine is not a node (no {})", file.display());
+            };
+            if client::available(&app.data_dir) {
+                bail!(
+                    "stop `kernos serve` first: while it runs it announces the node and takes its plans"
+                );
             }
-            println!("left the fleet; a running daemon stops taking plans when it restarts");
+            kernos_server::fleet_leave(&cfg).with_context(|| {
+                format!("cannot tell the broker at {} that this node left", cfg.url)
+            })?;
+            std::fs::remove_file(&file)
+                .with_context(|| format!("cannot remove {}", file.display()))?;
+            println!("node {} left the fleet", cfg.node.as_deref().unwrap_or("?"));
             Ok(ExitCode::SUCCESS)
         }
     }

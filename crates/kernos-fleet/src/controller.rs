@@ -98,11 +98,8 @@ impl Controller {
         let mut out = Vec::new();
         while let Some(k) = keys.next().await {
             let Ok(k) = k else { continue };
-            if let Ok(Some(v)) = kv.get(&k).await {
-                match serde_json::from_slice::<NodeInfo>(&v) {
-                    Ok(info) => out.push(info),
-                    Err(e) => tracing::warn!(node = %k, "unreadable inventory entry: {e}"),
-                }
+            if let Ok(Some(info)) = entry(&kv, &k).await {
+                out.push(info);
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -305,14 +302,10 @@ impl Controller {
     /// cannot be asked, which says nothing about the node.
     async fn status(&self, node: &str) -> Option<NodeStatus> {
         let kv = self.broker.nodes().await.ok()?;
-        match kv.get(node).await {
-            Ok(Some(v)) => Some(
-                serde_json::from_slice::<NodeInfo>(&v)
-                    .map(|i| i.status(now_ms()))
-                    .unwrap_or(NodeStatus::Unreachable),
-            ),
+        match entry(&kv, node).await {
+            Ok(Some(info)) => Some(info.status(now_ms())),
             Ok(None) => Some(NodeStatus::Unreachable),
-            Err(_) => None,
+            Err(()) => None,
         }
     }
 
@@ -325,6 +318,28 @@ impl Controller {
                 body,
             )
             .await
+    }
+}
+
+/// A node's inventory entry, its `last_seen_ms` being when the broker stored it: a beat the
+/// node made while cut off and its client delivered on reconnecting is a beat now, and the
+/// nodes' clocks do not matter. `Err` when the broker cannot be asked.
+async fn entry(kv: &async_nats::jetstream::kv::Store, node: &str) -> Result<Option<NodeInfo>, ()> {
+    let Some(e) = kv.entry(node).await.map_err(|_| ())? else {
+        return Ok(None);
+    };
+    if e.value.is_empty() {
+        return Ok(None);
+    }
+    match serde_json::from_slice::<NodeInfo>(&e.value) {
+        Ok(mut info) => {
+            info.last_seen_ms = (e.created.unix_timestamp_nanos() / 1_000_000) as i64;
+            Ok(Some(info))
+        }
+        Err(err) => {
+            tracing::warn!(node = %node, "unreadable inventory entry: {err}");
+            Ok(None)
+        }
     }
 }
 

@@ -113,6 +113,17 @@ impl Node {
         Ok(())
     }
 
+    /// Marks node `name` left without running it (`kernos node leave` with no daemon up):
+    /// its inventory entry says `left`, so selectors skip it, and its consumer is removed.
+    pub async fn leave_offline(broker: Broker, cfg: NodeConfig) -> Result<()> {
+        let node = Node {
+            broker,
+            cfg,
+            started_ms: now_ms(),
+        };
+        node.leave().await
+    }
+
     /// Leaves: marks itself left (selectors skip it) and removes its consumer. Plans still
     /// queued for it stay on the broker until it joins again or they expire.
     pub async fn leave(&self) -> Result<()> {

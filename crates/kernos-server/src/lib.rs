@@ -71,7 +71,7 @@ pub use agents::{AGENT_SNAPSHOT, AGENT_SPAWNED, AGENT_STATE};
 pub use auth::{Access, KeyInfo, KeyTable, NewKey, Perm, Principal, Role, generate_key, hash_key};
 pub use config::ServerConfig;
 pub use error::{ApiError, PROBLEM_JSON, Problem};
-pub use fleet::FleetConfig;
+pub use fleet::{FleetConfig, leave as fleet_leave};
 pub use hub::{DaemonStore, Hub, Published};
 pub use listen::{Peer, SOCKET_FILE, ServeOptions, daemon_running, serve};
 pub use mcp::serve_stdio;

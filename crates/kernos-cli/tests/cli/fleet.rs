@@ -71,6 +71,11 @@ struct Broker {
 
 impl Broker {
     fn start(root: &Path, accounts: &[(&str, Vec<&User>)]) -> Broker {
+        Broker::start_with(root, accounts, "")
+    }
+
+    /// With more server settings (`tls { … }`).
+    fn start_with(root: &Path, accounts: &[(&str, Vec<&User>)], more: &str) -> Broker {
         let store = root.join("jetstream");
         let mut acc = String::new();
         for (name, users) in accounts {
@@ -88,7 +93,7 @@ impl Broker {
         std::fs::write(
             &conf,
             format!(
-                "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\naccounts {{\n{acc}}}\n",
+                "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\naccounts {{\n{acc}}}\n{more}\n",
                 store.display()
             ),
         )
@@ -517,7 +522,7 @@ fn a_partitioned_node_catches_up_when_the_network_heals() {
         .collect();
     let broker = Broker::start(root.path(), &[("LOCAL", users.iter().collect())]);
     let cable = Cable::to(broker.port);
-    let near = Machine::node(&broker.url(), &users[1], "near", "role = \"web\"");
+    let _near = Machine::node(&broker.url(), &users[1], "near", "role = \"web\"");
     let far = Machine::node(&cable.url(), &users[2], "far", "role = \"web\"");
     let home = Machine::home(&broker.url(), &users[0]);
     wait_for_nodes(&home, 2);
@@ -691,4 +696,202 @@ fn a_node_stricter_than_home_refuses_what_home_approved_and_changes_nothing() {
     let decided = strict.events("approval.decided");
     assert_eq!(decided.len(), 1, "{decided:?}");
     assert_eq!(decided[0]["payload"]["approved"], false);
+}
+
+#[test]
+fn a_machine_joins_with_the_cli_is_selected_by_its_label_and_leaves() {
+    let root = tempfile::tempdir().unwrap();
+    let users: Vec<User> = (0..2)
+        .map(|i| user(root.path(), &format!("u{i}")))
+        .collect();
+    let broker = Broker::start(root.path(), &[("LOCAL", users.iter().collect())]);
+    let home = Machine::home(&broker.url(), &users[0]);
+    let w = World::new();
+    let seed = users[1].seed.display().to_string();
+    let out = w.run(&[
+        "node",
+        "join",
+        &broker.url(),
+        "--nkey",
+        &seed,
+        "--name",
+        "db-1",
+        "--label",
+        "role=db",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut d = Some(Daemon::start(&w, &[]));
+    let listed = wait_for_nodes(&home, 1);
+    assert_eq!(listed["nodes"][0]["labels"]["role"], "db", "{listed}");
+    let (v, ok) = home.kernos(&["--json", "--on", "role=db", "how much memory is used"]);
+    assert!(ok, "{v}");
+    let (v, ok) = home.kernos(&["--json", "--on", "role=web", "how much memory is used"]);
+    assert!(!ok && v["fleet"]["total"] == 0, "no web node: {v}");
+
+    let refused = w.run(&["node", "leave"]);
+    assert!(!refused.status.success(), "not while its daemon runs");
+    d.take().unwrap().stop();
+    let out = w.run(&["node", "leave"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = home.daemon().local("GET", "/v1/fleet/nodes", None).json();
+    assert_eq!(listed["nodes"][0]["status"], "left", "{listed}");
+    let (v, ok) = home.kernos(&["--json", "--on", "all", "how much memory is used"]);
+    assert!(
+        !ok && v["fleet"]["total"] == 0,
+        "a node that left is never picked: {v}"
+    );
+}
+
+#[test]
+fn a_rollout_in_batches_stops_after_too_many_failures() {
+    let root = tempfile::tempdir().unwrap();
+    let (_broker, nodes, home) = fleet_of_three(root.path());
+    // Fails on every node (the file is nowhere); one node at a time, stop after one failure.
+    let (v, ok) = home.kernos(&[
+        "--json",
+        "--on",
+        "all",
+        "--batch",
+        "1",
+        "--max-failures",
+        "1",
+        "fs.read path=/nonexistent/kernos-fleet.txt",
+    ]);
+    assert!(!ok, "{v}");
+    assert_eq!(v["fleet"]["summary"], "0 ok, 1 failed, 2 skipped", "{v}");
+    assert_eq!(result_of(&v, "web-1")["outcome"], "failed", "{v}");
+    assert_eq!(nodes[0].fleet_actions(), ["failed"]);
+    for m in &nodes[1..] {
+        assert!(
+            m.fleet_actions().is_empty(),
+            "a skipped node was never sent the plan"
+        );
+    }
+}
+
+#[test]
+fn a_node_back_after_the_deadline_reports_expired_and_runs_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let (_broker, mut nodes, home) = fleet_of_three(root.path());
+    nodes[2].d.take().unwrap().stop();
+    wait_for_nodes(&home, 2);
+    let (v, ok) = home.kernos(&[
+        "--json",
+        "--yes",
+        "--on",
+        "all",
+        "--deadline",
+        "1s",
+        "write 'late' to late.txt",
+    ]);
+    assert!(!ok, "{v}");
+    assert_eq!(result_of(&v, "web-3")["outcome"], "unreachable", "{v}");
+    std::thread::sleep(Duration::from_millis(1500));
+    nodes[2].d = Some(Daemon::start(&nodes[2].w, &[]));
+    let late = wait_home(&home, "fleet.node.late", "web-3", 30);
+    assert_eq!(late["payload"]["outcome"], "expired", "{late}");
+    assert!(!nodes[2].w.cwd.join("late.txt").exists());
+    assert!(nodes[2].fleet_actions().is_empty(), "it ran nothing");
+    assert!(
+        nodes[0].w.cwd.join("late.txt").exists(),
+        "the others did it in time"
+    );
+}
+
+/// A private CA and a certificate for 127.0.0.1 signed by it (openssl, as the daemon's own
+/// TLS test makes its certificate).
+fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            text(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kernos test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "broker.key",
+        "-out",
+        "broker.csr",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "broker.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "broker.pem",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("broker.pem"),
+        dir.join("broker.key"),
+    )
+}
+
+#[test]
+fn nodes_and_the_controller_reach_a_tls_broker_through_its_private_ca() {
+    let root = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(root.path());
+    let users: Vec<User> = (0..2)
+        .map(|i| user(root.path(), &format!("u{i}")))
+        .collect();
+    let tls = format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\" }}",
+        cert.display(),
+        key.display()
+    );
+    let broker = Broker::start_with(root.path(), &[("LOCAL", users.iter().collect())], &tls);
+    let url = broker.url().replace("nats://", "tls://");
+    let extra = format!("tls_ca = \"{}\"", ca.display());
+    let node = Machine::node_with(&url, &users[1], "tls-1", "role = \"web\"", &extra);
+    let w = World::new();
+    w.config(&format!(
+        "[fleet]\nurl = \"{url}\"\nnkey = \"{}\"\ncontroller = true\n{extra}\n",
+        users[0].seed.display()
+    ));
+    let home = Machine {
+        d: Some(Daemon::start(&w, &[])),
+        w,
+    };
+    wait_for_nodes(&home, 1);
+    let (v, ok) = home.kernos(&["--json", "--on", "all", "how much memory is used"]);
+    assert!(ok, "{v}");
+    assert_eq!(node.fleet_actions(), ["committed"]);
 }

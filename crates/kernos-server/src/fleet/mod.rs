@@ -85,6 +85,16 @@ impl Fleet {
     }
 }
 
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        // The state is dropped on the HTTP server's runtime, where a runtime may not block
+        // to shut down: let its tasks end on their own threads.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// Connects in the background (the broker may come up later; the client retries) and starts
 /// the node agent and the controller the config asks for.
 pub(crate) fn start(st: &Arc<State>) {
@@ -133,6 +143,33 @@ pub(crate) fn start(st: &Arc<State>) {
             }
         }
     });
+}
+
+/// Announces this machine's node as left, for `kernos node leave` while no daemon runs (a
+/// running one would keep announcing it).
+pub fn leave(cfg: &FleetConfig) -> Result<(), kernos_fleet::FleetError> {
+    let Some(node) = cfg.node_config() else {
+        return Ok(());
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| kernos_fleet::FleetError::Connect {
+            url: cfg.url.clone(),
+            why: e.to_string(),
+        })?;
+    rt.block_on(async {
+        let broker = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            kernos_fleet::connect(&cfg.broker(&cfg.client_name())),
+        )
+        .await
+        .map_err(|_| kernos_fleet::FleetError::Connect {
+            url: cfg.url.clone(),
+            why: "no answer within 10 s".into(),
+        })??;
+        Node::leave_offline(broker, node).await
+    })
 }
 
 /// A node's result that came after its fan-out ended (an offline node that ran the plan on
