@@ -16,7 +16,14 @@ use clap::{Args, Parser, Subcommand};
 ///   kernos undo
 ///   kernos            (opens the interactive prompt)
 #[derive(Debug, Parser)]
-#[command(name = "kernos", version, about, long_about, verbatim_doc_comment)]
+#[command(
+    name = "kernos",
+    version = crate::version::SHORT,
+    long_version = crate::version::LONG,
+    about,
+    long_about,
+    verbatim_doc_comment
+)]
 pub struct Cli {
     /// Options that apply to every command.
     #[command(flatten)]
@@ -45,6 +52,10 @@ pub struct Global {
     /// Where Kernos keeps its journal and snapshots [default: $XDG_DATA_HOME/kernos].
     #[arg(long, global = true, env = "KERNOS_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// Merge the config file's `[profile.NAME]` tables over the rest (e.g. `prod`).
+    #[arg(long, global = true, env = "KERNOS_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
 }
 
 /// How a request's changes are approved: for the request form, `undo` and `agent`.

@@ -34,6 +34,11 @@ pub struct Config {
     /// The fleet (`[fleet]`): the NATS broker, and whether `kernos serve` is a node, a
     /// controller or both. `kernos node join` writes `<data dir>/fleet.toml`, which wins.
     pub fleet: Option<kernos_server::FleetConfig>,
+    /// Named overlays: `[profile.prod.server]` and the like, merged over the rest of the file
+    /// when `--profile prod` (or `KERNOS_PROFILE=prod`) selects them. Only the file has them;
+    /// a loaded config has its profile merged in already, so they are not shown again.
+    #[serde(skip_serializing)]
+    pub profile: std::collections::BTreeMap<String, toml::Table>,
 }
 
 /// `[cli]`
@@ -248,15 +253,35 @@ pub fn path() -> anyhow::Result<PathBuf> {
         .context("no config location: set KERNOS_CONFIG, XDG_CONFIG_HOME or HOME")
 }
 
+/// The profile `--profile` chose for this process (set once by `main`).
+static PROFILE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Selects the `[profile.NAME]` overlay every later [`load`] merges (from `--profile`).
+pub fn set_profile(name: Option<String>) {
+    let _ = PROFILE.set(name.filter(|n| !n.is_empty()));
+}
+
+/// The profile in force, if any.
+pub fn profile() -> Option<String> {
+    PROFILE.get().cloned().flatten()
+}
+
 /// Loads the config file (if any) and applies environment overrides.
 pub fn load() -> anyhow::Result<Config> {
+    load_text().map(|(c, _)| c)
+}
+
+/// Loads the config like [`load`], with the file's text as read (empty without a file), so
+/// the daemon can record which file it runs with.
+pub fn load_text() -> anyhow::Result<(Config, String)> {
     let p = path()?;
     let text = match std::fs::read_to_string(&p) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
     };
-    parse(&text, &p, std::env::vars())
+    let c = parse_profile(&text, &p, std::env::vars(), profile().as_deref())?;
+    Ok((c, text))
 }
 
 /// What the commands that repair or inspect (`doctor`, `history`, `show`, `undo`, `config`)
@@ -338,8 +363,20 @@ pub fn parse(
     origin: &Path,
     env: impl Iterator<Item = (String, String)>,
 ) -> anyhow::Result<Config> {
+    parse_profile(text, origin, env, None)
+}
+
+/// [`parse`] with the `[profile.NAME]` overlay merged over the file first (before the
+/// environment, which still has the last word).
+pub fn parse_profile(
+    text: &str,
+    origin: &Path,
+    env: impl Iterator<Item = (String, String)>,
+    profile: Option<&str>,
+) -> anyhow::Result<Config> {
     let mut table: toml::Table =
         toml::from_str(text).map_err(|e| anyhow::anyhow!("{}: {e}", origin.display()))?;
+    apply_profile(&mut table, profile).map_err(|e| anyhow::anyhow!("{}: {e}", origin.display()))?;
     let env: Vec<(String, String)> = env.collect();
     apply_env(&mut table, env.iter().cloned())?;
     // Deserialising the merged table catches unknown keys and wrong types; for errors in the
@@ -358,7 +395,13 @@ pub fn parse(
             if let Err(located) = toml::from_str::<Config>(text) {
                 bail!("{}: {located}", origin.display());
             }
-            bail!("invalid setting from the environment: {e}")
+            match profile {
+                Some(p) => bail!(
+                    "invalid setting in [profile.{p}] of {} or from the environment: {e}",
+                    origin.display()
+                ),
+                None => bail!("invalid setting from the environment: {e}"),
+            }
         }
     }
 }
@@ -396,6 +439,49 @@ fn validate(c: &Config) -> anyhow::Result<()> {
     c.journal.validate()?;
     c.witness.validate()?;
     Ok(())
+}
+
+/// Takes the `[profile.*]` tables out of `table` and merges the one named `profile` over the
+/// rest: tables key by key, any other value (arrays too) replaced whole.
+fn apply_profile(table: &mut toml::Table, profile: Option<&str>) -> anyhow::Result<()> {
+    let profiles = match table.remove("profile") {
+        None => toml::Table::new(),
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => bail!("`profile` must be tables like [profile.prod]"),
+    };
+    let Some(name) = profile else {
+        return Ok(());
+    };
+    match profiles.get(name) {
+        Some(toml::Value::Table(overlay)) => {
+            merge(table, overlay.clone());
+            Ok(())
+        }
+        Some(_) => bail!("[profile.{name}] must be a table"),
+        None => {
+            let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
+            bail!(
+                "no [profile.{name}] in the config file (profiles there: {}); add one or drop --profile",
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            )
+        }
+    }
+}
+
+/// Merges `over` into `base`: tables recursively, other values replaced.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
 }
 
 /// Sections the generic `KERNOS_<SECTION>_<KEY>` form applies to. `llm` is left out on
@@ -509,6 +595,44 @@ mod tests {
         assert_eq!(c, Config::default());
         let (_, dropped) = salvage("[policy]\nprotected = [\"rel\"]\n", env(&[]));
         assert_eq!(dropped, vec!["policy".to_owned()]);
+    }
+
+    #[test]
+    fn profiles_merge_over_the_file() {
+        let text = "[server]\nrate_per_sec = 5.0\nworkers = 4\n\n[profile.prod.server]\nrate_per_sec = 50.0\n[profile.prod.server.quotas]\nacme = 10.0\n\n[profile.dev.cli]\ncolor = \"never\"\n";
+        let base = parse(text, Path::new("c"), env(&[])).unwrap();
+        assert_eq!(base.server.rate_per_sec, 5.0);
+        assert!(base.server.quotas.is_empty());
+        let prod = parse_profile(text, Path::new("c"), env(&[]), Some("prod")).unwrap();
+        assert_eq!(prod.server.rate_per_sec, 50.0);
+        assert_eq!(prod.server.workers, 4, "what the profile leaves out stays");
+        assert_eq!(prod.server.quotas["acme"], 10.0);
+        assert_eq!(prod.cli.color, "auto");
+        // The environment still has the last word.
+        let p = parse_profile(
+            text,
+            Path::new("c"),
+            env(&[("KERNOS_SERVER_RATE_PER_SEC", "7.0")]),
+            Some("prod"),
+        )
+        .unwrap();
+        assert_eq!(p.server.rate_per_sec, 7.0);
+        let e = parse_profile(text, Path::new("c"), env(&[]), Some("staging"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("profile.staging") && e.contains("dev, prod"),
+            "{e}"
+        );
+        let e = parse_profile(
+            "[profile.prod.server]\nrate_per_sec = \"fast\"\n",
+            Path::new("c"),
+            env(&[]),
+            Some("prod"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("profile.prod"), "{e}");
     }
 
     #[test]

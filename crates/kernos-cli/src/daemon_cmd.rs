@@ -48,7 +48,30 @@ pub fn daemon_options(app: &App) -> kernos_server::DaemonOptions {
             witness: app.config.witness.clone(),
         },
         fleet: crate::fleet_cmd::membership(&app.data_dir).or_else(|| app.config.fleet.clone()),
+        live: Some(kernos_server::reload::LiveSource {
+            loader: {
+                let (data_dir, registry) = (app.data_dir.clone(), app.registry());
+                std::sync::Arc::new(move || reload_config(&data_dir, &registry))
+            },
+            sections: serde_json::to_value(&app.config).unwrap_or_default(),
+        }),
     }
+}
+
+/// The daemon's config loader for a reload (SIGHUP): the same file, `--profile` and
+/// environment as at start, read again; the planner cascade (providers, lanes, the plan
+/// cache) built from it as at start, over the catalog the daemon runs with.
+fn reload_config(
+    data_dir: &std::path::Path,
+    registry: &std::sync::Arc<kernos_tools::Registry>,
+) -> Result<kernos_server::NewConfig, String> {
+    let (c, text) = crate::config::load_text().map_err(|e| format!("{e:#}"))?;
+    Ok(kernos_server::NewConfig {
+        server: c.server.clone(),
+        sections: serde_json::to_value(&c).map_err(|e| e.to_string())?,
+        planner: Some(crate::planning::cascade(&c, data_dir, registry.clone())),
+        text,
+    })
 }
 
 /// `kernos serve [--listen ADDR] [--insecure]`.

@@ -47,7 +47,13 @@ fn systemd_is_init() -> bool {
 
 /// Runs every check.
 pub fn checks(app: &App) -> Vec<Check> {
-    let mut out = Vec::new();
+    // First, what is being checked: this build (what a bug report needs).
+    let mut out = vec![check(
+        "kernos",
+        "ok",
+        crate::version::LONG.replace('\n', ", "),
+        None,
+    )];
     // Data directory and journal. Checked without creating anything: the nearest existing
     // directory on the way must be writable by us.
     let dir = &app.data_dir;

@@ -16,6 +16,7 @@ mod front;
 mod journal_cmd;
 mod lease_cmd;
 mod llm_cmd;
+mod manpages;
 mod mcp_cmd;
 mod planning;
 mod render;
@@ -28,6 +29,7 @@ mod tlog_cmd;
 mod tools_cmd;
 mod trash_cmd;
 mod txn_cmd;
+mod version;
 mod watch_cmd;
 
 use std::process::ExitCode;
@@ -56,8 +58,34 @@ fn main() -> ExitCode {
     {
         return ExitCode::from(u8::try_from(kernos_mcp::driver_main()).unwrap_or(1));
     }
+    // For packagers: `kernos __manpages DIR` writes the man pages (see manpages.rs).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == manpages::ARG)
+    {
+        let dir = std::env::args_os().nth(2).unwrap_or_else(|| "man".into());
+        return match manpages::write_all(std::path::Path::new(&dir)) {
+            Ok(names) => {
+                println!("{}", names.join("\n"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kernos: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    // For packagers: `kernos __config-template` prints the commented config the package ships.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "__config-template")
+    {
+        print!("{}", config::template());
+        return ExitCode::SUCCESS;
+    }
     quiet_on_closed_pipe();
     let cli = parse();
+    config::set_profile(cli.global.profile.clone());
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -386,7 +386,9 @@ pub struct Engine {
     runner: Arc<dyn ProcessRunner>,
     policy: kernos_policy::Config,
     data_dir: PathBuf,
-    planner: Option<kernos_planner::llm::Cascade>,
+    /// Swapped whole by [`Engine::set_planner`] (a daemon's config reload): a request plans
+    /// with the cascade it took at its start.
+    planner: std::sync::RwLock<Option<Arc<kernos_planner::llm::Cascade>>>,
     step_units: f64,
     /// Why nothing can be journaled, when that is so: the engine then only reads.
     unrecorded: Option<String>,
@@ -453,7 +455,7 @@ impl Engine {
             runner,
             policy,
             data_dir,
-            planner: None,
+            planner: std::sync::RwLock::new(None),
             step_units: DEFAULT_STEP_UNITS,
             unrecorded: None,
             confiner: kernos_sandbox::ThreadConfiner::new(),
@@ -488,9 +490,18 @@ impl Engine {
 
     /// Plans text requests with `planner` (the offline planner, the configured models, the
     /// plan cache) instead of the offline planner alone.
-    pub fn with_planner(mut self, planner: kernos_planner::llm::Cascade) -> Self {
-        self.planner = Some(planner);
+    pub fn with_planner(self, planner: kernos_planner::llm::Cascade) -> Self {
+        self.set_planner(planner);
         self
+    }
+
+    /// Replaces the planner (a config reload changed the providers): requests that already
+    /// took the old one finish with it, later ones plan with the new one.
+    pub fn set_planner(&self, planner: kernos_planner::llm::Cascade) {
+        *self
+            .planner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(planner));
     }
 
     /// Charges `units` run units per step that runs (metering, quotas).
@@ -500,8 +511,11 @@ impl Engine {
     }
 
     /// The planner text requests go through, when one was configured.
-    pub fn planner(&self) -> Option<&kernos_planner::llm::Cascade> {
-        self.planner.as_ref()
+    pub fn planner(&self) -> Option<Arc<kernos_planner::llm::Cascade>> {
+        self.planner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The tool registry.

@@ -344,7 +344,8 @@ impl Engine {
             cwd: s.env.cwd.display().to_string(),
             conversation,
         };
-        let planner = self.planner.as_ref().unwrap_or_else(|| offline_planner());
+        let configured = self.planner();
+        let planner = configured.as_deref().unwrap_or_else(|| offline_planner());
         // Model time is shared fairly between organisations: charge this one's.
         let opts = PlanOptions {
             client: opts.client.clone().or_else(|| Some(s.org.clone())),

@@ -48,7 +48,7 @@ pub(crate) async fn authorize(
             // Refused before the handler read the body: read it (up to the limit) and drop it,
             // so a keep-alive client's next request (its retry after a 429) finds the
             // connection usable instead of closed under it.
-            let _ = axum::body::to_bytes(body, st.config.body_limit).await;
+            let _ = axum::body::to_bytes(body, st.config().body_limit).await;
             return e.into_response();
         }
     };
@@ -243,7 +243,8 @@ fn admit(
             "rate-limited",
             format!(
                 "this key sent more than {} requests per second (burst {}); wait {wait} s and retry, or spread requests out",
-                st.config.rate_per_sec, st.config.rate_burst
+                st.config().rate_per_sec,
+                st.config().rate_burst
             ),
             wait,
         ));

@@ -95,7 +95,7 @@ pub(crate) fn restore_idempotency(
     st: &State,
     j: &kernos_journal::Journal,
 ) -> Result<usize, kernos_journal::JournalError> {
-    let cfg = &st.config;
+    let cfg = st.config();
     if cfg.idempotency_keys == 0 {
         return Ok(0);
     }

@@ -39,9 +39,11 @@ mod mcp;
 mod metrics;
 mod middleware;
 mod monitors;
+mod notify;
 mod openapi;
 pub mod os;
 mod quota;
+pub mod reload;
 pub mod routes;
 mod sched;
 mod schedules;
@@ -75,7 +77,9 @@ pub use hub::{DaemonStore, Hub, Published};
 pub use listen::{Peer, SOCKET_FILE, ServeOptions, daemon_running, serve};
 pub use mcp::serve_stdio;
 pub use monitors::{MONITOR_CLEARED, MONITOR_FAILED, MONITOR_FIRED, MonitorStatus};
+pub use notify::Notify;
 pub use openapi::openapi;
+pub use reload::{CONFIG_REJECTED, CONFIG_RELOADED, Loader, NewConfig, ReloadReport};
 pub use routes::{ROUTES, app};
 pub use schedules::model::{SCHEDULE_CREATED, SCHEDULE_REMOVED, SCHEDULE_TRANSITION};
 pub use sessions::{SESSION_CREATED, SESSION_ENDED};
@@ -137,6 +141,9 @@ pub struct DaemonOptions {
     pub log: LogOptions,
     /// `[fleet]`: the broker, and whether this daemon is a node, a controller or both.
     pub fleet: Option<FleetConfig>,
+    /// Where a new config comes from on SIGHUP (`kernos config edit` sends one), and the whole
+    /// config this one was loaded with (to say what a reload changed); `None`: no live reload.
+    pub live: Option<reload::LiveSource>,
 }
 
 /// A step waiting for POST /v1/approvals/{id}.
@@ -153,7 +160,11 @@ pub(crate) type St = Arc<State>;
 
 /// Shared state of a running daemon.
 pub struct State {
-    pub(crate) config: ServerConfig,
+    /// The `[server]` settings in force: a snapshot swapped whole by a reload (see
+    /// [`reload`]); read it with [`State::config`].
+    pub(crate) config: RwLock<Arc<ServerConfig>>,
+    /// What live reloads need: the loader and the last accepted config.
+    pub(crate) live: Mutex<Option<reload::LiveSource>>,
     pub(crate) engine: Engine,
     pub(crate) store: Arc<DaemonStore>,
     pub(crate) hub: Arc<Hub>,
@@ -215,6 +226,15 @@ impl std::fmt::Debug for State {
 }
 
 impl State {
+    /// The `[server]` settings in force now. A reload swaps the snapshot; a caller keeps the
+    /// one it read for the whole of what it is doing, so one request never sees two configs.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Requests being answered right now (what the concurrency limit counts).
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
@@ -373,7 +393,8 @@ impl Daemon {
             data_dir: opts.data_dir.clone(),
             local_actor: Actor::current_user(),
             started: Instant::now(),
-            config: cfg.clone(),
+            config: RwLock::new(Arc::new(cfg.clone())),
+            live: Mutex::new(opts.live),
             openapi: openapi::openapi(),
             mcp: mcp::Offered::new(&opts.registry, &cfg.mcp),
             mcp_http: mcp::Http::new(),
@@ -529,11 +550,30 @@ pub(crate) fn refuse_shared_data_dir(dir: &Path) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// Sends the daemon's logs to stderr; `KERNOS_LOG` picks the level (`info` by default, e.g.
-/// `KERNOS_LOG=debug` for every request).
+/// Sets up the daemon's logs; `KERNOS_LOG` picks the level (`info` by default, e.g.
+/// `KERNOS_LOG=debug` for every request). Under systemd, whose journal took our stderr
+/// ([`stderr_is_journal`]), they go to journald's native protocol: each field (`sha256`,
+/// `changed`, a request's `path`) becomes a journal field `journalctl -o verbose` shows and
+/// `journalctl KERNOS_…=` filters on, with the level as its priority. Anywhere else, and when
+/// the journal's socket cannot be opened, plain lines on stderr.
 pub fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("KERNOS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if stderr_is_journal() {
+        if let Ok(journald) = tracing_journald::layer() {
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(
+                    journald
+                        .with_syslog_identifier("kernos".into())
+                        .with_field_prefix(Some("KERNOS".into())),
+                )
+                .try_init();
+            return;
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -541,7 +581,46 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// Whether stderr is the journal's stream: systemd sets `$JOURNAL_STREAM` to the
+/// `device:inode` of the stream it connected (systemd.exec(5)); comparing it with stderr's
+/// tells a service from a child that merely inherited the variable with stderr redirected.
+pub fn stderr_is_journal() -> bool {
+    std::env::var_os("JOURNAL_STREAM").is_some_and(|v| is_stream(&v.to_string_lossy(), 2))
+}
+
+/// Whether `fd` is the stream a `$JOURNAL_STREAM` value (`device:inode`) names.
+fn is_stream(journal_stream: &str, fd: i32) -> bool {
+    let Some((dev, ino)) = journal_stream.split_once(':') else {
+        return false;
+    };
+    // SAFETY: fstat on an fd into a zeroed stat buffer we own; a bad fd is an error return.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return false;
+    }
+    dev.parse::<u64>().ok() == Some(st.st_dev) && ino.parse::<u64>().ok() == Some(st.st_ino)
+}
+
 /// The socket path of the daemon for a data directory.
 pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_journal_stream_is_recognised_by_device_and_inode() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let f = tempfile::tempfile().unwrap();
+        let m = f.metadata().unwrap();
+        let fd = f.as_raw_fd();
+        assert!(super::is_stream(&format!("{}:{}", m.dev(), m.ino()), fd));
+        assert!(!super::is_stream(
+            &format!("{}:{}", m.dev(), m.ino() + 1),
+            fd
+        ));
+        assert!(!super::is_stream("", fd));
+        assert!(!super::is_stream("1:2", -1));
+    }
 }

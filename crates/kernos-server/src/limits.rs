@@ -35,6 +35,16 @@ impl RateLimiter {
         }
     }
 
+    /// Changes the rate and burst (a config reload). Saved-up tokens are kept, capped at the
+    /// new burst, so lowering a limit takes effect at once and raising one is not a free burst.
+    pub fn set(&mut self, rate: f64, burst: f64) {
+        self.rate = rate;
+        self.burst = burst;
+        for b in self.buckets.values_mut() {
+            b.tokens = b.tokens.min(burst);
+        }
+    }
+
     /// Takes a token for `key`; `Err(seconds to wait)` when there is none.
     pub fn check(&mut self, key: &str, now: Instant) -> Result<(), u64> {
         if self.buckets.len() > 10_000 {

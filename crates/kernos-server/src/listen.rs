@@ -243,6 +243,9 @@ pub(crate) fn bind_unix(path: &Path) -> Result<UnixListener, ServerError> {
 /// accepting, ends event streams, cancels running steps cleanly, flushes the journal. Prints
 /// `listening on …` lines on stdout once ready.
 pub fn serve(opts: DaemonOptions, serve: ServeOptions) -> Result<(), ServerError> {
+    // Before any thread of ours starts: the variables are read once and cleared (see notify).
+    let notify = crate::notify::Notify::from_env();
+    crate::notify::clear_env();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(16)
@@ -252,11 +255,18 @@ pub fn serve(opts: DaemonOptions, serve: ServeOptions) -> Result<(), ServerError
             what: "cannot start the async runtime".into(),
             source: e,
         })?;
-    rt.block_on(serve_async(opts, serve))
+    rt.block_on(serve_async(opts, serve, notify))
 }
 
-async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), ServerError> {
+async fn serve_async(
+    opts: DaemonOptions,
+    so: ServeOptions,
+    notify: Option<crate::notify::Notify>,
+) -> Result<(), ServerError> {
     let signals = StopSignals::register();
+    // SIGHUP reloads the config; caught from the start like the stop signals, so one sent
+    // right after readiness is a reload, never the default action (the daemon killed).
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let mut cfg = opts.config.clone();
     if let Some(l) = &so.listen {
         cfg.listen = l.clone();
@@ -289,8 +299,23 @@ async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), Server
         None
     };
 
+    // A reload reads the file again; `--listen` given at start stays what it was.
+    let live = opts.live.clone().map(|mut l| {
+        let listen = so.listen.clone();
+        let load = l.loader.clone();
+        l.loader = Arc::new(move || {
+            load().map(|mut n| {
+                if let Some(a) = &listen {
+                    n.server.listen = a.clone();
+                }
+                n
+            })
+        });
+        l
+    });
     let daemon = Daemon::start(DaemonOptions {
         config: cfg,
+        live,
         ..opts
     })?;
     for (a, org) in &daemon.recovered {
@@ -348,7 +373,29 @@ async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), Server
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
+    // Every listener is bound and served: systemd may start what depends on us.
+    let notify = notify.map(Arc::new);
+    if let Some(n) = &notify {
+        n.send(&format!(
+            "READY=1\nMAINPID={}\nSTATUS=serving on {}",
+            std::process::id(),
+            socket.display()
+        ));
+        if let Some(every) = n.watchdog_interval() {
+            tokio::spawn(watchdog(n.clone(), state.clone(), every));
+        }
+    }
+    match hangups {
+        Ok(h) => {
+            tokio::spawn(reload_on_hangup(h, state.clone(), notify.clone()));
+        }
+        Err(e) => tracing::warn!("cannot catch SIGHUP, config reloads need a restart: {e}"),
+    }
+
     signals.wait().await;
+    if let Some(n) = &notify {
+        n.send("STOPPING=1\nSTATUS=stopping");
+    }
     tracing::info!("stopping: no new requests, finishing or cancelling running steps");
     stop_daemon(daemon, &stop_tx).await?;
     for s in servers {
@@ -358,6 +405,49 @@ async fn serve_async(opts: DaemonOptions, so: ServeOptions) -> Result<(), Server
     println!("kernos: stopped");
     let _ = std::io::stdout().flush();
     Ok(())
+}
+
+/// Pings systemd's watchdog every `every` (half of `WatchdogSec=`) from the async runtime
+/// that answers requests, while the daemon is not stopping: a runtime that stalls, or a daemon
+/// stuck in its shutdown, stops the pings and systemd restarts it.
+async fn watchdog(n: Arc<crate::notify::Notify>, state: Arc<crate::State>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if state.is_shutting_down() {
+            return;
+        }
+        n.send("WATCHDOG=1");
+    }
+}
+
+/// Reloads the config at each SIGHUP (see [`crate::reload`]), telling systemd it is
+/// reloading and ready again (`RELOADING=1` … `READY=1`), on a blocking thread: loading reads
+/// the file and journals the outcome.
+async fn reload_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    state: Arc<crate::State>,
+    notify: Option<Arc<crate::notify::Notify>>,
+) {
+    while hangups.recv().await.is_some() {
+        if let Some(n) = &notify {
+            n.send(&format!(
+                "RELOADING=1\nMONOTONIC_USEC={}",
+                crate::notify::monotonic_usec()
+            ));
+        }
+        let st = state.clone();
+        let report = tokio::task::spawn_blocking(move || st.reload("SIGHUP")).await;
+        let status = match report {
+            Ok(Some(r)) if r.accepted => format!("config reloaded ({})", r.sha256),
+            Ok(Some(r)) => format!("config refused: {}", r.error.unwrap_or_default()),
+            Ok(None) => "no config to reload".to_owned(),
+            Err(e) => format!("reload failed: {e}"),
+        };
+        if let Some(n) = &notify {
+            n.send(&format!("READY=1\nSTATUS={}", status.replace('\n', " ")));
+        }
+    }
 }
 
 /// Stops a daemon gracefully: refuses new work, ends event streams and MCP sessions, tells

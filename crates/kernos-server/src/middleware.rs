@@ -46,7 +46,7 @@ pub(crate) async fn guard(
             .observe(&method, &route, started.elapsed().as_secs_f64());
         return refused.into_response();
     }
-    if let Some(too_big) = declared_too_large(&req, st.config.body_limit) {
+    if let Some(too_big) = declared_too_large(&req, st.config().body_limit) {
         // Refused at once: waiting for a body this large (or one never sent) would only hold
         // a connection and a slot. The connection closes, since the body is not read.
         let mut resp = too_big.into_response();
@@ -57,21 +57,21 @@ pub(crate) async fn guard(
         return resp;
     }
     let in_flight = st.in_flight.fetch_add(1, Ordering::AcqRel);
-    let resp = if in_flight >= st.config.concurrency {
+    let resp = if in_flight >= st.config().concurrency {
         // The body is read (up to the limit) and dropped, so a keep-alive client can send its
         // retry on the same connection.
-        let _ = axum::body::to_bytes(req.into_body(), st.config.body_limit).await;
+        let _ = axum::body::to_bytes(req.into_body(), st.config().body_limit).await;
         ApiError::unavailable(
             format!(
                 "the daemon is handling {} requests already; retry shortly",
-                st.config.concurrency
+                st.config().concurrency
             ),
             1,
         )
         .into_response()
     } else {
         match tokio::time::timeout(
-            Duration::from_millis(st.config.request_timeout_ms),
+            Duration::from_millis(st.config().request_timeout_ms),
             next.run(req),
         )
         .await
@@ -81,7 +81,7 @@ pub(crate) async fn guard(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "no answer within {} ms; retry, or narrow the request (e.g. a smaller limit)",
-                    st.config.request_timeout_ms
+                    st.config().request_timeout_ms
                 ),
             )
             .into_response(),

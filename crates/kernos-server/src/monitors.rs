@@ -147,9 +147,14 @@ impl Monitors {
         })
     }
 
+    /// The monitors added through the API.
+    pub(crate) fn added(&self) -> Vec<kernos_monitor::MonitorSpec> {
+        lock(&self.added).clone()
+    }
+
     /// Every monitor: the configured ones, then those added through the API.
     fn specs(&self, st: &State) -> Vec<kernos_monitor::MonitorSpec> {
-        let mut v = st.config.monitors.clone();
+        let mut v = st.config().monitors.clone();
         v.extend(lock(&self.added).iter().cloned());
         v
     }
@@ -196,7 +201,7 @@ pub(crate) fn start(st: &Arc<State>) -> std::io::Result<()> {
 }
 
 /// (Re)starts the runner over every monitor; none: no runner.
-fn restart_runner(st: &State) -> Result<(), String> {
+pub(crate) fn restart_runner(st: &State) -> Result<(), String> {
     let specs = st.monitors.specs(st);
     let mut runner = lock(&st.monitors.runner);
     if let Some(old) = runner.take() {
@@ -258,7 +263,7 @@ pub(crate) fn add(
 pub(crate) fn remove(st: &State, p: &Principal, name: &str) -> crate::error::ApiResult<()> {
     use crate::error::ApiError;
     if !lock(&st.monitors.added).iter().any(|m| m.name == name) {
-        let configured = st.config.monitors.iter().any(|m| m.name == name);
+        let configured = st.config().monitors.iter().any(|m| m.name == name);
         return Err(if configured {
             ApiError::conflict(format!(
                 "monitor {name:?} is configured in [[server.monitors]]; remove it from the config file"
@@ -301,7 +306,7 @@ fn serve(st: &std::sync::Weak<State>, rx: &Receiver<Msg>) {
     };
     let notifiers: Vec<Arc<Notifier>> = match st.upgrade() {
         Some(s) => s
-            .config
+            .config()
             .webhooks
             .iter()
             .filter_map(|w| match Notifier::new(w.clone()) {

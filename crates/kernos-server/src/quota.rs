@@ -10,7 +10,7 @@ use crate::limits::{month_of, now_ms};
 
 /// 402 when `org` has used up this month's quota; organisations without one pass.
 pub(crate) fn check_quota(st: &State, org: &str) -> ApiResult<()> {
-    let Some(q) = st.config.quotas.get(org).copied() else {
+    let Some(q) = st.config().quotas.get(org).copied() else {
         return Ok(());
     };
     let now = now_ms();
@@ -49,7 +49,7 @@ pub(crate) fn admit_step(
     spent: f64,
     step_units: f64,
 ) -> Result<(), OverQuota> {
-    let Some(quota) = st.config.quotas.get(org).copied() else {
+    let Some(quota) = st.config().quotas.get(org).copied() else {
         return Ok(());
     };
     let now = now_ms();

@@ -41,7 +41,7 @@ pub(crate) fn env_for(st: &State, org: &str, cwd: Option<&str>) -> Env {
         // The steps will fail on it with the path named; the daemon itself goes on.
         tracing::warn!(org, "cannot create the workspace {}: {e}", work.display());
     }
-    let mut scope = st.config.scopes.get(org).cloned().unwrap_or_default();
+    let mut scope = st.config().scopes.get(org).cloned().unwrap_or_default();
     scope.write.push(work.clone());
     Env {
         cwd: cwd.map(PathBuf::from).unwrap_or_else(|| work.clone()),

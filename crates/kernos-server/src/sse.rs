@@ -78,7 +78,7 @@ fn frame(p: &Published) -> SseEvent {
 pub(crate) fn stream(st: Arc<State>, filter: Filter, start: Option<u64>) -> ApiResult<Response> {
     let open = st.streams.fetch_add(1, Ordering::AcqRel);
     let guard = StreamSlot(st.clone());
-    if open >= st.config.sse_streams {
+    if open >= st.config().sse_streams {
         return Err(ApiError::unavailable(
             format!(
                 "{open} event streams are open already (server.sse_streams); retry later or close one",
@@ -176,13 +176,13 @@ async fn pump(
         (None, None) => (now, false),
     };
     let head = st.hub.head();
-    if !bounded && head.saturating_sub(cursor) > st.config.replay_limit {
+    if !bounded && head.saturating_sub(cursor) > st.config().replay_limit {
         let data = serde_json::json!({
             "from": cursor,
             "to": head,
             "detail": format!(
                 "{} events were missed, more than the replay limit of {}; reload state from GET /v1/state/… and continue from id {head}",
-                head - cursor, st.config.replay_limit
+                head - cursor, st.config().replay_limit
             ),
         });
         let ev = SseEvent::default()

@@ -132,7 +132,7 @@ pub(crate) async fn enqueue(st: &St, job: Job, payload: Value) -> ApiResult<()> 
             "queue-full",
             format!(
                 "{depth} actions are already waiting (server.queue = {}); retry in a moment",
-                st.config.queue
+                st.config().queue
             ),
             1,
         ));

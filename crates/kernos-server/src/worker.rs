@@ -83,7 +83,7 @@ fn start(st: &Arc<State>, job: &Job) -> bool {
     let holds_slot = run_job(st, job, &cancel);
     // Its `action.finished` was counted as used before the append returned (the commit hook
     // runs first), so dropping the reservation now leaves no moment uncounted.
-    if st.config.quotas.contains_key(&job.principal.org) {
+    if st.config().quotas.contains_key(&job.principal.org) {
         crate::quota::release(st, job.action);
     }
     if let Ok(mut r) = st.running.lock() {
@@ -367,7 +367,7 @@ impl ApiApprover {
     fn wait_for_answer(&self, req: &ApprovalRequest<'_>) -> Approval {
         let risk = req.assessment.risk;
         let id = ApprovalId::generate();
-        let timeout = Duration::from_secs(self.st.config.approval_timeout_s);
+        let timeout = Duration::from_secs(self.st.config().approval_timeout_s);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let view = crate::wire::ApprovalView {
             approval: id.to_string(),
@@ -680,8 +680,8 @@ pub(crate) fn journal_start(
         NewEvent::new(DAEMON_STARTED, kernos_core::Actor::system()).payload(json!({
             "pid": std::process::id(),
             "version": env!("CARGO_PKG_VERSION"),
-            "workers": st.config.workers,
-            "queue": st.config.queue,
+            "workers": st.config().workers,
+            "queue": st.config().queue,
         })),
     )?;
     Ok(())

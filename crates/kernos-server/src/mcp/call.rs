@@ -198,7 +198,7 @@ async fn follow(
                 return Ok(input_required(&view).into());
             }
             Mode::Elicit => {
-                let timeout = Duration::from_secs(c.st.config.approval_timeout_s);
+                let timeout = Duration::from_secs(c.st.config().approval_timeout_s);
                 match ctx
                     .peer
                     .elicit_with_timeout::<ApproveForm>(question(&view), Some(timeout))

@@ -56,7 +56,7 @@ impl Http {
 
 /// POST, GET and DELETE /mcp.
 pub(crate) async fn handle(State(st): State<St>, mut req: Request) -> Response {
-    if !st.config.mcp.enabled {
+    if !st.config().mcp.enabled {
         return ApiError::not_found("MCP is off here ([server.mcp] enabled = false)")
             .into_response();
     }

@@ -39,7 +39,7 @@ use crate::{St, State};
 
 /// Builds the router over a daemon's state.
 pub fn app(state: Arc<State>) -> Router {
-    let body_limit = state.config.body_limit;
+    let body_limit = state.config().body_limit;
     let routes = ROUTES
         .iter()
         .fold(Router::new(), |r, route| {

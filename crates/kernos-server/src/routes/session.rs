@@ -32,7 +32,7 @@ pub(super) async fn sign_in(
     let tls = matches!(peer, Some(Peer::Tcp { tls: true, .. }));
     let p = by_key(&st, req.key.trim(), source)?;
     let key_id = p.key_id.clone().unwrap_or_default();
-    let ttl = st.config.session_ttl_s;
+    let ttl = st.config().session_ttl_s;
     let expires_ms = kernos_core::time::now_ms() + (ttl as i64) * 1000;
     let s = sessions::generate(&key_id, expires_ms)?;
     let mut payload = s.payload.clone();

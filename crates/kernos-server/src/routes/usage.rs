@@ -24,7 +24,7 @@ pub(super) async fn usage(
         .lock()
         .map(|u| (u.units(&p.org, now), u.months(&p.org)))
         .map_err(|_| ApiError::internal("usage table unavailable; retry"))?;
-    let quota = st.config.quotas.get(&p.org).copied();
+    let quota = st.config().quotas.get(&p.org).copied();
     Ok(Json(UsageView {
         org: p.org.clone(),
         month: month_of(now),

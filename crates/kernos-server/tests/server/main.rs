@@ -114,6 +114,7 @@ fn options(
         registry: Arc::new(kernos_tools::Registry::builtin()),
         log: kernos_server::LogOptions::default(),
         fleet: None,
+        live: None,
     }
 }
 
