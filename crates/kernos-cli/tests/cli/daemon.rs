@@ -85,7 +85,7 @@ impl Daemon {
         *self = Daemon::spawn(w, w.cmd(&["serve", "--listen", &addr]));
     }
 
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.as_ref().unwrap().id() as i32
     }
 

@@ -52,33 +52,9 @@ impl Stream {
     }
 }
 
-fn pid_of(w: &World) -> i32 {
-    // The daemon is the process at the other end of its socket.
-    let s = UnixStream::connect(w.data.join("kernos.sock")).unwrap();
-    use std::os::fd::AsRawFd;
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt(SO_PEERCRED) into a ucred we own.
-    let rc = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0);
-    cred.pid
-}
-
-fn hup(w: &World) {
+fn hup(d: &Daemon) {
     // SAFETY: signalling the daemon this test started.
-    assert_eq!(unsafe { libc::kill(pid_of(w), libc::SIGHUP) }, 0);
+    assert_eq!(unsafe { libc::kill(d.pid(), libc::SIGHUP) }, 0);
 }
 
 /// Organisations acme (the one with a quota) and beta (none) work in the world's tree.
@@ -148,7 +124,7 @@ fn a_reload_changes_quotas_and_limits_refuses_a_bad_file_and_drops_nothing() {
 
     // A valid reload: a bigger quota applies at once, and is journaled with what changed.
     w.config(&base(100.0, "100.0"));
-    hup(&w);
+    hup(&d);
     let e = stream.next();
     assert_eq!(e["kind"], "config.reloaded", "{e}");
     let p = &e["payload"];
@@ -162,7 +138,7 @@ fn a_reload_changes_quotas_and_limits_refuses_a_bad_file_and_drops_nothing() {
     // An invalid file is refused with the error; the config in force stays (the quota
     // still admits, the rate is not zero), and the refusal is journaled.
     w.config(&base(100.0, "-1.0"));
-    hup(&w);
+    hup(&d);
     let e = stream.next();
     assert_eq!(e["kind"], "config.rejected", "{e}");
     let err = e["payload"]["error"].as_str().unwrap();
@@ -171,7 +147,7 @@ fn a_reload_changes_quotas_and_limits_refuses_a_bad_file_and_drops_nothing() {
 
     // A lower rate limit applies at once too.
     w.config(&base(100.0, "0.001"));
-    hup(&w);
+    hup(&d);
     let e = stream.next();
     assert_eq!(e["kind"], "config.reloaded", "{e}");
     let p = &e["payload"];
@@ -183,7 +159,7 @@ fn a_reload_changes_quotas_and_limits_refuses_a_bad_file_and_drops_nothing() {
         "{p}"
     );
     w.config(&base(100.0, "0.001").replace("rate_burst = 1000.0", "rate_burst = 1.0"));
-    hup(&w);
+    hup(&d);
     assert_eq!(stream.next()["kind"], "config.reloaded");
     let mut limited = false;
     for _ in 0..3 {
@@ -197,7 +173,7 @@ fn a_reload_changes_quotas_and_limits_refuses_a_bad_file_and_drops_nothing() {
     // Back to a generous rate, then the action that waited through four reloads is approved
     // and runs to its end.
     w.config(&base(100.0, "100.0"));
-    hup(&w);
+    hup(&d);
     assert_eq!(stream.next()["kind"], "config.reloaded");
     std::thread::sleep(Duration::from_millis(100));
     let r = d.http(
@@ -299,7 +275,7 @@ fn profiles_select_overlays_and_reloads_keep_the_profile() {
     let mut stream = Stream::open(&w);
     let cfg = std::fs::read_to_string(w.home.join(".config/kernos/config.toml")).unwrap();
     w.config(&cfg.replace("acme = 7.0", "acme = 8.0"));
-    hup(&w);
+    hup(&d);
     let e = stream.next();
     assert_eq!(e["kind"], "config.reloaded", "{e}");
     assert_eq!(e["payload"]["changed"], json!(["server.quotas"]), "{e}");
@@ -435,7 +411,7 @@ fn a_reload_swaps_the_model_providers() {
     w.config(&format!(
         "{cfg}\n[[llm.providers]]\nname = \"local\"\nbase_url = \"http://127.0.0.1:9/v1\"\nlanes = {{ fast = \"m\" }}\n"
     ));
-    hup(&w);
+    hup(&d);
     let e = stream.next();
     assert_eq!(e["kind"], "config.reloaded", "{e}");
     assert_eq!(e["payload"]["applied"], json!(["llm"]), "{e}");
