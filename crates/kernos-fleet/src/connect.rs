@@ -85,9 +85,9 @@ pub async fn connect(cfg: &BrokerConfig) -> Result<Broker> {
 
 impl Broker {
     /// The organisation's streams and bucket, created when missing (idempotent: every node
-    /// and controller calls it on start). Both streams are file-stored, so a broker restart
+    /// and controller calls it on start, and keeps the bucket it returns). Both streams are file-stored, so a broker restart
     /// loses neither a plan not yet taken nor a result not yet read.
-    pub async fn ensure(&self) -> Result<()> {
+    pub async fn ensure(&self) -> Result<jetstream::kv::Store> {
         use jetstream::stream::{Config, RetentionPolicy, StorageType};
         let n = &self.names;
         self.js
@@ -116,7 +116,7 @@ impl Broker {
             })
             .await
             .map_err(|e| FleetError::broker(format!("stream {}", n.results_stream()), e))?;
-        self.nodes().await.map(|_| ())
+        self.nodes().await
     }
 
     /// The inventory bucket (created when missing).

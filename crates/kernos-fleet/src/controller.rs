@@ -66,6 +66,8 @@ pub struct Request {
 #[derive(Debug, Clone)]
 pub struct Controller {
     broker: Broker,
+    /// The inventory bucket, opened once: every status check reads an entry of it.
+    kv: async_nats::jetstream::kv::Store,
     waiters: Waiters,
 }
 
@@ -77,10 +79,11 @@ impl Controller {
         F: Fn(NodeResult) + Send + Sync + 'static,
     {
         crate::subject::check("controller", name)?;
-        broker.ensure().await?;
+        let kv = broker.ensure().await?;
         let waiters: Waiters = Arc::default();
         let c = Controller {
             broker: broker.clone(),
+            kv,
             waiters: waiters.clone(),
         };
         let durable = broker.names.controller_consumer(name);
@@ -90,7 +93,7 @@ impl Controller {
 
     /// The organisation's nodes as announced (left ones too), by name.
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>> {
-        let kv = self.broker.nodes().await?;
+        let kv = &self.kv;
         let mut keys = kv
             .keys()
             .await
@@ -98,7 +101,7 @@ impl Controller {
         let mut out = Vec::new();
         while let Some(k) = keys.next().await {
             let Ok(k) = k else { continue };
-            if let Ok(Some(info)) = entry(&kv, &k).await {
+            if let Ok(Some(info)) = entry(kv, &k).await {
                 out.push(info);
             }
         }
@@ -301,8 +304,7 @@ impl Controller {
     /// A node's status now (one never announced is unreachable); `None` when the broker
     /// cannot be asked, which says nothing about the node.
     async fn status(&self, node: &str) -> Option<NodeStatus> {
-        let kv = self.broker.nodes().await.ok()?;
-        match entry(&kv, node).await {
+        match entry(&self.kv, node).await {
             Ok(Some(info)) => Some(info.status(now_ms())),
             Ok(None) => Some(NodeStatus::Unreachable),
             Err(()) => None,

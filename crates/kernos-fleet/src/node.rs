@@ -62,6 +62,8 @@ pub struct NodeConfig {
 #[derive(Debug)]
 pub struct Node {
     broker: Broker,
+    /// The inventory bucket, opened once: each heartbeat is a put into it.
+    kv: async_nats::jetstream::kv::Store,
     cfg: NodeConfig,
     started_ms: i64,
 }
@@ -70,9 +72,10 @@ impl Node {
     /// Joins: creates the organisation's streams and bucket if needed and announces itself.
     pub async fn join(broker: Broker, cfg: NodeConfig) -> Result<Self> {
         subject::check("node", &cfg.name)?;
-        broker.ensure().await?;
+        let kv = broker.ensure().await?;
         let node = Node {
             broker,
+            kv,
             cfg,
             started_ms: now_ms(),
         };
@@ -104,9 +107,7 @@ impl Node {
             facts,
         };
         let body = serde_json::to_vec(&info).unwrap_or_default();
-        self.broker
-            .nodes()
-            .await?
+        self.kv
             .put(&self.cfg.name, body.into())
             .await
             .map_err(|e| FleetError::broker("inventory put", e))?;
@@ -116,8 +117,10 @@ impl Node {
     /// Marks node `name` left without running it (`kernos node leave` with no daemon up):
     /// its inventory entry says `left`, so selectors skip it, and its consumer is removed.
     pub async fn leave_offline(broker: Broker, cfg: NodeConfig) -> Result<()> {
+        let kv = broker.nodes().await?;
         let node = Node {
             broker,
+            kv,
             cfg,
             started_ms: now_ms(),
         };
