@@ -40,6 +40,9 @@ pub struct InitConfig {
     /// Other services to supervise.
     #[serde(default)]
     pub services: Vec<Service>,
+    /// Seconds a fatal boot error stays on the console before the machine reboots.
+    #[serde(default = "default_fatal_delay")]
+    pub fatal_delay_s: u64,
 }
 
 /// A static address.
@@ -72,6 +75,18 @@ pub struct Service {
     /// Start it again when it ends (with backoff).
     #[serde(default = "yes")]
     pub restart: bool,
+    /// It speaks the sd_notify protocol: it gets `NOTIFY_SOCKET`, says `READY=1` once it
+    /// serves (the boot record's "ready" time), and is restarted if it is not ready within
+    /// `ready_timeout_s`.
+    #[serde(default)]
+    pub notify: bool,
+    /// With `notify`: seconds it has to become ready.
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout_s: u64,
+    /// With `notify`: it gets `WATCHDOG_USEC` and must say `WATCHDOG=1` at least this often
+    /// once ready, else it is killed and restarted (a hung daemon is a dead daemon). 0: off.
+    #[serde(default)]
+    pub watchdog_s: u64,
 }
 
 fn default_hostname() -> String {
@@ -85,6 +100,12 @@ fn default_mkfs() -> PathBuf {
 }
 fn default_service_name() -> String {
     "service".into()
+}
+fn default_ready_timeout() -> u64 {
+    120
+}
+fn default_fatal_delay() -> u64 {
+    10
 }
 fn yes() -> bool {
     true
@@ -109,7 +130,8 @@ impl InitConfig {
     }
 
     /// Applies `kernos.ip=`, `kernos.gw=`, `kernos.iface=`, `kernos.hostname=`,
-    /// `kernos.disk=` (`none` for no disk) from the kernel command line.
+    /// `kernos.disk=` (`none` for no disk) and `kernos.fatal_delay=` (seconds) from the
+    /// kernel command line.
     pub fn apply_cmdline(&mut self, cmdline: &str) {
         for word in cmdline.split_whitespace() {
             let Some((k, v)) = word.split_once('=') else {
@@ -122,6 +144,11 @@ impl InitConfig {
                 "kernos.hostname" => self.hostname = v.into(),
                 "kernos.disk" if v == "none" => self.data_disk = None,
                 "kernos.disk" => self.data_disk = Some(PathBuf::from(v)),
+                "kernos.fatal_delay" => {
+                    if let Ok(s) = v.parse() {
+                        self.fatal_delay_s = s;
+                    }
+                }
                 _ => {}
             }
         }
@@ -152,7 +179,10 @@ restart = false
         assert_eq!(c.hostname, "kernos");
         assert!(!c.services[0].restart);
         assert!(c.daemon.restart);
-        c.apply_cmdline("console=ttyS0 kernos.ip=10.0.3.9/24 kernos.gw=10.0.3.1 kernos.disk=none");
+        assert_eq!(c.fatal_delay_s, 10);
+        assert!(!c.daemon.notify);
+        c.apply_cmdline("console=ttyS0 kernos.ip=10.0.3.9/24 kernos.gw=10.0.3.1 kernos.disk=none kernos.fatal_delay=2");
+        assert_eq!(c.fatal_delay_s, 2);
         assert_eq!(c.network.address, "10.0.3.9/24");
         assert_eq!(c.network.gateway, "10.0.3.1");
         assert_eq!(c.data_disk, None);

@@ -9,9 +9,11 @@ mod config;
 mod disk;
 mod log;
 mod net;
+mod notify;
 mod supervise;
 mod sys;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -20,8 +22,22 @@ use serde_json::json;
 use crate::log::{Boot, say};
 use crate::supervise::{Power, RUN_DIR, Supervisor};
 
-/// How long a fatal error stays on the console before the machine reboots.
+/// The boot so far: its record, and what a fatal error needs (how long to show it, and the
+/// data directory to leave it in for the daemon to journal at the next boot).
+#[derive(Default)]
+struct Booting {
+    boot: Boot,
+    fatal_delay: Option<Duration>,
+    data_dir: Option<PathBuf>,
+}
+
+/// How long a fatal error stays on the console before the machine reboots, unless the
+/// config says otherwise (`fatal_delay_s`, `kernos.fatal_delay=`).
 const FATAL_DELAY: Duration = Duration::from_secs(10);
+
+/// The file in the data directory a fatal error is left in: the daemon journals it
+/// (`system.fatal`) when it next starts, then removes it.
+const FATAL_RECORD: &str = "init-fatal.json";
 
 fn main() {
     if std::process::id() != 1 {
@@ -32,16 +48,19 @@ fn main() {
     // SAFETY: PR_SET_NAME with a NUL-terminated name of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, c"kernos-init".as_ptr()) };
     std::panic::set_hook(Box::new(|info| say(&format!("PANIC: {info}"))));
-    match std::panic::catch_unwind(boot_and_run) {
+    let mut b = Booting::default();
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| boot_and_run(&mut b)));
+    match run {
         Ok(Ok(power)) => shutdown(power),
-        Ok(Err(e)) => fatal(&format!("{e:#}")),
-        Err(_) => fatal("kernos-init panicked (see the line above)"),
+        Ok(Err(e)) => fatal(&format!("{e:#}"), &b),
+        Err(_) => fatal("kernos-init panicked (see the line above)", &b),
     }
 }
 
-/// Run as an ordinary program: `--version`, or `--make-orphans N`, which leaves N children
+/// Run as an ordinary program: `--version`; `--make-orphans N`, which leaves N children
 /// behind that end 300 ms after their parent, so they die as orphans PID 1 must reap (the
-/// QEMU test declares it as a service and checks no zombie is left).
+/// QEMU test declares it as a service and checks no zombie is left); `--exit CODE`, which
+/// ends at once with CODE (a service that always fails, to watch the backoff).
 fn not_pid1() -> i32 {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
@@ -49,6 +68,8 @@ fn not_pid1() -> i32 {
             println!("kernos-init {}", env!("CARGO_PKG_VERSION"));
             0
         }
+        // A service that always fails (the QEMU test's restart and backoff check).
+        Some("--exit") => args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1),
         Some("--make-orphans") => {
             let n: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
             for _ in 0..n {
@@ -69,21 +90,21 @@ fn not_pid1() -> i32 {
         }
         _ => {
             eprintln!(
-                "kernos-init is PID 1 of a Kernos OS image: the kernel starts it (see the README's \"Kernos OS\" section). Options when run otherwise: --version, --make-orphans N"
+                "kernos-init is PID 1 of a Kernos OS image: the kernel starts it (see the README's \"Kernos OS\" section). Options when run otherwise: --version, --make-orphans N, --exit CODE"
             );
             2
         }
     }
 }
 
-fn boot_and_run() -> Result<Power> {
-    let mut boot = Boot {
-        kernel_ms: log::boottime_ms(),
-        ..Boot::default()
-    };
+fn boot_and_run(b: &mut Booting) -> Result<Power> {
+    b.boot.kernel_ms = log::boottime_ms();
+    let boot = &mut b.boot;
     boot.phase("mount", || sys::mount_early().map(|d| ((), d)))
         .context("the early mounts failed")?;
     sys::attach_console();
+    // Ctrl-alt-del becomes SIGINT to us (a clean reboot) instead of an immediate one.
+    sys::disable_cad();
     say(&format!(
         "kernos-init {} started {} ms after the kernel",
         env!("CARGO_PKG_VERSION"),
@@ -92,6 +113,8 @@ fn boot_and_run() -> Result<Power> {
     boot.boot_id = boot_id();
     let mut cfg = config::InitConfig::load(std::path::Path::new(config::CONFIG_PATH))?;
     cfg.apply_cmdline(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
+    b.fatal_delay = Some(Duration::from_secs(cfg.fatal_delay_s));
+    let boot = &mut b.boot;
     let hostname = cfg.hostname.clone();
     boot.phase("hostname", || sys::set_hostname(&hostname).map(|h| ((), h)))?;
     let modules = cfg.modules.clone();
@@ -99,9 +122,8 @@ fn boot_and_run() -> Result<Power> {
     let cs = cfg.clocksource.clone();
     // A clock source the kernel refuses is not worth a reboot: it keeps its own choice.
     let _ = boot.phase("clock", || sys::clocksource(&cs).map(|d| ((), d)));
-    let net = cfg.network.clone();
-    boot.phase("network", || net::bring_up(&net).map(|d| ((), d)))
-        .context("the network is how this machine is managed; without it there is no API")?;
+    // The disk before the network: from here on a fatal error is left on the disk for the
+    // daemon to journal at the next boot.
     let (dev, mkfs) = (cfg.data_disk.clone(), cfg.mkfs.clone());
     let persistent = boot.phase("disk", || disk::mount_data(dev.as_deref(), &mkfs))?;
     let data_dir = cfg.data_dir.clone();
@@ -114,8 +136,13 @@ fn boot_and_run() -> Result<Power> {
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         Ok(((), data_dir.display().to_string()))
     })?;
+    b.data_dir = persistent.then(|| data_dir.clone());
+    let boot = &mut b.boot;
     // The kernel's own entropy (jitter, RDRAND) suffices to boot; a failed seed is a warning.
     let _ = boot.phase("rng", || disk::seed_rng().map(|d| ((), d)));
+    let net = cfg.network.clone();
+    boot.phase("network", || net::bring_up(&net).map(|d| ((), d)))
+        .context("the network is how this machine is managed; without it there is no API")?;
     std::fs::create_dir_all(RUN_DIR).with_context(|| format!("cannot create {RUN_DIR}"))?;
     let record = json!({
         "boot_id": boot.boot_id,
@@ -234,14 +261,30 @@ fn reboot(cmd: libc::c_int) -> ! {
     }
 }
 
-/// A fatal error: logged on the console, then a reboot after a delay (PID 1 never exits: the
-/// kernel would panic).
-fn fatal(msg: &str) -> ! {
-    log::warn_loud(&format!(
-        "FATAL: {msg}; rebooting in {} s",
-        FATAL_DELAY.as_secs()
-    ));
-    let until = std::time::Instant::now() + FATAL_DELAY;
+/// A fatal error: logged on the console and, once the persistent data directory is mounted,
+/// left there for the daemon to journal at the next boot; then a reboot after a delay (PID 1
+/// never exits: the kernel would panic).
+fn fatal(msg: &str, b: &Booting) -> ! {
+    let delay = b.fatal_delay.unwrap_or(FATAL_DELAY);
+    log::warn_loud(&format!("FATAL: {msg}; rebooting in {} s", delay.as_secs()));
+    if let Some(dir) = &b.data_dir {
+        let rec = json!({
+            "boot_id": b.boot.boot_id,
+            "error": msg,
+            "at_ms": log::boottime_ms(),
+            "kernel_ms": b.boot.kernel_ms,
+            "phases": b.boot.phases,
+        });
+        let path = dir.join(FATAL_RECORD);
+        match supervise::write_atomic(&path, rec.to_string().as_bytes()) {
+            Ok(()) => say(&format!(
+                "the error is saved in {} for the journal",
+                path.display()
+            )),
+            Err(e) => say(&format!("cannot save the error in {}: {e}", path.display())),
+        }
+    }
+    let until = std::time::Instant::now() + delay;
     while std::time::Instant::now() < until {
         std::thread::sleep(Duration::from_millis(200));
         reap_all();

@@ -1,6 +1,9 @@
 //! PID 1's loop: start and supervise the daemon and the declared services (restart with
-//! backoff), reap every child and orphan, forward SIGTERM, and carry out a reboot or
-//! power-off the daemon asked for through the API.
+//! backoff, readiness and watchdog over the notify socket), reap every child and orphan,
+//! forward SIGTERM, and carry out a reboot or power-off the daemon asked for through the API.
+//!
+//! One thread, no timers: signals arrive on a signalfd and readiness on the notify socket,
+//! and poll(2) sleeps until one of them or the next due restart or watchdog deadline.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
@@ -10,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::{InitConfig, Service};
-use crate::log::say;
+use crate::log::{boottime_ms, say};
+use crate::notify::NotifySocket;
 
 /// PID 1's run directory: `boot.json`, `status.json`, and `power`, which the daemon writes
 /// (`reboot` or `poweroff`) before it stops to ask for one.
@@ -34,7 +38,18 @@ struct Proc {
     next_start: Option<Instant>,
     backoff: Duration,
     last_exit: String,
+    /// Boot times (ms) of the latest starts, oldest first: the backoff as it happened.
+    recent_starts_ms: Vec<u64>,
+    /// When the current run said `READY=1` (boot time, ms).
+    ready_ms: Option<u64>,
+    /// Its last sign of life on the notify socket (READY=1 or WATCHDOG=1).
+    last_ping: Option<Instant>,
+    /// Why init killed the current run (not ready in time, watchdog), until it is reaped.
+    killed_for: Option<String>,
 }
+
+/// How many start times a service's status keeps.
+const RECENT_STARTS: usize = 8;
 
 /// What `status.json` holds (read by the daemon for GET /v1/system/status).
 #[derive(Debug, Serialize)]
@@ -54,6 +69,12 @@ struct ServiceStatus {
     pid: Option<i32>,
     starts: u64,
     last_exit: String,
+    /// Boot times (ms) of its latest starts.
+    recent_starts_ms: Vec<u64>,
+    /// When its current run became ready (boot time, ms), for `notify` services.
+    ready_ms: Option<u64>,
+    /// Its next restart is this many ms away (while it waits out its backoff).
+    restart_in_ms: Option<u64>,
 }
 
 fn sigset(sigs: &[i32]) -> libc::sigset_t {
@@ -84,6 +105,9 @@ pub struct Supervisor {
     reaped_orphans: u64,
     reaped_children: u64,
     stopping: Option<(Power, Instant)>,
+    /// The readiness socket (`None` if it could not be bound: then `notify` services are
+    /// taken as ready when started, and have no watchdog).
+    notify: Option<NotifySocket>,
 }
 
 impl Supervisor {
@@ -91,6 +115,15 @@ impl Supervisor {
     pub fn new(cfg: &InitConfig, boot_id: String) -> Supervisor {
         let mut procs = vec![proc(cfg.daemon.clone(), true)];
         procs.extend(cfg.services.iter().cloned().map(|s| proc(s, false)));
+        let notify = match NotifySocket::bind(&Path::new(RUN_DIR).join("notify")) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                say(&format!(
+                    "no readiness socket ({e:#}): services are taken as ready when started"
+                ));
+                None
+            }
+        };
         Supervisor {
             procs,
             boot_id,
@@ -98,40 +131,66 @@ impl Supervisor {
             reaped_orphans: 0,
             reaped_children: 0,
             stopping: None,
+            notify,
         }
     }
 
     /// Runs forever; returns only to reboot or power off.
     pub fn run(&mut self) -> Power {
         let set = sigset(HANDLED);
-        // SAFETY: blocking signals in our own (single-threaded) process; they are taken
-        // synchronously with sigtimedwait below. Children get an empty mask back (`spawn`).
+        // SAFETY: blocking signals in our own (single-threaded) process; they are read from
+        // the signalfd below. Children get an empty mask back (`spawn`).
         unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+        // SAFETY: a new signalfd for the blocked set; owned below.
+        let sfd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+        if sfd < 0 {
+            // Without it, pending signals are still taken after each (at most 1 s) poll.
+            say(&format!(
+                "signalfd: {}; checking signals once a second",
+                std::io::Error::last_os_error()
+            ));
+        }
         let now = Instant::now();
         for p in &mut self.procs {
             p.next_start = Some(now);
         }
         loop {
             self.start_due();
+            self.check_liveness();
             self.write_status();
-            // SAFETY: an all-zero siginfo_t is valid storage for the kernel to fill.
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            let ts = libc::timespec {
-                tv_sec: 1,
-                tv_nsec: 0,
-            };
-            // SAFETY: valid set, writable info, valid timeout.
-            let sig = unsafe { libc::sigtimedwait(&set, &mut info, &ts) };
-            match sig {
-                libc::SIGTERM | libc::SIGINT | libc::SIGPWR => {
-                    say(&format!(
-                        "signal {sig}: forwarding SIGTERM, then powering off"
-                    ));
-                    self.stop(Power::PowerOff);
-                }
-                libc::SIGHUP => say("SIGHUP ignored (PID 1)"),
-                _ => {}
+            let mut fds = vec![libc::pollfd {
+                fd: sfd,
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            if let Some(n) = &self.notify {
+                fds.push(libc::pollfd {
+                    fd: n.raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
             }
+            let wait = self.next_wake().as_millis().min(1000) as libc::c_int;
+            // SAFETY: a valid array of pollfds of the stated length.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait) };
+            if sfd >= 0 {
+                while let Some(sig) = read_signal(sfd) {
+                    self.on_signal(sig);
+                }
+            } else {
+                // SAFETY: a zero timeout: only what is already pending.
+                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                let ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                // SAFETY: valid set, writable info, valid timeout.
+                let sig = unsafe { libc::sigtimedwait(&set, &mut info, &ts) };
+                if sig > 0 {
+                    self.on_signal(sig);
+                }
+            }
+            self.read_notify();
             // Reap on every wake, not only on SIGCHLD: signals of one kind coalesce.
             self.reap();
             if let Some((power, deadline)) = self.stopping {
@@ -141,6 +200,103 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// SIGTERM and SIGPWR power off, SIGINT (ctrl-alt-del: init disabled the kernel's own
+    /// reboot for it) reboots; either way SIGTERM goes to every service first.
+    fn on_signal(&mut self, sig: i32) {
+        let power = match sig {
+            libc::SIGTERM | libc::SIGPWR => Power::PowerOff,
+            libc::SIGINT => Power::Reboot,
+            libc::SIGHUP => {
+                say("SIGHUP ignored (PID 1)");
+                return;
+            }
+            _ => return,
+        };
+        say(&format!(
+            "signal {} ({}): forwarding SIGTERM to every service, then {power:?}",
+            sig,
+            signal_name(sig)
+        ));
+        self.stop(power);
+    }
+
+    /// Readiness and watchdog messages; each counts only for the service that sent it.
+    fn read_notify(&mut self) {
+        let Some(n) = &self.notify else {
+            return;
+        };
+        while let Some(m) = n.recv() {
+            let Some(p) = self.procs.iter_mut().find(|p| p.pid == Some(m.pid)) else {
+                continue;
+            };
+            if m.has("READY=1") && p.ready_ms.is_none() {
+                let at = boottime_ms();
+                p.ready_ms = Some(at);
+                let took = p.started.map(|s| s.elapsed().as_millis()).unwrap_or(0);
+                say(&format!(
+                    "{} is ready ({took} ms after its start)",
+                    p.svc.name
+                ));
+            }
+            if m.has("READY=1") || m.has("WATCHDOG=1") {
+                p.last_ping = Some(Instant::now());
+            }
+        }
+    }
+
+    /// A `notify` service not ready in time, or silent past its watchdog, is killed; the
+    /// reaper then restarts it with backoff.
+    fn check_liveness(&mut self) {
+        if self.notify.is_none() || self.stopping.is_some() {
+            return;
+        }
+        for p in &mut self.procs {
+            let (Some(pid), true, None) = (p.pid, p.svc.notify, &p.killed_for) else {
+                continue;
+            };
+            let why = if p.ready_ms.is_none() {
+                let limit = Duration::from_secs(p.svc.ready_timeout_s);
+                p.started
+                    .is_some_and(|s| s.elapsed() > limit)
+                    .then(|| format!("not ready within {} s", limit.as_secs()))
+            } else if p.svc.watchdog_s > 0 {
+                let limit = Duration::from_secs(p.svc.watchdog_s);
+                p.last_ping
+                    .is_some_and(|t| t.elapsed() > limit)
+                    .then(|| format!("no watchdog ping for {} s", limit.as_secs()))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                say(&format!(
+                    "{} (pid {pid}) is {why}: killing it to restart it",
+                    p.svc.name
+                ));
+                // SAFETY: kill(2) on a child we started and have not reaped.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                p.killed_for = Some(why);
+            }
+        }
+    }
+
+    /// How long poll may sleep: until the next due start or liveness deadline.
+    fn next_wake(&self) -> Duration {
+        let now = Instant::now();
+        let mut next = Duration::from_secs(1);
+        for p in &self.procs {
+            if let Some(t) = p.next_start {
+                next = next.min(t.saturating_duration_since(now));
+            }
+            if p.pid.is_some() && p.svc.notify && p.svc.watchdog_s > 0 {
+                if let Some(t) = p.last_ping {
+                    let due = t + Duration::from_secs(p.svc.watchdog_s) + Duration::from_millis(1);
+                    next = next.min(due.saturating_duration_since(now));
+                }
+            }
+        }
+        next
     }
 
     fn stop(&mut self, power: Power) {
@@ -165,11 +321,18 @@ impl Supervisor {
                 continue;
             }
             p.next_start = None;
-            match spawn(&p.svc, p.is_daemon, &run_dir, &self.data_dir) {
+            let notify = self.notify.as_ref().map(NotifySocket::path);
+            match spawn(&p.svc, p.is_daemon, &run_dir, &self.data_dir, notify) {
                 Ok(pid) => {
                     p.pid = Some(pid);
                     p.started = Some(now);
                     p.starts += 1;
+                    p.ready_ms = None;
+                    p.last_ping = None;
+                    p.recent_starts_ms.push(boottime_ms());
+                    if p.recent_starts_ms.len() > RECENT_STARTS {
+                        p.recent_starts_ms.remove(0);
+                    }
                     say(&format!(
                         "started {} (pid {pid}, start {})",
                         p.svc.name, p.starts
@@ -204,8 +367,12 @@ impl Supervisor {
             let stopping = self.stopping.is_some();
             let p = &mut self.procs[i];
             p.pid = None;
-            p.last_exit = describe(status);
+            p.last_exit = match p.killed_for.take() {
+                Some(why) => format!("killed by init: {why}"),
+                None => describe(status),
+            };
             let ran = p.started.map(|s| s.elapsed()).unwrap_or_default();
+            p.ready_ms = None;
             say(&format!(
                 "{} (pid {pid}) ended: {} after {:.1} s",
                 p.svc.name,
@@ -237,6 +404,7 @@ impl Supervisor {
     }
 
     fn write_status(&self) {
+        let now = Instant::now();
         let s = Status {
             boot_id: &self.boot_id,
             reaped_orphans: self.reaped_orphans,
@@ -249,9 +417,14 @@ impl Supervisor {
                     pid: p.pid,
                     starts: p.starts,
                     last_exit: p.last_exit.clone(),
+                    recent_starts_ms: p.recent_starts_ms.clone(),
+                    ready_ms: p.ready_ms,
+                    restart_in_ms: p
+                        .next_start
+                        .map(|t| t.saturating_duration_since(now).as_millis() as u64),
                 })
                 .collect(),
-            written_boottime_ms: crate::log::boottime_ms(),
+            written_boottime_ms: boottime_ms(),
         };
         if let Ok(text) = serde_json::to_vec_pretty(&s) {
             let _ = write_atomic(&Path::new(RUN_DIR).join("status.json"), &text);
@@ -269,6 +442,29 @@ fn proc(svc: Service, is_daemon: bool) -> Proc {
         next_start: None,
         backoff: Duration::from_secs(1),
         last_exit: String::new(),
+        recent_starts_ms: Vec::new(),
+        ready_ms: None,
+        last_ping: None,
+        killed_for: None,
+    }
+}
+
+/// The next signal waiting on the signalfd.
+fn read_signal(sfd: i32) -> Option<i32> {
+    // SAFETY: an all-zero signalfd_siginfo is valid storage for read(2) to fill.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: reading at most `size` bytes into `info`.
+    let n = unsafe { libc::read(sfd, (&raw mut info).cast(), size) };
+    (n == size as isize).then_some(info.ssi_signo as i32)
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT, ctrl-alt-del",
+        libc::SIGPWR => "SIGPWR",
+        _ => "signal",
     }
 }
 
@@ -304,7 +500,13 @@ fn describe(status: i32) -> String {
     }
 }
 
-fn spawn(svc: &Service, is_daemon: bool, run_dir: &Path, data_dir: &Path) -> std::io::Result<i32> {
+fn spawn(
+    svc: &Service,
+    is_daemon: bool,
+    run_dir: &Path,
+    data_dir: &Path,
+    notify: Option<&Path>,
+) -> std::io::Result<i32> {
     let Some((prog, args)) = svc.argv.split_first() else {
         return Err(std::io::Error::other("empty argv"));
     };
@@ -322,6 +524,15 @@ fn spawn(svc: &Service, is_daemon: bool, run_dir: &Path, data_dir: &Path) -> std
             "KERNOS_DATA_DIR".into(),
             data_dir.to_string_lossy().into_owned(),
         );
+    }
+    if let (true, Some(sock)) = (svc.notify, notify) {
+        env.insert("NOTIFY_SOCKET".into(), sock.to_string_lossy().into_owned());
+        if svc.watchdog_s > 0 {
+            env.insert(
+                "WATCHDOG_USEC".into(),
+                (svc.watchdog_s * 1_000_000).to_string(),
+            );
+        }
     }
     env.extend(svc.env.clone());
     let mut cmd = std::process::Command::new(prog);

@@ -2,7 +2,10 @@
 //! (TCG, user networking, the daemon's port forwarded to a loopback port), and everything is
 //! done from the host through the authenticated API over TLS: readiness, a request and its
 //! events, orphans reaped by PID 1, a change and its undo, a reboot with the journal intact
-//! on the persistent disk, then a power-off that ends QEMU.
+//! on the persistent disk, then a power-off that ends QEMU. A second machine shows the rest of
+//! PID 1's duties: a failing service restarted with a growing backoff, a fatal boot error
+//! shown, saved and journaled at the next boot, and ctrl-alt-del (SIGINT to PID 1) forwarded
+//! as SIGTERM to the daemon, which stops cleanly before the machine reboots.
 //!
 //! scripts/test builds the release binaries and the image and sets KERNOS_OS_IMAGE. Without
 //! it the test fails (so CI never skips it) unless KERNOS_SKIP_QEMU=1.
@@ -25,6 +28,19 @@ struct Vm {
     serial: PathBuf,
     cert: PathBuf,
     key: String,
+    /// QEMU's monitor socket, when the boot asked for one.
+    monitor: Option<PathBuf>,
+}
+
+/// How one QEMU run differs from the default.
+#[derive(Default)]
+struct Opts<'a> {
+    /// Words added to the image's kernel command line.
+    append: &'a [&'a str],
+    /// `-no-reboot`: a reboot ends QEMU (so the test sees it).
+    no_reboot: bool,
+    /// A monitor socket to send keys through.
+    monitor: bool,
 }
 
 impl Drop for Vm {
@@ -43,11 +59,22 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_qemu(img: &Path, disk: &Path, port: u16, serial: &Path) -> Child {
-    let cmdline = std::fs::read_to_string(img.join("cmdline")).unwrap();
-    Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-m", "512", "-smp", "1"])
-        .args(["-display", "none", "-monitor", "none", "-no-user-config"])
+fn start_qemu(img: &Path, disk: &Path, port: u16, serial: &Path, opts: &Opts) -> Child {
+    let mut cmdline = std::fs::read_to_string(img.join("cmdline")).unwrap();
+    for w in opts.append {
+        cmdline = format!("{} {w}", cmdline.trim());
+    }
+    let mut cmd = Command::new("qemu-system-x86_64");
+    if opts.no_reboot {
+        cmd.arg("-no-reboot");
+    }
+    let monitor = if opts.monitor {
+        format!("unix:{},server=on,wait=off", monitor_path(serial).display())
+    } else {
+        "none".into()
+    };
+    cmd.args(["-accel", "tcg", "-m", "512", "-smp", "1"])
+        .args(["-display", "none", "-monitor", &monitor, "-no-user-config"])
         .arg("-serial")
         .arg(format!("file:{}", serial.display()))
         .arg("-kernel")
@@ -70,7 +97,51 @@ fn start_qemu(img: &Path, disk: &Path, port: u16, serial: &Path) -> Child {
         .expect("cannot start qemu-system-x86_64: scripts/test installs qemu-system-x86")
 }
 
+fn monitor_path(serial: &Path) -> PathBuf {
+    serial.with_extension("monitor")
+}
+
 impl Vm {
+    /// Starts QEMU on `disk`; the console goes to `serial`.
+    fn boot(img: &Path, disk: &Path, serial: &Path, opts: &Opts) -> Vm {
+        let port = free_port();
+        Vm {
+            qemu: start_qemu(img, disk, port, serial, opts),
+            port,
+            serial: serial.to_owned(),
+            cert: img.join("tls.crt"),
+            key: std::fs::read_to_string(img.join("owner.key"))
+                .unwrap()
+                .trim()
+                .to_owned(),
+            monitor: opts.monitor.then(|| monitor_path(serial)),
+        }
+    }
+
+    /// Sends a key combination as if typed on the machine's keyboard (QEMU's monitor).
+    fn sendkey(&self, keys: &str) {
+        use std::io::Write;
+        let path = self.monitor.as_ref().expect("booted with a monitor");
+        let mut m = std::os::unix::net::UnixStream::connect(path).unwrap();
+        writeln!(m, "sendkey {keys}").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    /// Waits until QEMU ends (the machine powered off, or rebooted under -no-reboot).
+    fn wait_exit(&mut self, limit: Duration, what: &str) {
+        let t0 = Instant::now();
+        loop {
+            if let Ok(Some(st)) = self.qemu.try_wait() {
+                assert!(st.success(), "QEMU exit: {st}");
+                return;
+            }
+            if t0.elapsed() > limit {
+                self.fail(&format!("QEMU did not exit: {what}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn console(&self) -> String {
         let text = std::fs::read_to_string(&self.serial).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -195,15 +266,15 @@ fn kinds(d: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[test]
-fn kernos_os_boots_in_qemu_and_is_managed_through_the_api_only() {
+/// The image scripts/test built, or `None` when KERNOS_SKIP_QEMU=1 says to skip.
+fn image() -> Option<PathBuf> {
     let Some(img) = std::env::var_os("KERNOS_OS_IMAGE").map(PathBuf::from) else {
         if std::env::var("KERNOS_SKIP_QEMU").as_deref() == Ok("1") {
             eprintln!("KERNOS_SKIP_QEMU=1: the Kernos OS QEMU test is skipped");
-            return;
+            return None;
         }
         panic!(
-            "KERNOS_OS_IMAGE is not set: scripts/test builds the image (cargo build --release --locked -p kernos-cli -p kernos-init; scripts/build-image --orphans 3 DIR) and sets it. Set KERNOS_SKIP_QEMU=1 to skip this test locally"
+            "KERNOS_OS_IMAGE is not set: scripts/test builds the image (cargo build --release --locked -p kernos-cli -p kernos-init; scripts/build-image --orphans 3 --flaky DIR) and sets it. Set KERNOS_SKIP_QEMU=1 to skip this test locally"
         );
     };
     for f in [
@@ -215,29 +286,40 @@ fn kernos_os_boots_in_qemu_and_is_managed_through_the_api_only() {
     ] {
         assert!(
             img.join(f).exists(),
-            "{} is missing: rebuild the image with scripts/build-image --orphans 3",
+            "{} is missing: rebuild the image with scripts/build-image --orphans 3 --flaky",
             img.join(f).display()
         );
     }
-    let tmp = tempfile::tempdir().unwrap();
-    // The persistent disk: empty, so the first boot formats it.
-    let disk = tmp.path().join("data.raw");
+    Some(img)
+}
+
+/// An empty persistent disk (the first boot formats it).
+fn empty_disk(dir: &Path) -> PathBuf {
+    let disk = dir.join("data.raw");
     std::fs::File::create(&disk)
         .unwrap()
         .set_len(256 << 20)
         .unwrap();
-    let port = free_port();
+    disk
+}
+
+fn service(st: &Value, name: &str) -> Value {
+    st["init"]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn kernos_os_boots_in_qemu_and_is_managed_through_the_api_only() {
+    let Some(img) = image() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = empty_disk(tmp.path());
     let serial = tmp.path().join("serial.log");
-    let mut vm = Vm {
-        qemu: start_qemu(&img, &disk, port, &serial),
-        port,
-        serial: serial.clone(),
-        cert: img.join("tls.crt"),
-        key: std::fs::read_to_string(img.join("owner.key"))
-            .unwrap()
-            .trim()
-            .to_owned(),
-    };
+    let mut vm = Vm::boot(&img, &disk, &serial, &Opts::default());
     let took = vm.wait_ready(Duration::from_secs(240));
     eprintln!("API ready {took:?} after QEMU started (TCG)");
 
@@ -259,9 +341,15 @@ fn kernos_os_boots_in_qemu_and_is_managed_through_the_api_only() {
     }
     assert_eq!(st["boot"]["persistent"], true, "{st}");
     assert!(st["pid1_rss_kb"].as_u64().unwrap_or(0) > 0, "{st}");
+    // The daemon told init it was ready (sd_notify over init's socket), after the phases.
+    let kernel_ms = st["boot"]["kernel_ms"].as_u64().unwrap();
+    let init_ms = st["boot"]["init_ms"].as_u64().unwrap();
+    let ready = service(&st, "kernos")["ready_ms"].as_u64().unwrap_or(0);
+    assert!(ready >= kernel_ms + init_ms, "ready after the phases: {st}");
     eprintln!(
-        "kernel {} ms, init phases {} ms, PID 1 RSS {} kB",
-        st["boot"]["kernel_ms"], st["boot"]["init_ms"], st["pid1_rss_kb"]
+        "kernel {kernel_ms} ms, init phases {init_ms} ms, daemon ready {} ms later, PID 1 RSS {} kB",
+        ready - kernel_ms - init_ms,
+        st["pid1_rss_kb"]
     );
     let first_boot = st["boot"]["boot_id"].as_str().unwrap().to_owned();
 
@@ -271,13 +359,7 @@ fn kernos_os_boots_in_qemu_and_is_managed_through_the_api_only() {
         s["init"]["reaped_orphans"].as_u64().unwrap_or(0) >= ORPHANS
             && s["zombies"].as_array().is_some_and(|z| z.is_empty())
     });
-    let svc = st["init"]["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "orphans")
-        .cloned()
-        .unwrap_or_default();
+    let svc = service(&st, "orphans");
     assert_eq!(svc["last_exit"], "exit 0", "{st}");
     assert_eq!(
         svc["starts"], 1,
@@ -343,20 +425,98 @@ fn kernos_os_boots_in_qemu_and_is_managed_through_the_api_only() {
 
     // Power off through the API: QEMU ends.
     vm.ok("POST", "/v1/system/poweroff", None, 202);
-    let t0 = Instant::now();
-    loop {
-        if let Ok(Some(st)) = vm.qemu.try_wait() {
-            assert!(st.success(), "QEMU exit: {st}");
-            break;
-        }
-        if t0.elapsed() > Duration::from_secs(120) {
-            vm.fail("QEMU did not exit after POST /v1/system/poweroff");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    vm.wait_exit(Duration::from_secs(120), "after POST /v1/system/poweroff");
     let console = std::fs::read_to_string(&serial).unwrap_or_default();
     assert!(
         console.contains("PowerOff now"),
         "init powered off: {console}"
     );
+}
+
+#[test]
+fn pid1_restarts_with_backoff_reboots_on_a_fatal_error_and_forwards_sigterm() {
+    let Some(img) = image() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = empty_disk(tmp.path());
+
+    // A boot that cannot work (an address no NIC can take): the error is on the console, the
+    // machine reboots after the delay (-no-reboot: QEMU ends), and the error was left on the
+    // data disk, which the first boot had already formatted and mounted.
+    let serial = tmp.path().join("fatal.log");
+    let bad = Opts {
+        append: &["kernos.ip=10.0.2.15/99", "kernos.fatal_delay=1"],
+        no_reboot: true,
+        monitor: false,
+    };
+    let mut vm = Vm::boot(&img, &disk, &serial, &bad);
+    vm.wait_exit(Duration::from_secs(240), "after a fatal boot error");
+    let console = std::fs::read_to_string(&serial).unwrap_or_default();
+    assert!(
+        console.contains("FATAL: the network is how this machine is managed"),
+        "{console}"
+    );
+    assert!(console.contains("rebooting in 1 s"), "{console}");
+    assert!(
+        console.contains("saved in /persist/kernos/init-fatal.json"),
+        "{console}"
+    );
+    drop(vm);
+
+    // The next boot journals it.
+    let serial = tmp.path().join("serial.log");
+    let good = Opts {
+        no_reboot: true,
+        monitor: true,
+        ..Opts::default()
+    };
+    let mut vm = Vm::boot(&img, &disk, &serial, &good);
+    vm.wait_ready(Duration::from_secs(240));
+    let fatal = vm.ok("GET", "/v1/state/journal?kind=system.fatal", None, 200);
+    let events = fatal["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(events.len(), 1, "{fatal}");
+    assert!(
+        events[0].to_string().contains("the prefix must be 0-32"),
+        "the record names what failed: {fatal}"
+    );
+
+    // A service that always fails is restarted after 1, 2, 4… s, not in a tight loop.
+    let st = vm.until(
+        "/v1/system/status",
+        "four starts of the flaky service",
+        |s| service(s, "flaky")["starts"].as_u64().unwrap_or(0) >= 4,
+    );
+    let flaky = service(&st, "flaky");
+    assert_eq!(flaky["last_exit"], "exit 3", "{st}");
+    let at: Vec<u64> = flaky["recent_starts_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    let gaps: Vec<u64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    for (i, g) in gaps.iter().enumerate().take(3) {
+        let want = 1000u64 << i;
+        assert!(
+            *g >= want * 9 / 10 && *g < want * 3,
+            "restart {} came {g} ms after the one before, wanted about {want} ms: {gaps:?}",
+            i + 1
+        );
+    }
+
+    // Ctrl-alt-del: the kernel sends SIGINT to PID 1, which forwards SIGTERM; the daemon
+    // stops cleanly (exit 0, not killed) and the machine reboots (QEMU ends).
+    vm.sendkey("ctrl-alt-delete");
+    vm.wait_exit(Duration::from_secs(120), "after ctrl-alt-del");
+    let console = std::fs::read_to_string(&serial).unwrap_or_default();
+    assert!(
+        console.contains("forwarding SIGTERM to every service, then Reboot"),
+        "{console}"
+    );
+    assert!(
+        console
+            .lines()
+            .any(|l| l.contains("kernos (pid") && l.contains("ended: exit 0")),
+        "the daemon stopped cleanly on SIGTERM: {console}"
+    );
+    assert!(console.contains("Reboot now"), "{console}");
 }
