@@ -207,8 +207,10 @@ pub struct State {
     pub(crate) data_dir: PathBuf,
     pub(crate) local_actor: Actor,
     pub(crate) started: Instant,
-    /// The OpenAPI document, built once: it depends only on the code.
-    pub(crate) openapi: serde_json::Value,
+    /// The OpenAPI document, serialized once on first request: it depends only on the code,
+    /// and building it is most of the daemon's start-up CPU (which counts under emulation:
+    /// Kernos OS's boot to API-ready).
+    pub(crate) openapi: std::sync::OnceLock<Vec<u8>>,
     /// What MCP clients are offered (built once: the catalog does not change while it runs).
     pub(crate) mcp: mcp::Offered,
     /// The streamable HTTP transport behind `/mcp`.
@@ -395,7 +397,7 @@ impl Daemon {
             started: Instant::now(),
             config: RwLock::new(Arc::new(cfg.clone())),
             live: Mutex::new(opts.live),
-            openapi: openapi::openapi(),
+            openapi: std::sync::OnceLock::new(),
             mcp: mcp::Offered::new(&opts.registry, &cfg.mcp),
             mcp_http: mcp::Http::new(),
             fleet: fleet::Fleet::new(opts.fleet.clone()).map_err(|e| ServerError::Io {

@@ -14,6 +14,13 @@ use crate::auth::KEY_CREATED;
 /// Kind of the event recording one boot's phases and timings.
 pub const SYSTEM_BOOTED: &str = "system.booted";
 
+/// Kind of the event recording a boot kernos-init gave up on (its error and phases), journaled
+/// at the next boot from the record init left in the data directory.
+pub const SYSTEM_FATAL: &str = "system.fatal";
+
+/// The file kernos-init leaves a fatal boot error in (in the data directory).
+const FATAL_RECORD: &str = "init-fatal.json";
+
 /// The run directory of the kernos-init this daemon runs under, or `None` on any other host.
 /// Three things must agree, so an ordinary host never qualifies by accident: init set
 /// `KERNOS_INIT_DIR`, our parent is PID 1, and PID 1 calls itself `kernos-init`.
@@ -39,6 +46,7 @@ pub(crate) fn on_start(st: &State) {
     let Some(dir) = init_dir() else {
         return;
     };
+    journal_fatal(st);
     if let Err(e) = journal_boot(st, &dir) {
         tracing::warn!("cannot journal the boot record: {e}");
     }
@@ -62,6 +70,32 @@ fn journal_boot(st: &State, dir: &Path) -> Result<(), String> {
         .append_now(NewEvent::new(SYSTEM_BOOTED, Actor::system()).payload(rec))
         .map_err(|e| e.to_string())?;
     std::fs::write(&marker, &id).map_err(|e| format!("{}: {e}", marker.display()))
+}
+
+/// Journals the fatal error an earlier boot left, then removes its file (kept if the journal
+/// refuses it, so the next start tries again).
+fn journal_fatal(st: &State) {
+    let path = st.data_dir.join(FATAL_RECORD);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let rec: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| json!({"error": format!("unreadable record ({e}): {text}")}));
+    tracing::warn!(
+        "an earlier boot failed: {}",
+        rec["error"].as_str().unwrap_or("?")
+    );
+    match st
+        .store
+        .append_now(NewEvent::new(SYSTEM_FATAL, Actor::system()).payload(rec))
+    {
+        Ok(_) => {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!("cannot remove {}: {e}", path.display());
+            }
+        }
+        Err(e) => tracing::warn!("cannot journal {}: {e}", path.display()),
+    }
 }
 
 fn provision_key(st: &State, path: &Path) -> Result<(), String> {

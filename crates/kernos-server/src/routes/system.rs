@@ -11,14 +11,25 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::wire::{Health, PowerAccepted, SystemStatus};
 
-/// GET /v1/openapi.json: the document built when the daemon started.
+/// GET /v1/openapi.json: the document, built on the first request and kept.
 pub(super) async fn openapi_doc(axum::extract::State(st): axum::extract::State<St>) -> Response {
-    let mut r = Json(st.openapi.clone()).into_response();
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("max-age=60"),
-    );
-    r
+    let body = st
+        .openapi
+        .get_or_init(|| serde_json::to_vec(&crate::openapi::openapi()).unwrap_or_default());
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("max-age=60"),
+            ),
+        ],
+        body.clone(),
+    )
+        .into_response()
 }
 
 /// GET /healthz.
