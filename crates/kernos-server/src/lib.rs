@@ -50,6 +50,7 @@ mod schedules;
 mod scope;
 mod sessions;
 mod sse;
+pub mod startup;
 mod submit;
 mod tlog;
 mod verify;
@@ -306,8 +307,10 @@ impl Daemon {
             durability: cfg.journal_durability(),
             ..JournalOptions::default()
         };
+        startup::mark("runtime, TLS, sockets");
         let boot = Journal::open_with(&opts.data_dir, jopts.clone())?;
         let head = boot.head()?.0;
+        startup::mark("journal");
 
         // Read models from the journal: keys, usage.
         let mut keys = KeyTable::default();
@@ -331,7 +334,9 @@ impl Daemon {
             true
         })?;
         let daily = daily::Daily::load(&boot, head, limits::now_ms())?;
+        startup::mark("read models");
         let tlog = tlog::Tlog::open(&opts.data_dir, &opts.log, &boot)?;
+        startup::mark("transparency log");
 
         let hub = Arc::new(Hub::new(
             head,
@@ -351,6 +356,7 @@ impl Daemon {
         .with_planner(opts.planner)
         .with_step_units(cfg.step_overhead_units)
         .with_trash_budget(opts.trash_budget);
+        startup::mark("engine");
         let (shutdown_tx, _) = tokio::sync::watch::channel(false);
         let (revocations, _) = tokio::sync::watch::channel(0u64);
         // SAFETY: geteuid has no preconditions and cannot fail.

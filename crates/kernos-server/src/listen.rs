@@ -372,6 +372,8 @@ async fn serve_async(
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
+    crate::startup::mark("listeners");
+    tracing::info!("{}", crate::startup::summary());
 
     // Every listener is bound and served: systemd may start what depends on us.
     let notify = notify.map(Arc::new);
