@@ -27,6 +27,23 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The daemon's CPU time so far (user + system, all threads), in ms, from /proc/<pid>/stat.
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let f: Vec<u64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|x| x.parse().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // Fields 14 and 15 of stat (utime, stime), counted after the ')' from field 3.
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 * 1000.0 / hz
+}
+
 /// One keep-alive HTTP/1.1 connection.
 struct Conn {
     w: TcpStream,
@@ -131,9 +148,11 @@ fn main() {
     let paced = phase(&addr, &key, body, clients, paced_n, Some(paced_rate));
     // Phase 2: closed loop, every client as fast as it can: throughput, and latency at
     // saturation.
+    let cpu0 = cpu_ms(pid);
     let sat = phase(&addr, &key, body, clients, total - paced_n, None);
-    // Let the queue drain and the subscriber catch up.
+    // The queue drains after the last answer; what it costs is part of the actions' cost.
     std::thread::sleep(Duration::from_secs(3));
+    let sat_cpu_us = (cpu_ms(pid) - cpu0) * 1000.0 / sat.sent.len().max(1) as f64;
     let first = first.lock().unwrap();
     let report = |name: &str, r: &Phase| {
         let mut i2f: Vec<f64> = r
@@ -178,6 +197,7 @@ fn main() {
     println!("clients      {clients}");
     report(&format!("paced {paced_rate}/s"), &paced);
     report("saturated", &sat);
+    println!("daemon CPU per saturated action {sat_cpu_us:.1} µs (user + system, all threads)");
     println!(
         "daemon RSS idle             {:.1} MiB",
         idle as f64 / 1024.0
