@@ -189,6 +189,38 @@ impl AgentBudget {
     }
 }
 
+/// `kernos sandbox exec [--json] [OPTIONS] -- CMD…` alone, without the rest of the CLI.
+#[derive(Debug, Parser)]
+#[command(name = "kernos sandbox exec", no_binary_name = true)]
+struct SandboxExecOnly {
+    #[arg(long)]
+    json: bool,
+    /// The other global flags, accepted after `exec` as the full CLI does (and, as there,
+    /// of no use to `sandbox exec`): unknown here, they would be read as the command.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    #[command(flatten)]
+    exec: kernos_sandbox::ExecArgs,
+}
+
+/// `kernos sandbox exec …` parsed without building the whole command tree (every subcommand,
+/// flag and help text: ~0.35 ms of a one-step process's start). Only the plain form is taken:
+/// anything this parser does not accept (`--help`, a global flag before `sandbox`, an error)
+/// returns `None`, and the full parser then answers exactly as before.
+pub fn sandbox_exec_only(argv: &[String]) -> Option<kernos_sandbox::ExecArgs> {
+    if argv.get(1).map(String::as_str) != Some("sandbox")
+        || argv.get(2).map(String::as_str) != Some("exec")
+    {
+        return None;
+    }
+    let parsed = SandboxExecOnly::try_parse_from(&argv[3..]).ok()?;
+    let mut exec = parsed.exec;
+    exec.json = parsed.json;
+    Some(exec)
+}
+
 impl Cli {
     /// Parses `argv` (the program name first). A request typed without quotes whose first
     /// word is also a subcommand (`kernos show the 5 largest files in /var/log`) fails to parse
@@ -812,6 +844,59 @@ mod tests {
     #[test]
     fn cli_definition_is_valid() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sandbox_exec_alone_parses_like_the_full_cli_or_leaves_it_to_it() {
+        let argv = |args: &[&str]| -> Vec<String> {
+            std::iter::once("kernos")
+                .chain(args.iter().copied())
+                .map(String::from)
+                .collect()
+        };
+        let full = |args: &[&str]| match parse(args).unwrap().command {
+            Some(Command::Sandbox(SandboxCmd::Exec(e))) => *e,
+            _ => panic!("not sandbox exec"),
+        };
+        for args in [
+            &["sandbox", "exec", "--", "ls", "-l"][..],
+            &[
+                "sandbox", "exec", "--json", "--net", "--mem", "64M", "--", "echo", "--json",
+            ],
+            &[
+                "sandbox", "exec", "--write", "/tmp/x", "echo", "hi", "--net",
+            ],
+            &[
+                "sandbox",
+                "exec",
+                "--data-dir",
+                "/tmp",
+                "--profile",
+                "p",
+                "--",
+                "ls",
+            ],
+            &["sandbox", "exec", "--bogus", "--", "ls"],
+        ] {
+            let fast = sandbox_exec_only(&argv(args)).unwrap();
+            let full = full(args);
+            assert_eq!(fast.command, full.command, "{args:?}");
+            assert_eq!(fast.net, full.net, "{args:?}");
+            assert_eq!(fast.mem, full.mem, "{args:?}");
+            assert_eq!(fast.write, full.write, "{args:?}");
+            let json = parse(args).unwrap().global.json;
+            assert_eq!(fast.json, json, "{args:?}");
+        }
+        // Help, global flags, errors and other commands go to the full parser.
+        for args in [
+            &["sandbox", "exec", "--help"][..],
+            &["sandbox", "exec"],
+            &["sandbox", "probe"],
+            &["--json", "sandbox", "exec", "--", "ls"],
+            &["show", "the", "sandbox", "exec"],
+        ] {
+            assert!(sandbox_exec_only(&argv(args)).is_none(), "{args:?}");
+        }
     }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {

@@ -84,6 +84,12 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     quiet_on_closed_pipe();
+    // One confined step: the start-up of this process is most of what it costs, so the
+    // command tree is not built for it (see `cli::sandbox_exec_only`).
+    if let Some(args) = cli::sandbox_exec_only(&std::env::args().collect::<Vec<_>>()) {
+        let code = kernos_sandbox::run_exec_command(&args);
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     let cli = parse();
     config::set_profile(cli.global.profile.clone());
     match run(cli) {

@@ -5,6 +5,7 @@
 //! Intents are written over concepts, so a synonym added here is understood everywhere.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use crate::lex::{Kind, Tok};
 
@@ -417,8 +418,11 @@ pub(crate) struct Vocab {
     words: HashMap<&'static str, Lexeme>,
     ids: HashMap<&'static str, Cid>,
     glue_concepts: Vec<bool>,
-    /// Deletion variants of every content word ≥ 4 letters → those words.
-    typo: HashMap<String, Vec<&'static str>>,
+    /// Deletion variants of every content word ≥ 4 letters → those words. Built on the first
+    /// word the vocabulary does not know: it is most of what building the vocabulary costs
+    /// (tens of thousands of small allocations, ~1.5 ms), and a request written in known words
+    /// (most of them) never needs it.
+    typo: OnceLock<HashMap<String, Vec<&'static str>>>,
     phrases: Vec<(&'static [&'static str], &'static str)>,
 }
 
@@ -527,32 +531,39 @@ impl Vocab {
                 })
                 .known_name = true;
         }
-        let mut typo: HashMap<String, Vec<&'static str>> = HashMap::new();
-        for (w, lx) in &words {
-            if lx.concept.is_some()
-                && lx.class == Class::Content
-                && w.chars().count() >= 4
-                && w.chars().all(|c| c.is_ascii_alphabetic())
-            {
-                for d in deletions(w) {
-                    typo.entry(d).or_default().push(w);
-                }
-                typo.entry((*w).to_owned()).or_default().push(w);
-            }
-        }
-        for v in typo.values_mut() {
-            v.sort_unstable();
-            v.dedup();
-        }
         let mut phrases: Vec<_> = PHRASES.to_vec();
         phrases.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         Vocab {
             words,
             ids,
             glue_concepts,
-            typo,
+            typo: OnceLock::new(),
             phrases,
         }
+    }
+
+    /// The typo index (see the `typo` field), built on first use.
+    fn typo_index(&self) -> &HashMap<String, Vec<&'static str>> {
+        self.typo.get_or_init(|| {
+            let mut typo: HashMap<String, Vec<&'static str>> = HashMap::new();
+            for (w, lx) in &self.words {
+                if lx.concept.is_some()
+                    && lx.class == Class::Content
+                    && w.chars().count() >= 4
+                    && w.chars().all(|c| c.is_ascii_alphabetic())
+                {
+                    for d in deletions(w) {
+                        typo.entry(d).or_default().push(w);
+                    }
+                    typo.entry((*w).to_owned()).or_default().push(w);
+                }
+            }
+            for v in typo.values_mut() {
+                v.sort_unstable();
+                v.dedup();
+            }
+            typo
+        })
     }
 
     /// The id of a concept name. Unknown names (a typo in an intent table) map to no id, and
@@ -583,8 +594,9 @@ impl Vocab {
         let mut found: Option<(&'static str, Cid)> = None;
         let mut keys = deletions(w);
         keys.push(w.to_owned());
+        let typo = self.typo_index();
         for k in keys {
-            let Some(cands) = self.typo.get(&k) else {
+            let Some(cands) = typo.get(&k) else {
                 continue;
             };
             for c in cands {

@@ -226,12 +226,14 @@ impl OutputSink for Terminal {
     }
 }
 
-/// Runs `kernos sandbox exec` with the helper found by [`crate::find_helper`]; returns the
+/// Runs `kernos sandbox exec` in a binary that embeds the helper (see
+/// [`crate::embedded_helper`]: `kernos`, under whatever name it was installed); returns the
 /// process exit code (the command's, 128+signal when killed, 124 on timeout, 125 when the
-/// sandbox could not run it, 127 when the program was not found).
+/// sandbox could not run it, 127 when the program was not found). The step's helper is a
+/// fork of this process ([`SandboxRunner::one_shot`]): it runs one step and exits.
 pub fn run_exec_command(args: &ExecArgs) -> i32 {
-    match SandboxRunner::new() {
-        Ok(r) => run_exec_command_with(&r, args),
+    match crate::discover::embedded_helper() {
+        Ok(h) => run_exec_command_with(&SandboxRunner::with_helper(h).one_shot(), args),
         Err(e) => {
             eprintln!("kernos: {e}");
             125

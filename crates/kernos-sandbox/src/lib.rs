@@ -42,7 +42,9 @@
 //!   200 ms after the command exited, so a daemon holding the pipes cannot hang the step.
 //!
 //! Create one runner and share it (clones share the fork server): the first step pays for
-//! starting the server, every later one only for a fork.
+//! starting the server, every later one only for a fork. A process that runs one step and
+//! exits (`kernos sandbox exec`) uses [`SandboxRunner::one_shot`] instead: while it is
+//! single-threaded it forks itself as the step's helper, with no server to start.
 //!
 //! A missing kernel feature makes the run fail with [`ExecError::Unavailable`] naming it,
 //! unless the policy sets `allow_weaker`. [`probe`] says what this machine supports

@@ -71,6 +71,11 @@ pub struct SandboxRunner {
     base_env: Option<Vec<(String, String)>>,
     /// The fork server, started on first use and shared by clones of this runner.
     server: Arc<Mutex<Option<ForkServer>>>,
+    /// One-shot mode ([`SandboxRunner::one_shot`]): fork this process as the step's helper
+    /// while it is single-threaded, instead of starting a fork server.
+    one_shot: bool,
+    /// Step helpers forked in one-shot mode that have not been reaped yet.
+    forked: Arc<Mutex<Vec<libc::pid_t>>>,
 }
 
 impl SandboxRunner {
@@ -85,7 +90,30 @@ impl SandboxRunner {
             helper: helper.into(),
             base_env: None,
             server: Arc::new(Mutex::new(None)),
+            one_shot: false,
+            forked: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// For a short-lived process that runs one step and exits (`kernos sandbox exec`): while
+    /// this process is single-threaded, each step's helper is a fork of this process instead
+    /// of a fork of a fork server that first has to be exec'd. That saves starting the helper
+    /// binary a second time (the dynamic loader, 80k relocations, the runtime: ~3 ms of CPU
+    /// for `kernos`), which is most of what a one-shot step costs beyond the kernel's
+    /// namespace work. The forked helper then runs exactly the code a fork server's child
+    /// runs, from the same state a spawned helper starts in: empty environment (whose old
+    /// strings are wiped, so `/proc/1/environ` of the namespace init is empty), only the
+    /// step's four descriptors, default signal handling, a session of its own, and its
+    /// parent (this process) armed as the one whose death stops the step.
+    ///
+    /// A process with more than one thread falls back to the fork server (forking a
+    /// multi-threaded process and then running ordinary code is not safe), and so does a
+    /// long-lived one that never asked for this: the fork server keeps every step starting
+    /// from a small pristine process, with nothing of the caller's memory in the namespace
+    /// init. Use this only where the caller holds no secrets in memory.
+    pub fn one_shot(mut self) -> Self {
+        self.one_shot = true;
+        self
     }
 
     /// Takes the variables that the policy's `env_allow` picks from from `env` instead of this
@@ -131,10 +159,13 @@ impl SandboxRunner {
         let started = Instant::now();
         let started_us = sys::mono_us();
         let mut step = Step::open(req.stdin.is_some())?;
-        let (server_pid, netns) = self.submit(&step)?;
+        let (parent_pid, netns) = match self.fork_helper(&step)? {
+            Some(me) => (me, false),
+            None => self.submit(&step)?,
+        };
         let request = HelperRequest {
             version: PROTOCOL_VERSION,
-            parent_pid: server_pid,
+            parent_pid,
             argv: req.argv.clone(),
             env,
             policy: req.policy.clone(),
@@ -206,7 +237,7 @@ impl SandboxRunner {
             })) => {
                 if trace {
                     let mut phases = phases;
-                    phases.push(("request sent to the fork server".into(), submitted_us));
+                    phases.push(("request sent to the helper".into(), submitted_us));
                     print_trace(started_us, &phases);
                 }
                 outcome.code = code;
@@ -319,6 +350,121 @@ impl SandboxRunner {
         Err(ExecError::Helper(
             "cannot start the sandbox fork server".into(),
         ))
+    }
+}
+
+impl SandboxRunner {
+    /// One-shot mode: forks this process as the step's helper (see
+    /// [`SandboxRunner::one_shot`]). Returns our pid (the helper's parent), or `None` when
+    /// the step should go to the fork server instead.
+    fn fork_helper(&self, step: &Step) -> Result<Option<i32>, ExecError> {
+        if !self.one_shot || !single_threaded() {
+            return Ok(None);
+        }
+        let mut forked = self
+            .forked
+            .lock()
+            .map_err(|_| ExecError::Helper("forked helper list lock poisoned".into()))?;
+        reap_finished(&mut forked);
+        // Wiped in the child; located before forking (reading /proc allocates).
+        let env_area = own_env_area();
+        let me = std::process::id() as i32;
+        // SAFETY: this process is single-threaded (checked above), so the child gets a
+        // consistent copy and may run ordinary code; it only ever leaves through `_exit`.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(ExecError::Helper(format!(
+                "fork: {}",
+                io::Error::last_os_error()
+            )));
+        }
+        if pid == 0 {
+            become_helper(&step.child_fds, env_area);
+        }
+        forked.push(pid);
+        Ok(Some(me))
+    }
+}
+
+/// In the forked child: turn into what a fork-server child is (see
+/// [`SandboxRunner::one_shot`]) and run the step. Never returns.
+fn become_helper(fds: &[OwnedFd], env_area: Option<(usize, usize)>) -> ! {
+    let main_us = sys::mono_us();
+    // SAFETY: we are the only thread of a fresh fork; every call is a plain syscall or libc
+    // call on our own state. The descriptors are first moved above 9, so the dup2s to 0-3
+    // cannot clobber a source that is still needed.
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        for sig in 1..libc::SIGRTMIN() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        // As in any Rust program, and so in a spawned helper: a write to a closed pipe is an
+        // error, not death.
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::setsid();
+        let mut high = [0; 4];
+        for (h, fd) in high.iter_mut().zip(fds) {
+            *h = libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD, 10);
+        }
+        for (target, h) in high.iter().enumerate() {
+            if *h < 0 || libc::dup2(*h, target as RawFd) < 0 {
+                libc::_exit(2);
+            }
+        }
+        libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
+        libc::clearenv();
+        if let Some((start, end)) = env_area {
+            // The environment strings this process started with: the kernel shows this
+            // area as /proc/PID/environ, and the namespace init is a copy of us.
+            std::ptr::write_bytes(start as *mut u8, 0, end - start);
+        }
+    }
+    let code = crate::helper::forked_step(main_us);
+    // SAFETY: `_exit`, not `exit`: the caller's buffered stdout must not be flushed again
+    // from this copy (it would land in the command's output).
+    unsafe { libc::_exit(code) }
+}
+
+/// Whether this process has exactly one thread (`/proc/self/stat`, field 20).
+fn single_threaded() -> bool {
+    std::fs::read_to_string("/proc/self/stat").is_ok_and(|s| {
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(17).map(|n| n == "1"))
+            .unwrap_or(false)
+    })
+}
+
+/// The address range of this process's initial environment strings (`/proc/self/stat`,
+/// fields 50 and 51), if the kernel tells.
+fn own_env_area() -> Option<(usize, usize)> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let (_, rest) = s.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let start: usize = f.get(47)?.parse().ok()?;
+    let end: usize = f.get(48)?.parse().ok()?;
+    (start > 0 && end > start).then_some((start, end))
+}
+
+/// Reaps the one-shot helpers that have finished (their cleanup after the report is theirs
+/// to finish; nobody waits for it).
+fn reap_finished(pids: &mut Vec<libc::pid_t>) {
+    pids.retain(|&pid| {
+        let mut status = 0;
+        // SAFETY: pointer to a local; WNOHANG never blocks.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        r == 0
+    });
+}
+
+impl Drop for SandboxRunner {
+    fn drop(&mut self) {
+        if let Ok(mut f) = self.forked.lock() {
+            reap_finished(&mut f);
+        }
     }
 }
 

@@ -309,6 +309,77 @@ fn a_renamed_binary_keeps_its_sandbox() {
     );
 }
 
+/// `kernos sandbox exec` end to end, in its one-shot form (the command tree is not built and
+/// the helper is a fork of the CLI): output, exit code, `--json`, a global flag after `exec`,
+/// a copied binary, and what the full parser still answers (help, a global flag before it).
+#[test]
+fn sandbox_exec_runs_one_confined_command() {
+    let w = crate::World::new();
+    let out = w.run(&[
+        "sandbox",
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(crate::text(&out.stdout), "out\n");
+    assert_eq!(crate::text(&out.stderr), "err\n");
+
+    // Confined: no writes outside --write, even under the world's own directory.
+    let target = w.root().join("written");
+    let script = format!("echo x > {}", target.display());
+    let out = w.run(&["sandbox", "exec", "--", "sh", "-c", &script]);
+    assert!(!out.status.success());
+    assert!(!target.exists());
+    let write = format!("--write={}", w.root().display());
+    let out = w.run(&["sandbox", "exec", &write, "--", "sh", "-c", &script]);
+    assert!(out.status.success(), "{}", crate::text(&out.stderr));
+    assert!(target.exists());
+
+    let data = w.root().join("elsewhere");
+    let data = data.to_str().unwrap();
+    for args in [
+        &["sandbox", "exec", "--json", "--", "echo", "hi"][..],
+        &["--json", "sandbox", "exec", "--", "echo", "hi"],
+        &[
+            "sandbox",
+            "exec",
+            "--data-dir",
+            data,
+            "--json",
+            "--",
+            "echo",
+            "hi",
+        ],
+    ] {
+        let out = w.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            crate::text(&out.stderr)
+        );
+        let v = crate::json(&out);
+        assert_eq!(v["stdout"], "hi\n", "{args:?}");
+        assert_eq!(v["code"], 0, "{args:?}");
+    }
+
+    let out = w.run(&["sandbox", "exec", "--help"]);
+    assert!(out.status.success());
+    assert!(crate::text(&out.stdout).contains("--write"));
+
+    let copied = w.root().join("kos");
+    std::fs::copy(env!("CARGO_BIN_EXE_kernos"), &copied).unwrap();
+    let out = w
+        .program(copied.to_str().unwrap())
+        .args(["sandbox", "exec", "--", "uname", "-s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", crate::text(&out.stderr));
+    assert_eq!(crate::text(&out.stdout), "Linux\n");
+}
+
 /// A pid that runs nowhere (above the kernel's largest possible pid) is planned as written and
 /// refused by the preview, naming it, before anything is asked or signalled.
 #[test]

@@ -33,7 +33,8 @@ fn main() {
         cli.exec.json = cli.json;
         // The helper is this very binary.
         let runner = match std::env::current_exe() {
-            Ok(exe) => kernos_sandbox::SandboxRunner::with_helper(exe),
+            // One step, then exit: fork this process as the helper (see `one_shot`).
+            Ok(exe) => kernos_sandbox::SandboxRunner::with_helper(exe).one_shot(),
             Err(e) => {
                 eprintln!("kernos-sandbox: cannot locate myself: {e}");
                 std::process::exit(125);

@@ -71,12 +71,22 @@ pub fn helper_main() -> ! {
              `kernos-sandbox exec -- CMD`"
         )),
     };
-    let code = match result {
+    std::process::exit(exit_code(result))
+}
+
+/// One step in a helper the library forked from its own (single-threaded) process instead of
+/// a fork server's child (`SandboxRunner::one_shot`): descriptors 0-3 are the step's, as in a
+/// fork server's child. Returns the exit code.
+pub(crate) fn forked_step(main_us: u64) -> i32 {
+    exit_code(step::run_step(main_us))
+}
+
+fn exit_code(result: Result<(), String>) -> i32 {
+    match result {
         Ok(()) => 0,
         Err(msg) => {
             eprintln!("kernos-sandbox: {msg}");
             2
         }
-    };
-    std::process::exit(code)
+    }
 }
