@@ -119,6 +119,10 @@ impl App {
                 &self.data_dir,
                 &mcp_driver(),
             );
+            // Installed generated skills of the host operator (org `local`) are tools too.
+            let (installed, _) =
+                kernos_skills::Store::new(&self.data_dir).installed_bundles(kernos_core::LOCAL_ORG);
+            kernos_skills::action::register(&mut registry, &installed);
             Catalog {
                 registry: Arc::new(registry),
                 servers,

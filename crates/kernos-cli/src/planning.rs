@@ -18,8 +18,11 @@ pub const CACHE_FILE: &str = "plan-cache.db";
 /// when no provider is configured (the offline planner alone); the HTTP client is built only
 /// when a model is really asked.
 pub fn cascade(cfg: &crate::config::Config, data_dir: &Path, registry: Arc<Registry>) -> Cascade {
+    let taught = Arc::new(TaughtSkills(kernos_skills::Store::new(data_dir)));
     if cfg.llm.providers.is_empty() {
-        return Cascade::offline().with_catalog(registry);
+        return Cascade::offline()
+            .with_catalog(registry)
+            .with_taught(taught);
     }
     // Machine facts and the cache file are set up only when a request is not answered
     // confidently offline: a model configured must not slow every command.
@@ -28,6 +31,7 @@ pub fn cascade(cfg: &crate::config::Config, data_dir: &Path, registry: Arc<Regis
         (catalog.clone(), HostFacts::detect())
     })
     .with_catalog(registry)
+    .with_taught(taught)
     .with_threshold(cfg.planner.confidence_threshold)
     .with_complex_lane(cfg.planner.complex_lane.clone())
     .with_max_repairs(cfg.planner.max_repairs);
@@ -38,4 +42,21 @@ pub fn cascade(cfg: &crate::config::Config, data_dir: &Path, registry: Arc<Regis
         c = c.with_cache_lazy(move || PlanCache::open_with(&path, ttl, cap));
     }
     c
+}
+
+/// The installed taught skills of the asking organisation, read from the skill store at each
+/// request (a directory listing; nothing when there are none), so an install, rollback or
+/// removal counts from the next request on, in the daemon too.
+#[derive(Debug)]
+struct TaughtSkills(kernos_skills::Store);
+
+impl kernos_planner::Taught for TaughtSkills {
+    fn plan(&self, request: &str, org: &str) -> Option<Result<kernos_core::Plan, String>> {
+        let (installed, _) = self.0.installed_bundles(org);
+        if installed.is_empty() {
+            return None;
+        }
+        kernos_skills::template::plan_request(&installed, request)
+            .map(|r| r.map_err(|e| e.to_string()))
+    }
 }

@@ -343,6 +343,7 @@ impl Engine {
             home: s.env.home.display().to_string(),
             cwd: s.env.cwd.display().to_string(),
             conversation,
+            org: Some(s.org.clone()),
         };
         let configured = self.planner();
         let planner = configured.as_deref().unwrap_or_else(|| offline_planner());

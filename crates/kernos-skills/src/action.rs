@@ -120,20 +120,23 @@ pub fn script_env(args: &Map<String, Value>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Every regular file beneath `root` (or `root` itself), without following symlinks.
-fn files_under(root: &Path) -> Vec<PathBuf> {
+/// Every file and directory beneath `root` (and `root`), parents before children, with
+/// whether it is a directory and its mtime; symlinks are not followed.
+fn entries_under(root: &Path) -> Vec<(PathBuf, bool, i64)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(p) = stack.pop() {
         let Ok(m) = std::fs::symlink_metadata(&p) else {
             continue;
         };
+        let t = kernos_tools::undo::mtime_ns(&m);
         if m.is_file() {
-            out.push(p);
+            out.push((p, false, t));
         } else if m.is_dir() {
             if let Ok(rd) = std::fs::read_dir(&p) {
                 stack.extend(rd.flatten().map(|e| e.path()));
             }
+            out.push((p, true, t));
         }
     }
     out.sort();
@@ -210,11 +213,15 @@ impl DynAction for SkillAction {
         let empty = Map::new();
         let a = args.as_object().unwrap_or(&empty);
         let writes = self.paths(&m.write, args, ctx);
-        // Undo: every file the script could overwrite or delete is snapshotted first.
-        let before: Vec<PathBuf> = writes.iter().flat_map(|w| files_under(w)).collect();
+        // Undo: every file the script could overwrite or delete is snapshotted first, and
+        // every directory's time noted, to put back once what it created is removed.
+        let before: Vec<(PathBuf, bool, i64)> =
+            writes.iter().flat_map(|w| entries_under(w)).collect();
         if m.reversible {
-            for f in &before {
-                undo.before_write(f)?;
+            for (f, dir, _) in &before {
+                if !dir {
+                    undo.before_write(f)?;
+                }
             }
         }
         let argv = language.argv(code, &m.name);
@@ -227,17 +234,28 @@ impl DynAction for SkillAction {
             },
         )?;
         let mut changes = Vec::new();
-        for f in writes.iter().flat_map(|w| files_under(w)) {
-            if !before.contains(&f) {
-                if m.reversible {
-                    undo.created(&f)?;
-                }
-                changes.push(Change::Create {
-                    path: f,
-                    bytes: None,
-                    dir: false,
-                });
+        // Parents before children, so undo (in reverse) removes children first.
+        for (p, dir, _) in writes.iter().flat_map(|w| entries_under(w)) {
+            if before.iter().any(|(b, _, _)| *b == p) {
+                continue;
             }
+            if m.reversible {
+                let parent = p.parent().and_then(|d| {
+                    before
+                        .iter()
+                        .find(|(b, is_dir, _)| *is_dir && b == d)
+                        .map(|(b, _, t)| kernos_tools::undo::DirStamp {
+                            path: b.clone(),
+                            mtime_ns: *t,
+                        })
+                });
+                undo.created(&p, parent)?;
+            }
+            changes.push(Change::Create {
+                path: p,
+                bytes: None,
+                dir,
+            });
         }
         if out.code != Some(0) {
             return Err(ToolError::Failed(format!(

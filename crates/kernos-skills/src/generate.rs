@@ -245,8 +245,14 @@ mod tests {
         };
         assert_eq!(run(&["good"], 3), (Ending::Validated, 1));
         assert_eq!(run(&["e1", "e2", "good"], 3), (Ending::Validated, 3));
-        assert!(matches!(run(&["e1", "e1", "good"], 3), (Ending::Repeated { .. }, 2)));
-        assert!(matches!(run(&["wall", "good"], 3), (Ending::Violation(_), 1)));
+        assert!(matches!(
+            run(&["e1", "e1", "good"], 3),
+            (Ending::Repeated { .. }, 2)
+        ));
+        assert!(matches!(
+            run(&["wall", "good"], 3),
+            (Ending::Violation(_), 1)
+        ));
         assert_eq!(run(&["e1", "e2", "e3", "good"], 2), (Ending::Exhausted, 3));
         assert!(read_answer("```json\n{\"manifest\": {}}\n```").is_err());
     }

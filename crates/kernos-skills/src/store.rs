@@ -180,7 +180,9 @@ impl Store {
     fn org_dir(&self, org: &str) -> Result<PathBuf> {
         // Org names come from keys and the config; still, never let one climb out.
         if org.is_empty() || org.contains('/') || org.starts_with('.') {
-            return Err(SkillError::Invalid(format!("{org:?} is not an organisation")));
+            return Err(SkillError::Invalid(format!(
+                "{org:?} is not an organisation"
+            )));
         }
         Ok(self.root.join(org))
     }
@@ -635,13 +637,17 @@ mod tests {
         st.approve("local", "hello", v2, "me", None).unwrap();
         // Altered after approval: refused at install, with both hashes.
         let path = d.path().join("skills/local/hello/2/bundle.json");
-        let text = fs::read_to_string(&path).unwrap().replace("/tmp/b", "/etc/x");
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace("/tmp/b", "/etc/x");
         fs::write(&path, text).unwrap();
         let e = st.install("local", "hello", v2).unwrap_err();
         assert!(matches!(e, SkillError::Altered { .. }), "{e}");
         assert_eq!(st.installed("local", "hello").unwrap().unwrap().version, 1);
         // Put back: installs; rollback moves the pointer back to v1.
-        let text = fs::read_to_string(&path).unwrap().replace("/etc/x", "/tmp/b");
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace("/etc/x", "/tmp/b");
         fs::write(&path, text).unwrap();
         st.install("local", "hello", v2).unwrap();
         assert_eq!(st.installed_bundles("local").0[0].manifest.version, 2);
@@ -658,12 +664,18 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let st = Store::new(d.path());
         st.save_draft("local", bundle("/tmp/a"), "hand").unwrap();
-        assert!(st.export("local", "hello", 1).is_err(), "drafts are not exported");
+        assert!(
+            st.export("local", "hello", 1).is_err(),
+            "drafts are not exported"
+        );
         st.record_validation("local", "hello", 1, vec![], true)
             .unwrap();
         let (file, _) = st.export("local", "hello", 1).unwrap();
         let (name, v, t) = st.import("acme", &file).unwrap();
-        assert_eq!((name.as_str(), v, t.kind.as_str()), ("hello", 1, "skill.imported"));
+        assert_eq!(
+            (name.as_str(), v, t.kind.as_str()),
+            ("hello", 1, "skill.imported")
+        );
         assert_eq!(st.state("acme", "hello", 1).unwrap().status, Status::Draft);
         let mut bad = file.clone();
         bad["bundle"]["body"]["steps"][0]["args"]["path"] = json!("/etc/shadow");

@@ -18,7 +18,9 @@ pub fn from_plan(plan: &Plan, params: &[(String, String)]) -> Result<(Vec<Step>,
     order.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
     for (name, literal) in order {
         if literal.is_empty() {
-            return Err(SkillError::Args(format!("parameter {name} has an empty value")));
+            return Err(SkillError::Args(format!(
+                "parameter {name} has an empty value"
+            )));
         }
         let mut kind = "string";
         let mut found = false;
@@ -90,7 +92,10 @@ pub fn instantiate(bundle: &Bundle, args: &Map<String, Value>) -> Result<Plan> {
             )));
         }
     }
-    if let Some(k) = args.keys().find(|k| !m.params.iter().any(|p| &p.name == *k)) {
+    if let Some(k) = args
+        .keys()
+        .find(|k| !m.params.iter().any(|p| &p.name == *k))
+    {
         return Err(SkillError::Args(format!(
             "{} has no parameter {k}; it has: {}",
             m.name,
@@ -337,7 +342,8 @@ mod tests {
         a.args.insert("path".into(), json!("/tmp/w/backup"));
         let mut b = Step::new("fs", "copy");
         b.args.insert("source".into(), json!("/tmp/w/notes.txt"));
-        b.args.insert("dest".into(), json!("/tmp/w/backup/notes.txt"));
+        b.args
+            .insert("dest".into(), json!("/tmp/w/backup/notes.txt"));
         Plan::new(vec![a, b])
     }
 
@@ -407,7 +413,9 @@ mod tests {
             assert_eq!(p.steps[1].args["source"], "/srv/x/a.txt", "{r}");
         }
         assert!(plan_request(&skills, "show the largest files").is_none());
-        let e = plan_request(&skills, "stash with dir=/x").unwrap().unwrap_err();
+        let e = plan_request(&skills, "stash with dir=/x")
+            .unwrap()
+            .unwrap_err();
         assert!(e.to_string().contains("needs file"), "{e}");
     }
 }

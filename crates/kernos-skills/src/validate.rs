@@ -142,7 +142,10 @@ fn run_test(
         passed: false,
         detail,
     };
-    let dir = match tempfile::Builder::new().prefix("kernos-skill-test").tempdir() {
+    let dir = match tempfile::Builder::new()
+        .prefix("kernos-skill-test")
+        .tempdir()
+    {
         Ok(d) => d,
         Err(e) => return (fail(format!("cannot make a test directory: {e}")), None),
     };
@@ -150,7 +153,10 @@ fn run_test(
     for (rel, content) in &t.files {
         let p = dir.path().join(rel);
         if rel.starts_with('/') || rel.split('/').any(|c| c == "..") {
-            return (fail(format!("test file {rel:?} must be inside {{work}}")), None);
+            return (
+                fail(format!("test file {rel:?} must be inside {{work}}")),
+                None,
+            );
         }
         if let Some(parent) = p.parent() {
             let _ = std::fs::create_dir_all(parent);
@@ -238,10 +244,7 @@ fn run_test(
     for f in &t.expect_files {
         if !dir.path().join(f).exists() {
             return (
-                fail(format!(
-                    "{f} was not created; stderr: {}",
-                    tail(&stderr)
-                )),
+                fail(format!("{f} was not created; stderr: {}", tail(&stderr))),
                 None,
             );
         }
@@ -275,7 +278,10 @@ mod tests {
         let c = v("exit 1: syntax error near fi");
         let d = v("exit 2: cannot open /tmp/kernos-skill-testZz99/x.heic line 3");
         assert_ne!(a.fingerprint(), d.fingerprint(), "another exit status");
-        assert_eq!(v("took 1234 ms").fingerprint(), v("took 98765 ms").fingerprint());
+        assert_eq!(
+            v("took 1234 ms").fingerprint(),
+            v("took 98765 ms").fingerprint()
+        );
         assert_eq!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.fingerprint(), c.fingerprint());
     }

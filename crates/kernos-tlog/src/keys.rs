@@ -266,6 +266,14 @@ impl KeySet {
             .collect()
     }
 
+    /// The active Ed25519 key's signature over `msg` (base64) and its verifier key: for
+    /// records outside the log that its keys attest (an installed skill's hash). The caller
+    /// labels `msg` so it can never be read as a checkpoint.
+    pub fn sign_detached(&self, msg: &[u8]) -> (String, String) {
+        let (sig, key) = self.sign_ed25519(msg);
+        (crate::hash::b64(&sig), key.vkey())
+    }
+
     /// Ed25519 signature over `msg` with the active key.
     pub(crate) fn sign_ed25519(&self, msg: &[u8]) -> ([u8; 64], VerifierKey) {
         let sig = self.secret.ed.sign(msg).to_bytes();
