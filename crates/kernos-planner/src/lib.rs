@@ -1530,6 +1530,49 @@ mod tests {
         }
     }
 
+    /// Knows one taught skill, `tidy`, for org `acme` only.
+    #[derive(Debug)]
+    struct OneSkill;
+
+    impl Taught for OneSkill {
+        fn plan(&self, request: &str, org: &str) -> Option<Result<Plan, String>> {
+            if org != "acme" || !request.starts_with("tidy") {
+                return None;
+            }
+            let mut s = Step::new("fs", "delete");
+            s.args.insert("path".into(), Value::from("/srv/tmp/x"));
+            Some(Ok(Plan::new(vec![s])))
+        }
+    }
+
+    #[test]
+    fn taught_skills_are_asked_with_the_org_before_the_intents() {
+        let p = Planner::new().with_taught(std::sync::Arc::new(OneSkill));
+        let mut acme = ctx();
+        acme.org = Some("acme".into());
+        match p.plan("tidy up", &acme) {
+            Outcome::Plan { plan, confidence } => {
+                assert_eq!(plan.steps[0].name(), "fs.delete");
+                assert_eq!(plan.planner.as_deref(), Some(PLANNER_NAME));
+                assert_eq!(plan.request.as_deref(), Some("tidy up"));
+                assert!((confidence - 1.0).abs() < f32::EPSILON);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Another organisation (and the host operator) does not have it.
+        assert!(
+            !matches!(p.plan("tidy up", &ctx()), Outcome::Plan { ref plan, .. } if plan.steps[0].name() == "fs.delete")
+        );
+        // Requests it does not know go on to the intents.
+        assert_eq!(
+            match p.plan("show the 5 largest files in /var/log", &acme) {
+                Outcome::Plan { plan, .. } => plan.steps[0].name(),
+                other => panic!("{other:?}"),
+            },
+            "fs.largest"
+        );
+    }
+
     #[test]
     fn a_single_request() {
         let s = steps("show the 5 largest files in /var/log");

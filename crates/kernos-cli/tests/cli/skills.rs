@@ -372,6 +372,16 @@ fn a_bundle_altered_after_validation_is_refused_at_install() {
         "-o",
         exported.to_str().unwrap(),
     ]));
+    // The untouched export imports (as a new version, validated again here).
+    let imported = json(&w.run(&["--json", "skill", "import", exported.to_str().unwrap()]));
+    assert_eq!(
+        (
+            imported["version"].as_u64(),
+            imported["validated"].as_bool()
+        ),
+        (Some(2), Some(true)),
+        "{imported}"
+    );
     let mut file: Value =
         serde_json::from_str(&std::fs::read_to_string(&exported).unwrap()).unwrap();
     file["bundle"]["body"]["code"] = json!("rm -rf ~");
@@ -379,4 +389,15 @@ fn a_bundle_altered_after_validation_is_refused_at_install() {
     std::fs::write(&tampered, file.to_string()).unwrap();
     let out = w.run(&["skill", "import", tampered.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("altered"),
+        "{}",
+        text(&out.stderr)
+    );
+    let list = json(&w.run(&["--json", "skill", "list"]));
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        2,
+        "nothing imported: {list}"
+    );
 }
