@@ -515,7 +515,7 @@ fn review(app: &App, b: &Bundle, state: &kernos_skills::State, hash: &str) {
 
 /// Signs the attestation with the journal's checkpoint keys, when they exist.
 fn sign(app: &App, name: &str, version: u32, hash: &str) -> Option<Signature> {
-    let dir = app.data_dir.join("tlog").join("keys");
+    let dir = app.config.journal.keys_dir_for(&app.data_dir);
     if !dir.join("keys.json").exists() {
         return None;
     }

@@ -205,7 +205,14 @@ fn a_good_module_first_time_is_installed_as_a_tool_run_in_the_sandbox_and_undone
         "{j}"
     );
     assert_eq!(srv.count(), 1);
+    // With the journal's checkpoint keys present, approval signs the attestation with them.
+    let vkeys = ok(&w.run(&["journal", "keys"]));
     ok(&w.run(&["skill", "approve", "hello-file", "--yes"]));
+    let shown = json(&w.run(&["--json", "skill", "show", "hello-file"]));
+    let key = shown["state"]["signature"]["key"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(!key.is_empty() && vkeys.contains(key), "{shown}\n{vkeys}");
     ok(&w.run(&["skill", "install", "hello-file"]));
     let tools = ok(&w.run(&["tools"]));
     assert!(tools.contains("skill"), "{tools}");
