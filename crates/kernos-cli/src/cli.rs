@@ -509,9 +509,10 @@ pub enum SkillCmd {
         #[arg(long, short = 'o')]
         out: Option<std::path::PathBuf>,
     },
-    /// Import an exported skill as a new draft (its hash is checked), and validate it here.
+    /// Import an exported skill (its hash is checked) or a bundle written by hand (JSON with
+    /// "manifest" and "body") as a new draft, and validate it here.
     Import {
-        /// The export file.
+        /// The export or bundle file.
         file: std::path::PathBuf,
     },
 }

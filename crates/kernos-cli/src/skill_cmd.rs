@@ -104,7 +104,20 @@ pub fn run(app: &App, cmd: SkillCmd) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let v: Value = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not JSON", file.display()))?;
-            let (name, version, t) = store.import(org, &v)?;
+            // An export carries its format and hash; anything else is a bundle written by hand.
+            let (name, version, t) = if v.get("format").is_some() {
+                store.import(org, &v)?
+            } else {
+                let b: Bundle = serde_json::from_value(v).with_context(|| {
+                    format!(
+                        "{} is neither a skill export nor a bundle ({{\"manifest\": …, \"body\": …}})",
+                        file.display()
+                    )
+                })?;
+                let name = b.name().to_owned();
+                let (version, t) = store.save_draft(org, b, "hand")?;
+                (name, version, t)
+            };
             journal(app, &[t])?;
             let bundle = store.bundle(org, &name, version)?;
             validate_and_record(app, &store, &bundle, None)

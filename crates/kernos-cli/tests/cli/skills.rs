@@ -131,6 +131,28 @@ fn a_taught_skill_is_planned_offline_from_three_wordings_run_and_undone() {
     let p = json(&w.run(&["plan", "--json", "stash todo.txt in keep"]));
     assert_eq!(p["steps"][1]["args"]["source"], "todo.txt", "{p}");
 
+    // A taught skill written by hand as a file.
+    let hand = w.root().join("touch-note.json");
+    std::fs::write(
+        &hand,
+        json!({
+            "manifest": {"name": "touch-note", "summary": "write a note", "kind": "taught",
+                "params": [{"name": "file", "type": "string"}],
+                "phrasings": ["leave a note in {file}"]},
+            "body": {"type": "template", "steps": [
+                {"tool": "fs", "action": "write", "args": {"path": "{file}", "content": "note"}}
+            ]}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    ok(&w.run(&["skill", "import", hand.to_str().unwrap()]));
+    ok(&w.run(&["skill", "approve", "touch-note", "--yes"]));
+    ok(&w.run(&["skill", "install", "touch-note"]));
+    let p = json(&w.run(&["plan", "--json", "leave a note in n.txt"]));
+    assert_eq!(p["steps"][0]["action"], "write", "{p}");
+    assert_eq!(p["steps"][0]["args"]["path"], "n.txt", "{p}");
+
     let kinds: Vec<String> = skill_events(&w).into_iter().map(|(k, _)| k).collect();
     for k in [
         "skill.drafted",
