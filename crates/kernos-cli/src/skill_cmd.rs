@@ -321,8 +321,7 @@ fn validate_and_record(
             )
         }
         Kind::Generated => {
-            let runner = crate::app::runner(&app.config, &app.data_dir);
-            let v = kernos_skills::validate::validate(bundle, &*runner, &app.env());
+            let v = validate_generated(app, bundle);
             let passed = v.passed();
             (v.tests, passed)
         }
@@ -353,6 +352,62 @@ fn validate_and_record(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Validates a generated bundle: first what policy makes of the effects each test declares
+/// (a denied one is a violation: it never runs, and is not sent back for repair), then its
+/// tests in the sandbox.
+fn validate_generated(app: &App, b: &Bundle) -> kernos_skills::validate::Validation {
+    if let Some(why) = denied_by_policy(app, b) {
+        return kernos_skills::validate::Validation {
+            tests: vec![TestResult {
+                name: "policy".into(),
+                passed: false,
+                detail: why.clone(),
+            }],
+            violation: Some(why),
+        };
+    }
+    let runner = crate::app::runner(&app.config, &app.data_dir);
+    kernos_skills::validate::validate(b, &*runner, &app.env())
+}
+
+/// Why policy would refuse a run of `b` with one of its tests' arguments, if it would.
+fn denied_by_policy(app: &App, b: &Bundle) -> Option<String> {
+    let action = kernos_skills::action::SkillAction::new(b.clone())?;
+    let spec = kernos_tools::DynAction::spec(&action);
+    let env = app.env();
+    let ctx = kernos_policy::Context {
+        home: env.home.clone(),
+        cwd: env.cwd.clone(),
+        data_dir: app.data_dir.clone(),
+        uid: env.uid,
+        pid: std::process::id(),
+        scope: env.scope.clone(),
+    };
+    let work = std::env::temp_dir().join("kernos-skill-test");
+    for t in &b.manifest.tests {
+        let args: Map<String, Value> = t
+            .args
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => (
+                    k.clone(),
+                    Value::String(s.replace("{work}", &work.to_string_lossy())),
+                ),
+                other => (k.clone(), other.clone()),
+            })
+            .collect();
+        let effects = kernos_skills::action::effects_of(b, &args, &|p| env.resolve(p));
+        let a = kernos_policy::assess(spec, &effects, &ctx, &app.config.policy);
+        if let kernos_core::Decision::Deny { reason } = a.decision {
+            return Some(format!(
+                "policy refuses what test {} declares: {reason}",
+                t.name
+            ));
+        }
+    }
+    None
 }
 
 /// The configured model as the author of a generated skill.
@@ -391,9 +446,7 @@ fn new(app: &App, store: &Store, description: &str, repairs: u32) -> anyhow::Res
     let _ = rustls::crypto::ring::default_provider().install_default();
     let router = kernos_llm::BlockingRouter::new(app.config.llm.clone())?;
     let mut author = ModelAuthor(router);
-    let runner = crate::app::runner(&app.config, &app.data_dir);
-    let env = app.env();
-    let mut check = |b: &Bundle| kernos_skills::validate::validate(b, &*runner, &env);
+    let mut check = |b: &Bundle| validate_generated(app, b);
     let g = kernos_skills::generate::generate(description, &mut author, &mut check, repairs);
     let attempts = g.attempts.len();
     let ending = match &g.ending {

@@ -361,6 +361,26 @@ fn a_write_outside_the_declared_paths_or_a_connection_is_blocked_and_ends_the_lo
     );
     assert_eq!(j["ending"], "violation", "{j}");
     assert_eq!(srv.count(), 1);
+
+    // Declaring a write into Kernos's own data directory: policy refuses it before anything
+    // runs, and that too is terminal.
+    let grab = module(
+        "grab",
+        json!({
+            "params": [{"name": "dir", "type": "string"}],
+            "effects": ["write"], "write": ["{dir}"],
+            "tests": [{"name": "writes", "args": {"dir": w.data.join("blobs").to_str().unwrap()}}]
+        }),
+        "echo x > \"$KS_DIR/x\"",
+    );
+    let srv = server(&[grab.clone(), grab]);
+    let (out, j) = generate(&w, &srv, "3");
+    assert_eq!(out.status.code(), Some(1), "{j}");
+    assert_eq!(j["ending"], "violation", "{j}");
+    assert!(j["why"].as_str().unwrap().contains("policy refuses"), "{j}");
+    assert_eq!(srv.count(), 1);
+    assert!(!w.data.join("blobs/x").exists());
+
     let kinds: Vec<String> = skill_events(&w).into_iter().map(|(k, _)| k).collect();
     assert!(kinds.iter().any(|k| k == "skill.generation"), "{kinds:?}");
 }
