@@ -410,8 +410,14 @@ fn denied_by_policy(app: &App, b: &Bundle) -> Option<String> {
     None
 }
 
-/// The configured model as the author of a generated skill.
-struct ModelAuthor(kernos_llm::BlockingRouter);
+/// The configured model as the author of a generated skill, with the tokens and cost of
+/// every answer (journaled with the generation's outcome).
+struct ModelAuthor {
+    router: kernos_llm::BlockingRouter,
+    input_tokens: u64,
+    output_tokens: u64,
+    cost_usd: f64,
+}
 
 impl Author for ModelAuthor {
     fn write(&mut self, system: &str, turns: &[(String, String)]) -> Result<String, String> {
@@ -429,10 +435,14 @@ impl Author for ModelAuthor {
                 .collect(),
             ..kernos_llm::ChatRequest::default()
         };
-        self.0
+        let r = self
+            .router
             .complete("", &req, &kernos_llm::RouteOpts::default())
-            .map(|r| r.text)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.input_tokens += r.usage.input_tokens;
+        self.output_tokens += r.usage.output_tokens;
+        self.cost_usd += r.total_cost_usd();
+        Ok(r.text)
     }
 }
 
@@ -445,7 +455,12 @@ fn new(app: &App, store: &Store, description: &str, repairs: u32) -> anyhow::Res
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let router = kernos_llm::BlockingRouter::new(app.config.llm.clone())?;
-    let mut author = ModelAuthor(router);
+    let mut author = ModelAuthor {
+        router,
+        input_tokens: 0,
+        output_tokens: 0,
+        cost_usd: 0.0,
+    };
     let mut check = |b: &Bundle| validate_generated(app, b);
     let g = kernos_skills::generate::generate(description, &mut author, &mut check, repairs);
     let attempts = g.attempts.len();
@@ -483,6 +498,9 @@ fn new(app: &App, store: &Store, description: &str, repairs: u32) -> anyhow::Res
             "why": ending,
             "attempts": attempts,
             "repairs": attempts.saturating_sub(1),
+            "input_tokens": author.input_tokens,
+            "output_tokens": author.output_tokens,
+            "cost_usd": author.cost_usd,
             "name": saved.as_ref().map(|s| s.0.clone()),
             "version": saved.as_ref().map(|s| s.1),
         }),

@@ -227,6 +227,12 @@ fn a_good_module_first_time_is_installed_as_a_tool_run_in_the_sandbox_and_undone
         "{j}"
     );
     assert_eq!(srv.count(), 1);
+    // The model's tokens are journaled with the outcome (the fake server reports 1200 + 300).
+    assert_eq!(
+        (j["input_tokens"].as_u64(), j["output_tokens"].as_u64()),
+        (Some(1200), Some(300)),
+        "{j}"
+    );
     // With the journal's checkpoint keys present, approval signs the attestation with them.
     let vkeys = ok(&w.run(&["journal", "keys"]));
     ok(&w.run(&["skill", "approve", "hello-file", "--yes"]));
