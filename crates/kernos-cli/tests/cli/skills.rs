@@ -3,7 +3,8 @@
 //! answers are replayed by the fake OpenAI-compatible server — right first time, two repairs,
 //! the same failure twice (stops early), a write outside the declared paths and a network
 //! connection (blocked by the sandbox, terminal), a bundle altered after validation (refused
-//! at install) — with the installed one run as an ordinary tool and undone.
+//! at install) — with the installed one run as an ordinary tool and undone; and a taught skill
+//! installed while the daemon runs, planned, run and undone through it.
 
 use std::process::Output;
 
@@ -455,4 +456,47 @@ fn a_bundle_altered_after_validation_is_refused_at_install() {
         2,
         "nothing imported: {list}"
     );
+}
+
+#[test]
+fn a_taught_skill_installed_while_the_daemon_runs_is_planned_and_undone_through_it() {
+    let w = World::new();
+    w.file("notes.txt", "hello");
+    let d = crate::daemon::Daemon::start(&w, &[]);
+    ok(&w.run(&[
+        "--yes",
+        "create a directory backups and copy notes.txt into it",
+    ]));
+    ok(&w.run(&[
+        "skill",
+        "save",
+        "stash",
+        "--param",
+        "dir=backups",
+        "--param",
+        "file=notes.txt",
+        "--phrase",
+        "stash {file} in {dir}",
+    ]));
+    ok(&w.run(&["skill", "approve", "stash", "--yes"]));
+    ok(&w.run(&["skill", "install", "stash"]));
+    // Installed after the daemon started: its next request knows the skill.
+    w.file("todo.txt", "buy milk");
+    ok(&w.run(&["--yes", "stash todo.txt in keep"]));
+    assert!(w.cwd.join("keep/todo.txt").exists());
+    let actions = d.local("GET", "/v1/state/actions", None).json();
+    let stash = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["request"] == "stash todo.txt in keep")
+        .unwrap_or_else(|| panic!("{actions}"))
+        .clone();
+    let path = format!("/v1/state/actions/{}", stash["action"].as_str().unwrap());
+    let detail = d.local("GET", &path, None).json();
+    let source = detail["events"][0]["payload"]["source"].as_str().unwrap();
+    assert!(source.starts_with("unix:"), "through the daemon: {source}");
+    ok(&w.run(&["--yes", "undo"]));
+    assert!(!w.cwd.join("keep").exists());
+    d.stop();
 }
