@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kernos_planner::llm::{Cascade, HostFacts, PlanCache};
+use kernos_skills::action::OrgCatalogs;
 use kernos_tools::Registry;
 
 /// The plan cache's file in the data directory.
@@ -17,8 +18,17 @@ pub const CACHE_FILE: &str = "plan-cache.db";
 /// offline planner plans requests that name its actions, and models see its schemas). Cheap
 /// when no provider is configured (the offline planner alone); the HTTP client is built only
 /// when a model is really asked.
-pub fn cascade(cfg: &crate::config::Config, data_dir: &Path, registry: Arc<Registry>) -> Cascade {
-    let taught = Arc::new(TaughtSkills(kernos_skills::Store::new(data_dir)));
+pub fn cascade(
+    cfg: &crate::config::Config,
+    data_dir: &Path,
+    registry: Arc<Registry>,
+    org_skills: Arc<OrgCatalogs>,
+) -> Cascade {
+    let taught = Arc::new(TaughtSkills {
+        store: kernos_skills::Store::new(data_dir),
+        org_skills,
+        base: registry.clone(),
+    });
     if cfg.llm.providers.is_empty() {
         return Cascade::offline()
             .with_catalog(registry)
@@ -44,15 +54,29 @@ pub fn cascade(cfg: &crate::config::Config, data_dir: &Path, registry: Arc<Regis
     c
 }
 
-/// The installed taught skills of the asking organisation, read from the skill store at each
+/// The installed skills of the asking organisation, read from the skill store at each
 /// request (a directory listing; nothing when there are none), so an install, rollback or
-/// removal counts from the next request on, in the daemon too.
+/// removal counts from the next request on, in the daemon too: a request that names one of
+/// its generated skills (`skill.NAME key=value …`, typed from the skill's schema), or a
+/// taught skill's phrasing or name. Another organisation's skills are not there to name.
 #[derive(Debug)]
-struct TaughtSkills(kernos_skills::Store);
+struct TaughtSkills {
+    store: kernos_skills::Store,
+    org_skills: Arc<OrgCatalogs>,
+    base: Arc<Registry>,
+}
 
 impl kernos_planner::Taught for TaughtSkills {
     fn plan(&self, request: &str, org: &str) -> Option<Result<kernos_core::Plan, String>> {
-        let (installed, _) = self.0.installed_bundles(org);
+        if request
+            .trim_start()
+            .starts_with(&format!("{}.", kernos_skills::action::TOOL))
+            && let Some(catalog) = self.org_skills.catalog(&self.base, org)
+            && let Some(planned) = kernos_planner::plan_by_name(request, &catalog)
+        {
+            return Some(planned);
+        }
+        let (installed, _) = self.store.installed_bundles(org);
         if installed.is_empty() {
             return None;
         }

@@ -46,6 +46,10 @@ pub fn run(app: &App, cmd: SkillCmd) -> anyhow::Result<ExitCode> {
         SkillCmd::Approve { name, version, yes } => approve(app, &store, &name, version, yes),
         SkillCmd::Install { name, version } => {
             let v = store.resolve(org, &name, version)?;
+            let body = json!({"version": v});
+            if let Some(t) = via_daemon(app, "POST", &format!("/v1/skills/{name}/install"), &body)? {
+                return say(app, &t, &format!("installed {name} v{v}"));
+            }
             match store.install(org, &name, v) {
                 Ok(t) => {
                     journal(app, std::slice::from_ref(&t))?;
@@ -67,8 +71,15 @@ pub fn run(app: &App, cmd: SkillCmd) -> anyhow::Result<ExitCode> {
         SkillCmd::Show { name, version } => show(app, &store, &name, version),
         SkillCmd::Diff { name, from, to } => diff(&store, &name, from, to),
         SkillCmd::Rollback { name } => {
-            let t = store.rollback(org, &name)?;
-            journal(app, std::slice::from_ref(&t))?;
+            let path = format!("/v1/skills/{name}/rollback");
+            let t = match via_daemon(app, "POST", &path, &json!({}))? {
+                Some(t) => t,
+                None => {
+                    let t = store.rollback(org, &name)?;
+                    journal(app, std::slice::from_ref(&t))?;
+                    t
+                }
+            };
             let msg = format!(
                 "{name}: back to v{} (from v{})",
                 t.payload["version"], t.payload["from"]
@@ -76,8 +87,15 @@ pub fn run(app: &App, cmd: SkillCmd) -> anyhow::Result<ExitCode> {
             say(app, &t, &msg)
         }
         SkillCmd::Remove { name, version } => {
-            let t = store.remove(org, &name, version)?;
-            journal(app, std::slice::from_ref(&t))?;
+            let body = json!({"version": version});
+            let t = match via_daemon(app, "DELETE", &format!("/v1/skills/{name}"), &body)? {
+                Some(t) => t,
+                None => {
+                    let t = store.remove(org, &name, version)?;
+                    journal(app, std::slice::from_ref(&t))?;
+                    t
+                }
+            };
             let what = version.map_or(String::new(), |v| format!(" v{v}"));
             say(app, &t, &format!("removed {name}{what}"))
         }
@@ -141,6 +159,27 @@ fn say(app: &App, t: &Transition, msg: &str) -> anyhow::Result<ExitCode> {
         println!("{msg}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A lifecycle change made by the daemon, when one answers on the socket: one writer, and the
+/// same change an API client makes (`/v1/skills/…`, journaled by the daemon with the socket's
+/// user). `None`: no daemon runs, the caller changes the store and journals itself.
+fn via_daemon(
+    app: &App,
+    method: &str,
+    path: &str,
+    body: &Value,
+) -> anyhow::Result<Option<Transition>> {
+    if !crate::daemon_client::available(&app.data_dir) {
+        return Ok(None);
+    }
+    let v = crate::daemon_client::call(&app.data_dir, method, path, Some(body))?
+        .ok()?
+        .json()?;
+    Ok(Some(Transition {
+        kind: v["event"].as_str().unwrap_or_default().to_owned(),
+        payload: v["payload"].clone(),
+    }))
 }
 
 /// Appends each transition to the journal as an event of a fresh action of this user.
@@ -637,6 +676,18 @@ fn approve(
             println!("not approved");
             return Ok(ExitCode::from(1));
         }
+    }
+    if let Some(t) = via_daemon(
+        app,
+        "POST",
+        &format!("/v1/skills/{name}/approve"),
+        &json!({"version": v}),
+    )? {
+        return say(
+            app,
+            &t,
+            &format!("approved {name} v{v} (through the daemon, attestation signed with the journal's keys); next: kernos skill install {name}"),
+        );
     }
     let by = Actor::current_user().to_string();
     let sig = sign(app, name, v, &hash);

@@ -80,6 +80,9 @@
 //! model answers. Plans from a model go through the same catalog validator.
 
 mod by_name;
+/// A request that names a catalog action with `key=value` arguments, planned against a given
+/// catalog (a host's per-organisation one: installed generated skills).
+pub use by_name::plan as plan_by_name;
 mod candidate;
 mod clause;
 mod entities;

@@ -290,3 +290,57 @@ pub fn register(registry: &mut Registry, installed: &[Bundle]) -> Vec<String> {
     }
     names
 }
+
+/// Each organisation's catalog: the process's, plus that organisation's installed generated
+/// skills as `skill.<name>`. Read from the store at each lookup (a directory listing and the
+/// bundles' hashes, as the taught-skill planner does), so an install, rollback or removal
+/// counts from the next request, in a running daemon too; the catalog built for a set of
+/// bundles is kept until that set changes.
+#[derive(Debug)]
+pub struct OrgCatalogs {
+    store: crate::Store,
+    /// Per organisation: the hashes of the bundles its catalog was built from, and it.
+    built: std::sync::Mutex<std::collections::HashMap<String, (Vec<String>, std::sync::Arc<Registry>)>>,
+}
+
+impl OrgCatalogs {
+    /// Catalogs over the skill store of `data_dir`.
+    pub fn new(data_dir: &Path) -> OrgCatalogs {
+        OrgCatalogs {
+            store: crate::Store::new(data_dir),
+            built: std::sync::Mutex::default(),
+        }
+    }
+
+    /// `base` plus `org`'s installed (and still attested) generated skills; `None` when it
+    /// has none.
+    pub fn catalog(
+        &self,
+        base: &std::sync::Arc<Registry>,
+        org: &str,
+    ) -> Option<std::sync::Arc<Registry>> {
+        let (installed, _) = self.store.installed_bundles(org);
+        let generated: Vec<Bundle> = installed
+            .into_iter()
+            .filter(|b| b.manifest.kind == Kind::Generated)
+            .collect();
+        if generated.is_empty() {
+            return None;
+        }
+        let hashes: Vec<String> = generated.iter().map(Bundle::hash).collect();
+        let mut built = self
+            .built
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((h, r)) = built.get(org)
+            && *h == hashes
+        {
+            return Some(r.clone());
+        }
+        let mut registry = base.extended();
+        register(&mut registry, &generated);
+        let registry = std::sync::Arc::new(registry);
+        built.insert(org.to_owned(), (hashes, registry.clone()));
+        Some(registry)
+    }
+}

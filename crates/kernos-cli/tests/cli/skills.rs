@@ -500,3 +500,74 @@ fn a_taught_skill_installed_while_the_daemon_runs_is_planned_and_undone_through_
     assert!(!w.cwd.join("keep").exists());
     d.stop();
 }
+
+#[test]
+fn a_generated_skill_installed_while_the_daemon_runs_is_a_tool_of_its_own_org_only() {
+    use crate::daemon::{Daemon, new_key, submit};
+    let w = World::new();
+    let d = Daemon::start(&w, &[]);
+    // Org acme's scope is the world's tree too, so only the skill's owner can tell them apart.
+    let acme = new_key(&w, "acme", "admin");
+    let srv = server(&[hello(HELLO_OK)]);
+    let (out, j) = generate(&w, &srv, "3");
+    assert!(out.status.success(), "{j} {}", text(&out.stderr));
+    ok(&w.run(&["skill", "approve", "hello-file", "--yes"]));
+    ok(&w.run(&["skill", "install", "hello-file"]));
+
+    // Org acme names it: not planned from text, and a plan naming it is not a valid plan.
+    let theirs = w.cwd.join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    let cwd = w.cwd.display().to_string();
+    let arg = format!("dir={}", theirs.display());
+    let a = submit(
+        &d,
+        &acme,
+        json!({"request": format!("skill.hello-file {arg}"), "cwd": cwd, "auto_approve": true}),
+    );
+    let v = d.finished(&acme, &a);
+    assert_eq!(v["status"], "not_understood", "{v}");
+    let plan = json!({"steps": [{"tool": "skill", "action": "hello-file",
+                                  "args": {"dir": theirs.display().to_string()}}]});
+    let a = submit(
+        &d,
+        &acme,
+        json!({"plan": plan, "cwd": cwd, "auto_approve": true}),
+    );
+    let v = d.finished(&acme, &a);
+    assert_eq!(v["status"], "invalid", "{v}");
+    assert!(v.to_string().contains("unknown action skill.hello-file"), "{v}");
+    assert!(!theirs.join("hello.txt").exists());
+
+    // Org local, whose skill it is, runs it through the same daemon, started before the
+    // install: policy, approval, the sandbox, the journal and undo as for any tool.
+    let mine = w.cwd.join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    let tree = kernos_tools::testing::tree_state(&w.cwd);
+    let arg = format!("dir={}", mine.display());
+    let r = json(&w.run(&["--yes", "--json", "skill.hello-file", &arg]));
+    assert_eq!(r["report"]["status"], "committed", "{r}");
+    assert_eq!(
+        std::fs::read_to_string(mine.join("hello.txt")).unwrap(),
+        "hi\n"
+    );
+    let actions = d.local("GET", "/v1/state/actions", None).json();
+    let ran = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["status"] == "committed"
+                && a["request"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("skill.hello-file"))
+        })
+        .unwrap_or_else(|| panic!("{actions}"))
+        .clone();
+    let path = format!("/v1/state/actions/{}", ran["action"].as_str().unwrap());
+    let detail = d.local("GET", &path, None).json();
+    let source = detail["events"][0]["payload"]["source"].as_str().unwrap();
+    assert!(source.starts_with("unix:"), "through the daemon: {source}");
+    ok(&w.run(&["--yes", "undo"]));
+    assert_eq!(kernos_tools::testing::tree_state(&w.cwd), tree);
+    d.stop();
+}
