@@ -183,9 +183,10 @@ pub(super) async fn rollback(
     Path(name): Path<String>,
 ) -> ApiResult<Json<SkillChanged>> {
     super::offload::blocking(&st, move |st| {
-        let t = Store::new(&st.data_dir)
-            .rollback(&p.org, &name)
-            .map_err(api)?;
+        let store = Store::new(&st.data_dir);
+        // A skill this org does not have is not found, whatever another org has.
+        store.resolve(&p.org, &name, None).map_err(api)?;
+        let t = store.rollback(&p.org, &name).map_err(api)?;
         journal(st, &p, &t).map(Json)
     })
     .await
