@@ -47,7 +47,8 @@ pub fn run(app: &App, cmd: SkillCmd) -> anyhow::Result<ExitCode> {
         SkillCmd::Install { name, version } => {
             let v = store.resolve(org, &name, version)?;
             let body = json!({"version": v});
-            if let Some(t) = via_daemon(app, "POST", &format!("/v1/skills/{name}/install"), &body)? {
+            if let Some(t) = via_daemon(app, "POST", &format!("/v1/skills/{name}/install"), &body)?
+            {
                 return say(app, &t, &format!("installed {name} v{v}"));
             }
             match store.install(org, &name, v) {
@@ -686,7 +687,9 @@ fn approve(
         return say(
             app,
             &t,
-            &format!("approved {name} v{v} (through the daemon, attestation signed with the journal's keys); next: kernos skill install {name}"),
+            &format!(
+                "approved {name} v{v} (through the daemon, attestation signed with the journal's keys); next: kernos skill install {name}"
+            ),
         );
     }
     let by = Actor::current_user().to_string();

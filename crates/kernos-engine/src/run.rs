@@ -171,12 +171,14 @@ impl Engine {
     /// The action a step names, as the session's organisation sees the catalog (shared: the
     /// organisation's catalog may be built for this request only).
     pub(crate) fn action_of(&self, step: &Step, org: &str) -> Result<Arc<dyn DynAction>> {
-        self.registry_for(org).get_shared(&step.tool, &step.action).ok_or_else(|| {
-            crate::EngineError::Invalid(vec![kernos_core::PlanIssue {
-                pointer: "/steps".into(),
-                message: format!("unknown action {}", step.name()),
-            }])
-        })
+        self.registry_for(org)
+            .get_shared(&step.tool, &step.action)
+            .ok_or_else(|| {
+                crate::EngineError::Invalid(vec![kernos_core::PlanIssue {
+                    pointer: "/steps".into(),
+                    message: format!("unknown action {}", step.name()),
+                }])
+            })
     }
 
     pub(crate) fn assess(

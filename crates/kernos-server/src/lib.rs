@@ -353,9 +353,9 @@ impl Daemon {
             engine = engine.with_org_tools(t);
         }
         let engine = engine
-        .with_planner(opts.planner)
-        .with_step_units(cfg.step_overhead_units)
-        .with_trash_budget(opts.trash_budget);
+            .with_planner(opts.planner)
+            .with_step_units(cfg.step_overhead_units)
+            .with_trash_budget(opts.trash_budget);
         let (shutdown_tx, _) = tokio::sync::watch::channel(false);
         let (revocations, _) = tokio::sync::watch::channel(0u64);
         // SAFETY: geteuid has no preconditions and cannot fail.

@@ -291,6 +291,9 @@ pub fn register(registry: &mut Registry, installed: &[Bundle]) -> Vec<String> {
     names
 }
 
+/// The catalog built for an organisation and the hashes of the bundles it was built from.
+type Built = (Vec<String>, std::sync::Arc<Registry>);
+
 /// Each organisation's catalog: the process's, plus that organisation's installed generated
 /// skills as `skill.<name>`. Read from the store at each lookup (a directory listing and the
 /// bundles' hashes, as the taught-skill planner does), so an install, rollback or removal
@@ -300,7 +303,7 @@ pub fn register(registry: &mut Registry, installed: &[Bundle]) -> Vec<String> {
 pub struct OrgCatalogs {
     store: crate::Store,
     /// Per organisation: the hashes of the bundles its catalog was built from, and it.
-    built: std::sync::Mutex<std::collections::HashMap<String, (Vec<String>, std::sync::Arc<Registry>)>>,
+    built: std::sync::Mutex<std::collections::HashMap<String, Built>>,
 }
 
 impl OrgCatalogs {

@@ -535,7 +535,10 @@ fn a_generated_skill_installed_while_the_daemon_runs_is_a_tool_of_its_own_org_on
     );
     let v = d.finished(&acme, &a);
     assert_eq!(v["status"], "invalid", "{v}");
-    assert!(v.to_string().contains("unknown action skill.hello-file"), "{v}");
+    assert!(
+        v.to_string().contains("unknown action skill.hello-file"),
+        "{v}"
+    );
     assert!(!theirs.join("hello.txt").exists());
 
     // Org local, whose skill it is, runs it through the same daemon, started before the

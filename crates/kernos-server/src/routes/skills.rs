@@ -58,10 +58,7 @@ fn journal(st: &St, p: &Principal, t: &Transition) -> ApiResult<SkillChanged> {
 }
 
 /// GET /v1/skills.
-pub(super) async fn list(
-    State(st): State<St>,
-    p: Principal,
-) -> ApiResult<Json<Vec<SkillView>>> {
+pub(super) async fn list(State(st): State<St>, p: Principal) -> ApiResult<Json<Vec<SkillView>>> {
     super::offload::blocking(&st, move |st| {
         let entries = Store::new(&st.data_dir).list(&p.org).map_err(api)?;
         Ok(Json(

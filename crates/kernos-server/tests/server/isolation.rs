@@ -459,7 +459,10 @@ async fn another_org_sees_and_changes_none_of_an_orgs_skills() {
     let approved = r.json();
     assert_eq!(approved["event"], "skill.approved", "{approved}");
     assert!(
-        approved["payload"]["by"].as_str().unwrap().starts_with("key:"),
+        approved["payload"]["by"]
+            .as_str()
+            .unwrap()
+            .starts_with("key:"),
         "{approved}"
     );
     let r = t
@@ -507,7 +510,12 @@ async fn another_org_sees_and_changes_none_of_an_orgs_skills() {
         .to_string();
     assert!(!theirs.contains("skill."), "{theirs}");
     let ours = t
-        .call("GET", "/v1/state/journal?limit=1000", Auth::Key(&admin), None)
+        .call(
+            "GET",
+            "/v1/state/journal?limit=1000",
+            Auth::Key(&admin),
+            None,
+        )
         .await
         .json()
         .to_string();
