@@ -834,7 +834,7 @@ pub static ROUTES: &[Route] = &[
         path: "/v1/skills",
         access: Access::Perm(Perm::Read),
         summary: "Skills",
-        description: "Every version of every skill of the caller's organisation: kind (taught or generated), status (draft, validated, approved), whether it is installed, its hash now and as validated. Installed generated skills are the organisation's own tools (skill.<name>), installed taught ones plans it can ask for by name or phrasing; another organisation's are not listed and not usable.",
+        description: "Every version of every skill of the caller's organisation: kind (taught or generated), status (draft, validated, approved), whether it is installed, its hash now and as validated. Installed generated skills are the organisation's own tools (skill.<name>), installed taught ones plans it can ask for by name or phrasing; another organisation's are not listed and not usable. Needs viewer.",
         params: &[],
         body: None,
         reply: Reply {
@@ -849,7 +849,7 @@ pub static ROUTES: &[Route] = &[
         path: "/v1/skills/{name}",
         access: Access::Perm(Perm::Read),
         summary: "A skill",
-        description: "The installed version of a skill of the caller's organisation (else its newest) in full, as an approver reviews it: manifest (parameters, declared effects, read/write paths, network peers, tests), body (plan template or script), test results, hash, approver and signature.",
+        description: "The installed version of a skill of the caller's organisation (else its newest) in full, as an approver reviews it: manifest (parameters, declared effects, read/write paths, network peers, tests), body (plan template or script), test results, hash, approver and signature. Needs viewer.",
         params: &[SKILL_NAME],
         body: None,
         reply: Reply {
