@@ -540,6 +540,14 @@ fn a_generated_skill_installed_while_the_daemon_runs_is_a_tool_of_its_own_org_on
         "{v}"
     );
     assert!(!theirs.join("hello.txt").exists());
+    // Nor is it in the catalog acme is shown; it is in local's.
+    let catalog = d
+        .http("GET", "/v1/state/tools", Some(&acme), None)
+        .json()
+        .to_string();
+    assert!(!catalog.contains("hello-file"), "{catalog}");
+    let catalog = d.local("GET", "/v1/state/tools", None).json().to_string();
+    assert!(catalog.contains("hello-file"), "{catalog}");
 
     // Org local, whose skill it is, runs it through the same daemon, started before the
     // install: policy, approval, the sandbox, the journal and undo as for any tool.

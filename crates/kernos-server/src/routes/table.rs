@@ -270,7 +270,7 @@ pub static ROUTES: &[Route] = &[
         path: "/v1/state/tools",
         access: Access::Perm(Perm::Read),
         summary: "Tool catalog",
-        description: "Every tool and action with its effects. Needs viewer.",
+        description: "Every tool and action with its effects, as the caller's organisation sees the catalog: with its own installed generated skills (skill.<name>), without another organisation's. Needs viewer.",
         params: &[],
         body: None,
         reply: Reply {
