@@ -28,6 +28,18 @@ pub struct App {
     pub style: Style,
     /// The tool catalog, built on first use.
     catalog: OnceLock<Catalog>,
+    /// Each organisation's installed generated skills on top of the catalog, shared by the
+    /// engine (the steps it runs) and the planner (requests that name them).
+    org_skills: Arc<kernos_skills::action::OrgCatalogs>,
+}
+
+/// The engine's view of organisations' own tools: their installed generated skills.
+struct OrgSkills(Arc<kernos_skills::action::OrgCatalogs>);
+
+impl kernos_engine::OrgTools for OrgSkills {
+    fn catalog(&self, base: &Arc<Registry>, org: &str) -> Option<Arc<Registry>> {
+        self.0.catalog(base, org)
+    }
 }
 
 /// The tool catalog of this process and the external MCP servers it was built from.
@@ -86,9 +98,10 @@ impl App {
             global: global.clone(),
             opts: opts.clone(),
             config,
-            data_dir,
             style,
             catalog: OnceLock::new(),
+            org_skills: Arc::new(kernos_skills::action::OrgCatalogs::new(&data_dir)),
+            data_dir,
         })
     }
 
@@ -109,6 +122,23 @@ impl App {
         self.catalog().registry.clone()
     }
 
+    /// The catalog `org` sees: [`App::registry`] plus its installed generated skills, read
+    /// from the skill store now.
+    pub fn registry_for(&self, org: &str) -> Arc<Registry> {
+        let base = self.registry();
+        self.org_skills.catalog(&base, org).unwrap_or(base)
+    }
+
+    /// Each organisation's installed generated skills, as the planner and engine look them up.
+    pub fn org_skills(&self) -> Arc<kernos_skills::action::OrgCatalogs> {
+        self.org_skills.clone()
+    }
+
+    /// The same, as the engine's hook for organisations' own tools.
+    pub fn org_tools(&self) -> Arc<dyn kernos_engine::OrgTools> {
+        Arc::new(OrgSkills(self.org_skills.clone()))
+    }
+
     /// The catalog and where each configured MCP server stands.
     pub fn catalog(&self) -> &Catalog {
         self.catalog.get_or_init(|| {
@@ -119,6 +149,8 @@ impl App {
                 &self.data_dir,
                 &mcp_driver(),
             );
+            // Installed generated skills are not here: they are each organisation's own
+            // (`org_skills`), added for the asking organisation at each request.
             Catalog {
                 registry: Arc::new(registry),
                 servers,
@@ -128,7 +160,12 @@ impl App {
 
     /// The planner cascade for this configuration (offline planner, models, plan cache).
     pub fn cascade(&self) -> kernos_planner::llm::Cascade {
-        crate::planning::cascade(&self.config, &self.data_dir, self.registry())
+        crate::planning::cascade(
+            &self.config,
+            &self.data_dir,
+            self.registry(),
+            self.org_skills.clone(),
+        )
     }
 
     /// `--provider`, `--model`, `--no-cache` as planning options.
@@ -163,6 +200,7 @@ impl App {
             self.config.policy.clone(),
             self.data_dir.clone(),
         )
+        .with_org_tools(self.org_tools())
         .with_planner(self.cascade())
         .with_step_units(self.config.server.step_overhead_units)
         .unrecorded(why))
@@ -191,7 +229,8 @@ impl App {
             runner(&self.config, &self.data_dir),
             self.config.policy.clone(),
             self.data_dir.clone(),
-        ))
+        )
+        .with_org_tools(self.org_tools()))
     }
 }
 

@@ -439,6 +439,114 @@ pub enum Command {
     /// What deletes keep so undo can bring it back: list it, see its size, empty it.
     #[command(subcommand)]
     Trash(TrashCmd),
+    /// Skills: plans you taught Kernos (`skill save`) and tools a model wrote for it (`skill
+    /// new`), validated in the sandbox, approved, installed, versioned (`skill_cmd.rs`).
+    #[command(subcommand)]
+    Skill(SkillCmd),
+}
+
+/// `kernos skill …` (`skill_cmd.rs`).
+#[derive(Debug, Subcommand)]
+pub enum SkillCmd {
+    /// Turn the last transaction's plan into a skill NAME: each --param name=value names a
+    /// literal value of the plan that becomes a parameter. Saved as a draft and validated
+    /// against the catalog; then `skill approve` and `skill install`.
+    Save {
+        /// The skill's name (lowercase letters, digits, - and _).
+        name: String,
+        /// A parameter: its name and the value it had in the plan, e.g. dir=/srv/notes.
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// A sentence the planner should understand as this skill, with {param} slots, e.g.
+        /// "back up the notes in {dir}". Repeat for more.
+        #[arg(long = "phrase", value_name = "TEXT")]
+        phrasings: Vec<String>,
+        /// One line saying what it does (default: the request it was made from).
+        #[arg(long)]
+        summary: Option<String>,
+        /// Use this transaction's plan instead of the last one.
+        #[arg(long, value_name = "TX")]
+        tx: Option<String>,
+    },
+    /// Have the configured model write a skill for DESCRIPTION (a sh or python3 script with a
+    /// manifest and tests); its tests run in the sandbox, failures go back for repair.
+    New {
+        /// At most this many repairs (default 3).
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        repairs: u32,
+        /// What it should do.
+        #[arg(required = true, value_name = "DESCRIPTION")]
+        description: Vec<String>,
+    },
+    /// Review a validated version (manifest, code, test results, declared effects) and approve
+    /// it; signs the attestation with the journal's checkpoint keys when they exist.
+    Approve {
+        /// Skill name.
+        name: String,
+        /// Version (default: the newest).
+        #[arg(long)]
+        version: Option<u32>,
+        /// Approve without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Install an approved version whose bundle still has the validated hash.
+    Install {
+        /// Skill name.
+        name: String,
+        /// Version (default: the newest).
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Every skill of this organisation: versions, status, which one is installed.
+    List,
+    /// One version: manifest, body, state.
+    Show {
+        /// Skill name.
+        name: String,
+        /// Version (default: the installed one, else the newest).
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// What changed between two versions.
+    Diff {
+        /// Skill name.
+        name: String,
+        /// The older version.
+        from: u32,
+        /// The newer version.
+        to: u32,
+    },
+    /// Go back to the version installed before (no rebuild).
+    Rollback {
+        /// Skill name.
+        name: String,
+    },
+    /// Remove one version, or the whole skill.
+    Remove {
+        /// Skill name.
+        name: String,
+        /// Only this version.
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Write a validated version to a file another organisation can import.
+    Export {
+        /// Skill name.
+        name: String,
+        /// Version (default: the installed one, else the newest).
+        #[arg(long)]
+        version: Option<u32>,
+        /// The file (default: standard output).
+        #[arg(long, short = 'o')]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Import an exported skill (its hash is checked) or a bundle written by hand (JSON with
+    /// "manifest" and "body") as a new draft, and validate it here.
+    Import {
+        /// The export or bundle file.
+        file: std::path::PathBuf,
+    },
 }
 
 /// `kernos trash …`

@@ -43,6 +43,7 @@ pub fn daemon_options(app: &App) -> kernos_server::DaemonOptions {
         planner: app.cascade(),
         trash_budget: app.config.trash,
         registry: app.registry(),
+        org_tools: Some(app.org_tools()),
         log: kernos_server::LogOptions {
             journal: app.config.journal.clone(),
             witness: app.config.witness.clone(),
@@ -50,8 +51,9 @@ pub fn daemon_options(app: &App) -> kernos_server::DaemonOptions {
         fleet: crate::fleet_cmd::membership(&app.data_dir).or_else(|| app.config.fleet.clone()),
         live: Some(kernos_server::reload::LiveSource {
             loader: {
-                let (data_dir, registry) = (app.data_dir.clone(), app.registry());
-                std::sync::Arc::new(move || reload_config(&data_dir, &registry))
+                let (data_dir, registry, skills) =
+                    (app.data_dir.clone(), app.registry(), app.org_skills());
+                std::sync::Arc::new(move || reload_config(&data_dir, &registry, &skills))
             },
             sections: serde_json::to_value(&app.config).unwrap_or_default(),
         }),
@@ -64,12 +66,18 @@ pub fn daemon_options(app: &App) -> kernos_server::DaemonOptions {
 fn reload_config(
     data_dir: &std::path::Path,
     registry: &std::sync::Arc<kernos_tools::Registry>,
+    skills: &std::sync::Arc<kernos_skills::action::OrgCatalogs>,
 ) -> Result<kernos_server::NewConfig, String> {
     let (c, text) = crate::config::load_text().map_err(|e| format!("{e:#}"))?;
     Ok(kernos_server::NewConfig {
         server: c.server.clone(),
         sections: serde_json::to_value(&c).map_err(|e| e.to_string())?,
-        planner: Some(crate::planning::cascade(&c, data_dir, registry.clone())),
+        planner: Some(crate::planning::cascade(
+            &c,
+            data_dir,
+            registry.clone(),
+            skills.clone(),
+        )),
         text,
     })
 }

@@ -24,6 +24,7 @@ mod repl;
 mod request;
 mod schedule_cmd;
 mod show;
+mod skill_cmd;
 mod term;
 mod tlog_cmd;
 mod tools_cmd;
@@ -294,6 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Lease(cmd) => lease_cmd::run(&app, cmd),
                 Command::Trash(cmd) => trash_cmd::run(&app, cmd),
                 Command::Mcp(cmd) => mcp_cmd::run(&app, cmd),
+                Command::Skill(cmd) => skill_cmd::run(&app, cmd),
                 Command::Journal(_)
                 | Command::Completions { .. }
                 | Command::Config { .. }

@@ -294,6 +294,7 @@ pub fn plan_only(app: &App, cascade: &Cascade, text: &str) -> anyhow::Result<Exi
         home: env.home.display().to_string(),
         cwd: env.cwd.display().to_string(),
         conversation,
+        org: None,
     };
     let mut planned = crate::llm_cmd::plan(app, cascade, text, &ctx);
     let outcome = std::mem::replace(&mut planned.outcome, Outcome::Undo { target: None });

@@ -8,7 +8,7 @@ use crate::app::App;
 
 /// Lists the catalog, one tool, or one action (with `--schema`, its argument JSON schema).
 pub fn run(app: &App, name: Option<&str>, schema: bool) -> anyhow::Result<ExitCode> {
-    let registry = app.registry();
+    let registry = app.registry_for(kernos_core::LOCAL_ORG);
     let tools = registry.tools();
     let style = app.style;
     // A tool's name may hold dots (`mcp.files`): a whole tool name first, then a catalog

@@ -378,9 +378,21 @@ pub struct Preview {
     pub trash: Option<TrashPurge>,
 }
 
+/// The actions an organisation has beyond the process's catalog (its installed generated
+/// skills, `kernos-skills`): asked for the session's organisation wherever the engine looks an
+/// action up, so one organisation's own tools are never another's, and one installed while
+/// the process runs counts from its next request. The host supplies it
+/// ([`Engine::with_org_tools`]); the engine only asks.
+pub trait OrgTools: Send + Sync {
+    /// `base` plus `org`'s own actions, or `None` when it has none.
+    fn catalog(&self, base: &Arc<Registry>, org: &str) -> Option<Arc<Registry>>;
+}
+
 /// The engine.
 pub struct Engine {
     registry: Arc<Registry>,
+    /// Organisations' own actions on top of `registry`, when the host has any.
+    org_tools: Option<Arc<dyn OrgTools>>,
     store: Arc<dyn EventStore>,
     blobs: BlobStore,
     runner: Arc<dyn ProcessRunner>,
@@ -450,6 +462,7 @@ impl Engine {
     ) -> Self {
         Engine {
             registry,
+            org_tools: None,
             store,
             blobs,
             runner,
@@ -523,6 +536,20 @@ impl Engine {
         &self.registry
     }
 
+    /// Adds each organisation's own actions to the catalog its requests see.
+    pub fn with_org_tools(mut self, tools: Arc<dyn OrgTools>) -> Self {
+        self.org_tools = Some(tools);
+        self
+    }
+
+    /// The catalog `org`'s requests see: the process's, plus the organisation's own actions.
+    pub fn registry_for(&self, org: &str) -> Arc<Registry> {
+        self.org_tools
+            .as_ref()
+            .and_then(|t| t.catalog(&self.registry, org))
+            .unwrap_or_else(|| self.registry.clone())
+    }
+
     /// The event store.
     pub fn store(&self) -> &dyn EventStore {
         self.store.as_ref()
@@ -535,7 +562,12 @@ impl Engine {
 
     /// Checks a plan against the catalog.
     pub fn validate(&self, plan: &Plan) -> Result<()> {
-        let issues = self.registry.validate(plan);
+        self.validate_in(plan, kernos_core::LOCAL_ORG)
+    }
+
+    /// Checks a plan against the catalog `org`'s requests see.
+    pub fn validate_in(&self, plan: &Plan, org: &str) -> Result<()> {
+        let issues = self.registry_for(org).validate(plan);
         if issues.is_empty() {
             Ok(())
         } else {

@@ -171,14 +171,14 @@ impl<'e, 's> Review<'e, 's> {
 
     /// Checks a candidate plan against the catalog without adopting it.
     pub fn validate(&self, plan: &Plan) -> Result<()> {
-        self.engine.validate(plan)
+        self.engine.validate_in(plan, &self.session.org)
     }
 
     /// Adopts an edited plan: validated, previewed again and journaled. Editing never
     /// launders a plan made after reading untrusted text.
     pub fn replace(&mut self, mut plan: Plan) -> Result<()> {
         plan.untrusted_input |= self.plan.untrusted_input;
-        self.engine.validate(&plan)?;
+        self.engine.validate_in(&plan, &self.session.org)?;
         let preview = self.engine.preview(&plan, self.session)?;
         self.engine.previewed(self.session, &plan, &preview)?;
         self.plan = plan;
@@ -343,6 +343,7 @@ impl Engine {
             home: s.env.home.display().to_string(),
             cwd: s.env.cwd.display().to_string(),
             conversation,
+            org: Some(s.org.clone()),
         };
         let configured = self.planner();
         let planner = configured.as_deref().unwrap_or_else(|| offline_planner());
@@ -396,11 +397,11 @@ impl Engine {
         s: &Session<'_>,
         approver: &mut dyn Approver,
     ) -> Result<Handled> {
-        if let Err(e) = self.validate(&plan) {
+        if let Err(e) = self.validate_in(&plan, &s.org) {
             let error = e.to_string();
             return Ok(Handled::with(ActionOutcome::Invalid { error }, plan, None));
         }
-        if self.is_read_only(&plan) && !dry_run {
+        if self.is_read_only(&plan, &s.org) && !dry_run {
             let report = self.run(&plan, None, s, approver)?;
             return Ok(Handled::ran(plan, None, report));
         }
@@ -569,7 +570,7 @@ impl Engine {
         s: &Session<'_>,
     ) -> Vec<Effect> {
         let no_progress = kernos_tools::NoProgress;
-        self.registry
+        self.registry_for(&s.org)
             .get(tool, action)
             .and_then(|a| a.effects(args, &self.ctx(s, &no_progress, &[])).ok())
             .unwrap_or_default()
@@ -635,10 +636,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Whether every step of `plan` only reads.
-    pub fn is_read_only(&self, plan: &Plan) -> bool {
+    /// Whether every step of `plan` only reads (actions as `org` sees them).
+    pub fn is_read_only(&self, plan: &Plan, org: &str) -> bool {
+        let registry = self.registry_for(org);
         plan.steps.iter().all(|s| {
-            self.registry
+            registry
                 .get(&s.tool, &s.action)
                 .is_some_and(|a| a.spec().is_read_only())
         })

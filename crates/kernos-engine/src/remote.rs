@@ -108,7 +108,7 @@ impl Engine {
         approver: &mut dyn Approver,
         remote: &dyn Remote,
     ) -> Result<Handled> {
-        if let Err(e) = self.validate(&plan) {
+        if let Err(e) = self.validate_in(&plan, &s.org) {
             let error = e.to_string();
             return Ok(Handled::with(ActionOutcome::Invalid { error }, plan, None));
         }
@@ -396,12 +396,13 @@ impl Engine {
     /// fed by another's output is judged on the scope it could reach) and this machine's
     /// policy's verdict. The nodes judge the concrete run again with their own policy.
     pub(crate) fn preview_remote(&self, plan: &Plan, s: &Session<'_>) -> Result<Preview> {
-        self.validate(plan)?;
+        self.validate_in(plan, &s.org)?;
         let no_progress = kernos_tools::NoProgress;
         let mut steps = Vec::with_capacity(plan.steps.len());
         let mut denied = None;
         for (i, step) in plan.steps.iter().enumerate() {
-            let action = self.action_of(step)?;
+            let action = self.action_of(step, &s.org)?;
+            let action = action.as_ref();
             let spec = action.spec();
             let (args, effects) = if step.refs().is_empty() {
                 let v = Value::Object(step.args.clone());
@@ -438,7 +439,7 @@ impl Engine {
             steps,
             risk,
             denied,
-            read_only: self.is_read_only(plan),
+            read_only: self.is_read_only(plan, &s.org),
             trash: None,
         })
     }

@@ -1,5 +1,6 @@
 //! Preview and run: the request path from a validated plan to journaled results.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use kernos_core::event::kind;
@@ -167,13 +168,17 @@ impl Engine {
         Ok(store)
     }
 
-    pub(crate) fn action_of(&self, step: &Step) -> Result<&dyn DynAction> {
-        self.registry.get(&step.tool, &step.action).ok_or_else(|| {
-            crate::EngineError::Invalid(vec![kernos_core::PlanIssue {
-                pointer: "/steps".into(),
-                message: format!("unknown action {}", step.name()),
-            }])
-        })
+    /// The action a step names, as the session's organisation sees the catalog (shared: the
+    /// organisation's catalog may be built for this request only).
+    pub(crate) fn action_of(&self, step: &Step, org: &str) -> Result<Arc<dyn DynAction>> {
+        self.registry_for(org)
+            .get_shared(&step.tool, &step.action)
+            .ok_or_else(|| {
+                crate::EngineError::Invalid(vec![kernos_core::PlanIssue {
+                    pointer: "/steps".into(),
+                    message: format!("unknown action {}", step.name()),
+                }])
+            })
     }
 
     pub(crate) fn assess(
@@ -201,13 +206,14 @@ impl Engine {
     /// What a plan would do, without changing anything: read steps run for real (their output
     /// feeds later steps and is reused by [`Engine::run`]), change steps are dry-run.
     pub fn preview(&self, plan: &Plan, s: &Session<'_>) -> Result<Preview> {
-        self.validate(plan)?;
+        self.validate_in(plan, &s.org)?;
         let mut outputs: Vec<Option<Output>> = vec![None; plan.steps.len()];
         let mut steps = Vec::with_capacity(plan.steps.len());
         let mut denied = None;
         let no_progress = kernos_tools::NoProgress;
         for (i, step) in plan.steps.iter().enumerate() {
-            let action = self.action_of(step)?;
+            let action = self.action_of(step, &s.org)?;
+            let action = action.as_ref();
             let spec = action.spec();
             let mut note = None;
             let mut changes = None;
@@ -317,8 +323,9 @@ impl Engine {
             .map(|p| p.assessment.risk)
             .max()
             .unwrap_or(Risk::Low);
+        let registry = self.registry_for(&s.org);
         let read_only = plan.steps.iter().all(|st| {
-            self.registry
+            registry
                 .get(&st.tool, &st.action)
                 .is_some_and(|a| a.spec().is_read_only())
         });
@@ -390,7 +397,7 @@ impl Engine {
         s: &Session<'_>,
         approver: &mut dyn Approver,
     ) -> Result<TxReport> {
-        self.validate(plan)?;
+        self.validate_in(plan, &s.org)?;
         let tx = TxId::generate();
         self.append(
             s,
@@ -434,7 +441,8 @@ impl Engine {
                 reports.push(report);
                 continue;
             }
-            let action = self.action_of(step)?;
+            let action = self.action_of(step, &s.org)?;
+            let action = action.as_ref();
             let args = match resolve(self, plan, step, &outputs) {
                 Resolved::Ready(a) => a,
                 Resolved::Empty(reason) => {

@@ -220,8 +220,8 @@ impl Engine {
         s: &Session<'_>,
         approver: &mut dyn Approver,
     ) -> std::result::Result<(), String> {
-        let action = self
-            .registry
+        let registry = self.registry_for(&s.org);
+        let action = registry
             .get(&step.tool, &step.action)
             .ok_or_else(|| format!("unknown action {}", step.name()))?;
         let v = Value::Object(step.args.clone());

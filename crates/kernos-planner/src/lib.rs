@@ -80,6 +80,9 @@
 //! model answers. Plans from a model go through the same catalog validator.
 
 mod by_name;
+/// A request that names a catalog action with `key=value` arguments, planned against a given
+/// catalog (a host's per-organisation one: installed generated skills).
+pub use by_name::plan as plan_by_name;
 mod candidate;
 mod clause;
 mod entities;
@@ -123,6 +126,10 @@ pub struct PlanContext {
     pub cwd: String,
     /// What the previous request did, for follow-ups ("delete them", "do the same for /opt").
     pub conversation: Option<Conversation>,
+    /// The organisation asking: whose taught skills ([`Taught`]) it may use. `None` is the
+    /// host operator's (`local`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
 }
 
 impl PlanContext {
@@ -132,6 +139,7 @@ impl PlanContext {
             home: home.into(),
             cwd: cwd.into(),
             conversation: None,
+            org: None,
         }
     }
 
@@ -252,6 +260,16 @@ struct Draft {
     unused: Vec<String>,
 }
 
+/// Plans people taught Kernos (installed taught skills, `kernos-skills`): a request that names
+/// one ("NAME with ARGS", or one of its phrasings) becomes the skill's plan of catalog steps,
+/// before the built-in intents are tried. The host supplies it ([`Planner::with_taught`]); the
+/// planner only asks.
+pub trait Taught: Send + Sync + std::fmt::Debug {
+    /// The plan for `request` when it names a taught skill of `org`: `None` when it names
+    /// none, `Some(Err(why))` when it does but its arguments do not fit.
+    fn plan(&self, request: &str, org: &str) -> Option<Result<Plan, String>>;
+}
+
 /// The offline planner. Build once ([`Planner::new`]), then call [`Planner::plan`] for each
 /// request; it holds only immutable tables and is `Send + Sync`.
 #[derive(Debug)]
@@ -264,6 +282,8 @@ pub struct Planner {
     /// The catalog a request may name an action of directly (`fs.read path=…`,
     /// `mcp.files.read_text_file path=…`), when the host gave one ([`Planner::with_catalog`]).
     catalog: Option<std::sync::Arc<kernos_tools::Registry>>,
+    /// Taught skills, when the host gave them ([`Planner::with_taught`]).
+    taught: Option<std::sync::Arc<dyn Taught>>,
 }
 
 impl Default for Planner {
@@ -371,7 +391,35 @@ impl Planner {
             intents,
             change_verbs,
             catalog: None,
+            taught: None,
         }
+    }
+
+    /// This planner, also planning the requests `taught` recognises (installed taught
+    /// skills), before the built-in intents.
+    pub fn with_taught(mut self, taught: std::sync::Arc<dyn Taught>) -> Planner {
+        self.taught = Some(taught);
+        self
+    }
+
+    /// The plan of a request that names a taught skill (see [`Planner::with_taught`]).
+    fn taught(&self, request: &str, ctx: &PlanContext) -> Option<Outcome> {
+        let org = ctx.org.as_deref().unwrap_or(kernos_core::LOCAL_ORG);
+        let planned = self.taught.as_ref()?.plan(request, org)?;
+        Some(match planned {
+            Ok(mut plan) => {
+                plan.planner = Some(PLANNER_NAME.to_owned());
+                plan.request = Some(request.to_owned());
+                Outcome::Plan {
+                    plan,
+                    confidence: 1.0,
+                }
+            }
+            Err(why) => Outcome::NotUnderstood {
+                message: format!("{why}."),
+                suggestions: Vec::new(),
+            },
+        })
     }
 
     /// This planner, also planning requests that name an action of `catalog` directly with
@@ -432,6 +480,9 @@ impl Planner {
             return o.into();
         }
         if let Some(o) = self.by_name(request) {
+            return o.into();
+        }
+        if let Some(o) = self.taught(request, ctx) {
             return o.into();
         }
         if let Some(word) = vague_age(&words, &ctx.cwd) {
@@ -1480,6 +1531,49 @@ mod tests {
             Outcome::Plan { plan, .. } => plan.steps,
             other => panic!("{req}: {other:?}"),
         }
+    }
+
+    /// Knows one taught skill, `tidy`, for org `acme` only.
+    #[derive(Debug)]
+    struct OneSkill;
+
+    impl Taught for OneSkill {
+        fn plan(&self, request: &str, org: &str) -> Option<Result<Plan, String>> {
+            if org != "acme" || !request.starts_with("tidy") {
+                return None;
+            }
+            let mut s = Step::new("fs", "delete");
+            s.args.insert("path".into(), Value::from("/srv/tmp/x"));
+            Some(Ok(Plan::new(vec![s])))
+        }
+    }
+
+    #[test]
+    fn taught_skills_are_asked_with_the_org_before_the_intents() {
+        let p = Planner::new().with_taught(std::sync::Arc::new(OneSkill));
+        let mut acme = ctx();
+        acme.org = Some("acme".into());
+        match p.plan("tidy up", &acme) {
+            Outcome::Plan { plan, confidence } => {
+                assert_eq!(plan.steps[0].name(), "fs.delete");
+                assert_eq!(plan.planner.as_deref(), Some(PLANNER_NAME));
+                assert_eq!(plan.request.as_deref(), Some("tidy up"));
+                assert!((confidence - 1.0).abs() < f32::EPSILON);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Another organisation (and the host operator) does not have it.
+        assert!(
+            !matches!(p.plan("tidy up", &ctx()), Outcome::Plan { ref plan, .. } if plan.steps[0].name() == "fs.delete")
+        );
+        // Requests it does not know go on to the intents.
+        assert_eq!(
+            match p.plan("show the 5 largest files in /var/log", &acme) {
+                Outcome::Plan { plan, .. } => plan.steps[0].name(),
+                other => panic!("{other:?}"),
+            },
+            "fs.largest"
+        );
     }
 
     #[test]

@@ -103,6 +103,9 @@ pub enum Perm {
     Audit,
     /// GET/POST /v1/keys, DELETE /v1/keys/{id}.
     ManageKeys,
+    /// POST /v1/skills/{name}/approve|install|rollback, DELETE /v1/skills/{name}: what the
+    /// organisation's tools are is an administrator's decision.
+    ManageSkills,
 }
 
 impl Perm {
@@ -111,7 +114,7 @@ impl Perm {
         match self {
             Perm::Read => Role::Viewer,
             Perm::Submit | Perm::Approve | Perm::Undo => Role::Operator,
-            Perm::Audit | Perm::ManageKeys => Role::Admin,
+            Perm::Audit | Perm::ManageKeys | Perm::ManageSkills => Role::Admin,
         }
     }
 }

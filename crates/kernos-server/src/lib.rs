@@ -137,6 +137,9 @@ pub struct DaemonOptions {
     /// The tool catalog: the built-in tools and the trusted tools of configured external MCP
     /// servers (the CLI builds it from the config, so both front ends see the same one).
     pub registry: Arc<Registry>,
+    /// Each organisation's own tools on top of `registry` (its installed generated skills),
+    /// looked up for the asking organisation at each request; `None`: there are none.
+    pub org_tools: Option<Arc<dyn kernos_engine::OrgTools>>,
     /// The journal as a transparency log: `[journal]` (checkpoints, the witness to push to)
     /// and `[witness]` (the logs this daemon witnesses).
     pub log: LogOptions,
@@ -345,17 +348,21 @@ impl Daemon {
         ));
         let store = Arc::new(DaemonStore::open(&opts.data_dir, jopts, hub.clone())?);
         let blobs = kernos_journal::BlobStore::open(opts.data_dir.join("blobs"), false)?;
-        let engine = Engine::new(
+        let mut engine = Engine::new(
             opts.registry.clone(),
             store.clone() as Arc<dyn EventStore>,
             blobs,
             opts.runner.clone(),
             opts.policy.clone(),
             opts.data_dir.clone(),
-        )
-        .with_planner(opts.planner)
-        .with_step_units(cfg.step_overhead_units)
-        .with_trash_budget(opts.trash_budget);
+        );
+        if let Some(t) = opts.org_tools.clone() {
+            engine = engine.with_org_tools(t);
+        }
+        let engine = engine
+            .with_planner(opts.planner)
+            .with_step_units(cfg.step_overhead_units)
+            .with_trash_budget(opts.trash_budget);
         startup::mark("engine");
         let (shutdown_tx, _) = tokio::sync::watch::channel(false);
         let (revocations, _) = tokio::sync::watch::channel(0u64);

@@ -946,3 +946,58 @@ pub struct FleetNode {
     /// Memory in use, percent.
     pub memory_used_pct: f64,
 }
+
+/// One version of one of the organisation's skills (`GET /v1/skills`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SkillView {
+    /// The skill's name (`skill.<name>` when it is a generated one).
+    pub name: String,
+    /// The version.
+    pub version: u32,
+    /// `taught` (a plan of catalog steps) or `generated` (a script run in the sandbox).
+    pub kind: String,
+    /// What it does.
+    pub summary: String,
+    /// `draft`, `validated` or `approved`.
+    pub status: String,
+    /// Whether this is the version in use.
+    pub installed: bool,
+    /// SHA-256 of the bundle as it is on disk now (`sha256:…`).
+    pub hash: String,
+    /// The hash validation recorded; when it differs from `hash` the bundle was altered and
+    /// cannot be approved or installed.
+    pub validated_hash: Option<String>,
+    /// Who approved it.
+    pub approved_by: Option<String>,
+}
+
+/// One version in full (`GET /v1/skills/{name}`): what an approver reviews.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SkillDetail {
+    /// The bundle: manifest (parameters, declared effects and paths, tests) and body.
+    pub bundle: Value,
+    /// Its lifecycle state: status, validated hash, test results, approver, signature.
+    pub state: Value,
+    /// SHA-256 of the bundle as it is on disk now.
+    pub hash: String,
+    /// Whether this is the version in use.
+    pub installed: bool,
+}
+
+/// Which version a lifecycle change applies to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct SkillVersion {
+    /// The version; absent: the newest.
+    #[serde(default)]
+    pub version: Option<u32>,
+}
+
+/// A lifecycle change made (`POST /v1/skills/{name}/…`, `DELETE /v1/skills/{name}`): the
+/// event journaled and its payload.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SkillChanged {
+    /// The `skill.*` event journaled.
+    pub event: String,
+    /// Its payload: org, name, version, hash, who (`by`) and what else the change has.
+    pub payload: Value,
+}

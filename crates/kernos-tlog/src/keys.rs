@@ -266,6 +266,14 @@ impl KeySet {
             .collect()
     }
 
+    /// The active Ed25519 key's signature over `msg` (base64) and its verifier key: for
+    /// records outside the log that its keys attest (an installed skill's hash). The caller
+    /// labels `msg` so it can never be read as a checkpoint.
+    pub fn sign_detached(&self, msg: &[u8]) -> (String, String) {
+        let (sig, key) = self.sign_ed25519(msg);
+        (crate::hash::b64(&sig), key.vkey())
+    }
+
     /// Ed25519 signature over `msg` with the active key.
     pub(crate) fn sign_ed25519(&self, msg: &[u8]) -> ([u8; 64], VerifierKey) {
         let sig = self.secret.ed.sign(msg).to_bytes();
@@ -354,4 +362,29 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .and_then(|()| f.sync_all())
         .map_err(|e| TlogError::io("write", &tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| TlogError::io("rename", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+    use super::*;
+
+    #[test]
+    fn a_detached_signature_verifies_with_the_active_public_key_only() {
+        let d = tempfile::tempdir().unwrap();
+        let ks = KeySet::open_or_create(d.path().join("keys"), "example.org/log", 1).unwrap();
+        let (sig, vkey) = ks.sign_detached(b"skill attestation");
+        assert!(ks.vkeys().contains(&vkey));
+        let key = VerifierKey::from_vkey(&vkey).unwrap();
+        let pk = ed25519_dalek::VerifyingKey::from_bytes(
+            &<[u8; 32]>::try_from(key.public.as_slice()).unwrap(),
+        )
+        .unwrap();
+        let sig = ed25519_dalek::Signature::from_bytes(
+            &<[u8; 64]>::try_from(crate::hash::unb64(&sig).unwrap().as_slice()).unwrap(),
+        );
+        assert!(pk.verify_strict(b"skill attestation", &sig).is_ok());
+        assert!(pk.verify_strict(b"another message", &sig).is_err());
+    }
 }

@@ -151,9 +151,10 @@ const TOOL_SUMMARIES: &[(&str, &str)] = &[
     ("shell", "Run a command line, confined by the sandbox"),
 ];
 
-/// All actions, by `tool.action`.
+/// All actions, by `tool.action`. Actions are shared (`Arc`), so [`Registry::extended`] can
+/// copy a catalog cheaply to add an organisation's own actions to it.
 pub struct Registry {
-    actions: BTreeMap<String, Box<dyn DynAction>>,
+    actions: BTreeMap<String, std::sync::Arc<dyn DynAction>>,
     /// Tools registered at run time (an external MCP server is `mcp.<server>`), with their
     /// summaries, listed after the built-in ones in registration order.
     dynamic_tools: Vec<(String, String)>,
@@ -195,7 +196,7 @@ impl Registry {
         };
         self.actions.insert(
             format!("{}.{}", m.tool, m.name),
-            Box::new(Erased { action, spec }),
+            std::sync::Arc::new(Erased { action, spec }),
         );
     }
 
@@ -212,7 +213,22 @@ impl Registry {
     /// (replacing one with the same name). The action publishes its own spec.
     pub fn register_dyn(&mut self, tool: &str, action: Box<dyn DynAction>) {
         let name = format!("{tool}.{}", action.spec().name);
-        self.actions.insert(name, action);
+        self.actions.insert(name, std::sync::Arc::from(action));
+    }
+
+    /// A copy of this catalog to add more actions to (an organisation's installed generated
+    /// skills): the actions are shared with this one, not rebuilt, so the copy is cheap.
+    pub fn extended(&self) -> Registry {
+        Registry {
+            actions: self.actions.clone(),
+            dynamic_tools: self.dynamic_tools.clone(),
+        }
+    }
+
+    /// Looks up `tool.action`, shared: for a caller that must keep the action beyond the
+    /// registry it came from (an organisation's catalog built for one request).
+    pub fn get_shared(&self, tool: &str, action: &str) -> Option<std::sync::Arc<dyn DynAction>> {
+        self.actions.get(&format!("{tool}.{action}")).cloned()
     }
 
     /// Looks up `tool.action`.

@@ -654,6 +654,21 @@ impl<'a> Recorder<'a> {
         }])
     }
 
+    /// After a program the step ran created `path` (a generated skill's script): notes that
+    /// undo must remove it, and put back `parent`, its directory's time taken before the
+    /// program ran. Recorded after the fact, because which files a program makes is known
+    /// only once it ran; a crash in between leaves that file in place (everything it
+    /// overwrote was snapshotted before with [`Recorder::before_write`]).
+    pub fn created(&mut self, path: &Path, parent: Option<DirStamp>) -> Result<()> {
+        self.sink.record(vec![Record {
+            inverse: Inverse::Remove {
+                path: path.to_owned(),
+                dir: path.is_dir(),
+            },
+            dirs: parent.into_iter().collect(),
+        }])
+    }
+
     /// Before a change whose inverse is another step (package installs, service changes).
     pub fn inverse_step(&mut self, tool: &str, action: &str, args: Value) -> Result<()> {
         self.sink.record(vec![Record {

@@ -226,7 +226,7 @@ impl Daemon {
         request(s, method, path, None, body.as_ref(), &[])
     }
 
-    fn finished(&self, key: &str, action: &str) -> Value {
+    pub(crate) fn finished(&self, key: &str, action: &str) -> Value {
         let until = Instant::now() + Duration::from_secs(30);
         loop {
             let v = self
@@ -286,7 +286,7 @@ fn grant_acme(w: &World) {
     }
 }
 
-fn submit(d: &Daemon, key: &str, body: Value) -> String {
+pub(crate) fn submit(d: &Daemon, key: &str, body: Value) -> String {
     let r = d.http("POST", "/v1/actions", Some(key), Some(body));
     assert_eq!(r.status, 202, "{}", text(&r.body));
     r.json()["action"].as_str().unwrap().to_owned()

@@ -19,6 +19,7 @@ mod prompt;
 mod repl;
 mod request;
 mod service;
+mod skills;
 mod tlog;
 mod trash;
 mod unix;

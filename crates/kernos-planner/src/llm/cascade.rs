@@ -194,6 +194,12 @@ impl Cascade {
         self
     }
 
+    /// Lets the offline planner plan installed taught skills ([`Planner::with_taught`]).
+    pub fn with_taught(mut self, taught: Arc<dyn crate::Taught>) -> Self {
+        self.offline = std::mem::take(&mut self.offline).with_taught(taught);
+        self
+    }
+
     /// Uses this plan cache.
     pub fn with_cache(mut self, cache: PlanCache) -> Self {
         self.cache = CacheSlot::Ready(cache);

@@ -17,6 +17,7 @@ mod offload;
 mod route;
 mod schedules;
 mod session;
+mod skills;
 mod system;
 mod table;
 mod tools;

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::route::{Content, Param, Reply, RequestBody, Route, Schema, Verb};
 use super::{
     actions, agents, approvals, audit, events, fleet, journal, keys, leases, log, monitors,
-    schedules, session, system, tools, transactions, usage,
+    schedules, session, skills, system, tools, transactions, usage,
 };
 use crate::auth::{Access, KeyInfo, Perm};
 use crate::monitors::MonitorStatus;
@@ -30,6 +30,12 @@ use crate::wire::{
 use crate::wire::{PowerAccepted, SystemStatus};
 use crate::wire::{ScheduleCreate, ScheduleRun, ScheduleView};
 use crate::wire::{SessionView, SignIn};
+use crate::wire::{SkillChanged, SkillDetail, SkillVersion, SkillView};
+
+const SKILL_NAME: Param = Param::Path {
+    name: "name",
+    description: "Skill name",
+};
 
 const OK: &str = "OK";
 
@@ -264,7 +270,7 @@ pub static ROUTES: &[Route] = &[
         path: "/v1/state/tools",
         access: Access::Perm(Perm::Read),
         summary: "Tool catalog",
-        description: "Every tool and action with its effects. Needs viewer.",
+        description: "Every tool and action with its effects, as the caller's organisation sees the catalog: with its own installed generated skills (skill.<name>), without another organisation's. Needs viewer.",
         params: &[],
         body: None,
         reply: Reply {
@@ -822,6 +828,105 @@ pub static ROUTES: &[Route] = &[
             content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<ScheduleView>)),
         },
         handler: |m| on(m, schedules::remove),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/skills",
+        access: Access::Perm(Perm::Read),
+        summary: "Skills",
+        description: "Every version of every skill of the caller's organisation: kind (taught or generated), status (draft, validated, approved), whether it is installed, its hash now and as validated. Installed generated skills are the organisation's own tools (skill.<name>), installed taught ones plans it can ask for by name or phrasing; another organisation's are not listed and not usable. Needs viewer.",
+        params: &[],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::JsonList(Schema::Of(SchemaGenerator::subschema_for::<SkillView>)),
+        },
+        handler: |m| on(m, skills::list),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/skills/{name}",
+        access: Access::Perm(Perm::Read),
+        summary: "A skill",
+        description: "The installed version of a skill of the caller's organisation (else its newest) in full, as an approver reviews it: manifest (parameters, declared effects, read/write paths, network peers, tests), body (plan template or script), test results, hash, approver and signature. Needs viewer.",
+        params: &[SKILL_NAME],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: OK,
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<SkillDetail>)),
+        },
+        handler: |m| on(m, skills::show),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/skills/{name}/approve",
+        access: Access::Perm(Perm::ManageSkills),
+        summary: "Approve a skill",
+        description: "Approves a validated version (the body's version, else the newest) whose bundle still hashes as validated; the attestation is signed with the journal's checkpoint keys. Journaled as skill.approved with the caller. Needs admin. 409 when it is a draft or was altered after validation.",
+        params: &[SKILL_NAME],
+        body: Some(RequestBody {
+            required: false,
+            schema: SchemaGenerator::subschema_for::<SkillVersion>,
+        }),
+        reply: Reply {
+            status: 200,
+            description: "Approved",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<SkillChanged>)),
+        },
+        handler: |m| on(m, skills::approve),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/skills/{name}/install",
+        access: Access::Perm(Perm::ManageSkills),
+        summary: "Install a skill",
+        description: "Makes an approved version (the body's version, else the newest) the one in use, if its bundle still hashes as validated; from the organisation's next request it plans (taught) or is the tool skill.<name> (generated), for this organisation only. Journaled as skill.installed, a refusal as skill.refused. Needs admin.",
+        params: &[SKILL_NAME],
+        body: Some(RequestBody {
+            required: false,
+            schema: SchemaGenerator::subschema_for::<SkillVersion>,
+        }),
+        reply: Reply {
+            status: 200,
+            description: "Installed",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<SkillChanged>)),
+        },
+        handler: |m| on(m, skills::install),
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/skills/{name}/rollback",
+        access: Access::Perm(Perm::ManageSkills),
+        summary: "Roll a skill back",
+        description: "Moves the installed pointer to the version installed before (re-checking its hash), without rebuilding anything. Journaled as skill.rolled_back. Needs admin. 409 when there is no earlier version.",
+        params: &[SKILL_NAME],
+        body: None,
+        reply: Reply {
+            status: 200,
+            description: "Rolled back",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<SkillChanged>)),
+        },
+        handler: |m| on(m, skills::rollback),
+    },
+    Route {
+        verb: Verb::Delete,
+        path: "/v1/skills/{name}",
+        access: Access::Perm(Perm::ManageSkills),
+        summary: "Remove a skill",
+        description: "Removes a skill (or, with {\"version\": N}, one version) of the caller's organisation. Journaled as skill.removed. Needs admin.",
+        params: &[SKILL_NAME],
+        body: Some(RequestBody {
+            required: false,
+            schema: SchemaGenerator::subschema_for::<SkillVersion>,
+        }),
+        reply: Reply {
+            status: 200,
+            description: "Removed",
+            content: Content::Json(Schema::Of(SchemaGenerator::subschema_for::<SkillChanged>)),
+        },
+        handler: |m| on(m, skills::remove),
     },
     Route {
         verb: Verb::Get,

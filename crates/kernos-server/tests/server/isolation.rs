@@ -417,3 +417,109 @@ async fn another_org_reaches_nothing_of_an_org_over_mcp() {
     assert_eq!(still["approval"], approval.as_str());
     assert!(t.home.join("work/old.log").exists());
 }
+
+/// A validated generated skill `tidy` in `org`'s store, as `kernos skill new` leaves it.
+fn validated_skill(t: &T, org: &str) {
+    let bundle: kernos_skills::Bundle = serde_json::from_value(json!({
+        "manifest": {"name": "tidy", "summary": "tidies", "kind": "generated",
+                     "language": "sh", "params": [{"name": "dir"}],
+                     "effects": ["write"], "write": ["{dir}"], "reversible": true,
+                     "tests": [{"name": "runs", "args": {"dir": "{work}"}}]},
+        "body": {"type": "script", "code": "true"},
+    }))
+    .unwrap();
+    let store = kernos_skills::Store::new(&t.data_dir());
+    let (v, _) = store.save_draft(org, bundle, "generated").unwrap();
+    store
+        .record_validation(org, "tidy", v, Vec::new(), true)
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_org_sees_and_changes_none_of_an_orgs_skills() {
+    let t = T::start();
+    validated_skill(&t, "acme");
+    let admin = t.key("acme", Role::Admin).await;
+    let viewer = t.key("acme", Role::Viewer).await;
+    // acme's viewer sees it and may not approve it; its admin approves and installs it.
+    let list = t.call("GET", "/v1/skills", Auth::Key(&viewer), None).await;
+    assert_eq!(list.json()[0]["status"], "validated", "{}", list.json());
+    let r = t
+        .call("POST", "/v1/skills/tidy/approve", Auth::Key(&viewer), None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = t
+        .call("POST", "/v1/skills/tidy/install", Auth::Key(&admin), None)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "not approved yet");
+    let r = t
+        .call("POST", "/v1/skills/tidy/approve", Auth::Key(&admin), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let approved = r.json();
+    assert_eq!(approved["event"], "skill.approved", "{approved}");
+    assert!(
+        approved["payload"]["by"]
+            .as_str()
+            .unwrap()
+            .starts_with("key:"),
+        "{approved}"
+    );
+    let r = t
+        .call(
+            "POST",
+            "/v1/skills/tidy/install",
+            Auth::Key(&admin),
+            Some(json!({"version": 1})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+
+    // globex, whatever its role, neither sees nor changes it.
+    for role in Role::ALL {
+        let g = t.key("globex", role).await;
+        let list = t.call("GET", "/v1/skills", Auth::Key(&g), None).await;
+        assert_eq!(list.json(), json!([]), "{role}");
+        for (m, p) in [
+            ("GET", "/v1/skills/tidy"),
+            ("POST", "/v1/skills/tidy/approve"),
+            ("POST", "/v1/skills/tidy/install"),
+            ("POST", "/v1/skills/tidy/rollback"),
+            ("DELETE", "/v1/skills/tidy"),
+        ] {
+            let r = t.call(m, p, Auth::Key(&g), None).await;
+            let want = if m != "GET" && role < Role::Admin {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            assert_eq!(r.status, want, "{role} {m} {p}");
+        }
+    }
+    // Still installed in acme, and the journal holds acme's changes only under acme.
+    let shown = t
+        .call("GET", "/v1/skills/tidy", Auth::Key(&viewer), None)
+        .await
+        .json();
+    assert_eq!(shown["installed"], true, "{shown}");
+    let g = t.key("globex", Role::Owner).await;
+    let theirs = t
+        .call("GET", "/v1/state/journal?limit=1000", Auth::Key(&g), None)
+        .await
+        .json()
+        .to_string();
+    assert!(!theirs.contains("skill."), "{theirs}");
+    let ours = t
+        .call(
+            "GET",
+            "/v1/state/journal?limit=1000",
+            Auth::Key(&admin),
+            None,
+        )
+        .await
+        .json()
+        .to_string();
+    for k in ["skill.approved", "skill.installed"] {
+        assert!(ours.contains(k), "{k}: {ours}");
+    }
+}

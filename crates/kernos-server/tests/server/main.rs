@@ -112,6 +112,7 @@ fn options(
         planner,
         trash_budget: kernos_tools::trash::Budget::default(),
         registry: Arc::new(kernos_tools::Registry::builtin()),
+        org_tools: None,
         log: kernos_server::LogOptions::default(),
         fleet: None,
         live: None,

@@ -84,6 +84,8 @@ fn sample(r: &Route, t: &Targets) -> (String, Option<Value>) {
             Some(json!({"ttl_s": 60})),
         ),
         (Verb::Delete, "/v1/leases/{id}") => ("/v1/leases/ls_nothing".into(), None),
+        // A skill org acme does not have: 404 for those allowed, nothing changes.
+        (_, p) if p.starts_with("/v1/skills/{name}") => (p.replace("{name}", "none"), None),
         // Signing in with a real key: 201 with a cookie, for anyone (the body is the credential).
         (Verb::Post, "/v1/session") => (r.path.into(), Some(json!({"key": t.key}))),
         // MCP's opening message; GET and DELETE without a session are refused by MCP (4xx),
