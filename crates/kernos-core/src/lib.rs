@@ -4,6 +4,7 @@
 //! This crate does no I/O and has no opinion about how things run; it only says what things are.
 
 pub mod agent;
+pub mod canonical;
 pub mod event;
 pub mod exec;
 pub mod hex;
@@ -19,6 +20,7 @@ pub mod time;
 pub mod tool;
 
 pub use agent::{AgentState, Wait};
+pub use canonical::canonical_json;
 pub use event::{Actor, Event, LOCAL_ORG, NewEvent};
 pub use exec::{CancelToken, ExecError, ExecOutcome, ExecRequest, ProcessRunner, StopReason};
 pub use id::{ActionId, AgentId, ApprovalId, IdError, RawId, TxId};

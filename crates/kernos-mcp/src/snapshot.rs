@@ -73,43 +73,11 @@ pub fn tools_hash(tools: &[ToolInfo]) -> String {
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut h = blake3::Hasher::new();
     for t in sorted {
-        let mut s = String::new();
-        canonical(&serde_json::to_value(t).unwrap_or(Value::Null), &mut s);
+        let s = kernos_core::canonical_json(&serde_json::to_value(t).unwrap_or(Value::Null));
         h.update(s.as_bytes());
         h.update(b"\n");
     }
     h.finalize().to_hex().to_string()
-}
-
-/// JSON with object keys sorted, whatever map order serde_json was built with.
-fn canonical(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical(&m[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(x, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
 }
 
 /// What differs between the pinned tools and the live ones, one line each: added, removed,

@@ -152,40 +152,7 @@ pub struct Bundle {
 /// The JSON with every object's keys sorted and no insignificant whitespace: the same bundle
 /// always gives the same bytes, however its file was laid out.
 pub fn canonical(v: &Value) -> String {
-    // Objects are written key by key in sorted order by hand, so the result does not depend
-    // on whether serde_json keeps insertion order in this build.
-    fn write(v: &Value, out: &mut String) {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&Value::String((*k).clone()).to_string());
-                    out.push(':');
-                    write(&m[*k], out);
-                }
-                out.push('}');
-            }
-            Value::Array(a) => {
-                out.push('[');
-                for (i, x) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(x, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
-    let mut out = String::new();
-    write(v, &mut out);
-    out
+    kernos_core::canonical_json(v)
 }
 
 impl Bundle {
