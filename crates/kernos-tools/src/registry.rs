@@ -82,7 +82,28 @@ pub trait DynAction: Send + Sync {
 
 struct Erased<A: Action> {
     action: A,
-    spec: ActionSpec,
+    /// Built on first use: its argument schema is generated from `A::Args` (schemars), which
+    /// for every action of the catalog was a measurable part of each start (a CLI request,
+    /// the daemon, a Kernos OS boot), while a request looks at a few actions.
+    spec: std::sync::OnceLock<ActionSpec>,
+}
+
+impl<A: Action> Erased<A> {
+    fn spec_ref(&self) -> &ActionSpec {
+        self.spec.get_or_init(|| {
+            let m = self.action.meta();
+            ActionSpec {
+                name: m.name.to_owned(),
+                summary: m.summary.to_owned(),
+                args_schema: serde_json::to_value(schemars::schema_for!(A::Args))
+                    .unwrap_or(Value::Null),
+                effects: m.effects.to_vec(),
+                reversibility: m.reversibility,
+                output: m.output.iter().map(|(n, k)| Column::new(n, *k)).collect(),
+                risk_floor: None,
+            }
+        })
+    }
 }
 
 fn parse<T: DeserializeOwned>(args: &Value) -> Result<T> {
@@ -96,7 +117,7 @@ fn parse<T: DeserializeOwned>(args: &Value) -> Result<T> {
 
 impl<A: Action> DynAction for Erased<A> {
     fn spec(&self) -> &ActionSpec {
-        &self.spec
+        self.spec_ref()
     }
 
     fn check_args(&self, args: &Value) -> std::result::Result<(), String> {
@@ -117,7 +138,7 @@ impl<A: Action> DynAction for Erased<A> {
     fn execute(&self, args: &Value, ctx: &Ctx<'_>, undo: &mut Recorder<'_>) -> Result<Output> {
         let mut out = self.action.execute(&parse(args)?, ctx, undo)?;
         if out.columns.is_empty() && !out.rows.is_empty() {
-            out.columns = self.spec.output.clone();
+            out.columns = self.spec_ref().output.clone();
         }
         Ok(out)
     }
@@ -184,19 +205,12 @@ impl Registry {
     /// Adds an action (replacing one with the same name).
     pub fn register<A: Action>(&mut self, action: A) {
         let m = action.meta();
-        let schema = serde_json::to_value(schemars::schema_for!(A::Args)).unwrap_or(Value::Null);
-        let spec = ActionSpec {
-            name: m.name.to_owned(),
-            summary: m.summary.to_owned(),
-            args_schema: schema,
-            effects: m.effects.to_vec(),
-            reversibility: m.reversibility,
-            output: m.output.iter().map(|(n, k)| Column::new(n, *k)).collect(),
-            risk_floor: None,
-        };
         self.actions.insert(
             format!("{}.{}", m.tool, m.name),
-            std::sync::Arc::new(Erased { action, spec }),
+            std::sync::Arc::new(Erased {
+                action,
+                spec: std::sync::OnceLock::new(),
+            }),
         );
     }
 
