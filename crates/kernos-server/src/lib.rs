@@ -215,8 +215,9 @@ pub struct State {
     /// and building it is most of the daemon's start-up CPU (which counts under emulation:
     /// Kernos OS's boot to API-ready).
     pub(crate) openapi: std::sync::OnceLock<Vec<u8>>,
-    /// What MCP clients are offered (built once: the catalog does not change while it runs).
-    pub(crate) mcp: mcp::Offered,
+    /// What MCP clients are offered (built on the first MCP request: the catalog does not
+    /// change while it runs).
+    pub(crate) mcp: mcp::LazyOffered,
     /// The streamable HTTP transport behind `/mcp`.
     pub(crate) mcp_http: mcp::Http,
     /// The fleet: node agent, controller (`[fleet]`).
@@ -411,7 +412,7 @@ impl Daemon {
             config: RwLock::new(Arc::new(cfg.clone())),
             live: Mutex::new(opts.live),
             openapi: std::sync::OnceLock::new(),
-            mcp: mcp::Offered::new(&opts.registry, &cfg.mcp),
+            mcp: mcp::LazyOffered::new(&opts.registry, &cfg.mcp),
             mcp_http: mcp::Http::new(),
             fleet: fleet::Fleet::new(opts.fleet.clone()).map_err(|e| ServerError::Io {
                 what: "cannot start the fleet's runtime".into(),

@@ -77,10 +77,11 @@ impl ServerHandler for KernosMcp {
     ) -> Result<ListToolsResult, McpError> {
         let c = self.caller(&ctx)?;
         let tools = if c.principal.role.allows(Perm::Submit) {
-            c.st.mcp.tools.to_vec()
+            c.st.mcp.get().tools.to_vec()
         } else {
             // A viewer can only read: offering what it may not call would only mislead it.
             c.st.mcp
+                .get()
                 .tools
                 .iter()
                 .filter(|t| t.name == HISTORY)

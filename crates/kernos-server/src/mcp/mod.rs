@@ -38,8 +38,33 @@ use crate::config::McpServe;
 pub(crate) use http::{Http, handle};
 pub use stdio::serve_stdio;
 
-/// What the daemon offers over MCP, built once at start: the catalog does not change while
-/// it runs.
+/// What the daemon offers over MCP, built on the first MCP request and kept: the catalog and
+/// `[server.mcp]` as the daemon started with them do not change while it runs. Not at start:
+/// it is every action's schema, and most daemons are never asked.
+pub(crate) struct LazyOffered {
+    registry: Arc<Registry>,
+    cfg: McpServe,
+    built: std::sync::OnceLock<Offered>,
+}
+
+impl LazyOffered {
+    /// What to build it from.
+    pub(crate) fn new(registry: &Arc<Registry>, cfg: &McpServe) -> Self {
+        LazyOffered {
+            registry: registry.clone(),
+            cfg: cfg.clone(),
+            built: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The offer, built now if this is the first use.
+    pub(crate) fn get(&self) -> &Offered {
+        self.built
+            .get_or_init(|| Offered::new(&self.registry, &self.cfg))
+    }
+}
+
+/// What the daemon offers over MCP.
 #[derive(Debug)]
 pub(crate) struct Offered {
     /// Every tool offered, in list order.
@@ -72,10 +97,10 @@ pub(crate) struct Caller {
 
 impl Caller {
     fn offer_has(&self, name: &str) -> bool {
-        self.st.mcp.names.contains(name)
+        self.st.mcp.get().names.contains(name)
     }
 
     fn max_rows(&self) -> usize {
-        self.st.mcp.max_rows
+        self.st.mcp.get().max_rows
     }
 }
