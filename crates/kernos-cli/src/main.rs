@@ -84,6 +84,9 @@ fn main() -> ExitCode {
         print!("{}", config::template());
         return ExitCode::SUCCESS;
     }
+    // The daemon logs its start-up stage by stage, from here (what came before is the
+    // loading of the binary); for other commands this is one small allocation.
+    kernos_server::startup::mark("main");
     quiet_on_closed_pipe();
     // One confined step: the start-up of this process is most of what it costs, so the
     // command tree is not built for it (see `cli::sandbox_exec_only`).
@@ -140,6 +143,9 @@ fn quiet_on_closed_pipe() {
 /// Parses the command line ([`Cli::parse_args`]); help, version and errors end the process.
 fn parse() -> Cli {
     let argv: Vec<String> = std::env::args().collect();
+    if let Some(c) = Cli::serve_only(&argv) {
+        return c;
+    }
     Cli::parse_args(&argv).unwrap_or_else(|e| e.exit())
 }
 
