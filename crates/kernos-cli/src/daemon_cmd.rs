@@ -84,7 +84,7 @@ fn reload_config(
 
 /// `kernos serve [--listen ADDR] [--insecure]`.
 pub fn serve(app: &App, listen: Option<String>, insecure: bool) -> anyhow::Result<ExitCode> {
-    kernos_server::startup::mark("start");
+    kernos_server::startup::mark("command line and config");
     kernos_server::init_logging();
     let opts = daemon_options(app);
     kernos_server::startup::mark("catalog and planner");

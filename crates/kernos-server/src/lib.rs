@@ -419,6 +419,7 @@ impl Daemon {
                 source: e,
             })?,
         });
+        startup::mark("state");
 
         // Keep the read models current from every published event. A weak reference: the
         // hub lives inside the state.
@@ -435,6 +436,7 @@ impl Daemon {
         worker::journal_start(&state, opts.config_text.as_deref())?;
         // Kernos OS only (under kernos-init): the boot record and the provisioned owner key.
         os::on_start(&state);
+        startup::mark("recovery and start events");
 
         for _ in 0..cfg.workers {
             state.sched.thread_started();
@@ -485,6 +487,7 @@ impl Daemon {
                 source: e,
             })?;
 
+        startup::mark("threads");
         Ok(Daemon {
             state,
             poller: Some(poller),

@@ -323,6 +323,7 @@ async fn serve_async(
     }
     let state = daemon.state();
     let router = crate::app(state.clone());
+    crate::startup::mark("router");
     let (stop_tx, _) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;

@@ -24,7 +24,7 @@ pub(crate) fn summary() -> String {
     let mut parts = Vec::new();
     if let Some(before) = since_exec_ms() {
         let first = m.first().map_or(0, |(_, t)| t.elapsed().as_millis() as u64);
-        parts.push(format!("exec to start {} ms", before.saturating_sub(first)));
+        parts.push(format!("exec to main {} ms", before.saturating_sub(first)));
     }
     for w in m.windows(2) {
         parts.push(format!("{} {} ms", w[1].0, (w[1].1 - w[0].1).as_millis()));
