@@ -57,19 +57,50 @@ pub(crate) fn on_start(st: &State) {
     }
 }
 
-fn journal_boot(st: &State, dir: &Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(dir.join("boot.json"))
-        .map_err(|e| format!("{}/boot.json: {e}", dir.display()))?;
-    let rec: Value = serde_json::from_str(&text).map_err(|e| format!("boot.json: {e}"))?;
+/// Why a record init left could not be journaled (logged; the daemon starts regardless).
+#[derive(Debug, thiserror::Error)]
+enum RecordError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not the JSON expected ({reason}); rebuild the image", path.display())]
+    Invalid { path: PathBuf, reason: String },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the journal refused it: {0}")]
+    Journal(#[from] kernos_journal::JournalError),
+}
+
+/// Reads and parses a JSON record init (or the image) left.
+fn read_record(path: &Path) -> Result<Value, RecordError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RecordError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| RecordError::Invalid {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn journal_boot(st: &State, dir: &Path) -> Result<(), RecordError> {
+    let rec = read_record(&dir.join("boot.json"))?;
     let id = rec["boot_id"].as_str().unwrap_or_default().to_owned();
     let marker = dir.join("boot.journaled");
     if std::fs::read_to_string(&marker).is_ok_and(|m| m == id) {
         return Ok(());
     }
     st.store
-        .append_now(NewEvent::new(SYSTEM_BOOTED, Actor::system()).payload(rec))
-        .map_err(|e| e.to_string())?;
-    std::fs::write(&marker, &id).map_err(|e| format!("{}: {e}", marker.display()))
+        .append_now(NewEvent::new(SYSTEM_BOOTED, Actor::system()).payload(rec))?;
+    std::fs::write(&marker, &id).map_err(|source| RecordError::Write {
+        path: marker,
+        source,
+    })
 }
 
 /// Journals the fatal error an earlier boot left, then removes its file (kept if the journal
@@ -98,16 +129,20 @@ fn journal_fatal(st: &State) {
     }
 }
 
-fn provision_key(st: &State, path: &Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let k: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+fn provision_key(st: &State, path: &Path) -> Result<(), RecordError> {
+    let k = read_record(path)?;
     let (Some(id), Some(sha)) = (k["key_id"].as_str(), k["sha256"].as_str()) else {
-        return Err(format!("{} needs key_id and sha256", path.display()));
+        return Err(RecordError::Invalid {
+            path: path.to_owned(),
+            reason: "key_id and sha256 are needed".into(),
+        });
     };
+    // A poisoned lock only means another thread panicked while holding it: the table is
+    // still the one the journal built.
     let known = st
         .keys
         .read()
-        .map_err(|_| "key table unavailable".to_owned())?
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .get(id)
         .is_some();
     if known {
@@ -128,8 +163,7 @@ fn provision_key(st: &State, path: &Path) -> Result<(), String> {
                     "source": format!("image provisioning ({})", path.display()),
                     "after": {"key_id": id, "org": kernos_core::LOCAL_ORG, "role": "owner", "label": label, "revoked": false},
                 })),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
     Ok(())
 }
 
