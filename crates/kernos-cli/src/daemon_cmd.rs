@@ -86,6 +86,7 @@ fn reload_config(
 pub fn serve(app: &App, listen: Option<String>, insecure: bool) -> anyhow::Result<ExitCode> {
     kernos_server::startup::mark("command line and config");
     kernos_server::init_logging();
+    trim_after_bursts();
     let opts = daemon_options(app);
     kernos_server::startup::mark("catalog and planner");
     kernos_server::serve(
@@ -97,6 +98,54 @@ pub fn serve(app: &App, listen: Option<String>, insecure: bool) -> anyhow::Resul
         },
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Gives the heap's free pages back to the system once a burst of work is over.
+///
+/// glibc keeps what a burst freed inside its arenas (one per busy thread: the daemon has 16
+/// workers, the runtime's threads, the journal's writer): measured after 100,000 actions,
+/// 7.5 MB of the 13 MB of arenas were free, and `malloc_trim(0)` brought the daemon's RSS
+/// down by 3 MiB. Capping the arenas (`M_ARENA_MAX`) or fixing the trim and mmap thresholds
+/// did not (within run-to-run noise), so this trims instead, and only when the process has
+/// gone idle after real work: a trim walks every arena under its lock, which a busy daemon
+/// should not pay for, and an idle one has nothing new to give back.
+fn trim_after_bursts() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        /// CPU time since the last trim that makes a trim worth it (a burst happened).
+        const BURST: std::time::Duration = std::time::Duration::from_millis(500);
+        /// CPU time in the last tick below which the process counts as idle.
+        const IDLE: std::time::Duration = std::time::Duration::from_millis(20);
+        let cpu = || {
+            // SAFETY: getrusage only writes the struct we pass.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: RUSAGE_SELF with a valid pointer cannot fail.
+            unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+            let t = |tv: libc::timeval| {
+                std::time::Duration::from_secs(tv.tv_sec.max(0) as u64)
+                    + std::time::Duration::from_micros(tv.tv_usec.max(0) as u64)
+            };
+            t(ru.ru_utime) + t(ru.ru_stime)
+        };
+        let spawned = std::thread::Builder::new()
+            .name("kernos-trim".into())
+            .spawn(move || {
+                let (mut last, mut trimmed) = (cpu(), cpu());
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    let now = cpu();
+                    if now.saturating_sub(last) < IDLE && now.saturating_sub(trimmed) > BURST {
+                        // SAFETY: malloc_trim has no preconditions.
+                        unsafe { libc::malloc_trim(0) };
+                        trimmed = cpu();
+                    }
+                    last = cpu();
+                }
+            });
+        if let Err(e) = spawned {
+            eprintln!("kernos: cannot start the heap trimming thread: {e}");
+        }
+    }
 }
 
 fn local_principal() -> Principal {

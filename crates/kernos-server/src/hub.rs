@@ -34,7 +34,8 @@ pub struct Published {
     /// The whole event as JSON.
     pub json: String,
     /// The event's transparency-log leaf bytes, from its stored fields (see `kernos_tlog`):
-    /// hashed into the tree by the log's feeder thread, not here on the writer thread.
+    /// hashed into the tree by the log's feeder thread, not here on the writer thread. Only
+    /// the listener sees them: what subscribers receive has them emptied.
     pub leaf: Vec<u8>,
 }
 
@@ -186,13 +187,17 @@ impl Hub {
         self.tx.subscribe()
     }
 
-    fn emit(&self, st: &mut PubState, p: Published) {
+    fn emit(&self, st: &mut PubState, mut p: Published) {
         st.last = p.seq;
         if let Ok(l) = self.listener.lock() {
             if let Some(l) = l.as_ref() {
                 l(&p);
             }
         }
+        // The leaf bytes were for the listener (the log's queue copies them); subscribers
+        // never read them, and the ring keeps the last `sse_buffer` events: without them it
+        // holds about a third less (measured: ~300 of ~1,000 bytes per event).
+        p.leaf = Vec::new();
         self.head.store(p.seq, Ordering::Release);
         let _ = self.tx.send(Arc::new(p));
     }

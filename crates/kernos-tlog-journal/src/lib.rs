@@ -28,7 +28,7 @@ pub use config::{
 };
 pub use error::{LogError, Result};
 pub use live::{LiveLog, Wake};
-pub use log::{Log, SignedCheckpoint, leaf_of, leaf_of_committed, tlog_dir};
+pub use log::{Log, SPILL_EVERY, SignedCheckpoint, leaf_of, leaf_of_committed, tlog_dir};
 
 /// Kind of the journal event that stores a signed checkpoint (payload: `note`, `size`, `root`).
 pub const CHECKPOINT_KIND: &str = "log.checkpoint";

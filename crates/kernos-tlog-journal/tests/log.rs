@@ -425,3 +425,37 @@ fn the_keys_can_live_outside_the_data_directory_and_are_made_private_there() {
         .to_string();
     assert!(err.contains("chmod"), "{err}");
 }
+
+#[test]
+fn a_running_log_keeps_only_recent_leaves_in_memory_and_proves_old_ones_from_its_tiles() {
+    let d = tempfile::tempdir().unwrap();
+    let j = journal_with(d.path(), 0, None);
+    let mut log = Log::open(d.path(), ORIGIN, &j, NOW).unwrap();
+    let mut whole = kernos_tlog::MerkleTree::new();
+    let n = kernos_tlog_journal::SPILL_EVERY * 2 + 100;
+    for seq in 1..=n {
+        let leaf = kernos_tlog::leaf_hash(&seq.to_be_bytes());
+        log.push(seq, "step.finished", leaf).unwrap();
+        whole.append(leaf);
+    }
+    let t = log.tree();
+    assert!(
+        t.level_offset(0) >= kernos_tlog_journal::SPILL_EVERY * 2 - 256,
+        "full tiles written out and dropped: {}",
+        t.level_offset(0)
+    );
+    assert!(t.level_hashes(0).len() < 1024);
+    assert_eq!(t.root(), whole.root());
+    for (i, size) in [(0, n), (5000, 20_000), (n - 1, n), (300, 301)] {
+        assert_eq!(
+            t.inclusion_proof(i, size).unwrap(),
+            whole.inclusion_proof(i, size).unwrap()
+        );
+    }
+    assert_eq!(
+        t.consistency_proof(777, n).unwrap(),
+        whole.consistency_proof(777, n).unwrap()
+    );
+    let cp = log.checkpoint(NOW).unwrap();
+    assert_eq!((cp.size, cp.root), (n, whole.root()));
+}

@@ -45,4 +45,4 @@ pub use proof::{
     root_from_inclusion, root_from_range, verify_consistency, verify_inclusion, verify_range,
 };
 pub use tiles::{TILE_WIDTH, TiledTree, tile_path};
-pub use tree::MerkleTree;
+pub use tree::{MerkleTree, TileSource};

@@ -23,7 +23,7 @@ use crate::tree::MerkleTree;
 /// Hashes per full tile.
 pub const TILE_WIDTH: usize = 256;
 /// Tree levels spanned by one tile level (256 = 2^8).
-const TILE_HEIGHT: usize = 8;
+pub(crate) const TILE_HEIGHT: usize = 8;
 
 /// A [`MerkleTree`] kept on disk as tlog-tiles under one directory.
 #[derive(Debug)]
@@ -125,9 +125,12 @@ impl TiledTree {
                 self.partial_on_disk.push(None);
             }
             let l = level as u64;
-            let full = (hashes.len() / TILE_WIDTH) as u64;
+            // A pruned tree holds level 0 from a tile boundary on, and only tiles already
+            // written were dropped: `n · 256 ≥ off` for every tile written below.
+            let off = self.tree.level_offset(level * TILE_HEIGHT) as usize;
+            let full = ((off + hashes.len()) / TILE_WIDTH) as u64;
             for n in self.full_on_disk[level]..full {
-                let at = n as usize * TILE_WIDTH;
+                let at = n as usize * TILE_WIDTH - off;
                 write_atomic(
                     &self.dir.join(tile_path(l, n, None)),
                     &hashes[at..at + TILE_WIDTH],
@@ -140,9 +143,9 @@ impl TiledTree {
                 remove_partials(&self.dir, l, n, None)?;
                 self.partial_on_disk[level] = None;
             }
-            let width = hashes.len() % TILE_WIDTH;
+            let width = (off + hashes.len()) % TILE_WIDTH;
             if width > 0 && self.partial_on_disk[level] != Some((full, width)) {
-                let at = full as usize * TILE_WIDTH;
+                let at = full as usize * TILE_WIDTH - off;
                 let path = self.dir.join(tile_path(l, full, Some(width)));
                 write_atomic(&path, &hashes[at..])?;
                 remove_partials(&self.dir, l, full, Some(width))?;
@@ -150,6 +153,32 @@ impl TiledTree {
             }
         }
         Ok(())
+    }
+}
+
+impl TiledTree {
+    /// Drops from memory the nodes below level 8 of every full leaf tile written to disk
+    /// (see [`MerkleTree::prune`]): a proof that needs them reads that tile back. Keeps the
+    /// tree's memory to what came since the last [`TiledTree::persist`] plus a quarter of a
+    /// byte per leaf, instead of 64 bytes per leaf.
+    pub fn prune(&mut self) {
+        let dir = self.dir.clone();
+        let written = self.full_on_disk.first().copied().unwrap_or(0);
+        self.tree.prune(
+            written,
+            std::sync::Arc::new(move |n| {
+                read_tile(&dir, 0, n, None)?.ok_or_else(|| TlogError::TileCorrupt {
+                    path: dir.join(tile_path(0, n, None)),
+                    reason: "missing".into(),
+                })
+            }),
+        );
+    }
+
+    /// Gives back the memory a [`TiledTree::prune`] freed (once, after loading the tree
+    /// whole; later prunes reuse it for the next leaves).
+    pub fn shrink_to_fit(&mut self) {
+        self.tree.shrink_to_fit();
     }
 }
 

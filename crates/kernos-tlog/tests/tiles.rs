@@ -183,3 +183,90 @@ fn the_newest_leaves_are_checked_against_the_journal() {
     );
     assert!(t.check_leaves(256, &journal).is_ok());
 }
+
+#[test]
+fn a_pruned_tree_answers_every_root_and_proof_as_the_whole_tree_does() {
+    let d = tempfile::tempdir().unwrap();
+    let mut t = TiledTree::open(d.path()).unwrap();
+    let mut whole = kernos_tlog::MerkleTree::new();
+    let check = |t: &TiledTree, whole: &kernos_tlog::MerkleTree| {
+        let (p, w) = (t.tree(), whole);
+        let n = w.size();
+        assert_eq!(p.size(), n);
+        assert_eq!(p.root(), w.root());
+        for size in [1, 255, 256, 257, 511, 512, 700, 1000, n - 1, n] {
+            if size == 0 || size > n {
+                continue;
+            }
+            assert_eq!(p.root_at(size).unwrap(), w.root_at(size).unwrap());
+            for index in [0, 1, 100, 255, 256, 300, 511, 600, size - 1] {
+                if index < size {
+                    assert_eq!(
+                        p.inclusion_proof(index, size).unwrap(),
+                        w.inclusion_proof(index, size).unwrap(),
+                        "inclusion {index} in {size}"
+                    );
+                }
+            }
+            for m in [1, 3, 200, 256, 300, 513, size] {
+                if m <= size {
+                    assert_eq!(
+                        p.consistency_proof(m, size).unwrap(),
+                        w.consistency_proof(m, size).unwrap(),
+                        "consistency {m} -> {size}"
+                    );
+                }
+            }
+            for (s, e) in [(0, 1), (5, 300), (256, 512), (257, size)] {
+                if s < e && e <= size {
+                    assert_eq!(
+                        p.range_proof(s, e, size).unwrap(),
+                        w.range_proof(s, e, size).unwrap()
+                    );
+                }
+            }
+        }
+        for i in [0, 7, 255, 256, n - 1] {
+            assert_eq!(p.leaf_hash(i), w.leaf_hash(i));
+        }
+    };
+    for i in 0..1000 {
+        t.append(leaf(i));
+        whole.append(leaf(i));
+    }
+    t.persist().unwrap();
+    t.prune();
+    assert_eq!(
+        t.tree().level_offset(0),
+        768,
+        "the three full tiles dropped"
+    );
+    assert_eq!(t.tree().level_hashes(0).len(), 1000 - 768);
+    check(&t, &whole);
+    // It goes on growing, persisting and pruning; the tiles on disk stay complete.
+    for i in 1000..1300 {
+        t.append(leaf(i));
+        whole.append(leaf(i));
+    }
+    check(&t, &whole);
+    t.persist().unwrap();
+    t.prune();
+    assert_eq!(t.tree().level_offset(0), 1280);
+    check(&t, &whole);
+    assert_eq!(TiledTree::open(d.path()).unwrap().tree(), &whole);
+
+    // A dropped tile that was damaged on disk is refused, never served.
+    let p = d.path().join("tile/0/001");
+    let mut b = std::fs::read(&p).unwrap();
+    b[40] ^= 1;
+    std::fs::write(&p, &b).unwrap();
+    let err = t.tree().inclusion_proof(300, 1300).unwrap_err();
+    assert!(matches!(err, TlogError::TileCorrupt { .. }), "{err}");
+    std::fs::remove_file(&p).unwrap();
+    assert!(t.tree().inclusion_proof(300, 1300).is_err());
+    // Proofs that do not need it still answer.
+    assert_eq!(
+        t.tree().inclusion_proof(1290, 1300).unwrap(),
+        whole.inclusion_proof(1290, 1300).unwrap()
+    );
+}
