@@ -109,9 +109,9 @@ pub fn mount_data(dev: Option<&Path>, mkfs: &Path) -> Result<(bool, String)> {
 /// RNDADDENTROPY: `_IOW('R', 0x03, int[2])`.
 const RNDADDENTROPY: libc::Ioctl = 0x4008_5203;
 
-/// Credits the saved seed to the kernel's pool, then replaces it with fresh bytes so the
-/// same seed is never credited twice.
-pub fn seed_rng() -> Result<String> {
+/// Credits the saved seed to the kernel's pool; [`save_seed`] replaces it with fresh bytes
+/// (once the daemon is ready) so the same seed is not credited twice.
+pub fn credit_seed() -> Result<String> {
     let mut detail = String::new();
     if let Ok(seed) = std::fs::read(SEED) {
         if !seed.is_empty() {
@@ -131,8 +131,9 @@ pub fn seed_rng() -> Result<String> {
             detail = format!("{} seed bytes credited; ", seed.len());
         }
     }
-    save_seed()?;
-    Ok(format!("{detail}new seed saved"))
+    Ok(format!(
+        "{detail}a new seed is saved once the daemon is ready"
+    ))
 }
 
 /// Writes 512 fresh bytes from getrandom(2) to the seed file (at boot and at shutdown).

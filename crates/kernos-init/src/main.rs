@@ -139,7 +139,7 @@ fn boot_and_run(b: &mut Booting) -> Result<Power> {
     b.data_dir = persistent.then(|| data_dir.clone());
     let boot = &mut b.boot;
     // The kernel's own entropy (jitter, RDRAND) suffices to boot; a failed seed is a warning.
-    let _ = boot.phase("rng", || disk::seed_rng().map(|d| ((), d)));
+    let _ = boot.phase("rng", || disk::credit_seed().map(|d| ((), d)));
     let net = cfg.network.clone();
     boot.phase("network", || net::bring_up(&net).map(|d| ((), d)))
         .context("the network is how this machine is managed; without it there is no API")?;
@@ -164,7 +164,16 @@ fn boot_and_run(b: &mut Booting) -> Result<Power> {
         boot.kernel_ms,
         own_rss_kb()
     ));
-    Ok(Supervisor::new(&cfg, boot.boot_id.clone()).run())
+    // The credited seed is replaced once the daemon is ready: writing and syncing it is
+    // ~40-60 ms under TCG that the daemon's start does not need. A crash before then leaves
+    // the old seed to be credited again at the next boot (mixed with that boot's own
+    // entropy), the same window systemd-random-seed leaves while other units start.
+    Ok(Supervisor::new(&cfg, boot.boot_id.clone())
+        .after_daemon_ready(|| match disk::save_seed() {
+            Ok(()) => say("new RNG seed saved"),
+            Err(e) => say(&format!("cannot save a new RNG seed: {e:#}")),
+        })
+        .run())
 }
 
 fn boot_id() -> String {

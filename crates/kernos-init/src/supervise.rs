@@ -108,6 +108,9 @@ pub struct Supervisor {
     /// The readiness socket (`None` if it could not be bound: then `notify` services are
     /// taken as ready when started, and have no watchdog).
     notify: Option<NotifySocket>,
+    /// Boot work that may wait until the daemon is ready (see
+    /// [`Supervisor::after_daemon_ready`]).
+    deferred: Option<Box<dyn FnOnce()>>,
 }
 
 impl Supervisor {
@@ -132,7 +135,29 @@ impl Supervisor {
             reaped_children: 0,
             stopping: None,
             notify,
+            deferred: None,
         }
+    }
+
+    /// Runs `f` once the daemon is ready: boot work the daemon does not need then does not
+    /// compete with its start (under TCG every bit of work is CPU). It runs as soon as waiting
+    /// makes no sense any more, too: the daemon's first run ended, it has no readiness
+    /// protocol, or the machine is stopping.
+    pub fn after_daemon_ready(mut self, f: impl FnOnce() + 'static) -> Supervisor {
+        self.deferred = Some(Box::new(f));
+        self
+    }
+
+    fn deferred_due(&self) -> bool {
+        let Some(d) = self.procs.iter().find(|p| p.is_daemon) else {
+            return true;
+        };
+        d.ready_ms.is_some()
+            || !d.svc.notify
+            || self.notify.is_none()
+            || d.starts > 1
+            || (d.starts == 1 && d.pid.is_none())
+            || self.stopping.is_some()
     }
 
     /// Runs forever; returns only to reboot or power off.
@@ -193,6 +218,11 @@ impl Supervisor {
             self.read_notify();
             // Reap on every wake, not only on SIGCHLD: signals of one kind coalesce.
             self.reap();
+            if self.deferred.is_some() && self.deferred_due() {
+                if let Some(f) = self.deferred.take() {
+                    f();
+                }
+            }
             if let Some((power, deadline)) = self.stopping {
                 let alive = self.procs.iter().any(|p| p.pid.is_some());
                 if !alive || Instant::now() >= deadline {
