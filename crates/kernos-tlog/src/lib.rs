@@ -20,6 +20,7 @@ mod cosign;
 mod error;
 mod hash;
 mod keys;
+mod layout;
 mod leaf;
 mod note;
 mod proof;
@@ -37,6 +38,7 @@ pub use cosign::{
 pub use error::{Alg, Result, TlogError};
 pub use hash::{Hash, b64, empty_root, leaf_hash, node_hash, root_of, unb64_hash};
 pub use keys::{DEFAULT_OVERLAP_S, KeySet};
+pub use layout::{TILE_WIDTH, tile_path};
 pub use leaf::{EventLeaf, LEAF_DOMAIN};
 pub use note::{
     ED25519_TYPE, MLDSA44_TYPE, NoteSignature, SignedNote, TrustedKeys, VerifierKey, key_id,
@@ -44,5 +46,5 @@ pub use note::{
 pub use proof::{
     root_from_inclusion, root_from_range, verify_consistency, verify_inclusion, verify_range,
 };
-pub use tiles::{TILE_WIDTH, TiledTree, tile_path};
+pub use tiles::TiledTree;
 pub use tree::{MerkleTree, TileSource};

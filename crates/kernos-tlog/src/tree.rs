@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::error::{Result, TlogError};
 use crate::hash::{Hash, empty_root, node_hash, root_of, split_point};
-use crate::tiles::{TILE_HEIGHT, TILE_WIDTH};
+use crate::layout::{TILE_HEIGHT, TILE_WIDTH};
 
 /// Reads the [`TILE_WIDTH`] leaf hashes of full leaf tile `n` (leaves `[256·n, 256·n + 256)`)
 /// back from where they were written; asked only for tiles the tree dropped.
@@ -141,7 +141,7 @@ impl MerkleTree {
         // level-8 node still held, so a damaged or replaced tile is never served.
         let tile = (index << level) / TILE_WIDTH as u64;
         let unreadable = |reason: String| TlogError::TileCorrupt {
-            path: crate::tiles::tile_path(0, tile, None),
+            path: crate::layout::tile_path(0, tile, None),
             reason,
         };
         let source = self
