@@ -989,12 +989,6 @@ mod tests {
 
     #[test]
     fn sandbox_exec_alone_parses_like_the_full_cli_or_leaves_it_to_it() {
-        let argv = |args: &[&str]| -> Vec<String> {
-            std::iter::once("kernos")
-                .chain(args.iter().copied())
-                .map(String::from)
-                .collect()
-        };
         let full = |args: &[&str]| match parse(args).unwrap().command {
             Some(Command::Sandbox(SandboxCmd::Exec(e))) => *e,
             _ => panic!("not sandbox exec"),
@@ -1042,12 +1036,6 @@ mod tests {
 
     #[test]
     fn serve_fast_parser_agrees_with_the_full_one() {
-        let argv = |args: &[&str]| -> Vec<String> {
-            std::iter::once("kernos")
-                .chain(args.iter().copied())
-                .map(String::from)
-                .collect()
-        };
         for args in [
             &["serve"][..],
             &["serve", "--listen", "0.0.0.0:7878"],
@@ -1069,12 +1057,16 @@ mod tests {
         }
     }
 
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        let argv: Vec<String> = std::iter::once("kernos")
+    /// `kernos ARGS…` as the process would see it.
+    fn argv(args: &[&str]) -> Vec<String> {
+        std::iter::once("kernos")
             .chain(args.iter().copied())
             .map(String::from)
-            .collect();
-        Cli::parse_args(&argv)
+            .collect()
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::parse_args(&argv(args))
     }
 
     #[test]
