@@ -133,6 +133,39 @@ fn no_network_no_host_processes_and_no_namespace_escape() {
 }
 
 #[test]
+fn each_step_without_network_gets_an_empty_network_namespace_of_its_own() {
+    // The namespace is made ahead of the clone (as root, on a helper thread): it must still be
+    // empty, not the host's, and not shared with the next step.
+    let netns = |o: &Output| {
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout).trim().to_owned()
+    };
+    let script = "readlink /proc/self/ns/net; cat /proc/net/dev | tail -n +3 | cut -d: -f1";
+    let first = netns(&exec(&[], script));
+    let second = netns(&exec(&[], script));
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let (ns1, ifaces) = first.split_once('\n').unwrap_or((&first, ""));
+    let (ns2, _) = second.split_once('\n').unwrap_or((&second, ""));
+    assert_ne!(
+        ns1,
+        host.to_string_lossy(),
+        "the step ran in the host's network namespace"
+    );
+    assert_ne!(ns1, ns2, "two steps shared a network namespace");
+    let ifaces: Vec<&str> = ifaces.split_whitespace().collect();
+    assert_eq!(
+        ifaces,
+        ["lo"],
+        "the step's namespace has interfaces besides lo"
+    );
+    // Nothing can be reconfigured in it: no netlink socket to ask with.
+    let netlink =
+        "python3 -c 'import socket; socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)'";
+    let o = exec(&[], netlink);
+    assert!(!o.status.success(), "the step opened a netlink socket");
+}
+
+#[test]
 fn killing_the_caller_stops_the_step_and_leaves_nothing_behind() {
     let marker = format!("kernos-one-shot-{}", std::process::id());
     let mut caller = Command::new(env!("CARGO_BIN_EXE_kernos-sandbox"))

@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::child;
 use super::control::send;
 use super::fail::{Failure, Weakened, helper_err};
+use super::netns::PendingNetns;
 use super::plan::{Namespaces, Plan, Resources};
 use super::trace::Trace;
 use crate::protocol::{FailKind, HelperMessage, HelperRequest};
@@ -40,30 +41,41 @@ struct Cloned {
 pub(super) fn launch(
     req: &HelperRequest,
     plan: Plan,
-    ns: &Namespaces,
+    mut ns: Namespaces,
     res: &Resources,
     self_moving: bool,
     weakened: &mut Weakened,
     trace: &mut Trace,
 ) -> Result<Launched, Failure> {
-    let cloned = clone_init(req, plan, ns, weakened)?;
+    let netns = std::mem::take(&mut ns.premade_net);
+    let cloned = clone_init(req, plan, &ns, netns, weakened)?;
     trace.mark("cloned");
-    release(cloned, ns, res, self_moving, trace)
+    release(cloned, &ns, res, self_moving, trace)
 }
 
 /// Clones the init, which runs `plan` (in the child this never returns). Without the
 /// namespaces, and when the policy allows it, falls back to a plain fork without the mount
 /// view. The plan is dropped in the parent, closing its copies of the cgroup files.
+///
+/// Without the network effect the init gets, in order of preference: the caller's shared
+/// namespace (when it may share one), the one `netns` made for this step, or a new one from
+/// the clone itself.
 fn clone_init(
     req: &HelperRequest,
     mut plan: Plan,
     ns: &Namespaces,
+    netns: PendingNetns,
     weakened: &mut Weakened,
 ) -> Result<Cloned, Failure> {
     let mut flags = ns.flags;
-    if ns.isolate_network && !join_shared_netns(req.netns_fd, ns.may_share_network) {
+    let premade = netns.finish();
+    if ns.isolate_network
+        && !join_shared_netns(req.netns_fd, ns.may_share_network)
+        && !premade.as_ref().is_some_and(join_own_netns)
+    {
         flags |= libc::CLONE_NEWNET;
     }
+    drop(premade); // the init must not inherit it; it keeps the namespace alive by being in it
     let (go_r, go_w) = sys::pipe().map_err(helper_err("pipe"))?;
     let (st_r, st_w) = sys::pipe().map_err(helper_err("pipe"))?;
     let mut in_namespaces = true;
@@ -176,6 +188,12 @@ fn join_shared_netns(fd: Option<i32>, scoped: bool) -> bool {
     // SAFETY: closing our copy; the init must not inherit it.
     unsafe { libc::close(fd) };
     ok
+}
+
+/// Joins the empty network namespace made for this step alone (see [`super::netns`]).
+fn join_own_netns(fd: &OwnedFd) -> bool {
+    // SAFETY: setns on a namespace descriptor we own; affects only this helper process.
+    unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) == 0 }
 }
 
 /// A fork-like clone into new namespaces (flags 0: a plain fork).

@@ -14,8 +14,9 @@
 //! a user namespace when not root, and a network namespace without the network effect): it
 //! builds the same mount view, runs the command in its own process group, and exits with it,
 //! leaving whatever the command started (the daemon) running.
-//! The helper is single-threaded on purpose: the clone is a plain fork-like clone, and the
-//! child may then run ordinary Rust code.
+//! The helper is single-threaded when it clones, on purpose: the clone is a plain fork-like
+//! clone, and the child may then run ordinary Rust code. (The one thread it may start,
+//! [`netns`], has ended by then.)
 //!
 //! A step goes through four stages ([`step`] runs them in order):
 //! 1. **plan** ([`plan`]): the whole confinement is decided before anything is cloned, one
@@ -35,6 +36,7 @@ mod kernel;
 mod launch;
 mod limits;
 mod mounts;
+mod netns;
 mod paths;
 mod plan;
 mod report;

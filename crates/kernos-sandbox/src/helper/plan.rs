@@ -13,6 +13,7 @@ use super::command::Command;
 use super::fail::{Failure, Weakened, cpath, cstring};
 use super::kernel::{self, Probed};
 use super::limits::StepLimits;
+use super::netns::PendingNetns;
 use super::paths::{DeclaredPaths, make_tmpdir, remove_tree};
 use super::rules;
 use super::trace::Trace;
@@ -81,10 +82,19 @@ pub(super) struct Namespaces {
     pub may_share_network: bool,
     /// Our effective uid, which decides the id maps.
     pub euid: libc::uid_t,
+    /// The step's own empty network namespace, being made while the plan is built (as root,
+    /// when there is no shared one to join).
+    pub premade_net: PendingNetns,
 }
 
 impl Namespaces {
-    fn for_step(service: bool, euid: libc::uid_t, deny_network: bool, abi: Option<u32>) -> Self {
+    fn for_step(
+        service: bool,
+        euid: libc::uid_t,
+        deny_network: bool,
+        abi: Option<u32>,
+        premade_net: PendingNetns,
+    ) -> Self {
         let mut flags = libc::CLONE_NEWNS;
         if !service {
             flags |= libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
@@ -102,6 +112,7 @@ impl Namespaces {
             isolate_network: deny_network,
             may_share_network: abi.unwrap_or(0) >= 6,
             euid,
+            premade_net,
         }
     }
 
@@ -151,6 +162,8 @@ impl Confinement {
     /// Decides every part of the step's confinement, in order. Any part that cannot be had
     /// (and may not be skipped) fails the step; the temp dir and cgroup made so far go with it.
     pub(super) fn build(req: &HelperRequest, trace: &mut Trace) -> Result<Confinement, Failure> {
+        // Started first, so that it runs while the rest of the plan is built.
+        let premade_net = PendingNetns::start(req);
         let policy = &req.policy;
         let mut weakened = Weakened::new(policy.allow_weaker);
         // SAFETY: geteuid has no arguments.
@@ -195,7 +208,7 @@ impl Confinement {
         let landlock = abi.map(|abi| rules::ruleset(abi, &mounts.writable, &net, service));
         let (cgroup_join, cgroup_leave) = self_move_fds(resources.cgroup.as_ref())?;
         let self_moving = !cgroup_join.is_empty();
-        let namespaces = Namespaces::for_step(service, euid, deny_network, abi);
+        let namespaces = Namespaces::for_step(service, euid, deny_network, abi, premade_net);
 
         let plan = Plan {
             program: command.program,

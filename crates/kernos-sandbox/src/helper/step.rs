@@ -113,7 +113,7 @@ fn run(
     let init = launch::launch(
         req,
         plan,
-        &namespaces,
+        namespaces,
         &resources,
         self_moving,
         &mut weakened,
