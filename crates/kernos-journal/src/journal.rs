@@ -414,6 +414,27 @@ fn private_db_file(db_path: &Path) -> Result<()> {
     }
 }
 
+/// Past any WAL a journal reaches between checkpoints: SQLite only truncates a WAL larger than
+/// this when it restarts it, so in use nothing changes.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
+
+/// Keeps the `-wal` and `-shm` files when the last connection closes, the WAL emptied (cut to
+/// zero bytes after the closing checkpoint), instead of deleting both. Every CLI command is a
+/// connection of its own, and deleting and re-creating the two files cost each command two
+/// unlinks and two file creations (~0.3 ms of a ~6 ms `kernos "how much memory is used"`).
+/// What is durable and when is unchanged: the closing checkpoint and its fsync still run, and
+/// an empty WAL holds nothing to recover. The files keep the database file's mode (0600).
+fn keep_wal_files(conn: &Connection) -> rusqlite::Result<()> {
+    let mut persist = 1;
+    conn.file_control(
+        Some(rusqlite::MAIN_DB),
+        rusqlite::FileControl::PersistWal(&mut persist),
+    )?;
+    // Without a limit a persistent WAL is left full at close, and the next open would read
+    // all of it back (recovery) only to find it checkpointed already.
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+}
+
 /// The directory Kernos keeps its data in: `$KERNOS_DATA_DIR`, else `$XDG_DATA_HOME/kernos`,
 /// else `~/.local/share/kernos`.
 pub fn default_data_dir() -> Result<PathBuf> {
@@ -505,6 +526,7 @@ impl Journal {
             };
             conn.pragma_update(None, "synchronous", sync)
                 .map_err(open_err)?;
+            keep_wal_files(&conn).map_err(open_err)?;
             schema::migrate(&mut conn, &db_path)?;
         } else {
             let v: i64 = conn

@@ -358,6 +358,39 @@ fn reads_by_every_model_after_reopen() {
     assert_eq!((e[0].action, e[0].tx), (Some(a), Some(t)));
 }
 
+#[test]
+fn closing_keeps_the_wal_files_emptied_and_everything_in_the_database() {
+    let d = journal_with(50);
+    let (wal, shm) = (
+        d.path().join("journal.db-wal"),
+        d.path().join("journal.db-shm"),
+    );
+    // Closed: the WAL is kept (the next command need not re-create it), but empty: all 50
+    // events were checkpointed into the database file itself.
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+    assert!(shm.exists());
+    let raw = Connection::open_with_flags(
+        d.path().join("journal.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let n: i64 = raw
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 50);
+    drop(raw);
+    // Reopened for writing and closed again: the chain continues and verifies.
+    {
+        let mut j = Journal::open(d.path()).unwrap();
+        j.append(&NewEvent::new("t.after", Actor::user("alice")))
+            .unwrap();
+    }
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+    let j = Journal::open_read_only(d.path()).unwrap();
+    assert!(j.verify().unwrap().is_ok());
+    assert_eq!(j.query(&Query::kind("t.after")).unwrap()[0].seq, 51);
+}
+
 /// Child: appends 500 events tagged with its name.
 #[test]
 #[ignore = "helper process for two_processes_append_to_one_chain"]
