@@ -143,7 +143,7 @@ fn quiet_on_closed_pipe() {
 /// Parses the command line ([`Cli::parse_args`]); help, version and errors end the process.
 fn parse() -> Cli {
     let argv: Vec<String> = std::env::args().collect();
-    if let Some(c) = Cli::serve_only(&argv) {
+    if let Some(c) = Cli::serve_only(&argv).or_else(|| Cli::request_only(&argv)) {
         return c;
     }
     Cli::parse_args(&argv).unwrap_or_else(|e| e.exit())
