@@ -115,21 +115,59 @@ fn reset_signals() {
     }
 }
 
-/// Forks the command (which confines itself and execs); returns its pid.
+/// Starts the command (which confines itself and execs); returns its pid.
+///
+/// The command shares our memory until its exec (`CLONE_VM | CLONE_VFORK`, on a stack of its
+/// own: what `posix_spawn` does), and we are suspended until then, so nothing it does to
+/// memory can race us. A plain fork of the init — a copy of the caller, which in one-shot mode
+/// is the whole `kernos` binary with its relocated data — copied the page tables and then
+/// took a copy-on-write fault for every page either side touched before the exec. Everything
+/// the command does before exec is per process anyway: its own descriptor table (no
+/// `CLONE_FILES`), working directory (no `CLONE_FS`), signal handlers (no `CLONE_SIGHAND`),
+/// rlimits, credentials, Landlock domain and seccomp filter.
 fn fork_command(plan: &Plan, st: RawFd, pid_ns: bool) -> libc::pid_t {
+    /// What the command's entry point needs; lives on our stack, which the command may read
+    /// because we are suspended until it has exec'd or exited.
+    struct Start<'a> {
+        plan: &'a Plan,
+        st: RawFd,
+        own_group: Option<libc::pid_t>,
+    }
+    extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `Start` below, alive until clone returns in the parent, which
+        // is after this child has exec'd or exited.
+        let s = unsafe { &*arg.cast::<Start>() };
+        command_main(s.plan, s.st, s.own_group)
+    }
     // SAFETY: getpid has no arguments.
     let init_pid = unsafe { libc::getpid() };
-    // SAFETY: the helper is single-threaded, so the forked copy may run arbitrary code.
-    let pid = unsafe { libc::fork() };
+    let mut start = Start {
+        plan,
+        st,
+        own_group: (!pid_ns).then_some(init_pid),
+    };
+    let stack = match CommandStack::new() {
+        Ok(s) => s,
+        Err(e) => fail(st, FailKind::Helper, &format!("command stack: {e}")),
+    };
+    // SAFETY: `entry` runs on its own stack (with a guard page below it) in a child that
+    // shares our memory; CLONE_VFORK suspends us until it has exec'd or exited, so `start`
+    // and the stack outlive its use of them. It never returns into our frames.
+    let pid = unsafe {
+        libc::clone(
+            entry,
+            stack.top(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut start as *mut Start).cast(),
+        )
+    };
+    drop(stack);
     if pid < 0 {
         fail(
             st,
             FailKind::Helper,
-            &format!("fork: {}", io::Error::last_os_error()),
+            &format!("clone: {}", io::Error::last_os_error()),
         );
-    }
-    if pid == 0 {
-        command_main(plan, st, (!pid_ns).then_some(init_pid));
     }
     if !pid_ns {
         // Also from this side, so the group exists before any stop request can name it.
@@ -137,6 +175,56 @@ fn fork_command(plan: &Plan, st: RawFd, pid_ns: bool) -> libc::pid_t {
         unsafe { libc::setpgid(pid, pid) };
     }
     pid
+}
+
+/// The stack the command runs on until its exec: anonymous memory with a guard page below.
+struct CommandStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl CommandStack {
+    /// Ample for the confinement code (it only makes system calls and formats errors); pages
+    /// are only committed when touched.
+    const SIZE: usize = 512 << 10;
+    const GUARD: usize = 64 << 10;
+
+    fn new() -> io::Result<CommandStack> {
+        let len = Self::SIZE + Self::GUARD;
+        // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = CommandStack { base, len };
+        // SAFETY: the lowest GUARD bytes of our own mapping become inaccessible.
+        if unsafe { libc::mprotect(base, Self::GUARD, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+
+    /// The initial stack pointer (stacks grow down on every architecture we build for).
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of our mapping, which is where a stack starts.
+        unsafe { self.base.cast::<u8>().add(self.len).cast() }
+    }
+}
+
+impl Drop for CommandStack {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, no longer used (the command has exec'd or exited).
+        unsafe { libc::munmap(self.base, self.len) };
+    }
 }
 
 /// Reaps orphans until the command ends, or until the helper asks us (SIGUSR1) to stop the
