@@ -38,21 +38,26 @@ pub(super) async fn submit(
         )));
     }
     let idem = idempotency::from_headers(&headers, &p)?;
-    let hash = idempotency::body_hash(&req);
     let action = ActionId::generate();
-    // A retry is answered with the action it already made before anything else is checked:
-    // that action may since have used the last of the quota the retry would be refused for.
+    // The body's hash only matters with a key (it tells a retry from a different request
+    // under the same key): without one it is not computed (a serialisation and a SHA-256 of
+    // every submission).
+    let mut recorded = None;
     if let Some(k) = &idem {
+        let hash = idempotency::body_hash(&req);
+        // A retry is answered with the action it already made before anything else is
+        // checked: that action may since have used the last of the quota the retry would be
+        // refused for.
         if let Some(earlier) = idempotency::claim(&st, k, hash, action)? {
             return Ok(accepted(earlier, true));
         }
+        recorded = Some(Idempotency {
+            key: k.raw.clone(),
+            // With the key, so a restarted daemon still recognises a retry (see
+            // `restore_idempotency`).
+            body_sha256: idempotency::hex(&hash),
+        });
     }
-    let recorded = idem.as_ref().map(|k| Idempotency {
-        key: k.raw.clone(),
-        // With the key, so a restarted daemon still recognises a retry (see
-        // `restore_idempotency`).
-        body_sha256: idempotency::hex(&hash),
-    });
     if let Err(e) = submit_checked(&st, p, req, action, recorded).await {
         // Not accepted: a retry with the same key must be able to go through.
         if let Some(k) = &idem {
