@@ -44,7 +44,10 @@
 //! Create one runner and share it (clones share the fork server): the first step pays for
 //! starting the server, every later one only for a fork. A process that runs one step and
 //! exits (`kernos sandbox exec`) uses [`SandboxRunner::one_shot`] instead: while it is
-//! single-threaded it forks itself as the step's helper, with no server to start.
+//! single-threaded it forks itself as the step's helper, with no server to start. Such a step
+//! run as root gets its empty network namespace from a short-lived helper thread while the plan
+//! is built (the fork server shares one instead), and every command is started with
+//! `CLONE_VM | CLONE_VFORK` rather than a fork of the init, which copies its caller.
 //!
 //! A missing kernel feature makes the run fail with [`ExecError::Unavailable`] naming it,
 //! unless the policy sets `allow_weaker`. [`probe`] says what this machine supports

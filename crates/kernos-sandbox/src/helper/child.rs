@@ -8,8 +8,9 @@
 //!   cannot escape), reaps them, reports, and exits; so a step never leaves anything behind.
 //!   It is not Landlock-confined, which puts it outside the command's Landlock domain: the
 //!   command can neither ptrace it, write its memory through /proc/1/mem, nor signal it.
-//! * **command** — sets rlimits, `no_new_privs`, Landlock and seccomp (in that order: seccomp
-//!   last, so nothing we still need is filtered) and execs.
+//! * **command** — started sharing the init's memory until its exec (`CLONE_VM |
+//!   CLONE_VFORK`, see [`fork_command`]), sets rlimits, `no_new_privs`, Landlock and seccomp
+//!   (in that order: seccomp last, so nothing we still need is filtered) and execs.
 //!
 //! For a service-lifetime step there is no PID namespace: the init is an ordinary process that
 //! builds the same mount view, runs the command as the leader of its own process group (with
