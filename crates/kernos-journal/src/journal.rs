@@ -517,6 +517,16 @@ impl Journal {
         };
         let mut conn = Connection::open_with_flags(&db_path, flags).map_err(open_err)?;
         conn.busy_timeout(opts.busy_timeout).map_err(open_err)?;
+        // SQLite quietly opens a file it cannot write read-only (a read-only mount, a file
+        // made read-only): say so now, not at the first append, so the caller can fall back
+        // to reading.
+        if !opts.read_only && conn.is_readonly(rusqlite::MAIN_DB).map_err(open_err)? {
+            return Err(JournalError::io(
+                "cannot write the journal",
+                &db_path,
+                std::io::Error::from(std::io::ErrorKind::ReadOnlyFilesystem),
+            ));
+        }
         if !opts.read_only {
             conn.pragma_update(None, "journal_mode", "WAL")
                 .map_err(open_err)?;
