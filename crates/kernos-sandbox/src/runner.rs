@@ -988,16 +988,7 @@ fn shared_netns() -> Option<RawFd> {
             if unsafe { libc::geteuid() } != 0 {
                 return None;
             }
-            std::thread::spawn(|| {
-                // SAFETY: unshare affects only this thread, which ends right after.
-                if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-                    return None;
-                }
-                sys::open(c"/proc/thread-self/ns/net", libc::O_RDONLY, 0).ok()
-            })
-            .join()
-            .ok()
-            .flatten()
+            sys::spawn_netns_maker()?.join().ok().flatten()
         })
         .as_ref()
         .map(|f| f.as_raw_fd())

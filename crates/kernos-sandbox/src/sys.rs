@@ -51,6 +51,25 @@ pub(crate) fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::R
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Spawns a short-lived thread that moves itself into a new, empty network namespace and
+/// returns a descriptor on it, the namespace kept alive by that descriptor (unsharing the
+/// network namespace affects only the calling thread, which then ends). `None` if the thread,
+/// the namespace (it needs CAP_SYS_ADMIN: root) or the descriptor could not be had. Join the
+/// handle to get the namespace.
+pub(crate) fn spawn_netns_maker() -> Option<std::thread::JoinHandle<Option<OwnedFd>>> {
+    std::thread::Builder::new()
+        .name("netns".into())
+        .stack_size(64 * 1024)
+        .spawn(|| {
+            // SAFETY: unshare affects only this thread, which ends right after.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return None;
+            }
+            open(c"/proc/thread-self/ns/net", libc::O_RDONLY, 0).ok()
+        })
+        .ok()
+}
+
 /// Writes all of `buf` to `fd`, retrying on EINTR and short writes.
 pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {

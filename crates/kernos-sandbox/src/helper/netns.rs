@@ -39,18 +39,8 @@ impl PendingNetns {
         if !root || req.netns_fd.is_some() || !matches!(req.policy.network, NetworkPolicy::Deny) {
             return PendingNetns(None);
         }
-        let made = std::thread::Builder::new()
-            .name("netns".into())
-            .stack_size(64 * 1024)
-            .spawn(|| {
-                // SAFETY: unshare affects only this thread, which ends right after.
-                if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-                    return None;
-                }
-                sys::open(c"/proc/thread-self/ns/net", libc::O_RDONLY, 0).ok()
-            });
         // A thread that cannot be started just leaves the namespace to the clone.
-        PendingNetns(made.ok())
+        PendingNetns(sys::spawn_netns_maker())
     }
 
     /// Waits for the thread and returns the namespace, if it could be made. After this the
